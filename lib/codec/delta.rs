@@ -1,0 +1,363 @@
+//! Timestamp coding: delta, delta-of-delta, tick scaling, and two ways to
+//! store the delta-of-deltas (Gorilla's bit buckets, or zigzag varints with
+//! zero runs collapsed).
+//!
+//! Scrape timestamps are nearly regular: `t, t+15s, t+30s ± a few ms ...`.
+//! Their deltas are nearly constant and their delta-of-deltas are tiny.
+//!
+//! ```text
+//!   timestamps      1000 16003 31001 46001 61002
+//!   deltas               15003 14998 15000 15001
+//!   delta-of-deltas            -5     2     1
+//! ```
+//!
+//! **Tick scaling.** Timestamps are nanoseconds, but scrapers stamp them in
+//! milliseconds, so every delta is a multiple of 1,000,000. The encoder finds
+//! the greatest common divisor of all deltas (the *tick*) and codes deltas in
+//! ticks: a jitter of 3 ms is the number 3, not 3,000,000.
+//!
+//! # Column layout
+//!
+//! ```text
+//! | scheme (1B) | first timestamp (zigzag varint) | tick (varint) | first delta in ticks (zigzag varint) | dods ... |
+//!                 ^ present if n >= 1                ^ both present if n >= 2                          ^ n-2 of them
+//! ```
+//!
+//! `scheme` 0, **Gorilla buckets** (the paper's table, with a 64-bit escape
+//! because nanosecond timestamps need more than the paper's 32 bits):
+//!
+//! | control | payload | delta-of-delta range |
+//! |---------|---------|----------------------|
+//! | `0`     | –       | 0                    |
+//! | `10`    | 7 bits  | -63 ..= 64           |
+//! | `110`   | 9 bits  | -255 ..= 256         |
+//! | `1110`  | 12 bits | -2047 ..= 2048       |
+//! | `1111`  | 64 bits | anything             |
+//!
+//! A bucket of `k` bits stores `dod + (2^(k-1) - 1)`, a number in `0..2^k`.
+//!
+//! `scheme` 1, **varint + zero runs**: the dods as zigzag varints with runs of
+//! zeros collapsed (see [`crate::codec::rle`]).
+//!
+//! The number of timestamps `n` is not stored here: the container stores it
+//! once per series and hands it to [`decode`]. All arithmetic wraps, so any
+//! `i64` sequence (decreasing, `i64::MIN..=i64::MAX`) round-trips.
+
+use crate::bytes::ByteReader;
+use crate::codec::bits::{BitReader, BitWriter};
+use crate::codec::rle;
+use crate::codec::varint::{write_i64, write_u64};
+use crate::error::Result;
+
+/// How the delta-of-deltas are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TimestampScheme {
+    /// Gorilla's bucketed bit codes.
+    GorillaBuckets = 0,
+    /// Zigzag varints with zero runs collapsed.
+    VarintZeroRuns = 1,
+}
+
+impl TimestampScheme {
+    pub const ALL: [TimestampScheme; 2] = [Self::GorillaBuckets, Self::VarintZeroRuns];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::GorillaBuckets => "gorilla-buckets",
+            Self::VarintZeroRuns => "varint+zero-runs",
+        }
+    }
+}
+
+/// Successive differences `t[i] - t[i-1]` (wrapping), one fewer than the input.
+pub fn deltas(ts: &[i64]) -> impl Iterator<Item = i64> + '_ {
+    ts.windows(2).map(|w| w[1].wrapping_sub(w[0]))
+}
+
+/// The greatest common divisor of all deltas, or 1 when there is none worth
+/// using (fewer than two samples, all deltas zero, or a delta that overflows).
+pub fn tick(ts: &[i64]) -> u64 {
+    let mut g: u64 = 0;
+    for w in ts.windows(2) {
+        let d = w[1] as i128 - w[0] as i128;
+        if d < i64::MIN as i128 || d > i64::MAX as i128 {
+            return 1;
+        }
+        g = gcd(g, d.unsigned_abs() as u64);
+        if g == 1 {
+            return 1;
+        }
+    }
+    g.max(1)
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// Deltas divided by `tick` (exact when `tick` came from [`tick`]).
+fn scaled_deltas(ts: &[i64], tick: u64) -> impl Iterator<Item = i64> + '_ {
+    deltas(ts).map(move |d| if tick == 1 { d } else { d / tick as i64 })
+}
+
+/// Delta-of-deltas of the scaled deltas, starting with the second delta.
+pub fn scaled_dods(ts: &[i64], tick: u64) -> impl Iterator<Item = i64> + '_ {
+    let mut prev: Option<i64> = None;
+    scaled_deltas(ts, tick).filter_map(move |d| {
+        let out = prev.map(|p| d.wrapping_sub(p));
+        prev = Some(d);
+        out
+    })
+}
+
+/// Encodes `ts` with `scheme`, appending the column to `out`.
+pub fn encode(ts: &[i64], scheme: TimestampScheme, out: &mut Vec<u8>) {
+    out.push(scheme as u8);
+    let Some(&first) = ts.first() else { return };
+    write_i64(out, first);
+    if ts.len() < 2 {
+        return;
+    }
+    let tick = tick(ts);
+    write_u64(out, tick);
+    write_i64(out, scaled_deltas(ts, tick).next().unwrap_or(0));
+    match scheme {
+        TimestampScheme::GorillaBuckets => {
+            let mut w = BitWriter::with_capacity(ts.len() / 4);
+            for dod in scaled_dods(ts, tick) {
+                write_bucket(&mut w, dod);
+            }
+            out.extend_from_slice(&w.finish());
+        }
+        TimestampScheme::VarintZeroRuns => rle::encode_zero_runs(scaled_dods(ts, tick), out),
+    }
+}
+
+/// Encodes with every scheme and keeps the smallest.
+pub fn encode_smallest(ts: &[i64], out: &mut Vec<u8>) -> TimestampScheme {
+    let mut best: Option<(TimestampScheme, Vec<u8>)> = None;
+    for scheme in TimestampScheme::ALL {
+        let mut buf = Vec::new();
+        encode(ts, scheme, &mut buf);
+        if best.as_ref().is_none_or(|(_, b)| buf.len() < b.len()) {
+            best = Some((scheme, buf));
+        }
+    }
+    let (scheme, bytes) = best.unwrap_or((TimestampScheme::VarintZeroRuns, vec![1]));
+    out.extend_from_slice(&bytes);
+    scheme
+}
+
+#[inline(always)]
+fn write_bucket(w: &mut BitWriter, dod: i64) {
+    match dod {
+        0 => w.write_bits(0b0, 1),
+        -63..=64 => w.write_bits((0b10 << 7) | (dod + 63) as u64, 9),
+        -255..=256 => w.write_bits((0b110 << 9) | (dod + 255) as u64, 12),
+        -2047..=2048 => w.write_bits((0b1110 << 12) | (dod + 2047) as u64, 16),
+        _ => {
+            w.write_bits(0b1111, 4);
+            w.write_bits(dod as u64, 64);
+        }
+    }
+}
+
+#[inline(always)]
+fn read_bucket(r: &mut BitReader<'_>) -> Result<i64> {
+    Ok(match r.read_unary(4)? {
+        0 => 0,
+        1 => r.read_bits(7)? as i64 - 63,
+        2 => r.read_bits(9)? as i64 - 255,
+        3 => r.read_bits(12)? as i64 - 2047,
+        _ => r.read_bits(64)? as i64,
+    })
+}
+
+/// Decodes a column of exactly `n` timestamps from the whole of `payload`,
+/// appending them to `out`. Trailing bytes are an error.
+pub fn decode(payload: &[u8], n: usize, out: &mut Vec<i64>) -> Result<()> {
+    let mut r = ByteReader::new(payload, "timestamp column");
+    let scheme = r.u8()?;
+    let scheme = match scheme {
+        0 => TimestampScheme::GorillaBuckets,
+        1 => TimestampScheme::VarintZeroRuns,
+        other => return Err(r.corrupt(format!("unknown timestamp scheme {other}"))),
+    };
+    if n == 0 {
+        return finish_bytes(&r);
+    }
+    let mut t = r.varint_i64()?;
+    out.reserve(n.min(payload.len() * 8 + 2));
+    out.push(t);
+    if n == 1 {
+        return finish_bytes(&r);
+    }
+    let tick = r.varint()?;
+    if tick == 0 {
+        return Err(r.corrupt("tick is zero"));
+    }
+    let tick = tick as i64;
+    let mut delta = r.varint_i64()?;
+    t = t.wrapping_add(delta.wrapping_mul(tick));
+    out.push(t);
+    let dods = n - 2;
+    match scheme {
+        TimestampScheme::GorillaBuckets => {
+            let bits = r.rest();
+            let mut br = BitReader::new(bits);
+            if dods as u64 > br.remaining() {
+                return Err(crate::error::Error::truncated(
+                    "timestamp column",
+                    payload.len() as u64,
+                    format!(
+                        "{dods} delta-of-deltas cannot fit in {} bits",
+                        br.remaining()
+                    ),
+                ));
+            }
+            for _ in 0..dods {
+                delta = delta.wrapping_add(read_bucket(&mut br)?);
+                t = t.wrapping_add(delta.wrapping_mul(tick));
+                out.push(t);
+            }
+            finish_bits(&br, payload.len() - bits.len())
+        }
+        TimestampScheme::VarintZeroRuns => {
+            rle::decode_zero_runs(&mut r, dods, |dod| {
+                delta = delta.wrapping_add(dod);
+                t = t.wrapping_add(delta.wrapping_mul(tick));
+                out.push(t);
+            })?;
+            finish_bytes(&r)
+        }
+    }
+}
+
+/// A byte-oriented stream must end exactly where its last value ends.
+pub(crate) fn finish_bytes(r: &ByteReader<'_>) -> Result<()> {
+    if !r.is_empty() {
+        return Err(r.corrupt(format!("{} unexpected trailing bytes", r.remaining())));
+    }
+    Ok(())
+}
+
+/// A bit stream may end with at most 7 zero bits of padding.
+pub(crate) fn finish_bits(r: &BitReader<'_>, base: usize) -> Result<()> {
+    let left = r.remaining();
+    let padding_ok = left < 8 && (left == 0 || r.peek_bits(left as u32) == 0);
+    if !padding_ok {
+        return Err(crate::error::Error::corrupt(
+            "bit stream",
+            (base + r.bytes_consumed()) as u64,
+            format!("{left} unexpected trailing bits"),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: i64 = 1_000_000;
+
+    fn scrape_times() -> Vec<i64> {
+        let base = 1_700_000_000_000 * MS;
+        [0, 15_003, 30_001, 45_001, 60_002, 75_002, 90_002]
+            .iter()
+            .map(|ms| base + ms * MS)
+            .collect()
+    }
+
+    fn round_trip(ts: &[i64], scheme: TimestampScheme) -> Vec<u8> {
+        let mut buf = Vec::new();
+        encode(ts, scheme, &mut buf);
+        let mut back = Vec::new();
+        decode(&buf, ts.len(), &mut back).unwrap();
+        assert_eq!(back, ts, "{scheme:?}");
+        buf
+    }
+
+    #[test]
+    fn tick_finds_milliseconds() {
+        assert_eq!(tick(&scrape_times()), MS as u64);
+        assert_eq!(tick(&[5]), 1);
+        assert_eq!(tick(&[5, 5, 5]), 1);
+        assert_eq!(tick(&[i64::MIN, i64::MAX]), 1);
+        assert_eq!(tick(&[0, 30, 90, 60]), 30);
+    }
+
+    #[test]
+    fn golden_bytes_gorilla_buckets() {
+        let bytes = round_trip(
+            &[1000, 1060, 1120, 1185, 1240],
+            TimestampScheme::GorillaBuckets,
+        );
+        // scheme 0 | first ts 1000 zigzag=2000 -> D0 0F | tick 5 | first delta 60/5=12 -> 18
+        // dods in ticks: 0, +1, -2 -> bits 0 | 10 1000000 | 10 0111101 | pad
+        assert_eq!(bytes, [0x00, 0xD0, 0x0F, 0x05, 0x18, 0x50, 0x27, 0xA0]);
+    }
+
+    #[test]
+    fn golden_bytes_varint_zero_runs() {
+        let bytes = round_trip(&[10, 20, 30, 40, 50, 61], TimestampScheme::VarintZeroRuns);
+        // scheme 1 | first 10 -> 14 | tick 1 | delta 10 -> 14 | run of 3 zeros: 07 | +1: 04
+        assert_eq!(bytes, [0x01, 0x14, 0x01, 0x14, 0x07, 0x04]);
+    }
+
+    #[test]
+    fn both_schemes_round_trip_edge_cases() {
+        let cases: Vec<Vec<i64>> = vec![
+            vec![],
+            vec![42],
+            vec![i64::MIN, i64::MAX, i64::MIN, 0],
+            vec![5, 5, 5, 5],
+            vec![100, 90, 80, 85, -3],
+            scrape_times(),
+        ];
+        for ts in &cases {
+            for scheme in TimestampScheme::ALL {
+                round_trip(ts, scheme);
+            }
+        }
+    }
+
+    #[test]
+    fn every_prefix_is_an_error() {
+        for scheme in TimestampScheme::ALL {
+            let ts = scrape_times();
+            let mut buf = Vec::new();
+            encode(&ts, scheme, &mut buf);
+            for cut in 0..buf.len() {
+                let mut out = Vec::new();
+                assert!(
+                    decode(&buf[..cut], ts.len(), &mut out).is_err(),
+                    "{scheme:?} cut {cut}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn trailing_bytes_are_rejected() {
+        for scheme in TimestampScheme::ALL {
+            let mut buf = Vec::new();
+            encode(&scrape_times(), scheme, &mut buf);
+            buf.push(0xFF);
+            assert!(decode(&buf, 7, &mut Vec::new()).is_err());
+        }
+    }
+
+    #[test]
+    fn smallest_picks_zero_runs_for_regular_data() {
+        let ts: Vec<i64> = (0..1000).map(|i| i * 60).collect();
+        let mut out = Vec::new();
+        assert_eq!(
+            encode_smallest(&ts, &mut out),
+            TimestampScheme::VarintZeroRuns
+        );
+    }
+}

@@ -1,0 +1,74 @@
+//! The on-disk formats, one module each. Every module opens with a drawing
+//! of its byte layout; `docs/src/` explains them chapter by chapter.
+//!
+//! | module | phase | file |
+//! |--------|-------|------|
+//! | [`dataset`] | 00 | `output/dataset.ssd`: the canonical dataset, raw and checksummed |
+//! | [`ndjson`] | 01 | `output/01_metrics.ndjson`: one JSON object per sample |
+//! | [`columnar`] | 02 | `output/02_columnar.msgpack`: metadata once, two columns per series |
+//! | [`compressed`] | 03 | `output/03_compressed.ssc`: delta-of-delta timestamps, XOR values |
+
+pub mod columnar;
+pub mod compressed;
+pub mod dataset;
+pub mod ndjson;
+
+use crate::bytes::{write_string, ByteReader};
+use crate::codec::varint::write_u64;
+use crate::error::Result;
+use crate::model::{Labels, SeriesKey};
+
+/// Appends a series key: metric string, label count, then name/value strings.
+pub(crate) fn write_key(out: &mut Vec<u8>, key: &SeriesKey) {
+    write_string(out, &key.metric);
+    write_u64(out, key.labels.len() as u64);
+    for (k, v) in &key.labels {
+        write_string(out, k);
+        write_string(out, v);
+    }
+}
+
+/// Reads a key written by [`write_key`]; label names must be strictly increasing.
+pub(crate) fn read_key(r: &mut ByteReader<'_>) -> Result<SeriesKey> {
+    let metric = r.string()?.to_string();
+    let n = r.count(2, "label")?;
+    let mut labels = Labels::new();
+    let mut last: Option<&str> = None;
+    for _ in 0..n {
+        let k = r.string()?;
+        if last.is_some_and(|l| l >= k) {
+            return Err(r.corrupt(format!("label {k:?} out of order or repeated")));
+        }
+        last = Some(k);
+        labels.insert(k.to_string(), r.string()?.to_string());
+    }
+    Ok(SeriesKey { metric, labels })
+}
+
+/// Checks the 4-byte CRC32C trailer of `bytes` and returns the body before it.
+pub(crate) fn split_crc_trailer<'a>(bytes: &'a [u8], what: &str) -> Result<&'a [u8]> {
+    if bytes.len() < 4 {
+        return Err(crate::Error::truncated(
+            what,
+            bytes.len() as u64,
+            "shorter than its 4-byte checksum",
+        ));
+    }
+    let (body, tail) = bytes.split_at(bytes.len() - 4);
+    let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+    let actual = crc32c::crc32c(body);
+    if stored != actual {
+        return Err(crate::Error::corrupt(
+            what,
+            body.len() as u64,
+            format!("checksum mismatch: stored {stored:#010x}, computed {actual:#010x} (file truncated or damaged)"),
+        ));
+    }
+    Ok(body)
+}
+
+/// Appends the CRC32C of everything in `out` as a 4-byte little-endian trailer.
+pub(crate) fn push_crc_trailer(out: &mut Vec<u8>) {
+    let crc = crc32c::crc32c(out);
+    out.extend_from_slice(&crc.to_le_bytes());
+}

@@ -1,0 +1,32 @@
+//! # squeeze — the library behind squeezed-signals
+//!
+//! squeezed-signals is a course: eight numbered binaries that take one
+//! metrics dataset from NDJSON to compressed, indexed storage, measuring every
+//! step. This crate is where the work happens; the binaries only parse
+//! arguments, call it and print.
+//!
+//! | module | what it is for |
+//! |--------|----------------|
+//! | [`model`] | samples, series, label sets, the dataset |
+//! | [`generate`] | the deterministic dataset generator of phase 00 |
+//! | [`import`] | reading real metrics: CSV, Prometheus text, Influx line protocol |
+//! | [`codec`] | bit I/O, varints, delta-of-delta, run-lengths, Gorilla XOR |
+//! | [`format`] | the on-disk formats: canonical dataset, NDJSON, columnar, compressed |
+//! | [`phases`] | each phase as a library call that writes, reads back, verifies and reports |
+//! | [`report`] | the one report record and the comparative report |
+//! | [`error`] | the one error type |
+
+pub mod bytes;
+pub mod codec;
+pub mod error;
+pub mod files;
+pub mod format;
+pub mod generate;
+pub mod import;
+pub mod model;
+pub mod phases;
+pub mod report;
+pub mod time;
+
+pub use error::{Error, Result};
+pub use model::{Dataset, Labels, Series, SeriesKey};

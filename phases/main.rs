@@ -1,0 +1,75 @@
+//! The course end to end: runs every phase in order and prints the
+//! comparative report.
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+
+#[path = "cli.rs"]
+mod cli;
+
+#[path = "00_generate.rs"]
+#[allow(dead_code)]
+mod generate_bin;
+
+/// squeezed-signals: run the whole course (phases 00 to 03) and print the
+/// comparative report.
+///
+/// Generates the dataset (or imports one with --import), runs each phase,
+/// each of which writes its artifact under the output directory, reads it
+/// back and verifies it, then writes output/report.md, report.json and
+/// report.svg.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    after_help = "Examples:\n  squeezed-signals\n  squeezed-signals --points 10000000\n  squeezed-signals --import ../shared/data/beringei-5000.csv\n  squeezed-signals --report-only"
+)]
+struct Args {
+    #[command(flatten)]
+    common: cli::CommonArgs,
+    #[command(flatten)]
+    source: generate_bin::SourceArgs,
+    /// Do not run any phase: gather the entries already in the output directory into the report.
+    #[arg(long)]
+    report_only: bool,
+    /// Print only the report, not each phase's explanation.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    cli::exit_with((|| {
+        let start = Instant::now();
+        let ctx = args.common.context();
+        let report = if args.report_only {
+            let report = ctx.report()?;
+            report.write(&ctx.output_dir)?;
+            report
+        } else {
+            let (outcomes, report) = squeeze::phases::run_all(&ctx, &args.source.to_source()?)?;
+            if !args.quiet {
+                for o in &outcomes {
+                    o.print();
+                    println!();
+                }
+            }
+            report
+        };
+        println!("Comparative report: {}", report.source);
+        println!("{}", report.table());
+        if !report.stale.is_empty() {
+            println!(
+                "(left out entries of phases {} measured on another dataset: run them again)",
+                report.stale.join(", ")
+            );
+        }
+        println!(
+            "Wrote {}/report.md, report.json and report.svg in {:.2} s.",
+            ctx.output_dir.display(),
+            start.elapsed().as_secs_f64()
+        );
+        Ok(())
+    })())
+}
