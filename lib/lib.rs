@@ -17,6 +17,7 @@
 //! | [`error`] | the one error type |
 
 pub mod bytes;
+pub mod cli;
 pub mod codec;
 pub mod error;
 pub mod files;

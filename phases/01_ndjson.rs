@@ -3,9 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-
-#[path = "cli.rs"]
-mod cli;
+use squeeze::cli::{exit_with, CommonArgs};
 
 /// Phase 01: write the dataset as NDJSON, one JSON object per sample, and read it back.
 ///
@@ -15,12 +13,12 @@ mod cli;
 #[command(version)]
 struct Args {
     #[command(flatten)]
-    common: cli::CommonArgs,
+    common: CommonArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    cli::exit_with((|| {
+    exit_with((|| {
         squeeze::phases::ndjson::run(&args.common.context())?.print();
         Ok(())
     })())

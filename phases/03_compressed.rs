@@ -3,9 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-
-#[path = "cli.rs"]
-mod cli;
+use squeeze::cli::{exit_with, CommonArgs};
 
 /// Phase 03: compress the columns (delta-of-delta timestamps, Gorilla XOR values) and read them back.
 ///
@@ -15,12 +13,12 @@ mod cli;
 #[command(version)]
 struct Args {
     #[command(flatten)]
-    common: cli::CommonArgs,
+    common: CommonArgs,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    cli::exit_with((|| {
+    exit_with((|| {
         squeeze::phases::compressed::run(&args.common.context())?.print();
         Ok(())
     })())

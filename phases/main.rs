@@ -5,13 +5,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
-
-#[path = "cli.rs"]
-mod cli;
-
-#[path = "00_generate.rs"]
-#[allow(dead_code)]
-mod generate_bin;
+use squeeze::cli::{exit_with, CommonArgs, SourceArgs};
 
 /// squeezed-signals: run the whole course (phases 00 to 03) and print the
 /// comparative report.
@@ -27,9 +21,9 @@ mod generate_bin;
 )]
 struct Args {
     #[command(flatten)]
-    common: cli::CommonArgs,
+    common: CommonArgs,
     #[command(flatten)]
-    source: generate_bin::SourceArgs,
+    source: SourceArgs,
     /// Do not run any phase: gather the entries already in the output directory into the report.
     #[arg(long)]
     report_only: bool,
@@ -40,7 +34,7 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    cli::exit_with((|| {
+    exit_with((|| {
         let start = Instant::now();
         let ctx = args.common.context();
         let report = if args.report_only {

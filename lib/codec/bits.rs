@@ -47,6 +47,15 @@ impl BitWriter {
         }
     }
 
+    /// A writer that appends to the bytes already in `out`.
+    pub fn append_to(out: Vec<u8>) -> Self {
+        BitWriter {
+            out,
+            acc: 0,
+            filled: 0,
+        }
+    }
+
     /// Appends the low `n` bits of `value` (`n <= 64`), most significant first.
     #[inline]
     pub fn write_bits(&mut self, value: u64, n: u32) {
@@ -106,13 +115,21 @@ impl BitWriter {
 }
 
 /// Reads fields written by [`BitWriter`], checking every read against the end.
+///
+/// Q: Why a cache word instead of indexing the byte slice on every read?
+/// A: A read then costs a shift and a subtraction. Upcoming bits sit
+/// left-aligned in `cache`; a refill tops it up with one unaligned 8-byte
+/// load (byte by byte only in the last 8 bytes of the input), and one refill
+/// serves several fields. Short streams, such as the 25-sample series of the
+/// Beringei set, stay on the fast path too.
 #[derive(Debug, Clone)]
 pub struct BitReader<'a> {
     buf: &'a [u8],
-    /// Next bit to read.
-    pos: u64,
-    /// Total readable bits.
-    len: u64,
+    /// Next byte of `buf` to load into the cache.
+    next: usize,
+    /// Upcoming bits, left-aligned; bits below the `avail` valid ones are zero.
+    cache: u64,
+    avail: u32,
 }
 
 impl<'a> BitReader<'a> {
@@ -120,78 +137,89 @@ impl<'a> BitReader<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
         BitReader {
             buf,
-            pos: 0,
-            len: buf.len() as u64 * 8,
+            next: 0,
+            cache: 0,
+            avail: 0,
         }
     }
 
     /// Bits consumed so far.
     pub fn position(&self) -> u64 {
-        self.pos
+        self.next as u64 * 8 - self.avail as u64
     }
 
     /// Bits left.
     pub fn remaining(&self) -> u64 {
-        self.len - self.pos
+        (self.buf.len() - self.next) as u64 * 8 + self.avail as u64
     }
 
     /// Bytes touched so far (the reader's position rounded up to a byte).
     pub fn bytes_consumed(&self) -> usize {
-        self.pos.div_ceil(8) as usize
+        self.position().div_ceil(8) as usize
     }
 
-    /// The 8 bytes starting at byte `i`, big-endian, zero-padded past the end.
+    /// Tops the cache up to at least 57 valid bits, or to the end of the input.
     #[inline(always)]
-    fn load(&self, i: usize) -> u64 {
-        match self.buf.get(i..i + 8) {
-            Some(b) => u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]),
-            None => {
-                let mut w = [0u8; 8];
-                if i < self.buf.len() {
-                    let tail = &self.buf[i..];
-                    w[..tail.len()].copy_from_slice(tail);
-                }
-                u64::from_be_bytes(w)
+    fn refill(&mut self) {
+        if let Some(b) = self.buf.get(self.next..self.next + 8) {
+            let word = u64::from_be_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
+            self.cache |= word >> self.avail;
+            let bytes = (63 - self.avail) >> 3;
+            self.next += bytes as usize;
+            self.avail += bytes * 8;
+            // Bits of the word past the bytes taken must not stay in the cache.
+            self.cache &= !(u64::MAX.checked_shr(self.avail).unwrap_or(0));
+        } else {
+            while self.avail <= 56 && self.next < self.buf.len() {
+                self.cache |= (self.buf[self.next] as u64) << (56 - self.avail);
+                self.next += 1;
+                self.avail += 8;
             }
         }
     }
 
     /// The next `n` bits (`1..=56`) without consuming them; zeros past the end.
     #[inline(always)]
-    pub fn peek_bits(&self, n: u32) -> u64 {
+    pub fn peek_bits(&mut self, n: u32) -> u64 {
         debug_assert!((1..=56).contains(&n));
-        let word = self.load((self.pos >> 3) as usize);
-        (word << (self.pos & 7)) >> (64 - n)
+        if self.avail < n {
+            self.refill();
+        }
+        self.cache >> (64 - n)
     }
 
-    /// Consumes `n` bits that the caller has peeked.
+    /// Consumes `n` bits (`0..=56`) that the caller has peeked.
     #[inline(always)]
     pub fn skip(&mut self, n: u32) -> Result<()> {
-        if self.remaining() < n as u64 {
-            return Err(self.short(n));
+        if self.avail < n {
+            self.refill();
+            if self.avail < n {
+                return Err(self.short(n));
+            }
         }
-        self.pos += n as u64;
+        self.cache = self.cache.checked_shl(n).unwrap_or(0);
+        self.avail -= n;
         Ok(())
     }
 
     /// Reads `n` bits (`0..=64`).
     #[inline(always)]
     pub fn read_bits(&mut self, n: u32) -> Result<u64> {
-        if self.remaining() < n as u64 {
-            return Err(self.short(n));
+        if n > 56 {
+            let hi = self.read_bits(32)?;
+            let lo = self.read_bits(n - 32)?;
+            return Ok((hi << (n - 32)) | lo);
         }
-        let v = match n {
-            0 => 0,
-            1..=56 => self.peek_bits(n),
-            _ => {
-                let hi = self.peek_bits(32);
-                self.pos += 32;
-                let lo = self.peek_bits(n - 32);
-                self.pos -= 32;
-                (hi << (n - 32)) | lo
+        if self.avail < n {
+            self.refill();
+            if self.avail < n {
+                return Err(self.short(n));
             }
-        };
-        self.pos += n as u64;
+        }
+        // `n <= 56`, so neither shift can reach 64 except for `n == 0`.
+        let v = self.cache.checked_shr(64 - n).unwrap_or(0);
+        self.cache <<= n;
+        self.avail -= n;
         Ok(v)
     }
 
@@ -216,10 +244,10 @@ impl<'a> BitReader<'a> {
     fn short(&self, n: u32) -> Error {
         Error::truncated(
             "bit stream",
-            self.pos / 8,
+            self.position() / 8,
             format!(
                 "needed {n} bits at bit {}, only {} left",
-                self.pos,
+                self.position(),
                 self.remaining()
             ),
         )

@@ -78,12 +78,17 @@ pub fn deltas(ts: &[i64]) -> impl Iterator<Item = i64> + '_ {
 /// using (fewer than two samples, all deltas zero, or a delta that overflows).
 pub fn tick(ts: &[i64]) -> u64 {
     let mut g: u64 = 0;
+    let mut prev: Option<i64> = None;
     for w in ts.windows(2) {
-        let d = w[1] as i128 - w[0] as i128;
-        if d < i64::MIN as i128 || d > i64::MAX as i128 {
+        let Some(d) = w[1].checked_sub(w[0]) else {
             return 1;
+        };
+        // Most deltas repeat the previous one: nothing new to divide by.
+        if prev == Some(d) {
+            continue;
         }
-        g = gcd(g, d.unsigned_abs() as u64);
+        prev = Some(d);
+        g = gcd(g, d.unsigned_abs());
         if g == 1 {
             return 1;
         }
@@ -91,6 +96,8 @@ pub fn tick(ts: &[i64]) -> u64 {
     g.max(1)
 }
 
+/// Euclid's GCD. When the running GCD already divides the new delta (the
+/// common case) this is a single remainder.
 fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
         (a, b) = (b, a % b);
@@ -98,9 +105,42 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
+/// Divides exact multiples of a divisor without a hardware division.
+///
+/// Q: Why not `d / tick`?
+/// A: A 64-bit `idiv` costs tens of cycles, more than coding the sample.
+/// Every delta is a multiple of the tick `2^k * o` (o odd), so `d >> k` is an
+/// exact multiple of `o`, and multiplying by the inverse of `o` modulo 2^64
+/// gives the quotient exactly, in one multiply.
+#[derive(Debug, Clone, Copy)]
+struct ExactDivisor {
+    shift: u32,
+    inverse: u64,
+}
+
+impl ExactDivisor {
+    fn new(divisor: u64) -> Self {
+        let divisor = divisor.max(1);
+        let shift = divisor.trailing_zeros();
+        let odd = divisor >> shift;
+        // Newton's iteration: each step doubles the correct low bits (3, 6, ... 96).
+        let mut inverse = odd;
+        for _ in 0..5 {
+            inverse = inverse.wrapping_mul(2u64.wrapping_sub(odd.wrapping_mul(inverse)));
+        }
+        ExactDivisor { shift, inverse }
+    }
+
+    #[inline(always)]
+    fn divide(self, multiple: i64) -> i64 {
+        ((multiple >> self.shift) as u64).wrapping_mul(self.inverse) as i64
+    }
+}
+
 /// Deltas divided by `tick` (exact when `tick` came from [`tick`]).
 fn scaled_deltas(ts: &[i64], tick: u64) -> impl Iterator<Item = i64> + '_ {
-    deltas(ts).map(move |d| if tick == 1 { d } else { d / tick as i64 })
+    let div = ExactDivisor::new(tick);
+    deltas(ts).map(move |d| div.divide(d))
 }
 
 /// Delta-of-deltas of the scaled deltas, starting with the second delta.
@@ -126,11 +166,11 @@ pub fn encode(ts: &[i64], scheme: TimestampScheme, out: &mut Vec<u8>) {
     write_i64(out, scaled_deltas(ts, tick).next().unwrap_or(0));
     match scheme {
         TimestampScheme::GorillaBuckets => {
-            let mut w = BitWriter::with_capacity(ts.len() / 4);
+            let mut w = BitWriter::append_to(std::mem::take(out));
             for dod in scaled_dods(ts, tick) {
                 write_bucket(&mut w, dod);
             }
-            out.extend_from_slice(&w.finish());
+            *out = w.finish();
         }
         TimestampScheme::VarintZeroRuns => rle::encode_zero_runs(scaled_dods(ts, tick), out),
     }
@@ -165,15 +205,27 @@ fn write_bucket(w: &mut BitWriter, dod: i64) {
     }
 }
 
+/// Reads one bucket. One 16-bit peek holds the control code and, for the
+/// three small buckets, the payload too, so most dods cost one peek and one skip.
 #[inline(always)]
 fn read_bucket(r: &mut BitReader<'_>) -> Result<i64> {
-    Ok(match r.read_unary(4)? {
-        0 => 0,
-        1 => r.read_bits(7)? as i64 - 63,
-        2 => r.read_bits(9)? as i64 - 255,
-        3 => r.read_bits(12)? as i64 - 2047,
-        _ => r.read_bits(64)? as i64,
-    })
+    let p = r.peek_bits(16) as i64;
+    if p >> 15 == 0 {
+        r.skip(1)?;
+        Ok(0)
+    } else if p >> 14 == 0b10 {
+        r.skip(9)?;
+        Ok(((p >> 7) & 0x7F) - 63)
+    } else if p >> 13 == 0b110 {
+        r.skip(12)?;
+        Ok(((p >> 4) & 0x1FF) - 255)
+    } else if p >> 12 == 0b1110 {
+        r.skip(16)?;
+        Ok((p & 0xFFF) - 2047)
+    } else {
+        r.skip(4)?;
+        Ok(r.read_bits(64)? as i64)
+    }
 }
 
 /// Decodes a column of exactly `n` timestamps from the whole of `payload`,
@@ -223,7 +275,7 @@ pub fn decode(payload: &[u8], n: usize, out: &mut Vec<i64>) -> Result<()> {
                 t = t.wrapping_add(delta.wrapping_mul(tick));
                 out.push(t);
             }
-            finish_bits(&br, payload.len() - bits.len())
+            finish_bits(&mut br, payload.len() - bits.len())
         }
         TimestampScheme::VarintZeroRuns => {
             rle::decode_zero_runs(&mut r, dods, |dod| {
@@ -245,7 +297,7 @@ pub(crate) fn finish_bytes(r: &ByteReader<'_>) -> Result<()> {
 }
 
 /// A bit stream may end with at most 7 zero bits of padding.
-pub(crate) fn finish_bits(r: &BitReader<'_>, base: usize) -> Result<()> {
+pub(crate) fn finish_bits(r: &mut BitReader<'_>, base: usize) -> Result<()> {
     let left = r.remaining();
     let padding_ok = left < 8 && (left == 0 || r.peek_bits(left as u32) == 0);
     if !padding_ok {
@@ -279,6 +331,37 @@ mod tests {
         decode(&buf, ts.len(), &mut back).unwrap();
         assert_eq!(back, ts, "{scheme:?}");
         buf
+    }
+
+    #[test]
+    fn exact_divisor_matches_division() {
+        for tick in [1u64, 2, 3, 7, 60, 1_000_000, 15_000_000_000, (1 << 40) + 1] {
+            let div = ExactDivisor::new(tick);
+            for q in [
+                0i64,
+                1,
+                -1,
+                12345,
+                -98765,
+                i64::MAX / tick as i64,
+                i64::MIN / tick as i64,
+            ] {
+                assert_eq!(div.divide(q * tick as i64), q, "{q} * {tick}");
+            }
+        }
+    }
+
+    #[test]
+    fn gcd_matches_euclid() {
+        for (a, b, g) in [
+            (0, 0, 0),
+            (0, 5, 5),
+            (12, 18, 6),
+            (1 << 40, 3 << 20, 1 << 20),
+            (17, 5, 1),
+        ] {
+            assert_eq!(gcd(a, b), g);
+        }
     }
 
     #[test]

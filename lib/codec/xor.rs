@@ -30,11 +30,13 @@ use crate::codec::bits::{BitReader, BitWriter};
 use crate::codec::delta::finish_bits;
 use crate::error::{Error, Result};
 
-/// Encodes `values` into a Gorilla XOR bit stream.
-pub fn encode(values: &[f64]) -> Vec<u8> {
-    let mut w = BitWriter::with_capacity(values.len() * 2);
+/// Encodes `values` into a Gorilla XOR bit stream appended to `out`.
+pub fn encode(values: &[f64], out: &mut Vec<u8>) {
+    out.reserve(values.len() * 2);
+    let mut w = BitWriter::append_to(std::mem::take(out));
     let Some(&first) = values.first() else {
-        return w.finish();
+        *out = w.finish();
+        return;
     };
     let mut prev = first.to_bits();
     w.write_bits(prev, 64);
@@ -51,25 +53,35 @@ pub fn encode(values: &[f64]) -> Vec<u8> {
         let l = xor.leading_zeros().min(31);
         let t = xor.trailing_zeros();
         if len > 0 && l >= lead && t >= 64 - lead - len {
-            // `10`: reuse the window, write its `len` bits.
-            w.write_bits(0b10, 2);
-            w.write_bits(xor >> (64 - lead - len), len);
+            // `10`: reuse the window, write its `len` bits (in one write when they fit).
+            let bits = xor >> (64 - lead - len);
+            if len <= 62 {
+                w.write_bits((0b10 << len) | bits, 2 + len);
+            } else {
+                w.write_bits(0b10, 2);
+                w.write_bits(bits, len);
+            }
         } else {
             // `11`: a new window of `l` leading zeros and `m` meaningful bits.
             let m = 64 - l - t;
-            w.write_bits((0b11 << 11) | ((l as u64) << 6) | (m - 1) as u64, 13);
-            w.write_bits(xor >> t, m);
+            let header = (0b11 << 11) | ((l as u64) << 6) | (m - 1) as u64;
+            if m <= 51 {
+                w.write_bits((header << m) | (xor >> t), 13 + m);
+            } else {
+                w.write_bits(header, 13);
+                w.write_bits(xor >> t, m);
+            }
             (lead, len) = (l, m);
         }
     }
-    w.finish()
+    *out = w.finish();
 }
 
 /// Decodes exactly `n` values from `payload`, appending them to `out`.
 pub fn decode(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<()> {
     let mut r = BitReader::new(payload);
     if n == 0 {
-        return finish_bits(&r, 0);
+        return finish_bits(&mut r, 0);
     }
     // Every value after the first takes at least one bit: refuse counts the
     // payload cannot hold before allocating for them.
@@ -85,44 +97,58 @@ pub fn decode(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<()> {
     out.push(f64::from_bits(prev));
     let (mut lead, mut len) = (0u32, 0u32);
     for _ in 1..n {
-        match r.read_unary(2)? {
-            0 => {}
-            1 => {
-                if len == 0 {
-                    return Err(Error::corrupt(
-                        "value column",
-                        r.position() / 8,
-                        "window reused before any window was set",
-                    ));
-                }
-                prev ^= r.read_bits(len)? << (64 - lead - len);
+        // One 13-bit peek holds the control bits and a new window's header.
+        let p = r.peek_bits(13);
+        if p >> 12 == 0 {
+            r.skip(1)?;
+        } else if p >> 11 == 0b10 {
+            if len == 0 {
+                return Err(Error::corrupt(
+                    "value column",
+                    r.position() / 8,
+                    "window reused before any window was set",
+                ));
             }
-            _ => {
-                let header = r.read_bits(11)?;
-                let l = (header >> 6) as u32;
-                let m = (header & 0x3F) as u32 + 1;
-                if l + m > 64 {
-                    return Err(Error::corrupt(
-                        "value column",
-                        r.position() / 8,
-                        format!("window of {l} leading zeros and {m} bits exceeds 64 bits"),
-                    ));
-                }
-                (lead, len) = (l, m);
-                prev ^= r.read_bits(m)? << (64 - l - m);
+            let bits = if len <= 11 {
+                // The window's bits are already in the peek.
+                r.skip(2 + len)?;
+                (p >> (11 - len)) & ((1 << len) - 1)
+            } else {
+                r.skip(2)?;
+                r.read_bits(len)?
+            };
+            prev ^= bits << (64 - lead - len);
+        } else {
+            r.skip(13)?;
+            let l = ((p >> 6) & 0x1F) as u32;
+            let m = (p & 0x3F) as u32 + 1;
+            if l + m > 64 {
+                return Err(Error::corrupt(
+                    "value column",
+                    r.position() / 8,
+                    format!("window of {l} leading zeros and {m} bits exceeds 64 bits"),
+                ));
             }
+            (lead, len) = (l, m);
+            prev ^= r.read_bits(m)? << (64 - l - m);
         }
         out.push(f64::from_bits(prev));
     }
-    finish_bits(&r, 0)
+    finish_bits(&mut r, 0)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn enc(values: &[f64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(values, &mut out);
+        out
+    }
+
     fn round_trip(values: &[f64]) -> Vec<u8> {
-        let bytes = encode(values);
+        let bytes = enc(values);
         let mut back = Vec::new();
         decode(&bytes, values.len(), &mut back).unwrap();
         let a: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
@@ -172,7 +198,7 @@ mod tests {
     #[test]
     fn every_prefix_is_an_error() {
         let values = [1.0, 1.5, 1.5, -2.25, 100.125, f64::NAN, 3.0];
-        let bytes = encode(&values);
+        let bytes = enc(&values);
         for cut in 0..bytes.len() {
             assert!(
                 decode(&bytes[..cut], values.len(), &mut Vec::new()).is_err(),
@@ -183,7 +209,7 @@ mod tests {
 
     #[test]
     fn impossible_count_is_refused_before_allocating() {
-        let bytes = encode(&[1.0, 2.0]);
+        let bytes = enc(&[1.0, 2.0]);
         let err = decode(&bytes, usize::MAX / 2, &mut Vec::new()).unwrap_err();
         assert!(matches!(err, Error::Truncated { .. }), "{err}");
     }

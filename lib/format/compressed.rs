@@ -56,6 +56,7 @@ pub fn encode(dataset: &Dataset) -> (Vec<u8>, Breakdown) {
     write_string(&mut out, &dataset.source);
     write_u64(&mut out, dataset.series.len() as u64);
     let mut ts_col = Vec::new();
+    let mut val_col = Vec::new();
     for s in &dataset.series {
         write_key(&mut out, &s.key);
         write_u64(&mut out, s.len() as u64);
@@ -65,10 +66,11 @@ pub fn encode(dataset: &Dataset) -> (Vec<u8>, Breakdown) {
         write_u64(&mut out, ts_col.len() as u64);
         out.extend_from_slice(&ts_col);
         b.timestamps += ts_col.len() as u64;
-        let vals = xor::encode(&s.values);
-        write_u64(&mut out, vals.len() as u64);
-        out.extend_from_slice(&vals);
-        b.values += vals.len() as u64;
+        val_col.clear();
+        xor::encode(&s.values, &mut val_col);
+        write_u64(&mut out, val_col.len() as u64);
+        out.extend_from_slice(&val_col);
+        b.values += val_col.len() as u64;
     }
     push_crc_trailer(&mut out);
     b.metadata = out.len() as u64 - b.timestamps - b.values;

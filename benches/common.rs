@@ -1,0 +1,41 @@
+//! Datasets shared by the benches: the default generated data and Beringei.
+
+#![allow(dead_code)]
+
+use std::path::Path;
+
+use squeeze::generate::{generate, GenerateConfig};
+use squeeze::import::{import_file, ImportOptions};
+use squeeze::Dataset;
+
+/// The default generated dataset (50,000 samples, seed 42).
+pub fn generated() -> Dataset {
+    generate(&GenerateConfig::default()).expect("default config is valid")
+}
+
+/// The full Beringei set from ../shared/data when present, else the fixture slice.
+pub fn beringei() -> (Dataset, &'static str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let full = root.join("../shared/data/beringei-5000.csv");
+    let (path, name) = if full.exists() {
+        (full, "beringei-5000")
+    } else {
+        (
+            root.join("tests/fixtures/beringei-slice.csv"),
+            "beringei-slice",
+        )
+    };
+    (
+        import_file(&path, &ImportOptions::default()).expect("Beringei CSV imports"),
+        name,
+    )
+}
+
+/// Both datasets with their names.
+pub fn datasets() -> Vec<(String, Dataset)> {
+    let (b, name) = beringei();
+    vec![
+        ("generated".to_string(), generated()),
+        (name.to_string(), b),
+    ]
+}
