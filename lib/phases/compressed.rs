@@ -95,7 +95,7 @@ impl Ablation {
             ),
             (
                 "timestamps",
-                "smaller of the two, per series (stored)",
+                "smaller of the two per series, + scheme byte (stored)",
                 self.ts_chosen,
             ),
             ("values", "raw f64", self.values_raw),
