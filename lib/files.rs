@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 pub struct AtomicFile {
     dest: PathBuf,
     tmp: PathBuf,
-    writer: Option<BufWriter<File>>,
+    writer: BufWriter<File>,
+    committed: bool,
 }
 
 impl AtomicFile {
@@ -31,34 +32,31 @@ impl AtomicFile {
         Ok(AtomicFile {
             dest,
             tmp,
-            writer: Some(BufWriter::with_capacity(1 << 20, file)),
+            writer: BufWriter::with_capacity(1 << 20, file),
+            committed: false,
         })
     }
 
     /// The buffered writer to write the content with.
     pub fn writer(&mut self) -> &mut BufWriter<File> {
-        // `writer` is only taken by `commit`, which consumes `self`.
-        self.writer.as_mut().expect("AtomicFile used after commit")
+        &mut self.writer
     }
 
     /// Writes all of `bytes`.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
-        let tmp = self.tmp.clone();
-        self.writer()
+        self.writer
             .write_all(bytes)
-            .map_err(|e| Error::io(tmp, e))
+            .map_err(|e| Error::io(&self.tmp, e))
     }
 
     /// Flushes, syncs and renames the file into place; returns its size in bytes.
     pub fn commit(mut self) -> Result<u64> {
-        let writer = self.writer.take().expect("AtomicFile committed twice");
-        let file = writer
-            .into_inner()
-            .map_err(|e| Error::io(&self.tmp, e.into_error()))?;
+        self.writer.flush().map_err(|e| Error::io(&self.tmp, e))?;
+        let file = self.writer.get_ref();
         file.sync_all().map_err(|e| Error::io(&self.tmp, e))?;
         let size = file.metadata().map_err(|e| Error::io(&self.tmp, e))?.len();
-        drop(file);
         std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
+        self.committed = true;
         Ok(size)
     }
 
@@ -69,7 +67,7 @@ impl AtomicFile {
 
 impl Drop for AtomicFile {
     fn drop(&mut self) {
-        if self.writer.take().is_some() {
+        if !self.committed {
             let _ = std::fs::remove_file(&self.tmp);
         }
     }

@@ -242,7 +242,7 @@ impl Report {
             .map(|e| e.bytes_per_sample)
             .fold(1.0f64, f64::max);
         let min = rows.iter().map(|e| e.bytes_per_sample).fold(max, f64::min);
-        let lo = 10f64.powf(min.log10().floor().min(0.0) - 0.0);
+        let lo = 10f64.powf(min.log10().floor().min(0.0));
         let hi = 10f64.powf(max.log10().ceil().max(lo.log10() + 1.0));
         let x =
             |v: f64| label_w + bar_w * (v.max(lo).log10() - lo.log10()) / (hi.log10() - lo.log10());

@@ -24,11 +24,11 @@
 
 use std::path::Path;
 
-use crate::bytes::{write_string, ByteReader};
+use crate::bytes::write_string;
 use crate::codec::varint::write_u64;
 use crate::error::{Error, Result};
 use crate::files::{read_input, write_atomic};
-use crate::format::{push_crc_trailer, read_key, split_crc_trailer, write_key};
+use crate::format::{open_checked, push_crc_trailer, read_key, write_header, write_key};
 use crate::model::{Dataset, Series};
 
 pub const MAGIC: &[u8; 8] = b"SSIGDSET";
@@ -39,8 +39,7 @@ pub const FILE_NAME: &str = "dataset.ssd";
 /// Serializes a dataset to bytes.
 pub fn encode(dataset: &Dataset) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + dataset.sample_count() as usize * 16);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
+    write_header(&mut out, MAGIC, VERSION);
     write_string(&mut out, &dataset.source);
     write_u64(&mut out, dataset.series.len() as u64);
     for s in &dataset.series {
@@ -60,16 +59,7 @@ pub fn encode(dataset: &Dataset) -> Vec<u8> {
 /// Parses bytes written by [`encode`].
 pub fn decode(bytes: &[u8]) -> Result<Dataset> {
     const WHAT: &str = "canonical dataset";
-    let mut r = ByteReader::new(bytes, WHAT);
-    r.expect_magic(MAGIC)?;
-    let version = r.u32_le()?;
-    if version != VERSION {
-        return Err(r.corrupt(format!(
-            "unsupported version {version}, this build reads {VERSION}"
-        )));
-    }
-    let body = split_crc_trailer(bytes, WHAT)?;
-    let mut r = ByteReader::new(&body[12..], WHAT);
+    let mut r = open_checked(bytes, MAGIC, VERSION, WHAT)?;
     let source = r.string()?.to_string();
     let n_series = r.count(2, "series")?;
     let mut series = Vec::with_capacity(n_series);

@@ -45,6 +45,44 @@ pub(crate) fn read_key(r: &mut ByteReader<'_>) -> Result<SeriesKey> {
     Ok(SeriesKey { metric, labels })
 }
 
+/// Bytes of the header every checksummed file starts with: magic and version.
+pub(crate) const HEADER_LEN: usize = 12;
+
+/// Appends the 12-byte header: an 8-byte magic and a `u32` LE version.
+pub(crate) fn write_header(out: &mut Vec<u8>, magic: &[u8; 8], version: u32) {
+    out.extend_from_slice(magic);
+    out.extend_from_slice(&version.to_le_bytes());
+}
+
+/// Opens a checksummed file: checks the magic, the version (naming an
+/// unsupported one) and the CRC32C trailer, in that order, and returns a
+/// reader over the body between header and trailer, whose error offsets
+/// are those of the file.
+pub(crate) fn open_checked<'a>(
+    bytes: &'a [u8],
+    magic: &[u8; 8],
+    version: u32,
+    what: &'a str,
+) -> Result<ByteReader<'a>> {
+    let mut r = ByteReader::new(bytes, what);
+    r.expect_magic(magic)?;
+    let found = r.u32_le()?;
+    if found != version {
+        return Err(r.corrupt(format!(
+            "unsupported version {found}, this build reads {version}"
+        )));
+    }
+    let body = split_crc_trailer(bytes, what)?;
+    match body.get(HEADER_LEN..) {
+        Some(rest) => Ok(ByteReader::at_offset(rest, HEADER_LEN as u64, what)),
+        None => Err(crate::Error::truncated(
+            what,
+            bytes.len() as u64,
+            "no room for the body after the header",
+        )),
+    }
+}
+
 /// Checks the 4-byte CRC32C trailer of `bytes` and returns the body before it.
 pub(crate) fn split_crc_trailer<'a>(bytes: &'a [u8], what: &str) -> Result<&'a [u8]> {
     if bytes.len() < 4 {
