@@ -24,6 +24,7 @@ pub mod files;
 pub mod format;
 pub mod generate;
 pub mod import;
+pub mod matcher;
 pub mod model;
 pub mod phases;
 pub mod report;

@@ -11,6 +11,7 @@
 pub mod columnar;
 pub mod compressed;
 pub mod dataset;
+pub mod metrics;
 pub mod ndjson;
 
 use crate::bytes::{write_string, ByteReader};

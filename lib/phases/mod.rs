@@ -8,6 +8,7 @@
 
 pub mod columnar;
 pub mod compressed;
+pub mod custom_binary;
 pub mod generate;
 pub mod ndjson;
 

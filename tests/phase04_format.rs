@@ -1,0 +1,252 @@
+//! The `.metrics` format: round trips, range reads that touch only the
+//! blocks they need, and robustness against every truncation and bit flip.
+
+use proptest::prelude::*;
+use squeeze::format::metrics::{self, BlockOptions, MetricsFile};
+use squeeze::generate::{generate, GenerateConfig};
+use squeeze::matcher::SeriesMatcher;
+use squeeze::{Dataset, Error, Labels, Series, SeriesKey};
+
+fn small_dataset() -> Dataset {
+    generate(&GenerateConfig {
+        series: 3,
+        points: 120,
+        ..GenerateConfig::default()
+    })
+    .unwrap()
+}
+
+/// Small blocks so that a small file still has several of them.
+fn small_blocks() -> BlockOptions {
+    BlockOptions {
+        window_ns: 300 * 1_000_000_000,
+        max_samples: 16,
+        max_bytes: 1 << 20,
+    }
+}
+
+fn encode(d: &Dataset, o: BlockOptions) -> Vec<u8> {
+    metrics::encode(d, o).unwrap().0
+}
+
+/// Opens and reads everything, as a full verification does.
+fn read_all(bytes: &[u8]) -> squeeze::Result<Dataset> {
+    MetricsFile::from_bytes(bytes.to_vec(), "t.metrics")?.read_all("t")
+}
+
+#[test]
+fn round_trip_is_bit_exact_with_several_blocks() {
+    let d = small_dataset();
+    let bytes = encode(&d, small_blocks());
+    let f = MetricsFile::from_bytes(bytes.clone(), "t").unwrap();
+    assert!(f.block_count() >= 9, "{} blocks", f.block_count());
+    assert_eq!(d.bit_diff(&f.read_all("t").unwrap()), None);
+    assert_eq!(&bytes[..8], b"METRICS!");
+    assert_eq!(&bytes[bytes.len() - 8..], b"METRICS!");
+}
+
+#[test]
+fn special_values_and_empty_series_survive() {
+    let mut a = Series::new(SeriesKey::new("a", Labels::new()));
+    for (i, v) in [
+        f64::NAN,
+        -0.0,
+        f64::INFINITY,
+        f64::from_bits(0x7FF0_0000_0000_0001),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        a.push(i64::MAX - 10 + i as i64, v);
+    }
+    let b = Series::new(SeriesKey::new(
+        "b",
+        Labels::from([("k".into(), "v".into())]),
+    ));
+    let d = Dataset::new("t", vec![a, b]);
+    let back = read_all(&encode(&d, BlockOptions::default())).unwrap();
+    assert_eq!(d.bit_diff(&back), None);
+}
+
+#[test]
+fn range_reads_touch_only_overlapping_blocks() {
+    let d = small_dataset();
+    let f = MetricsFile::from_bytes(encode(&d, small_blocks()), "t").unwrap();
+    let s = &d.series[0];
+    let (start, end) = (s.timestamps[20], s.timestamps[25]);
+    let (got, stats) = f.read_range(0, start, end).unwrap();
+    assert_eq!(got.timestamps, s.timestamps[20..=25].to_vec());
+    assert!(stats.blocks_read <= 2, "{stats:?}");
+    assert!(stats.blocks_read < stats.blocks_total);
+    let list_and_blocks: u64 = f.series()[0].list_len
+        + f.blocks(0)
+            .unwrap()
+            .iter()
+            .filter(|b| b.overlaps(start, end))
+            .map(|b| b.length)
+            .sum::<u64>();
+    assert_eq!(stats.bytes_read, list_and_blocks);
+}
+
+#[test]
+fn matcher_selects_series() {
+    let d = small_dataset();
+    let f = MetricsFile::from_bytes(encode(&d, small_blocks()), "t").unwrap();
+    let all = f.select(&SeriesMatcher::all());
+    assert_eq!(all.len(), 3);
+    let cpu = f.select(&SeriesMatcher::parse("cpu_usage_percent").unwrap());
+    assert_eq!(cpu.len(), 1);
+    assert_eq!(f.series()[cpu[0]].key.metric, "cpu_usage_percent");
+    assert!(f
+        .select(&SeriesMatcher::parse("{job=\"nope\"}").unwrap())
+        .is_empty());
+}
+
+#[test]
+fn every_truncation_is_an_error() {
+    let bytes = encode(&small_dataset(), small_blocks());
+    for cut in 0..bytes.len() {
+        assert!(
+            read_all(&bytes[..cut]).is_err(),
+            "prefix of {cut} bytes read"
+        );
+    }
+}
+
+#[test]
+fn every_bit_flip_is_an_error_and_flips_in_blocks_name_the_block() {
+    let bytes = encode(&small_dataset(), small_blocks());
+    let f = MetricsFile::from_bytes(bytes.clone(), "t").unwrap();
+    // Byte ranges of every block, with the name the error must carry.
+    let mut blocks = Vec::new();
+    for i in 0..f.series().len() {
+        for b in f.blocks(i).unwrap() {
+            blocks.push((b.offset..b.offset + b.length, format!("series {i} (")));
+            let last = blocks.len() - 1;
+            blocks[last].1.push_str(&format!(
+                "{}) block {} at byte {}",
+                f.series()[i].key,
+                b.index,
+                b.offset
+            ));
+        }
+    }
+    for bit in 0..bytes.len() * 8 {
+        let mut b = bytes.clone();
+        b[bit / 8] ^= 1 << (bit % 8);
+        let err = match read_all(&b) {
+            Ok(_) => panic!("flip of bit {bit} (byte {}) went unnoticed", bit / 8),
+            Err(e) => e.to_string(),
+        };
+        if let Some((_, name)) = blocks.iter().find(|(r, _)| r.contains(&((bit / 8) as u64))) {
+            assert!(err.contains(name), "flip in {name}: {err}");
+        }
+    }
+}
+
+#[test]
+fn unknown_version_is_named() {
+    let mut bytes = encode(&small_dataset(), small_blocks());
+    let at = bytes.len() - 12;
+    bytes[at] = 2;
+    let err = read_all(&bytes).unwrap_err().to_string();
+    assert!(err.contains("unsupported format version 2"), "{err}");
+}
+
+#[test]
+fn a_file_of_another_kind_is_refused() {
+    for bytes in [vec![], b"hello".to_vec(), vec![0u8; 100]] {
+        let err = read_all(&bytes).unwrap_err();
+        assert!(
+            matches!(err, Error::Truncated { .. } | Error::Corrupt { .. }),
+            "{err}"
+        );
+    }
+}
+
+/// The committed version-1 file decodes to the committed expected samples,
+/// forever. `UPDATE_FIXTURES=1 cargo test --test phase04_format` rewrites both.
+#[test]
+fn version_1_fixture_decodes() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let (file, expected) = (dir.join("v1.metrics"), dir.join("v1.expected.csv"));
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        let d = generate(&GenerateConfig {
+            series: 4,
+            points: 160,
+            ..GenerateConfig::default()
+        })
+        .unwrap();
+        std::fs::write(&file, encode(&d, small_blocks())).unwrap();
+        let mut csv = String::from("series,timestamp_ns,value_bits\n");
+        for s in &d.series {
+            for (t, v) in s.timestamps.iter().zip(&s.values) {
+                csv.push_str(&format!(
+                    "{},{t},{:016x}\n",
+                    s.key.to_string().replace(',', ";"),
+                    v.to_bits()
+                ));
+            }
+        }
+        std::fs::write(&expected, csv).unwrap();
+    }
+    let d = MetricsFile::open(&file)
+        .unwrap()
+        .read_all("fixture")
+        .unwrap();
+    let mut got = String::from("series,timestamp_ns,value_bits\n");
+    for s in &d.series {
+        for (t, v) in s.timestamps.iter().zip(&s.values) {
+            got.push_str(&format!(
+                "{},{t},{:016x}\n",
+                s.key.to_string().replace(',', ";"),
+                v.to_bits()
+            ));
+        }
+    }
+    assert_eq!(got, std::fs::read_to_string(&expected).unwrap());
+}
+
+fn mutate(bytes: &[u8], edits: &[(usize, u8)]) -> Vec<u8> {
+    let mut b = bytes.to_vec();
+    for &(i, x) in edits {
+        if !b.is_empty() {
+            let i = i % b.len();
+            b[i] = x;
+        }
+    }
+    b
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400)) {
+        let _ = read_all(&bytes);
+    }
+
+    #[test]
+    fn mutated_files_never_panic_or_return_other_samples(edits in prop::collection::vec((any::<usize>(), any::<u8>()), 1..6)) {
+        let d = small_dataset();
+        let bytes = encode(&d, small_blocks());
+        let b = mutate(&bytes, &edits);
+        if let Ok(back) = read_all(&b) {
+            // Only an edit that changed nothing may read successfully.
+            prop_assert_eq!(&b, &bytes);
+            prop_assert_eq!(d.bit_diff(&back), None);
+        }
+    }
+
+    #[test]
+    fn range_reads_equal_a_naive_filter(a in 0usize..120, len in 0usize..60, series in 0usize..3) {
+        let d = small_dataset();
+        let f = MetricsFile::from_bytes(encode(&d, small_blocks()), "t").unwrap();
+        let s = &d.series[series];
+        let start = s.timestamps[a.min(s.len() - 1)];
+        let end = start + len as i64 * 7_000_000_000;
+        let (got, _) = f.read_range(series, start, end).unwrap();
+        let want: Vec<i64> = s.timestamps.iter().copied().filter(|t| (start..=end).contains(t)).collect();
+        prop_assert_eq!(got.timestamps, want);
+    }
+}
