@@ -15,7 +15,7 @@ use crate::time::parse_duration;
 #[derive(Debug, Clone, clap::Args)]
 pub struct CommonArgs {
     /// Directory the phases read from and write to.
-    #[arg(long, short = 'o', default_value = DEFAULT_OUTPUT_DIR, value_name = "DIR")]
+    #[arg(long, short = 'o', global = true, default_value = DEFAULT_OUTPUT_DIR, value_name = "DIR")]
     pub output_dir: PathBuf,
 }
 

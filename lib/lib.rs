@@ -19,6 +19,7 @@
 pub mod bytes;
 pub mod cli;
 pub mod codec;
+pub mod downsample;
 pub mod error;
 pub mod files;
 pub mod format;

@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::Parser;
 use squeeze::cli::{exit_with, CommonArgs, SourceArgs};
 
-/// squeezed-signals: run the whole course (phases 00 to 03) and print the
+/// squeezed-signals: run the whole course (phases 00 to 05) and print the
 /// comparative report.
 ///
 /// Generates the dataset (or imports one with --import), runs each phase,

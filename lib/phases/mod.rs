@@ -9,6 +9,7 @@
 pub mod columnar;
 pub mod compressed;
 pub mod custom_binary;
+pub mod downsampling;
 pub mod generate;
 pub mod ndjson;
 
@@ -148,7 +149,7 @@ pub(crate) fn summary_line(entry: &ReportEntry, ndjson: Option<&ReportEntry>) ->
     )
 }
 
-/// Runs phases 00 to 03 in order, then gathers and writes the report.
+/// Runs phases 00 to 05 in order, then gathers and writes the report.
 pub fn run_all(
     ctx: &Context,
     source: &generate::DatasetSource,
@@ -158,6 +159,8 @@ pub fn run_all(
         ndjson::run(ctx)?,
         columnar::run(ctx)?,
         compressed::run(ctx)?,
+        custom_binary::run(ctx, crate::format::metrics::BlockOptions::default())?,
+        downsampling::run(ctx)?,
     ];
     let report = ctx.report()?;
     report.write(&ctx.output_dir)?;

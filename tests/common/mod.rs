@@ -13,6 +13,8 @@ pub fn bin(name: &str) -> PathBuf {
         "01_ndjson" => env!("CARGO_BIN_EXE_01_ndjson").into(),
         "02_columnar" => env!("CARGO_BIN_EXE_02_columnar").into(),
         "03_compressed" => env!("CARGO_BIN_EXE_03_compressed").into(),
+        "04_custom_binary" => env!("CARGO_BIN_EXE_04_custom_binary").into(),
+        "05_downsampling" => env!("CARGO_BIN_EXE_05_downsampling").into(),
         "squeezed-signals" => env!("CARGO_BIN_EXE_squeezed-signals").into(),
         other => panic!("unknown binary {other}"),
     }

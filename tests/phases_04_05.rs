@@ -1,0 +1,130 @@
+//! Phases 04 and 05 as binaries: the indexed file, its tools, the rollups.
+
+mod common;
+use common::*;
+
+use squeeze::format::metrics::MetricsFile;
+
+#[test]
+fn phase04_writes_verifies_and_measures_a_query() {
+    let dir = tempfile::tempdir().unwrap();
+    small_dataset(dir.path());
+    let out = ok(run_in(dir.path(), "04_custom_binary", &[]));
+    assert!(out.contains("verified bit-exact: yes"), "{out}");
+    assert!(out.contains("over 1% of its time range"), "{out}");
+    assert!(out.contains("symbol table"), "{out}");
+    let f = MetricsFile::open(&dir.path().join("04_custom.metrics")).unwrap();
+    assert_eq!(f.series().len(), 15);
+}
+
+#[test]
+fn inspect_shows_every_part_of_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    small_dataset(dir.path());
+    ok(run_in(dir.path(), "04_custom_binary", &[]));
+    let file = dir.path().join("04_custom.metrics");
+    let out = ok(run_in(
+        dir.path(),
+        "04_custom_binary",
+        &["inspect", file.to_str().unwrap(), "--blocks", "1"],
+    ));
+    for part in [
+        "header",
+        "magic \"METRICS!\"",
+        "block 0",
+        "CRC32C ok",
+        "block lists",
+        "directory",
+        "symbols",
+        "footer",
+    ] {
+        assert!(out.contains(part), "inspect lacks {part}:\n{out}");
+    }
+    assert!(out.contains("@0 "), "offsets are shown: {out}");
+}
+
+#[test]
+fn series_lists_what_a_matcher_selects() {
+    let dir = tempfile::tempdir().unwrap();
+    small_dataset(dir.path());
+    ok(run_in(dir.path(), "04_custom_binary", &[]));
+    let out = ok(run_in(
+        dir.path(),
+        "04_custom_binary",
+        &["series", "cpu_usage_percent"],
+    ));
+    assert!(out.contains("2 of 15 series match"), "{out}");
+    let o = run_in(
+        dir.path(),
+        "04_custom_binary",
+        &["series", "cpu{host=oops}"],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("double quotes"), "{}", stderr(&o));
+}
+
+#[test]
+fn inspect_refuses_a_file_that_is_not_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.metrics");
+    std::fs::write(&junk, vec![7u8; 200]).unwrap();
+    let o = run_in(
+        dir.path(),
+        "04_custom_binary",
+        &["inspect", junk.to_str().unwrap()],
+    );
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains("junk.metrics") && err.contains("METRICS!"),
+        "{err}"
+    );
+}
+
+#[test]
+fn phase05_needs_phase04_on_the_same_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    small_dataset(dir.path());
+    let o = run_in(dir.path(), "05_downsampling", &[]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("04_custom_binary"), "{}", stderr(&o));
+    ok(run_in(dir.path(), "04_custom_binary", &[]));
+    // A new dataset makes the phase 04 file stale.
+    ok(run_in(
+        dir.path(),
+        "00_generate",
+        &["--points", "3000", "--series", "15", "--seed", "3"],
+    ));
+    let o = run_in(dir.path(), "05_downsampling", &[]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+}
+
+#[test]
+fn phase05_writes_four_resolutions_and_says_it_is_lossy() {
+    let dir = tempfile::tempdir().unwrap();
+    small_dataset(dir.path());
+    ok(run_in(dir.path(), "04_custom_binary", &[]));
+    let out = ok(run_in(dir.path(), "05_downsampling", &[]));
+    assert!(out.contains("LOSSY"), "{out}");
+    assert!(out.contains("Long-range query"), "{out}");
+    for res in ["1m", "5m", "15m", "1h"] {
+        let f = MetricsFile::open(&dir.path().join(format!("05_rollup_{res}.metrics"))).unwrap();
+        let names: Vec<_> = f.series().iter().map(|s| s.key.metric.clone()).collect();
+        assert!(
+            names.contains(&format!("cpu_usage_percent_avg_{res}")),
+            "{res}: {names:?}"
+        );
+        assert!(
+            names.contains(&format!("cpu_usage_percent_p99_{res}")),
+            "{res}"
+        );
+        assert!(
+            names.contains(&format!("http_requests_total_increase_{res}")),
+            "{res}"
+        );
+        assert!(
+            !names.contains(&format!("http_requests_total_avg_{res}")),
+            "counters are not averaged"
+        );
+    }
+}
