@@ -135,7 +135,7 @@ pub fn inspect(file: &MetricsFile, max_blocks: usize) -> Result<String> {
     );
     let _ = writeln!(
         o,
-        "{:27}{} series in {} B (symbol ids, counts, offsets)",
+        "{:27}{} series in {} B (symbol ids, counts, lengths)",
         "",
         file.series().len(),
         dir_len - symbol_bytes as u64
