@@ -28,6 +28,7 @@ pub mod import;
 pub mod matcher;
 pub mod model;
 pub mod phases;
+pub mod reference;
 pub mod report;
 pub mod time;
 

@@ -44,6 +44,9 @@ pub struct ReportEntry {
     pub verified: bool,
     /// Fingerprint of the dataset measured (see `format::dataset::fingerprint`).
     pub dataset: String,
+    /// A reference point (another compressor on the same samples), not a phase.
+    #[serde(default)]
+    pub reference: bool,
 }
 
 impl ReportEntry {
@@ -73,6 +76,7 @@ impl ReportEntry {
             lossless: true,
             verified: false,
             dataset: dataset.into(),
+            reference: false,
         }
     }
 
@@ -273,7 +277,11 @@ impl Report {
         for (i, e) in rows.iter().enumerate() {
             let y = top + row_h * i as f64;
             let w = x(e.bytes_per_sample) - label_w;
-            let color = if e.lossless { "#3b7dd8" } else { "#e08a2e" };
+            let color = match (e.reference, e.lossless) {
+                (true, _) => "#9a9a9a",
+                (false, true) => "#3b7dd8",
+                (false, false) => "#e08a2e",
+            };
             let _ = writeln!(
                 s,
                 r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{} {}</text>"#,

@@ -18,6 +18,9 @@ fn runs_every_phase_and_writes_the_report() {
         "Phase 01",
         "Phase 02",
         "Phase 03",
+        "Phase 03b",
+        "Phase 04",
+        "Phase 05",
         "Comparative report",
     ] {
         assert!(out.contains(phase), "{phase} missing: {out}");
@@ -27,21 +30,29 @@ fn runs_every_phase_and_writes_the_report() {
     let phases: Vec<_> = report.entries.iter().map(|e| e.phase.as_str()).collect();
     assert_eq!(
         phases,
-        ["00", "01", "02", "03", "04", "05.1", "05.2", "05.3", "05.4"]
+        [
+            "00", "01", "02", "03", "03b", "04", "05.1", "05.2", "05.3", "05.4", "ref1", "ref2",
+            "ref3", "ref4"
+        ]
     );
     for e in &report.entries {
         assert!(e.verified, "{e:?}");
         assert_eq!(e.lossless, !e.phase.starts_with("05"), "{e:?}");
+        assert_eq!(e.reference, e.phase.starts_with("ref"), "{e:?}");
         assert_eq!(e.samples, 4000);
         assert!(e.ratio_to_ndjson.is_some());
     }
     // Each stage is smaller than NDJSON, and compression beats columnar.
     let bytes = |p: &str| report.entries.iter().find(|e| e.phase == p).unwrap().bytes;
     assert!(bytes("03") < bytes("02") && bytes("02") < bytes("01"));
+    assert!(
+        bytes("03b") < bytes("03"),
+        "the adaptive file beats Gorilla"
+    );
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert_eq!(
         md.lines().filter(|l| l.starts_with("| 0")).count(),
-        9,
+        10,
         "{md}"
     );
     let svg = std::fs::read_to_string(dir.path().join("report.svg")).unwrap();

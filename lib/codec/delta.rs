@@ -163,6 +163,11 @@ pub fn encode(ts: &[i64], scheme: TimestampScheme, out: &mut Vec<u8>) {
     }
     let tick = tick(ts);
     write_u64(out, tick);
+    write_stream(ts, tick, scheme, out);
+}
+
+/// The first delta in ticks, then the delta-of-deltas in `scheme`.
+fn write_stream(ts: &[i64], tick: u64, scheme: TimestampScheme, out: &mut Vec<u8>) {
     write_i64(out, scaled_deltas(ts, tick).next().unwrap_or(0));
     match scheme {
         TimestampScheme::GorillaBuckets => {
@@ -173,6 +178,88 @@ pub fn encode(ts: &[i64], scheme: TimestampScheme, out: &mut Vec<u8>) {
             *out = w.finish();
         }
         TimestampScheme::VarintZeroRuns => rle::encode_zero_runs(scaled_dods(ts, tick), out),
+    }
+}
+
+/// What a container remembers from the previous timestamp column, so the
+/// next one can be stored relative to it (see [`encode_in_context`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ColumnContext {
+    /// First timestamp of the previous non-empty column.
+    pub first: i64,
+    /// Tick of the previous column of two or more timestamps (0 at the start).
+    pub tick: u64,
+}
+
+/// Encodes a column relative to the previous one, for containers that hold
+/// many columns (thousands of short series repeat the same tick and start
+/// close together). Layout:
+///
+/// ```text
+/// | header u8: scheme (bits 0-1), "first in ticks" (bit 2) |
+/// | tick XOR previous tick (varint)                          | n >= 2
+/// | first - previous first, in ticks if bit 2 (zigzag varint) | n >= 1
+/// | first delta in ticks, delta-of-deltas (as in `encode`)    | n >= 2
+/// ```
+///
+/// A one-timestamp column uses the previous tick for its first timestamp.
+pub fn encode_in_context(
+    ts: &[i64],
+    ctx: &mut ColumnContext,
+    scheme: TimestampScheme,
+    out: &mut Vec<u8>,
+) {
+    let Some(&first) = ts.first() else {
+        out.push(scheme as u8);
+        return;
+    };
+    let tick = if ts.len() >= 2 {
+        tick(ts)
+    } else {
+        ctx.tick.max(1)
+    };
+    let q = first.wrapping_sub(ctx.first) as i128;
+    let in_ticks = tick > 1 && tick <= i64::MAX as u64 && q % tick as i128 == 0;
+    out.push(scheme as u8 | (u8::from(in_ticks) << 2));
+    if ts.len() >= 2 {
+        write_u64(out, tick ^ ctx.tick);
+    }
+    write_i64(
+        out,
+        if in_ticks {
+            (q / tick as i128) as i64
+        } else {
+            q as i64
+        },
+    );
+    if ts.len() >= 2 {
+        write_stream(ts, tick, scheme, out);
+        ctx.tick = tick;
+    }
+    ctx.first = first;
+}
+
+/// Encodes in context with every scheme and keeps the smallest.
+pub fn encode_smallest_in_context(
+    ts: &[i64],
+    ctx: &mut ColumnContext,
+    out: &mut Vec<u8>,
+) -> TimestampScheme {
+    let mut best: Option<(TimestampScheme, Vec<u8>, ColumnContext)> = None;
+    for scheme in TimestampScheme::ALL {
+        let (mut buf, mut c) = (Vec::new(), *ctx);
+        encode_in_context(ts, &mut c, scheme, &mut buf);
+        if best.as_ref().is_none_or(|(_, b, _)| buf.len() < b.len()) {
+            best = Some((scheme, buf, c));
+        }
+    }
+    match best {
+        Some((scheme, bytes, c)) => {
+            out.extend_from_slice(&bytes);
+            *ctx = c;
+            scheme
+        }
+        None => TimestampScheme::VarintZeroRuns,
     }
 }
 
@@ -232,26 +319,110 @@ fn read_bucket(r: &mut BitReader<'_>) -> Result<i64> {
 /// appending them to `out`. Trailing bytes are an error.
 pub fn decode(payload: &[u8], n: usize, out: &mut Vec<i64>) -> Result<()> {
     let mut r = ByteReader::new(payload, "timestamp column");
-    let scheme = r.u8()?;
-    let scheme = match scheme {
-        0 => TimestampScheme::GorillaBuckets,
-        1 => TimestampScheme::VarintZeroRuns,
-        other => return Err(r.corrupt(format!("unknown timestamp scheme {other}"))),
-    };
+    let tag = r.u8()?;
+    let scheme = parse_scheme(&mut r, tag)?;
     if n == 0 {
         return finish_bytes(&r);
     }
-    let mut t = r.varint_i64()?;
-    out.reserve(n.min(payload.len() * 8 + 2));
-    out.push(t);
+    let t = r.varint_i64()?;
     if n == 1 {
+        out.push(t);
         return finish_bytes(&r);
     }
     let tick = r.varint()?;
+    read_stream(r, payload.len(), n, t, tick, scheme, out)
+}
+
+fn parse_scheme(r: &mut ByteReader<'_>, tag: u8) -> Result<TimestampScheme> {
+    match tag {
+        0 => Ok(TimestampScheme::GorillaBuckets),
+        1 => Ok(TimestampScheme::VarintZeroRuns),
+        other => Err(r.corrupt(format!("unknown timestamp scheme {other}"))),
+    }
+}
+
+/// Reads a column's header in context: its scheme, tick and first
+/// timestamp, and the context after it. Used to walk many columns without
+/// decoding them.
+pub fn read_context(
+    payload: &[u8],
+    n: usize,
+    ctx: ColumnContext,
+) -> Result<(ColumnContext, ByteReader<'_>, TimestampScheme, u64)> {
+    let mut r = ByteReader::new(payload, "timestamp column");
+    let header = r.u8()?;
+    if header & !0b111 != 0 {
+        return Err(r.corrupt(format!(
+            "timestamp column header {header:#04x} has unknown bits"
+        )));
+    }
+    let scheme = parse_scheme(&mut r, header & 0b11)?;
+    let in_ticks = header & 0b100 != 0;
+    if n == 0 {
+        if in_ticks {
+            return Err(r.corrupt("empty column with the first-in-ticks flag"));
+        }
+        return Ok((ctx, r, scheme, ctx.tick));
+    }
+    let tick = if n >= 2 {
+        r.varint()? ^ ctx.tick
+    } else {
+        ctx.tick.max(1)
+    };
+    if tick == 0 {
+        return Err(r.corrupt("tick is zero"));
+    }
+    let code = r.varint_i64()?;
+    let first = if in_ticks {
+        ctx.first.wrapping_add(code.wrapping_mul(tick as i64))
+    } else {
+        ctx.first.wrapping_add(code)
+    };
+    let next = ColumnContext {
+        first,
+        tick: if n >= 2 { tick } else { ctx.tick },
+    };
+    Ok((next, r, scheme, tick))
+}
+
+/// Decodes a column written by [`encode_in_context`] with the same context,
+/// appending its `n` timestamps to `out`; returns the context after it.
+pub fn decode_in_context(
+    payload: &[u8],
+    n: usize,
+    ctx: ColumnContext,
+    out: &mut Vec<i64>,
+) -> Result<ColumnContext> {
+    let (next, r, scheme, tick) = read_context(payload, n, ctx)?;
+    match n {
+        0 => finish_bytes(&r)?,
+        1 => {
+            out.push(next.first);
+            finish_bytes(&r)?
+        }
+        _ => read_stream(r, payload.len(), n, next.first, tick, scheme, out)?,
+    }
+    Ok(next)
+}
+
+/// Pushes `t0` and the `n - 1` timestamps after it, read from the first
+/// delta and the delta-of-deltas that follow in `r`.
+fn read_stream(
+    mut r: ByteReader<'_>,
+    payload_len: usize,
+    n: usize,
+    t0: i64,
+    tick: u64,
+    scheme: TimestampScheme,
+    out: &mut Vec<i64>,
+) -> Result<()> {
     if tick == 0 {
         return Err(r.corrupt("tick is zero"));
     }
     let tick = tick as i64;
+    let mut t = t0;
+    out.reserve(n.min(payload_len * 8 + 2));
+    out.push(t);
     let mut delta = r.varint_i64()?;
     t = t.wrapping_add(delta.wrapping_mul(tick));
     out.push(t);
@@ -263,7 +434,7 @@ pub fn decode(payload: &[u8], n: usize, out: &mut Vec<i64>) -> Result<()> {
             if dods as u64 > br.remaining() {
                 return Err(crate::error::Error::truncated(
                     "timestamp column",
-                    payload.len() as u64,
+                    payload_len as u64,
                     format!(
                         "{dods} delta-of-deltas cannot fit in {} bits",
                         br.remaining()
@@ -275,7 +446,7 @@ pub fn decode(payload: &[u8], n: usize, out: &mut Vec<i64>) -> Result<()> {
                 t = t.wrapping_add(delta.wrapping_mul(tick));
                 out.push(t);
             }
-            finish_bits(&mut br, payload.len() - bits.len())
+            finish_bits(&mut br, payload_len - bits.len())
         }
         TimestampScheme::VarintZeroRuns => {
             rle::decode_zero_runs(&mut r, dods, |dod| {

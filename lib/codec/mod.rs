@@ -7,8 +7,10 @@
 //!   or varints with zero runs.
 //! - [`xor`]: Gorilla XOR coding of `f64` values.
 
+pub mod adaptive;
 pub mod bits;
 pub mod delta;
+pub mod intpack;
 pub mod rle;
 pub mod varint;
 pub mod xor;

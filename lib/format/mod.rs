@@ -8,6 +8,7 @@
 //! | [`columnar`] | 02 | `output/02_columnar.msgpack`: metadata once, two columns per series |
 //! | [`compressed`] | 03 | `output/03_compressed.ssc`: delta-of-delta timestamps, XOR values |
 
+pub mod adaptive;
 pub mod columnar;
 pub mod compressed;
 pub mod dataset;

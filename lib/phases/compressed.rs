@@ -6,6 +6,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use crate::codec::delta::{self, TimestampScheme};
 use crate::codec::varint::{len_u64, zigzag};
 use crate::error::Result;
+use crate::format::adaptive::{self, value_scheme_name, AdaptiveStats};
 use crate::format::compressed::{self, scheme_name, Breakdown};
 use crate::model::Dataset;
 use crate::phases::{summary_line, timed, verify, Context, PhaseOutcome};
@@ -181,5 +182,187 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
             .map(|l| format!("  {l}")),
     );
     lines.push(summary_line(&entry, ndjson.as_ref()));
+    lines.extend(beyond_gorilla(
+        ctx,
+        &data,
+        &fp,
+        &breakdown,
+        bytes,
+        ndjson.as_ref(),
+    )?);
     Ok(PhaseOutcome { entry, lines })
+}
+
+/// 03b: shared timestamp columns and the adaptive value codec, side by side
+/// with Gorilla, then the reference compressors on the same samples.
+fn beyond_gorilla(
+    ctx: &Context,
+    data: &Dataset,
+    fp: &str,
+    breakdown: &Breakdown,
+    gbytes: u64,
+    ndjson: Option<&ReportEntry>,
+) -> Result<Vec<String>> {
+    let samples = data.sample_count();
+    let path = ctx.path(adaptive::FILE_NAME);
+    let ((abytes, st), write_ms) = timed(|| adaptive::write(data, &path))?;
+    let (back, read_ms) = timed(|| adaptive::read(&path))?;
+    verify(&path, data, &back)?;
+    let mut entry = ReportEntry::new(
+        "03b",
+        "adaptive columnar (beyond Gorilla)",
+        &path,
+        abytes,
+        samples,
+        fp,
+    );
+    entry.encode_ms = write_ms;
+    entry.decode_ms = read_ms;
+    entry.verified = true;
+    entry.save(&ctx.output_dir)?;
+
+    let indent = |t: Table| {
+        t.to_string()
+            .lines()
+            .map(|l| format!("  {l}"))
+            .collect::<Vec<_>>()
+    };
+    let mut lines = vec![
+        String::new(),
+        "Phase 03b: beyond Gorilla: shared timestamp columns and an adaptive value codec".to_string(),
+        format!(
+            "  Timestamps: {} series use {} distinct timestamp columns; each is stored once ({}).",
+            data.series.len(),
+            st.columns,
+            if st.columns < data.series.len() as u64 {
+                "series scraped together share one"
+            } else {
+                "no two series share one here"
+            }
+        ),
+        format!(
+            "  Values: each block of up to {} values takes the smallest scheme that stores it exactly:",
+            adaptive::BLOCK
+        ),
+    ];
+    lines.extend(indent(scheme_table(&st)));
+    lines.extend(indent(side_by_side(
+        samples, breakdown, gbytes, &st, abytes,
+    )));
+    lines.push(summary_line(&entry, ndjson));
+
+    // References: other compressors on the same samples, in the same run.
+    lines.push("  References on the same samples (not phases):".into());
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "reference",
+        "bytes",
+        "B/sample",
+        "vs adaptive",
+        "verified",
+    ]);
+    for (i, r) in crate::reference::measure(data).iter().enumerate() {
+        let mut e = ReportEntry::new(
+            &format!("ref{}", i + 1),
+            &format!("reference: {}", r.name),
+            std::path::Path::new("(in memory)"),
+            r.bytes,
+            samples,
+            fp,
+        );
+        e.encode_ms = r.encode_ms;
+        e.decode_ms = r.decode_ms;
+        e.verified = r.verified;
+        e.reference = true;
+        e.save(&ctx.output_dir)?;
+        t.add_row(vec![
+            Cell::new(&r.name),
+            Cell::new(r.bytes).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.3}", r.bytes as f64 / samples.max(1) as f64))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.2}x", r.bytes as f64 / abytes.max(1) as f64))
+                .set_alignment(CellAlignment::Right),
+            Cell::new(match (&r.note, r.verified) {
+                (Some(n), _) => format!("no: {n}"),
+                (None, true) => "yes".into(),
+                (None, false) => "no".into(),
+            }),
+        ]);
+    }
+    lines.extend(indent(t));
+    Ok(lines)
+}
+
+/// Which value scheme the blocks chose, and why it is smaller.
+fn scheme_table(st: &AdaptiveStats) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "scheme",
+        "blocks",
+        "values",
+        "bytes",
+        "bits/value",
+        "why it wins",
+    ]);
+    let rows = [
+        (
+            0usize,
+            "every value in the block has the same bits: 9 bytes for the block",
+        ),
+        (
+            2,
+            "every value is k / 10^e exactly: the integers k are bit-packed",
+        ),
+        (1, "no short exact decimal: XOR with the previous value"),
+    ];
+    for (k, reason) in rows {
+        if st.scheme_blocks[k] == 0 {
+            continue;
+        }
+        let bits = st.scheme_bytes[k] as f64 * 8.0 / st.scheme_samples[k].max(1) as f64;
+        t.add_row(vec![
+            Cell::new(value_scheme_name(k)),
+            Cell::new(st.scheme_blocks[k]).set_alignment(CellAlignment::Right),
+            Cell::new(st.scheme_samples[k]).set_alignment(CellAlignment::Right),
+            Cell::new(st.scheme_bytes[k]).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{bits:.2}")).set_alignment(CellAlignment::Right),
+            Cell::new(reason),
+        ]);
+    }
+    t
+}
+
+/// Gorilla (03) and adaptive (03b), bytes per sample, part by part.
+fn side_by_side(samples: u64, g: &Breakdown, gbytes: u64, a: &AdaptiveStats, abytes: u64) -> Table {
+    let per = |b: u64| format!("{:.3}", b as f64 / samples.max(1) as f64);
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "bytes per sample",
+        "Gorilla (03)",
+        "adaptive (03b)",
+        "adaptive / Gorilla",
+    ]);
+    for (name, x, y) in [
+        ("timestamps", g.timestamps, a.timestamps),
+        ("values", g.values, a.values),
+        (
+            "timestamps + values",
+            g.timestamps + g.values,
+            a.timestamps + a.values,
+        ),
+        ("names, lengths, checksum", g.metadata, a.metadata),
+        ("whole file", gbytes, abytes),
+    ] {
+        t.add_row(vec![
+            Cell::new(name),
+            Cell::new(per(x)).set_alignment(CellAlignment::Right),
+            Cell::new(per(y)).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{:.2}", y as f64 / x.max(1) as f64))
+                .set_alignment(CellAlignment::Right),
+        ]);
+    }
+    t
 }

@@ -1,0 +1,192 @@
+//! Bit-packed integers: frame of reference, or deltas with a frame of reference.
+//!
+//! A block of `i64`s whose spread is small is stored as a base plus a fixed
+//! number of bits per value. Two modes, whichever is smaller:
+//!
+//! ```text
+//! mode 0, frame of reference:  | 0 | base: zigzag varint | width u8 | n × width bits: k - base |
+//! mode 1, deltas:              | 1 | first: zigzag varint | base: zigzag varint | width u8 |
+//!                              | (n - 1) × width bits: (k[i] - k[i-1]) - base |
+//! ```
+//!
+//! `3742, 3750, 3739` (a CPU % with two decimals, scaled by 100): frame of
+//! reference stores base 3739 and 4 bits each (3, 11, 0); deltas store
+//! 3742, base -11 and 5 bits each (19, 0). A counter (`1000, 1040, 1085`)
+//! packs best as deltas.
+//!
+//! Values must stay within ±(2^62 − 1) so that every difference of two
+//! values fits an `i64`; spans are computed modulo 2^64, so every packed
+//! field fits 64 bits. `n` is not stored.
+
+use crate::bytes::ByteReader;
+use crate::codec::bits::{BitReader, BitWriter};
+use crate::codec::varint::{len_u64, write_i64, zigzag};
+use crate::error::{Error, Result};
+
+/// The largest magnitude this codec accepts.
+pub const LIMIT: i64 = (1 << 62) - 1;
+
+fn width(span: u64) -> u32 {
+    64 - span.leading_zeros()
+}
+
+/// The encoded size in bytes and the mode that gives it.
+pub fn plan(ks: &[i64]) -> (usize, u8) {
+    let Some(&first) = ks.first() else {
+        return (2 + 1, 0);
+    };
+    let (mut lo, mut hi) = (first, first);
+    let (mut dlo, mut dhi) = (i64::MAX, i64::MIN);
+    for w in ks.windows(2) {
+        let d = w[1] - w[0];
+        dlo = dlo.min(d);
+        dhi = dhi.max(d);
+    }
+    for &k in ks {
+        lo = lo.min(k);
+        hi = hi.max(k);
+    }
+    let for_bits = width(hi.wrapping_sub(lo) as u64) as usize * ks.len();
+    let for_size = 1 + len_u64(zigzag(lo)) + 1 + for_bits.div_ceil(8);
+    if ks.len() < 2 {
+        return (for_size, 0);
+    }
+    let d_bits = width(dhi.wrapping_sub(dlo) as u64) as usize * (ks.len() - 1);
+    let d_size = 1 + len_u64(zigzag(first)) + len_u64(zigzag(dlo)) + 1 + d_bits.div_ceil(8);
+    if d_size < for_size {
+        (d_size, 1)
+    } else {
+        (for_size, 0)
+    }
+}
+
+/// Appends `ks` (each within ±[`LIMIT`]) in the smaller mode.
+pub fn encode(ks: &[i64], out: &mut Vec<u8>) {
+    let (_, mode) = plan(ks);
+    out.push(mode);
+    if mode == 0 {
+        let lo = ks.iter().copied().min().unwrap_or(0);
+        let hi = ks.iter().copied().max().unwrap_or(0);
+        let w = width(hi.wrapping_sub(lo) as u64);
+        write_i64(out, lo);
+        out.push(w as u8);
+        let mut bw = BitWriter::append_to(std::mem::take(out));
+        for &k in ks {
+            bw.write_bits(k.wrapping_sub(lo) as u64, w);
+        }
+        *out = bw.finish();
+    } else {
+        let dlo = ks.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(0);
+        let dhi = ks.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+        let w = width(dhi.wrapping_sub(dlo) as u64);
+        write_i64(out, ks[0]);
+        write_i64(out, dlo);
+        out.push(w as u8);
+        let mut bw = BitWriter::append_to(std::mem::take(out));
+        for d in ks.windows(2).map(|w| w[1] - w[0]) {
+            bw.write_bits(d.wrapping_sub(dlo) as u64, w);
+        }
+        *out = bw.finish();
+    }
+}
+
+/// Decodes exactly `n` integers from all of `payload`, calling `sink` on each.
+#[inline]
+pub fn decode(payload: &[u8], n: usize, mut sink: impl FnMut(i64)) -> Result<()> {
+    let mut r = ByteReader::new(payload, "packed integers");
+    let mode = r.u8()?;
+    let (base, first) = match mode {
+        0 => (r.varint_i64()?, None),
+        1 => {
+            let first = r.varint_i64()?;
+            (r.varint_i64()?, Some(first))
+        }
+        m => return Err(r.corrupt(format!("unknown integer packing mode {m}"))),
+    };
+    let w = r.u8()? as u32;
+    if w > 64 {
+        return Err(r.corrupt(format!("bit width {w} exceeds 64")));
+    }
+    let packed = n.saturating_sub(first.is_some() as usize);
+    let bits = r.rest();
+    if (packed as u64).saturating_mul(w as u64) > bits.len() as u64 * 8 {
+        return Err(Error::truncated(
+            "packed integers",
+            payload.len() as u64,
+            format!(
+                "{packed} values of {w} bits do not fit in {} bytes",
+                bits.len()
+            ),
+        ));
+    }
+    if n == 0 {
+        return crate::codec::delta::finish_bits(&mut BitReader::new(bits), 0);
+    }
+    let mut br = BitReader::new(bits);
+    match first {
+        None => {
+            for _ in 0..n {
+                sink(base.wrapping_add(br.read_bits(w)? as i64));
+            }
+        }
+        Some(mut k) => {
+            sink(k);
+            for _ in 1..n {
+                k = k.wrapping_add(base.wrapping_add(br.read_bits(w)? as i64));
+                sink(k);
+            }
+        }
+    }
+    crate::codec::delta::finish_bits(&mut br, payload.len() - bits.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(ks: &[i64]) -> Vec<u8> {
+        let mut out = Vec::new();
+        encode(ks, &mut out);
+        assert_eq!(out.len(), plan(ks).0, "plan predicts the size");
+        let mut back = Vec::new();
+        decode(&out, ks.len(), |k| back.push(k)).unwrap();
+        assert_eq!(back, ks);
+        out
+    }
+
+    #[test]
+    fn golden_bytes_frame_of_reference() {
+        // base 3739 (zigzag 7478 = b6 3a), width 4, fields 3, 11, 0 -> 0011 1011 0000
+        assert_eq!(
+            round_trip(&[3742, 3750, 3739]),
+            [0x00, 0xB6, 0x3A, 0x04, 0x3B, 0x00]
+        );
+    }
+
+    #[test]
+    fn golden_bytes_deltas() {
+        // first 1000 (d0 0f), base 40 (50), width 3: 0, 5 -> 000 101
+        assert_eq!(
+            round_trip(&[1000, 1040, 1085]),
+            [0x01, 0xD0, 0x0F, 0x50, 0x03, 0x14]
+        );
+    }
+
+    #[test]
+    fn edges_round_trip() {
+        round_trip(&[]);
+        round_trip(&[5]);
+        round_trip(&[7, 7, 7, 7]);
+        round_trip(&[LIMIT, -LIMIT, LIMIT, 0, -LIMIT]);
+        round_trip(&[-3, 1 << 53, (1 << 53) + 1]);
+    }
+
+    #[test]
+    fn every_prefix_is_an_error() {
+        let mut out = Vec::new();
+        encode(&[3742, 3750, 3739, 3800, 3701], &mut out);
+        for cut in 0..out.len() {
+            assert!(decode(&out[..cut], 5, |_| {}).is_err(), "cut {cut}");
+        }
+    }
+}

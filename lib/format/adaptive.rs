@@ -1,0 +1,293 @@
+//! Phase 03b: the adaptive columnar file.
+//!
+//! Two ideas beyond phase 03:
+//!
+//! 1. **Shared timestamp columns.** One scrape writes every series of a
+//!    target at the same instant, so their timestamp columns are identical.
+//!    Each distinct column is stored once; series refer to it by number.
+//! 2. **Adaptive values.** Each series' values are cut into blocks of at most
+//!    [`BLOCK`] samples and each block is coded by the smallest exact scheme
+//!    of [`crate::codec::adaptive`] (constant, decimal, Gorilla XOR).
+//!
+//! # Layout (version 1)
+//!
+//! ```text
+//! | magic "SSIGADPT" (8B) | version u32 LE = 1 | source (string) |
+//! | column count (varint) |
+//! | per column, sorted by first timestamp: n (varint) | length (varint) |
+//! |   timestamp column relative to the previous one (codec::delta::encode_in_context) |
+//! | series count (varint) |
+//! | per series: key | column id (varint) | per block of <= 512 values:
+//! |             length (varint) | adaptive value block |
+//! | CRC32C of all preceding bytes (u32 LE) |
+//! ```
+//!
+//! A series has as many samples as its column; its block count follows
+//! from that and [`BLOCK`].
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::bytes::write_string;
+use crate::codec::adaptive::{self, ValueScheme};
+use crate::codec::delta::{self, TimestampScheme};
+use crate::codec::varint::write_u64;
+use crate::error::Result;
+use crate::files::{read_input, write_atomic};
+use crate::format::{open_checked, push_crc_trailer, read_key, write_header, write_key};
+use crate::model::{Dataset, Series};
+
+pub const MAGIC: &[u8; 8] = b"SSIGADPT";
+pub const VERSION: u32 = 1;
+pub const FILE_NAME: &str = "03b_adaptive.ssa";
+/// Values per block.
+pub const BLOCK: usize = 512;
+
+/// Where the bytes went and what was chosen.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AdaptiveStats {
+    pub columns: u64,
+    pub timestamps: u64,
+    pub values: u64,
+    pub metadata: u64,
+    /// Blocks and bytes per value scheme, in `ValueScheme` tag order.
+    pub scheme_blocks: [u64; 3],
+    pub scheme_bytes: [u64; 3],
+    pub scheme_samples: [u64; 3],
+    /// Timestamp columns per timestamp scheme.
+    pub ts_schemes: [u64; 2],
+}
+
+/// Encodes `dataset` adaptively.
+pub fn encode(dataset: &Dataset) -> (Vec<u8>, AdaptiveStats) {
+    let mut out = Vec::with_capacity(dataset.sample_count() as usize + 1024);
+    let mut st = AdaptiveStats::default();
+    write_header(&mut out, MAGIC, VERSION);
+    write_string(&mut out, &dataset.source);
+
+    // Distinct timestamp columns, stored in order of their first timestamp so
+    // that each is stored relative to the one before it.
+    let mut ids: HashMap<&[i64], usize> = HashMap::new();
+    let mut columns: Vec<&[i64]> = Vec::new();
+    for s in &dataset.series {
+        ids.entry(&s.timestamps).or_insert_with(|| {
+            columns.push(&s.timestamps);
+            columns.len() - 1
+        });
+    }
+    columns.sort_by_key(|ts| (ts.first().copied(), ts.len()));
+    let position: HashMap<&[i64], u64> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, ts)| (*ts, i as u64))
+        .collect();
+    let column_of: Vec<u64> = dataset
+        .series
+        .iter()
+        .map(|s| position[s.timestamps.as_slice()])
+        .collect();
+    write_u64(&mut out, columns.len() as u64);
+    let mut ctx = delta::ColumnContext::default();
+    let mut col = Vec::new();
+    for ts in &columns {
+        col.clear();
+        let scheme = delta::encode_smallest_in_context(ts, &mut ctx, &mut col);
+        st.ts_schemes[scheme as usize] += 1;
+        write_u64(&mut out, ts.len() as u64);
+        write_u64(&mut out, col.len() as u64);
+        out.extend_from_slice(&col);
+        st.timestamps += col.len() as u64;
+    }
+    st.columns = columns.len() as u64;
+
+    write_u64(&mut out, dataset.series.len() as u64);
+    let mut block = Vec::new();
+    for (s, &column) in dataset.series.iter().zip(&column_of) {
+        write_key(&mut out, &s.key);
+        write_u64(&mut out, column);
+        for chunk in s.values.chunks(BLOCK) {
+            block.clear();
+            let scheme = adaptive::encode(chunk, &mut block);
+            write_u64(&mut out, block.len() as u64);
+            out.extend_from_slice(&block);
+            let k = scheme as usize;
+            st.scheme_blocks[k] += 1;
+            st.scheme_bytes[k] += block.len() as u64;
+            st.scheme_samples[k] += chunk.len() as u64;
+            st.values += block.len() as u64;
+        }
+    }
+    push_crc_trailer(&mut out);
+    st.metadata = out.len() as u64 - st.timestamps - st.values;
+    (out, st)
+}
+
+/// Decodes bytes written by [`encode`].
+pub fn decode(bytes: &[u8]) -> Result<Dataset> {
+    const WHAT: &str = "adaptive file";
+    let mut r = open_checked(bytes, MAGIC, VERSION, WHAT)?;
+    let source = r.string()?.to_string();
+    let n_columns = r.count(2, "timestamp column")?;
+    // Column descriptors first; a column is decoded when a series first uses
+    // it, after checking that the file can hold that series' value blocks,
+    // so a corrupt count cannot make the decoder allocate without bound.
+    // Each column is stored relative to the one before it (its context);
+    // reading only the column headers gives every context.
+    let mut descriptors = Vec::with_capacity(n_columns);
+    let mut ctx = delta::ColumnContext::default();
+    for c in 0..n_columns {
+        let n = r.varint()?;
+        let len = r.count(1, "timestamp column byte")?;
+        let at = r.position() as u64 + 12;
+        let payload = r.bytes(len)?;
+        let n = usize::try_from(n).map_err(|_| r.corrupt(format!("column {c}: {n} timestamps")))?;
+        descriptors.push((n, payload, at, ctx));
+        ctx = delta::read_context(payload, n, ctx)
+            .map_err(|e| e.within(format!("{WHAT}: timestamp column {c} at byte {at}")))?
+            .0;
+    }
+    let mut columns: Vec<Option<Vec<i64>>> = vec![None; n_columns];
+    let n_series = r.count(2, "series")?;
+    let mut series = Vec::with_capacity(n_series);
+    let mut last_key = None;
+    for i in 0..n_series {
+        let key = read_key(&mut r)?;
+        if last_key.as_ref().is_some_and(|k| k >= &key) {
+            return Err(r.corrupt(format!("series {key} out of order or repeated")));
+        }
+        last_key = Some(key.clone());
+        let column = r.varint()?;
+        let &(n, payload, at, context) = descriptors.get(column as usize).ok_or_else(|| {
+            r.corrupt(format!(
+                "series {i} ({key}): column {column} of {n_columns}"
+            ))
+        })?;
+        // Each block takes at least 2 bytes (its length and its tag).
+        if n.div_ceil(BLOCK).saturating_mul(2) > r.remaining() {
+            return Err(r.corrupt(format!(
+                "series {i} ({key}): {n} samples need {} value blocks, only {} bytes left",
+                n.div_ceil(BLOCK),
+                r.remaining()
+            )));
+        }
+        if columns[column as usize].is_none() {
+            let mut ts = Vec::with_capacity(n);
+            delta::decode_in_context(payload, n, context, &mut ts)
+                .map_err(|e| e.within(format!("{WHAT}: timestamp column {column} at byte {at}")))?;
+            columns[column as usize] = Some(ts);
+        }
+        let ts = columns[column as usize].as_deref().unwrap_or_default();
+        let mut s = Series::new(key);
+        s.timestamps = ts.to_vec();
+        s.values.reserve(n);
+        let mut left = n;
+        let mut b = 0;
+        while left > 0 {
+            let take = left.min(BLOCK);
+            let len = r.count(1, "value block byte")?;
+            let at = r.position() as u64 + 12;
+            let payload = r.bytes(len)?;
+            adaptive::decode(payload, take, &mut s.values).map_err(|e| {
+                e.within(format!(
+                    "{WHAT}: series {i} ({}) block {b} at byte {at}",
+                    s.key
+                ))
+            })?;
+            left -= take;
+            b += 1;
+        }
+        series.push(s);
+    }
+    if let Some(c) = columns.iter().position(Option::is_none) {
+        return Err(r.corrupt(format!("timestamp column {c} is used by no series")));
+    }
+    if !r.is_empty() {
+        return Err(r.corrupt(format!(
+            "{} unexpected bytes after the last series",
+            r.remaining()
+        )));
+    }
+    Ok(Dataset { source, series })
+}
+
+/// Writes the file atomically; returns its size and statistics.
+pub fn write(dataset: &Dataset, path: &Path) -> Result<(u64, AdaptiveStats)> {
+    let (bytes, st) = encode(dataset);
+    Ok((write_atomic(path, &bytes)?, st))
+}
+
+/// Reads an adaptive file.
+pub fn read(path: &Path) -> Result<Dataset> {
+    let bytes = read_input(path, "run `cargo run --bin 03_compressed` first")?;
+    decode(&bytes).map_err(|e| e.within(path.display()))
+}
+
+/// Name of a value scheme by tag.
+pub fn value_scheme_name(tag: usize) -> &'static str {
+    ValueScheme::ALL
+        .get(tag)
+        .map(|s| s.name())
+        .unwrap_or("unknown")
+}
+
+/// Name of a timestamp scheme by tag.
+pub fn ts_scheme_name(tag: usize) -> &'static str {
+    TimestampScheme::ALL
+        .get(tag)
+        .map(|s| s.name())
+        .unwrap_or("unknown")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Labels, SeriesKey};
+
+    fn sample() -> Dataset {
+        let key = |m: &str, h: &str| SeriesKey::new(m, Labels::from([("host".into(), h.into())]));
+        let ts: Vec<i64> = (0..700)
+            .map(|i| 1_700_000_000_000_000_000 + i * 15_000_000_000 + (i % 3) * 1_000_000)
+            .collect();
+        let mut a = Series::new(key("cpu", "a"));
+        a.timestamps = ts.clone();
+        a.values = (0..700).map(|i| ((i * 37 % 1000) as f64) / 100.0).collect();
+        let mut b = Series::new(key("up", "a"));
+        b.timestamps = ts.clone();
+        // Constant, with no short decimal form: stored as a constant.
+        b.values = vec![0.1f64.sqrt(); 700];
+        let mut c = Series::new(key("odd", "b"));
+        c.timestamps = ts[..3].to_vec();
+        c.values = vec![f64::NAN, -0.0, 0.1f64.sqrt()];
+        let d = Series::new(key("empty", "c"));
+        Dataset::new("t", vec![a, b, c, d])
+    }
+
+    #[test]
+    fn round_trip_shares_columns_and_picks_schemes() {
+        let d = sample();
+        let (bytes, st) = encode(&d);
+        assert_eq!(st.columns, 3, "cpu and up share one column");
+        assert!(st.scheme_blocks[ValueScheme::Decimal as usize] >= 2);
+        assert!(st.scheme_blocks[ValueScheme::Constant as usize] >= 2);
+        assert_eq!(st.metadata + st.timestamps + st.values, bytes.len() as u64);
+        assert_eq!(d.bit_diff(&decode(&bytes).unwrap()), None);
+    }
+
+    #[test]
+    fn every_truncation_and_bit_flip_is_an_error() {
+        let mut d = sample();
+        for s in &mut d.series {
+            s.timestamps.truncate(20);
+            s.values.truncate(20);
+        }
+        let (bytes, _) = encode(&d);
+        for cut in 0..bytes.len() {
+            assert!(decode(&bytes[..cut]).is_err(), "prefix {cut}");
+        }
+        for bit in 0..bytes.len() * 8 {
+            let mut b = bytes.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode(&b).is_err(), "flip {bit}");
+        }
+    }
+}
