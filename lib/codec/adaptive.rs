@@ -141,8 +141,13 @@ pub fn decode(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<ValueSchem
                 .get(e as usize)
                 .ok_or_else(|| corrupt(format!("decimal exponent {e} is above 18")))?;
             out.reserve(n.min(packed.len() * 8 + 1));
-            intpack::decode(packed, n, |k| out.push(k as f64 / scale))
-                .map_err(|e| e.within("value block (decimal)"))?;
+            let decoded = if e == 0 {
+                // Integers: no division needed.
+                intpack::decode(packed, n, |k| out.push(k as f64))
+            } else {
+                intpack::decode(packed, n, |k| out.push(k as f64 / scale))
+            };
+            decoded.map_err(|e| e.within("value block (decimal)"))?;
             Ok(ValueScheme::Decimal)
         }
         t => Err(corrupt(format!("unknown value scheme tag {t}"))),

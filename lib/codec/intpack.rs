@@ -123,6 +123,20 @@ pub fn decode(payload: &[u8], n: usize, mut sink: impl FnMut(i64)) -> Result<()>
         return crate::codec::delta::finish_bits(&mut BitReader::new(bits), 0);
     }
     let mut br = BitReader::new(bits);
+    if w == 0 {
+        // Nothing packed: a constant (frame of reference) or a constant step.
+        let mut k = first.unwrap_or(base);
+        sink(k);
+        for _ in 1..n {
+            k = if first.is_some() {
+                k.wrapping_add(base)
+            } else {
+                k
+            };
+            sink(k);
+        }
+        return crate::codec::delta::finish_bits(&mut br, payload.len() - bits.len());
+    }
     match first {
         None => {
             for _ in 0..n {
