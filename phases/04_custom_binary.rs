@@ -32,7 +32,7 @@ struct Args {
     #[arg(long, default_value_t = 1024)]
     block_samples: usize,
     /// Split blocks whose encoded size exceeds this many bytes.
-    #[arg(long, default_value_t = 1536)]
+    #[arg(long, default_value_t = 512)]
     block_bytes: usize,
     #[command(subcommand)]
     command: Option<Command>,

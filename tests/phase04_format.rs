@@ -148,9 +148,9 @@ fn every_bit_flip_is_an_error_and_flips_in_blocks_name_the_block() {
 fn unknown_version_is_named() {
     let mut bytes = encode(&small_dataset(), small_blocks());
     let at = bytes.len() - 12;
-    bytes[at] = 2;
+    bytes[at] = 3;
     let err = read_all(&bytes).unwrap_err().to_string();
-    assert!(err.contains("unsupported format version 2"), "{err}");
+    assert!(err.contains("unsupported format version 3"), "{err}");
 }
 
 #[test]
@@ -164,47 +164,50 @@ fn a_file_of_another_kind_is_refused() {
     }
 }
 
-/// The committed version-1 file decodes to the committed expected samples,
-/// forever. `UPDATE_FIXTURES=1 cargo test --test phase04_format` rewrites both.
-#[test]
-fn version_1_fixture_decodes() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let (file, expected) = (dir.join("v1.metrics"), dir.join("v1.expected.csv"));
-    if std::env::var_os("UPDATE_FIXTURES").is_some() {
-        let d = generate(&GenerateConfig {
-            series: 4,
-            points: 160,
-            ..GenerateConfig::default()
-        })
-        .unwrap();
-        std::fs::write(&file, encode(&d, small_blocks())).unwrap();
-        let mut csv = String::from("series,timestamp_ns,value_bits\n");
-        for s in &d.series {
-            for (t, v) in s.timestamps.iter().zip(&s.values) {
-                csv.push_str(&format!(
-                    "{},{t},{:016x}\n",
-                    s.key.to_string().replace(',', ";"),
-                    v.to_bits()
-                ));
-            }
-        }
-        std::fs::write(&expected, csv).unwrap();
-    }
-    let d = MetricsFile::open(&file)
-        .unwrap()
-        .read_all("fixture")
-        .unwrap();
-    let mut got = String::from("series,timestamp_ns,value_bits\n");
+fn expected_csv(d: &Dataset) -> String {
+    let mut csv = String::from("series,timestamp_ns,value_bits\n");
     for s in &d.series {
         for (t, v) in s.timestamps.iter().zip(&s.values) {
-            got.push_str(&format!(
+            csv.push_str(&format!(
                 "{},{t},{:016x}\n",
                 s.key.to_string().replace(',', ";"),
                 v.to_bits()
             ));
         }
     }
-    assert_eq!(got, std::fs::read_to_string(&expected).unwrap());
+    csv
+}
+
+/// Every committed fixture (`v1.metrics`, `v2.metrics`, ...) decodes to its
+/// committed expected samples, forever. `UPDATE_FIXTURES=1 cargo test --test
+/// phase04_format` writes the fixture of the current version only; older
+/// ones are never rewritten.
+#[test]
+fn committed_fixtures_of_every_version_decode() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    if std::env::var_os("UPDATE_FIXTURES").is_some() {
+        let v = metrics::VERSION;
+        let d = generate(&GenerateConfig {
+            series: 4,
+            points: 160,
+            ..GenerateConfig::default()
+        })
+        .unwrap();
+        std::fs::write(
+            dir.join(format!("v{v}.metrics")),
+            encode(&d, small_blocks()),
+        )
+        .unwrap();
+        std::fs::write(dir.join(format!("v{v}.expected.csv")), expected_csv(&d)).unwrap();
+    }
+    for v in metrics::READABLE_VERSIONS {
+        let file = dir.join(format!("v{v}.metrics"));
+        let f = MetricsFile::open(&file).unwrap();
+        assert_eq!(f.version(), v);
+        let d = f.read_all("fixture").unwrap();
+        let want = std::fs::read_to_string(dir.join(format!("v{v}.expected.csv"))).unwrap();
+        assert_eq!(expected_csv(&d), want, "fixture v{v}");
+    }
 }
 
 fn mutate(bytes: &[u8], edits: &[(usize, u8)]) -> Vec<u8> {

@@ -62,6 +62,15 @@ pub fn inspect(file: &MetricsFile, max_blocks: usize) -> Result<String> {
             let ts_len = r.varint()?;
             let ts_scheme = raw.get(r.position()).copied().unwrap_or(0);
             let val_len = raw.len() as u64 - r.position() as u64 - ts_len - 4;
+            let val_at = r.position() + ts_len as usize;
+            let values = if file.version() == 1 {
+                "Gorilla XOR".to_string()
+            } else {
+                crate::format::adaptive::value_scheme_name(
+                    raw.get(val_at).copied().unwrap_or(255) as usize
+                )
+                .to_string()
+            };
             let _ = writeln!(
                 o,
                 "@{:<8} {:>6} B  block {:<4} {}",
@@ -81,7 +90,7 @@ pub fn inspect(file: &MetricsFile, max_blocks: usize) -> Result<String> {
             );
             let _ = writeln!(
                 o,
-                "{:27}timestamps {ts_len} B ({}), values {val_len} B (Gorilla XOR), CRC32C ok",
+                "{:27}timestamps {ts_len} B ({}), values {val_len} B ({values}), CRC32C ok",
                 "",
                 crate::format::compressed::scheme_name(ts_scheme as usize)
             );

@@ -14,6 +14,8 @@
 //! │ data: the blocks of series 0, then of series 1, ...              │
 //! │   block: | n (varint) | ts column length (varint) | ts column |  │
 //! │          | value column | CRC32C of the block (u32 LE) |         │
+//! │   value column: version 2, an adaptive block (scheme tag, then   │
+//! │   its payload); version 1, a Gorilla XOR bit stream              │
 //! ├──────────────────────────────────────────────────────────────────┤
 //! │ block lists: one per series, each | entries... | CRC32C u32 |    │
 //! │   entry: | first ts (zigzag varint, delta to previous entry's    │
@@ -61,8 +63,11 @@ pub use writer::{encode, write, BlockOptions, EncodeStats};
 
 /// The magic at both ends of the file.
 pub const MAGIC: &[u8; 8] = b"METRICS!";
-/// The version this build writes and reads.
-pub const VERSION: u32 = 1;
+/// The version this build writes.
+pub const VERSION: u32 = 2;
+/// The versions this build reads: 1 (Gorilla XOR value columns) and 2
+/// (adaptive value columns, see [`crate::codec::adaptive`]).
+pub const READABLE_VERSIONS: [u32; 2] = [1, 2];
 /// Bytes of the header.
 pub const HEADER_LEN: u64 = 16;
 /// Bytes of the footer.

@@ -12,9 +12,9 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
-use super::{Footer, FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
+use super::{Footer, FOOTER_LEN, HEADER_LEN, MAGIC, READABLE_VERSIONS, VERSION};
 use crate::bytes::ByteReader;
-use crate::codec::{delta, xor};
+use crate::codec::{adaptive, delta, xor};
 use crate::error::{Error, Result};
 use crate::model::{Dataset, Labels, Series, SeriesKey};
 
@@ -188,12 +188,12 @@ impl MetricsFile {
                 "no METRICS! magic at the end: not a .metrics file, or truncated",
             ));
         }
-        if footer.version != VERSION {
+        if !READABLE_VERSIONS.contains(&footer.version) {
             return Err(self.corrupt(
                 "footer",
                 at + 28,
                 format!(
-                    "unsupported format version {}, this build reads version {VERSION}",
+                    "unsupported format version {}, this build reads versions {READABLE_VERSIONS:?} and writes {VERSION}",
                     footer.version
                 ),
             ));
@@ -203,11 +203,14 @@ impl MetricsFile {
         let mut r = ByteReader::new(&raw, "header");
         r.expect_magic(MAGIC).map_err(|e| e.within(&self.name))?;
         let (version, flags) = (r.u32_le()?, r.u32_le()?);
-        if version != VERSION || flags != 0 {
+        if version != footer.version || flags != 0 {
             return Err(self.corrupt(
                 "header",
                 8,
-                format!("version {version} flags {flags}, expected {VERSION} and 0"),
+                format!(
+                    "version {version} flags {flags}, expected {} (as in the footer) and 0",
+                    footer.version
+                ),
             ));
         }
         // Directory.
@@ -368,6 +371,11 @@ impl MetricsFile {
         self.bytes_read.get()
     }
 
+    /// The format version of the file.
+    pub fn version(&self) -> u32 {
+        self.footer.version
+    }
+
     /// Total blocks in the file.
     pub fn block_count(&self) -> u64 {
         self.footer.block_count as u64
@@ -481,7 +489,11 @@ impl MetricsFile {
         let ts_bytes = r.bytes(ts_len)?;
         let n = n as usize;
         let (t0, v0) = (out.timestamps.len(), out.values.len());
-        xor::decode(r.rest(), n, &mut out.values).map_err(|e| e.within(&ctx))?;
+        if self.footer.version == 1 {
+            xor::decode(r.rest(), n, &mut out.values).map_err(|e| e.within(&ctx))?;
+        } else {
+            adaptive::decode(r.rest(), n, &mut out.values).map_err(|e| e.within(&ctx))?;
+        }
         delta::decode(ts_bytes, n, &mut out.timestamps).map_err(|e| e.within(&ctx))?;
         let ts = &out.timestamps[t0..];
         let (lo, hi) = super::writer::min_max(&out.values[v0..]);

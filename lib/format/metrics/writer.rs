@@ -5,9 +5,9 @@ use std::path::Path;
 
 use super::{Footer, HEADER_LEN, MAGIC, VERSION};
 use crate::bytes::write_string;
+use crate::codec::adaptive;
 use crate::codec::delta;
 use crate::codec::varint::{write_i64, write_u64};
-use crate::codec::xor;
 use crate::error::{Error, Result};
 use crate::files::write_atomic;
 use crate::model::Dataset;
@@ -32,7 +32,7 @@ impl Default for BlockOptions {
         BlockOptions {
             window_ns: 2 * 3600 * crate::time::NANOS_PER_SECOND,
             max_samples: 1024,
-            max_bytes: 1536,
+            max_bytes: 512,
         }
     }
 }
@@ -45,7 +45,7 @@ fn encode_block(ts: &[i64], vs: &[f64], ts_col: &mut Vec<u8>, out: &mut Vec<u8>)
     write_u64(out, ts.len() as u64);
     write_u64(out, ts_col.len() as u64);
     out.extend_from_slice(ts_col);
-    xor::encode(vs, out);
+    adaptive::encode(vs, out);
     let crc = crc32c::crc32c(&out[start..]);
     out.extend_from_slice(&crc.to_le_bytes());
 }
