@@ -1,11 +1,13 @@
 //! Phase 03b: the adaptive columnar file.
 //!
-//! Two ideas beyond phase 03:
+//! Three ideas beyond phase 03:
 //!
-//! 1. **Shared timestamp columns.** One scrape writes every series of a
-//!    target at the same instant, so their timestamp columns are identical.
-//!    Each distinct column is stored once; series refer to it by number.
-//! 2. **Adaptive values.** Each series' values are cut into blocks of at most
+//! 1. **Shared columns.** One scrape writes every series of a target at the
+//!    same instant, so their timestamp columns are identical. Each distinct
+//!    timestamp column is stored once; series refer to it by number. Value
+//!    columns repeat too (host metrics are full of all-zero series): a series
+//!    whose values equal an earlier series' refers to it instead.
+//! 3. **Adaptive values.** Each series' values are cut into blocks of at most
 //!    [`BLOCK`] samples and each block is coded by the smallest exact scheme
 //!    of [`crate::codec::adaptive`] (constant, decimal, Gorilla XOR).
 //!
@@ -17,8 +19,9 @@
 //! | per column, sorted by first timestamp: n (varint) | length (varint) |
 //! |   timestamp column relative to the previous one (codec::delta::encode_in_context) |
 //! | series count (varint) |
-//! | per series: key | column id (varint) | per block of <= 512 values:
-//! |             length (varint) | adaptive value block |
+//! | per series: key | column id (varint) | value reference (varint) |
+//! |   reference 0: per block of <= 512 values: length (varint) | adaptive value block |
+//! |   reference j + 1: the values are those of series j (j before this one) |
 //! | CRC32C of all preceding bytes (u32 LE) |
 //! ```
 //!
@@ -56,6 +59,24 @@ pub struct AdaptiveStats {
     pub scheme_samples: [u64; 3],
     /// Timestamp columns per timestamp scheme.
     pub ts_schemes: [u64; 2],
+    /// Series whose values repeat an earlier series' and are stored as a reference.
+    pub shared_values: u64,
+}
+
+/// Hash of a value column by the bits of its values (so NaN equals itself
+/// and -0.0 differs from 0.0).
+fn bits_hash(values: &[f64]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    values.len().hash(&mut h);
+    for v in values {
+        v.to_bits().hash(&mut h);
+    }
+    h.finish()
+}
+
+fn same_bits(a: &[f64], b: &[f64]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
 /// Encodes `dataset` adaptively.
@@ -102,9 +123,22 @@ pub fn encode(dataset: &Dataset) -> (Vec<u8>, AdaptiveStats) {
 
     write_u64(&mut out, dataset.series.len() as u64);
     let mut block = Vec::new();
-    for (s, &column) in dataset.series.iter().zip(&column_of) {
+    // Earlier series by the hash of their values; a hit is confirmed bit by bit.
+    let mut seen_values: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, (s, &column)) in dataset.series.iter().zip(&column_of).enumerate() {
         write_key(&mut out, &s.key);
         write_u64(&mut out, column);
+        let candidates = seen_values.entry(bits_hash(&s.values)).or_default();
+        if let Some(&j) = candidates
+            .iter()
+            .find(|&&j| same_bits(&dataset.series[j].values, &s.values))
+        {
+            write_u64(&mut out, j as u64 + 1);
+            st.shared_values += 1;
+            continue;
+        }
+        candidates.push(i);
+        write_u64(&mut out, 0);
         for chunk in s.values.chunks(BLOCK) {
             block.clear();
             let scheme = adaptive::encode(chunk, &mut block);
@@ -162,14 +196,34 @@ pub fn decode(bytes: &[u8]) -> Result<Dataset> {
                 "series {i} ({key}): column {column} of {n_columns}"
             ))
         })?;
+        let value_ref = r.varint()?;
+        let shared: Option<&Series> = match value_ref {
+            0 => None,
+            j => {
+                let j = (j - 1) as usize;
+                let earlier: &Series = series.get(j).ok_or_else(|| {
+                    r.corrupt(format!(
+                        "series {i} ({key}): values of series {j}, which does not come before it"
+                    ))
+                })?;
+                if earlier.values.len() != n {
+                    return Err(r.corrupt(format!(
+                        "series {i} ({key}): {n} timestamps but the {} values of series {j}",
+                        earlier.values.len()
+                    )));
+                }
+                Some(earlier)
+            }
+        };
         // Each block takes at least 2 bytes (its length and its tag).
-        if n.div_ceil(BLOCK).saturating_mul(2) > r.remaining() {
+        if shared.is_none() && n.div_ceil(BLOCK).saturating_mul(2) > r.remaining() {
             return Err(r.corrupt(format!(
                 "series {i} ({key}): {n} samples need {} value blocks, only {} bytes left",
                 n.div_ceil(BLOCK),
                 r.remaining()
             )));
         }
+        let shared_values = shared.map(|s| s.values.clone());
         if columns[column as usize].is_none() {
             let mut ts = Vec::with_capacity(n);
             delta::decode_in_context(payload, n, context, &mut ts)
@@ -179,6 +233,11 @@ pub fn decode(bytes: &[u8]) -> Result<Dataset> {
         let ts = columns[column as usize].as_deref().unwrap_or_default();
         let mut s = Series::new(key);
         s.timestamps = ts.to_vec();
+        if let Some(values) = shared_values {
+            s.values = values;
+            series.push(s);
+            continue;
+        }
         s.values.reserve(n);
         let mut left = n;
         let mut b = 0;
@@ -263,10 +322,32 @@ mod tests {
     }
 
     #[test]
+    fn repeated_value_columns_are_stored_once() {
+        let mut d = sample();
+        let mut twin = d.series[0].clone();
+        twin.key.metric = "cpu_twin".into();
+        d = Dataset::new("t", d.series.into_iter().chain([twin]).collect());
+        let (bytes, st) = encode(&d);
+        assert_eq!(st.shared_values, 1);
+        assert_eq!(d.bit_diff(&decode(&bytes).unwrap()), None);
+        // -0.0 and 0.0 differ by bits: no sharing.
+        let key = |m: &str| SeriesKey::new(m, Labels::new());
+        let mut a = Series::new(key("a"));
+        a.push(1, 0.0);
+        let mut b = Series::new(key("b"));
+        b.push(1, -0.0);
+        let d = Dataset::new("t", vec![a, b]);
+        let (bytes, st) = encode(&d);
+        assert_eq!(st.shared_values, 0);
+        assert_eq!(d.bit_diff(&decode(&bytes).unwrap()), None);
+    }
+
+    #[test]
     fn round_trip_shares_columns_and_picks_schemes() {
         let d = sample();
         let (bytes, st) = encode(&d);
         assert_eq!(st.columns, 3, "cpu and up share one column");
+        assert_eq!(st.shared_values, 0);
         assert!(st.scheme_blocks[ValueScheme::Decimal as usize] >= 2);
         assert!(st.scheme_blocks[ValueScheme::Constant as usize] >= 2);
         assert_eq!(st.metadata + st.timestamps + st.values, bytes.len() as u64);

@@ -241,7 +241,8 @@ fn beyond_gorilla(
             }
         ),
         format!(
-            "  Values: each block of up to {} values takes the smallest scheme that stores it exactly:",
+            "  Values: {} series repeat the values of an earlier series and refer to it; every other block of up to {} values takes the smallest scheme that stores it exactly:",
+            st.shared_values,
             adaptive::BLOCK
         ),
     ];
