@@ -9,11 +9,29 @@
 //!
 //! Each is decompressed and compared with the input bit for bit; a row is
 //! `verified` only if every series came back exact.
+//!
+//! zstd -19 compresses a few MB/s on one core, so [`References::Auto`]
+//! skips it above [`ZSTD19_AUTO_LIMIT`] bytes of columnar data (and says so).
 
 use std::time::Instant;
 
 use crate::codec::delta;
 use crate::model::Dataset;
+
+/// Which references to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum References {
+    /// All, except zstd -19 above `ZSTD19_AUTO_LIMIT` bytes of columnar data.
+    #[default]
+    Auto,
+    /// All of them, whatever the size.
+    All,
+    /// None.
+    None,
+}
+
+/// Above this many columnar bytes (64 MiB), `Auto` skips zstd -19.
+pub const ZSTD19_AUTO_LIMIT: usize = 64 << 20;
 
 /// One reference measurement.
 #[derive(Debug, Clone, PartialEq)]
@@ -178,15 +196,30 @@ fn tsz(d: &Dataset) -> Reference {
     }
 }
 
-/// Every reference, measured on `d`.
-pub fn measure(d: &Dataset) -> Vec<Reference> {
+/// The references `which` selects, measured on `d`. A skipped one comes
+/// back with 0 bytes, unverified, and a note saying why.
+pub fn measure(d: &Dataset, which: References) -> Vec<Reference> {
+    if which == References::None {
+        return Vec::new();
+    }
     let raw = columnar_bytes(d);
-    vec![
-        zstd_level(d, &raw, 3),
-        zstd_level(d, &raw, 19),
-        pco(d),
-        tsz(d),
-    ]
+    let zstd19 = if which == References::Auto && raw.len() > ZSTD19_AUTO_LIMIT {
+        Reference {
+            name: "zstd -19 (columnar bytes)".into(),
+            bytes: 0,
+            encode_ms: 0.0,
+            decode_ms: 0.0,
+            verified: false,
+            note: Some(format!(
+                "skipped: {} MiB of columnar bytes is above the {} MiB limit (--references all runs it)",
+                raw.len() >> 20,
+                ZSTD19_AUTO_LIMIT >> 20
+            )),
+        }
+    } else {
+        zstd_level(d, &raw, 19)
+    };
+    vec![zstd_level(d, &raw, 3), zstd19, pco(d), tsz(d)]
 }
 
 #[cfg(test)]
@@ -202,7 +235,8 @@ mod tests {
             ..GenerateConfig::default()
         })
         .unwrap();
-        for r in measure(&d) {
+        assert!(measure(&d, References::None).is_empty());
+        for r in measure(&d, References::Auto) {
             assert!(r.verified, "{r:?}");
             assert!(r.bytes > 0 && r.bytes < 600 * 16, "{r:?}");
         }

@@ -27,6 +27,9 @@ struct Args {
     /// Do not run any phase: gather the entries already in the output directory into the report.
     #[arg(long)]
     report_only: bool,
+    /// Reference compressors to run in phase 03 (auto skips zstd -19 above 64 MiB of columnar data).
+    #[arg(long, value_enum, default_value = "auto")]
+    references: squeeze::reference::References,
     /// Print only the report, not each phase's explanation.
     #[arg(long, short)]
     quiet: bool,
@@ -42,7 +45,8 @@ fn main() -> ExitCode {
             report.write(&ctx.output_dir)?;
             report
         } else {
-            let (outcomes, report) = squeeze::phases::run_all(&ctx, &args.source.to_source()?)?;
+            let (outcomes, report) =
+                squeeze::phases::run_all(&ctx, &args.source.to_source()?, args.references)?;
             if !args.quiet {
                 for o in &outcomes {
                     o.print();

@@ -124,7 +124,8 @@ impl Ablation {
     }
 }
 
-pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
+/// Phase 03 (Gorilla) and 03b (adaptive), with the `references` run on the same samples.
+pub fn run(ctx: &Context, references: crate::reference::References) -> Result<PhaseOutcome> {
     let (data, fp) = ctx.load_dataset()?;
     let path = ctx.path(compressed::FILE_NAME);
     let samples = data.sample_count();
@@ -189,6 +190,7 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
         &breakdown,
         bytes,
         ndjson.as_ref(),
+        references,
     )?);
     Ok(PhaseOutcome { entry, lines })
 }
@@ -202,6 +204,7 @@ fn beyond_gorilla(
     breakdown: &Breakdown,
     gbytes: u64,
     ndjson: Option<&ReportEntry>,
+    references: crate::reference::References,
 ) -> Result<Vec<String>> {
     let samples = data.sample_count();
     let path = ctx.path(adaptive::FILE_NAME);
@@ -263,7 +266,10 @@ fn beyond_gorilla(
         "vs adaptive",
         "verified",
     ]);
-    for (i, r) in crate::reference::measure(data).iter().enumerate() {
+    for (i, r) in crate::reference::measure(data, references)
+        .iter()
+        .enumerate()
+    {
         let mut e = ReportEntry::new(
             &format!("ref{}", i + 1),
             &format!("reference: {}", r.name),
@@ -276,7 +282,9 @@ fn beyond_gorilla(
         e.decode_ms = r.decode_ms;
         e.verified = r.verified;
         e.reference = true;
-        e.save(&ctx.output_dir)?;
+        if r.bytes > 0 {
+            e.save(&ctx.output_dir)?;
+        }
         t.add_row(vec![
             Cell::new(&r.name),
             Cell::new(r.bytes).set_alignment(CellAlignment::Right),

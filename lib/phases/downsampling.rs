@@ -183,12 +183,19 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
     lines.extend(table.to_string().lines().map(|l| format!("  {l}")));
     if let Some(p) = long_range_probe(&raw_path, &ctx.path(&file_name("1h")))? {
         lines.push(format!(
-            "  Long-range query, hourly average of {} over its whole range ({} hours): {} read from raw blocks, {} from 1h rollups ({:.0}x less).",
+            "  Long-range query, hourly average of {} over its whole range ({} hours): {} read from raw blocks, {} from 1h rollups ({}).",
             p.series,
             p.hours,
             human_bytes(p.raw_bytes),
             human_bytes(p.rollup_bytes),
-            p.raw_bytes as f64 / p.rollup_bytes.max(1) as f64
+            if p.rollup_bytes < p.raw_bytes {
+                format!("{:.0}x less", p.raw_bytes as f64 / p.rollup_bytes.max(1) as f64)
+            } else {
+                format!(
+                    "{:.1}x more: over so short a range the rollup file's directory outweighs what it saves",
+                    p.rollup_bytes as f64 / p.raw_bytes.max(1) as f64
+                )
+            }
         ));
     }
     lines.push(format!(

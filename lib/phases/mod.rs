@@ -153,12 +153,13 @@ pub(crate) fn summary_line(entry: &ReportEntry, ndjson: Option<&ReportEntry>) ->
 pub fn run_all(
     ctx: &Context,
     source: &generate::DatasetSource,
+    references: crate::reference::References,
 ) -> Result<(Vec<PhaseOutcome>, Report)> {
     let outcomes = vec![
         generate::run(ctx, source)?,
         ndjson::run(ctx)?,
         columnar::run(ctx)?,
-        compressed::run(ctx)?,
+        compressed::run(ctx, references)?,
         custom_binary::run(ctx, crate::format::metrics::BlockOptions::default())?,
         downsampling::run(ctx)?,
     ];
