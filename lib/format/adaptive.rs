@@ -33,7 +33,7 @@ use std::path::Path;
 
 use crate::bytes::write_string;
 use crate::codec::adaptive::{self, ValueScheme};
-use crate::codec::delta::{self, TimestampScheme};
+use crate::codec::delta;
 use crate::codec::varint::write_u64;
 use crate::error::Result;
 use crate::files::{read_input, write_atomic};
@@ -284,14 +284,6 @@ pub fn read(path: &Path) -> Result<Dataset> {
 /// Name of a value scheme by tag.
 pub fn value_scheme_name(tag: usize) -> &'static str {
     ValueScheme::ALL
-        .get(tag)
-        .map(|s| s.name())
-        .unwrap_or("unknown")
-}
-
-/// Name of a timestamp scheme by tag.
-pub fn ts_scheme_name(tag: usize) -> &'static str {
-    TimestampScheme::ALL
         .get(tag)
         .map(|s| s.name())
         .unwrap_or("unknown")

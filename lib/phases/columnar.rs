@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::format::columnar;
-use crate::phases::{summary_line, timed, verify, Context, PhaseOutcome};
+use crate::phases::{record, summary_line, timed, verify, Context, PhaseOutcome};
 use crate::report::ReportEntry;
 
 pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
@@ -13,11 +13,12 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
     let (back, read_ms) = timed(|| columnar::read(&path))?;
     verify(&path, &data, &back)?;
 
-    let mut entry = ReportEntry::new("02", "columnar MessagePack", &path, bytes, samples, &fp);
-    entry.encode_ms = write_ms;
-    entry.decode_ms = read_ms;
-    entry.verified = true;
-    entry.save(&ctx.output_dir)?;
+    let entry = record(
+        ctx,
+        ReportEntry::new("02", "columnar MessagePack", &path, bytes, samples, &fp),
+        write_ms,
+        read_ms,
+    )?;
 
     let ndjson = ReportEntry::load(&ctx.output_dir, "01")?;
     let lines = vec![

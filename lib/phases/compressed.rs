@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::format::adaptive::{self, value_scheme_name, AdaptiveStats};
 use crate::format::compressed::{self, scheme_name, Breakdown};
 use crate::model::Dataset;
-use crate::phases::{summary_line, timed, verify, Context, PhaseOutcome};
+use crate::phases::{record, summary_line, timed, verify, Context, PhaseOutcome};
 use crate::report::ReportEntry;
 
 /// Bytes the dataset's columns take under each step of the technique ladder.
@@ -133,11 +133,12 @@ pub fn run(ctx: &Context, references: crate::reference::References) -> Result<Ph
     let (back, read_ms) = timed(|| compressed::read(&path))?;
     verify(&path, &data, &back)?;
 
-    let mut entry = ReportEntry::new("03", "compressed columnar", &path, bytes, samples, &fp);
-    entry.encode_ms = write_ms;
-    entry.decode_ms = read_ms;
-    entry.verified = true;
-    entry.save(&ctx.output_dir)?;
+    let entry = record(
+        ctx,
+        ReportEntry::new("03", "compressed columnar", &path, bytes, samples, &fp),
+        write_ms,
+        read_ms,
+    )?;
 
     let ablation = ablation(&data, &breakdown);
     let ndjson = ReportEntry::load(&ctx.output_dir, "01")?;
@@ -211,18 +212,19 @@ fn beyond_gorilla(
     let ((abytes, st), write_ms) = timed(|| adaptive::write(data, &path))?;
     let (back, read_ms) = timed(|| adaptive::read(&path))?;
     verify(&path, data, &back)?;
-    let mut entry = ReportEntry::new(
-        "03b",
-        "adaptive columnar (beyond Gorilla)",
-        &path,
-        abytes,
-        samples,
-        fp,
-    );
-    entry.encode_ms = write_ms;
-    entry.decode_ms = read_ms;
-    entry.verified = true;
-    entry.save(&ctx.output_dir)?;
+    let entry = record(
+        ctx,
+        ReportEntry::new(
+            "03b",
+            "adaptive columnar (beyond Gorilla)",
+            &path,
+            abytes,
+            samples,
+            fp,
+        ),
+        write_ms,
+        read_ms,
+    )?;
 
     let indent = |t: Table| {
         t.to_string()

@@ -3,7 +3,7 @@
 use crate::error::Result;
 use crate::format::compressed;
 use crate::format::metrics::{self, BlockOptions, MetricsFile};
-use crate::phases::{summary_line, thousands, timed, verify, Context, PhaseOutcome};
+use crate::phases::{record, summary_line, thousands, timed, verify, Context, PhaseOutcome};
 use crate::report::{human_bytes, ReportEntry};
 use crate::time::format_duration;
 
@@ -67,18 +67,19 @@ pub fn run(ctx: &Context, options: BlockOptions) -> Result<PhaseOutcome> {
     let (back, read_ms) = timed(|| MetricsFile::open(&path)?.read_all(&data.source))?;
     verify(&path, &data, &back)?;
 
-    let mut entry = ReportEntry::new(
-        "04",
-        "custom binary (indexed blocks)",
-        &path,
-        bytes,
-        samples,
-        &fp,
-    );
-    entry.encode_ms = write_ms;
-    entry.decode_ms = read_ms;
-    entry.verified = true;
-    entry.save(&ctx.output_dir)?;
+    let entry = record(
+        ctx,
+        ReportEntry::new(
+            "04",
+            "custom binary (indexed blocks)",
+            &path,
+            bytes,
+            samples,
+            &fp,
+        ),
+        write_ms,
+        read_ms,
+    )?;
 
     let phase03 = compressed::encode(&data).0.len() as u64;
     let ndjson = ReportEntry::load(&ctx.output_dir, "01")?;

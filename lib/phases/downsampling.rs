@@ -5,7 +5,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use crate::downsample::{measure_loss, rollup, Loss, RESOLUTIONS};
 use crate::error::{Error, Result};
 use crate::format::metrics::{self, BlockOptions, MetricsFile};
-use crate::phases::{summary_line, thousands, timed, verify, Context, PhaseOutcome};
+use crate::phases::{record, summary_line, thousands, timed, verify, Context, PhaseOutcome};
 use crate::report::{human_bytes, ReportEntry};
 
 /// Blocks of rollups span 480 buckets (1m: 8 h, 1h: 20 days), so that a
@@ -135,12 +135,8 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
             data.sample_count(),
             &fp,
         );
-        entry.encode_ms = write_ms;
-        entry.decode_ms = read_ms;
         entry.lossless = false;
-        entry.verified = true;
-        entry.save(&ctx.output_dir)?;
-        entries.push(entry);
+        entries.push(record(ctx, entry, write_ms, read_ms)?);
         let loss = measure_loss(&raw, res);
         let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
         table.add_row(vec![

@@ -7,7 +7,7 @@ use crate::format::dataset;
 use crate::generate::{generate, GenerateConfig};
 use crate::import::{import_file, ImportOptions};
 use crate::model::Dataset;
-use crate::phases::{summary_line, thousands, timed, verify, Context, PhaseOutcome};
+use crate::phases::{record, summary_line, thousands, timed, verify, Context, PhaseOutcome};
 use crate::report::ReportEntry;
 use crate::time::{format_duration, format_timestamp};
 
@@ -43,18 +43,19 @@ pub fn run(ctx: &Context, source: &DatasetSource) -> Result<PhaseOutcome> {
     let fp = dataset::fingerprint(&raw);
 
     let samples = data.sample_count();
-    let mut entry = ReportEntry::new(
-        "00",
-        "canonical raw (i64 + f64)",
-        &path,
-        bytes,
-        samples,
-        &fp,
-    );
-    entry.encode_ms = write_ms;
-    entry.decode_ms = read_ms;
-    entry.verified = true;
-    entry.save(&ctx.output_dir)?;
+    let entry = record(
+        ctx,
+        ReportEntry::new(
+            "00",
+            "canonical raw (i64 + f64)",
+            &path,
+            bytes,
+            samples,
+            &fp,
+        ),
+        write_ms,
+        read_ms,
+    )?;
 
     let mut lines = vec![format!("Phase 00: the dataset ({})", data.source)];
     let verb = match source {

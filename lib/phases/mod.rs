@@ -114,6 +114,21 @@ pub fn verify(artifact: &Path, original: &Dataset, read_back: &Dataset) -> Resul
     }
 }
 
+/// Fills in an artifact's timings, marks it verified (its read-back was
+/// compared with what was written) and records it under `report/`.
+pub(crate) fn record(
+    ctx: &Context,
+    mut entry: ReportEntry,
+    write_ms: f64,
+    read_ms: f64,
+) -> Result<ReportEntry> {
+    entry.encode_ms = write_ms;
+    entry.decode_ms = read_ms;
+    entry.verified = true;
+    entry.save(&ctx.output_dir)?;
+    Ok(entry)
+}
+
 /// `12345678` -> `12,345,678`.
 pub fn thousands(n: u64) -> String {
     let s = n.to_string();

@@ -2,7 +2,7 @@
 
 use crate::error::Result;
 use crate::format::ndjson;
-use crate::phases::{summary_line, timed, verify, Context, PhaseOutcome};
+use crate::phases::{record, summary_line, timed, verify, Context, PhaseOutcome};
 use crate::report::ReportEntry;
 
 pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
@@ -18,11 +18,12 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
     bar.finish_and_clear();
     verify(&path, &data, &back)?;
 
-    let mut entry = ReportEntry::new("01", "NDJSON", &path, bytes, samples, &fp);
-    entry.encode_ms = write_ms;
-    entry.decode_ms = read_ms;
-    entry.verified = true;
-    entry.save(&ctx.output_dir)?;
+    let entry = record(
+        ctx,
+        ReportEntry::new("01", "NDJSON", &path, bytes, samples, &fp),
+        write_ms,
+        read_ms,
+    )?;
 
     let repeated = ndjson::repeated_bytes(&data);
     let mut lines = vec!["Phase 01: NDJSON, one JSON object per sample".to_string()];
