@@ -238,7 +238,14 @@ impl Report {
             .iter()
             .filter(|e| e.bytes_per_sample > 0.0)
             .collect();
-        let (label_w, bar_w, row_h, top) = (230.0, 520.0, 30.0, 50.0);
+        // About 7.5 px per character of 13 px sans-serif, plus a margin.
+        let longest = rows
+            .iter()
+            .map(|e| e.phase.chars().count() + 1 + e.name.chars().count())
+            .max()
+            .unwrap_or(10);
+        let label_w = 16.0 + 7.5 * longest as f64;
+        let (bar_w, row_h, top) = (520.0, 30.0, 50.0);
         let width = label_w + bar_w + 120.0;
         let height = top + row_h * rows.len() as f64 + 50.0;
         let max = rows
