@@ -10,8 +10,11 @@
 //! | [`model`] | samples, series, label sets, the dataset |
 //! | [`generate`] | the deterministic dataset generator of phase 00 |
 //! | [`import`] | reading real metrics: CSV, Prometheus text, Influx line protocol |
-//! | [`codec`] | bit I/O, varints, delta-of-delta, run-lengths, Gorilla XOR |
-//! | [`format`] | the on-disk formats: canonical dataset, NDJSON, columnar, compressed |
+//! | [`codec`] | bit I/O, varints, delta-of-delta, run-lengths, Gorilla XOR, packed integers, the adaptive value codec |
+//! | [`format`](mod@format) | the on-disk formats: canonical dataset, NDJSON, columnar, compressed, adaptive, `.metrics` |
+//! | [`matcher`] | series selectors (`metric{label="value"}`) |
+//! | [`downsample`] | rollups and their measured loss (phase 05) |
+//! | [`reference`](mod@reference) | zstd, pco and tsz on the same samples, for comparison |
 //! | [`phases`] | each phase as a library call that writes, reads back, verifies and reports |
 //! | [`report`] | the one report record and the comparative report |
 //! | [`error`] | the one error type |
