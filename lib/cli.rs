@@ -45,7 +45,7 @@ pub struct SourceArgs {
         conflicts_with = "import"
     )]
     pub profile: Profile,
-    /// Number of series to generate.
+    /// Number of series to generate (market profile: number of symbols, at most 16).
     #[arg(long, default_value_t = 50, conflicts_with = "import")]
     pub series: usize,
     /// Total number of samples to generate, spread evenly over the series.

@@ -16,6 +16,14 @@
 //!   timestamps with uniform jitter of ±1 s at nanosecond resolution and
 //!   independent per series. It is harder to compress, which is the point of
 //!   comparing the two.
+//! - **market**: trades of a handful of stock symbols, the second schema of
+//!   the query engine. Trades arrive as a Poisson process whose rate swings
+//!   (bursts), prices follow a random walk on a one-cent tick, sizes are
+//!   round lots mostly, and each trade is a buy (+1) or a sell (-1). Each
+//!   numeric field is a series labelled with its symbol: `trade_price`,
+//!   `trade_size`, `trade_side`, all on the trade's timestamp. `--series`
+//!   is the number of symbols (at most 16; three series each), `--points`
+//!   the total samples, `--interval` the mean time between a symbol's trades.
 //!
 //! Everything is drawn from one ChaCha8 stream seeded with `seed`, so a seed
 //! always gives the same dataset on every machine.
@@ -37,6 +45,8 @@ pub enum Profile {
     Observability,
     /// A reconstruction of the original Python course's generator.
     Squeezed,
+    /// Trades of a few stock symbols: price, size and side per trade.
+    Market,
 }
 
 /// What to generate.
@@ -94,10 +104,13 @@ impl GenerateConfig {
     }
 
     fn describe(&self) -> String {
+        let series = match self.profile {
+            Profile::Market => format!("symbols={}", self.series.clamp(1, SYMBOLS.len())),
+            _ => format!("series={}", self.series),
+        };
         format!(
-            "generated: profile={:?} series={} points={} interval={} jitter={} seed={}",
+            "generated: profile={:?} {series} points={} interval={} jitter={} seed={}",
             self.profile,
-            self.series,
             self.points,
             crate::time::format_duration(self.interval_ns),
             crate::time::format_duration(self.jitter_ns),
@@ -113,6 +126,7 @@ pub fn generate(config: &GenerateConfig) -> Result<Dataset> {
     let series = match config.profile {
         Profile::Observability => observability(config),
         Profile::Squeezed => squeezed(config),
+        Profile::Market => market(config),
     };
     Ok(Dataset::new(config.describe(), series))
 }
@@ -390,6 +404,68 @@ fn observability(config: &GenerateConfig) -> Vec<Series> {
     out
 }
 
+/// Symbols and starting prices of the market profile.
+const SYMBOLS: [(&str, f64); 16] = [
+    ("AAPL", 189.25),
+    ("MSFT", 374.5),
+    ("NVDA", 495.2),
+    ("AMZN", 151.9),
+    ("GOOG", 140.1),
+    ("META", 352.8),
+    ("TSLA", 248.4),
+    ("JPM", 170.05),
+    ("V", 260.3),
+    ("XOM", 102.7),
+    ("UNH", 527.6),
+    ("JNJ", 156.4),
+    ("WMT", 157.9),
+    ("PG", 146.6),
+    ("MA", 426.1),
+    ("HD", 346.2),
+];
+
+fn market(config: &GenerateConfig) -> Vec<Series> {
+    let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+    let symbols = config.series.clamp(1, SYMBOLS.len());
+    let mut out = Vec::with_capacity(symbols * 3);
+    for (i, &(symbol, start_price)) in SYMBOLS.iter().take(symbols).enumerate() {
+        // Each trade is three samples (price, size, side).
+        let trades = (config.points / 3 / symbols as u64
+            + u64::from((i as u64) < config.points / 3 % symbols as u64))
+        .max(1);
+        let labels = Labels::from([("symbol".to_string(), symbol.to_string())]);
+        let mut price = Series::new(SeriesKey::new("trade_price", labels.clone()));
+        let mut size = Series::new(SeriesKey::new("trade_size", labels.clone()));
+        let mut side = Series::new(SeriesKey::new("trade_side", labels));
+        let mut t = config.start_ns;
+        let mut cents = (start_price * 100.0).round();
+        let mut intensity = 1.0f64;
+        let noise = Normal::new(0.0, 1.0).ok();
+        for _ in 0..trades {
+            // Bursts: the rate drifts and occasionally jumps tenfold.
+            intensity = (intensity * 0.98 + 0.02).max(0.1);
+            if rng.gen_bool(0.002) {
+                intensity = 10.0;
+            }
+            let mean_gap = config.interval_ns as f64 / intensity;
+            let gap = -mean_gap * (1.0 - rng.gen::<f64>()).ln();
+            t = t.saturating_add(gap.max(1_000.0) as i64 / 1_000 * 1_000); // microsecond stamps
+            let step = noise.map(|n| n.sample(&mut rng)).unwrap_or(0.0);
+            cents = (cents + (step * cents * 0.0004).round()).max(1.0);
+            let lots = if rng.gen_bool(0.8) {
+                rng.gen_range(1..=10) * 100
+            } else {
+                rng.gen_range(1..=99)
+            };
+            price.push(t, cents / 100.0);
+            size.push(t, lots as f64);
+            side.push(t, if rng.gen_bool(0.5) { 1.0 } else { -1.0 });
+        }
+        out.extend([price, size, side]);
+    }
+    out
+}
+
 fn squeezed(config: &GenerateConfig) -> Vec<Series> {
     const METRICS: [(&str, f64, f64, f64); 5] = [
         ("cpu_usage", 50.0, 20.0, 5.0),
@@ -513,6 +589,39 @@ mod tests {
             .series
             .iter()
             .all(|s| s.timestamps.iter().all(|t| t % 1_000_000 == 0)));
+    }
+
+    #[test]
+    fn market_trades_are_ticks_lots_and_sides() {
+        let d = generate(&GenerateConfig {
+            profile: Profile::Market,
+            series: 4,
+            points: 3 * 4 * 500,
+            interval_ns: NANOS_PER_SECOND,
+            ..GenerateConfig::default()
+        })
+        .unwrap();
+        assert_eq!(d.series.len(), 12);
+        assert_eq!(d.sample_count(), 6000);
+        for s in &d.series {
+            assert!(s.timestamps.windows(2).all(|w| w[0] < w[1]), "{}", s.key);
+            assert!(s.key.labels.contains_key("symbol"));
+            for &v in &s.values {
+                match s.key.metric.as_str() {
+                    "trade_price" => assert_eq!((v * 100.0).round() / 100.0, v, "one-cent tick"),
+                    "trade_size" => assert!(v >= 1.0 && v.fract() == 0.0),
+                    "trade_side" => assert!(v == 1.0 || v == -1.0),
+                    other => panic!("unexpected metric {other}"),
+                }
+            }
+        }
+        // The three series of a symbol share the trade timestamps.
+        let aapl: Vec<_> = d
+            .series
+            .iter()
+            .filter(|s| s.key.labels["symbol"] == "AAPL")
+            .collect();
+        assert!(aapl.iter().all(|s| s.timestamps == aapl[0].timestamps));
     }
 
     #[test]
