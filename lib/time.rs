@@ -77,6 +77,66 @@ pub fn format_timestamp(ns: i64) -> String {
     )
 }
 
+/// Parses a UTC date or date-time into Unix nanoseconds: `2024-01-02`,
+/// `2024-01-02T09:30:00Z`, `2024-01-02 09:30:00.123456`, with an optional
+/// `Z` or `+00:00` (other offsets are refused: timestamps are UTC).
+pub fn parse_timestamp(text: &str) -> Option<i64> {
+    let t = text.trim();
+    let t = t
+        .strip_suffix('Z')
+        .or_else(|| t.strip_suffix("+00:00"))
+        .unwrap_or(t);
+    let (date, time) = match t.find(['T', ' ']) {
+        Some(i) => (&t[..i], Some(&t[i + 1..])),
+        None => (t, None),
+    };
+    let mut d = date.split('-');
+    let (y, m, day) = (
+        d.next()?.parse::<i64>().ok()?,
+        d.next()?.parse::<u32>().ok()?,
+        d.next()?.parse::<u32>().ok()?,
+    );
+    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let mut secs = days_from_civil(y, m, day).checked_mul(86_400)?;
+    let mut nanos = 0i64;
+    if let Some(time) = time {
+        let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+        let mut p = hms.split(':');
+        let (h, mi, s) = (
+            p.next()?.parse::<i64>().ok()?,
+            p.next()?.parse::<i64>().ok()?,
+            p.next().unwrap_or("0").parse::<i64>().ok()?,
+        );
+        if p.next().is_some()
+            || h > 23
+            || mi > 59
+            || s > 60
+            || frac.len() > 9
+            || !frac.bytes().all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        secs = secs.checked_add(h * 3600 + mi * 60 + s)?;
+        if !frac.is_empty() {
+            nanos = frac.parse::<i64>().ok()? * 10i64.pow(9 - frac.len() as u32);
+        }
+    }
+    secs.checked_mul(NANOS_PER_SECOND)?.checked_add(nanos)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Howard Hinnant's days-to-civil algorithm.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -104,6 +164,36 @@ mod tests {
         assert_eq!(parse_duration("0").unwrap(), 0);
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("ms").is_err());
+    }
+
+    #[test]
+    fn parses_utc_dates_and_times() {
+        let day = 1_704_153_600 * NANOS_PER_SECOND; // 2024-01-02
+        assert_eq!(parse_timestamp("2024-01-02"), Some(day));
+        assert_eq!(
+            parse_timestamp("2024-01-02T09:30:00Z"),
+            Some(day + 34_200 * NANOS_PER_SECOND)
+        );
+        assert_eq!(
+            parse_timestamp("2024-01-02 09:30:00.25"),
+            Some(day + 34_200 * NANOS_PER_SECOND + 250_000_000)
+        );
+        assert_eq!(
+            parse_timestamp("1969-12-31T23:59:59+00:00"),
+            Some(-NANOS_PER_SECOND)
+        );
+        for bad in [
+            "2024-13-01",
+            "2024-01-02T25:00:00",
+            "2024-01-02T09:30:00+02:00",
+            "yesterday",
+            "2024-01",
+        ] {
+            assert_eq!(parse_timestamp(bad), None, "{bad}");
+        }
+        for ns in [0, day, -86_400 * NANOS_PER_SECOND * 400] {
+            assert_eq!(parse_timestamp(&format_timestamp(ns)), Some(ns));
+        }
     }
 
     #[test]

@@ -104,3 +104,22 @@ fn timestamp_unit_can_be_forced() {
     let d = dataset::read(&dir.path().join(dataset::FILE_NAME)).unwrap();
     assert_eq!(d.series[0].timestamps, vec![1_000_000_000, 2_000_000_000]);
 }
+
+#[test]
+fn wide_trades_csv_imports_by_its_header() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(import(dir.path(), "trades.csv", &[]));
+    let d = dataset::read(&dir.path().join(dataset::FILE_NAME)).unwrap();
+    let names: Vec<_> = d.series.iter().map(|s| s.key.to_string()).collect();
+    assert_eq!(names.len(), 6, "{names:?}");
+    assert!(
+        names.contains(&"side{symbol=\"MSFT\"}".to_string()),
+        "{names:?}"
+    );
+    // 6 rows x 3 value columns, one size missing.
+    assert_eq!(d.sample_count(), 17);
+    assert_eq!(d.series[0].timestamps[0], 1_704_205_800_120_000_000);
+    for phase in ["01_ndjson", "03_compressed", "04_custom_binary"] {
+        ok(run_in(dir.path(), phase, &[]));
+    }
+}

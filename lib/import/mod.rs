@@ -7,6 +7,7 @@
 //! | [`csv`] | `ods_0000,1377721380,0.0` (`series,timestamp,value`) | one `series` value; `name{k="v"}` is parsed into name and labels |
 //! | [`prometheus`] | `http_requests_total{code="200"} 1027 1395066363000` | metric name + labels |
 //! | [`influx`] | `cpu,host=a usage_idle=93.2,usage_user=4i 1700000000000000000` | `measurement_field` + tags, per numeric field |
+//! | [`wide`] | `2024-01-02T14:30:00Z,AAPL,185.64,100,buy` (header `timestamp,symbol,price,size,side`) | a column + `symbol`, per value column: trades, OHLCV bars |
 //!
 //! Samples are grouped by series and sorted by time (stable, so duplicates
 //! keep their file order). Any line that cannot be read stops the import with
@@ -15,6 +16,7 @@
 pub mod csv;
 pub mod influx;
 pub mod prometheus;
+pub mod wide;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -31,6 +33,8 @@ pub enum ImportFormat {
     Prometheus,
     /// InfluxDB line protocol.
     Influx,
+    /// Wide CSV with a header: timestamp, symbol, value columns (trades, OHLCV bars).
+    Wide,
 }
 
 impl ImportFormat {
@@ -116,6 +120,15 @@ pub fn import_file(path: &Path, options: &ImportOptions) -> Result<Dataset> {
         .format
         .or_else(|| ImportFormat::from_extension(path))
         .unwrap_or_else(|| sniff(text));
+    // A .csv whose header names a symbol column is a wide file, unless told otherwise.
+    let header = text
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .unwrap_or("");
+    let format = match (options.format, format) {
+        (None, ImportFormat::Csv) if wide::looks_wide(header) => ImportFormat::Wide,
+        (_, f) => f,
+    };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -126,6 +139,7 @@ pub fn import_file(path: &Path, options: &ImportOptions) -> Result<Dataset> {
         ImportFormat::Csv => csv::parse(text, options.timestamp_unit, &mut builder)?,
         ImportFormat::Prometheus => prometheus::parse(text, options.timestamp_unit, &mut builder)?,
         ImportFormat::Influx => influx::parse(text, options.timestamp_unit, &mut builder)?,
+        ImportFormat::Wide => wide::parse(text, options.timestamp_unit, &mut builder)?,
     }
     builder.finish(source)
 }
