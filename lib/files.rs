@@ -37,11 +37,6 @@ impl AtomicFile {
         })
     }
 
-    /// The buffered writer to write the content with.
-    pub fn writer(&mut self) -> &mut BufWriter<File> {
-        &mut self.writer
-    }
-
     /// Writes all of `bytes`.
     pub fn write_all(&mut self, bytes: &[u8]) -> Result<()> {
         self.writer
@@ -58,10 +53,6 @@ impl AtomicFile {
         std::fs::rename(&self.tmp, &self.dest).map_err(|e| Error::io(&self.dest, e))?;
         self.committed = true;
         Ok(size)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.dest
     }
 }
 

@@ -26,7 +26,7 @@ use std::path::Path;
 
 use crate::bytes::write_string;
 use crate::codec::varint::write_u64;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::files::{read_input, write_atomic};
 use crate::format::{open_checked, push_crc_trailer, read_key, write_header, write_key};
 use crate::model::{Dataset, Series};
@@ -120,18 +120,6 @@ pub fn fingerprint(bytes: &[u8]) -> String {
         .map(|i| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]))
         .unwrap_or(0);
     format!("{crc:08x}-{}", bytes.len())
-}
-
-/// Checks that `path` holds a dataset, returning [`Error::MissingInput`] if not.
-pub fn require(path: &Path) -> Result<()> {
-    if path.exists() {
-        Ok(())
-    } else {
-        Err(Error::MissingInput {
-            path: path.to_path_buf(),
-            hint: "run `cargo run --bin 00_generate` first to create the dataset".into(),
-        })
-    }
 }
 
 #[cfg(test)]
