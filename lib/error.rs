@@ -53,6 +53,19 @@ pub enum Error {
     #[error("verification failed for {artifact}: {reason}")]
     Verify { artifact: String, reason: String },
 
+    /// A query that cannot be parsed; the message names the position.
+    #[error("syntax error: {0}")]
+    Syntax(String),
+
+    /// A query that parses but uses SQL the engine does not run.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+
+    /// A query that names a metric, column or function that does not exist,
+    /// or uses one wrongly.
+    #[error("{0}")]
+    Query(String),
+
     /// A bad argument or option given by the user or a caller.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

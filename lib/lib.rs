@@ -31,6 +31,7 @@ pub mod import;
 pub mod matcher;
 pub mod model;
 pub mod phases;
+pub mod query;
 pub mod reference;
 pub mod report;
 pub mod time;

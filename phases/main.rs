@@ -7,7 +7,7 @@ use std::time::Instant;
 use clap::Parser;
 use squeeze::cli::{exit_with, CommonArgs, SourceArgs};
 
-/// squeezed-signals: run the whole course (phases 00 to 05) and print the
+/// squeezed-signals: run the whole course (phases 00 to 06) and print the
 /// comparative report.
 ///
 /// Generates the dataset (or imports one with --import), runs each phase,
@@ -48,8 +48,10 @@ fn main() -> ExitCode {
             let (outcomes, report) =
                 squeeze::phases::run_all(&ctx, &args.source.to_source()?, args.references)?;
             if !args.quiet {
-                for o in &outcomes {
-                    o.print();
+                for lines in &outcomes {
+                    for line in lines {
+                        println!("{line}");
+                    }
                     println!();
                 }
             }

@@ -12,6 +12,7 @@ pub mod custom_binary;
 pub mod downsampling;
 pub mod generate;
 pub mod ndjson;
+pub mod query;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -164,13 +165,14 @@ pub(crate) fn summary_line(entry: &ReportEntry, ndjson: Option<&ReportEntry>) ->
     )
 }
 
-/// Runs phases 00 to 05 in order, then gathers and writes the report.
+/// Runs phases 00 to 06 in order, then gathers and writes the report.
+/// Returns each phase's explanation lines and the report.
 pub fn run_all(
     ctx: &Context,
     source: &generate::DatasetSource,
     references: crate::reference::References,
-) -> Result<(Vec<PhaseOutcome>, Report)> {
-    let outcomes = vec![
+) -> Result<(Vec<Vec<String>>, Report)> {
+    let outcomes = [
         generate::run(ctx, source)?,
         ndjson::run(ctx)?,
         columnar::run(ctx)?,
@@ -178,9 +180,11 @@ pub fn run_all(
         custom_binary::run(ctx, crate::format::metrics::BlockOptions::default())?,
         downsampling::run(ctx)?,
     ];
+    let mut lines: Vec<Vec<String>> = outcomes.into_iter().map(|o| o.lines).collect();
+    lines.push(query::run(ctx)?);
     let report = ctx.report()?;
     report.write(&ctx.output_dir)?;
-    Ok((outcomes, report))
+    Ok((lines, report))
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fs::File;
+#[cfg(not(unix))]
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
@@ -58,6 +59,18 @@ pub struct ReadStats {
     pub bytes_read: u64,
     pub blocks_total: u64,
     pub blocks_read: u64,
+}
+
+/// One positioned read: `pread` where there is one (a single system call).
+#[cfg(unix)]
+fn read_exact_at(file: &mut File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(file, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_exact_at(file: &mut File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    file.seek(SeekFrom::Start(offset))?;
+    file.read_exact(buf)
 }
 
 enum Source {
@@ -148,9 +161,7 @@ impl MetricsFile {
             Source::Bytes(b) => Ok(b[offset as usize..(offset + len) as usize].to_vec()),
             Source::File(file) => {
                 let mut buf = vec![0u8; len as usize];
-                let mut file = file.borrow_mut();
-                file.seek(SeekFrom::Start(offset))
-                    .and_then(|_| file.read_exact(&mut buf))
+                read_exact_at(&mut file.borrow_mut(), &mut buf, offset)
                     .map_err(|e| Error::io(&self.name, e))?;
                 Ok(buf)
             }
@@ -461,13 +472,94 @@ impl MetricsFile {
 
     /// Reads, checks and decodes one block of `series`, appending its samples.
     pub fn read_block(&self, series: usize, meta: &BlockMeta, out: &mut Series) -> Result<()> {
+        let raw = self.read_block_bytes(series, meta)?;
+        self.decode_block(series, meta, &raw, Some(&mut out.timestamps), &mut out.values)
+    }
+
+    /// Like [`MetricsFile::read_block`] but decodes only the values (the
+    /// block's CRC still covers its timestamps): for queries that need no
+    /// time per row.
+    pub fn read_block_values(
+        &self,
+        series: usize,
+        meta: &BlockMeta,
+        values: &mut Vec<f64>,
+    ) -> Result<()> {
+        let raw = self.read_block_bytes(series, meta)?;
+        self.decode_block(series, meta, &raw, None, values)
+    }
+
+    fn read_block_bytes(&self, series: usize, meta: &BlockMeta) -> Result<Vec<u8>> {
         let info = self.info(series)?;
         let what = format!(
             "series {series} ({}) block {} at byte {}",
             info.key, meta.index, meta.offset
         );
-        let raw = self.read_at(meta.offset, meta.length, &what)?;
-        let bad = |reason: String| self.corrupt(&what, meta.offset, reason);
+        self.read_at(meta.offset, meta.length, &what)
+    }
+
+    /// Reads `len` bytes at `offset` in one read (counted), e.g. a run of
+    /// adjacent blocks to decode with [`MetricsFile::decode_block`].
+    pub fn read_span(&self, offset: u64, len: u64) -> Result<Vec<u8>> {
+        self.read_at(offset, len, "span of blocks")
+    }
+
+    /// Checks and decodes one block from its bytes `raw` (exactly the
+    /// block, as read at `meta.offset`), appending its values and, when
+    /// asked, its timestamps.
+    pub fn decode_block(
+        &self,
+        series: usize,
+        meta: &BlockMeta,
+        raw: &[u8],
+        mut timestamps: Option<&mut Vec<i64>>,
+        values: &mut Vec<f64>,
+    ) -> Result<()> {
+        let (t0, v0) = (timestamps.as_ref().map_or(0, |t| t.len()), values.len());
+        // The happy path formats no error context; a failure decodes again
+        // with the full context so that the error says where.
+        match self.decode_block_in(series, meta, raw, timestamps.as_deref_mut(), values, None) {
+            Ok(()) => Ok(()),
+            Err(_) => {
+                if let Some(t) = timestamps.as_deref_mut() {
+                    t.truncate(t0);
+                }
+                values.truncate(v0);
+                let info = self.info(series)?;
+                let what = format!(
+                    "series {series} ({}) block {} at byte {}",
+                    info.key, meta.index, meta.offset
+                );
+                let result =
+                    self.decode_block_in(series, meta, raw, timestamps.as_deref_mut(), values, Some(&what));
+                if let Some(t) = timestamps {
+                    t.truncate(t0);
+                }
+                values.truncate(v0);
+                result.and(Err(self.corrupt(&what, meta.offset, "cannot be decoded")))
+            }
+        }
+    }
+
+    fn decode_block_in(
+        &self,
+        series: usize,
+        meta: &BlockMeta,
+        raw: &[u8],
+        timestamps: Option<&mut Vec<i64>>,
+        values: &mut Vec<f64>,
+        what: Option<&str>,
+    ) -> Result<()> {
+        let _ = series;
+        let what = what.unwrap_or("block");
+        if raw.len() as u64 != meta.length || raw.len() < 4 {
+            return Err(self.corrupt(
+                what,
+                meta.offset,
+                format!("{} bytes given for a {}-byte block", raw.len(), meta.length),
+            ));
+        }
+        let bad = |reason: String| self.corrupt(what, meta.offset, reason);
         let (body, tail) = raw.split_at(raw.len() - 4);
         let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
         let crc = crc32c::crc32c(body);
@@ -476,8 +568,14 @@ impl MetricsFile {
                 "checksum mismatch: stored {stored:#010x}, computed {crc:#010x}"
             )));
         }
-        let ctx = format!("{}: {what}", self.name);
-        let mut r = ByteReader::at_offset(body, meta.offset, &ctx);
+        let ctx;
+        let ctx_ref = if what == "block" {
+            self.name.as_str()
+        } else {
+            ctx = format!("{}: {what}", self.name);
+            ctx.as_str()
+        };
+        let mut r = ByteReader::at_offset(body, meta.offset, ctx_ref);
         let n = r.varint()?;
         if n != meta.count {
             return Err(bad(format!(
@@ -488,18 +586,21 @@ impl MetricsFile {
         let ts_len = r.count(1, "timestamp column byte")?;
         let ts_bytes = r.bytes(ts_len)?;
         let n = n as usize;
-        let (t0, v0) = (out.timestamps.len(), out.values.len());
+        let v0 = values.len();
         if self.footer.version == 1 {
-            xor::decode(r.rest(), n, &mut out.values).map_err(|e| e.within(&ctx))?;
+            xor::decode(r.rest(), n, values).map_err(|e| e.within(ctx_ref))?;
         } else {
-            adaptive::decode(r.rest(), n, &mut out.values).map_err(|e| e.within(&ctx))?;
+            adaptive::decode(r.rest(), n, values).map_err(|e| e.within(ctx_ref))?;
         }
-        delta::decode(ts_bytes, n, &mut out.timestamps).map_err(|e| e.within(&ctx))?;
-        let ts = &out.timestamps[t0..];
-        let (lo, hi) = super::writer::min_max(&out.values[v0..]);
-        if ts.first() != Some(&meta.first) || ts.last() != Some(&meta.last) {
-            return Err(bad("timestamps disagree with the index entry".into()));
+        if let Some(out) = timestamps {
+            let t0 = out.len();
+            delta::decode(ts_bytes, n, out).map_err(|e| e.within(ctx_ref))?;
+            let ts = &out[t0..];
+            if ts.first() != Some(&meta.first) || ts.last() != Some(&meta.last) {
+                return Err(bad("timestamps disagree with the index entry".into()));
+            }
         }
+        let (lo, hi) = super::writer::min_max(&values[v0..]);
         if lo.to_bits() != meta.min.to_bits() || hi.to_bits() != meta.max.to_bits() {
             return Err(bad("min/max disagree with the index entry".into()));
         }
