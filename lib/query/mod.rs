@@ -181,7 +181,18 @@ pub fn explain_lines(plan: &plan::Plan, s: &Stats, analyzed: bool) -> Vec<String
                 .collect();
             let aggs: Vec<String> = aggs
                 .iter()
-                .map(|a| format!("{:?}({})", a.func, plan.schema.nums.get(a.col).map_or("*", String::as_str)).to_lowercase())
+                .map(|a| match a.func {
+                    plan::AggFn::Count => "count(*)".to_string(),
+                    plan::AggFn::Percentile(p) => format!(
+                        "percentile({}, {p})",
+                        plan.schema.nums.get(a.col).map_or("?", String::as_str)
+                    ),
+                    f => format!(
+                        "{}({})",
+                        format!("{f:?}").to_lowercase(),
+                        plan.schema.nums.get(a.col).map_or("?", String::as_str)
+                    ),
+                })
                 .collect();
             out.push(format!(
                 "aggregate: {} grouped by [{}]",

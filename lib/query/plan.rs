@@ -679,6 +679,10 @@ pub fn bind(q: &Query, index: &LabelIndex) -> Result<Plan> {
                     agg_exprs.push(e.clone());
                     Ok(group_exprs.len() + agg_exprs.len() - 1)
                 }
+                Expr::Call { name, pos, .. } if name != "time_bucket" => Err(err(format!(
+                    "unknown function `{name}`{pos}; scalar functions: time_bucket; aggregates: {}",
+                    AGG_NAMES.join(", ")
+                ))),
                 other => Err(err(format!(
                     "`{other}`{} must appear in GROUP BY or inside an aggregate",
                     other.pos()

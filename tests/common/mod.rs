@@ -15,6 +15,7 @@ pub fn bin(name: &str) -> PathBuf {
         "03_compressed" => env!("CARGO_BIN_EXE_03_compressed").into(),
         "04_custom_binary" => env!("CARGO_BIN_EXE_04_custom_binary").into(),
         "05_downsampling" => env!("CARGO_BIN_EXE_05_downsampling").into(),
+        "06_query_engine" => env!("CARGO_BIN_EXE_06_query_engine").into(),
         "squeezed-signals" => env!("CARGO_BIN_EXE_squeezed-signals").into(),
         other => panic!("unknown binary {other}"),
     }

@@ -1,0 +1,2 @@
+-- A syntax error names the line and column.
+SELECT ts value FROM cpu_usage_percent WHERE
