@@ -220,9 +220,18 @@ fn unsupported(what: impl fmt::Display, pos: Pos) -> QueryError {
     QueryError::Unsupported(format!("{what}{pos}"))
 }
 
+/// How deeply expressions may nest. sqlparser recurses once per level and
+/// its frames are large in debug builds: this keeps a hostile query within
+/// a 2 MiB thread stack.
+pub const MAX_DEPTH: usize = 24;
+
 /// Parses one statement of the subset.
 pub fn parse(text: &str) -> Result<Query, QueryError> {
-    let statements = Parser::parse_sql(&GenericDialect {}, text).map_err(|e| match e {
+    let statements = Parser::new(&GenericDialect {})
+        .with_recursion_limit(MAX_DEPTH)
+        .try_with_sql(text)
+        .and_then(|mut p| p.parse_statements())
+        .map_err(|e| match e {
         ParserError::RecursionLimitExceeded => {
             QueryError::Syntax("the query nests too deeply".into())
         }
