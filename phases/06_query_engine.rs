@@ -91,7 +91,12 @@ fn statements(script: &str) -> Vec<String> {
     out.push(cur);
     out.into_iter()
         .map(|s| s.trim().to_string())
-        .filter(|s| !s.is_empty() && !s.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with("--")))
+        .filter(|s| {
+            !s.is_empty()
+                && !s
+                    .lines()
+                    .all(|l| l.trim().is_empty() || l.trim_start().starts_with("--"))
+        })
         .collect()
 }
 
@@ -106,7 +111,13 @@ fn describe(engine: &Engine, metric: Option<&str>) -> String {
     match metric {
         None => idx
             .metrics()
-            .map(|m| format!("{}  ({} series)\n", ident(m), idx.metric(m).map_or(0, |s| s.len())))
+            .map(|m| {
+                format!(
+                    "{}  ({} series)\n",
+                    ident(m),
+                    idx.metric(m).map_or(0, |s| s.len())
+                )
+            })
             .collect(),
         Some(m) => match idx.metric(m) {
             None => format!("no metric {m}\n"),
@@ -196,7 +207,10 @@ fn main() -> ExitCode {
             }
             return Ok(());
         }
-        let path = args.file.clone().unwrap_or_else(|| ctx.path(metrics::FILE_NAME));
+        let path = args
+            .file
+            .clone()
+            .unwrap_or_else(|| ctx.path(metrics::FILE_NAME));
         let engine = Engine::open(&path)?;
         match &args.query {
             Some(q) => run_one(&engine, q, args.format, args.quiet),

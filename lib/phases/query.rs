@@ -44,7 +44,11 @@ pub fn demo_queries(engine: &Engine) -> Result<Vec<(String, String)>> {
     let blocks = file.blocks(0)?;
     let (start, end) = match (blocks.first(), blocks.last()) {
         (Some(a), Some(b)) => (a.first, b.last),
-        _ => return Err(Error::InvalidArgument("the first series has no samples".into())),
+        _ => {
+            return Err(Error::InvalidArgument(
+                "the first series has no samples".into(),
+            ))
+        }
     };
     let m = ident(&first.key.metric);
     let labels: Vec<String> = first
@@ -206,6 +210,6 @@ pub fn run(ctx: &Context) -> Result<Vec<String>> {
         "  Try: cargo run --release --bin 06_query_engine (a REPL), or with a query; wrote {}.",
         ctx.path(FILE_NAME).display()
     ));
-    crate::files::write_atomic(&ctx.path(FILE_NAME), md.as_bytes())?;
+    crate::files::write_atomic(ctx.path(FILE_NAME), md.as_bytes())?;
     Ok(lines)
 }

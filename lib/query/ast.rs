@@ -73,8 +73,15 @@ pub enum Item {
 /// What the query reads: a metric, or a table function over metrics.
 #[derive(Debug, Clone, PartialEq)]
 pub enum From {
-    Metric { name: String, pos: Pos },
-    Function { name: String, args: Vec<Lit>, pos: Pos },
+    Metric {
+        name: String,
+        pos: Pos,
+    },
+    Function {
+        name: String,
+        args: Vec<Lit>,
+        pos: Pos,
+    },
 }
 
 /// A literal.
@@ -232,22 +239,22 @@ pub fn parse(text: &str) -> Result<Query, QueryError> {
         .try_with_sql(text)
         .and_then(|mut p| p.parse_statements())
         .map_err(|e| match e {
-        ParserError::RecursionLimitExceeded => {
-            QueryError::Syntax("the query nests too deeply".into())
-        }
-        ParserError::TokenizerError(m) | ParserError::ParserError(m) => {
-            if m.contains("Line:") {
-                QueryError::Syntax(m)
-            } else {
-                // sqlparser gives no position at the end of the input: add it.
-                let line = text.lines().count().max(1);
-                let column = text.lines().last().map_or(0, |l| l.chars().count()) + 1;
-                QueryError::Syntax(format!(
-                    "{m} at the end of the query (Line: {line}, Column: {column})"
-                ))
+            ParserError::RecursionLimitExceeded => {
+                QueryError::Syntax("the query nests too deeply".into())
             }
-        }
-    })?;
+            ParserError::TokenizerError(m) | ParserError::ParserError(m) => {
+                if m.contains("Line:") {
+                    QueryError::Syntax(m)
+                } else {
+                    // sqlparser gives no position at the end of the input: add it.
+                    let line = text.lines().count().max(1);
+                    let column = text.lines().last().map_or(0, |l| l.chars().count()) + 1;
+                    QueryError::Syntax(format!(
+                        "{m} at the end of the query (Line: {line}, Column: {column})"
+                    ))
+                }
+            }
+        })?;
     let statement = match statements.as_slice() {
         [one] => one,
         [] => return Err(QueryError::Syntax("empty query".into())),
@@ -295,9 +302,17 @@ fn lower_query(q: &sql::Query, explain: Option<Explain>) -> Result<Query, QueryE
     let select = match q.body.as_ref() {
         sql::SetExpr::Select(s) => s,
         sql::SetExpr::Query(inner) => {
-            return Err(unsupported("a subquery in parentheses", pos_of(inner.as_ref())))
+            return Err(unsupported(
+                "a subquery in parentheses",
+                pos_of(inner.as_ref()),
+            ))
         }
-        other => return Err(unsupported("UNION, INTERSECT, EXCEPT or VALUES", pos_of(other))),
+        other => {
+            return Err(unsupported(
+                "UNION, INTERSECT, EXCEPT or VALUES",
+                pos_of(other),
+            ))
+        }
     };
     let spos = pos_of(select.as_ref());
     if select.distinct.is_some() {
@@ -435,7 +450,9 @@ fn object_name(name: &sql::ObjectName) -> Result<String, QueryError> {
     match name.0.as_slice() {
         [sql::ObjectNamePart::Identifier(id)] => Ok(id.value.clone()),
         _ => Err(unsupported(
-            format!("qualified name {name} (double-quote a metric name that contains dots: \"{name}\")"),
+            format!(
+                "qualified name {name} (double-quote a metric name that contains dots: \"{name}\")"
+            ),
             pos_of(name),
         )),
     }
@@ -564,11 +581,7 @@ fn lower_expr(e: &sql::Expr) -> Result<Expr, QueryError> {
                     Box::new(x.clone()),
                     Box::new(lower_expr(low)?),
                 )),
-                Box::new(Expr::Cmp(
-                    Cmp::Le,
-                    Box::new(x),
-                    Box::new(lower_expr(high)?),
-                )),
+                Box::new(Expr::Cmp(Cmp::Le, Box::new(x), Box::new(lower_expr(high)?))),
             );
             if *negated {
                 Expr::Not(Box::new(range))
@@ -670,7 +683,10 @@ mod tests {
             ("DELETE FROM cpu", "DELETE"),
             ("SELECT value + 1 FROM cpu", "operator +"),
             ("SELECT * FROM (SELECT * FROM cpu)", "subqueries"),
-            ("SELECT host FROM cpu GROUP BY host HAVING count(*) > 1", "HAVING"),
+            (
+                "SELECT host FROM cpu GROUP BY host HAVING count(*) > 1",
+                "HAVING",
+            ),
         ] {
             let e = parse(text).unwrap_err().to_string();
             assert!(e.contains(word), "{text}: {e}");

@@ -114,7 +114,9 @@ fn prune(file: &MetricsFile, chosen: &[Chosen], stats: &mut Stats) -> Result<Vec
                 stats.blocks_pruned_time += 1;
                 continue;
             }
-            let tri = c.pred.tri((meta.first, meta.last), Some((meta.min, meta.max)));
+            let tri = c
+                .pred
+                .tri((meta.first, meta.last), Some((meta.min, meta.max)));
             if tri == Tri::Never {
                 stats.blocks_pruned_value += 1;
                 continue;
@@ -333,12 +335,15 @@ pub fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
     }
 }
 
+/// One group's label values and its accumulators per time bucket.
+type GroupState = (Vec<String>, BTreeMap<i64, Vec<Acc>>);
+
 struct AggSink<'p> {
     keys: &'p [GroupKey],
     aggs: &'p [AggSpec],
     bucket: Option<i64>,
     groups: HashMap<Vec<String>, usize>,
-    states: Vec<(Vec<String>, BTreeMap<i64, Vec<Acc>>)>,
+    states: Vec<GroupState>,
     sel: Selected,
 }
 
@@ -462,12 +467,15 @@ impl Sink for AggSink<'_> {
 
 // ---------------------------------------------------------------------- rows
 
+/// A row with its ORDER BY keys and its tie-break (series rank, time).
+type KeyedRow = (Vec<Value>, (usize, i64), Vec<Value>);
+
 struct RowSink<'p> {
     outs: &'p [Scalar],
     order: &'p [(Scalar, bool)],
     limit: Option<usize>,
     /// (order keys, (rank, ts), output cells)
-    rows: Vec<(Vec<Value>, (usize, i64), Vec<Value>)>,
+    rows: Vec<KeyedRow>,
     sel: Selected,
 }
 
@@ -484,11 +492,7 @@ fn scalar(s: &Scalar, labels: &Labels, t: i64, cols: &[&[f64]], i: usize) -> Val
 }
 
 impl RowSink<'_> {
-    fn compare(
-        order: &[(Scalar, bool)],
-        a: &(Vec<Value>, (usize, i64), Vec<Value>),
-        b: &(Vec<Value>, (usize, i64), Vec<Value>),
-    ) -> std::cmp::Ordering {
+    fn compare(order: &[(Scalar, bool)], a: &KeyedRow, b: &KeyedRow) -> std::cmp::Ordering {
         for (k, (_, desc)) in order.iter().enumerate() {
             let o = a.0[k].order(&b.0[k]);
             let o = if *desc { o.reverse() } else { o };
@@ -558,7 +562,12 @@ impl Sink for RowSink<'_> {
 // ----------------------------------------------------------------- execution
 
 /// Runs a bound plan.
-pub fn execute(file: &MetricsFile, index: &LabelIndex, plan: &Plan, run: bool) -> Result<(Table, Stats)> {
+pub fn execute(
+    file: &MetricsFile,
+    index: &LabelIndex,
+    plan: &Plan,
+    run: bool,
+) -> Result<(Table, Stats)> {
     let mut stats = Stats {
         file_blocks: file.block_count(),
         file_bytes: file.len(),
@@ -601,7 +610,9 @@ pub fn execute(file: &MetricsFile, index: &LabelIndex, plan: &Plan, run: bool) -
             if limit == Some(0) {
                 Vec::new()
             } else {
-                feed(file, index, plan, &chosen, &mut sink, by_time, run, &mut stats)?;
+                feed(
+                    file, index, plan, &chosen, &mut sink, by_time, run, &mut stats,
+                )?;
                 sink.finish()
             }
         }
@@ -699,11 +710,15 @@ fn feed(
                             end += next.meta.length;
                         }
                     }
-                    span = (c.meta.offset, file.read_span(c.meta.offset, end - c.meta.offset)?);
+                    span = (
+                        c.meta.offset,
+                        file.read_span(c.meta.offset, end - c.meta.offset)?,
+                    );
                 }
                 let at = (c.meta.offset - span.0) as usize;
                 let raw = span.1.get(at..at + c.meta.length as usize).unwrap_or(&[]);
-                let times = (c.tri != Tri::Always || sink.needs_time()).then_some(&mut buf.timestamps);
+                let times =
+                    (c.tri != Tri::Always || sink.needs_time()).then_some(&mut buf.timestamps);
                 file.decode_block(ch.id, &c.meta, raw, times, &mut buf.values)?;
                 stats.blocks_read += 1;
                 let cols = [buf.values.as_slice()];
@@ -730,7 +745,10 @@ fn feed(
             for (rank, ch) in chosen.iter().enumerate() {
                 let out = match source {
                     SourceSpec::Ohlcv { volume, bar, .. } => {
-                        let (lo, hi) = (bucket_start(lo, *bar), bucket_start(hi, *bar).saturating_add(*bar - 1));
+                        let (lo, hi) = (
+                            bucket_start(lo, *bar),
+                            bucket_start(hi, *bar).saturating_add(*bar - 1),
+                        );
                         let p = read(file, ch.id, lo, hi, run, stats)?;
                         let v = match volume {
                             Some(m) => match partner(file, index, m, ch.labels) {
@@ -742,7 +760,8 @@ fn feed(
                         functions::ohlcv(
                             &p.timestamps,
                             &p.values,
-                            v.as_ref().map(|s| (s.timestamps.as_slice(), s.values.as_slice())),
+                            v.as_ref()
+                                .map(|s| (s.timestamps.as_slice(), s.values.as_slice())),
                             *bar,
                         )
                     }
@@ -754,13 +773,23 @@ fn feed(
                         let s = read(file, ch.id, from, hi, run, stats)?;
                         functions::rolling(&s.timestamps, &s.values, *func, *window)
                     }
-                    SourceSpec::Asof { right, tolerance, .. } => {
+                    SourceSpec::Asof {
+                        right, tolerance, ..
+                    } => {
                         let l = read(file, ch.id, lo, hi, run, stats)?;
                         let r = match partner(file, index, right, ch.labels) {
-                            Some(id) => read(file, id, lo.saturating_sub(*tolerance), hi, run, stats)?,
+                            Some(id) => {
+                                read(file, id, lo.saturating_sub(*tolerance), hi, run, stats)?
+                            }
                             None => Series::default(),
                         };
-                        functions::asof(&l.timestamps, &l.values, &r.timestamps, &r.values, *tolerance)
+                        functions::asof(
+                            &l.timestamps,
+                            &l.values,
+                            &r.timestamps,
+                            &r.values,
+                            *tolerance,
+                        )
                     }
                     SourceSpec::Metric(_) => Columns::default(),
                 };
@@ -803,7 +832,14 @@ fn partner(file: &MetricsFile, index: &LabelIndex, metric: &str, labels: &Labels
 }
 
 /// Reads the samples of one series in `[lo, hi]` (blocks pruned by time).
-fn read(file: &MetricsFile, id: usize, lo: i64, hi: i64, run: bool, stats: &mut Stats) -> Result<Series> {
+fn read(
+    file: &MetricsFile,
+    id: usize,
+    lo: i64,
+    hi: i64,
+    run: bool,
+    stats: &mut Stats,
+) -> Result<Series> {
     let mut s = Series::default();
     let blocks = file.blocks(id)?;
     for b in &blocks {

@@ -115,13 +115,7 @@ fn window_stat(w: &[f64], func: RollFn) -> f64 {
 /// As-of join: for each left sample, the latest right sample at or before
 /// it, no older than `tolerance`. Left samples without one are dropped
 /// (an inner as-of join). Columns: the left value, the right value.
-pub fn asof(
-    lts: &[i64],
-    lv: &[f64],
-    rts: &[i64],
-    rv: &[f64],
-    tolerance: i64,
-) -> Columns {
+pub fn asof(lts: &[i64], lv: &[f64], rts: &[i64], rv: &[f64], tolerance: i64) -> Columns {
     let mut out = Columns {
         ts: Vec::new(),
         cols: vec![Vec::new(), Vec::new()],
@@ -182,7 +176,13 @@ mod tests {
 
     #[test]
     fn asof_takes_latest_within_tolerance() {
-        let c = asof(&[5, 10, 20, 30], &[1.0, 2.0, 3.0, 4.0], &[4, 10, 12], &[7.0, 8.0, 9.0], 5);
+        let c = asof(
+            &[5, 10, 20, 30],
+            &[1.0, 2.0, 3.0, 4.0],
+            &[4, 10, 12],
+            &[7.0, 8.0, 9.0],
+            5,
+        );
         // 5 -> 4 (7), 10 -> 10 (8), 20 -> 12 is 8 old: dropped, 30 dropped.
         assert_eq!(c.ts, [5, 10]);
         assert_eq!(c.cols[1], [7.0, 8.0]);

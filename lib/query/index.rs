@@ -138,7 +138,10 @@ mod tests {
         assert_eq!(intersect(cpu, &idx.lookup("host", "a", cpu)), [0]);
         assert_eq!(idx.lookup("region", "", cpu), [2]);
         assert_eq!(
-            union(vec![idx.lookup("region", "eu", cpu), idx.lookup("host", "c", cpu)]),
+            union(vec![
+                idx.lookup("region", "eu", cpu),
+                idx.lookup("host", "c", cpu)
+            ]),
             [0, 2]
         );
         assert!(idx.metric("disk").is_none());

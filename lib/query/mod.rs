@@ -152,13 +152,19 @@ pub fn explain_lines(plan: &plan::Plan, s: &Stats, analyzed: bool) -> Vec<String
         "  after label conditions: {} series",
         s.series_chosen
     ));
-    out.push(format!("filter: {}", describe_pred(&plan.pred, &plan.schema.nums)));
+    out.push(format!(
+        "filter: {}",
+        describe_pred(&plan.pred, &plan.schema.nums)
+    ));
     out.push(format!(
         "blocks: {} in the chosen series ({} in the file)",
         s.blocks_total, s.file_blocks
     ));
     out.push(format!("  pruned by time: {}", s.blocks_pruned_time));
-    out.push(format!("  pruned by value (min/max): {}", s.blocks_pruned_value));
+    out.push(format!(
+        "  pruned by value (min/max): {}",
+        s.blocks_pruned_value
+    ));
     out.push(format!(
         "  to read: {} ({} of the file's blocks), {} ({} of the file); {} need no row filter",
         s.blocks_candidate,
@@ -247,7 +253,10 @@ fn describe_pred(p: &pred::Pred, nums: &[String]) -> String {
         LabelIn { name, set, negated } => format!(
             "{name} {}IN ({})",
             if *negated { "NOT " } else { "" },
-            set.iter().map(|s| format!("'{s}'")).collect::<Vec<_>>().join(", ")
+            set.iter()
+                .map(|s| format!("'{s}'"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Ts { op, value } => format!("ts {} {}", op.symbol(), table::format_time(*value)),
         Num { col, op, value } => format!(

@@ -201,8 +201,7 @@ fn need_metric(index: &LabelIndex, name: &str, pos: Pos) -> Result<()> {
 }
 
 fn duration_arg(l: &Lit, what: &str, fname: &str) -> Result<i64> {
-    let d = parse_duration(lit_str(l))
-        .map_err(|e| err(format!("{fname}(): {what}: {e}")))?;
+    let d = parse_duration(lit_str(l)).map_err(|e| err(format!("{fname}(): {what}: {e}")))?;
     if d <= 0 {
         return Err(err(format!("{fname}(): {what} must be positive")));
     }
@@ -249,9 +248,8 @@ fn bind_source(from: &From, index: &LabelIndex) -> Result<(SourceSpec, Schema)> 
                     if let Some(v) = &volume {
                         need_metric(index, v, *pos)?;
                     }
-                    let mut nums: Vec<String> = ["open", "high", "low", "close"]
-                        .map(String::from)
-                        .to_vec();
+                    let mut nums: Vec<String> =
+                        ["open", "high", "low", "close"].map(String::from).to_vec();
                     if volume.is_some() {
                         nums.push("volume".into());
                     }
@@ -396,9 +394,7 @@ impl Binder<'_> {
                 "unknown function `{name}`{pos}; scalar functions: time_bucket; aggregates: {}",
                 AGG_NAMES.join(", ")
             ))),
-            Expr::Lit(_, pos) => Err(Error::Unsupported(format!(
-                "a literal as a column{pos}"
-            ))),
+            Expr::Lit(_, pos) => Err(Error::Unsupported(format!("a literal as a column{pos}"))),
             other => Err(Error::Unsupported(format!(
                 "the expression `{other}` as a column{}",
                 other.pos()
@@ -621,8 +617,7 @@ pub fn bind(q: &Query, index: &LabelIndex) -> Result<Plan> {
             other => Ok(other.clone()),
         }
     };
-    let aggregate =
-        !q.group_by.is_empty() || items.iter().any(|(e, _)| contains_agg(e));
+    let aggregate = !q.group_by.is_empty() || items.iter().any(|(e, _)| contains_agg(e));
     let shape = if !aggregate {
         let outs = items
             .iter()
@@ -639,7 +634,10 @@ pub fn bind(q: &Query, index: &LabelIndex) -> Result<Plan> {
         for g in &q.group_by {
             let g = resolve(g)?;
             if contains_agg(&g) {
-                return Err(err(format!("aggregates are not allowed in GROUP BY{}", g.pos())));
+                return Err(err(format!(
+                    "aggregates are not allowed in GROUP BY{}",
+                    g.pos()
+                )));
             }
             keys.push(match b.scalar(&g)? {
                 Scalar::Label(l) => GroupKey::Label(l),
@@ -654,7 +652,12 @@ pub fn bind(q: &Query, index: &LabelIndex) -> Result<Plan> {
             });
             group_exprs.push(g);
         }
-        if keys.iter().filter(|k| matches!(k, GroupKey::Bucket(_))).count() > 1 {
+        if keys
+            .iter()
+            .filter(|k| matches!(k, GroupKey::Bucket(_)))
+            .count()
+            > 1
+        {
             return Err(Error::Unsupported(
                 "more than one time bucket in GROUP BY".into(),
             ));
@@ -751,7 +754,7 @@ impl Binder<'_> {
                         })
                     }
                     _ => Err(err(format!("count(){pos} takes * or one column"))),
-                }
+                };
             }
             "sum" => AggFn::Sum,
             "avg" | "mean" => AggFn::Avg,
@@ -767,8 +770,8 @@ impl Binder<'_> {
                     [c, Expr::Lit(Lit::Num(p), _)] => (c, p),
                     _ => {
                         return Err(err(format!(
-                            "percentile(){pos} takes (column, fraction), e.g. percentile(value, 0.99)"
-                        )))
+                        "percentile(){pos} takes (column, fraction), e.g. percentile(value, 0.99)"
+                    )))
                     }
                 };
                 let p: f64 = p.parse().unwrap_or(f64::NAN);

@@ -308,11 +308,21 @@ fn ts_tri(op: Cmp, v: i64, first: i64, last: i64) -> Tri {
 fn num_tri(op: Cmp, v: f64, lo: f64, hi: f64) -> Tri {
     if lo.is_nan() || hi.is_nan() {
         // Every value is NaN.
-        return if op == Cmp::Ne { Tri::Always } else { Tri::Never };
+        return if op == Cmp::Ne {
+            Tri::Always
+        } else {
+            Tri::Never
+        };
     }
     let never = match op {
         Cmp::Eq => v.is_nan() || v < lo || v > hi,
-        Cmp::Ne => return if v.is_nan() || v < lo || v > hi { Tri::Always } else { Tri::Maybe },
+        Cmp::Ne => {
+            return if v.is_nan() || v < lo || v > hi {
+                Tri::Always
+            } else {
+                Tri::Maybe
+            }
+        }
         Cmp::Lt => v.is_nan() || lo >= v,
         Cmp::Le => v.is_nan() || lo > v,
         Cmp::Gt => v.is_nan() || hi <= v,

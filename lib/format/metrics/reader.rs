@@ -473,7 +473,13 @@ impl MetricsFile {
     /// Reads, checks and decodes one block of `series`, appending its samples.
     pub fn read_block(&self, series: usize, meta: &BlockMeta, out: &mut Series) -> Result<()> {
         let raw = self.read_block_bytes(series, meta)?;
-        self.decode_block(series, meta, &raw, Some(&mut out.timestamps), &mut out.values)
+        self.decode_block(
+            series,
+            meta,
+            &raw,
+            Some(&mut out.timestamps),
+            &mut out.values,
+        )
     }
 
     /// Like [`MetricsFile::read_block`] but decodes only the values (the
@@ -518,7 +524,7 @@ impl MetricsFile {
         let (t0, v0) = (timestamps.as_ref().map_or(0, |t| t.len()), values.len());
         // The happy path formats no error context; a failure decodes again
         // with the full context so that the error says where.
-        match self.decode_block_in(series, meta, raw, timestamps.as_deref_mut(), values, None) {
+        match self.decode_block_in(meta, raw, timestamps.as_deref_mut(), values, None) {
             Ok(()) => Ok(()),
             Err(_) => {
                 if let Some(t) = timestamps.as_deref_mut() {
@@ -531,7 +537,7 @@ impl MetricsFile {
                     info.key, meta.index, meta.offset
                 );
                 let result =
-                    self.decode_block_in(series, meta, raw, timestamps.as_deref_mut(), values, Some(&what));
+                    self.decode_block_in(meta, raw, timestamps.as_deref_mut(), values, Some(&what));
                 if let Some(t) = timestamps {
                     t.truncate(t0);
                 }
@@ -543,14 +549,12 @@ impl MetricsFile {
 
     fn decode_block_in(
         &self,
-        series: usize,
         meta: &BlockMeta,
         raw: &[u8],
         timestamps: Option<&mut Vec<i64>>,
         values: &mut Vec<f64>,
         what: Option<&str>,
     ) -> Result<()> {
-        let _ = series;
         let what = what.unwrap_or("block");
         if raw.len() as u64 != meta.length || raw.len() < 4 {
             return Err(self.corrupt(
