@@ -49,6 +49,13 @@ struct Args {
     /// Do not print the line on rows, time and blocks read (it goes to stderr).
     #[arg(long, short)]
     quiet: bool,
+    /// Print the metrics of the file (one per line, with their series and columns) and exit.
+    #[arg(long, conflicts_with_all = ["query", "demo"])]
+    metrics: bool,
+    /// Run the query this many times and report the best and median time
+    /// (to stderr); the result is printed once.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    repeat: u32,
 }
 
 /// Writes to stdout; a closed pipe (`| head`) ends the program quietly.
@@ -212,7 +219,37 @@ fn main() -> ExitCode {
             .clone()
             .unwrap_or_else(|| ctx.path(metrics::FILE_NAME));
         let engine = Engine::open(&path)?;
+        if args.metrics {
+            let names: Vec<String> = engine.index().metrics().map(String::from).collect();
+            for m in names {
+                emit(&describe(&engine, Some(&m)))?;
+            }
+            return Ok(());
+        }
         match &args.query {
+            Some(q) if args.repeat > 1 => {
+                let mut times = Vec::with_capacity(args.repeat as usize);
+                for _ in 1..args.repeat {
+                    times.push(engine.query(q)?.elapsed.as_secs_f64() * 1e3);
+                }
+                let o = engine.query(q)?;
+                times.push(o.elapsed.as_secs_f64() * 1e3);
+                times.sort_by(f64::total_cmp);
+                let mut text = o.render(args.format);
+                if !text.ends_with('\n') {
+                    text.push('\n');
+                }
+                emit(&text)?;
+                eprintln!(
+                    "timing: best {:.4} ms, median {:.4} ms over {} runs; {} rows, {} samples decoded",
+                    times[0],
+                    times[times.len() / 2],
+                    times.len(),
+                    o.stats.rows_out,
+                    o.stats.rows_scanned
+                );
+                Ok(())
+            }
             Some(q) => run_one(&engine, q, args.format, args.quiet),
             None if std::io::stdin().is_terminal() => {
                 repl(&engine, args.format, ctx.path(".query_history"), args.quiet)
