@@ -203,7 +203,7 @@ enum Acc {
     Moments(u64, f64, f64),
     Values(Vec<f64>),
     /// Area, duration, previous sample (series rank, ts, value), value sum, count.
-    Twap(f64, i64, Option<(usize, i64, f64)>, f64, u64),
+    Twap(f64, f64, Option<(usize, i64, f64)>, f64, u64),
 }
 
 impl Acc {
@@ -217,7 +217,7 @@ impl Acc {
             AggFn::Last => Acc::Last(0, 0.0, false),
             AggFn::Stddev => Acc::Moments(0, 0.0, 0.0),
             AggFn::Percentile(_) => Acc::Values(Vec::new()),
-            AggFn::Twap => Acc::Twap(0.0, 0, None, 0.0, 0),
+            AggFn::Twap => Acc::Twap(0.0, 0.0, None, 0.0, 0),
         }
     }
 
@@ -271,8 +271,10 @@ impl Acc {
                 for (&t, &x) in ts.iter().zip(v) {
                     if let Some((r, pt, pv)) = *prev {
                         if r == rank && t >= pt {
-                            *area += pv * (t - pt) as f64;
-                            *dur += t - pt;
+                            // i128: timestamps may span more than i64::MAX.
+                            let dt = (t as i128 - pt as i128) as f64;
+                            *area += pv * dt;
+                            *dur += dt;
                         }
                     }
                     *prev = Some((rank, t, x));
@@ -310,8 +312,8 @@ impl Acc {
             }
             (Acc::Values(_), _) => Value::Null,
             (Acc::Twap(area, dur, _, sum, c), _) => {
-                if *dur > 0 {
-                    Value::Float(*area / *dur as f64)
+                if *dur > 0.0 {
+                    Value::Float(*area / *dur)
                 } else if *c > 0 {
                     Value::Float(*sum / *c as f64)
                 } else {
