@@ -15,6 +15,7 @@
 //! | [`matcher`] | series selectors (`metric{label="value"}`) |
 //! | [`downsample`] | rollups and their measured loss (phase 05) |
 //! | [`reference`](mod@reference) | zstd, pco and tsz on the same samples, for comparison |
+//! | [`query`] | the phase 06 query engine: SQL subset, label index, block pruning, time-series functions |
 //! | [`phases`] | each phase as a library call that writes, reads back, verifies and reports |
 //! | [`report`] | the one report record and the comparative report |
 //! | [`error`] | the one error type |

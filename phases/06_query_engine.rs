@@ -24,7 +24,7 @@ use squeeze::query::{Engine, OutputFormat};
 /// aggregates count sum avg min max first last stddev percentile(value, p)
 /// median twap; WHERE with = != < <= > >= IN BETWEEN AND OR NOT on labels,
 /// ts and value; GROUP BY labels and one time bucket; ORDER BY; LIMIT;
-/// EXPLAIN [ANALYZE]. Table functions: ohlcv(price, 'bar'[, volume]),
+/// EXPLAIN, EXPLAIN ANALYZE. Table functions: ohlcv(price, 'bar', optional volume),
 /// rolling(metric, 'mean|std|min|max|sum|count', n or 'duration'),
 /// asof_join(left, right, 'tolerance').
 #[derive(Debug, Parser)]
