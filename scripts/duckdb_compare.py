@@ -48,10 +48,10 @@ import duckdb  # noqa: E402
 ENGINE = ROOT / "target" / "release" / "06_query_engine"
 
 
-def ours(out_dir, sql, runs, fmt="csv"):
+def ours(out_dir, sql, runs):
     """Runs a query with --repeat; returns (stdout, best ms)."""
     p = subprocess.run(
-        [str(ENGINE), "-o", out_dir, "--format", fmt, "--repeat", str(runs), sql],
+        [str(ENGINE), "-o", out_dir, "--format", "csv", "--repeat", str(runs), sql],
         capture_output=True, text=True, check=True,
     )
     m = re.search(r"timing: best ([0-9.]+) ms", p.stderr)

@@ -91,12 +91,12 @@ pub fn demo_queries(engine: &Engine) -> Result<Vec<(String, String)>> {
         ),
     ];
     if !group.is_empty() {
+        let high = high_value(engine, 0)?;
         out.push((
             format!("Every {} series: 15-minute buckets where value is high", first.key.metric),
             format!(
-                "SELECT time_bucket('15m', ts) AS t, {group}, count(*), avg(value), max(value) FROM {m} WHERE value > (0) GROUP BY t, {group} ORDER BY t DESC, {group} LIMIT 8"
-            )
-            .replace("(0)", &high_value(engine, 0)?),
+                "SELECT time_bucket('15m', ts) AS t, {group}, count(*), avg(value), max(value) FROM {m} WHERE value > {high} GROUP BY t, {group} ORDER BY t DESC, {group} LIMIT 8"
+            ),
         ));
     }
     Ok(out)

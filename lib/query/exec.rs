@@ -160,6 +160,16 @@ impl Selected {
         }
     }
 
+    /// The rows to use: the gathered ones when the batch was filtered,
+    /// else the batch's own columns.
+    fn view<'a>(&'a self, b: &'a Batch, filtered: bool) -> (&'a [i64], Vec<&'a [f64]>) {
+        if filtered {
+            (&self.ts, self.cols.iter().map(Vec::as_slice).collect())
+        } else {
+            (b.ts, b.cols.to_vec())
+        }
+    }
+
     /// Applies the batch's predicate; returns `None` when every row passes.
     fn apply(&mut self, b: &Batch) -> Option<()> {
         if b.tri == Tri::Always {
@@ -186,6 +196,17 @@ impl Selected {
 trait Sink {
     /// Consumes a batch; `false` once no more rows are wanted.
     fn push(&mut self, b: &Batch, stats: &mut Stats) -> bool;
+
+    /// Whether rows need their timestamps.
+    fn needs_time(&self) -> bool {
+        true
+    }
+
+    /// For a time-ordered scan: with LIMIT rows held, the timestamp of the
+    /// last one kept (unread blocks beyond it cannot matter).
+    fn time_bound(&mut self) -> Option<i64> {
+        None
+    }
 }
 
 // ---------------------------------------------------------------- aggregates
@@ -390,8 +411,8 @@ impl<'p> AggSink<'p> {
     }
 }
 
-impl AggSink<'_> {
-    /// Whether any part of the aggregation looks at timestamps.
+impl Sink for AggSink<'_> {
+    /// Time buckets, first, last and twap look at timestamps.
     fn needs_time(&self) -> bool {
         self.bucket.is_some()
             || self
@@ -399,21 +420,14 @@ impl AggSink<'_> {
                 .iter()
                 .any(|a| matches!(a.func, AggFn::First | AggFn::Last | AggFn::Twap))
     }
-}
 
-impl Sink for AggSink<'_> {
     fn push(&mut self, b: &Batch, stats: &mut Stats) -> bool {
         // Rows come from the value columns: a values-only batch has no ts.
         let rows = b.cols.first().map_or(b.ts.len(), |c| c.len());
         stats.rows_scanned += rows as u64;
         let filtered = self.sel.apply(b).is_some();
-        let cols_owned: Vec<&[f64]>;
-        let (ts, cols): (&[i64], &[&[f64]]) = if filtered {
-            cols_owned = self.sel.cols.iter().map(Vec::as_slice).collect();
-            (&self.sel.ts, &cols_owned)
-        } else {
-            (b.ts, b.cols)
-        };
+        let (ts, cols) = self.sel.view(b, filtered);
+        let cols = cols.as_slice();
         let n = if filtered { ts.len() } else { rows };
         stats.rows_matched += n as u64;
         if n == 0 {
@@ -525,16 +539,19 @@ impl RowSink<'_> {
 }
 
 impl Sink for RowSink<'_> {
+    fn time_bound(&mut self) -> Option<i64> {
+        if !self.full() {
+            return None;
+        }
+        self.trim();
+        self.rows.last().map(|r| r.1 .1)
+    }
+
     fn push(&mut self, b: &Batch, stats: &mut Stats) -> bool {
         stats.rows_scanned += b.ts.len() as u64;
         let filtered = self.sel.apply(b).is_some();
-        let cols_owned: Vec<&[f64]>;
-        let (ts, cols): (&[i64], &[&[f64]]) = if filtered {
-            cols_owned = self.sel.cols.iter().map(Vec::as_slice).collect();
-            (&self.sel.ts, &cols_owned)
-        } else {
-            (b.ts, b.cols)
-        };
+        let (ts, cols) = self.sel.view(b, filtered);
+        let cols = cols.as_slice();
         for (i, &t) in ts.iter().enumerate() {
             stats.rows_matched += 1;
             let keys = self
@@ -659,7 +676,7 @@ fn feed(
     index: &LabelIndex,
     plan: &Plan,
     chosen: &[Chosen],
-    sink: &mut dyn SinkExt,
+    sink: &mut dyn Sink,
     by_time: Option<bool>,
     run: bool,
     stats: &mut Stats,
@@ -865,35 +882,4 @@ fn read(
         s.values = keep.iter().map(|&i| s.values[i]).collect();
     }
     Ok(s)
-}
-
-/// A sink that may also say how far a time-ordered scan still needs to go.
-trait SinkExt: Sink {
-    /// Whether rows need their timestamps.
-    fn needs_time(&self) -> bool {
-        true
-    }
-
-    /// With LIMIT rows held, the timestamp of the last one kept.
-    fn time_bound(&mut self) -> Option<i64>;
-}
-
-impl SinkExt for AggSink<'_> {
-    fn needs_time(&self) -> bool {
-        AggSink::needs_time(self)
-    }
-
-    fn time_bound(&mut self) -> Option<i64> {
-        None
-    }
-}
-
-impl SinkExt for RowSink<'_> {
-    fn time_bound(&mut self) -> Option<i64> {
-        if !self.full() {
-            return None;
-        }
-        self.trim();
-        self.rows.last().map(|r| r.1 .1)
-    }
 }

@@ -496,12 +496,17 @@ impl MetricsFile {
     }
 
     fn read_block_bytes(&self, series: usize, meta: &BlockMeta) -> Result<Vec<u8>> {
+        let what = self.block_what(series, meta)?;
+        self.read_at(meta.offset, meta.length, &what)
+    }
+
+    /// How errors name a block: its series, key, index and offset.
+    fn block_what(&self, series: usize, meta: &BlockMeta) -> Result<String> {
         let info = self.info(series)?;
-        let what = format!(
+        Ok(format!(
             "series {series} ({}) block {} at byte {}",
             info.key, meta.index, meta.offset
-        );
-        self.read_at(meta.offset, meta.length, &what)
+        ))
     }
 
     /// Reads `len` bytes at `offset` in one read (counted), e.g. a run of
@@ -531,11 +536,7 @@ impl MetricsFile {
                     t.truncate(t0);
                 }
                 values.truncate(v0);
-                let info = self.info(series)?;
-                let what = format!(
-                    "series {series} ({}) block {} at byte {}",
-                    info.key, meta.index, meta.offset
-                );
+                let what = self.block_what(series, meta)?;
                 let result =
                     self.decode_block_in(meta, raw, timestamps.as_deref_mut(), values, Some(&what));
                 if let Some(t) = timestamps {
