@@ -1,0 +1,559 @@
+//! The cold tier: Parquet files, one per day partition and migration.
+//!
+//! A migration's rows are split by UTC day, sorted by (symbol, timestamp)
+//! and written as `year=YYYY/month=MM/day=DD/part-<first lsn>-<last lsn>.parquet`
+//! with page-level statistics and the page index, so that a reader prunes
+//! row groups and pages by symbol and time. Each file is written under
+//! `_staging/`, fsynced, then renamed into its partition; the catalog row
+//! that makes it visible is committed after the rename (see `engine`).
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampNanosecondType;
+use arrow_array::{RecordBatch, UInt32Array};
+use arrow_schema::SchemaRef;
+use bytes::Bytes;
+use parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+};
+use parquet::arrow::{ArrowWriter, ProjectionMask};
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, SortingColumn};
+use parquet::file::page_index::column_index::ColumnIndexMetaData;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::reader::{ChunkReader, Length};
+use parquet::file::statistics::Statistics;
+
+use crate::config::ColdConfig;
+use crate::error::{Error, Result};
+use crate::filter::{filter_batch, Pred, Stats};
+
+/// Nanoseconds per day.
+pub const DAY_NS: i64 = 86_400_000_000_000;
+/// The staging directory inside the cold directory.
+pub const STAGING: &str = "_staging";
+
+/// The Parquet codec for a configuration name.
+pub fn compression(name: &str) -> Result<Compression> {
+    match name {
+        "zstd" => Ok(Compression::ZSTD(ZstdLevel::default())),
+        "snappy" => Ok(Compression::SNAPPY),
+        "lz4" => Ok(Compression::LZ4_RAW),
+        "none" => Ok(Compression::UNCOMPRESSED),
+        other => Err(Error::Config(format!(
+            "cold_tier.compression {other:?}: expected zstd, snappy, lz4 or none"
+        ))),
+    }
+}
+
+/// A Parquet file of the cold tier, as listed in the catalog.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColdFile {
+    /// `year=YYYY/month=MM/day=DD`.
+    pub partition: String,
+    /// Relative to the cold directory.
+    pub path: PathBuf,
+    pub rows: u64,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    /// Sorted, distinct.
+    pub symbols: Vec<String>,
+    pub bytes: u64,
+    pub lsn_lo: u64,
+    pub lsn_hi: u64,
+}
+
+/// The partition directory of a UTC day number (days since 1970-01-01).
+pub fn partition_of_day(day: i64) -> String {
+    let date = squeeze::time::format_timestamp(day * DAY_NS);
+    format!(
+        "year={}/month={}/day={}",
+        &date[0..4],
+        &date[5..7],
+        &date[8..10]
+    )
+}
+
+fn writer_props(cfg: &ColdConfig) -> Result<WriterProperties> {
+    Ok(WriterProperties::builder()
+        .set_compression(compression(&cfg.compression)?)
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(cfg.row_group_rows))
+        .set_data_page_row_count_limit(cfg.page_rows)
+        .set_write_batch_size(cfg.page_rows.min(8192))
+        .set_sorting_columns(Some(vec![
+            SortingColumn {
+                column_idx: 1,
+                descending: false,
+                nulls_first: false,
+            },
+            SortingColumn {
+                column_idx: 0,
+                descending: false,
+                nulls_first: false,
+            },
+        ]))
+        .build())
+}
+
+/// Writes the rows of `batches` (WAL records `lsn_lo..=lsn_hi`, all of the
+/// store's schema) as one sorted Parquet file per UTC day, staged and renamed
+/// into `cold_dir`. Returns the files, not yet in the catalog.
+pub fn write_migration(
+    cold_dir: &Path,
+    cfg: &ColdConfig,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    lsn_lo: u64,
+    lsn_hi: u64,
+) -> Result<Vec<ColdFile>> {
+    let all = arrow_select::concat::concat_batches(schema, batches)
+        .map_err(|e| Error::arrow("gathering rows to migrate", e))?;
+    let ts = all.column(0).as_primitive::<TimestampNanosecondType>();
+    let mut by_day: std::collections::BTreeMap<i64, Vec<u32>> = Default::default();
+    for (i, &t) in ts.values().iter().enumerate() {
+        by_day
+            .entry(t.div_euclid(DAY_NS))
+            .or_default()
+            .push(i as u32);
+    }
+    let staging = cold_dir.join(STAGING);
+    std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+    let props = writer_props(cfg)?;
+    let mut files = Vec::new();
+    for (day, rows) in by_day {
+        let part = arrow_select::take::take_record_batch(&all, &UInt32Array::from(rows))
+            .map_err(|e| Error::arrow("splitting rows by day", e))?;
+        let sorted = sort_symbol_time(&part)?;
+        let partition = partition_of_day(day);
+        let name = format!("part-{lsn_lo:020}-{lsn_hi:020}.parquet");
+        let staged = staging.join(format!("{day}-{name}"));
+        let file = File::create(&staged).map_err(|e| Error::io(&staged, e))?;
+        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props.clone()))
+            .map_err(|e| Error::parquet(&staged, e))?;
+        writer
+            .write(&sorted)
+            .map_err(|e| Error::parquet(&staged, e))?;
+        let file = writer
+            .into_inner()
+            .map_err(|e| Error::parquet(&staged, e))?;
+        file.sync_all().map_err(|e| Error::io(&staged, e))?;
+        let bytes = file.metadata().map_err(|e| Error::io(&staged, e))?.len();
+        let dir = cold_dir.join(&partition);
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        let rel = PathBuf::from(&partition).join(&name);
+        let dest = cold_dir.join(&rel);
+        std::fs::rename(&staged, &dest).map_err(|e| Error::io(&dest, e))?;
+        crate::wal::sync_dir(&dir)?;
+        let ts = sorted.column(0).as_primitive::<TimestampNanosecondType>();
+        let mut symbols: Vec<String> = sorted
+            .column(1)
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .map(str::to_string)
+            .collect();
+        symbols.dedup();
+        files.push(ColdFile {
+            partition,
+            path: rel,
+            rows: sorted.num_rows() as u64,
+            min_ts: ts.values().iter().copied().min().unwrap_or(0),
+            max_ts: ts.values().iter().copied().max().unwrap_or(0),
+            symbols,
+            bytes,
+            lsn_lo,
+            lsn_hi,
+        });
+    }
+    crate::wal::sync_dir(&staging)?;
+    Ok(files)
+}
+
+/// Sorts a batch by (symbol, timestamp): a stable counting sort by symbol
+/// rank, then each symbol's rows by time (usually already in time order,
+/// since the log is).
+pub fn sort_symbol_time(batch: &RecordBatch) -> Result<RecordBatch> {
+    let symbols = batch.column(1).as_string::<i32>();
+    let ts = batch
+        .column(0)
+        .as_primitive::<TimestampNanosecondType>()
+        .values();
+    let mut codes: HashMap<&str, u32, foldhash::fast::RandomState> = HashMap::default();
+    let mut row_code = Vec::with_capacity(batch.num_rows());
+    for s in symbols.iter() {
+        let s = s.unwrap_or("");
+        let next = codes.len() as u32;
+        row_code.push(*codes.entry(s).or_insert(next));
+    }
+    let mut names: Vec<(&str, u32)> = codes.into_iter().collect();
+    names.sort_unstable();
+    let mut rank = vec![0u32; names.len()];
+    for (r, (_, code)) in names.iter().enumerate() {
+        rank[*code as usize] = r as u32;
+    }
+    let mut starts = vec![0usize; names.len() + 1];
+    for &c in &row_code {
+        starts[rank[c as usize] as usize + 1] += 1;
+    }
+    for i in 1..starts.len() {
+        starts[i] += starts[i - 1];
+    }
+    let mut fill = starts.clone();
+    let mut order = vec![0u32; row_code.len()];
+    for (row, &c) in row_code.iter().enumerate() {
+        let r = rank[c as usize] as usize;
+        order[fill[r]] = row as u32;
+        fill[r] += 1;
+    }
+    for w in starts.windows(2) {
+        let part = &mut order[w[0]..w[1]];
+        if part
+            .windows(2)
+            .any(|p| ts[p[0] as usize] > ts[p[1] as usize])
+        {
+            part.sort_by_key(|&i| ts[i as usize]);
+        }
+    }
+    arrow_select::take::take_record_batch(batch, &UInt32Array::from(order))
+        .map_err(|e| Error::arrow("sorting by symbol and time", e))
+}
+
+/// A file handle that counts the bytes Parquet reads through it.
+pub struct CountingFile {
+    file: File,
+    len: u64,
+    read: Arc<AtomicU64>,
+}
+
+impl CountingFile {
+    /// Opens `path`, adding what is read to `counter`.
+    pub fn open(path: &Path, counter: Arc<AtomicU64>) -> Result<CountingFile> {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+        Ok(CountingFile {
+            file,
+            len,
+            read: counter,
+        })
+    }
+}
+
+impl Length for CountingFile {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+/// A reader at an offset, counting what passes through.
+pub struct CountingRead {
+    file: File,
+    read: Arc<AtomicU64>,
+}
+
+impl Read for CountingRead {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.read.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+impl ChunkReader for CountingFile {
+    type T = CountingRead;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<CountingRead> {
+        let mut file = self.file.try_clone()?;
+        file.seek(SeekFrom::Start(start))?;
+        Ok(CountingRead {
+            file,
+            read: self.read.clone(),
+        })
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let mut buf = vec![0; length];
+        self.file.read_exact_at(&mut buf, start)?;
+        self.read.fetch_add(length as u64, Ordering::Relaxed);
+        Ok(Bytes::from(buf))
+    }
+}
+
+/// What a cold scan did, for EXPLAIN-like output and the benchmarks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ScanStats {
+    pub files_total: u64,
+    pub files_pruned: u64,
+    pub row_groups_total: u64,
+    pub row_groups_pruned: u64,
+    pub pages_total: u64,
+    pub pages_pruned: u64,
+    /// Bytes read from the files (footer, page index and pages).
+    pub bytes_read: u64,
+    pub rows_matched: u64,
+}
+
+impl ScanStats {
+    /// Adds another scan's counts.
+    pub fn add(&mut self, o: &ScanStats) {
+        self.files_total += o.files_total;
+        self.files_pruned += o.files_pruned;
+        self.row_groups_total += o.row_groups_total;
+        self.row_groups_pruned += o.row_groups_pruned;
+        self.pages_total += o.pages_total;
+        self.pages_pruned += o.pages_pruned;
+        self.bytes_read += o.bytes_read;
+        self.rows_matched += o.rows_matched;
+    }
+}
+
+/// Can the catalog entry hold a match? (Time range and symbol list.)
+pub fn file_may_match(file: &ColdFile, preds: &[Pred]) -> bool {
+    preds.iter().all(|p| match p.column {
+        0 => p.kind.may_match(&Stats::Int(file.min_ts, file.max_ts)),
+        1 => file.symbols.iter().any(|s| p.kind.str(s)),
+        _ => true,
+    })
+}
+
+fn chunk_stats(s: &Statistics) -> Option<Stats> {
+    match s {
+        Statistics::Int64(v) => Some(Stats::Int(*v.min_opt()?, *v.max_opt()?)),
+        Statistics::Int32(v) => Some(Stats::Int(*v.min_opt()? as i64, *v.max_opt()? as i64)),
+        Statistics::Double(v) => Some(Stats::Float(*v.min_opt()?, *v.max_opt()?)),
+        Statistics::ByteArray(v) => Some(Stats::Str(
+            String::from_utf8_lossy(v.min_bytes_opt()?).into_owned(),
+            String::from_utf8_lossy(v.max_bytes_opt()?).into_owned(),
+        )),
+        _ => None,
+    }
+}
+
+fn page_stats(index: &ColumnIndexMetaData, page: usize) -> Option<Stats> {
+    match index {
+        ColumnIndexMetaData::INT64(ix) => {
+            Some(Stats::Int(*ix.min_value(page)?, *ix.max_value(page)?))
+        }
+        ColumnIndexMetaData::INT32(ix) => Some(Stats::Int(
+            *ix.min_value(page)? as i64,
+            *ix.max_value(page)? as i64,
+        )),
+        ColumnIndexMetaData::DOUBLE(ix) => {
+            Some(Stats::Float(*ix.min_value(page)?, *ix.max_value(page)?))
+        }
+        ColumnIndexMetaData::BYTE_ARRAY(ix) => Some(Stats::Str(
+            String::from_utf8_lossy(ix.min_value(page)?).into_owned(),
+            String::from_utf8_lossy(ix.max_value(page)?).into_owned(),
+        )),
+        _ => None,
+    }
+}
+
+/// Which rows of row group `rg` may match, from the page index; `None` if
+/// the file has no usable index (then every row is read and filtered).
+fn page_selection(
+    meta: &ParquetMetaData,
+    rg: usize,
+    preds: &[Pred],
+    stats: &mut ScanStats,
+) -> Option<Vec<bool>> {
+    let rows = meta.row_group(rg).num_rows() as usize;
+    let col_index = meta.column_index()?.get(rg)?;
+    let off_index = meta.offset_index()?.get(rg)?;
+    // keep[r] per row would be large; work on row ranges instead.
+    let mut keep = vec![true; rows];
+    let mut any_index = false;
+    for p in preds {
+        let (Some(ix), Some(off)) = (col_index.get(p.column), off_index.get(p.column)) else {
+            continue;
+        };
+        let locs = off.page_locations();
+        for (page, loc) in locs.iter().enumerate() {
+            let start = loc.first_row_index.max(0) as usize;
+            let end = locs
+                .get(page + 1)
+                .map(|n| n.first_row_index.max(0) as usize)
+                .unwrap_or(rows)
+                .min(rows);
+            let Some(s) = page_stats(ix, page) else {
+                continue;
+            };
+            any_index = true;
+            stats.pages_total += 1;
+            if !p.kind.may_match(&s) {
+                stats.pages_pruned += 1;
+                keep[start.min(end)..end]
+                    .iter_mut()
+                    .for_each(|k| *k = false);
+            }
+        }
+    }
+    any_index.then_some(keep)
+}
+
+fn selectors(keep: &[bool]) -> Vec<RowSelector> {
+    let mut out: Vec<RowSelector> = Vec::new();
+    let mut i = 0;
+    while i < keep.len() {
+        let v = keep[i];
+        let mut j = i;
+        while j < keep.len() && keep[j] == v {
+            j += 1;
+        }
+        out.push(if v {
+            RowSelector::select(j - i)
+        } else {
+            RowSelector::skip(j - i)
+        });
+        i = j;
+    }
+    out
+}
+
+/// Reads the rows of one cold file that satisfy `preds`, as batches with
+/// the columns `projection` (indices into the store schema), pruning row
+/// groups by their statistics and pages by the page index.
+pub fn scan_file(
+    path: &Path,
+    schema: &SchemaRef,
+    preds: &[Pred],
+    projection: &[usize],
+    batch_size: usize,
+    stats: &mut ScanStats,
+    mut f: impl FnMut(RecordBatch) -> Result<bool>,
+) -> Result<()> {
+    let counter = Arc::new(AtomicU64::new(0));
+    let result = scan_counted(
+        path, schema, preds, projection, batch_size, stats, &mut f, &counter,
+    );
+    stats.bytes_read += counter.load(Ordering::Relaxed);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+fn scan_counted(
+    path: &Path,
+    schema: &SchemaRef,
+    preds: &[Pred],
+    projection: &[usize],
+    batch_size: usize,
+    stats: &mut ScanStats,
+    f: &mut impl FnMut(RecordBatch) -> Result<bool>,
+    counter: &Arc<AtomicU64>,
+) -> Result<()> {
+    let file = CountingFile::open(path, counter.clone())?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
+        file,
+        ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+    )
+    .map_err(|e| Error::parquet(path, e))?;
+    let got = builder.schema();
+    let same = got.fields().len() == schema.fields().len()
+        && got
+            .fields()
+            .iter()
+            .zip(schema.fields())
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+    if !same {
+        return Err(Error::corrupt(
+            path.display().to_string(),
+            0,
+            "the file's schema is not the store's schema",
+        ));
+    }
+    let meta = builder.metadata().clone();
+    let mut row_groups = Vec::new();
+    let mut selection: Vec<RowSelector> = Vec::new();
+    for rg in 0..meta.num_row_groups() {
+        stats.row_groups_total += 1;
+        let md = meta.row_group(rg);
+        let may = preds.iter().all(|p| {
+            md.columns()
+                .get(p.column)
+                .and_then(|c| c.statistics())
+                .and_then(chunk_stats)
+                .is_none_or(|s| p.kind.may_match(&s))
+        });
+        if !may {
+            stats.row_groups_pruned += 1;
+            continue;
+        }
+        row_groups.push(rg);
+        match page_selection(&meta, rg, preds, stats) {
+            Some(keep) => selection.extend(selectors(&keep)),
+            None => selection.push(RowSelector::select(md.num_rows() as usize)),
+        }
+    }
+    if row_groups.is_empty() {
+        return Ok(());
+    }
+    let mut needed: Vec<usize> = projection.to_vec();
+    needed.extend(preds.iter().map(|p| p.column));
+    needed.sort_unstable();
+    needed.dedup();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), needed.iter().copied());
+    let reader = builder
+        .with_row_groups(row_groups.clone())
+        .with_row_selection(RowSelection::from(selection))
+        .with_projection(mask)
+        .with_batch_size(batch_size)
+        .build()
+        .map_err(|e| Error::parquet(path, e))?;
+    // Positions of the projection's columns in the read batches.
+    let positions: Vec<usize> = projection
+        .iter()
+        .map(|c| needed.binary_search(c).unwrap_or(0))
+        .collect();
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::arrow(format!("reading {}", path.display()), e))?;
+        let kept = filter_batch(preds, &batch)?;
+        if kept.num_rows() == 0 {
+            continue;
+        }
+        stats.rows_matched += kept.num_rows() as u64;
+        let out = kept
+            .project(&positions)
+            .map_err(|e| Error::arrow("projecting cold rows", e))?;
+        if !f(out)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Compressed bytes of the row groups of `path` that hold at least one row
+/// satisfying `preds` (found by reading every row group: for measuring how
+/// close a pruned scan comes to the minimum, not for queries).
+pub fn matching_row_group_bytes(path: &Path, preds: &[Pred]) -> Result<u64> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let builder =
+        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::parquet(path, e))?;
+    let meta = builder.metadata().clone();
+    let mut total = 0;
+    for rg in 0..meta.num_row_groups() {
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            .and_then(|b| b.with_row_groups(vec![rg]).build())
+            .map_err(|e| Error::parquet(path, e))?;
+        let mut hit = false;
+        for batch in reader {
+            let batch =
+                batch.map_err(|e| Error::arrow(format!("reading {}", path.display()), e))?;
+            if filter_batch(preds, &batch)?.num_rows() > 0 {
+                hit = true;
+                break;
+            }
+        }
+        if hit {
+            total += meta.row_group(rg).compressed_size() as u64;
+        }
+    }
+    Ok(total)
+}

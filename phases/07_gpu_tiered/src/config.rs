@@ -1,0 +1,372 @@
+//! Configuration: defaults, then a JSON file, then `SSIG_*` environment
+//! variables, each layer overriding the one before.
+//!
+//! Unknown keys and wrong types are errors that name the key (serde's
+//! `deny_unknown_fields`), so a typo never silently falls back to a default.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::schema::Mode;
+
+/// The engine's configuration. Every field has a default.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Columns of the store: `simple` (4) or `trading` (8). Fixed when the
+    /// store is created; opening it with another mode is an error.
+    pub mode: Mode,
+    pub storage: StorageConfig,
+    pub wal: WalConfig,
+    pub hot_tier: HotConfig,
+    pub warm_tier: WarmConfig,
+    pub cold_tier: ColdConfig,
+    pub query: QueryConfig,
+}
+
+/// Where things live.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Root directory of the store.
+    pub base_path: PathBuf,
+    /// WAL directory, relative to `base_path`.
+    pub wal_path: PathBuf,
+    /// Cold tier directory, relative to `base_path`.
+    pub cold_path: PathBuf,
+    /// SQLite catalog file, relative to `base_path`.
+    pub catalog: PathBuf,
+}
+
+/// The write-ahead log.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WalConfig {
+    /// A segment rolls over once it is this large.
+    pub segment_mb: f64,
+    /// fsync before acknowledging a write. Turning it off is for comparison
+    /// only: an acknowledged write may then be lost in a power cut (not in a
+    /// process crash).
+    pub fsync: bool,
+}
+
+/// The hot tier (recent batches in memory, covered by the WAL).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HotConfig {
+    pub max_records: u64,
+    /// Oldest batches move to the warm tier once the hot tier holds this
+    /// fraction of `max_records`.
+    pub eviction_threshold_pct: f64,
+}
+
+/// The warm tier (columns in memory, dictionary-encoded symbols).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WarmConfig {
+    pub max_memory_mb: f64,
+    /// Migration to the cold tier starts at this fraction of the budget...
+    pub eviction_threshold_pct: f64,
+    /// ...and moves the oldest rows until the tier is down to this fraction.
+    pub migrate_to_pct: f64,
+    /// `auto`, `cpu` or `gpu` (the GPU tier is a separate build step; `auto`
+    /// and `cpu` run the CPU implementation).
+    pub device: String,
+}
+
+/// The cold tier (Parquet files).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ColdConfig {
+    /// `zstd`, `snappy`, `lz4` or `none`.
+    pub compression: String,
+    /// Rows per row group.
+    pub row_group_rows: usize,
+    /// Rows per data page (the unit the page index prunes).
+    pub page_rows: usize,
+}
+
+/// Query execution.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QueryConfig {
+    /// Rows per streamed result batch.
+    pub output_batch_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mode: Mode::Simple,
+            storage: StorageConfig::default(),
+            wal: WalConfig::default(),
+            hot_tier: HotConfig::default(),
+            warm_tier: WarmConfig::default(),
+            cold_tier: ColdConfig::default(),
+            query: QueryConfig::default(),
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            base_path: PathBuf::from("output/07_tiered"),
+            wal_path: PathBuf::from("wal"),
+            cold_path: PathBuf::from("cold"),
+            catalog: PathBuf::from("catalog.sqlite"),
+        }
+    }
+}
+
+impl Default for WalConfig {
+    fn default() -> Self {
+        WalConfig {
+            segment_mb: 100.0,
+            fsync: true,
+        }
+    }
+}
+
+impl Default for HotConfig {
+    fn default() -> Self {
+        HotConfig {
+            max_records: 1_000_000,
+            eviction_threshold_pct: 0.95,
+        }
+    }
+}
+
+impl Default for WarmConfig {
+    fn default() -> Self {
+        WarmConfig {
+            max_memory_mb: 2048.0,
+            eviction_threshold_pct: 0.95,
+            migrate_to_pct: 0.75,
+            device: "auto".into(),
+        }
+    }
+}
+
+impl Default for ColdConfig {
+    fn default() -> Self {
+        ColdConfig {
+            compression: "zstd".into(),
+            row_group_rows: 131_072,
+            page_rows: 8192,
+        }
+    }
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        QueryConfig {
+            output_batch_size: 4096,
+        }
+    }
+}
+
+/// The environment variables read by [`Config::load`], with what they set.
+pub const ENV_VARS: &[(&str, &str)] = &[
+    ("SSIG_STORAGE_PATH", "storage.base_path"),
+    ("SSIG_MODE", "mode (simple | trading)"),
+    ("SSIG_WAL_SEGMENT_MB", "wal.segment_mb"),
+    ("SSIG_WAL_FSYNC", "wal.fsync (true | false)"),
+    ("SSIG_HOT_MAX_RECORDS", "hot_tier.max_records"),
+    ("SSIG_WARM_MAX_MEMORY_MB", "warm_tier.max_memory_mb"),
+    ("SSIG_DEVICE", "warm_tier.device (auto | cpu | gpu)"),
+    (
+        "SSIG_COLD_COMPRESSION",
+        "cold_tier.compression (zstd | snappy | lz4 | none)",
+    ),
+    ("SSIG_QUERY_BATCH_SIZE", "query.output_batch_size"),
+];
+
+impl Config {
+    /// Defaults, then `file` if given, then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Config> {
+        let mut config = match file {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        config.apply_env(|k| std::env::var(k).ok())?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Parses a JSON file; missing keys take their defaults.
+    pub fn from_file(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Config::from_json(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Parses JSON text (errors carry serde's line and column).
+    pub fn from_json(text: &str) -> Result<Config> {
+        serde_json::from_str(text).map_err(|e| Error::Config(e.to_string()))
+    }
+
+    /// Applies `SSIG_*` overrides read through `get` (a seam for tests).
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+        fn parse<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
+            value
+                .trim()
+                .parse()
+                .map_err(|_| Error::Config(format!("{key}={value:?} is not a valid value")))
+        }
+        for &(key, _) in ENV_VARS {
+            let Some(value) = get(key) else { continue };
+            match key {
+                "SSIG_STORAGE_PATH" => self.storage.base_path = PathBuf::from(value),
+                "SSIG_MODE" => {
+                    self.mode = Mode::parse(value.trim()).ok_or_else(|| {
+                        Error::Config(format!("{key}={value:?}: expected simple or trading"))
+                    })?
+                }
+                "SSIG_WAL_SEGMENT_MB" => self.wal.segment_mb = parse(key, &value)?,
+                "SSIG_WAL_FSYNC" => self.wal.fsync = parse(key, &value)?,
+                "SSIG_HOT_MAX_RECORDS" => self.hot_tier.max_records = parse(key, &value)?,
+                "SSIG_WARM_MAX_MEMORY_MB" => self.warm_tier.max_memory_mb = parse(key, &value)?,
+                "SSIG_DEVICE" => self.warm_tier.device = value,
+                "SSIG_COLD_COMPRESSION" => self.cold_tier.compression = value,
+                "SSIG_QUERY_BATCH_SIZE" => self.query.output_batch_size = parse(key, &value)?,
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks ranges and names that serde cannot.
+    pub fn check(&self) -> Result<()> {
+        let bad = |what: String| Err(Error::Config(what));
+        if !(self.wal.segment_mb > 0.0 && self.wal.segment_mb.is_finite()) {
+            return bad(format!(
+                "wal.segment_mb must be positive, got {}",
+                self.wal.segment_mb
+            ));
+        }
+        if self.hot_tier.max_records == 0 {
+            return bad("hot_tier.max_records must be at least 1".into());
+        }
+        for (key, v) in [
+            (
+                "hot_tier.eviction_threshold_pct",
+                self.hot_tier.eviction_threshold_pct,
+            ),
+            (
+                "warm_tier.eviction_threshold_pct",
+                self.warm_tier.eviction_threshold_pct,
+            ),
+            ("warm_tier.migrate_to_pct", self.warm_tier.migrate_to_pct),
+        ] {
+            if !(v > 0.0 && v <= 1.0) {
+                return bad(format!("{key} must be in (0, 1], got {v}"));
+            }
+        }
+        if self.warm_tier.migrate_to_pct > self.warm_tier.eviction_threshold_pct {
+            return bad(
+                "warm_tier.migrate_to_pct must not exceed warm_tier.eviction_threshold_pct".into(),
+            );
+        }
+        if !(self.warm_tier.max_memory_mb > 0.0 && self.warm_tier.max_memory_mb.is_finite()) {
+            return bad(format!(
+                "warm_tier.max_memory_mb must be positive, got {}",
+                self.warm_tier.max_memory_mb
+            ));
+        }
+        if !["auto", "cpu", "gpu"].contains(&self.warm_tier.device.as_str()) {
+            return bad(format!(
+                "warm_tier.device must be auto, cpu or gpu, got {:?}",
+                self.warm_tier.device
+            ));
+        }
+        crate::cold::compression(&self.cold_tier.compression)?;
+        if self.cold_tier.row_group_rows == 0 || self.cold_tier.page_rows == 0 {
+            return bad("cold_tier.row_group_rows and page_rows must be at least 1".into());
+        }
+        if self.query.output_batch_size == 0 {
+            return bad("query.output_batch_size must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// The WAL directory.
+    pub fn wal_dir(&self) -> PathBuf {
+        self.storage.base_path.join(&self.storage.wal_path)
+    }
+
+    /// The cold tier directory.
+    pub fn cold_dir(&self) -> PathBuf {
+        self.storage.base_path.join(&self.storage.cold_path)
+    }
+
+    /// The catalog database.
+    pub fn catalog_path(&self) -> PathBuf {
+        self.storage.base_path.join(&self.storage.catalog)
+    }
+
+    /// WAL segment size in bytes.
+    pub fn segment_bytes(&self) -> u64 {
+        (self.wal.segment_mb * 1_048_576.0) as u64
+    }
+
+    /// Warm tier budget in bytes.
+    pub fn warm_budget_bytes(&self) -> u64 {
+        (self.warm_tier.max_memory_mb * 1_048_576.0) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_keys_take_defaults() {
+        let c = Config::from_json(r#"{"hot_tier": {"max_records": 5}}"#).unwrap();
+        assert_eq!(c.hot_tier.max_records, 5);
+        assert_eq!(c.hot_tier.eviction_threshold_pct, 0.95);
+        assert_eq!(c.warm_tier, WarmConfig::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::from_json(r#"{"hot_tier": {"max_recs": 5}}"#).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("max_recs"), "{msg}");
+        assert!(msg.contains("line 1"), "{msg}");
+    }
+
+    #[test]
+    fn wrong_type_is_an_error() {
+        let e = Config::from_json(r#"{"hot_tier": {"max_records": "many"}}"#).unwrap_err();
+        assert!(e.to_string().contains("invalid type"), "{e}");
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let mut c = Config::from_json(r#"{"hot_tier": {"max_records": 5}}"#).unwrap();
+        c.apply_env(|k| match k {
+            "SSIG_HOT_MAX_RECORDS" => Some("77".into()),
+            "SSIG_STORAGE_PATH" => Some("/tmp/x".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.hot_tier.max_records, 77);
+        assert_eq!(c.storage.base_path, PathBuf::from("/tmp/x"));
+        let e = c
+            .apply_env(|k| (k == "SSIG_HOT_MAX_RECORDS").then(|| "lots".into()))
+            .unwrap_err();
+        assert!(e.to_string().contains("SSIG_HOT_MAX_RECORDS"), "{e}");
+    }
+
+    #[test]
+    fn check_refuses_bad_ranges() {
+        let mut c = Config::default();
+        c.cold_tier.compression = "brotli9".into();
+        assert!(c.check().is_err());
+        let mut c = Config::default();
+        c.warm_tier.migrate_to_pct = 0.99;
+        assert!(c.check().is_err());
+    }
+}

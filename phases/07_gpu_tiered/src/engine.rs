@@ -1,0 +1,543 @@
+//! The engine: ingest, tiers, migration, recovery.
+//!
+//! # Where a record is, at every moment
+//!
+//! Every acknowledged record is in the WAL and in exactly one tier. The hot
+//! tier holds whole WAL records (batches) by LSN; the oldest move to the warm
+//! tier when the hot tier reaches its threshold; the oldest warm records are
+//! migrated to the cold tier when the warm tier reaches its threshold. Moves
+//! happen under the state's write lock, and queries take their snapshot
+//! under its read lock, so no query sees a record twice or misses it.
+//!
+//! # Migration, two-phase
+//!
+//! 1. The oldest warm records, a contiguous LSN range `lo..=hi`, are written
+//!    as Parquet files into `_staging/`, fsynced, and renamed into their
+//!    partitions. They are not yet part of the store.
+//! 2. One catalog transaction inserts their rows and sets the watermark to
+//!    `hi`. From this commit on they are.
+//! 3. Under the write lock, the records leave the warm tier and the files
+//!    join the cold list.
+//! 4. WAL segments whose records are all `<= hi` are deleted.
+//!
+//! A crash before 2 leaves files the catalog does not list: recovery deletes
+//! them and replays the records from the WAL. A crash after 2 leaves WAL
+//! records `<= hi`: recovery skips them. Either way each record is read back
+//! exactly once.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+
+use crate::catalog::Catalog;
+use crate::cold::{self, ColdFile};
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::schema::{self, Mode};
+use crate::wal::{self, Recovery, Wal, WalStats};
+use crate::warm::{CpuWarm, WarmTier};
+
+/// The tiers' contents, guarded by one lock.
+pub(crate) struct State {
+    pub hot: BTreeMap<u64, RecordBatch>,
+    pub hot_rows: u64,
+    /// Highest LSN that has left the hot tier (or is in the cold tier).
+    pub moved_through: u64,
+    pub warm: Box<dyn WarmTier>,
+    pub cold: Arc<Vec<ColdFile>>,
+    pub cold_rows: u64,
+    pub watermark: u64,
+}
+
+/// Counts per tier and the log, read under one lock.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct TierStats {
+    pub hot_records: u64,
+    pub hot_bytes: u64,
+    pub warm_records: u64,
+    pub warm_bytes: u64,
+    pub warm_device: String,
+    pub cold_records: u64,
+    pub cold_files: u64,
+    pub cold_bytes: u64,
+    pub wal_bytes: u64,
+    pub wal_fsyncs: u64,
+    pub wal_records_written: u64,
+    pub watermark_lsn: u64,
+    pub migrations: u64,
+}
+
+impl TierStats {
+    /// Records in all tiers.
+    pub fn total(&self) -> u64 {
+        self.hot_records + self.warm_records + self.cold_records
+    }
+}
+
+/// The tiered store.
+pub struct Engine {
+    config: Config,
+    schema: SchemaRef,
+    wal: Wal,
+    pub(crate) state: RwLock<State>,
+    catalog: Mutex<Catalog>,
+    /// Held while a migration runs: one at a time.
+    migrating: Mutex<()>,
+    migrations: std::sync::atomic::AtomicU64,
+    /// True while a thread runs [`Engine::run_migrator`].
+    background: AtomicBool,
+    /// Signals "migration wanted" to the migrator, and "migrated" back.
+    signal: Mutex<()>,
+    wanted: Condvar,
+    migrated: Condvar,
+    recovery: Recovery,
+    /// Held (flock) while the engine lives: one process per store.
+    _lock: std::fs::File,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("base", &self.config.storage.base_path)
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Every `*.parquet` under `dir`, relative to it.
+fn parquet_files(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let here = dir.join(rel);
+    let entries = match std::fs::read_dir(&here) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(&here, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(&here, e))?;
+        let name = entry.file_name();
+        let rel = rel.join(&name);
+        let ty = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
+        if ty.is_dir() {
+            if name != cold::STAGING {
+                parquet_files(dir, &rel, out)?;
+            }
+        } else if rel.extension().is_some_and(|x| x == "parquet") {
+            out.push(rel);
+        }
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Opens (or creates) the store the configuration describes: cleans up
+    /// after an interrupted migration, replays the WAL, and is ready.
+    pub fn open(config: Config) -> Result<Engine> {
+        config.check()?;
+        let base = &config.storage.base_path;
+        std::fs::create_dir_all(base).map_err(|e| Error::io(base, e))?;
+        let lock_path = base.join("LOCK");
+        let lock_file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        match lock_file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::InvalidArgument(format!(
+                    "the store at {} is open in another process",
+                    base.display()
+                )))
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
+        }
+        let cold_dir = config.cold_dir();
+        std::fs::create_dir_all(&cold_dir).map_err(|e| Error::io(&cold_dir, e))?;
+        let catalog = Catalog::open(&config.catalog_path())?;
+        match catalog.meta("mode")? {
+            None => catalog.set_meta("mode", config.mode.name())?,
+            Some(m) if m == config.mode.name() => {}
+            Some(m) => {
+                return Err(Error::Config(format!(
+                    "the store at {} holds {m} records; it cannot be opened in {} mode",
+                    base.display(),
+                    config.mode.name()
+                )))
+            }
+        }
+        let mode = config.mode;
+        let schema = mode.schema();
+
+        // Phase-1 leftovers: staged files and files the catalog never got.
+        let staging = cold_dir.join(cold::STAGING);
+        if staging.exists() {
+            std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+        }
+        let files = catalog.files()?;
+        let listed: std::collections::HashSet<&Path> =
+            files.iter().map(|f| f.path.as_path()).collect();
+        let mut on_disk = Vec::new();
+        parquet_files(&cold_dir, Path::new(""), &mut on_disk)?;
+        for rel in &on_disk {
+            if !listed.contains(rel.as_path()) {
+                let p = cold_dir.join(rel);
+                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+            }
+        }
+        for f in &files {
+            let p = cold_dir.join(&f.path);
+            let len = std::fs::metadata(&p)
+                .map_err(|e| {
+                    Error::corrupt(
+                        p.display().to_string(),
+                        0,
+                        format!("listed in the catalog but unreadable: {e}"),
+                    )
+                })?
+                .len();
+            if len != f.bytes {
+                return Err(Error::corrupt(
+                    p.display().to_string(),
+                    len,
+                    format!("the catalog says {} bytes, the file has {len}", f.bytes),
+                ));
+            }
+        }
+
+        let watermark = catalog.watermark()?;
+        let warm = make_warm(&config)?;
+        let mut state = State {
+            hot: BTreeMap::new(),
+            hot_rows: 0,
+            moved_through: watermark,
+            warm,
+            cold_rows: files.iter().map(|f| f.rows).sum(),
+            cold: Arc::new(files),
+            watermark,
+        };
+        let hot_limit = hot_threshold(&config);
+        let wal_dir = config.wal_dir();
+        std::fs::create_dir_all(&wal_dir).map_err(|e| Error::io(&wal_dir, e))?;
+        let recovery = wal::replay(&wal_dir, &schema, watermark, |lsn, batch| {
+            state.hot_rows += batch.num_rows() as u64;
+            state.hot.insert(lsn, batch);
+            evict_hot(&mut state, hot_limit)
+        })?;
+        let wal = Wal::open(
+            &wal_dir,
+            schema.clone(),
+            &recovery,
+            config.segment_bytes(),
+            config.wal.fsync,
+        )?;
+        wal.delete_through(watermark)?;
+        let engine = Engine {
+            config,
+            schema,
+            wal,
+            state: RwLock::new(state),
+            catalog: Mutex::new(catalog),
+            migrating: Mutex::new(()),
+            migrations: std::sync::atomic::AtomicU64::new(0),
+            background: AtomicBool::new(false),
+            signal: Mutex::new(()),
+            wanted: Condvar::new(),
+            migrated: Condvar::new(),
+            recovery,
+            _lock: lock_file,
+        };
+        engine.maybe_migrate()?;
+        Ok(engine)
+    }
+
+    /// The configuration the store runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The store's mode.
+    pub fn mode(&self) -> Mode {
+        self.config.mode
+    }
+
+    /// The store's Arrow schema.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// What recovery found when the store was opened.
+    pub fn recovery(&self) -> &Recovery {
+        &self.recovery
+    }
+
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` with the catalog.
+    pub fn with_catalog<T>(&self, f: impl FnOnce(&mut Catalog) -> Result<T>) -> Result<T> {
+        f(&mut lock(&self.catalog))
+    }
+
+    /// Stores `batch`; returns its LSN once it is durable in the WAL. The
+    /// batch is checked first: a batch that does not fit the schema is
+    /// refused whole, and nothing of it is written.
+    pub fn ingest(&self, batch: &RecordBatch) -> Result<u64> {
+        schema::validate(self.config.mode, batch)?;
+        let batch = schema::conform(self.config.mode, batch)?;
+        let lsn = self.wal.append(&batch)?;
+        {
+            let mut state = self.write();
+            state.hot_rows += batch.num_rows() as u64;
+            state.hot.insert(lsn, batch);
+            evict_hot(&mut state, hot_threshold(&self.config))?;
+        }
+        if self.background.load(Ordering::Acquire) {
+            self.wait_for_room();
+        } else {
+            self.maybe_migrate()?;
+        }
+        Ok(lsn)
+    }
+
+    /// With a background migrator: wakes it when the warm tier is over its
+    /// threshold, and holds the writer back while the tier is over its whole
+    /// budget (backpressure), until the migrator has made room.
+    fn wait_for_room(&self) {
+        let budget = self.config.warm_budget_bytes();
+        if !self.warm_over(&self.read()) {
+            return;
+        }
+        self.wanted.notify_one();
+        let mut guard = lock(&self.signal);
+        while self.read().warm.memory_bytes() > budget && self.background.load(Ordering::Acquire) {
+            self.wanted.notify_one();
+            guard = self
+                .migrated
+                .wait_timeout(guard, Duration::from_millis(50))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    /// Migrates in this thread whenever the warm tier is over its threshold,
+    /// until `stop` is set. While it runs, [`Engine::ingest`] does not
+    /// migrate itself; it wakes this thread and waits only if the warm tier
+    /// is over its whole budget. Returns the first migration error.
+    pub fn run_migrator(&self, stop: &AtomicBool) -> Result<()> {
+        self.background.store(true, Ordering::Release);
+        let result = (|| {
+            while !stop.load(Ordering::Acquire) {
+                {
+                    let guard = lock(&self.signal);
+                    let _ = self.wanted.wait_timeout(guard, Duration::from_millis(20));
+                }
+                if self.warm_over(&self.read()) {
+                    let _guard = lock(&self.migrating);
+                    self.migrate_locked(false)?;
+                    self.migrated.notify_all();
+                }
+            }
+            Ok(())
+        })();
+        self.background.store(false, Ordering::Release);
+        self.migrated.notify_all();
+        result
+    }
+
+    fn warm_over(&self, state: &State) -> bool {
+        let budget = self.config.warm_budget_bytes() as f64;
+        state.warm.memory_bytes() as f64 >= budget * self.config.warm_tier.eviction_threshold_pct
+    }
+
+    /// Migrates if the warm tier is over its threshold and no other thread
+    /// is migrating already.
+    pub fn maybe_migrate(&self) -> Result<()> {
+        if !self.warm_over(&self.read()) {
+            return Ok(());
+        }
+        match self.migrating.try_lock() {
+            Ok(_guard) => self.migrate_locked(false),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Moves every record to the cold tier (hot and warm end empty).
+    pub fn migrate_all(&self) -> Result<()> {
+        let _guard = lock(&self.migrating);
+        {
+            let mut state = self.write();
+            evict_hot(&mut state, 0)?;
+        }
+        self.migrate_locked(true)
+    }
+
+    /// Runs one migration; the caller holds `migrating`.
+    fn migrate_locked(&self, everything: bool) -> Result<()> {
+        let budget = self.config.warm_budget_bytes() as f64;
+        let target = (budget * self.config.warm_tier.migrate_to_pct) as u64;
+        let (through, batches) = {
+            let state = self.read();
+            let mut left = state.warm.memory_bytes();
+            let mut through = None;
+            for (lsn, _rows, bytes) in state.warm.records() {
+                if !everything && left <= target {
+                    break;
+                }
+                through = Some(lsn);
+                left = left.saturating_sub(bytes);
+            }
+            let Some(through) = through else {
+                return Ok(());
+            };
+            (through, state.warm.export_through(through)?)
+        };
+        let lsn_lo = batches.first().map(|b| b.0).unwrap_or(through);
+        let only: Vec<RecordBatch> = batches.into_iter().map(|(_, b)| b).collect();
+        let files = cold::write_migration(
+            &self.config.cold_dir(),
+            &self.config.cold_tier,
+            &self.schema,
+            &only,
+            lsn_lo,
+            through,
+        )?;
+        crash_point("after-parquet");
+        lock(&self.catalog).commit_migration(&files, through)?;
+        crash_point("after-catalog");
+        {
+            let mut state = self.write();
+            state.warm.remove_through(through);
+            let mut cold = (*state.cold).clone();
+            state.cold_rows += files.iter().map(|f| f.rows).sum::<u64>();
+            cold.extend(files);
+            state.cold = Arc::new(cold);
+            state.watermark = through;
+        }
+        self.wal.delete_through(through)?;
+        self.migrations.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Counts per tier, consistent with each other.
+    pub fn stats(&self) -> Result<TierStats> {
+        let state = self.read();
+        let wal = self.wal.stats();
+        Ok(TierStats {
+            hot_records: state.hot_rows,
+            hot_bytes: state
+                .hot
+                .values()
+                .map(|b| b.get_array_memory_size() as u64)
+                .sum(),
+            warm_records: state.warm.rows(),
+            warm_bytes: state.warm.memory_bytes(),
+            warm_device: state.warm.device(),
+            cold_records: state.cold_rows,
+            cold_files: state.cold.len() as u64,
+            cold_bytes: state.cold.iter().map(|f| f.bytes).sum(),
+            wal_bytes: self.wal.disk_bytes()?,
+            wal_fsyncs: wal.fsyncs,
+            wal_records_written: wal.records,
+            watermark_lsn: state.watermark,
+            migrations: self.migrations.load(Ordering::Relaxed),
+        })
+    }
+
+    /// WAL counters since open.
+    pub fn wal_stats(&self) -> WalStats {
+        self.wal.stats()
+    }
+
+    /// Deletes cold partitions whose day is more than `days` before `now_ns`
+    /// (catalog rows first, in one transaction, then the files). Records still
+    /// in the hot or warm tier are not touched. Returns the files removed.
+    pub fn retention(&self, days: u32, now_ns: i64) -> Result<Vec<ColdFile>> {
+        let _migration = lock(&self.migrating);
+        let cutoff_day = now_ns.div_euclid(cold::DAY_NS) - days as i64;
+        let cutoff = cold::partition_of_day(cutoff_day);
+        let doomed = lock(&self.catalog).drop_partitions_before(&cutoff)?;
+        {
+            let mut state = self.write();
+            let keep: Vec<ColdFile> = state
+                .cold
+                .iter()
+                .filter(|f| !doomed.contains(f))
+                .cloned()
+                .collect();
+            state.cold_rows = keep.iter().map(|f| f.rows).sum();
+            state.cold = Arc::new(keep);
+        }
+        let cold_dir = self.config.cold_dir();
+        for f in &doomed {
+            let p = cold_dir.join(&f.path);
+            match std::fs::remove_file(&p) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io(&p, e)),
+            }
+            if let Some(dir) = p.parent() {
+                // Empty partition directories go too; a non-empty one stays.
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+        Ok(doomed)
+    }
+}
+
+fn make_warm(config: &Config) -> Result<Box<dyn WarmTier>> {
+    match config.warm_tier.device.as_str() {
+        "gpu" => Err(Error::Config(
+            "warm_tier.device is gpu, but this build has only the CPU warm tier; use auto or cpu"
+                .into(),
+        )),
+        _ => Ok(Box::new(CpuWarm::new(config.mode))),
+    }
+}
+
+fn hot_threshold(config: &Config) -> u64 {
+    (config.hot_tier.max_records as f64 * config.hot_tier.eviction_threshold_pct) as u64
+}
+
+/// Moves the oldest hot records to the warm tier while the hot tier holds
+/// more than `limit` rows, stopping at a gap in the LSNs (a record still
+/// being inserted by another thread).
+fn evict_hot(state: &mut State, limit: u64) -> Result<()> {
+    while state.hot_rows > limit {
+        let Some((&lsn, _)) = state.hot.first_key_value() else {
+            break;
+        };
+        if lsn != state.moved_through + 1 {
+            break;
+        }
+        let Some(batch) = state.hot.remove(&lsn) else {
+            break;
+        };
+        state.warm.append(lsn, &batch)?;
+        state.hot_rows -= batch.num_rows() as u64;
+        state.moved_through = lsn;
+    }
+    Ok(())
+}
+
+/// Test hook: with `SSIG_CRASH_AT=<name>` set, the process aborts at that
+/// point of a migration (used by the crash tests to land kills exactly
+/// between the two phases).
+fn crash_point(name: &str) {
+    if std::env::var("SSIG_CRASH_AT").is_ok_and(|v| v == name) {
+        std::process::abort();
+    }
+}

@@ -1,0 +1,271 @@
+//! Ingestion jobs: read CSV files, Parquet files or the trade generator into
+//! the store, with progress and cancellation recorded in the catalog.
+//!
+//! A job's source is a path ending in `.csv` or `.parquet`, or
+//! `gen:<records>[:<seed>]`. CSV files have a header naming the store's
+//! columns in order; timestamps are nanoseconds or UTC date-times
+//! (`2024-01-02T03:04:05.123Z`); fields are not quoted.
+
+use std::io::BufRead;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{
+    ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
+    TimestampNanosecondArray,
+};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::gen::Generator;
+use crate::schema::{Mode, UTC};
+
+/// Where a job reads from.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Source {
+    Csv(std::path::PathBuf),
+    Parquet(std::path::PathBuf),
+    Generator { records: u64, seed: u64 },
+}
+
+impl Source {
+    /// Parses a job source string.
+    pub fn parse(s: &str) -> Result<Source> {
+        if let Some(rest) = s.strip_prefix("gen:") {
+            let mut parts = rest.split(':');
+            let records = parts.next().and_then(|n| n.parse().ok());
+            let seed = parts.next().map(|n| n.parse().ok()).unwrap_or(Some(42));
+            return match (records, seed, parts.next()) {
+                (Some(records), Some(seed), None) => Ok(Source::Generator { records, seed }),
+                _ => Err(Error::InvalidArgument(format!(
+                    "job source {s:?}: expected gen:<records>[:<seed>]"
+                ))),
+            };
+        }
+        let path = std::path::PathBuf::from(s);
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("csv") => Ok(Source::Csv(path)),
+            Some("parquet") => Ok(Source::Parquet(path)),
+            _ => Err(Error::InvalidArgument(format!(
+                "job source {s:?}: expected a .csv or .parquet file, or gen:<records>[:<seed>]"
+            ))),
+        }
+    }
+}
+
+/// Reads a CSV file of the store's columns into batches of `batch_rows`.
+pub fn read_csv(
+    path: &Path,
+    mode: Mode,
+    batch_rows: usize,
+    mut f: impl FnMut(RecordBatch) -> Result<bool>,
+) -> Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut lines = std::io::BufReader::new(file).lines();
+    let schema = mode.schema();
+    let want: Vec<&str> = crate::schema::column_names(&schema);
+    let bad = |line: usize, msg: String| {
+        Error::InvalidArgument(format!("{}:{line}: {msg}", path.display()))
+    };
+    let header = match lines.next() {
+        Some(h) => h.map_err(|e| Error::io(path, e))?,
+        None => return Err(bad(1, "empty file, expected a header".into())),
+    };
+    let got: Vec<&str> = header.trim().split(',').map(str::trim).collect();
+    if got != want {
+        return Err(bad(
+            1,
+            format!(
+                "header is `{}`, expected `{}` for {} mode",
+                got.join(","),
+                want.join(","),
+                mode.name()
+            ),
+        ));
+    }
+    let n = want.len();
+    let mut cols = CsvColumns::default();
+    for (i, line) in lines.enumerate() {
+        let lineno = i + 2;
+        let line = line.map_err(|e| Error::io(path, e))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
+        if fields.len() != n {
+            return Err(bad(
+                lineno,
+                format!("{} fields, expected {n}", fields.len()),
+            ));
+        }
+        cols.push(&fields, mode).map_err(|m| bad(lineno, m))?;
+        if cols.len() == batch_rows {
+            let batch = std::mem::take(&mut cols).finish(mode)?;
+            if !f(batch)? {
+                return Ok(());
+            }
+        }
+    }
+    if cols.len() > 0 {
+        f(cols.finish(mode)?)?;
+    }
+    Ok(())
+}
+
+#[derive(Default)]
+struct CsvColumns {
+    ts: Vec<i64>,
+    symbol: Vec<String>,
+    price: Vec<f64>,
+    volume: Vec<f64>,
+    side: Vec<String>,
+    exchange: Vec<String>,
+    trade_id: Vec<i64>,
+    flags: Vec<i32>,
+}
+
+impl CsvColumns {
+    fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    fn push(&mut self, f: &[&str], mode: Mode) -> std::result::Result<(), String> {
+        let ts = match f[0].parse::<i64>() {
+            Ok(v) => v,
+            Err(_) => squeeze::time::parse_timestamp(f[0]).ok_or_else(|| {
+                format!("timestamp {:?} is neither nanoseconds nor a UTC time", f[0])
+            })?,
+        };
+        let num = |name: &str, s: &str| {
+            s.parse::<f64>()
+                .map_err(|_| format!("{name} {s:?} is not a number"))
+        };
+        self.ts.push(ts);
+        self.symbol.push(f[1].to_string());
+        self.price.push(num("price", f[2])?);
+        self.volume.push(num("volume", f[3])?);
+        if mode == Mode::Trading {
+            self.side.push(f[4].to_string());
+            self.exchange.push(f[5].to_string());
+            self.trade_id.push(
+                f[6].parse()
+                    .map_err(|_| format!("trade_id {:?} is not an integer", f[6]))?,
+            );
+            self.flags.push(
+                f[7].parse()
+                    .map_err(|_| format!("flags {:?} is not a 32-bit integer", f[7]))?,
+            );
+        }
+        Ok(())
+    }
+
+    fn finish(self, mode: Mode) -> Result<RecordBatch> {
+        let mut columns: Vec<ArrayRef> = vec![
+            Arc::new(TimestampNanosecondArray::from(self.ts).with_timezone(UTC)),
+            Arc::new(StringArray::from(self.symbol)),
+            Arc::new(Float64Array::from(self.price)),
+            Arc::new(Float64Array::from(self.volume)),
+        ];
+        if mode == Mode::Trading {
+            columns.push(Arc::new(StringArray::from(self.side)));
+            columns.push(Arc::new(StringArray::from(self.exchange)));
+            columns.push(Arc::new(Int64Array::from(self.trade_id)));
+            columns.push(Arc::new(Int32Array::from(self.flags)));
+        }
+        RecordBatch::try_new(mode.schema(), columns).map_err(|e| Error::arrow("reading CSV", e))
+    }
+}
+
+/// Reads a Parquet file in batches of `batch_rows`.
+pub fn read_parquet(
+    path: &Path,
+    batch_rows: usize,
+    mut f: impl FnMut(RecordBatch) -> Result<bool>,
+) -> Result<()> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(batch_rows).build())
+        .map_err(|e| Error::parquet(path, e))?;
+    for batch in reader {
+        let batch = batch.map_err(|e| Error::arrow(format!("reading {}", path.display()), e))?;
+        if !f(batch)? {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Runs job `id` in this thread: marks it running, ingests its source batch
+/// by batch (stopping if the job is cancelled in the catalog), records
+/// progress, and marks it done or failed. `progress(done, total)` is called
+/// after every batch.
+pub fn run(
+    engine: &Engine,
+    id: i64,
+    batch_rows: usize,
+    mut progress: impl FnMut(u64, Option<u64>),
+) -> Result<u64> {
+    let job = engine.with_catalog(|c| c.job(id))?;
+    if job.state != "pending" {
+        return Err(Error::InvalidArgument(format!(
+            "job {id} is {}, only a pending job can start",
+            job.state
+        )));
+    }
+    let source = Source::parse(&job.source)?;
+    engine.with_catalog(|c| c.set_job_state(id, "running", None))?;
+    let total = match &source {
+        Source::Generator { records, .. } => Some(*records),
+        Source::Parquet(p) => std::fs::File::open(p)
+            .ok()
+            .and_then(|f| ParquetRecordBatchReaderBuilder::try_new(f).ok())
+            .map(|b| b.metadata().file_metadata().num_rows() as u64),
+        Source::Csv(_) => None,
+    };
+    let mut done = 0u64;
+    let mut step = |batch: RecordBatch| -> Result<bool> {
+        let state = engine.with_catalog(|c| c.job(id))?.state;
+        if state == "cancelled" {
+            return Err(Error::Cancelled(id));
+        }
+        engine
+            .ingest(&batch)
+            .map_err(|e| Error::InvalidArgument(format!("job {id}, after {done} records: {e}")))?;
+        done += batch.num_rows() as u64;
+        engine.with_catalog(|c| c.set_job_progress(id, done as i64, total.map(|t| t as i64)))?;
+        progress(done, total);
+        Ok(true)
+    };
+    let result = match &source {
+        Source::Csv(p) => read_csv(p, engine.mode(), batch_rows, &mut step),
+        Source::Parquet(p) => read_parquet(p, batch_rows, &mut step),
+        Source::Generator { records, seed } => {
+            let mut g = Generator::new(engine.mode(), *seed, 100);
+            let mut left = *records;
+            let mut r = Ok(());
+            while left > 0 {
+                let n = left.min(batch_rows as u64) as usize;
+                match g.batch(n).and_then(&mut step) {
+                    Ok(_) => left -= n as u64,
+                    Err(e) => {
+                        r = Err(e);
+                        break;
+                    }
+                }
+            }
+            r
+        }
+    };
+    match result {
+        Ok(()) => {
+            engine.with_catalog(|c| c.set_job_state(id, "done", None))?;
+            Ok(done)
+        }
+        Err(Error::Cancelled(id)) => Err(Error::Cancelled(id)),
+        Err(e) => {
+            engine.with_catalog(|c| c.set_job_state(id, "failed", Some(&e.to_string())))?;
+            Err(e)
+        }
+    }
+}

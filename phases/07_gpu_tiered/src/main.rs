@@ -1,0 +1,1015 @@
+//! Phase 07: the tiered engine from the command line.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampNanosecondType};
+use arrow_array::{Array, RecordBatch};
+use arrow_schema::DataType;
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use tiered::cold::{self, ScanStats};
+use tiered::config::{Config, ENV_VARS};
+use tiered::engine::{Engine, TierStats};
+use tiered::error::{Error, Result};
+use tiered::filter::{Cond, Filter, Scalar};
+use tiered::gen::Generator;
+use tiered::query::{Query, QueryStats, Sort};
+use tiered::schema::Mode;
+use tiered::{catalog, jobs, quality};
+
+/// Phase 07: a tiered time-series store for trades.
+///
+/// Writes go to a write-ahead log (Arrow IPC, fsynced, group commit) and the
+/// hot tier; older records move to the warm tier (columns in memory, symbols
+/// dictionary-encoded; on the CPU in this build) and then to the cold tier
+/// (Parquet by day, sorted by symbol and time) listed in a SQLite catalog.
+/// Queries filter, sort and limit across all three.
+///
+/// Configuration: defaults, then --config FILE (JSON), then SSIG_* variables
+/// (see `07_gpu_tiered config`), then --storage and --mode.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    after_help = "Examples:\n  07_gpu_tiered demo 10000000\n  07_gpu_tiered query --symbol BTC/USD --from 2024-01-01T01:00:00Z --to 2024-01-01T02:00:00Z --limit 5\n  07_gpu_tiered query --where 'price>=500' --sort price --desc --limit 10\n  07_gpu_tiered jobs create gen:1000000 && 07_gpu_tiered jobs start 1\n  07_gpu_tiered quality BTC/USD --from 2024-01-01 --to 2024-01-02 --interval 1s\n  07_gpu_tiered stats"
+)]
+struct Args {
+    /// JSON configuration file.
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// Store directory (overrides storage.base_path).
+    #[arg(long, global = true)]
+    storage: Option<PathBuf>,
+    /// Columns of a new store (overrides `mode`).
+    #[arg(long, global = true, value_enum)]
+    mode: Option<Mode>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate and ingest trades with a live progress line, print exact
+    /// per-tier counts, then run query benchmarks. Starts from an empty store
+    /// unless --keep.
+    Demo(DemoArgs),
+    /// Ingest CSV or Parquet files (with the store's columns).
+    Ingest {
+        files: Vec<PathBuf>,
+        #[arg(long, default_value_t = 100_000)]
+        batch_size: usize,
+    },
+    /// Query across the tiers.
+    Query(QueryArgs),
+    /// Ingestion jobs recorded in the catalog.
+    Jobs {
+        #[command(subcommand)]
+        command: JobCommand,
+    },
+    /// Data quality of one symbol over a range: completeness against an
+    /// expected interval, missing intervals, gaps, duplicates. Stored in the
+    /// catalog.
+    Quality {
+        symbol: String,
+        /// Start (inclusive): UTC time or nanoseconds.
+        #[arg(long)]
+        from: String,
+        /// End (exclusive).
+        #[arg(long)]
+        to: String,
+        /// Expected interval between records, e.g. 1s, 250ms, 1m.
+        #[arg(long, default_value = "1s")]
+        interval: String,
+    },
+    /// Delete cold partitions more than DAYS days older than --now (catalog
+    /// rows and files together).
+    Retention {
+        #[arg(long)]
+        days: u32,
+        /// The reference time (default: the clock).
+        #[arg(long)]
+        now: Option<String>,
+    },
+    /// Per-tier counts and bytes, WAL, catalog.
+    Stats {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the effective configuration and the environment variables read.
+    Config,
+    /// (For the crash tests.) Ingest numbered trading-mode batches forever,
+    /// printing `begin N` before and `ack N` after each acknowledged write.
+    #[command(hide = true)]
+    CrashChild {
+        #[arg(long)]
+        first_batch: u64,
+        #[arg(long, default_value_t = 500)]
+        rows: usize,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+struct DemoArgs {
+    /// Records to ingest.
+    #[arg(default_value_t = 1_000_000)]
+    records: u64,
+    /// Records per ingested batch.
+    #[arg(long, default_value_t = 100_000)]
+    batch_size: usize,
+    /// Threads calling ingest at once (they share fsyncs).
+    #[arg(long, default_value_t = 2)]
+    writers: usize,
+    /// Distinct symbols.
+    #[arg(long, default_value_t = 100)]
+    symbols: usize,
+    /// Warm tier budget in MB (default: a third of the data's warm size, so
+    /// that the run shows all three tiers).
+    #[arg(long)]
+    warm_mb: Option<f64>,
+    /// Skip the query benchmarks.
+    #[arg(long)]
+    no_queries: bool,
+    /// Keep what the store already holds (default: start empty).
+    #[arg(long)]
+    keep: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct QueryArgs {
+    /// symbol = S (repeat for IN).
+    #[arg(long)]
+    symbol: Vec<String>,
+    /// timestamp >= T (UTC time or nanoseconds).
+    #[arg(long)]
+    from: Option<String>,
+    /// timestamp < T.
+    #[arg(long)]
+    to: Option<String>,
+    /// A condition `column OP value`, OP one of = > >= < <= in; for `in`,
+    /// values separated by `|`: `side=buy`, `price>=100`, `exchange in kraken|binance`.
+    #[arg(long = "where")]
+    conditions: Vec<String>,
+    /// Sort by this column.
+    #[arg(long)]
+    sort: Option<String>,
+    /// Sort descending.
+    #[arg(long, requires = "sort")]
+    desc: bool,
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Output columns, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    columns: Option<Vec<String>>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Print only counts: rows per tier, pruning, bytes read, time.
+    #[arg(long)]
+    stats: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum JobCommand {
+    /// Create a pending job: SOURCE is a .csv or .parquet file, or gen:RECORDS[:SEED].
+    Create { source: String },
+    /// Run a pending job in this process, with progress.
+    Start {
+        id: i64,
+        #[arg(long, default_value_t = 100_000)]
+        batch_size: usize,
+    },
+    /// A job's state and progress.
+    Status { id: i64 },
+    /// Cancel a pending or running job.
+    Cancel { id: i64 },
+    /// Every job, newest first.
+    List,
+    /// Delete finished jobs older than the given hours.
+    Cleanup {
+        #[arg(long, default_value_t = 24.0)]
+        older_than_hours: f64,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(args: &Args) -> Result<Config> {
+    let mut config = Config::load(args.config.as_deref())?;
+    if let Some(s) = &args.storage {
+        config.storage.base_path = s.clone();
+    }
+    if let Some(m) = args.mode {
+        config.mode = m;
+    }
+    config.check()?;
+    Ok(config)
+}
+
+fn run(args: Args) -> Result<()> {
+    let mut config = load_config(&args)?;
+    match args.command {
+        Command::Demo(d) => demo(config, &d),
+        Command::Ingest { files, batch_size } => {
+            let engine = open(config)?;
+            for f in files {
+                let started = Instant::now();
+                let mut n = 0u64;
+                let mut step = |b: RecordBatch| -> Result<bool> {
+                    engine.ingest(&b).map_err(|e| {
+                        Error::InvalidArgument(format!("{}: after {n} records: {e}", f.display()))
+                    })?;
+                    n += b.num_rows() as u64;
+                    Ok(true)
+                };
+                match f.extension().and_then(|e| e.to_str()) {
+                    Some("csv") => jobs::read_csv(&f, engine.mode(), batch_size, &mut step)?,
+                    Some("parquet") => jobs::read_parquet(&f, batch_size, &mut step)?,
+                    _ => {
+                        return Err(Error::InvalidArgument(format!(
+                            "{}: expected a .csv or .parquet file",
+                            f.display()
+                        )))
+                    }
+                }
+                println!(
+                    "{}: {n} records in {:.2} s",
+                    f.display(),
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            print_tiers(&engine.stats()?);
+            Ok(())
+        }
+        Command::Query(q) => {
+            let engine = open(config)?;
+            query_cmd(&engine, &q)
+        }
+        Command::Jobs { command } => jobs_cmd(config, command),
+        Command::Quality {
+            symbol,
+            from,
+            to,
+            interval,
+        } => {
+            let engine = open(config)?;
+            let start = time_arg("--from", &from)?;
+            let end = time_arg("--to", &to)?;
+            let interval = squeeze::time::parse_duration(&interval)
+                .map_err(|e| Error::InvalidArgument(format!("--interval: {e}")))?;
+            let q = quality::check(&engine, &symbol, start, end, interval)?;
+            println!("{}", serde_json::to_string_pretty(&q).unwrap_or_default());
+            Ok(())
+        }
+        Command::Retention { days, now } => {
+            let engine = open(config)?;
+            let now = match now {
+                Some(t) => time_arg("--now", &t)?,
+                None => catalog::now_secs() * 1_000_000_000,
+            };
+            let gone = engine.retention(days, now)?;
+            let rows: u64 = gone.iter().map(|f| f.rows).sum();
+            let bytes: u64 = gone.iter().map(|f| f.bytes).sum();
+            println!(
+                "deleted {} files ({rows} records, {bytes} bytes) in partitions older than {days} days",
+                gone.len()
+            );
+            Ok(())
+        }
+        Command::Stats { json } => {
+            let engine = open(config)?;
+            let s = engine.stats()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+            } else {
+                print_tiers(&s);
+                println!(
+                    "WAL: {} bytes on disk; cold: {} files, {} bytes; watermark LSN {}",
+                    s.wal_bytes, s.cold_files, s.cold_bytes, s.watermark_lsn
+                );
+            }
+            Ok(())
+        }
+        Command::Config => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&config).unwrap_or_default()
+            );
+            println!("\nEnvironment overrides:");
+            for (k, what) in ENV_VARS {
+                println!("  {k:<26} {what}");
+            }
+            Ok(())
+        }
+        Command::CrashChild { first_batch, rows } => {
+            config.mode = Mode::Trading;
+            crash_child(config, first_batch, rows)
+        }
+    }
+}
+
+fn open(config: Config) -> Result<Engine> {
+    let engine = Engine::open(config)?;
+    if let Some((bytes, why)) = &engine.recovery().torn_tail {
+        eprintln!("recovery: cut a torn WAL tail of {bytes} bytes ({why})");
+    }
+    Ok(engine)
+}
+
+fn time_arg(flag: &str, s: &str) -> Result<i64> {
+    s.parse::<i64>()
+        .ok()
+        .or_else(|| squeeze::time::parse_timestamp(s))
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "{flag} {s:?}: expected a UTC time (2024-01-01T00:00:00Z) or nanoseconds"
+            ))
+        })
+}
+
+/// Parses `column OP value` against the store's column types.
+fn parse_condition(engine: &Engine, text: &str) -> Result<Filter> {
+    let ops = [" in ", ">=", "<=", "=", ">", "<"];
+    let (at, op) = ops
+        .iter()
+        .filter_map(|op| text.find(op).map(|i| (i, *op)))
+        .min_by_key(|(i, op)| (*i, std::cmp::Reverse(op.len())))
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "--where {text:?}: expected `column OP value` with OP one of = > >= < <= in"
+            ))
+        })?;
+    let column = text[..at].trim();
+    let value = text[at + op.len()..].trim();
+    let field = engine.schema().field_with_name(column).map_err(|_| {
+        Error::InvalidArgument(format!("--where {text:?}: unknown column `{column}`"))
+    })?;
+    let scalar = |v: &str| -> Result<Scalar> {
+        let v = v.trim();
+        Ok(match field.data_type() {
+            DataType::Utf8 => Scalar::Str(v.to_string()),
+            DataType::Timestamp(..) => Scalar::Int(time_arg(column, v)?),
+            DataType::Float64 => Scalar::Float(v.parse().map_err(|_| {
+                Error::InvalidArgument(format!("--where {text:?}: {v:?} is not a number"))
+            })?),
+            _ => Scalar::Int(v.parse().map_err(|_| {
+                Error::InvalidArgument(format!("--where {text:?}: {v:?} is not an integer"))
+            })?),
+        })
+    };
+    let cond = match op {
+        " in " => Cond::In(value.split('|').map(scalar).collect::<Result<_>>()?),
+        "=" => Cond::Eq(scalar(value)?),
+        _ => {
+            let v = Some(scalar(value)?);
+            let (mut gt, mut gte, mut lt, mut lte) = (None, None, None, None);
+            match op {
+                ">" => gt = v,
+                ">=" => gte = v,
+                "<" => lt = v,
+                _ => lte = v,
+            }
+            Cond::Range { gt, gte, lt, lte }
+        }
+    };
+    Ok(Filter {
+        column: column.to_string(),
+        cond,
+    })
+}
+
+fn build_query(engine: &Engine, q: &QueryArgs) -> Result<Query> {
+    let mut filters = Vec::new();
+    match q.symbol.len() {
+        0 => {}
+        1 => filters.push(Filter::eq("symbol", q.symbol[0].as_str())),
+        _ => filters.push(Filter::is_in("symbol", q.symbol.iter().map(String::as_str))),
+    }
+    if q.from.is_some() || q.to.is_some() {
+        let from = q
+            .from
+            .as_deref()
+            .map(|t| time_arg("--from", t))
+            .transpose()?;
+        let to = q.to.as_deref().map(|t| time_arg("--to", t)).transpose()?;
+        filters.push(Filter::range(
+            "timestamp",
+            from.map(Scalar::Int),
+            to.map(Scalar::Int),
+        ));
+    }
+    for c in &q.conditions {
+        filters.push(parse_condition(engine, c)?);
+    }
+    Ok(Query {
+        filters,
+        sort: q.sort.as_ref().map(|c| Sort {
+            column: c.clone(),
+            descending: q.desc,
+        }),
+        limit: q.limit,
+        columns: q.columns.clone(),
+        batch_size: None,
+    })
+}
+
+/// A value of `col` at `row` as text (timestamps in UTC with nanoseconds).
+fn cell(col: &dyn Array, row: usize) -> String {
+    match col.data_type() {
+        DataType::Timestamp(..) => fmt_ns(col.as_primitive::<TimestampNanosecondType>().value(row)),
+        DataType::Utf8 => col.as_string::<i32>().value(row).to_string(),
+        DataType::Float64 => {
+            let v = col.as_primitive::<Float64Type>().value(row);
+            let mut b = ryu_like(v);
+            if b.ends_with(".0") {
+                b.truncate(b.len() - 2);
+            }
+            b
+        }
+        DataType::Int64 => col.as_primitive::<Int64Type>().value(row).to_string(),
+        DataType::Int32 => col.as_primitive::<Int32Type>().value(row).to_string(),
+        _ => String::new(),
+    }
+}
+
+fn ryu_like(v: f64) -> String {
+    format!("{v:?}")
+}
+
+fn fmt_ns(ns: i64) -> String {
+    let base = squeeze::time::format_timestamp(ns);
+    // format_timestamp prints milliseconds; show all nine digits.
+    format!("{}{:09}Z", &base[..20], ns.rem_euclid(1_000_000_000))
+}
+
+fn query_cmd(engine: &Engine, q: &QueryArgs) -> Result<()> {
+    let query = build_query(engine, q)?;
+    let mut stream = engine.query(&query)?;
+    let schema = stream.schema();
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+    table.set_header(names.clone());
+    let mut rows = 0u64;
+    if matches!(q.format, Format::Csv) && !q.stats {
+        write_out(&mut out, &names.join(","))?;
+    }
+    for batch in stream.by_ref() {
+        let batch = batch?;
+        rows += batch.num_rows() as u64;
+        if q.stats {
+            continue;
+        }
+        for r in 0..batch.num_rows() {
+            let cells: Vec<String> = batch
+                .columns()
+                .iter()
+                .map(|c| cell(c.as_ref(), r))
+                .collect();
+            match q.format {
+                Format::Table => {
+                    table.add_row(cells);
+                }
+                Format::Csv => write_out(&mut out, &cells.join(","))?,
+                Format::Json => {
+                    let mut obj = serde_json::Map::new();
+                    for (i, name) in names.iter().enumerate() {
+                        let c = batch.column(i);
+                        let v = match c.data_type() {
+                            DataType::Float64 => serde_json::Number::from_f64(
+                                c.as_primitive::<Float64Type>().value(r),
+                            )
+                            .map(serde_json::Value::Number)
+                            .unwrap_or(serde_json::Value::Null),
+                            DataType::Int64 => c.as_primitive::<Int64Type>().value(r).into(),
+                            DataType::Int32 => c.as_primitive::<Int32Type>().value(r).into(),
+                            _ => cells[i].clone().into(),
+                        };
+                        obj.insert(name.clone(), v);
+                    }
+                    write_out(&mut out, &serde_json::Value::Object(obj).to_string())?;
+                }
+            }
+        }
+    }
+    if matches!(q.format, Format::Table) && !q.stats {
+        write_out(&mut out, &table.to_string())?;
+    }
+    let _ = out.flush();
+    eprintln!("{}", stats_line(rows, &stream.stats));
+    Ok(())
+}
+
+fn write_out(out: &mut impl Write, line: &str) -> Result<()> {
+    match writeln!(out, "{line}") {
+        Ok(()) => Ok(()),
+        // A closed pipe (`| head`) ends the output quietly.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(Error::io("<stdout>", e)),
+    }
+}
+
+fn stats_line(rows: u64, s: &QueryStats) -> String {
+    format!(
+        "{rows} rows in {:.2} ms (hot {}, warm {}, cold {}); cold: {} of {} files pruned, {} of {} row groups pruned, {} of {} pages pruned, {} bytes read",
+        s.elapsed.as_secs_f64() * 1e3,
+        s.hot_rows,
+        s.warm_rows,
+        s.cold_rows,
+        s.cold.files_pruned,
+        s.cold.files_total,
+        s.cold.row_groups_pruned,
+        s.cold.row_groups_total,
+        s.cold.pages_pruned,
+        s.cold.pages_total,
+        s.cold.bytes_read
+    )
+}
+
+fn jobs_cmd(config: Config, command: JobCommand) -> Result<()> {
+    // Reading and changing job rows needs only the catalog, so status and
+    // cancel work while another process runs the job.
+    let catalog_only = || -> Result<catalog::Catalog> {
+        std::fs::create_dir_all(&config.storage.base_path)
+            .map_err(|e| Error::io(&config.storage.base_path, e))?;
+        catalog::Catalog::open(&config.catalog_path())
+    };
+    let show = |j: &catalog::Job| {
+        let progress = match j.records_total {
+            Some(t) if t > 0 => format!(
+                "{}/{} ({:.1}%)",
+                j.records_done,
+                t,
+                100.0 * j.records_done as f64 / t as f64
+            ),
+            _ => format!("{}", j.records_done),
+        };
+        println!(
+            "job {}: {} {} records {}{}",
+            j.id,
+            j.state,
+            j.source,
+            progress,
+            j.error
+                .as_deref()
+                .map(|e| format!(" error: {e}"))
+                .unwrap_or_default()
+        );
+    };
+    match command {
+        JobCommand::Create { source } => {
+            jobs::Source::parse(&source)?;
+            let id = catalog_only()?.create_job(&source)?;
+            println!("created job {id} ({source}); run it with: 07_gpu_tiered jobs start {id}");
+        }
+        JobCommand::Start { id, batch_size } => {
+            let engine = open(config)?;
+            let bar = ProgressBar::new(0);
+            bar.set_style(
+                ProgressStyle::with_template("{bar:30} {pos}/{len} records {per_sec} ETA {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            let result = jobs::run(&engine, id, batch_size, |done, total| {
+                if let Some(t) = total {
+                    bar.set_length(t);
+                }
+                bar.set_position(done);
+            });
+            bar.finish_and_clear();
+            match result {
+                Ok(n) => println!("job {id}: done, {n} records"),
+                Err(Error::Cancelled(_)) => println!("job {id}: cancelled"),
+                Err(e) => return Err(e),
+            }
+            print_tiers(&engine.stats()?);
+        }
+        JobCommand::Status { id } => show(&catalog_only()?.job(id)?),
+        JobCommand::Cancel { id } => show(&catalog_only()?.cancel_job(id)?),
+        JobCommand::List => {
+            let jobs = catalog_only()?.jobs()?;
+            if jobs.is_empty() {
+                println!("no jobs");
+            }
+            jobs.iter().for_each(show);
+        }
+        JobCommand::Cleanup { older_than_hours } => {
+            let n = catalog_only()?.cleanup_jobs(older_than_hours)?;
+            println!("deleted {n} finished jobs older than {older_than_hours} hours");
+        }
+    }
+    Ok(())
+}
+
+fn pct(part: u64, total: u64) -> f64 {
+    if total == 0 {
+        0.0
+    } else {
+        100.0 * part as f64 / total as f64
+    }
+}
+
+fn print_tiers(s: &TierStats) {
+    let t = s.total();
+    println!("   Total: {t} records");
+    println!(
+        "   Hot tier:  {:>12} records ({:.1}%)",
+        s.hot_records,
+        pct(s.hot_records, t)
+    );
+    println!(
+        "   Warm tier: {:>12} records ({:.1}%) on {}, {:.1} MB",
+        s.warm_records,
+        pct(s.warm_records, t),
+        s.warm_device,
+        s.warm_bytes as f64 / 1e6
+    );
+    println!(
+        "   Cold tier: {:>12} records ({:.1}%) in {} Parquet files, {:.1} MB",
+        s.cold_records,
+        pct(s.cold_records, t),
+        s.cold_files,
+        s.cold_bytes as f64 / 1e6
+    );
+}
+
+/// Resident memory of this process in MB (Linux; 0 elsewhere).
+fn rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .map(|pages| pages * 4096.0 / 1e6)
+        .unwrap_or(0.0)
+}
+
+fn demo(mut config: Config, d: &DemoArgs) -> Result<()> {
+    if d.batch_size == 0 || d.writers == 0 {
+        return Err(Error::InvalidArgument(
+            "--batch-size and --writers must be at least 1".into(),
+        ));
+    }
+    let base = config.storage.base_path.clone();
+    if !d.keep && base.exists() {
+        let ours = base.join("catalog.sqlite").exists() || base.join("wal").exists();
+        let empty = std::fs::read_dir(&base)
+            .map(|mut r| r.next().is_none())
+            .unwrap_or(false);
+        if !ours && !empty {
+            return Err(Error::InvalidArgument(format!(
+                "{} exists and does not look like a store; choose another --storage",
+                base.display()
+            )));
+        }
+        std::fs::remove_dir_all(&base).map_err(|e| Error::io(&base, e))?;
+    }
+    let per_row = if config.mode == Mode::Simple {
+        28.0
+    } else {
+        48.0
+    };
+    let warm_mb = d.warm_mb.unwrap_or_else(|| {
+        let data_mb = d.records as f64 * per_row / 1_048_576.0;
+        (data_mb / 3.0).max(1.0)
+    });
+    config.warm_tier.max_memory_mb = warm_mb;
+    config.check()?;
+    let engine = open(config)?;
+    let stats0 = engine.stats()?;
+    println!(
+        "Phase 07 demo: {} records, {} mode, batches of {}, {} writer threads",
+        d.records,
+        engine.mode().name(),
+        d.batch_size,
+        d.writers
+    );
+    println!(
+        "  store {}; hot tier {} records, warm tier {:.1} MB on {}; WAL fsync {}",
+        base.display(),
+        engine.config().hot_tier.max_records,
+        warm_mb,
+        stats0.warm_device,
+        if engine.config().wal.fsync {
+            "on"
+        } else {
+            "OFF"
+        }
+    );
+    println!("\nINGESTION");
+    let started = Instant::now();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(d.writers * 2);
+    let rx = std::sync::Mutex::new(rx);
+    let ingested = std::sync::atomic::AtomicU64::new(0);
+    let failed: std::sync::Mutex<Option<Error>> = std::sync::Mutex::new(None);
+    let bar = ProgressBar::new(d.records);
+    bar.set_style(
+        ProgressStyle::with_template("  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut gen = Generator::new(engine.mode(), 42, d.symbols);
+    let fsyncs0 = engine.wal_stats().fsyncs;
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| -> Result<()> {
+        let migrator = s.spawn(|| engine.run_migrator(&stop));
+        let mut writers = Vec::new();
+        for _ in 0..d.writers {
+            writers.push(s.spawn(|| loop {
+                let batch = match rx.lock() {
+                    Ok(r) => r.recv(),
+                    Err(_) => return,
+                };
+                let Ok(batch) = batch else { return };
+                match engine.ingest(&batch) {
+                    Ok(_) => {
+                        ingested.fetch_add(
+                            batch.num_rows() as u64,
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
+                    }
+                    Err(e) => {
+                        if let Ok(mut f) = failed.lock() {
+                            f.get_or_insert(e);
+                        }
+                        return;
+                    }
+                }
+            }));
+        }
+        let mut sent = 0u64;
+        let mut last_draw = Instant::now() - Duration::from_secs(1);
+        while sent < d.records {
+            let n = (d.records - sent).min(d.batch_size as u64) as usize;
+            let batch = gen.batch(n)?;
+            if tx.send(batch).is_err() {
+                break;
+            }
+            sent += n as u64;
+            if last_draw.elapsed() >= Duration::from_millis(200) {
+                last_draw = Instant::now();
+                let done = ingested.load(std::sync::atomic::Ordering::Relaxed);
+                let el = started.elapsed().as_secs_f64();
+                let rate = done as f64 / el.max(1e-9);
+                let st = engine.stats()?;
+                let eta = (d.records - done) as f64 / rate.max(1.0);
+                bar.set_message(format!(
+                    "{done}/{} records ({:.1}%) | {:.0} rec/s | Hot: {} | Warm: {} | Cold: {} | RAM: {:.0} MB | {} | ETA: {:.1} s",
+                    d.records,
+                    pct(done, d.records),
+                    rate,
+                    st.hot_records,
+                    st.warm_records,
+                    st.cold_records,
+                    rss_mb(),
+                    st.warm_device,
+                    eta
+                ));
+                bar.tick();
+            }
+        }
+        drop(tx);
+        for w in writers {
+            let _ = w.join();
+        }
+        // The writers are done; stop the migrator and surface its error.
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        match migrator.join() {
+            Ok(r) => r,
+            Err(_) => Err(Error::InvalidArgument(
+                "the migration thread panicked".into(),
+            )),
+        }
+    })?;
+    bar.finish_and_clear();
+    if let Some(e) = failed.lock().ok().and_then(|mut f| f.take()) {
+        return Err(e);
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let st = engine.stats()?;
+    let fsyncs = engine.wal_stats().fsyncs - fsyncs0;
+    let expected = stats0.total() + d.records;
+    println!(
+        "  {} records in {:.2} s = {:.0} records/s; {} fsyncs ({:.0} records per fsync); {} migrations to Parquet",
+        d.records,
+        elapsed,
+        d.records as f64 / elapsed,
+        fsyncs,
+        d.records as f64 / fsyncs.max(1) as f64,
+        st.migrations
+    );
+    println!(
+        "\nINGESTION COMPLETE ({})",
+        if st.total() == expected {
+            "exact match".to_string()
+        } else {
+            format!("MISMATCH: expected {expected}")
+        }
+    );
+    print_tiers(&st);
+    println!("   RAM: {:.0} MB", rss_mb());
+    if st.total() != expected {
+        return Err(Error::InvalidArgument(format!(
+            "tier counts add up to {}, expected {expected}",
+            st.total()
+        )));
+    }
+    if !d.no_queries {
+        println!("\nQUERIES");
+        demo_queries(&engine, &gen)?;
+    }
+    Ok(())
+}
+
+fn demo_queries(engine: &Engine, gen: &Generator) -> Result<()> {
+    let end = gen.now();
+    let start = tiered::gen::START_NS;
+    let span = end - start;
+    let sym = gen.symbol(0);
+    let mut queries: Vec<(String, Query)> = vec![
+        (
+            format!("symbol = {sym} (count)"),
+            Query {
+                filters: vec![Filter::eq("symbol", sym.as_str())],
+                columns: Some(vec!["timestamp".into()]),
+                ..Query::default()
+            },
+        ),
+        (
+            format!("symbol = {sym}, first 1% of time"),
+            Query {
+                filters: vec![
+                    Filter::eq("symbol", sym.as_str()),
+                    Filter::range(
+                        "timestamp",
+                        Some(Scalar::Int(start)),
+                        Some(Scalar::Int(start + span / 100)),
+                    ),
+                ],
+                ..Query::default()
+            },
+        ),
+        (
+            "3 symbols IN, last hour, newest 100".into(),
+            Query {
+                filters: vec![
+                    Filter::is_in("symbol", [gen.symbol(1), gen.symbol(2), gen.symbol(3)]),
+                    Filter::range(
+                        "timestamp",
+                        Some(Scalar::Int(end - 3_600_000_000_000)),
+                        None,
+                    ),
+                ],
+                sort: Some(Sort {
+                    column: "timestamp".into(),
+                    descending: true,
+                }),
+                limit: Some(100),
+                ..Query::default()
+            },
+        ),
+        (
+            "top 1000 by price (all data, k-way merge)".into(),
+            Query {
+                sort: Some(Sort {
+                    column: "price".into(),
+                    descending: true,
+                }),
+                limit: Some(1000),
+                columns: Some(vec!["symbol".into(), "price".into()]),
+                ..Query::default()
+            },
+        ),
+        (
+            "volume >= 9.99 (full scan, filter)".into(),
+            Query {
+                filters: vec![Filter::range("volume", Some(Scalar::Float(9.99)), None)],
+                ..Query::default()
+            },
+        ),
+        (
+            "first 10 rows, no filter (early stop)".into(),
+            Query {
+                limit: Some(10),
+                ..Query::default()
+            },
+        ),
+    ];
+    if engine.mode() == Mode::Trading {
+        queries.push((
+            "side = buy AND exchange IN (kraken, binance)".into(),
+            Query {
+                filters: vec![
+                    Filter::eq("side", "buy"),
+                    Filter::is_in("exchange", ["kraken", "binance"]),
+                ],
+                columns: Some(vec!["trade_id".into()]),
+                ..Query::default()
+            },
+        ));
+    }
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+    table.set_header([
+        "query",
+        "rows",
+        "hot",
+        "warm",
+        "cold",
+        "files pruned",
+        "row groups pruned",
+        "pages pruned",
+        "cold bytes read",
+        "ms",
+    ]);
+    for (name, q) in &queries {
+        let (_batch, s) = engine.query(q)?.collect_batch()?;
+        table.add_row(vec![
+            name.clone(),
+            s.rows_out.to_string(),
+            s.hot_rows.to_string(),
+            s.warm_rows.to_string(),
+            s.cold_rows.to_string(),
+            format!("{}/{}", s.cold.files_pruned, s.cold.files_total),
+            format!("{}/{}", s.cold.row_groups_pruned, s.cold.row_groups_total),
+            format!("{}/{}", s.cold.pages_pruned, s.cold.pages_total),
+            s.cold.bytes_read.to_string(),
+            format!("{:.2}", s.elapsed.as_secs_f64() * 1e3),
+        ]);
+    }
+    println!("{table}");
+    // How close does pruning come to the minimum? A query for one symbol's
+    // 1% of the cold data, bytes read vs. the row groups holding matches.
+    let preds = tiered::filter::bind_all(&[Filter::eq("symbol", sym.as_str())], engine.schema())?;
+    let files = engine.with_catalog(|c| c.files())?;
+    let mut minimum = 0u64;
+    let mut scan = ScanStats::default();
+    for f in &files {
+        if !cold::file_may_match(f, &preds) {
+            continue;
+        }
+        let path = engine.config().cold_dir().join(&f.path);
+        minimum += cold::matching_row_group_bytes(&path, &preds)?;
+        let all: Vec<usize> = (0..engine.schema().fields().len()).collect();
+        cold::scan_file(
+            &path,
+            engine.schema(),
+            &preds,
+            &all,
+            8192,
+            &mut scan,
+            |_| Ok(true),
+        )?;
+    }
+    let cold_rows: u64 = files.iter().map(|f| f.rows).sum();
+    if cold_rows > 0 {
+        println!(
+            "  cold pruning, symbol = {sym} ({:.2}% of the cold rows): read {} bytes; the row groups holding the matches are {} bytes ({:.2}x)",
+            pct(scan.rows_matched, cold_rows),
+            scan.bytes_read,
+            minimum,
+            scan.bytes_read as f64 / minimum.max(1) as f64
+        );
+    }
+    Ok(())
+}
+
+fn crash_child(config: Config, first_batch: u64, rows: usize) -> Result<()> {
+    let engine = Engine::open(config)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut gen = Generator::new(Mode::Trading, 1, 7);
+    for n in first_batch.. {
+        let batch = gen.batch(rows)?;
+        // Stamp the batch's trade ids with its number so that the parent
+        // can tell batches apart: ids n*rows .. (n+1)*rows.
+        let ids = arrow_array::Int64Array::from_iter_values(
+            (0..rows as i64).map(|i| n as i64 * rows as i64 + i),
+        );
+        let mut cols = batch.columns().to_vec();
+        cols[6] = std::sync::Arc::new(ids);
+        let batch = RecordBatch::try_new(batch.schema(), cols)
+            .map_err(|e| Error::arrow("stamping a batch", e))?;
+        writeln!(out, "begin {n}").map_err(|e| Error::io("<stdout>", e))?;
+        out.flush().map_err(|e| Error::io("<stdout>", e))?;
+        engine.ingest(&batch)?;
+        writeln!(out, "ack {n}").map_err(|e| Error::io("<stdout>", e))?;
+        out.flush().map_err(|e| Error::io("<stdout>", e))?;
+    }
+    Ok(())
+}

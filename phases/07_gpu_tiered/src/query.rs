@@ -1,0 +1,473 @@
+//! Queries across the tiers: filter, sort, limit, streamed as Arrow batches.
+//!
+//! A query takes one snapshot of the tiers (under the engine's read lock):
+//! the hot batches, the warm tier's matching rows, and the list of cold
+//! files. Cold files are then read outside the lock, each pruned by the
+//! catalog (time range, symbols), its row groups by their statistics and its
+//! pages by the page index, and filtered exactly.
+//!
+//! Without a sort, results come cold first, then warm, then hot, and the
+//! cold files are read one at a time as the stream is consumed, so a limit
+//! stops reading early. With a sort, each source (every cold file, the warm
+//! tier, the hot tier) is sorted on its own (keeping only its first `limit`
+//! rows when there is a limit), and a k-way merge over the sources yields
+//! the result; ties keep source order (cold files by LSN, warm, hot).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::{Array, RecordBatch, UInt32Array};
+use arrow_ord::sort::SortOptions;
+use arrow_row::{RowConverter, SortField};
+use arrow_schema::SchemaRef;
+use serde::{Deserialize, Serialize};
+
+use crate::cold::{self, ColdFile, ScanStats};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::filter::{bind_all, filter_batch, Filter, Pred};
+
+/// Sort order of a query.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sort {
+    pub column: String,
+    #[serde(default)]
+    pub descending: bool,
+}
+
+/// What to read.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Query {
+    /// All must hold (AND).
+    pub filters: Vec<Filter>,
+    pub sort: Option<Sort>,
+    pub limit: Option<usize>,
+    /// Output columns (all when absent), in this order.
+    pub columns: Option<Vec<String>>,
+    /// Rows per output batch (the configuration's `query.output_batch_size`
+    /// when absent).
+    pub batch_size: Option<usize>,
+}
+
+/// Counts of what a query touched.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct QueryStats {
+    pub hot_rows: u64,
+    pub warm_rows: u64,
+    pub cold_rows: u64,
+    pub cold: ColdScanSummary,
+    pub rows_out: u64,
+    #[serde(skip)]
+    pub elapsed: Duration,
+}
+
+/// The cold tier's share, serializable.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ColdScanSummary {
+    pub files_total: u64,
+    pub files_pruned: u64,
+    pub row_groups_total: u64,
+    pub row_groups_pruned: u64,
+    pub pages_total: u64,
+    pub pages_pruned: u64,
+    pub bytes_read: u64,
+}
+
+impl From<&ScanStats> for ColdScanSummary {
+    fn from(s: &ScanStats) -> Self {
+        ColdScanSummary {
+            files_total: s.files_total,
+            files_pruned: s.files_pruned,
+            row_groups_total: s.row_groups_total,
+            row_groups_pruned: s.row_groups_pruned,
+            pages_total: s.pages_total,
+            pages_pruned: s.pages_pruned,
+            bytes_read: s.bytes_read,
+        }
+    }
+}
+
+/// A planned query: bound predicates and column positions.
+struct Plan {
+    preds: Vec<Pred>,
+    /// Store columns to read: the output columns, then the sort column if
+    /// it is not among them.
+    read: Vec<usize>,
+    /// How many of `read` are output.
+    out: usize,
+    /// Position of the sort column within `read`.
+    sort: Option<(usize, bool)>,
+    limit: Option<usize>,
+    batch_size: usize,
+    out_schema: SchemaRef,
+}
+
+fn plan(engine: &Engine, q: &Query) -> Result<Plan> {
+    let schema = engine.schema();
+    let preds = bind_all(&q.filters, schema)?;
+    let index_of = |name: &str| {
+        schema.index_of(name).map_err(|_| {
+            Error::InvalidArgument(format!(
+                "unknown column `{name}` (columns: {})",
+                crate::schema::column_names(schema).join(", ")
+            ))
+        })
+    };
+    let mut read: Vec<usize> = match &q.columns {
+        None => (0..schema.fields().len()).collect(),
+        Some(cols) if cols.is_empty() => {
+            return Err(Error::InvalidArgument("columns is empty".into()))
+        }
+        Some(cols) => cols.iter().map(|c| index_of(c)).collect::<Result<_>>()?,
+    };
+    let out = read.len();
+    let sort = match &q.sort {
+        None => None,
+        Some(s) => {
+            let c = index_of(&s.column)?;
+            let pos = match read.iter().position(|&r| r == c) {
+                Some(p) => p,
+                None => {
+                    read.push(c);
+                    read.len() - 1
+                }
+            };
+            Some((pos, s.descending))
+        }
+    };
+    let out_schema = Arc::new(
+        schema
+            .project(&read[..out])
+            .map_err(|e| Error::arrow("projecting the output", e))?,
+    );
+    let batch_size = q
+        .batch_size
+        .unwrap_or(engine.config().query.output_batch_size)
+        .max(1);
+    Ok(Plan {
+        preds,
+        read,
+        out,
+        sort,
+        limit: q.limit,
+        batch_size,
+        out_schema,
+    })
+}
+
+/// The result of a query: an iterator of batches, and counts once drained.
+pub struct QueryStream {
+    plan: Plan,
+    cold_dir: std::path::PathBuf,
+    schema: SchemaRef,
+    /// Cold files still to read (unsorted queries read them lazily).
+    pending_files: VecDeque<ColdFile>,
+    /// In-memory rows still to emit, in order.
+    ready: VecDeque<RecordBatch>,
+    /// Hot and warm rows, emitted after the cold files (unsorted).
+    tail: Vec<RecordBatch>,
+    emitted: usize,
+    started: Instant,
+    pub stats: QueryStats,
+    scan: ScanStats,
+    done: bool,
+}
+
+impl std::fmt::Debug for QueryStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryStream")
+            .field("stats", &self.stats)
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Runs `q`; batches stream from the returned iterator.
+    pub fn query(&self, q: &Query) -> Result<QueryStream> {
+        let started = Instant::now();
+        let plan = plan(self, q)?;
+        // One snapshot of every tier.
+        let (hot, warm, files) = {
+            let state = self.read();
+            let hot: Vec<RecordBatch> = state.hot.values().cloned().collect();
+            let warm = state.warm.scan(&plan.preds, &plan.read)?;
+            (hot, warm, state.cold.clone())
+        };
+        let mut stats = QueryStats::default();
+        let mut hot_rows = Vec::new();
+        for b in &hot {
+            let kept = filter_batch(&plan.preds, b)?;
+            if kept.num_rows() > 0 {
+                stats.hot_rows += kept.num_rows() as u64;
+                hot_rows.push(
+                    kept.project(&plan.read)
+                        .map_err(|e| Error::arrow("projecting hot rows", e))?,
+                );
+            }
+        }
+        stats.warm_rows = warm.iter().map(|b| b.num_rows() as u64).sum();
+        let mut scan = ScanStats {
+            files_total: files.len() as u64,
+            ..ScanStats::default()
+        };
+        let candidates: VecDeque<ColdFile> = files
+            .iter()
+            .filter(|f| {
+                let keep = cold::file_may_match(f, &plan.preds);
+                if !keep {
+                    scan.files_pruned += 1;
+                }
+                keep
+            })
+            .cloned()
+            .collect();
+        let mut stream = QueryStream {
+            plan,
+            cold_dir: self.config().cold_dir(),
+            schema: self.schema().clone(),
+            pending_files: candidates,
+            ready: VecDeque::new(),
+            tail: Vec::new(),
+            emitted: 0,
+            started,
+            stats,
+            scan,
+            done: false,
+        };
+        match stream.plan.sort {
+            None => {
+                stream.tail = warm;
+                stream.tail.extend(hot_rows);
+            }
+            Some(_) => {
+                let mut runs = Vec::new();
+                while let Some(f) = stream.pending_files.pop_front() {
+                    let rows = stream.read_file(&f, usize::MAX)?;
+                    if let Some(run) = stream.sorted_run(&rows)? {
+                        runs.push(run);
+                    }
+                }
+                for source in [warm, hot_rows] {
+                    if let Some(run) = stream.sorted_run(&source)? {
+                        runs.push(run);
+                    }
+                }
+                stream.merge(runs)?;
+            }
+        }
+        Ok(stream)
+    }
+}
+
+impl QueryStream {
+    /// Reads one cold file's matching rows (stopping after `want` rows).
+    fn read_file(&mut self, f: &ColdFile, want: usize) -> Result<Vec<RecordBatch>> {
+        let path = self.cold_dir.join(&f.path);
+        let mut out = Vec::new();
+        let mut got = 0usize;
+        cold::scan_file(
+            &path,
+            &self.schema,
+            &self.plan.preds,
+            &self.plan.read,
+            self.plan.batch_size,
+            &mut self.scan,
+            |b| {
+                got += b.num_rows();
+                out.push(b);
+                Ok(got < want)
+            },
+        )?;
+        self.stats.cold_rows += got as u64;
+        Ok(out)
+    }
+
+    /// Sorts a source's rows by the sort column, keeping the first `limit`.
+    fn sorted_run(&self, batches: &[RecordBatch]) -> Result<Option<RecordBatch>> {
+        let Some((pos, descending)) = self.plan.sort else {
+            return Ok(None);
+        };
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            return Ok(None);
+        }
+        let schema = batches[0].schema();
+        let all = arrow_select::concat::concat_batches(&schema, batches)
+            .map_err(|e| Error::arrow("gathering rows to sort", e))?;
+        let options = SortOptions {
+            descending,
+            nulls_first: false,
+        };
+        let idx = arrow_ord::sort::sort_to_indices(all.column(pos), Some(options), self.plan.limit)
+            .map_err(|e| Error::arrow("sorting", e))?;
+        let sorted = arrow_select::take::take_record_batch(&all, &idx)
+            .map_err(|e| Error::arrow("sorting", e))?;
+        Ok(Some(sorted))
+    }
+
+    /// Merges sorted runs into `ready`, up to the limit.
+    fn merge(&mut self, runs: Vec<RecordBatch>) -> Result<()> {
+        let Some((pos, descending)) = self.plan.sort else {
+            return Ok(());
+        };
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let field = SortField::new_with_options(
+            runs[0].column(pos).data_type().clone(),
+            SortOptions {
+                descending,
+                nulls_first: false,
+            },
+        );
+        let converter =
+            RowConverter::new(vec![field]).map_err(|e| Error::arrow("preparing the merge", e))?;
+        let keys = runs
+            .iter()
+            .map(|r| converter.convert_columns(&[r.column(pos).clone()]))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::arrow("preparing the merge", e))?;
+        let total: usize = runs.iter().map(|r| r.num_rows()).sum();
+        let want = self.plan.limit.unwrap_or(total).min(total);
+        let mut heap = BinaryHeap::new();
+        for (run, k) in keys.iter().enumerate() {
+            if k.num_rows() > 0 {
+                heap.push(Reverse((k.row(0), run, 0usize)));
+            }
+        }
+        let mut picks: Vec<(usize, usize)> = Vec::with_capacity(want);
+        while picks.len() < want {
+            let Some(Reverse((_, run, i))) = heap.pop() else {
+                break;
+            };
+            picks.push((run, i));
+            if i + 1 < keys[run].num_rows() {
+                heap.push(Reverse((keys[run].row(i + 1), run, i + 1)));
+            }
+        }
+        for chunk in picks.chunks(self.plan.batch_size) {
+            let columns = (0..self.plan.read.len())
+                .map(|c| {
+                    let arrays: Vec<&dyn Array> =
+                        runs.iter().map(|r| r.column(c).as_ref()).collect();
+                    arrow_select::interleave::interleave(&arrays, chunk)
+                })
+                .collect::<std::result::Result<Vec<_>, _>>()
+                .map_err(|e| Error::arrow("merging sorted runs", e))?;
+            let batch = RecordBatch::try_new(runs[0].schema(), columns)
+                .map_err(|e| Error::arrow("merging sorted runs", e))?;
+            self.ready.push_back(batch);
+        }
+        Ok(())
+    }
+
+    /// Cuts `batch` to the output columns, the remaining limit and batch size,
+    /// queueing what is left.
+    fn emit(&mut self, batch: RecordBatch) -> Result<Option<RecordBatch>> {
+        let left = self
+            .plan
+            .limit
+            .map(|l| l - self.emitted)
+            .unwrap_or(usize::MAX);
+        if left == 0 {
+            self.done = true;
+            return Ok(None);
+        }
+        let take = batch.num_rows().min(left).min(self.plan.batch_size);
+        if take < batch.num_rows() && take < left {
+            self.ready
+                .push_front(batch.slice(take, batch.num_rows() - take));
+        }
+        let head = batch.slice(0, take);
+        let cols: Vec<usize> = (0..self.plan.out).collect();
+        let out = head
+            .project(&cols)
+            .map_err(|e| Error::arrow("projecting the output", e))?;
+        let out = RecordBatch::try_new(self.plan.out_schema.clone(), out.columns().to_vec())
+            .map_err(|e| Error::arrow("shaping the output", e))?;
+        self.emitted += take;
+        self.stats.rows_out += take as u64;
+        Ok(Some(out))
+    }
+
+    fn finish(&mut self) {
+        self.done = true;
+        self.stats.cold = ColdScanSummary::from(&self.scan);
+        self.stats.elapsed = self.started.elapsed();
+    }
+
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            if self.plan.limit.is_some_and(|l| self.emitted >= l) {
+                self.finish();
+                return Ok(None);
+            }
+            if let Some(b) = self.ready.pop_front() {
+                if b.num_rows() == 0 {
+                    continue;
+                }
+                return self.emit(b);
+            }
+            if let Some(f) = self.pending_files.pop_front() {
+                let want = self
+                    .plan
+                    .limit
+                    .map(|l| l - self.emitted)
+                    .unwrap_or(usize::MAX);
+                let rows = self.read_file(&f, want)?;
+                self.ready.extend(rows);
+                continue;
+            }
+            if !self.tail.is_empty() {
+                let tail = std::mem::take(&mut self.tail);
+                self.ready.extend(tail);
+                continue;
+            }
+            self.finish();
+            return Ok(None);
+        }
+    }
+
+    /// Drains the stream into one batch (tests and small results).
+    pub fn collect_batch(mut self) -> Result<(RecordBatch, QueryStats)> {
+        let mut out = Vec::new();
+        while let Some(b) = self.next_batch()? {
+            out.push(b);
+        }
+        let schema = self.plan.out_schema.clone();
+        let all = arrow_select::concat::concat_batches(&schema, &out)
+            .map_err(|e| Error::arrow("collecting a result", e))?;
+        Ok((all, self.stats))
+    }
+
+    /// The output schema.
+    pub fn schema(&self) -> SchemaRef {
+        self.plan.out_schema.clone()
+    }
+}
+
+impl Iterator for QueryStream {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.next_batch() {
+            Ok(Some(b)) => Some(Ok(b)),
+            Ok(None) => None,
+            Err(e) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Indices helper kept for callers that gather rows by position.
+pub fn take_rows(batch: &RecordBatch, rows: &[u32]) -> Result<RecordBatch> {
+    arrow_select::take::take_record_batch(batch, &UInt32Array::from(rows.to_vec()))
+        .map_err(|e| Error::arrow("gathering rows", e))
+}

@@ -1,0 +1,640 @@
+//! The write-ahead log: segments in the Arrow IPC stream format, one record
+//! batch per message, a checksum per record, group commit.
+//!
+//! # Format
+//!
+//! A segment `wal-<first lsn, 20 digits>.arrows` is an Arrow IPC stream
+//! (pyarrow's `ipc.open_stream` reads it): a Schema message, then one
+//! RecordBatch message per acknowledged write, no end-of-stream marker (the
+//! log is append-only; readers stop at the end of the file). Each message is
+//! framed as IPC requires:
+//!
+//! ```text
+//! 0xFFFFFFFF | metadata length (i32 LE) | flatbuffer Message, zero padded to 8 bytes
+//!            | trailer: "SSWL" | crc32c (u32 LE) | lsn (u64 LE)
+//!            | body (the batch's buffers)
+//! ```
+//!
+//! The 16-byte trailer sits inside the metadata length, after the flatbuffer,
+//! where IPC readers see padding; so the file stays a plain IPC stream while
+//! each record carries its log sequence number (LSN) and a CRC-32C over
+//! flatbuffer, body and LSN. The Schema message carries the segment's first
+//! LSN in its metadata, and must match the store's schema byte for byte.
+//!
+//! # Durability
+//!
+//! [`Wal::append`] returns only after the record's bytes are written and
+//! fsynced. Writers that arrive while a flush is running queue their records;
+//! the next flush writes them all and fsyncs once (group commit). A failed
+//! write or fsync poisons the log: the state of the file is unknown, so every
+//! later append fails until the store is reopened and the log replayed.
+//!
+//! # Recovery
+//!
+//! [`replay`] reads the segments in order and checks every record. A record
+//! that is cut short, or fails its checksum, at the end of the last segment
+//! with nothing valid after it, is a torn tail (a write that was never
+//! acknowledged): it is cut off and reported. Anything else that fails a
+//! check is corruption, and an error names the segment, byte offset and
+//! reason; nothing is skipped silently.
+
+use std::collections::HashMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use arrow_array::RecordBatch;
+use arrow_buffer::Buffer;
+use arrow_ipc::writer::{DictionaryTracker, IpcDataGenerator, IpcWriteOptions};
+use arrow_ipc::MetadataVersion;
+use arrow_schema::{Schema, SchemaRef};
+
+use crate::error::{Error, Result};
+
+const CONTINUATION: [u8; 4] = [0xFF; 4];
+const MAGIC: &[u8; 4] = b"SSWL";
+const TRAILER: usize = 16;
+const WAL_VERSION_KEY: &str = "squeezed_signals.wal";
+
+/// One segment file on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Segment {
+    pub first_lsn: u64,
+    pub path: PathBuf,
+}
+
+/// Counters for reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalStats {
+    pub fsyncs: u64,
+    pub records: u64,
+    pub bytes: u64,
+    pub segments: u64,
+}
+
+/// What recovery found.
+#[derive(Clone, Debug, Default)]
+pub struct Recovery {
+    /// Records read back (including those already in the cold tier).
+    pub records: u64,
+    /// Records handed to the caller (LSN above the watermark).
+    pub replayed: u64,
+    /// Bytes cut from the end of the last segment, and why.
+    pub torn_tail: Option<(u64, String)>,
+    /// The next LSN to assign.
+    pub next_lsn: u64,
+}
+
+/// The segment's name for its first LSN.
+pub fn segment_name(first_lsn: u64) -> String {
+    format!("wal-{first_lsn:020}.arrows")
+}
+
+/// Segments in `dir`, sorted by first LSN.
+pub fn list_segments(dir: &Path) -> Result<Vec<Segment>> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(Error::io(dir, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some(num) = name
+            .strip_prefix("wal-")
+            .and_then(|s| s.strip_suffix(".arrows"))
+        else {
+            continue;
+        };
+        let first_lsn = num.parse().map_err(|_| {
+            Error::corrupt(entry.path().display().to_string(), 0, "bad segment name")
+        })?;
+        out.push(Segment {
+            first_lsn,
+            path: entry.path(),
+        });
+    }
+    out.sort_by_key(|s| s.first_lsn);
+    Ok(out)
+}
+
+fn ipc_options() -> IpcWriteOptions {
+    // Alignment 8 and V5 are what the IPC spec requires; both always valid.
+    IpcWriteOptions::try_new(8, false, MetadataVersion::V5).unwrap_or_default()
+}
+
+/// The bytes of a segment's header: a framed Schema message.
+fn segment_header(schema: &Schema, first_lsn: u64) -> Vec<u8> {
+    let mut meta = HashMap::new();
+    meta.insert(
+        WAL_VERSION_KEY.to_string(),
+        format!("1 first_lsn={first_lsn}"),
+    );
+    let schema = schema.clone().with_metadata(meta);
+    let encoded = IpcDataGenerator::default().schema_to_bytes_with_dictionary_tracker(
+        &schema,
+        &mut DictionaryTracker::new(false),
+        &ipc_options(),
+    );
+    let fb = encoded.ipc_message;
+    let padded = fb.len().div_ceil(8) * 8;
+    let mut out = Vec::with_capacity(8 + padded);
+    out.extend_from_slice(&CONTINUATION);
+    out.extend_from_slice(&(padded as i32).to_le_bytes());
+    out.extend_from_slice(&fb);
+    out.resize(8 + padded, 0);
+    out
+}
+
+/// A batch encoded as a framed record, its LSN and checksum still to be set.
+struct Frame {
+    bytes: Vec<u8>,
+    /// Offset of the trailer in `bytes`.
+    trailer: usize,
+    /// CRC-32C of flatbuffer and body, before the LSN is appended.
+    partial_crc: u32,
+}
+
+impl Frame {
+    fn encode(batch: &RecordBatch) -> Result<Frame> {
+        let (_dicts, encoded) = IpcDataGenerator::default()
+            .encode(
+                batch,
+                &mut DictionaryTracker::new(false),
+                &ipc_options(),
+                &mut Default::default(),
+            )
+            .map_err(|e| Error::arrow("encoding a WAL record", e))?;
+        let fb = encoded.ipc_message;
+        let body = encoded.arrow_data;
+        let padded = fb.len().div_ceil(8) * 8;
+        let meta_len = padded + TRAILER;
+        let mut bytes = Vec::with_capacity(8 + meta_len + body.len());
+        bytes.extend_from_slice(&CONTINUATION);
+        bytes.extend_from_slice(&(meta_len as i32).to_le_bytes());
+        bytes.extend_from_slice(&fb);
+        bytes.resize(8 + padded, 0);
+        let trailer = bytes.len();
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&[0; 12]);
+        bytes.extend_from_slice(&body);
+        let partial_crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[8..8 + padded]), &body);
+        Ok(Frame {
+            bytes,
+            trailer,
+            partial_crc,
+        })
+    }
+
+    fn seal(&mut self, lsn: u64) {
+        let crc = crc32c::crc32c_append(self.partial_crc, &lsn.to_le_bytes());
+        let t = self.trailer;
+        self.bytes[t + 4..t + 8].copy_from_slice(&crc.to_le_bytes());
+        self.bytes[t + 8..t + 16].copy_from_slice(&lsn.to_le_bytes());
+    }
+}
+
+/// The active segment, touched only by the flushing leader.
+struct Writer {
+    dir: PathBuf,
+    schema: SchemaRef,
+    file: File,
+    path: PathBuf,
+    len: u64,
+    /// Length of the active segment's header (a segment holding only its
+    /// header never rolls, so a huge record still gets written).
+    header_len: u64,
+    segment_bytes: u64,
+    fsync: bool,
+    stats: WalStats,
+}
+
+/// Creates a segment holding only its header; returns it and its length.
+fn create_segment(
+    dir: &Path,
+    schema: &Schema,
+    first_lsn: u64,
+    fsync: bool,
+) -> Result<(File, PathBuf, u64)> {
+    let path = dir.join(segment_name(first_lsn));
+    let mut file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    let header = segment_header(schema, first_lsn);
+    file.write_all(&header).map_err(|e| Error::io(&path, e))?;
+    if fsync {
+        file.sync_all().map_err(|e| Error::io(&path, e))?;
+        sync_dir(dir)?;
+    }
+    Ok((file, path, header.len() as u64))
+}
+
+impl Writer {
+    fn roll(&mut self, first_lsn: u64) -> Result<()> {
+        let (file, path, len) = create_segment(&self.dir, &self.schema, first_lsn, self.fsync)?;
+        self.file = file;
+        self.path = path;
+        self.len = len;
+        self.header_len = len;
+        self.stats.segments += 1;
+        if self.fsync {
+            self.stats.fsyncs += 1;
+        }
+        Ok(())
+    }
+
+    /// Writes frames (rolling segments at frame boundaries), then one fsync.
+    fn write(&mut self, frames: &[(u64, Frame)]) -> Result<()> {
+        for (lsn, frame) in frames {
+            if self.len > self.header_len
+                && self.len + frame.bytes.len() as u64 > self.segment_bytes
+            {
+                if self.fsync {
+                    self.file
+                        .sync_data()
+                        .map_err(|e| Error::io(&self.path, e))?;
+                    self.stats.fsyncs += 1;
+                }
+                self.roll(*lsn)?;
+            }
+            self.file
+                .write_all(&frame.bytes)
+                .map_err(|e| Error::io(&self.path, e))?;
+            self.len += frame.bytes.len() as u64;
+            self.stats.records += 1;
+            self.stats.bytes += frame.bytes.len() as u64;
+        }
+        if self.fsync {
+            self.file
+                .sync_data()
+                .map_err(|e| Error::io(&self.path, e))?;
+            self.stats.fsyncs += 1;
+        }
+        Ok(())
+    }
+}
+
+struct Queue {
+    pending: Vec<(u64, Frame)>,
+    next_lsn: u64,
+    /// Every LSN below this is durable.
+    durable: u64,
+    flushing: bool,
+    poisoned: Option<String>,
+}
+
+/// The write-ahead log of one store.
+pub struct Wal {
+    dir: PathBuf,
+    queue: Mutex<Queue>,
+    flushed: Condvar,
+    writer: Mutex<Writer>,
+}
+
+impl std::fmt::Debug for Wal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wal").field("dir", &self.dir).finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock cannot leave these structures half
+    // updated in a way later code would misread; keep going.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// fsyncs a directory so that created, renamed or deleted entries persist.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| Error::io(dir, e))
+}
+
+impl Wal {
+    /// Opens the log for appending after [`replay`] returned `recovery`.
+    pub fn open(
+        dir: &Path,
+        schema: SchemaRef,
+        recovery: &Recovery,
+        segment_bytes: u64,
+        fsync: bool,
+    ) -> Result<Wal> {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let segments = list_segments(dir)?;
+        let (file, path, len) = match segments.last() {
+            Some(last) => {
+                let file = OpenOptions::new()
+                    .append(true)
+                    .open(&last.path)
+                    .map_err(|e| Error::io(&last.path, e))?;
+                let len = file.metadata().map_err(|e| Error::io(&last.path, e))?.len();
+                (file, last.path.clone(), len)
+            }
+            None => create_segment(dir, &schema, recovery.next_lsn, fsync)?,
+        };
+        let schema_for_len = schema.clone();
+        let writer = Writer {
+            dir: dir.to_path_buf(),
+            schema,
+            file,
+            path,
+            len,
+            header_len: segments
+                .last()
+                .map(|l| segment_header(&schema_for_len, l.first_lsn).len() as u64)
+                .unwrap_or(len),
+            segment_bytes,
+            fsync,
+            stats: WalStats {
+                segments: segments.len().max(1) as u64,
+                ..WalStats::default()
+            },
+        };
+        Ok(Wal {
+            dir: dir.to_path_buf(),
+            queue: Mutex::new(Queue {
+                pending: Vec::new(),
+                next_lsn: recovery.next_lsn,
+                durable: recovery.next_lsn,
+                flushing: false,
+                poisoned: None,
+            }),
+            flushed: Condvar::new(),
+            writer: Mutex::new(writer),
+        })
+    }
+
+    /// Appends `batch` and returns its LSN once it is durable. Concurrent
+    /// callers share fsyncs.
+    pub fn append(&self, batch: &RecordBatch) -> Result<u64> {
+        let mut frame = Frame::encode(batch)?;
+        let mut q = lock(&self.queue);
+        if let Some(why) = &q.poisoned {
+            return Err(Error::Poisoned(why.clone()));
+        }
+        let lsn = q.next_lsn;
+        q.next_lsn += 1;
+        frame.seal(lsn);
+        q.pending.push((lsn, frame));
+        loop {
+            if q.durable > lsn {
+                return Ok(lsn);
+            }
+            if let Some(why) = &q.poisoned {
+                return Err(Error::Poisoned(why.clone()));
+            }
+            if !q.flushing {
+                // Lead: take everything queued, write it with one fsync.
+                q.flushing = true;
+                let frames = std::mem::take(&mut q.pending);
+                let upto = q.next_lsn;
+                drop(q);
+                let result = lock(&self.writer).write(&frames);
+                q = lock(&self.queue);
+                q.flushing = false;
+                match result {
+                    Ok(()) => q.durable = upto,
+                    Err(e) => q.poisoned = Some(e.to_string()),
+                }
+                self.flushed.notify_all();
+            } else {
+                q = self.flushed.wait(q).unwrap_or_else(|p| p.into_inner());
+            }
+        }
+    }
+
+    /// Counters since open.
+    pub fn stats(&self) -> WalStats {
+        lock(&self.writer).stats
+    }
+
+    /// Bytes of all segments on disk.
+    pub fn disk_bytes(&self) -> Result<u64> {
+        let mut total = 0;
+        for s in list_segments(&self.dir)? {
+            total += std::fs::metadata(&s.path)
+                .map_err(|e| Error::io(&s.path, e))?
+                .len();
+        }
+        Ok(total)
+    }
+
+    /// Deletes every segment whose records all have LSN <= `lsn` (they are in
+    /// the cold tier). The active segment is kept.
+    pub fn delete_through(&self, lsn: u64) -> Result<usize> {
+        let writer = lock(&self.writer);
+        let segments = list_segments(&self.dir)?;
+        let mut deleted = 0;
+        for pair in segments.windows(2) {
+            let (seg, next) = (&pair[0], &pair[1]);
+            if next.first_lsn <= lsn + 1 && seg.path != writer.path {
+                std::fs::remove_file(&seg.path).map_err(|e| Error::io(&seg.path, e))?;
+                deleted += 1;
+            }
+        }
+        if deleted > 0 {
+            sync_dir(&self.dir)?;
+        }
+        Ok(deleted)
+    }
+}
+
+/// One record found by [`replay`].
+fn read_frame(
+    bytes: &Buffer,
+    offset: usize,
+    schema: &SchemaRef,
+) -> std::result::Result<(u64, RecordBatch, usize), String> {
+    let data = bytes.as_slice();
+    let rest = data.len() - offset;
+    if rest < 8 {
+        return Err(format!("{rest} bytes left, a record header needs 8"));
+    }
+    if data[offset..offset + 4] != CONTINUATION {
+        return Err("no IPC continuation marker".into());
+    }
+    let meta_len = i32::from_le_bytes([
+        data[offset + 4],
+        data[offset + 5],
+        data[offset + 6],
+        data[offset + 7],
+    ]);
+    if meta_len < (TRAILER as i32) + 8 || meta_len % 8 != 0 {
+        return Err(format!("metadata length {meta_len} is impossible"));
+    }
+    let meta_len = meta_len as usize;
+    if rest - 8 < meta_len {
+        return Err(format!(
+            "record metadata needs {meta_len} bytes, {} left",
+            rest - 8
+        ));
+    }
+    let meta = &data[offset + 8..offset + 8 + meta_len];
+    let (fb, trailer) = meta.split_at(meta_len - TRAILER);
+    if &trailer[..4] != MAGIC {
+        return Err("record trailer magic missing".into());
+    }
+    let crc = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
+    let mut lsn_bytes = [0u8; 8];
+    lsn_bytes.copy_from_slice(&trailer[8..16]);
+    let lsn = u64::from_le_bytes(lsn_bytes);
+    let message = arrow_ipc::root_as_message(fb)
+        .map_err(|e| format!("record metadata does not parse: {e}"))?;
+    let body_len = usize::try_from(message.bodyLength())
+        .map_err(|_| format!("negative body length {}", message.bodyLength()))?;
+    let body_start = offset + 8 + meta_len;
+    if data.len() - body_start < body_len {
+        return Err(format!(
+            "record body needs {body_len} bytes, {} left",
+            data.len() - body_start
+        ));
+    }
+    let body = &data[body_start..body_start + body_len];
+    // The checksum covers the padded flatbuffer region, the body, the LSN.
+    let want = crc32c::crc32c_append(crc32c::crc32c_append(crc32c::crc32c(fb), body), &lsn_bytes);
+    if want != crc {
+        return Err(format!(
+            "checksum mismatch (stored {crc:#010x}, computed {want:#010x})"
+        ));
+    }
+    let Some(rb) = message.header_as_record_batch() else {
+        return Err("message is not a record batch".into());
+    };
+    let body_buf = bytes.slice_with_length(body_start, body_len);
+    let batch = arrow_ipc::reader::read_record_batch(
+        &body_buf,
+        rb,
+        schema.clone(),
+        &HashMap::new(),
+        None,
+        &message.version(),
+    )
+    .map_err(|e| format!("record does not decode: {e}"))?;
+    Ok((lsn, batch, body_start + body_len))
+}
+
+/// Reads every segment in `dir`, calls `f(lsn, batch)` for each record with
+/// LSN > `after`, cuts a torn tail off the last segment, and returns what it
+/// found. `expected_first` is the first LSN when the directory is empty.
+pub fn replay(
+    dir: &Path,
+    schema: &SchemaRef,
+    after: u64,
+    mut f: impl FnMut(u64, RecordBatch) -> Result<()>,
+) -> Result<Recovery> {
+    let segments = list_segments(dir)?;
+    let mut recovery = Recovery {
+        next_lsn: after + 1,
+        ..Recovery::default()
+    };
+    for (i, seg) in segments.iter().enumerate() {
+        let last = i + 1 == segments.len();
+        let what = seg.path.display().to_string();
+        let raw = std::fs::read(&seg.path).map_err(|e| Error::io(&seg.path, e))?;
+        let header = segment_header(schema, seg.first_lsn);
+        if raw.len() < header.len() || raw[..header.len()] != header[..] {
+            if last && raw.len() < header.len() && header.starts_with(&raw) {
+                // Created but its header never fully written: nothing in it
+                // was acknowledged. Rewrite it empty.
+                std::fs::write(&seg.path, &header).map_err(|e| Error::io(&seg.path, e))?;
+                recovery.torn_tail = Some((
+                    (header.len() - raw.len()) as u64,
+                    "segment header incomplete".into(),
+                ));
+                recovery.next_lsn = recovery.next_lsn.max(seg.first_lsn);
+                continue;
+            }
+            return Err(Error::corrupt(
+                what,
+                0,
+                "segment header is not this store's schema (wrong store, or damaged)",
+            ));
+        }
+        if seg.first_lsn > recovery.next_lsn && recovery.records > 0 {
+            return Err(Error::corrupt(
+                what,
+                0,
+                format!(
+                    "segment starts at LSN {} but the previous one ended at {}",
+                    seg.first_lsn,
+                    recovery.next_lsn - 1
+                ),
+            ));
+        }
+        let bytes = Buffer::from_vec(raw);
+        let mut offset = header.len();
+        let mut expect = seg.first_lsn;
+        while offset < bytes.len() {
+            match read_frame(&bytes, offset, schema) {
+                Ok((lsn, batch, end)) => {
+                    if lsn != expect {
+                        return Err(Error::corrupt(
+                            what,
+                            offset as u64,
+                            format!("record has LSN {lsn}, expected {expect}"),
+                        ));
+                    }
+                    recovery.records += 1;
+                    if lsn > after {
+                        recovery.replayed += 1;
+                        f(lsn, batch)?;
+                    }
+                    expect += 1;
+                    offset = end;
+                }
+                Err(reason) => {
+                    let later = valid_frame_after(&bytes, offset + 8, schema);
+                    if !last || later.is_some() {
+                        let extra = match later {
+                            Some(at) => format!("; a valid record follows at byte {at}"),
+                            None => "; the segment is not the last one".into(),
+                        };
+                        return Err(Error::corrupt(
+                            what,
+                            offset as u64,
+                            format!("record LSN {expect}: {reason}{extra}"),
+                        ));
+                    }
+                    let cut = (bytes.len() - offset) as u64;
+                    let file = OpenOptions::new()
+                        .write(true)
+                        .open(&seg.path)
+                        .map_err(|e| Error::io(&seg.path, e))?;
+                    file.set_len(offset as u64)
+                        .and_then(|()| file.sync_all())
+                        .map_err(|e| Error::io(&seg.path, e))?;
+                    recovery.torn_tail = Some((
+                        cut,
+                        format!("{what} at byte {offset}: record LSN {expect}: {reason}"),
+                    ));
+                    break;
+                }
+            }
+        }
+        recovery.next_lsn = recovery.next_lsn.max(expect);
+    }
+    Ok(recovery)
+}
+
+/// The offset of the first valid record after `from`, if any (used to tell a
+/// torn tail from damage in the middle of a segment).
+fn valid_frame_after(bytes: &Buffer, from: usize, schema: &SchemaRef) -> Option<usize> {
+    let data = bytes.as_slice();
+    let mut at = from.div_ceil(8) * 8;
+    while at + 8 <= data.len() {
+        if data[at..at + 4] == CONTINUATION && read_frame(bytes, at, schema).is_ok() {
+            return Some(at);
+        }
+        at += 8;
+    }
+    None
+}
+
+/// Appends are shared across threads through an `Arc`.
+pub type SharedWal = Arc<Wal>;
