@@ -1,0 +1,407 @@
+//! The engine: exact tier counts, queries across tiers against a naive
+//! scan, reopen, bad input, corrupt cold files, retention, jobs.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{Array, RecordBatch, TimestampNanosecondArray};
+use arrow_schema::{DataType, Field, Schema};
+use common::{concat, small_config};
+use proptest::prelude::*;
+use tiered::error::Error;
+use tiered::filter::{bind_all, filter_batch, Filter, Scalar};
+use tiered::gen::{Generator, START_NS};
+use tiered::query::{Query, Sort};
+use tiered::schema::Mode;
+use tiered::Engine;
+
+/// A store with `n` batches of `rows` trading records spread over the tiers.
+fn filled(dir: &std::path::Path, n: usize, rows: usize) -> (Engine, Vec<RecordBatch>) {
+    let engine = Engine::open(small_config(dir, Mode::Trading)).unwrap();
+    let mut g = Generator::new(Mode::Trading, 5, 12);
+    g.mean_gap_ns = 60_000_000_000; // 60 s: about four days of data
+    let mut all = Vec::new();
+    for _ in 0..n {
+        let b = g.batch(rows).unwrap();
+        engine.ingest(&b).unwrap();
+        all.push(b);
+        let s = engine.stats().unwrap();
+        let ingested: usize = all.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(s.total(), ingested as u64, "every record in exactly one tier");
+    }
+    (engine, all)
+}
+
+/// Rows as comparable strings (bit-exact floats).
+fn row_keys(b: &RecordBatch) -> Vec<String> {
+    (0..b.num_rows())
+        .map(|r| {
+            b.columns()
+                .iter()
+                .map(|c| match c.data_type() {
+                    DataType::Float64 => c.as_primitive::<Float64Type>().value(r).to_bits().to_string(),
+                    DataType::Utf8 => c.as_string::<i32>().value(r).to_string(),
+                    _ => arrow_cast_like(c.as_ref(), r),
+                })
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+fn arrow_cast_like(c: &dyn Array, r: usize) -> String {
+    match c.data_type() {
+        DataType::Timestamp(..) => c
+            .as_any()
+            .downcast_ref::<TimestampNanosecondArray>()
+            .unwrap()
+            .value(r)
+            .to_string(),
+        DataType::Int64 => c.as_primitive::<Int64Type>().value(r).to_string(),
+        DataType::Int32 => c
+            .as_primitive::<arrow_array::types::Int32Type>()
+            .value(r)
+            .to_string(),
+        _ => String::new(),
+    }
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[test]
+fn records_spread_over_all_three_tiers_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, all) = filled(dir.path(), 30, 200);
+    let s = engine.stats().unwrap();
+    assert!(s.hot_records > 0 && s.warm_records > 0 && s.cold_records > 0, "{s:?}");
+    assert!(s.migrations > 0);
+    let (before, _) = engine.query(&Query::default()).unwrap().collect_batch().unwrap();
+    drop(engine);
+    let engine = Engine::open(small_config(dir.path(), Mode::Trading)).unwrap();
+    let s2 = engine.stats().unwrap();
+    assert_eq!(s2.total(), 6000);
+    assert_eq!(s2.cold_records, s.cold_records);
+    let (after, _) = engine.query(&Query::default()).unwrap().collect_batch().unwrap();
+    let want = sorted(row_keys(&concat(&all)));
+    assert_eq!(sorted(row_keys(&before)), want);
+    assert_eq!(sorted(row_keys(&after)), want);
+    // Everything migrated: still every record once.
+    engine.migrate_all().unwrap();
+    let s3 = engine.stats().unwrap();
+    assert_eq!((s3.hot_records, s3.warm_records, s3.cold_records), (0, 0, 6000));
+    let (all_cold, _) = engine.query(&Query::default()).unwrap().collect_batch().unwrap();
+    assert_eq!(sorted(row_keys(&all_cold)), want);
+}
+
+fn arb_filter(symbols: Vec<String>) -> impl Strategy<Value = Filter> {
+    let sym = proptest::sample::select(symbols);
+    prop_oneof![
+        sym.clone().prop_map(|s| Filter::eq("symbol", s.as_str())),
+        proptest::collection::vec(sym, 1..4)
+            .prop_map(|v| Filter::is_in("symbol", v.iter().map(String::as_str))),
+        (0i64..600_000, 1i64..200_000).prop_map(|(a, len)| Filter::range(
+            "timestamp",
+            Some(Scalar::Int(START_NS + a * 100_000_000_000 / 10_000)),
+            Some(Scalar::Int(START_NS + (a + len) * 100_000_000_000 / 10_000)),
+        )),
+        (1.0f64..1000.0).prop_map(|p| Filter::range("price", Some(Scalar::Float(p)), None)),
+        (1.0f64..1000.0).prop_map(|p| Filter::range("price", None, Some(Scalar::Float(p)))),
+        prop_oneof![Just("buy"), Just("sell")].prop_map(|s| Filter::eq("side", s)),
+        Just(Filter::is_in("exchange", ["kraken", "coinbase"])),
+        (0i64..4).prop_map(|f| Filter::eq("flags", f)),
+        (0i64..6000).prop_map(|t| Filter::range("trade_id", Some(Scalar::Int(t)), None)),
+    ]
+}
+
+fn sort_values(b: &RecordBatch, col: &str) -> Vec<String> {
+    let c = b.column_by_name(col).unwrap();
+    (0..b.num_rows())
+        .map(|r| match c.data_type() {
+            DataType::Float64 => c.as_primitive::<Float64Type>().value(r).to_bits().to_string(),
+            DataType::Utf8 => c.as_string::<i32>().value(r).to_string(),
+            _ => arrow_cast_like(c.as_ref(), r),
+        })
+        .collect()
+}
+
+#[test]
+fn queries_across_tiers_match_a_naive_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, all) = filled(dir.path(), 30, 200);
+    let everything = concat(&all);
+    let symbols: Vec<String> = Generator::new(Mode::Trading, 5, 12).symbols().to_vec();
+    let columns = ["timestamp", "symbol", "price", "volume", "trade_id"];
+    let strategy = (
+        proptest::collection::vec(arb_filter(symbols), 0..3),
+        proptest::option::of((proptest::sample::select(columns.to_vec()), any::<bool>())),
+        proptest::option::of(0usize..300),
+        1usize..500,
+    );
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(64));
+    runner
+        .run(&strategy, |(filters, sort, limit, batch_size)| {
+            let q = Query {
+                filters: filters.clone(),
+                sort: sort.map(|(c, d)| Sort {
+                    column: c.to_string(),
+                    descending: d,
+                }),
+                limit,
+                columns: None,
+                batch_size: Some(batch_size),
+            };
+            let mut stream = engine.query(&q).unwrap();
+            let mut parts = Vec::new();
+            for b in stream.by_ref() {
+                let b = b.unwrap();
+                prop_assert!(b.num_rows() <= batch_size && b.num_rows() > 0);
+                parts.push(b);
+            }
+            let got = if parts.is_empty() {
+                RecordBatch::new_empty(engine.schema().clone())
+            } else {
+                concat(&parts)
+            };
+            let preds = bind_all(&filters, engine.schema()).unwrap();
+            let want = filter_batch(&preds, &everything).unwrap();
+            let total = want.num_rows();
+            prop_assert_eq!(got.num_rows(), limit.map_or(total, |l| l.min(total)));
+            let got_keys = row_keys(&got);
+            let want_keys = row_keys(&want);
+            match &q.sort {
+                None if limit.is_none() => {
+                    prop_assert_eq!(sorted(got_keys), sorted(want_keys));
+                }
+                None => {
+                    let set: std::collections::HashSet<_> = want_keys.into_iter().collect();
+                    prop_assert!(got_keys.iter().all(|k| set.contains(k)));
+                }
+                Some(s) => {
+                    // The sort column's values are exactly the naive sort's
+                    // first rows; every row is a real match.
+                    let opts = arrow_ord::sort::SortOptions {
+                        descending: s.descending,
+                        nulls_first: false,
+                    };
+                    let idx = arrow_ord::sort::sort_to_indices(
+                        want.column_by_name(&s.column).unwrap(),
+                        Some(opts),
+                        None,
+                    )
+                    .unwrap();
+                    let naive = arrow_select::take::take_record_batch(&want, &idx).unwrap();
+                    let n = got.num_rows();
+                    prop_assert_eq!(
+                        sort_values(&got, &s.column),
+                        sort_values(&naive.slice(0, n), &s.column)
+                    );
+                    let set: std::collections::HashSet<_> = want_keys.into_iter().collect();
+                    prop_assert!(got_keys.iter().all(|k| set.contains(k)));
+                    if limit.is_none() {
+                        prop_assert_eq!(sorted(got_keys), sorted(row_keys(&naive)));
+                    }
+                }
+            }
+            let st = &stream.stats;
+            prop_assert_eq!(st.rows_out as usize, got.num_rows());
+            Ok(())
+        })
+        .unwrap();
+}
+
+#[test]
+fn cold_pruning_skips_files_row_groups_and_pages() {
+    // One migration of everything: a file per day, several row groups each.
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = small_config(dir.path(), Mode::Trading);
+    config.warm_tier.max_memory_mb = 64.0;
+    let engine = Engine::open(config).unwrap();
+    let mut g = Generator::new(Mode::Trading, 5, 12);
+    g.mean_gap_ns = 10_000_000_000;
+    for _ in 0..10 {
+        engine.ingest(&g.batch(2000).unwrap()).unwrap();
+    }
+    engine.migrate_all().unwrap();
+    let q = Query {
+        filters: vec![Filter::eq("symbol", "ETH/USD")],
+        ..Query::default()
+    };
+    let (got, st) = engine.query(&q).unwrap().collect_batch().unwrap();
+    assert!(got.num_rows() > 0);
+    assert!(st.cold.row_groups_pruned + st.cold.pages_pruned > 0, "{st:?}");
+    let full = engine.query(&Query::default()).unwrap().collect_batch().unwrap().1;
+    assert!(st.cold.bytes_read < full.cold.bytes_read / 2, "{st:?} vs {full:?}");
+}
+
+#[test]
+fn bad_batches_are_refused_whole_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = filled(dir.path(), 3, 100);
+    let before = engine.stats().unwrap();
+    let mut g = Generator::new(Mode::Simple, 1, 2);
+    // Wrong schema (simple batch into a trading store).
+    let e = engine.ingest(&g.batch(5).unwrap()).unwrap_err();
+    assert!(matches!(e, Error::Schema(_)), "{e}");
+    // Non-UTC timestamps.
+    let mut tg = Generator::new(Mode::Trading, 1, 2);
+    let b = tg.batch(5).unwrap();
+    let ts = b.column(0).as_any().downcast_ref::<TimestampNanosecondArray>().unwrap();
+    let local = ts.clone().with_timezone("Europe/Paris");
+    let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[0] = Field::new("timestamp", local.data_type().clone(), false);
+    let mut cols = b.columns().to_vec();
+    cols[0] = Arc::new(local);
+    let bad = RecordBatch::try_new(Arc::new(Schema::new(fields)), cols).unwrap();
+    let e = engine.ingest(&bad).unwrap_err();
+    assert!(e.to_string().contains("UTC"), "{e}");
+    // Out of range.
+    let mut cols = b.columns().to_vec();
+    cols[0] = Arc::new(TimestampNanosecondArray::from(vec![1, 2, -3, 4, 5]).with_timezone("UTC"));
+    let e = engine.ingest(&RecordBatch::try_new(b.schema(), cols).unwrap()).unwrap_err();
+    assert!(e.to_string().contains("row 2"), "{e}");
+    let after = engine.stats().unwrap();
+    assert_eq!(after.total(), before.total());
+    assert_eq!(after.wal_records_written, before.wal_records_written);
+}
+
+#[test]
+fn a_corrupt_cold_file_is_named_and_other_data_stays_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = filled(dir.path(), 30, 200);
+    engine.migrate_all().unwrap();
+    let files = engine.with_catalog(|c| c.files()).unwrap();
+    assert!(files.len() >= 2);
+    drop(engine);
+    // Damage the footer of the first file (same length).
+    let victim = dir.path().join("cold").join(&files[0].path);
+    let mut bytes = std::fs::read(&victim).unwrap();
+    let n = bytes.len();
+    for b in &mut bytes[n - 40..n - 8] {
+        *b ^= 0xA5;
+    }
+    std::fs::write(&victim, &bytes).unwrap();
+    let engine = Engine::open(small_config(dir.path(), Mode::Trading)).unwrap();
+    let e = engine.query(&Query::default()).unwrap().collect_batch().unwrap_err();
+    let name = files[0].path.file_name().unwrap().to_str().unwrap();
+    assert!(e.to_string().contains(name), "{e}");
+    // A query the catalog prunes to other files still answers.
+    let later = files.iter().find(|f| f.min_ts > files[0].max_ts).unwrap();
+    let q = Query {
+        filters: vec![Filter::range("timestamp", Some(Scalar::Int(later.min_ts)), None)],
+        ..Query::default()
+    };
+    let (got, _) = engine.query(&q).unwrap().collect_batch().unwrap();
+    assert!(got.num_rows() > 0);
+    drop(engine);
+    // A file of the wrong length is refused at open, naming it.
+    std::fs::write(&victim, &bytes[..n / 2]).unwrap();
+    let e = Engine::open(small_config(dir.path(), Mode::Trading)).unwrap_err();
+    assert!(e.to_string().contains(name), "{e}");
+}
+
+#[test]
+fn retention_deletes_old_partitions_with_their_catalog_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, all) = filled(dir.path(), 30, 200);
+    engine.migrate_all().unwrap();
+    let files = engine.with_catalog(|c| c.files()).unwrap();
+    let partitions: std::collections::BTreeSet<_> = files.iter().map(|f| f.partition.clone()).collect();
+    assert!(partitions.len() >= 3, "{partitions:?}");
+    let last_ts = concat(&all).column(0).as_primitive::<arrow_array::types::TimestampNanosecondType>().values().iter().copied().max().unwrap();
+    // Keep only the last day's partition.
+    let gone = engine.retention(0, last_ts).unwrap();
+    let kept = engine.with_catalog(|c| c.files()).unwrap();
+    assert!(!gone.is_empty());
+    assert!(kept.iter().all(|f| Some(&f.partition) == partitions.last()));
+    for f in &gone {
+        assert!(!dir.path().join("cold").join(&f.path).exists());
+    }
+    let s = engine.stats().unwrap();
+    let removed: u64 = gone.iter().map(|f| f.rows).sum();
+    assert_eq!(s.total(), 6000 - removed);
+    let (rows, _) = engine.query(&Query::default()).unwrap().collect_batch().unwrap();
+    assert_eq!(rows.num_rows() as u64, s.total());
+}
+
+#[test]
+fn jobs_ingest_generator_and_csv_and_report_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(small_config(dir.path(), Mode::Simple)).unwrap();
+    let id = engine.with_catalog(|c| c.create_job("gen:2500:3")).unwrap();
+    let mut seen = Vec::new();
+    let n = tiered::jobs::run(&engine, id, 1000, |done, total| seen.push((done, total))).unwrap();
+    assert_eq!(n, 2500);
+    assert_eq!(seen, vec![(1000, Some(2500)), (2000, Some(2500)), (2500, Some(2500))]);
+    let job = engine.with_catalog(|c| c.job(id)).unwrap();
+    assert_eq!((job.state.as_str(), job.records_done), ("done", 2500));
+    assert_eq!(engine.stats().unwrap().total(), 2500);
+    // A job cannot start twice.
+    assert!(tiered::jobs::run(&engine, id, 1000, |_, _| {}).is_err());
+
+    let csv = dir.path().join("in.csv");
+    std::fs::write(
+        &csv,
+        "timestamp,symbol,price,volume\n2024-03-01T00:00:00Z,X/USD,1.5,2\n1709251201000000000,X/USD,1.75,3\n",
+    )
+    .unwrap();
+    let id = engine.with_catalog(|c| c.create_job(csv.to_str().unwrap())).unwrap();
+    assert_eq!(tiered::jobs::run(&engine, id, 1000, |_, _| {}).unwrap(), 2);
+    let bad = dir.path().join("bad.csv");
+    std::fs::write(&bad, "timestamp,symbol,price,volume\n2024-03-01T00:00:00Z,X/USD,cheap,2\n").unwrap();
+    let id = engine.with_catalog(|c| c.create_job(bad.to_str().unwrap())).unwrap();
+    let e = tiered::jobs::run(&engine, id, 1000, |_, _| {}).unwrap_err();
+    assert!(e.to_string().contains("bad.csv:2"), "{e}");
+    let job = engine.with_catalog(|c| c.job(id)).unwrap();
+    assert_eq!(job.state, "failed");
+    assert!(job.error.unwrap().contains("cheap"));
+    assert_eq!(engine.stats().unwrap().total(), 2502);
+}
+
+#[test]
+fn quality_finds_gaps_and_duplicates_across_tiers() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(small_config(dir.path(), Mode::Simple)).unwrap();
+    // One record per second for 100 s, minus seconds 40..50, plus a duplicate.
+    let mut ts: Vec<i64> = (0..100).filter(|s| !(40..50).contains(s)).map(|s| START_NS + s * 1_000_000_000).collect();
+    ts.push(START_NS + 5_000_000_000);
+    ts.sort();
+    for chunk in ts.chunks(20) {
+        let n = chunk.len();
+        let b = RecordBatch::try_new(
+            Mode::Simple.schema(),
+            vec![
+                Arc::new(TimestampNanosecondArray::from(chunk.to_vec()).with_timezone("UTC")),
+                Arc::new(arrow_array::StringArray::from(vec!["Q"; n])),
+                Arc::new(arrow_array::Float64Array::from(vec![1.0; n])),
+                Arc::new(arrow_array::Float64Array::from(vec![1.0; n])),
+            ],
+        )
+        .unwrap();
+        engine.ingest(&b).unwrap();
+    }
+    engine.migrate_all().unwrap();
+    let q = tiered::quality::check(&engine, "Q", START_NS, START_NS + 100_000_000_000, 1_000_000_000).unwrap();
+    assert_eq!((q.expected_buckets, q.filled_buckets, q.missing_intervals), (100, 90, 10));
+    assert_eq!((q.gaps, q.longest_gap_ns, q.duplicates, q.records), (1, 10_000_000_000, 1, 91));
+    let stored = engine.with_catalog(|c| c.quality("Q")).unwrap();
+    assert_eq!(stored, vec![q]);
+}
+
+#[test]
+fn a_store_refuses_a_second_process_and_another_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(small_config(dir.path(), Mode::Simple)).unwrap();
+    let e = Engine::open(small_config(dir.path(), Mode::Simple)).unwrap_err();
+    assert!(e.to_string().contains("open in another process"), "{e}");
+    drop(engine);
+    let e = Engine::open(small_config(dir.path(), Mode::Trading)).unwrap_err();
+    assert!(e.to_string().contains("simple records"), "{e}");
+    let _ = HashMap::<u8, u8>::new();
+}
