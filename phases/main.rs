@@ -70,6 +70,12 @@ fn main() -> ExitCode {
             ctx.output_dir.display(),
             start.elapsed().as_secs_f64()
         );
+        if !args.quiet && !args.report_only {
+            println!(
+                "Next, phase 07 (the tiered engine, its own crate): \
+                 cargo run --release --bin 07_gpu_tiered -- demo 1000000"
+            );
+        }
         Ok(())
     })())
 }

@@ -30,6 +30,7 @@ use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::statistics::Statistics;
+use parquet::schema::types::ColumnPath;
 
 use crate::config::ColdConfig;
 use crate::error::{Error, Result};
@@ -82,8 +83,14 @@ pub fn partition_of_day(day: i64) -> String {
 }
 
 fn writer_props(cfg: &ColdConfig) -> Result<WriterProperties> {
-    Ok(WriterProperties::builder()
-        .set_compression(compression(&cfg.compression)?)
+    // Dictionaries only where values repeat: symbols, sides, exchanges,
+    // flags. For prices, volumes, times and ids a dictionary fills up and
+    // falls back to plain encoding, after costing a hash per value.
+    let mut b = WriterProperties::builder().set_dictionary_enabled(false);
+    for col in ["symbol", "side", "exchange", "flags"] {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(col), true);
+    }
+    Ok(b.set_compression(compression(&cfg.compression)?)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(cfg.row_group_rows))
         .set_data_page_row_count_limit(cfg.page_rows)

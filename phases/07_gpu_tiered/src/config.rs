@@ -12,12 +12,14 @@ use crate::error::{Error, Result};
 use crate::schema::Mode;
 
 /// The engine's configuration. Every field has a default.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Columns of the store: `simple` (4) or `trading` (8). Fixed when the
-    /// store is created; opening it with another mode is an error.
-    pub mode: Mode,
+    /// store is created; absent, an existing store keeps its own and a new
+    /// one is simple. Opening a store with another mode is an error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
     pub storage: StorageConfig,
     pub wal: WalConfig,
     pub hot_tier: HotConfig,
@@ -94,20 +96,6 @@ pub struct ColdConfig {
 pub struct QueryConfig {
     /// Rows per streamed result batch.
     pub output_batch_size: usize,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            mode: Mode::Simple,
-            storage: StorageConfig::default(),
-            wal: WalConfig::default(),
-            hot_tier: HotConfig::default(),
-            warm_tier: WarmConfig::default(),
-            cold_tier: ColdConfig::default(),
-            query: QueryConfig::default(),
-        }
-    }
 }
 
 impl Default for StorageConfig {
@@ -199,7 +187,7 @@ impl Config {
     /// Parses a JSON file; missing keys take their defaults.
     pub fn from_file(path: &Path) -> Result<Config> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Config::from_json(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+        serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))
     }
 
     /// Parses JSON text (errors carry serde's line and column).
@@ -220,9 +208,9 @@ impl Config {
             match key {
                 "SSIG_STORAGE_PATH" => self.storage.base_path = PathBuf::from(value),
                 "SSIG_MODE" => {
-                    self.mode = Mode::parse(value.trim()).ok_or_else(|| {
+                    self.mode = Some(Mode::parse(value.trim()).ok_or_else(|| {
                         Error::Config(format!("{key}={value:?}: expected simple or trading"))
-                    })?
+                    })?)
                 }
                 "SSIG_WAL_SEGMENT_MB" => self.wal.segment_mb = parse(key, &value)?,
                 "SSIG_WAL_FSYNC" => self.wal.fsync = parse(key, &value)?,

@@ -82,6 +82,7 @@ impl TierStats {
 /// The tiered store.
 pub struct Engine {
     config: Config,
+    mode: Mode,
     schema: SchemaRef,
     wal: Wal,
     pub(crate) state: RwLock<State>,
@@ -163,18 +164,34 @@ impl Engine {
         let cold_dir = config.cold_dir();
         std::fs::create_dir_all(&cold_dir).map_err(|e| Error::io(&cold_dir, e))?;
         let catalog = Catalog::open(&config.catalog_path())?;
-        match catalog.meta("mode")? {
-            None => catalog.set_meta("mode", config.mode.name())?,
-            Some(m) if m == config.mode.name() => {}
-            Some(m) => {
+        let stored = match catalog.meta("mode")? {
+            None => None,
+            Some(m) => Some(Mode::parse(&m).ok_or_else(|| {
+                Error::corrupt(
+                    config.catalog_path().display().to_string(),
+                    0,
+                    format!("meta mode is {m:?}"),
+                )
+            })?),
+        };
+        let mode = match (stored, config.mode) {
+            (Some(s), Some(want)) if s != want => {
                 return Err(Error::Config(format!(
-                    "the store at {} holds {m} records; it cannot be opened in {} mode",
+                    "the store at {} holds {} records; it cannot be opened in {} mode",
                     base.display(),
-                    config.mode.name()
+                    s.name(),
+                    want.name()
                 )))
             }
-        }
-        let mode = config.mode;
+            (Some(s), _) => s,
+            (None, want) => {
+                let m = want.unwrap_or(Mode::Simple);
+                catalog.set_meta("mode", m.name())?;
+                m
+            }
+        };
+        let mut config = config;
+        config.mode = Some(mode);
         let schema = mode.schema();
 
         // Phase-1 leftovers: staged files and files the catalog never got.
@@ -214,7 +231,7 @@ impl Engine {
         }
 
         let watermark = catalog.watermark()?;
-        let warm = make_warm(&config)?;
+        let warm = make_warm(&config, mode)?;
         let mut state = State {
             hot: BTreeMap::new(),
             hot_rows: 0,
@@ -242,6 +259,7 @@ impl Engine {
         wal.delete_through(watermark)?;
         let engine = Engine {
             config,
+            mode,
             schema,
             wal,
             state: RwLock::new(state),
@@ -266,7 +284,7 @@ impl Engine {
 
     /// The store's mode.
     pub fn mode(&self) -> Mode {
-        self.config.mode
+        self.mode
     }
 
     /// The store's Arrow schema.
@@ -296,8 +314,8 @@ impl Engine {
     /// batch is checked first: a batch that does not fit the schema is
     /// refused whole, and nothing of it is written.
     pub fn ingest(&self, batch: &RecordBatch) -> Result<u64> {
-        schema::validate(self.config.mode, batch)?;
-        let batch = schema::conform(self.config.mode, batch)?;
+        schema::validate(self.mode, batch)?;
+        let batch = schema::conform(self.mode, batch)?;
         let lsn = self.wal.append(&batch)?;
         {
             let mut state = self.write();
@@ -498,13 +516,13 @@ impl Engine {
     }
 }
 
-fn make_warm(config: &Config) -> Result<Box<dyn WarmTier>> {
+fn make_warm(config: &Config, mode: Mode) -> Result<Box<dyn WarmTier>> {
     match config.warm_tier.device.as_str() {
         "gpu" => Err(Error::Config(
             "warm_tier.device is gpu, but this build has only the CPU warm tier; use auto or cpu"
                 .into(),
         )),
-        _ => Ok(Box::new(CpuWarm::new(config.mode))),
+        _ => Ok(Box::new(CpuWarm::new(mode))),
     }
 }
 

@@ -218,7 +218,7 @@ fn load_config(args: &Args) -> Result<Config> {
         config.storage.base_path = s.clone();
     }
     if let Some(m) = args.mode {
-        config.mode = m;
+        config.mode = Some(m);
     }
     config.check()?;
     Ok(config)
@@ -320,7 +320,7 @@ fn run(args: Args) -> Result<()> {
             Ok(())
         }
         Command::CrashChild { first_batch, rows } => {
-            config.mode = Mode::Trading;
+            config.mode = Some(Mode::Trading);
             crash_child(config, first_batch, rows)
         }
     }
@@ -681,7 +681,7 @@ fn demo(mut config: Config, d: &DemoArgs) -> Result<()> {
         }
         std::fs::remove_dir_all(&base).map_err(|e| Error::io(&base, e))?;
     }
-    let per_row = if config.mode == Mode::Simple {
+    let per_row = if config.mode != Some(Mode::Trading) {
         28.0
     } else {
         48.0

@@ -193,12 +193,26 @@ impl Engine {
         let (hot, warm, files) = {
             let state = self.read();
             let hot: Vec<RecordBatch> = state.hot.values().cloned().collect();
-            let warm = state.warm.scan(&plan.preds, &plan.read)?;
+            // Unsorted, a limit bounds what any one tier must supply.
+            let cap = if plan.sort.is_none() {
+                plan.limit
+            } else {
+                None
+            };
+            let warm = state.warm.scan(&plan.preds, &plan.read, cap)?;
             (hot, warm, state.cold.clone())
         };
         let mut stats = QueryStats::default();
         let mut hot_rows = Vec::new();
+        let cap = if plan.sort.is_none() {
+            plan.limit
+        } else {
+            None
+        };
         for b in &hot {
+            if cap.is_some_and(|c| stats.hot_rows as usize >= c) {
+                break;
+            }
             let kept = filter_batch(&plan.preds, b)?;
             if kept.num_rows() > 0 {
                 stats.hot_rows += kept.num_rows() as u64;

@@ -40,8 +40,14 @@ pub trait WarmTier: Send + Sync {
     /// Drops the records with LSN <= `lsn` (after they are durable in the cold tier).
     fn remove_through(&mut self, lsn: u64);
     /// The rows that satisfy every predicate, with the columns in `projection`
-    /// (indices into the store schema), oldest record first.
-    fn scan(&self, preds: &[Pred], projection: &[usize]) -> Result<Vec<RecordBatch>>;
+    /// (indices into the store schema), oldest record first; at most `limit`
+    /// rows when given (whole batches may overshoot it; callers cut).
+    fn scan(
+        &self,
+        preds: &[Pred],
+        projection: &[usize],
+        limit: Option<usize>,
+    ) -> Result<Vec<RecordBatch>>;
 }
 
 /// A string dictionary: code -> string and back.
@@ -282,7 +288,14 @@ impl WarmTier for CpuWarm {
         }
     }
 
-    fn scan(&self, preds: &[Pred], projection: &[usize]) -> Result<Vec<RecordBatch>> {
+    fn scan(
+        &self,
+        preds: &[Pred],
+        projection: &[usize],
+        limit: Option<usize>,
+    ) -> Result<Vec<RecordBatch>> {
+        let limit = limit.unwrap_or(usize::MAX);
+        let mut found = 0usize;
         let prepared: Vec<Prepared> = preds
             .iter()
             .map(|p| match p.column {
@@ -295,7 +308,11 @@ impl WarmTier for CpuWarm {
             .collect();
         let mut out = Vec::new();
         for chunk in &self.chunks {
+            if found >= limit {
+                break;
+            }
             if prepared.is_empty() {
+                found += chunk.rows();
                 out.push(self.batch(chunk, projection, None)?);
                 continue;
             }
@@ -316,6 +333,7 @@ impl WarmTier for CpuWarm {
                 }
             }
             if !sel.is_empty() {
+                found += sel.len();
                 out.push(self.batch(chunk, projection, Some(&sel))?);
             }
         }
@@ -384,7 +402,7 @@ mod tests {
         ];
         let preds = crate::filter::bind_all(&filters, &schema).unwrap();
         let all: Vec<usize> = (0..8).collect();
-        let got = w.scan(&preds, &all).unwrap();
+        let got = w.scan(&preds, &all, None).unwrap();
         let want = crate::filter::filter_batch(&preds, &batch).unwrap();
         let got = arrow_select::concat::concat_batches(&schema, &got).unwrap();
         assert!(want.num_rows() > 0);

@@ -30,7 +30,12 @@ struct Ledger {
     next: u64,
 }
 
-fn run_child(config: &std::path::Path, ledger: &mut Ledger, kill_after: Option<Duration>, crash_at: Option<&str>) {
+fn run_child(
+    config: &std::path::Path,
+    ledger: &mut Ledger,
+    kill_after: Option<Duration>,
+    crash_at: Option<&str>,
+) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_07_gpu_tiered"));
     cmd.arg("--config")
         .arg(config)
@@ -107,15 +112,29 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
         next: 0,
     };
     // Exactly between the phases of a migration, twice each.
-    for point in ["after-parquet", "after-catalog", "after-parquet", "after-catalog"] {
+    for point in [
+        "after-parquet",
+        "after-catalog",
+        "after-parquet",
+        "after-catalog",
+    ] {
         run_child(&config_path, &mut ledger, None, Some(point));
     }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     for _ in 0..kills {
         let ms = rng.gen_range(30..400);
-        run_child(&config_path, &mut ledger, Some(Duration::from_millis(ms)), None);
+        run_child(
+            &config_path,
+            &mut ledger,
+            Some(Duration::from_millis(ms)),
+            None,
+        );
     }
-    assert!(ledger.acked.len() > kills, "the children made progress: {}", ledger.acked.len());
+    assert!(
+        ledger.acked.len() > kills,
+        "the children made progress: {}",
+        ledger.acked.len()
+    );
 
     let engine = Engine::open(config).unwrap();
     let q = Query {

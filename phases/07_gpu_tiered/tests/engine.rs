@@ -31,7 +31,11 @@ fn filled(dir: &std::path::Path, n: usize, rows: usize) -> (Engine, Vec<RecordBa
         all.push(b);
         let s = engine.stats().unwrap();
         let ingested: usize = all.iter().map(|b| b.num_rows()).sum();
-        assert_eq!(s.total(), ingested as u64, "every record in exactly one tier");
+        assert_eq!(
+            s.total(),
+            ingested as u64,
+            "every record in exactly one tier"
+        );
     }
     (engine, all)
 }
@@ -43,7 +47,11 @@ fn row_keys(b: &RecordBatch) -> Vec<String> {
             b.columns()
                 .iter()
                 .map(|c| match c.data_type() {
-                    DataType::Float64 => c.as_primitive::<Float64Type>().value(r).to_bits().to_string(),
+                    DataType::Float64 => c
+                        .as_primitive::<Float64Type>()
+                        .value(r)
+                        .to_bits()
+                        .to_string(),
                     DataType::Utf8 => c.as_string::<i32>().value(r).to_string(),
                     _ => arrow_cast_like(c.as_ref(), r),
                 })
@@ -80,23 +88,41 @@ fn records_spread_over_all_three_tiers_and_survive_a_reopen() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, all) = filled(dir.path(), 30, 200);
     let s = engine.stats().unwrap();
-    assert!(s.hot_records > 0 && s.warm_records > 0 && s.cold_records > 0, "{s:?}");
+    assert!(
+        s.hot_records > 0 && s.warm_records > 0 && s.cold_records > 0,
+        "{s:?}"
+    );
     assert!(s.migrations > 0);
-    let (before, _) = engine.query(&Query::default()).unwrap().collect_batch().unwrap();
+    let (before, _) = engine
+        .query(&Query::default())
+        .unwrap()
+        .collect_batch()
+        .unwrap();
     drop(engine);
     let engine = Engine::open(small_config(dir.path(), Mode::Trading)).unwrap();
     let s2 = engine.stats().unwrap();
     assert_eq!(s2.total(), 6000);
     assert_eq!(s2.cold_records, s.cold_records);
-    let (after, _) = engine.query(&Query::default()).unwrap().collect_batch().unwrap();
+    let (after, _) = engine
+        .query(&Query::default())
+        .unwrap()
+        .collect_batch()
+        .unwrap();
     let want = sorted(row_keys(&concat(&all)));
     assert_eq!(sorted(row_keys(&before)), want);
     assert_eq!(sorted(row_keys(&after)), want);
     // Everything migrated: still every record once.
     engine.migrate_all().unwrap();
     let s3 = engine.stats().unwrap();
-    assert_eq!((s3.hot_records, s3.warm_records, s3.cold_records), (0, 0, 6000));
-    let (all_cold, _) = engine.query(&Query::default()).unwrap().collect_batch().unwrap();
+    assert_eq!(
+        (s3.hot_records, s3.warm_records, s3.cold_records),
+        (0, 0, 6000)
+    );
+    let (all_cold, _) = engine
+        .query(&Query::default())
+        .unwrap()
+        .collect_batch()
+        .unwrap();
     assert_eq!(sorted(row_keys(&all_cold)), want);
 }
 
@@ -124,7 +150,11 @@ fn sort_values(b: &RecordBatch, col: &str) -> Vec<String> {
     let c = b.column_by_name(col).unwrap();
     (0..b.num_rows())
         .map(|r| match c.data_type() {
-            DataType::Float64 => c.as_primitive::<Float64Type>().value(r).to_bits().to_string(),
+            DataType::Float64 => c
+                .as_primitive::<Float64Type>()
+                .value(r)
+                .to_bits()
+                .to_string(),
             DataType::Utf8 => c.as_string::<i32>().value(r).to_string(),
             _ => arrow_cast_like(c.as_ref(), r),
         })
@@ -235,9 +265,20 @@ fn cold_pruning_skips_files_row_groups_and_pages() {
     };
     let (got, st) = engine.query(&q).unwrap().collect_batch().unwrap();
     assert!(got.num_rows() > 0);
-    assert!(st.cold.row_groups_pruned + st.cold.pages_pruned > 0, "{st:?}");
-    let full = engine.query(&Query::default()).unwrap().collect_batch().unwrap().1;
-    assert!(st.cold.bytes_read < full.cold.bytes_read / 2, "{st:?} vs {full:?}");
+    assert!(
+        st.cold.row_groups_pruned + st.cold.pages_pruned > 0,
+        "{st:?}"
+    );
+    let full = engine
+        .query(&Query::default())
+        .unwrap()
+        .collect_batch()
+        .unwrap()
+        .1;
+    assert!(
+        st.cold.bytes_read < full.cold.bytes_read / 2,
+        "{st:?} vs {full:?}"
+    );
 }
 
 #[test]
@@ -252,9 +293,18 @@ fn bad_batches_are_refused_whole_and_nothing_is_written() {
     // Non-UTC timestamps.
     let mut tg = Generator::new(Mode::Trading, 1, 2);
     let b = tg.batch(5).unwrap();
-    let ts = b.column(0).as_any().downcast_ref::<TimestampNanosecondArray>().unwrap();
+    let ts = b
+        .column(0)
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()
+        .unwrap();
     let local = ts.clone().with_timezone("Europe/Paris");
-    let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+    let mut fields: Vec<Field> = b
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
     fields[0] = Field::new("timestamp", local.data_type().clone(), false);
     let mut cols = b.columns().to_vec();
     cols[0] = Arc::new(local);
@@ -264,7 +314,9 @@ fn bad_batches_are_refused_whole_and_nothing_is_written() {
     // Out of range.
     let mut cols = b.columns().to_vec();
     cols[0] = Arc::new(TimestampNanosecondArray::from(vec![1, 2, -3, 4, 5]).with_timezone("UTC"));
-    let e = engine.ingest(&RecordBatch::try_new(b.schema(), cols).unwrap()).unwrap_err();
+    let e = engine
+        .ingest(&RecordBatch::try_new(b.schema(), cols).unwrap())
+        .unwrap_err();
     assert!(e.to_string().contains("row 2"), "{e}");
     let after = engine.stats().unwrap();
     assert_eq!(after.total(), before.total());
@@ -288,13 +340,21 @@ fn a_corrupt_cold_file_is_named_and_other_data_stays_readable() {
     }
     std::fs::write(&victim, &bytes).unwrap();
     let engine = Engine::open(small_config(dir.path(), Mode::Trading)).unwrap();
-    let e = engine.query(&Query::default()).unwrap().collect_batch().unwrap_err();
+    let e = engine
+        .query(&Query::default())
+        .unwrap()
+        .collect_batch()
+        .unwrap_err();
     let name = files[0].path.file_name().unwrap().to_str().unwrap();
     assert!(e.to_string().contains(name), "{e}");
     // A query the catalog prunes to other files still answers.
     let later = files.iter().find(|f| f.min_ts > files[0].max_ts).unwrap();
     let q = Query {
-        filters: vec![Filter::range("timestamp", Some(Scalar::Int(later.min_ts)), None)],
+        filters: vec![Filter::range(
+            "timestamp",
+            Some(Scalar::Int(later.min_ts)),
+            None,
+        )],
         ..Query::default()
     };
     let (got, _) = engine.query(&q).unwrap().collect_batch().unwrap();
@@ -312,9 +372,17 @@ fn retention_deletes_old_partitions_with_their_catalog_rows() {
     let (engine, all) = filled(dir.path(), 30, 200);
     engine.migrate_all().unwrap();
     let files = engine.with_catalog(|c| c.files()).unwrap();
-    let partitions: std::collections::BTreeSet<_> = files.iter().map(|f| f.partition.clone()).collect();
+    let partitions: std::collections::BTreeSet<_> =
+        files.iter().map(|f| f.partition.clone()).collect();
     assert!(partitions.len() >= 3, "{partitions:?}");
-    let last_ts = concat(&all).column(0).as_primitive::<arrow_array::types::TimestampNanosecondType>().values().iter().copied().max().unwrap();
+    let last_ts = concat(&all)
+        .column(0)
+        .as_primitive::<arrow_array::types::TimestampNanosecondType>()
+        .values()
+        .iter()
+        .copied()
+        .max()
+        .unwrap();
     // Keep only the last day's partition.
     let gone = engine.retention(0, last_ts).unwrap();
     let kept = engine.with_catalog(|c| c.files()).unwrap();
@@ -326,7 +394,11 @@ fn retention_deletes_old_partitions_with_their_catalog_rows() {
     let s = engine.stats().unwrap();
     let removed: u64 = gone.iter().map(|f| f.rows).sum();
     assert_eq!(s.total(), 6000 - removed);
-    let (rows, _) = engine.query(&Query::default()).unwrap().collect_batch().unwrap();
+    let (rows, _) = engine
+        .query(&Query::default())
+        .unwrap()
+        .collect_batch()
+        .unwrap();
     assert_eq!(rows.num_rows() as u64, s.total());
 }
 
@@ -338,7 +410,10 @@ fn jobs_ingest_generator_and_csv_and_report_failures() {
     let mut seen = Vec::new();
     let n = tiered::jobs::run(&engine, id, 1000, |done, total| seen.push((done, total))).unwrap();
     assert_eq!(n, 2500);
-    assert_eq!(seen, vec![(1000, Some(2500)), (2000, Some(2500)), (2500, Some(2500))]);
+    assert_eq!(
+        seen,
+        vec![(1000, Some(2500)), (2000, Some(2500)), (2500, Some(2500))]
+    );
     let job = engine.with_catalog(|c| c.job(id)).unwrap();
     assert_eq!((job.state.as_str(), job.records_done), ("done", 2500));
     assert_eq!(engine.stats().unwrap().total(), 2500);
@@ -351,11 +426,19 @@ fn jobs_ingest_generator_and_csv_and_report_failures() {
         "timestamp,symbol,price,volume\n2024-03-01T00:00:00Z,X/USD,1.5,2\n1709251201000000000,X/USD,1.75,3\n",
     )
     .unwrap();
-    let id = engine.with_catalog(|c| c.create_job(csv.to_str().unwrap())).unwrap();
+    let id = engine
+        .with_catalog(|c| c.create_job(csv.to_str().unwrap()))
+        .unwrap();
     assert_eq!(tiered::jobs::run(&engine, id, 1000, |_, _| {}).unwrap(), 2);
     let bad = dir.path().join("bad.csv");
-    std::fs::write(&bad, "timestamp,symbol,price,volume\n2024-03-01T00:00:00Z,X/USD,cheap,2\n").unwrap();
-    let id = engine.with_catalog(|c| c.create_job(bad.to_str().unwrap())).unwrap();
+    std::fs::write(
+        &bad,
+        "timestamp,symbol,price,volume\n2024-03-01T00:00:00Z,X/USD,cheap,2\n",
+    )
+    .unwrap();
+    let id = engine
+        .with_catalog(|c| c.create_job(bad.to_str().unwrap()))
+        .unwrap();
     let e = tiered::jobs::run(&engine, id, 1000, |_, _| {}).unwrap_err();
     assert!(e.to_string().contains("bad.csv:2"), "{e}");
     let job = engine.with_catalog(|c| c.job(id)).unwrap();
@@ -369,7 +452,10 @@ fn quality_finds_gaps_and_duplicates_across_tiers() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(small_config(dir.path(), Mode::Simple)).unwrap();
     // One record per second for 100 s, minus seconds 40..50, plus a duplicate.
-    let mut ts: Vec<i64> = (0..100).filter(|s| !(40..50).contains(s)).map(|s| START_NS + s * 1_000_000_000).collect();
+    let mut ts: Vec<i64> = (0..100)
+        .filter(|s| !(40..50).contains(s))
+        .map(|s| START_NS + s * 1_000_000_000)
+        .collect();
     ts.push(START_NS + 5_000_000_000);
     ts.sort();
     for chunk in ts.chunks(20) {
@@ -387,9 +473,22 @@ fn quality_finds_gaps_and_duplicates_across_tiers() {
         engine.ingest(&b).unwrap();
     }
     engine.migrate_all().unwrap();
-    let q = tiered::quality::check(&engine, "Q", START_NS, START_NS + 100_000_000_000, 1_000_000_000).unwrap();
-    assert_eq!((q.expected_buckets, q.filled_buckets, q.missing_intervals), (100, 90, 10));
-    assert_eq!((q.gaps, q.longest_gap_ns, q.duplicates, q.records), (1, 10_000_000_000, 1, 91));
+    let q = tiered::quality::check(
+        &engine,
+        "Q",
+        START_NS,
+        START_NS + 100_000_000_000,
+        1_000_000_000,
+    )
+    .unwrap();
+    assert_eq!(
+        (q.expected_buckets, q.filled_buckets, q.missing_intervals),
+        (100, 90, 10)
+    );
+    assert_eq!(
+        (q.gaps, q.longest_gap_ns, q.duplicates, q.records),
+        (1, 10_000_000_000, 1, 91)
+    );
     let stored = engine.with_catalog(|c| c.quality("Q")).unwrap();
     assert_eq!(stored, vec![q]);
 }

@@ -44,8 +44,18 @@ fn replays_exactly_what_was_written_bit_for_bit() {
         vec![
             Arc::new(TimestampNanosecondArray::from(vec![0, 1, 2, 3]).with_timezone(UTC)),
             Arc::new(StringArray::from(vec!["a", "", "ü", "d"])),
-            Arc::new(Float64Array::from(vec![f64::NAN, -0.0, f64::INFINITY, f64::NEG_INFINITY])),
-            Arc::new(Float64Array::from(vec![f64::MIN_POSITIVE, 0.0, -1.5, 1e300])),
+            Arc::new(Float64Array::from(vec![
+                f64::NAN,
+                -0.0,
+                f64::INFINITY,
+                f64::NEG_INFINITY,
+            ])),
+            Arc::new(Float64Array::from(vec![
+                f64::MIN_POSITIVE,
+                0.0,
+                -1.5,
+                1e300,
+            ])),
         ],
     )
     .unwrap();
@@ -61,7 +71,12 @@ fn replays_exactly_what_was_written_bit_for_bit() {
         assert_eq!(lsn, want_lsn);
         assert_eq!(b, want);
     }
-    let price = got[3].1.column(2).as_any().downcast_ref::<Float64Array>().unwrap();
+    let price = got[3]
+        .1
+        .column(2)
+        .as_any()
+        .downcast_ref::<Float64Array>()
+        .unwrap();
     let want: Vec<u64> = [f64::NAN, -0.0, f64::INFINITY, f64::NEG_INFINITY]
         .iter()
         .map(|v| v.to_bits())
@@ -123,7 +138,11 @@ fn a_flipped_bit_in_a_record_is_an_error_naming_the_segment() {
             bytes[byte] ^= 1 << bit;
             std::fs::write(case.path().join(&name), &bytes).unwrap();
             match replay_all(case.path()) {
-                Err(Error::Corrupt { what, offset, reason }) => {
+                Err(Error::Corrupt {
+                    what,
+                    offset,
+                    reason,
+                }) => {
                     assert!(what.contains(&name), "{what}");
                     assert_eq!(offset as usize, one, "flip at {byte}.{bit}: {reason}");
                     if reason.contains("checksum mismatch") {
@@ -202,7 +221,14 @@ fn segments_roll_over_and_replay_in_order() {
     assert!(got.iter().zip(&batches).all(|(g, b)| &g.1 == b));
     // Deleting through LSN 10 removes only segments wholly below it.
     drop(log);
-    let log = Wal::open(dir.path(), schema, &replay_all(dir.path()).unwrap().0, 20_000, true).unwrap();
+    let log = Wal::open(
+        dir.path(),
+        schema,
+        &replay_all(dir.path()).unwrap().0,
+        20_000,
+        true,
+    )
+    .unwrap();
     log.delete_through(10).unwrap();
     let mut lsns = Vec::new();
     wal::replay(dir.path(), &Mode::Simple.schema(), 10, |lsn, _| {

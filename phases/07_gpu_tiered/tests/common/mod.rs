@@ -10,8 +10,10 @@ use tiered::schema::Mode;
 /// A configuration for a store in `dir` with small tiers, so that a few
 /// thousand records span hot, warm and cold.
 pub fn small_config(dir: &Path, mode: Mode) -> Config {
-    let mut c = Config::default();
-    c.mode = mode;
+    let mut c = Config {
+        mode: Some(mode),
+        ..Config::default()
+    };
     c.storage.base_path = dir.to_path_buf();
     c.hot_tier.max_records = 1_000;
     c.warm_tier.max_memory_mb = 0.05; // ~52 KB: about 1,800 simple rows

@@ -1,0 +1,210 @@
+//! The 07_gpu_tiered binary: demo, query formats, jobs, errors.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin(store: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_07_gpu_tiered"))
+        .arg("--storage")
+        .arg(store)
+        .args(args)
+        .env_remove("SSIG_STORAGE_PATH")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn demo_counts_exactly_then_queries_print_in_every_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let o = bin(
+        &store,
+        &[
+            "--mode",
+            "trading",
+            "demo",
+            "30000",
+            "--batch-size",
+            "3000",
+            "--warm-mb",
+            "0.3",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("INGESTION COMPLETE (exact match)"), "{out}");
+    assert!(out.contains("Cold tier:"), "{out}");
+    assert!(out.contains("side = buy AND exchange IN"), "{out}");
+
+    let o = bin(
+        &store,
+        &[
+            "query",
+            "--symbol",
+            "BTC/USD",
+            "--limit",
+            "3",
+            "--format",
+            "csv",
+            "--columns",
+            "timestamp,symbol,price",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lines: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+    assert_eq!(lines[0], "timestamp,symbol,price");
+    assert_eq!(lines.len(), 4);
+    assert!(lines[1..]
+        .iter()
+        .all(|l| l.contains(",BTC/USD,") && l.contains("Z,")));
+    assert!(stderr(&o).starts_with("3 rows in"), "{}", stderr(&o));
+
+    let o = bin(
+        &store,
+        &[
+            "query",
+            "--where",
+            "price>=100",
+            "--sort",
+            "price",
+            "--desc",
+            "--limit",
+            "5",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let prices: Vec<f64> = stdout(&o)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["price"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(prices.len(), 5);
+    assert!(
+        prices.windows(2).all(|w| w[0] >= w[1]) && prices[4] >= 100.0,
+        "{prices:?}"
+    );
+
+    let o = bin(
+        &store,
+        &[
+            "query",
+            "--where",
+            "exchange in kraken|binance",
+            "--where",
+            "side=sell",
+            "--stats",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+    assert!(stderr(&o).contains("cold:"), "{}", stderr(&o));
+
+    let o = bin(&store, &["stats", "--json"]);
+    let s: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let total: u64 = ["hot_records", "warm_records", "cold_records"]
+        .iter()
+        .map(|k| s[k].as_u64().unwrap())
+        .sum();
+    assert_eq!(total, 30000);
+}
+
+#[test]
+fn errors_are_one_line_naming_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let cfg = dir.path().join("bad.json");
+    std::fs::write(&cfg, r#"{"cold_tier": {"compression": 5}}"#).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_07_gpu_tiered"))
+        .args(["--config", cfg.to_str().unwrap(), "stats"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(e.contains("bad.json") && e.contains("invalid type"), "{e}");
+    assert_eq!(e.lines().count(), 1, "{e}");
+
+    let o = bin(&store, &["query", "--where", "colour=red"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("unknown column `colour`"),
+        "{}",
+        stderr(&o)
+    );
+    let o = bin(&store, &["query", "--from", "tomorrow"]);
+    assert!(stderr(&o).contains("--from \"tomorrow\""), "{}", stderr(&o));
+    let o = bin(&store, &["jobs", "status", "99"]);
+    assert!(stderr(&o).contains("job 99 not found"), "{}", stderr(&o));
+    let o = bin(&store, &["jobs", "create", "notes.txt"]);
+    assert!(
+        stderr(&o).contains("expected a .csv or .parquet file"),
+        "{}",
+        stderr(&o)
+    );
+
+    // The demo does not wipe a directory that is not a store.
+    let other = dir.path().join("precious");
+    std::fs::create_dir_all(&other).unwrap();
+    std::fs::write(other.join("thesis.txt"), "do not delete").unwrap();
+    let o = bin(&other, &["demo", "1000"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(other.join("thesis.txt").exists());
+}
+
+#[test]
+fn jobs_run_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let o = bin(&store, &["jobs", "create", "gen:5000:1"]);
+    assert!(stdout(&o).contains("created job 1"), "{}", stderr(&o));
+    let o = bin(&store, &["jobs", "start", "1", "--batch-size", "1000"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("job 1: done, 5000 records"),
+        "{}",
+        stdout(&o)
+    );
+    let o = bin(&store, &["jobs", "list"]);
+    assert!(
+        stdout(&o).contains("job 1: done gen:5000:1 records 5000/5000 (100.0%)"),
+        "{}",
+        stdout(&o)
+    );
+    bin(&store, &["jobs", "create", "gen:10"]);
+    let o = bin(&store, &["jobs", "cancel", "2"]);
+    assert!(stdout(&o).contains("job 2: cancelled"), "{}", stdout(&o));
+    let o = bin(&store, &["jobs", "cleanup", "--older-than-hours", "0"]);
+    assert!(
+        stdout(&o).contains("deleted 2 finished jobs"),
+        "{}",
+        stdout(&o)
+    );
+    let o = bin(
+        &store,
+        &[
+            "quality",
+            "BTC/USD",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-01T00:05:00Z",
+            "--interval",
+            "1s",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let q: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(q["expected_buckets"], 300);
+}
