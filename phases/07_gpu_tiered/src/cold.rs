@@ -73,7 +73,7 @@ pub struct ColdFile {
 
 /// The partition directory of a UTC day number (days since 1970-01-01).
 pub fn partition_of_day(day: i64) -> String {
-    let date = squeeze::time::format_timestamp(day * DAY_NS);
+    let date = squeeze::time::format_timestamp(day.saturating_mul(DAY_NS));
     format!(
         "year={}/month={}/day={}",
         &date[0..4],

@@ -486,6 +486,10 @@ impl Engine {
     pub fn retention(&self, days: u32, now_ns: i64) -> Result<Vec<ColdFile>> {
         let _migration = lock(&self.migrating);
         let cutoff_day = now_ns.div_euclid(cold::DAY_NS) - days as i64;
+        if cutoff_day < 0 {
+            // Nothing in the store is from before 1970.
+            return Ok(Vec::new());
+        }
         let cutoff = cold::partition_of_day(cutoff_day);
         let doomed = lock(&self.catalog).drop_partitions_before(&cutoff)?;
         {

@@ -28,7 +28,10 @@ pub fn measure(symbol: &str, ts: &[i64], start: i64, end: i64, interval: i64) ->
             "the range is empty: start {start} is not before end {end}"
         )));
     }
-    let buckets = (end - start - 1) / interval + 1;
+    let span = end
+        .checked_sub(start)
+        .ok_or_else(|| Error::InvalidArgument(format!("the range {start}..{end} is too long")))?;
+    let buckets = (span - 1) / interval + 1;
     if buckets > 100_000_000 {
         return Err(Error::InvalidArgument(format!(
             "{buckets} intervals in the range; use a longer interval or a shorter range"
