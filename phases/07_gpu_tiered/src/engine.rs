@@ -42,6 +42,9 @@ use crate::schema::{self, Mode};
 use crate::wal::{self, Recovery, Wal, WalStats};
 use crate::warm::{CpuWarm, WarmTier};
 
+/// Called with every batch once it is durable (the HTTP API's live feed).
+pub type Observer = Arc<dyn Fn(&RecordBatch) + Send + Sync>;
+
 /// The tiers' contents, guarded by one lock.
 pub(crate) struct State {
     pub hot: BTreeMap<u64, RecordBatch>,
@@ -97,6 +100,7 @@ pub struct Engine {
     wanted: Condvar,
     migrated: Condvar,
     recovery: Recovery,
+    observer: RwLock<Option<Observer>>,
     /// Held (flock) while the engine lives: one process per store.
     _lock: std::fs::File,
 }
@@ -271,6 +275,7 @@ impl Engine {
             wanted: Condvar::new(),
             migrated: Condvar::new(),
             recovery,
+            observer: RwLock::new(None),
             _lock: lock_file,
         };
         engine.maybe_migrate()?;
@@ -290,6 +295,13 @@ impl Engine {
     /// The store's Arrow schema.
     pub fn schema(&self) -> &SchemaRef {
         &self.schema
+    }
+
+    /// Sets (or clears) the function told of every durable batch.
+    pub fn set_observer(&self, observer: Option<Observer>) {
+        if let Ok(mut o) = self.observer.write() {
+            *o = observer;
+        }
     }
 
     /// What recovery found when the store was opened.
@@ -320,8 +332,12 @@ impl Engine {
         {
             let mut state = self.write();
             state.hot_rows += batch.num_rows() as u64;
-            state.hot.insert(lsn, batch);
+            state.hot.insert(lsn, batch.clone());
             evict_hot(&mut state, hot_threshold(&self.config))?;
+        }
+        let observer = self.observer.read().ok().and_then(|o| o.clone());
+        if let Some(observe) = observer {
+            observe(&batch);
         }
         if self.background.load(Ordering::Acquire) {
             self.wait_for_room();
@@ -456,10 +472,13 @@ impl Engine {
         let wal = self.wal.stats();
         Ok(TierStats {
             hot_records: state.hot_rows,
+            // The bytes of the rows themselves: batches replayed from the WAL
+            // are slices of a segment's buffer, whose capacity is not theirs.
             hot_bytes: state
                 .hot
                 .values()
-                .map(|b| b.get_array_memory_size() as u64)
+                .flat_map(|b| b.columns())
+                .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0) as u64)
                 .sum(),
             warm_records: state.warm.rows(),
             warm_bytes: state.warm.memory_bytes(),

@@ -17,10 +17,13 @@ pub mod engine;
 pub mod error;
 pub mod filter;
 pub mod gen;
+pub mod http;
 pub mod jobs;
+pub mod output;
 pub mod quality;
 pub mod query;
 pub mod schema;
+pub mod server;
 pub mod wal;
 pub mod warm;
 

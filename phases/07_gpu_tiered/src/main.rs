@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampNanosecondType};
-use arrow_array::{Array, RecordBatch};
+use arrow_array::types::TimestampNanosecondType;
+use arrow_array::RecordBatch;
 use arrow_schema::DataType;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -20,7 +20,7 @@ use tiered::filter::{Cond, Filter, Scalar};
 use tiered::gen::Generator;
 use tiered::query::{Query, QueryStats, Sort};
 use tiered::schema::Mode;
-use tiered::{catalog, jobs, quality};
+use tiered::{catalog, jobs, output, quality};
 
 /// Phase 07: a tiered time-series store for trades.
 ///
@@ -101,6 +101,22 @@ enum Command {
     },
     /// Print the effective configuration and the environment variables read.
     Config,
+    /// Serve the HTTP API (see /openapi.json) until Ctrl-C or SIGTERM.
+    Serve {
+        /// Address to listen on (port 0 picks a free one).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// Largest request body, in MB.
+        #[arg(long, default_value_t = 256)]
+        max_body_mb: usize,
+        /// Longest a request may take before it is answered 408, in seconds.
+        #[arg(long, default_value_t = 30.0)]
+        timeout_s: f64,
+    },
+    /// Load-test a running server: time-series requests from concurrent
+    /// clients (latency percentiles), or ingest throughput with Arrow or JSON
+    /// bodies. Bounded by --requests and --max-seconds.
+    Loadtest(LoadArgs),
     /// (For the crash tests.) Ingest numbered trading-mode batches forever,
     /// printing `begin N` before and `ack N` after each acknowledged write.
     #[command(hide = true)]
@@ -169,6 +185,49 @@ struct QueryArgs {
     /// Print only counts: rows per tier, pruning, bytes read, time.
     #[arg(long)]
     stats: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// The server, host:port.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    #[arg(long, value_enum, default_value = "timeseries")]
+    kind: LoadKind,
+    /// Concurrent clients (one connection each).
+    #[arg(long, default_value_t = 32)]
+    clients: usize,
+    /// Requests in all.
+    #[arg(long, default_value_t = 3200)]
+    requests: usize,
+    /// Stop after this many seconds even if requests are left.
+    #[arg(long, default_value_t = 120.0)]
+    max_seconds: f64,
+    /// timeseries: the symbol.
+    #[arg(long, default_value = "BTC/USD")]
+    symbol: String,
+    /// timeseries: start of the day asked for.
+    #[arg(long, default_value = "2024-01-01T00:00:00Z")]
+    start: String,
+    /// timeseries: length of the range.
+    #[arg(long, default_value = "1d")]
+    span: String,
+    /// timeseries: bar frequency.
+    #[arg(long, default_value = "1min")]
+    frequency: String,
+    /// ingest: records per request body.
+    #[arg(long, default_value_t = 100_000)]
+    batch: usize,
+    /// ingest: columns of the records sent.
+    #[arg(long, value_enum, default_value = "simple")]
+    mode: Mode,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LoadKind {
+    Timeseries,
+    IngestArrow,
+    IngestJson,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -319,6 +378,18 @@ fn run(args: Args) -> Result<()> {
             }
             Ok(())
         }
+        Command::Serve {
+            addr,
+            max_body_mb,
+            timeout_s,
+        } => {
+            let limits = tiered::server::Limits {
+                max_body_bytes: max_body_mb << 20,
+                timeout: Duration::from_secs_f64(timeout_s.max(0.001)),
+            };
+            serve(open(config)?, &addr, &limits)
+        }
+        Command::Loadtest(l) => loadtest(&l),
         Command::CrashChild { first_batch, rows } => {
             config.mode = Some(Mode::Trading);
             crash_child(config, first_batch, rows)
@@ -431,35 +502,6 @@ fn build_query(engine: &Engine, q: &QueryArgs) -> Result<Query> {
     })
 }
 
-/// A value of `col` at `row` as text (timestamps in UTC with nanoseconds).
-fn cell(col: &dyn Array, row: usize) -> String {
-    match col.data_type() {
-        DataType::Timestamp(..) => fmt_ns(col.as_primitive::<TimestampNanosecondType>().value(row)),
-        DataType::Utf8 => col.as_string::<i32>().value(row).to_string(),
-        DataType::Float64 => {
-            let v = col.as_primitive::<Float64Type>().value(row);
-            let mut b = ryu_like(v);
-            if b.ends_with(".0") {
-                b.truncate(b.len() - 2);
-            }
-            b
-        }
-        DataType::Int64 => col.as_primitive::<Int64Type>().value(row).to_string(),
-        DataType::Int32 => col.as_primitive::<Int32Type>().value(row).to_string(),
-        _ => String::new(),
-    }
-}
-
-fn ryu_like(v: f64) -> String {
-    format!("{v:?}")
-}
-
-fn fmt_ns(ns: i64) -> String {
-    let base = squeeze::time::format_timestamp(ns);
-    // format_timestamp prints milliseconds; show all nine digits.
-    format!("{}{:09}Z", &base[..20], ns.rem_euclid(1_000_000_000))
-}
-
 fn query_cmd(engine: &Engine, q: &QueryArgs) -> Result<()> {
     let query = build_query(engine, q)?;
     let mut stream = engine.query(&query)?;
@@ -484,7 +526,7 @@ fn query_cmd(engine: &Engine, q: &QueryArgs) -> Result<()> {
             let cells: Vec<String> = batch
                 .columns()
                 .iter()
-                .map(|c| cell(c.as_ref(), r))
+                .map(|c| output::cell(c.as_ref(), r))
                 .collect();
             match q.format {
                 Format::Table => {
@@ -492,21 +534,7 @@ fn query_cmd(engine: &Engine, q: &QueryArgs) -> Result<()> {
                 }
                 Format::Csv => write_out(&mut out, &cells.join(","))?,
                 Format::Json => {
-                    let mut obj = serde_json::Map::new();
-                    for (i, name) in names.iter().enumerate() {
-                        let c = batch.column(i);
-                        let v = match c.data_type() {
-                            DataType::Float64 => serde_json::Number::from_f64(
-                                c.as_primitive::<Float64Type>().value(r),
-                            )
-                            .map(serde_json::Value::Number)
-                            .unwrap_or(serde_json::Value::Null),
-                            DataType::Int64 => c.as_primitive::<Int64Type>().value(r).into(),
-                            DataType::Int32 => c.as_primitive::<Int32Type>().value(r).into(),
-                            _ => cells[i].clone().into(),
-                        };
-                        obj.insert(name.clone(), v);
-                    }
+                    let obj = output::json_row(&batch, r);
                     write_out(&mut out, &serde_json::Value::Object(obj).to_string())?;
                 }
             }
@@ -1010,6 +1038,187 @@ fn crash_child(config: Config, first_batch: u64, rows: usize) -> Result<()> {
         engine.ingest(&batch)?;
         writeln!(out, "ack {n}").map_err(|e| Error::io("<stdout>", e))?;
         out.flush().map_err(|e| Error::io("<stdout>", e))?;
+    }
+    Ok(())
+}
+
+fn serve(engine: Engine, addr: &str, limits: &tiered::server::Limits) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("<tokio runtime>", e))?;
+    let engine = std::sync::Arc::new(engine);
+    let app = tiered::server::router(engine.clone(), limits);
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| Error::io(addr, e))?;
+        let local = listener.local_addr().map_err(|e| Error::io(addr, e))?;
+        let s = engine.stats()?;
+        println!(
+            "listening on http://{local} ({} records: hot {}, warm {} on {}, cold {}); Ctrl-C stops",
+            s.total(),
+            s.hot_records,
+            s.warm_records,
+            s.warm_device,
+            s.cold_records
+        );
+        let _ = std::io::stdout().flush();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| Error::io(addr, e))
+    })?;
+    // In-flight requests have finished: every acknowledged write is in the
+    // fsynced WAL. Stop running jobs before their next batch.
+    let jobs = engine.with_catalog(|c| c.jobs())?;
+    for j in jobs.iter().filter(|j| j.state == "running" || j.state == "pending") {
+        engine.with_catalog(|c| c.cancel_job(j.id))?;
+    }
+    runtime.shutdown_timeout(Duration::from_secs(30));
+    let s = engine.stats()?;
+    println!(
+        "shut down: {} records durable ({} fsyncs this run), WAL {} bytes",
+        s.total(),
+        s.wal_fsyncs,
+        s.wal_bytes
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    println!("shutting down: finishing requests in flight");
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn loadtest(l: &LoadArgs) -> Result<()> {
+    if l.clients == 0 || l.requests == 0 || l.batch == 0 {
+        return Err(Error::InvalidArgument(
+            "--clients, --requests and --batch must be at least 1".into(),
+        ));
+    }
+    let start = time_arg("--start", &l.start)?;
+    let span = squeeze::time::parse_duration(&l.span)
+        .map_err(|e| Error::InvalidArgument(format!("--span: {e}")))?;
+    let path = format!(
+        "/timeseries/{}?start={}&end={}&frequency={}",
+        tiered::http::encode_segment(&l.symbol),
+        start,
+        start + span,
+        l.frequency
+    );
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let deadline = Instant::now() + Duration::from_secs_f64(l.max_seconds);
+    let started = Instant::now();
+    let results: Vec<Result<(Vec<f64>, u64, u64)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..l.clients)
+            .map(|c| {
+                let path = &path;
+                let next = &next;
+                s.spawn(move || -> Result<(Vec<f64>, u64, u64)> {
+                    let mut conn = tiered::http::Conn::open(&l.addr).map_err(|e| Error::io(&l.addr, e))?;
+                    let mut lat = Vec::new();
+                    let (mut records, mut errors) = (0u64, 0u64);
+                    let mut gen = Generator::new(l.mode, 1000 + c as u64, 100);
+                    while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < l.requests
+                        && Instant::now() < deadline
+                    {
+                        let (method, p, ct, body): (&str, &str, &str, Vec<u8>) = match l.kind {
+                            LoadKind::Timeseries => ("GET", path, "text/plain", Vec::new()),
+                            LoadKind::IngestArrow => {
+                                let b = gen.batch(l.batch)?;
+                                let mut w = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &b.schema())
+                                    .map_err(|e| Error::arrow("encoding a request", e))?;
+                                w.write(&b).map_err(|e| Error::arrow("encoding a request", e))?;
+                                w.finish().map_err(|e| Error::arrow("encoding a request", e))?;
+                                let body = w.into_inner().map_err(|e| Error::arrow("encoding a request", e))?;
+                                ("POST", "/ingest", tiered::server::ARROW_STREAM, body)
+                            }
+                            LoadKind::IngestJson => {
+                                let b = gen.batch(l.batch)?;
+                                let rows: Vec<serde_json::Value> = (0..b.num_rows())
+                                    .map(|r| {
+                                        let mut o = output::json_row(&b, r);
+                                        // Timestamps as nanoseconds, as a feed would send them.
+                                        o.insert(
+                                            "timestamp".into(),
+                                            b.column(0).as_primitive::<TimestampNanosecondType>().value(r).into(),
+                                        );
+                                        serde_json::Value::Object(o)
+                                    })
+                                    .collect();
+                                let body = serde_json::to_vec(&rows).unwrap_or_default();
+                                ("POST", "/ingest", "application/json", body)
+                            }
+                        };
+                        let t = Instant::now();
+                        let resp = conn
+                            .request(method, p, &[("Content-Type", ct)], &body)
+                            .map_err(|e| Error::io(&l.addr, e))?;
+                        lat.push(t.elapsed().as_secs_f64() * 1e3);
+                        if resp.status != 200 {
+                            errors += 1;
+                        } else if !matches!(l.kind, LoadKind::Timeseries) {
+                            records += l.batch as u64;
+                        }
+                    }
+                    Ok((lat, records, errors))
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|_| Err(Error::InvalidArgument("a client thread panicked".into()))))
+            .collect()
+    });
+    let elapsed = started.elapsed().as_secs_f64();
+    let (mut lat, mut records, mut errors) = (Vec::new(), 0u64, 0u64);
+    for r in results {
+        let (l, n, e) = r?;
+        lat.extend(l);
+        records += n;
+        errors += e;
+    }
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "{} requests from {} clients in {:.2} s ({:.0} requests/s), {} errors",
+        lat.len(),
+        l.clients,
+        elapsed,
+        lat.len() as f64 / elapsed,
+        errors
+    );
+    println!(
+        "latency ms: p50 {:.2}, p90 {:.2}, p99 {:.2}, max {:.2}",
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.9),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or(0.0)
+    );
+    if records > 0 {
+        println!("ingested {records} records: {:.0} records/s", records as f64 / elapsed);
     }
     Ok(())
 }
