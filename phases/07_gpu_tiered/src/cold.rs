@@ -21,7 +21,8 @@ use arrow_array::{RecordBatch, UInt32Array};
 use arrow_schema::SchemaRef;
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
+    RowSelector,
 };
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::basic::{Compression, ZstdLevel};
@@ -424,9 +425,43 @@ fn selectors(keep: &[bool]) -> Vec<RowSelector> {
     out
 }
 
+/// Parsed footers and page indexes of cold files, so that a query does not
+/// read and decode them again (files are immutable once in the catalog).
+#[derive(Default)]
+pub struct MetaCache {
+    entries: std::sync::Mutex<HashMap<PathBuf, ArrowReaderMetadata>>,
+}
+
+impl std::fmt::Debug for MetaCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetaCache").finish()
+    }
+}
+
+impl MetaCache {
+    fn get(&self, path: &Path) -> Option<ArrowReaderMetadata> {
+        self.entries.lock().ok()?.get(path).cloned()
+    }
+
+    fn put(&self, path: &Path, meta: ArrowReaderMetadata) {
+        if let Ok(mut e) = self.entries.lock() {
+            e.insert(path.to_path_buf(), meta);
+        }
+    }
+
+    /// Forgets a file (deleted by retention).
+    pub fn forget(&self, path: &Path) {
+        if let Ok(mut e) = self.entries.lock() {
+            e.remove(path);
+        }
+    }
+}
+
 /// Reads the rows of one cold file that satisfy `preds`, as batches with
 /// the columns `projection` (indices into the store schema), pruning row
-/// groups by their statistics and pages by the page index.
+/// groups by their statistics and pages by the page index. With a cache,
+/// the footer and page index are read once per file.
+#[allow(clippy::too_many_arguments)]
 pub fn scan_file(
     path: &Path,
     schema: &SchemaRef,
@@ -434,11 +469,12 @@ pub fn scan_file(
     projection: &[usize],
     batch_size: usize,
     stats: &mut ScanStats,
+    cache: Option<&MetaCache>,
     mut f: impl FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<()> {
     let counter = Arc::new(AtomicU64::new(0));
     let result = scan_counted(
-        path, schema, preds, projection, batch_size, stats, &mut f, &counter,
+        path, schema, preds, projection, batch_size, stats, cache, &mut f, &counter,
     );
     stats.bytes_read += counter.load(Ordering::Relaxed);
     result
@@ -452,15 +488,26 @@ fn scan_counted(
     projection: &[usize],
     batch_size: usize,
     stats: &mut ScanStats,
+    cache: Option<&MetaCache>,
     f: &mut impl FnMut(RecordBatch) -> Result<bool>,
     counter: &Arc<AtomicU64>,
 ) -> Result<()> {
     let file = CountingFile::open(path, counter.clone())?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(
-        file,
-        ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
-    )
-    .map_err(|e| Error::parquet(path, e))?;
+    let reader_meta = match cache.and_then(|c| c.get(path)) {
+        Some(m) => m,
+        None => {
+            let m = ArrowReaderMetadata::load(
+                &file,
+                ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
+            )
+            .map_err(|e| Error::parquet(path, e))?;
+            if let Some(c) = cache {
+                c.put(path, m.clone());
+            }
+            m
+        }
+    };
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, reader_meta);
     let got = builder.schema();
     let same = got.fields().len() == schema.fields().len()
         && got

@@ -38,6 +38,7 @@ use crate::catalog::Catalog;
 use crate::cold::{self, ColdFile};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::hot::HotBatch;
 use crate::schema::{self, Mode};
 use crate::wal::{self, Recovery, Wal, WalStats};
 use crate::warm::{CpuWarm, WarmTier};
@@ -47,7 +48,7 @@ pub type Observer = Arc<dyn Fn(&RecordBatch) + Send + Sync>;
 
 /// The tiers' contents, guarded by one lock.
 pub(crate) struct State {
-    pub hot: BTreeMap<u64, RecordBatch>,
+    pub hot: BTreeMap<u64, Arc<HotBatch>>,
     pub hot_rows: u64,
     /// Highest LSN that has left the hot tier (or is in the cold tier).
     pub moved_through: u64,
@@ -101,6 +102,7 @@ pub struct Engine {
     migrated: Condvar,
     recovery: Recovery,
     observer: RwLock<Option<Observer>>,
+    meta_cache: Arc<cold::MetaCache>,
     /// Held (flock) while the engine lives: one process per store.
     _lock: std::fs::File,
 }
@@ -250,7 +252,7 @@ impl Engine {
         std::fs::create_dir_all(&wal_dir).map_err(|e| Error::io(&wal_dir, e))?;
         let recovery = wal::replay(&wal_dir, &schema, watermark, |lsn, batch| {
             state.hot_rows += batch.num_rows() as u64;
-            state.hot.insert(lsn, batch);
+            state.hot.insert(lsn, HotBatch::new(batch));
             evict_hot(&mut state, hot_limit)
         })?;
         let wal = Wal::open(
@@ -276,6 +278,7 @@ impl Engine {
             migrated: Condvar::new(),
             recovery,
             observer: RwLock::new(None),
+            meta_cache: Arc::new(cold::MetaCache::default()),
             _lock: lock_file,
         };
         engine.maybe_migrate()?;
@@ -302,6 +305,11 @@ impl Engine {
         if let Ok(mut o) = self.observer.write() {
             *o = observer;
         }
+    }
+
+    /// Parsed Parquet footers of the cold files.
+    pub fn meta_cache(&self) -> &Arc<cold::MetaCache> {
+        &self.meta_cache
     }
 
     /// What recovery found when the store was opened.
@@ -332,7 +340,7 @@ impl Engine {
         {
             let mut state = self.write();
             state.hot_rows += batch.num_rows() as u64;
-            state.hot.insert(lsn, batch.clone());
+            state.hot.insert(lsn, HotBatch::new(batch.clone()));
             evict_hot(&mut state, hot_threshold(&self.config))?;
         }
         let observer = self.observer.read().ok().and_then(|o| o.clone());
@@ -477,7 +485,7 @@ impl Engine {
             hot_bytes: state
                 .hot
                 .values()
-                .flat_map(|b| b.columns())
+                .flat_map(|b| b.batch.columns())
                 .map(|c| c.to_data().get_slice_memory_size().unwrap_or(0) as u64)
                 .sum(),
             warm_records: state.warm.rows(),
@@ -525,6 +533,7 @@ impl Engine {
         let cold_dir = self.config.cold_dir();
         for f in &doomed {
             let p = cold_dir.join(&f.path);
+            self.meta_cache.forget(&p);
             match std::fs::remove_file(&p) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -564,10 +573,11 @@ fn evict_hot(state: &mut State, limit: u64) -> Result<()> {
         if lsn != state.moved_through + 1 {
             break;
         }
-        let Some(batch) = state.hot.remove(&lsn) else {
+        let Some(hot) = state.hot.remove(&lsn) else {
             break;
         };
-        state.warm.append(lsn, &batch)?;
+        let batch = &hot.batch;
+        state.warm.append(lsn, batch)?;
         state.hot_rows -= batch.num_rows() as u64;
         state.moved_through = lsn;
     }

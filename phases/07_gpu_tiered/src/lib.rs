@@ -17,6 +17,7 @@ pub mod engine;
 pub mod error;
 pub mod filter;
 pub mod gen;
+pub mod hot;
 pub mod http;
 pub mod jobs;
 pub mod output;

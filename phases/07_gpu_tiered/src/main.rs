@@ -709,10 +709,11 @@ fn demo(mut config: Config, d: &DemoArgs) -> Result<()> {
         }
         std::fs::remove_dir_all(&base).map_err(|e| Error::io(&base, e))?;
     }
+    // Warm bytes per record: the columns plus 4 bytes of symbol grouping.
     let per_row = if config.mode != Some(Mode::Trading) {
-        28.0
+        32.0
     } else {
-        48.0
+        52.0
     };
     let warm_mb = d.warm_mb.unwrap_or_else(|| {
         let data_mb = d.records as f64 * per_row / 1_048_576.0;
@@ -1001,6 +1002,7 @@ fn demo_queries(engine: &Engine, gen: &Generator) -> Result<()> {
             &all,
             8192,
             &mut scan,
+            None,
             |_| Ok(true),
         )?;
     }
@@ -1072,7 +1074,10 @@ fn serve(engine: Engine, addr: &str, limits: &tiered::server::Limits) -> Result<
     // In-flight requests have finished: every acknowledged write is in the
     // fsynced WAL. Stop running jobs before their next batch.
     let jobs = engine.with_catalog(|c| c.jobs())?;
-    for j in jobs.iter().filter(|j| j.state == "running" || j.state == "pending") {
+    for j in jobs
+        .iter()
+        .filter(|j| j.state == "running" || j.state == "pending")
+    {
         engine.with_catalog(|c| c.cancel_job(j.id))?;
     }
     runtime.shutdown_timeout(Duration::from_secs(30));
@@ -1138,7 +1143,8 @@ fn loadtest(l: &LoadArgs) -> Result<()> {
                 let path = &path;
                 let next = &next;
                 s.spawn(move || -> Result<(Vec<f64>, u64, u64)> {
-                    let mut conn = tiered::http::Conn::open(&l.addr).map_err(|e| Error::io(&l.addr, e))?;
+                    let mut conn =
+                        tiered::http::Conn::open(&l.addr).map_err(|e| Error::io(&l.addr, e))?;
                     let mut lat = Vec::new();
                     let (mut records, mut errors) = (0u64, 0u64);
                     let mut gen = Generator::new(l.mode, 1000 + c as u64, 100);
@@ -1149,11 +1155,18 @@ fn loadtest(l: &LoadArgs) -> Result<()> {
                             LoadKind::Timeseries => ("GET", path, "text/plain", Vec::new()),
                             LoadKind::IngestArrow => {
                                 let b = gen.batch(l.batch)?;
-                                let mut w = arrow_ipc::writer::StreamWriter::try_new(Vec::new(), &b.schema())
+                                let mut w = arrow_ipc::writer::StreamWriter::try_new(
+                                    Vec::new(),
+                                    &b.schema(),
+                                )
+                                .map_err(|e| Error::arrow("encoding a request", e))?;
+                                w.write(&b)
                                     .map_err(|e| Error::arrow("encoding a request", e))?;
-                                w.write(&b).map_err(|e| Error::arrow("encoding a request", e))?;
-                                w.finish().map_err(|e| Error::arrow("encoding a request", e))?;
-                                let body = w.into_inner().map_err(|e| Error::arrow("encoding a request", e))?;
+                                w.finish()
+                                    .map_err(|e| Error::arrow("encoding a request", e))?;
+                                let body = w
+                                    .into_inner()
+                                    .map_err(|e| Error::arrow("encoding a request", e))?;
                                 ("POST", "/ingest", tiered::server::ARROW_STREAM, body)
                             }
                             LoadKind::IngestJson => {
@@ -1164,7 +1177,10 @@ fn loadtest(l: &LoadArgs) -> Result<()> {
                                         // Timestamps as nanoseconds, as a feed would send them.
                                         o.insert(
                                             "timestamp".into(),
-                                            b.column(0).as_primitive::<TimestampNanosecondType>().value(r).into(),
+                                            b.column(0)
+                                                .as_primitive::<TimestampNanosecondType>()
+                                                .value(r)
+                                                .into(),
                                         );
                                         serde_json::Value::Object(o)
                                     })
@@ -1190,7 +1206,11 @@ fn loadtest(l: &LoadArgs) -> Result<()> {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::InvalidArgument("a client thread panicked".into()))))
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(Error::InvalidArgument("a client thread panicked".into()))
+                })
+            })
             .collect()
     });
     let elapsed = started.elapsed().as_secs_f64();
@@ -1218,7 +1238,10 @@ fn loadtest(l: &LoadArgs) -> Result<()> {
         lat.last().copied().unwrap_or(0.0)
     );
     if records > 0 {
-        println!("ingested {records} records: {:.0} records/s", records as f64 / elapsed);
+        println!(
+            "ingested {records} records: {:.0} records/s",
+            records as f64 / elapsed
+        );
     }
     Ok(())
 }

@@ -42,9 +42,11 @@ pub fn cell(col: &dyn Array, row: usize) -> String {
 /// as null, JSON has no NaN), timestamps and strings as strings.
 pub fn json_value(col: &dyn Array, row: usize) -> Value {
     match col.data_type() {
-        DataType::Float64 => serde_json::Number::from_f64(col.as_primitive::<Float64Type>().value(row))
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
+        DataType::Float64 => {
+            serde_json::Number::from_f64(col.as_primitive::<Float64Type>().value(row))
+                .map(Value::Number)
+                .unwrap_or(Value::Null)
+        }
         DataType::Int64 => col.as_primitive::<Int64Type>().value(row).into(),
         DataType::Int32 => col.as_primitive::<Int32Type>().value(row).into(),
         _ => cell(col, row).into(),

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::cold::{self, ColdFile, ScanStats};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::filter::{bind_all, filter_batch, Filter, Pred};
+use crate::filter::{bind_all, Filter, Pred};
 
 /// Sort order of a query.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -163,6 +163,7 @@ pub struct QueryStream {
     plan: Plan,
     cold_dir: std::path::PathBuf,
     schema: SchemaRef,
+    cache: Arc<cold::MetaCache>,
     /// Cold files still to read (unsorted queries read them lazily).
     pending_files: VecDeque<ColdFile>,
     /// In-memory rows still to emit, in order.
@@ -192,7 +193,7 @@ impl Engine {
         // One snapshot of every tier.
         let (hot, warm, files) = {
             let state = self.read();
-            let hot: Vec<RecordBatch> = state.hot.values().cloned().collect();
+            let hot: Vec<Arc<crate::hot::HotBatch>> = state.hot.values().cloned().collect();
             // Unsorted, a limit bounds what any one tier must supply.
             let cap = if plan.sort.is_none() {
                 plan.limit
@@ -213,8 +214,7 @@ impl Engine {
             if cap.is_some_and(|c| stats.hot_rows as usize >= c) {
                 break;
             }
-            let kept = filter_batch(&plan.preds, b)?;
-            if kept.num_rows() > 0 {
+            if let Some(kept) = b.matching(&plan.preds)? {
                 stats.hot_rows += kept.num_rows() as u64;
                 hot_rows.push(
                     kept.project(&plan.read)
@@ -242,6 +242,7 @@ impl Engine {
             plan,
             cold_dir: self.config().cold_dir(),
             schema: self.schema().clone(),
+            cache: self.meta_cache().clone(),
             pending_files: candidates,
             ready: VecDeque::new(),
             tail: Vec::new(),
@@ -289,6 +290,7 @@ impl QueryStream {
             &self.plan.read,
             self.plan.batch_size,
             &mut self.scan,
+            Some(&self.cache),
             |b| {
                 got += b.num_rows();
                 out.push(b);

@@ -32,7 +32,7 @@ use tokio::sync::broadcast;
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::filter::{Filter, Scalar};
-use crate::query::{Query, Sort};
+use crate::query::Query;
 use crate::schema::{Mode, UTC};
 
 /// Media type of Arrow IPC streams.
@@ -157,17 +157,22 @@ pub fn router(engine: Arc<Engine>, limits: &Limits) -> Router {
             }
         })
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
-        .layer(middleware::from_fn(move |req: Request, next: Next| async move {
-            match tokio::time::timeout(timeout, next.run(req)).await {
-                Ok(resp) => resp,
-                Err(_) => ApiError {
-                    status: StatusCode::REQUEST_TIMEOUT,
-                    message: format!("the request took longer than {} s", timeout.as_secs_f64()),
-                    field: None,
+        .layer(middleware::from_fn(
+            move |req: Request, next: Next| async move {
+                match tokio::time::timeout(timeout, next.run(req)).await {
+                    Ok(resp) => resp,
+                    Err(_) => ApiError {
+                        status: StatusCode::REQUEST_TIMEOUT,
+                        message: format!(
+                            "the request took longer than {} s",
+                            timeout.as_secs_f64()
+                        ),
+                        field: None,
+                    }
+                    .into_response(),
                 }
-                .into_response(),
-            }
-        }))
+            },
+        ))
         .with_state(state)
 }
 
@@ -216,11 +221,21 @@ fn content_type(headers: &HeaderMap) -> String {
     headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
         .unwrap_or_default()
 }
 
-async fn ingest(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> ApiResult<Json<Value>> {
+async fn ingest(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<Value>> {
     let mode = s.engine.mode();
     let ct = content_type(&headers);
     let engine = s.engine.clone();
@@ -273,9 +288,9 @@ fn batch_from_ipc(mode: Mode, body: &[u8]) -> crate::Result<RecordBatch> {
     let schema = reader.schema();
     let mut batches = Vec::new();
     for b in reader {
-        batches.push(
-            b.map_err(|e| Error::InvalidArgument(format!("body is not an Arrow IPC stream: {e}")))?,
-        );
+        batches.push(b.map_err(|e| {
+            Error::InvalidArgument(format!("body is not an Arrow IPC stream: {e}"))
+        })?);
     }
     let all = arrow_select::concat::concat_batches(&schema, &batches)
         .map_err(|e| Error::InvalidArgument(format!("Arrow IPC body: {e}")))?;
@@ -288,7 +303,10 @@ fn field_err(row: usize, field: &str, what: &str) -> ApiError {
 }
 
 /// Records given as JSON objects, checked field by field.
-pub fn batch_from_json<'a>(mode: Mode, rows: impl Iterator<Item = &'a Value>) -> ApiResult<RecordBatch> {
+pub fn batch_from_json<'a>(
+    mode: Mode,
+    rows: impl Iterator<Item = &'a Value>,
+) -> ApiResult<RecordBatch> {
     let schema = mode.schema();
     let names = crate::schema::column_names(&schema);
     let (mut ts, mut sym, mut price, mut volume) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -298,7 +316,11 @@ pub fn batch_from_json<'a>(mode: Mode, rows: impl Iterator<Item = &'a Value>) ->
             .as_object()
             .ok_or_else(|| ApiError::bad(None, format!("record {row} is not a JSON object")))?;
         if let Some(k) = obj.keys().find(|k| !names.contains(&k.as_str())) {
-            return Err(field_err(row, k, &format!("is not a column ({})", names.join(", "))));
+            return Err(field_err(
+                row,
+                k,
+                &format!("is not a column ({})", names.join(", ")),
+            ));
         }
         let get = |f: &str| obj.get(f).ok_or_else(|| field_err(row, f, "is missing"));
         let string = |f: &str| -> ApiResult<String> {
@@ -308,19 +330,37 @@ pub fn batch_from_json<'a>(mode: Mode, rows: impl Iterator<Item = &'a Value>) ->
                 .ok_or_else(|| field_err(row, f, "must be a string"))
         };
         let number = |f: &str| -> ApiResult<f64> {
-            get(f)?.as_f64().ok_or_else(|| field_err(row, f, "must be a number"))
+            get(f)?
+                .as_f64()
+                .ok_or_else(|| field_err(row, f, "must be a number"))
         };
         let integer = |f: &str| -> ApiResult<i64> {
-            get(f)?.as_i64().ok_or_else(|| field_err(row, f, "must be an integer"))
+            get(f)?
+                .as_i64()
+                .ok_or_else(|| field_err(row, f, "must be an integer"))
         };
         let t = match get("timestamp")? {
-            Value::Number(n) => n
-                .as_i64()
-                .ok_or_else(|| field_err(row, "timestamp", "must be integer nanoseconds or a UTC time"))?,
-            Value::String(s) => squeeze::time::parse_timestamp(s).ok_or_else(|| {
-                field_err(row, "timestamp", &format!("{s:?} is not a UTC time (2024-01-01T00:00:00Z)"))
+            Value::Number(n) => n.as_i64().ok_or_else(|| {
+                field_err(
+                    row,
+                    "timestamp",
+                    "must be integer nanoseconds or a UTC time",
+                )
             })?,
-            _ => return Err(field_err(row, "timestamp", "must be integer nanoseconds or a UTC time")),
+            Value::String(s) => squeeze::time::parse_timestamp(s).ok_or_else(|| {
+                field_err(
+                    row,
+                    "timestamp",
+                    &format!("{s:?} is not a UTC time (2024-01-01T00:00:00Z)"),
+                )
+            })?,
+            _ => {
+                return Err(field_err(
+                    row,
+                    "timestamp",
+                    "must be integer nanoseconds or a UTC time",
+                ))
+            }
         };
         ts.push(t);
         sym.push(string("symbol")?);
@@ -346,7 +386,8 @@ pub fn batch_from_json<'a>(mode: Mode, rows: impl Iterator<Item = &'a Value>) ->
         columns.push(Arc::new(Int64Array::from(ids)));
         columns.push(Arc::new(Int32Array::from(flags)));
     }
-    let batch = RecordBatch::try_new(schema, columns).map_err(|e| Error::arrow("building records", e))?;
+    let batch =
+        RecordBatch::try_new(schema, columns).map_err(|e| Error::arrow("building records", e))?;
     crate::schema::validate(mode, &batch)?;
     Ok(batch)
 }
@@ -364,10 +405,16 @@ async fn query(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Ap
     let q: Query = serde_json::from_slice(&body)
         .map_err(|e| ApiError::bad(None, format!("query body: {e}")))?;
     if q.limit.is_some_and(|l| l > MAX_LIMIT) {
-        return Err(ApiError::bad(Some("limit"), format!("limit is larger than {MAX_LIMIT}")));
+        return Err(ApiError::bad(
+            Some("limit"),
+            format!("limit is larger than {MAX_LIMIT}"),
+        ));
     }
     if q.batch_size.is_some_and(|b| b == 0 || b > 1_000_000) {
-        return Err(ApiError::bad(Some("batch_size"), "batch_size must be 1 to 1000000"));
+        return Err(ApiError::bad(
+            Some("batch_size"),
+            "batch_size must be 1 to 1000000",
+        ));
     }
     let arrow = wants_arrow(&headers);
     let engine = s.engine.clone();
@@ -387,13 +434,14 @@ async fn query(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Ap
         } else {
             None
         };
-        let flush = |w: &mut Option<arrow_ipc::writer::StreamWriter<Vec<u8>>>, out: Vec<u8>| -> bool {
-            let chunk = match w {
-                Some(w) => std::mem::take(w.get_mut()),
-                None => out,
+        let flush =
+            |w: &mut Option<arrow_ipc::writer::StreamWriter<Vec<u8>>>, out: Vec<u8>| -> bool {
+                let chunk = match w {
+                    Some(w) => std::mem::take(w.get_mut()),
+                    None => out,
+                };
+                chunk.is_empty() || tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
             };
-            chunk.is_empty() || tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
-        };
         for batch in stream {
             let mut out = Vec::new();
             match (batch, writer.as_mut()) {
@@ -407,7 +455,9 @@ async fn query(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Ap
                 (Err(e), _) => {
                     // The status is sent already: end the body with the error.
                     if writer.is_none() {
-                        out.extend_from_slice(json!({ "error": e.to_string() }).to_string().as_bytes());
+                        out.extend_from_slice(
+                            json!({ "error": e.to_string() }).to_string().as_bytes(),
+                        );
                         out.push(b'\n');
                         flush(&mut writer, out);
                     } else {
@@ -436,7 +486,8 @@ async fn query(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Ap
 pub fn check_symbol(s: &str) -> ApiResult<()> {
     let ok = !s.is_empty()
         && s.len() <= 32
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -454,7 +505,12 @@ fn time_param(params: &HashMap<String, String>, name: &str) -> ApiResult<i64> {
     v.parse::<i64>()
         .ok()
         .or_else(|| squeeze::time::parse_timestamp(v))
-        .ok_or_else(|| ApiError::bad(Some(name), format!("{name} {v:?} is not a UTC time or nanoseconds")))
+        .ok_or_else(|| {
+            ApiError::bad(
+                Some(name),
+                format!("{name} {v:?} is not a UTC time or nanoseconds"),
+            )
+        })
 }
 
 fn range_params(params: &HashMap<String, String>) -> ApiResult<(i64, i64)> {
@@ -470,66 +526,110 @@ async fn timeseries(
     State(s): State<AppState>,
     Path(symbol): Path<String>,
     axum::extract::Query(params): axum::extract::Query<HashMap<String, String>>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     check_symbol(&symbol)?;
     let (start, end) = range_params(&params)?;
-    let freq_text = params.get("frequency").map(String::as_str).unwrap_or("1min");
+    let freq_text = params
+        .get("frequency")
+        .map(String::as_str)
+        .unwrap_or("1min");
     let freq = squeeze::time::parse_duration(freq_text)
         .ok()
         .filter(|&f| f > 0)
-        .ok_or_else(|| ApiError::bad(Some("frequency"), format!("frequency {freq_text:?}: use e.g. 1s, 1min, 5min, 1h")))?;
+        .ok_or_else(|| {
+            ApiError::bad(
+                Some("frequency"),
+                format!("frequency {freq_text:?}: use e.g. 1s, 1min, 5min, 1h"),
+            )
+        })?;
     if (end - start) / freq > MAX_BARS {
-        return Err(ApiError::bad(Some("frequency"), format!("more than {MAX_BARS} bars: use a coarser frequency or a shorter range")));
+        return Err(ApiError::bad(
+            Some("frequency"),
+            format!("more than {MAX_BARS} bars: use a coarser frequency or a shorter range"),
+        ));
     }
     let engine = s.engine.clone();
-    blocking(move || {
-        let q = Query {
-            filters: vec![
-                Filter::eq("symbol", symbol.as_str()),
-                Filter::range("timestamp", Some(Scalar::Int(start)), Some(Scalar::Int(end))),
-            ],
-            sort: Some(Sort { column: "timestamp".into(), descending: false }),
-            columns: Some(vec!["timestamp".into(), "price".into(), "volume".into()]),
-            ..Query::default()
-        };
-        let mut bars: Vec<Value> = Vec::new();
-        let mut cur: Option<(i64, f64, f64, f64, f64, f64, u64)> = None;
-        let close_bar = |c: (i64, f64, f64, f64, f64, f64, u64), bars: &mut Vec<Value>| {
-            bars.push(json!({
-                "time": crate::output::fmt_ns(c.0),
-                "open": c.1, "high": c.2, "low": c.3, "close": c.4, "volume": c.5, "trades": c.6,
-            }));
-        };
-        for batch in engine.query(&q)? {
-            let batch = batch?;
-            let ts = batch.column(0).as_primitive::<TimestampNanosecondType>().values();
-            let px = batch.column(1).as_primitive::<Float64Type>().values();
-            let vol = batch.column(2).as_primitive::<Float64Type>().values();
-            for i in 0..batch.num_rows() {
-                let bucket = start + (ts[i] - start) / freq * freq;
-                match &mut cur {
-                    Some(c) if c.0 == bucket => {
-                        c.2 = c.2.max(px[i]);
-                        c.3 = c.3.min(px[i]);
-                        c.4 = px[i];
-                        c.5 += vol[i];
-                        c.6 += 1;
-                    }
-                    _ => {
-                        if let Some(done) = cur.take() {
-                            close_bar(done, &mut bars);
-                        }
-                        cur = Some((bucket, px[i], px[i], px[i], px[i], vol[i], 1));
-                    }
-                }
-            }
+    let body = blocking(move || Ok(ohlcv_json(&engine, &symbol, start, end, freq)?)).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+/// OHLCV bars of `symbol` over `[start, end)` as a JSON document. Reads the
+/// three columns it needs unsorted (cheaper than a merge), orders the
+/// trades by time, and folds them into bars; empty intervals are left out.
+pub fn ohlcv_json(
+    engine: &Engine,
+    symbol: &str,
+    start: i64,
+    end: i64,
+    freq: i64,
+) -> crate::Result<String> {
+    let q = Query {
+        filters: vec![
+            Filter::eq("symbol", symbol),
+            Filter::range(
+                "timestamp",
+                Some(Scalar::Int(start)),
+                Some(Scalar::Int(end)),
+            ),
+        ],
+        columns: Some(vec!["timestamp".into(), "price".into(), "volume".into()]),
+        ..Query::default()
+    };
+    let mut trades: Vec<(i64, f64, f64)> = Vec::new();
+    for batch in engine.query(&q)? {
+        let batch = batch?;
+        let ts = batch
+            .column(0)
+            .as_primitive::<TimestampNanosecondType>()
+            .values();
+        let px = batch.column(1).as_primitive::<Float64Type>().values();
+        let vol = batch.column(2).as_primitive::<Float64Type>().values();
+        trades.extend((0..batch.num_rows()).map(|i| (ts[i], px[i], vol[i])));
+    }
+    // Equal timestamps are ordered by price, so that the result does not
+    // depend on which tier a trade came from.
+    trades.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
+    let mut out = String::with_capacity(64 + trades.len().min(1 << 16) * 8);
+    out.push_str(&format!(
+        "{{\"symbol\":{},\"frequency_ns\":{freq},\"bars\":[",
+        Value::String(symbol.to_string())
+    ));
+    let num = |v: f64| -> String {
+        serde_json::Number::from_f64(v)
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "null".into())
+    };
+    let mut i = 0;
+    let mut first = true;
+    while i < trades.len() {
+        let bucket = start + (trades[i].0 - start) / freq * freq;
+        let (open, mut high, mut low) = (trades[i].1, trades[i].1, trades[i].1);
+        let (mut close, mut volume, mut n) = (trades[i].1, 0.0, 0u64);
+        while i < trades.len() && start + (trades[i].0 - start) / freq * freq == bucket {
+            let (_, p, v) = trades[i];
+            high = high.max(p);
+            low = low.min(p);
+            close = p;
+            volume += v;
+            n += 1;
+            i += 1;
         }
-        if let Some(done) = cur.take() {
-            close_bar(done, &mut bars);
+        if !first {
+            out.push(',');
         }
-        Ok(Json(json!({ "symbol": symbol, "frequency_ns": freq, "bars": bars })))
-    })
-    .await
+        first = false;
+        out.push_str(&format!(
+            "{{\"time\":\"{}\",\"open\":{},\"high\":{},\"low\":{},\"close\":{},\"volume\":{},\"trades\":{n}}}",
+            crate::output::fmt_ns(bucket),
+            num(open),
+            num(high),
+            num(low),
+            num(close),
+            num(volume)
+        ));
+    }
+    out.push_str("]}");
+    Ok(out)
 }
 
 // ---- live feed ----
@@ -552,13 +652,17 @@ async fn stream(
                 Ok(batch) => {
                     let syms = batch.column(1).as_string::<i32>();
                     let rows: Vec<Value> = (0..batch.num_rows())
-                        .filter(|&r| symbols.is_empty() || symbols.iter().any(|s| s == syms.value(r)))
+                        .filter(|&r| {
+                            symbols.is_empty() || symbols.iter().any(|s| s == syms.value(r))
+                        })
                         .map(|r| Value::Object(crate::output::json_row(&batch, r)))
                         .collect();
                     if rows.is_empty() {
                         continue;
                     }
-                    let event = Event::default().event("records").data(Value::Array(rows).to_string());
+                    let event = Event::default()
+                        .event("records")
+                        .data(Value::Array(rows).to_string());
                     return Some((Ok::<Event, std::convert::Infallible>(event), (rx, symbols)));
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
@@ -574,18 +678,35 @@ async fn stream(
 
 // ---- jobs and quality ----
 
-async fn create_job(State(s): State<AppState>, body: Bytes) -> ApiResult<(StatusCode, Json<Value>)> {
-    let v: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad(None, format!("job body: {e}")))?;
+async fn create_job(
+    State(s): State<AppState>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let v: Value =
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad(None, format!("job body: {e}")))?;
     let source = v
         .get("source")
         .and_then(Value::as_str)
-        .ok_or_else(|| ApiError::bad(Some("source"), "source (a .csv or .parquet path, or gen:N[:SEED]) is required"))?
+        .ok_or_else(|| {
+            ApiError::bad(
+                Some("source"),
+                "source (a .csv or .parquet path, or gen:N[:SEED]) is required",
+            )
+        })?
         .to_string();
-    if let Some(k) = v.as_object().and_then(|o| o.keys().find(|k| *k != "source" && *k != "batch_size")) {
+    if let Some(k) = v
+        .as_object()
+        .and_then(|o| o.keys().find(|k| *k != "source" && *k != "batch_size"))
+    {
         return Err(ApiError::bad(Some(k), format!("unknown field `{k}`")));
     }
-    let batch = v.get("batch_size").and_then(Value::as_u64).unwrap_or(100_000).clamp(1, 1_000_000) as usize;
-    crate::jobs::Source::parse(&source).map_err(|e| ApiError::bad(Some("source"), e.to_string()))?;
+    let batch = v
+        .get("batch_size")
+        .and_then(Value::as_u64)
+        .unwrap_or(100_000)
+        .clamp(1, 1_000_000) as usize;
+    crate::jobs::Source::parse(&source)
+        .map_err(|e| ApiError::bad(Some("source"), e.to_string()))?;
     let engine = s.engine.clone();
     let id = blocking(move || Ok(engine.with_catalog(|c| c.create_job(&source))?)).await?;
     let engine = s.engine.clone();
@@ -593,7 +714,10 @@ async fn create_job(State(s): State<AppState>, body: Bytes) -> ApiResult<(Status
         // Failure is recorded in the job's row.
         let _ = crate::jobs::run(&engine, id, batch, |_, _| {});
     });
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id, "state": "pending" }))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "id": id, "state": "pending" })),
+    ))
 }
 
 async fn list_jobs(State(s): State<AppState>) -> ApiResult<Json<Value>> {
@@ -627,7 +751,8 @@ async fn quality(
     let engine = s.engine.clone();
     if !params.contains_key("start") && !params.contains_key("end") {
         // Without a range: the results stored for the symbol.
-        return blocking(move || Ok(Json(json!(engine.with_catalog(|c| c.quality(&symbol))?)))).await;
+        return blocking(move || Ok(Json(json!(engine.with_catalog(|c| c.quality(&symbol))?))))
+            .await;
     }
     let (start, end) = range_params(&params)?;
     if start == end {
@@ -637,8 +762,18 @@ async fn quality(
     let interval = squeeze::time::parse_duration(text)
         .ok()
         .filter(|&i| i > 0)
-        .ok_or_else(|| ApiError::bad(Some("interval"), format!("interval {text:?}: use e.g. 1s, 250ms, 1min")))?;
-    blocking(move || Ok(Json(json!(crate::quality::check(&engine, &symbol, start, end, interval)?)))).await
+        .ok_or_else(|| {
+            ApiError::bad(
+                Some("interval"),
+                format!("interval {text:?}: use e.g. 1s, 250ms, 1min"),
+            )
+        })?;
+    blocking(move || {
+        Ok(Json(json!(crate::quality::check(
+            &engine, &symbol, start, end, interval
+        )?)))
+    })
+    .await
 }
 
 async fn openapi() -> impl IntoResponse {

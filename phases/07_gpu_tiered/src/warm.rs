@@ -20,7 +20,7 @@ use arrow_array::{
 use arrow_schema::SchemaRef;
 
 use crate::error::{Error, Result};
-use crate::filter::{Pred, PredKind};
+use crate::filter::{Pred, PredKind, Stats};
 use crate::schema::{Mode, UTC};
 
 /// What a warm tier must do. Rows are counted exactly: never capacity.
@@ -107,10 +107,17 @@ impl Dict {
     }
 }
 
-/// One WAL record's rows, column by column.
+/// One WAL record's rows, column by column, with its time range and its
+/// rows grouped by symbol (so that a symbol filter reads only its rows).
 #[derive(Debug)]
 struct Chunk {
     lsn: u64,
+    min_ts: i64,
+    max_ts: i64,
+    /// Row numbers grouped by symbol code, in row order within a group.
+    order: Vec<u32>,
+    /// (symbol code, start, end) into `order`, by code.
+    postings: Vec<(u32, u32, u32)>,
     ts: Vec<i64>,
     symbol: Vec<u32>,
     price: Vec<f64>,
@@ -134,7 +141,52 @@ impl Chunk {
             + self.side.len() * 4
             + self.exchange.len() * 4
             + self.trade_id.len() * 8
-            + self.flags.len() * 4) as u64
+            + self.flags.len() * 4
+            + self.order.len() * 4
+            + self.postings.len() * 12) as u64
+    }
+
+    /// Fills the time range and the symbol grouping.
+    fn index(&mut self, dict_len: usize) {
+        self.min_ts = self.ts.iter().copied().min().unwrap_or(0);
+        self.max_ts = self.ts.iter().copied().max().unwrap_or(-1);
+        let n = self.symbol.len();
+        if dict_len <= n.max(1024) {
+            // Counting sort by code: O(rows + dictionary).
+            let mut starts = vec![0u32; dict_len + 1];
+            for &c in &self.symbol {
+                starts[c as usize + 1] += 1;
+            }
+            for i in 1..starts.len() {
+                starts[i] += starts[i - 1];
+            }
+            for code in 0..dict_len {
+                if starts[code + 1] > starts[code] {
+                    self.postings
+                        .push((code as u32, starts[code], starts[code + 1]));
+                }
+            }
+            let mut fill = starts;
+            self.order = vec![0; n];
+            for (row, &c) in self.symbol.iter().enumerate() {
+                self.order[fill[c as usize] as usize] = row as u32;
+                fill[c as usize] += 1;
+            }
+        } else {
+            let mut order: Vec<u32> = (0..n as u32).collect();
+            order.sort_by_key(|&r| self.symbol[r as usize]);
+            let mut i = 0;
+            while i < n {
+                let code = self.symbol[order[i] as usize];
+                let mut j = i;
+                while j < n && self.symbol[order[j] as usize] == code {
+                    j += 1;
+                }
+                self.postings.push((code, i as u32, j as u32));
+                i = j;
+            }
+            self.order = order;
+        }
     }
 }
 
@@ -231,6 +283,10 @@ impl WarmTier for CpuWarm {
         let c = batch.columns();
         let mut chunk = Chunk {
             lsn,
+            min_ts: 0,
+            max_ts: -1,
+            order: Vec::new(),
+            postings: Vec::new(),
             ts: c[0]
                 .as_primitive::<TimestampNanosecondType>()
                 .values()
@@ -249,6 +305,7 @@ impl WarmTier for CpuWarm {
             chunk.trade_id = c[6].as_primitive::<Int64Type>().values().to_vec();
             chunk.flags = c[7].as_primitive::<Int32Type>().values().to_vec();
         }
+        chunk.index(self.symbols.len());
         self.rows += chunk.rows() as u64;
         self.bytes += chunk.bytes();
         self.chunks.push_back(chunk);
@@ -306,18 +363,42 @@ impl WarmTier for CpuWarm {
                 _ => Prepared::Code(self.exchanges.matching(&p.kind), 5),
             })
             .collect();
+        let times: Vec<&PredKind> = preds
+            .iter()
+            .filter(|p| p.column == 0)
+            .map(|p| &p.kind)
+            .collect();
+        let by_symbol = prepared.iter().find_map(|p| match p {
+            Prepared::Code(mask, 1) => Some(mask),
+            _ => None,
+        });
         let mut out = Vec::new();
         for chunk in &self.chunks {
             if found >= limit {
                 break;
+            }
+            let span = Stats::Int(chunk.min_ts, chunk.max_ts);
+            if !times.iter().all(|k| k.may_match(&span)) {
+                continue;
             }
             if prepared.is_empty() {
                 found += chunk.rows();
                 out.push(self.batch(chunk, projection, None)?);
                 continue;
             }
+            let candidates: Box<dyn Iterator<Item = u32> + '_> = match by_symbol {
+                Some(mask) => Box::new(
+                    chunk
+                        .postings
+                        .iter()
+                        .filter(|(code, _, _)| mask[*code as usize])
+                        .flat_map(|&(_, a, b)| chunk.order[a as usize..b as usize].iter().copied()),
+                ),
+                None => Box::new(0..chunk.rows() as u32),
+            };
             let mut sel: Vec<u32> = Vec::new();
-            for row in 0..chunk.rows() {
+            for row in candidates {
+                let row = row as usize;
                 let keep = prepared.iter().all(|p| match p {
                     Prepared::Int(k, 0) => k.int(chunk.ts[row]),
                     Prepared::Int(k, 6) => k.int(chunk.trade_id[row]),
@@ -331,6 +412,9 @@ impl WarmTier for CpuWarm {
                 if keep {
                     sel.push(row as u32);
                 }
+            }
+            if by_symbol.is_some() {
+                sel.sort_unstable();
             }
             if !sel.is_empty() {
                 found += sel.len();
@@ -367,10 +451,20 @@ mod tests {
             w.append(1, &a).unwrap();
             w.append(2, &b).unwrap();
             assert_eq!(w.rows(), 1500);
-            let per_row = if mode == Mode::Simple { 28 } else { 48 };
+            // Columns, plus 4 bytes of symbol grouping per row and 12 per
+            // distinct symbol of the chunk.
+            let per_row = if mode == Mode::Simple { 32 } else { 52 };
+            let distinct = |b: &RecordBatch| {
+                let s: std::collections::HashSet<&str> =
+                    b.column(1).as_string::<i32>().iter().flatten().collect();
+                s.len() as u64
+            };
             assert_eq!(
                 w.records(),
-                vec![(1, 1000, 1000 * per_row), (2, 500, 500 * per_row)]
+                vec![
+                    (1, 1000, 1000 * per_row + 12 * distinct(&a)),
+                    (2, 500, 500 * per_row + 12 * distinct(&b))
+                ]
             );
             let out = w.export_through(1).unwrap();
             assert_eq!(out.len(), 1);
