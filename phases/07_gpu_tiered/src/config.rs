@@ -96,6 +96,9 @@ pub struct ColdConfig {
 pub struct QueryConfig {
     /// Rows per streamed result batch.
     pub output_batch_size: usize,
+    /// Megabytes of finished answers (OHLCV documents) kept for repeated
+    /// questions; 0 turns the cache off.
+    pub answer_cache_mb: f64,
 }
 
 impl Default for StorageConfig {
@@ -152,6 +155,7 @@ impl Default for QueryConfig {
     fn default() -> Self {
         QueryConfig {
             output_batch_size: 4096,
+            answer_cache_mb: 64.0,
         }
     }
 }
@@ -170,6 +174,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "cold_tier.compression (zstd | snappy | lz4 | none)",
     ),
     ("SSIG_QUERY_BATCH_SIZE", "query.output_batch_size"),
+    ("SSIG_ANSWER_CACHE_MB", "query.answer_cache_mb"),
 ];
 
 impl Config {
@@ -219,6 +224,7 @@ impl Config {
                 "SSIG_DEVICE" => self.warm_tier.device = value,
                 "SSIG_COLD_COMPRESSION" => self.cold_tier.compression = value,
                 "SSIG_QUERY_BATCH_SIZE" => self.query.output_batch_size = parse(key, &value)?,
+                "SSIG_ANSWER_CACHE_MB" => self.query.answer_cache_mb = parse(key, &value)?,
                 _ => {}
             }
         }
@@ -275,6 +281,12 @@ impl Config {
         }
         if self.query.output_batch_size == 0 {
             return bad("query.output_batch_size must be at least 1".into());
+        }
+        let mb = self.query.answer_cache_mb;
+        if !(0.0..=1e6).contains(&mb) {
+            return bad(format!(
+                "query.answer_cache_mb must be between 0 and 1000000, got {mb}"
+            ));
         }
         Ok(())
     }
@@ -356,5 +368,11 @@ mod tests {
         let mut c = Config::default();
         c.warm_tier.migrate_to_pct = 0.99;
         assert!(c.check().is_err());
+        for mb in [-1.0, f64::NAN, 2e6] {
+            let mut c = Config::default();
+            c.query.answer_cache_mb = mb;
+            let e = c.check().unwrap_err().to_string();
+            assert!(e.contains("query.answer_cache_mb"), "{e}");
+        }
     }
 }

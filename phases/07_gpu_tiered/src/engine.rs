@@ -31,8 +31,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
+use arrow_array::cast::AsArray;
+use arrow_array::types::TimestampNanosecondType;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
+
+use crate::cache::RangeCache;
 
 use crate::catalog::Catalog;
 use crate::cold::{self, ColdFile};
@@ -103,6 +107,9 @@ pub struct Engine {
     recovery: Recovery,
     observer: RwLock<Option<Observer>>,
     meta_cache: Arc<cold::MetaCache>,
+    /// Finished answers (OHLCV documents of the HTTP API), kept exact by
+    /// invalidation on every write and retention.
+    answers: RangeCache,
     /// Held (flock) while the engine lives: one process per store.
     _lock: std::fs::File,
 }
@@ -263,6 +270,7 @@ impl Engine {
             config.wal.fsync,
         )?;
         wal.delete_through(watermark)?;
+        let answer_budget = (config.query.answer_cache_mb * 1e6) as usize;
         let engine = Engine {
             config,
             mode,
@@ -279,6 +287,7 @@ impl Engine {
             recovery,
             observer: RwLock::new(None),
             meta_cache: Arc::new(cold::MetaCache::default()),
+            answers: RangeCache::new(answer_budget),
             _lock: lock_file,
         };
         engine.maybe_migrate()?;
@@ -305,6 +314,11 @@ impl Engine {
         if let Ok(mut o) = self.observer.write() {
             *o = observer;
         }
+    }
+
+    /// The cache of finished answers over time ranges (see [`crate::cache`]).
+    pub fn answers(&self) -> &RangeCache {
+        &self.answers
     }
 
     /// Parsed Parquet footers of the cold files.
@@ -343,6 +357,14 @@ impl Engine {
             state.hot.insert(lsn, HotBatch::new(batch.clone()));
             evict_hot(&mut state, hot_threshold(&self.config))?;
         }
+        // Visible to queries now: cached answers over its time range go.
+        self.answers.written(|| {
+            let ts = batch
+                .column(0)
+                .as_primitive::<TimestampNanosecondType>()
+                .values();
+            Some((*ts.iter().min()?, *ts.iter().max()?))
+        });
         let observer = self.observer.read().ok().and_then(|o| o.clone());
         if let Some(observe) = observer {
             observe(&batch);
@@ -529,6 +551,9 @@ impl Engine {
                 .collect();
             state.cold_rows = keep.iter().map(|f| f.rows).sum();
             state.cold = Arc::new(keep);
+        }
+        if !doomed.is_empty() {
+            self.answers.clear();
         }
         let cold_dir = self.config.cold_dir();
         for f in &doomed {

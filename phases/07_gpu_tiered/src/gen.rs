@@ -57,6 +57,12 @@ impl Generator {
         }
     }
 
+    /// The same generator with its first trade at `ts` or just after.
+    pub fn starting_at(mut self, ts: i64) -> Generator {
+        self.ts = ts;
+        self
+    }
+
     /// The name of symbol `i`.
     pub fn symbol(&self, i: usize) -> String {
         self.symbols[i % self.symbols.len()].clone()

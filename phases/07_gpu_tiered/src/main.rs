@@ -203,10 +203,11 @@ struct LoadArgs {
     /// Stop after this many seconds even if requests are left.
     #[arg(long, default_value_t = 120.0)]
     max_seconds: f64,
-    /// timeseries: the symbol.
-    #[arg(long, default_value = "BTC/USD")]
-    symbol: String,
-    /// timeseries: start of the day asked for.
+    /// timeseries: the symbol, or several comma-separated, asked for in turn.
+    #[arg(long, default_value = "BTC/USD", value_delimiter = ',')]
+    symbol: Vec<String>,
+    /// timeseries: start of the range asked for; ingest: time of the first
+    /// generated trade.
     #[arg(long, default_value = "2024-01-01T00:00:00Z")]
     start: String,
     /// timeseries: length of the range.
@@ -1127,32 +1128,45 @@ fn loadtest(l: &LoadArgs) -> Result<()> {
     let start = time_arg("--start", &l.start)?;
     let span = squeeze::time::parse_duration(&l.span)
         .map_err(|e| Error::InvalidArgument(format!("--span: {e}")))?;
-    let path = format!(
-        "/timeseries/{}?start={}&end={}&frequency={}",
-        tiered::http::encode_segment(&l.symbol),
-        start,
-        start + span,
-        l.frequency
-    );
+    let paths: Vec<String> = l
+        .symbol
+        .iter()
+        .map(|sym| {
+            format!(
+                "/timeseries/{}?start={}&end={}&frequency={}",
+                tiered::http::encode_segment(sym),
+                start,
+                start + span,
+                l.frequency
+            )
+        })
+        .collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let hits = std::sync::atomic::AtomicU64::new(0);
     let deadline = Instant::now() + Duration::from_secs_f64(l.max_seconds);
     let started = Instant::now();
     let results: Vec<Result<(Vec<f64>, u64, u64)>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..l.clients)
             .map(|c| {
-                let path = &path;
-                let next = &next;
+                let (paths, next, hits) = (&paths, &next, &hits);
                 s.spawn(move || -> Result<(Vec<f64>, u64, u64)> {
                     let mut conn =
                         tiered::http::Conn::open(&l.addr).map_err(|e| Error::io(&l.addr, e))?;
                     let mut lat = Vec::new();
                     let (mut records, mut errors) = (0u64, 0u64);
-                    let mut gen = Generator::new(l.mode, 1000 + c as u64, 100);
-                    while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < l.requests
-                        && Instant::now() < deadline
-                    {
+                    let mut gen = Generator::new(l.mode, 1000 + c as u64, 100).starting_at(start);
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if i >= l.requests || Instant::now() >= deadline {
+                            break;
+                        }
                         let (method, p, ct, body): (&str, &str, &str, Vec<u8>) = match l.kind {
-                            LoadKind::Timeseries => ("GET", path, "text/plain", Vec::new()),
+                            LoadKind::Timeseries => (
+                                "GET",
+                                paths[i % paths.len()].as_str(),
+                                "text/plain",
+                                Vec::new(),
+                            ),
                             LoadKind::IngestArrow => {
                                 let b = gen.batch(l.batch)?;
                                 let mut w = arrow_ipc::writer::StreamWriter::try_new(
@@ -1196,7 +1210,11 @@ fn loadtest(l: &LoadArgs) -> Result<()> {
                         lat.push(t.elapsed().as_secs_f64() * 1e3);
                         if resp.status != 200 {
                             errors += 1;
-                        } else if !matches!(l.kind, LoadKind::Timeseries) {
+                        } else if matches!(l.kind, LoadKind::Timeseries) {
+                            if resp.header("x-answer-cache") == Some("hit") {
+                                hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            }
+                        } else {
                             records += l.batch as u64;
                         }
                     }
@@ -1237,6 +1255,13 @@ fn loadtest(l: &LoadArgs) -> Result<()> {
         percentile(&lat, 0.99),
         lat.last().copied().unwrap_or(0.0)
     );
+    if matches!(l.kind, LoadKind::Timeseries) {
+        println!(
+            "answered from the server's cache: {} of {}",
+            hits.load(std::sync::atomic::Ordering::Relaxed),
+            lat.len()
+        );
+    }
     if records > 0 {
         println!(
             "ingested {records} records: {:.0} records/s",

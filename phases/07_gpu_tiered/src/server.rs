@@ -185,6 +185,7 @@ async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let engine = s.engine.clone();
     blocking(move || {
         let t = engine.stats()?;
+        let a = engine.answers().stats();
         let files = engine.with_catalog(|c| c.files())?;
         let partitions: std::collections::BTreeSet<&str> =
             files.iter().map(|f| f.partition.as_str()).collect();
@@ -210,6 +211,10 @@ async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
             "catalog": { "files": files.len(), "partitions": partitions.len(), "watermark_lsn": t.watermark_lsn },
             "compression_ratio": ratio,
             "migrations": t.migrations,
+            "answer_cache": {
+                "entries": a.entries, "bytes": a.bytes, "hits": a.hits,
+                "misses": a.misses, "invalidated": a.invalidated,
+            },
         })))
     })
     .await
@@ -548,9 +553,39 @@ async fn timeseries(
             format!("more than {MAX_BARS} bars: use a coarser frequency or a shorter range"),
         ));
     }
+    let key = crate::cache::Key {
+        kind: "ohlcv",
+        symbol,
+        start,
+        end,
+        param: freq,
+    };
+    // A repeated question is answered from the cache without leaving the
+    // async thread; the cache drops an answer as soon as a write overlaps it.
+    if let Some(body) = s.engine.answers().get(&key) {
+        return Ok(ohlcv_response(String::from(&*body), "hit"));
+    }
     let engine = s.engine.clone();
-    let body = blocking(move || Ok(ohlcv_json(&engine, &symbol, start, end, freq)?)).await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let body = blocking(move || {
+        let cache = engine.answers();
+        let ticket = cache.ticket();
+        let body: Arc<str> = ohlcv_json(&engine, &key.symbol, start, end, freq)?.into();
+        cache.put(ticket, key, body.clone());
+        Ok(body)
+    })
+    .await?;
+    Ok(ohlcv_response(String::from(&*body), "miss"))
+}
+
+fn ohlcv_response(body: String, cache: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::HeaderName::from_static("x-answer-cache"), cache),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// OHLCV bars of `symbol` over `[start, end)` as a JSON document. Reads the

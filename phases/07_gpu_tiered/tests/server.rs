@@ -7,7 +7,8 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tiered::gen::Generator;
+use tiered::cold::DAY_NS;
+use tiered::gen::{Generator, START_NS};
 use tiered::http::{encode_segment, Conn, Response};
 use tiered::schema::Mode;
 
@@ -506,4 +507,98 @@ fn concurrent_ingest_and_query_see_every_accepted_record() {
     });
     let mut c = server.conn();
     assert_eq!(total(&mut c), 20_000);
+}
+
+#[test]
+fn cached_time_series_answers_follow_every_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let server = Server::start(&store, &[]);
+    let mut c = server.conn();
+    let ingest = |c: &mut Conn, b: &arrow_array::RecordBatch| {
+        let r = c
+            .request(
+                "POST",
+                "/ingest",
+                &[("Content-Type", "application/vnd.apache.arrow.stream")],
+                &arrow_body(b),
+            )
+            .unwrap();
+        assert_eq!(r.status, 200, "{}", r.text());
+    };
+    let mut g = Generator::new(Mode::Simple, 7, 3);
+    let sym = g.symbol(0);
+    ingest(&mut c, &g.batch(2000).unwrap());
+    let path = format!(
+        "/timeseries/{}?start=2024-01-01&end=2024-01-02&frequency=1min",
+        encode_segment(&sym)
+    );
+    let first = get(&mut c, &path);
+    assert_eq!(first.header("x-answer-cache"), Some("miss"));
+    let again = get(&mut c, &path);
+    assert_eq!(again.header("x-answer-cache"), Some("hit"));
+    assert_eq!(again.body, first.body);
+
+    // A write on another day leaves the answer cached.
+    let mut later = Generator::new(Mode::Simple, 8, 3).starting_at(START_NS + 5 * DAY_NS);
+    ingest(&mut c, &later.batch(100).unwrap());
+    assert_eq!(get(&mut c, &path).header("x-answer-cache"), Some("hit"));
+
+    // A write into the day is in the next answer.
+    let one = g.batch(1).unwrap();
+    let mut cols = one.columns().to_vec();
+    cols[1] = std::sync::Arc::new(arrow_array::StringArray::from(vec![sym.as_str()]));
+    cols[2] = std::sync::Arc::new(arrow_array::Float64Array::from(vec![1e9]));
+    ingest(
+        &mut c,
+        &arrow_array::RecordBatch::try_new(one.schema(), cols).unwrap(),
+    );
+    let after = get(&mut c, &path);
+    assert_eq!(after.header("x-answer-cache"), Some("miss"));
+    assert!(
+        after.text().contains("\"high\":1000000000"),
+        "{}",
+        after.text()
+    );
+
+    // Writers into the day race readers; whatever the cache holds at the
+    // end is what a fresh server computes.
+    std::thread::scope(|s| {
+        for t in 0..2u64 {
+            let addr = server.addr.clone();
+            s.spawn(move || {
+                let mut c = Conn::open(&addr).unwrap();
+                let mut g = Generator::new(Mode::Simple, 100 + t, 3)
+                    .starting_at(START_NS + (t as i64 + 1) * 3_600_000_000_000);
+                for _ in 0..30 {
+                    ingest(&mut c, &g.batch(200).unwrap());
+                }
+            });
+        }
+        for _ in 0..2 {
+            let (addr, path) = (server.addr.clone(), path.clone());
+            s.spawn(move || {
+                let mut c = Conn::open(&addr).unwrap();
+                for _ in 0..60 {
+                    assert_eq!(get(&mut c, &path).status, 200);
+                }
+            });
+        }
+    });
+    let cached = get(&mut c, &path);
+    let cached = if cached.header("x-answer-cache") == Some("miss") {
+        // Computed fresh; ask again to read it from the cache.
+        let again = get(&mut c, &path);
+        assert_eq!(again.header("x-answer-cache"), Some("hit"));
+        again
+    } else {
+        cached
+    };
+    drop(c);
+    let (_, ok) = server.stop();
+    assert!(ok);
+    let server = Server::start(&store, &[]);
+    let fresh = get(&mut server.conn(), &path);
+    assert_eq!(fresh.header("x-answer-cache"), Some("miss"));
+    assert_eq!(cached.text(), fresh.text());
 }
