@@ -574,13 +574,38 @@ impl Engine {
 }
 
 fn make_warm(config: &Config, mode: Mode) -> Result<Box<dyn WarmTier>> {
-    match config.warm_tier.device.as_str() {
-        "gpu" => Err(Error::Config(
-            "warm_tier.device is gpu, but this build has only the CPU warm tier; use auto or cpu"
-                .into(),
-        )),
-        _ => Ok(Box::new(CpuWarm::new(mode))),
+    let device = config.warm_tier.device.as_str();
+    if device == "cpu" {
+        return Ok(Box::new(CpuWarm::new(mode)));
     }
+    match gpu_warm(config, mode) {
+        Ok(w) => Ok(Box::new(w)),
+        Err(why) if device == "auto" => Ok(Box::new(CpuWarm::instead_of_gpu(mode, why))),
+        Err(why) => Err(Error::Config(format!(
+            "warm_tier.device is gpu, but {why}; use auto or cpu"
+        ))),
+    }
+}
+
+/// The GPU warm tier, its columns preallocated for the warm budget, once
+/// the device has passed the self-test against the CPU tier.
+fn gpu_warm(config: &Config, mode: Mode) -> std::result::Result<crate::gpu::GpuWarm, String> {
+    let gpu = Arc::new(crate::gpu::probe()?);
+    crate::gpu::self_test(&gpu, mode)?;
+    let budget = (config.warm_tier.max_memory_mb * 1e6) as usize;
+    if budget > gpu.total_mem / 10 * 9 {
+        return Err(format!(
+            "warm_tier.max_memory_mb ({} MB) does not fit the {} MB of {}",
+            config.warm_tier.max_memory_mb,
+            gpu.total_mem / 1_000_000,
+            gpu.name
+        ));
+    }
+    let row_bytes = match mode {
+        Mode::Simple => 28,
+        Mode::Trading => 48,
+    };
+    crate::gpu::GpuWarm::new(gpu, mode, budget / row_bytes + 1).map_err(|e| e.to_string())
 }
 
 fn hot_threshold(config: &Config) -> u64 {

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod error;
 pub mod filter;
 pub mod gen;
+pub mod gpu;
 pub mod hot;
 pub mod http;
 pub mod jobs;

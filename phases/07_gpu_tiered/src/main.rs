@@ -47,6 +47,11 @@ struct Args {
     /// Columns of a new store (overrides `mode`).
     #[arg(long, global = true, value_enum)]
     mode: Option<Mode>,
+    /// Where the warm tier lives (overrides warm_tier.device): auto uses a
+    /// GPU when one is found and passes its self-test, and says why not
+    /// otherwise; gpu fails without one.
+    #[arg(long, global = true, value_parser = ["auto", "cpu", "gpu"])]
+    device: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -279,6 +284,9 @@ fn load_config(args: &Args) -> Result<Config> {
     }
     if let Some(m) = args.mode {
         config.mode = Some(m);
+    }
+    if let Some(d) = &args.device {
+        config.warm_tier.device = d.clone();
     }
     config.check()?;
     Ok(config)

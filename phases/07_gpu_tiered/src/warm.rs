@@ -88,13 +88,18 @@ impl Dict {
         self.names.is_empty()
     }
 
+    /// Bytes the dictionary takes (what the budget counts).
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
     /// Which codes satisfy a string predicate.
-    fn matching(&self, kind: &PredKind) -> Vec<bool> {
+    pub(crate) fn matching(&self, kind: &PredKind) -> Vec<bool> {
         self.names.iter().map(|n| kind.str(n)).collect()
     }
 
     /// Encodes a string column.
-    fn encode(&mut self, col: &ArrayRef) -> Result<Vec<u32>> {
+    pub(crate) fn encode(&mut self, col: &ArrayRef) -> Result<Vec<u32>> {
         col.as_string::<i32>()
             .iter()
             .map(|v| self.code(v.unwrap_or("")))
@@ -102,7 +107,7 @@ impl Dict {
     }
 
     /// Decodes codes back to a string column.
-    fn decode(&self, codes: impl Iterator<Item = u32>) -> ArrayRef {
+    pub(crate) fn decode(&self, codes: impl Iterator<Item = u32>) -> ArrayRef {
         Arc::new(StringArray::from_iter_values(codes.map(|c| self.name(c))))
     }
 }
@@ -201,6 +206,8 @@ pub struct CpuWarm {
     exchanges: Dict,
     rows: u64,
     bytes: u64,
+    /// Why the GPU is not used, when one was looked for.
+    no_gpu: Option<String>,
 }
 
 impl CpuWarm {
@@ -215,6 +222,16 @@ impl CpuWarm {
             exchanges: Dict::default(),
             rows: 0,
             bytes: 0,
+            no_gpu: None,
+        }
+    }
+
+    /// The CPU tier standing in for a GPU that could not be used, and why
+    /// (shown by `device`).
+    pub fn instead_of_gpu(mode: Mode, why: String) -> CpuWarm {
+        CpuWarm {
+            no_gpu: Some(why),
+            ..CpuWarm::new(mode)
         }
     }
 
@@ -276,7 +293,10 @@ enum Prepared<'a> {
 
 impl WarmTier for CpuWarm {
     fn device(&self) -> String {
-        "CPU".into()
+        match &self.no_gpu {
+            None => "CPU".into(),
+            Some(why) => format!("CPU (no GPU: {why})"),
+        }
     }
 
     fn append(&mut self, lsn: u64, batch: &RecordBatch) -> Result<()> {

@@ -504,3 +504,35 @@ fn a_store_refuses_a_second_process_and_another_mode() {
     assert!(e.to_string().contains("simple records"), "{e}");
     let _ = HashMap::<u8, u8>::new();
 }
+
+#[test]
+fn the_warm_device_is_chosen_at_run_time_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = small_config(dir.path(), Mode::Simple);
+    config.warm_tier.device = "cpu".into();
+    let engine = Engine::open(config.clone()).unwrap();
+    assert_eq!(engine.stats().unwrap().warm_device, "CPU");
+    drop(engine);
+
+    config.warm_tier.device = "auto".into();
+    let engine = Engine::open(config.clone()).unwrap();
+    let device = engine.stats().unwrap().warm_device;
+    drop(engine);
+    config.warm_tier.device = "gpu".into();
+    let forced = Engine::open(config);
+    match tiered::gpu::probe() {
+        Ok(gpu) => {
+            assert!(device.starts_with("GPU"), "{device}");
+            assert!(device.contains(&gpu.name), "{device}");
+            assert!(forced.is_ok());
+        }
+        Err(why) => {
+            assert_eq!(device, format!("CPU (no GPU: {why})"));
+            let e = forced.unwrap_err().to_string();
+            assert!(
+                e.contains("warm_tier.device is gpu") && e.contains(&why),
+                "{e}"
+            );
+        }
+    }
+}

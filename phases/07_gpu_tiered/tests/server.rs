@@ -117,9 +117,11 @@ fn every_endpoint_and_every_error_code() {
     let mut c = server.conn();
 
     let r = get(&mut c, "/health");
-    assert_eq!(
-        (r.status, json_body(&r)["device"].as_str()),
-        (200, Some("CPU"))
+    assert_eq!(r.status, 200);
+    let device = json_body(&r)["device"].as_str().unwrap().to_string();
+    assert!(
+        device.starts_with("CPU") || device.starts_with("GPU ("),
+        "{device}"
     );
     let spec = json_body(&get(&mut c, "/openapi.json"));
     for path in [
@@ -425,7 +427,7 @@ fn every_endpoint_and_every_error_code() {
     assert_eq!(r.status, 404);
     let s = json_body(&get(&mut c, "/stats"));
     assert_eq!(s["total_records"], 6003);
-    assert_eq!(s["device"], "CPU");
+    assert_eq!(s["device"].as_str(), Some(device.as_str()));
     drop(c);
     let (out, ok) = server.stop();
     assert!(ok, "{out}");
