@@ -587,11 +587,11 @@ fn make_warm(config: &Config, mode: Mode) -> Result<Box<dyn WarmTier>> {
     }
 }
 
-/// The GPU warm tier, its columns preallocated for the warm budget, once
-/// the device has passed the self-test against the CPU tier.
+/// The GPU warm tier, its columns preallocated for the warm budget, once the
+/// budget fits the device and the device has passed the self-test against
+/// the CPU tier.
 fn gpu_warm(config: &Config, mode: Mode) -> std::result::Result<crate::gpu::GpuWarm, String> {
     let gpu = Arc::new(crate::gpu::probe()?);
-    crate::gpu::self_test(&gpu, mode)?;
     let budget = (config.warm_tier.max_memory_mb * 1e6) as usize;
     if budget > gpu.total_mem / 10 * 9 {
         return Err(format!(
@@ -601,6 +601,7 @@ fn gpu_warm(config: &Config, mode: Mode) -> std::result::Result<crate::gpu::GpuW
             gpu.name
         ));
     }
+    crate::gpu::self_test(&gpu, mode)?;
     let row_bytes = match mode {
         Mode::Simple => 28,
         Mode::Trading => 48,

@@ -13,7 +13,6 @@ use arrow_array::types::TimestampNanosecondType;
 use crate::catalog::Quality;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::filter::{Filter, Scalar};
 use crate::query::{Query, Sort};
 
 /// Computes the metrics from sorted timestamps.
@@ -89,20 +88,11 @@ pub fn check(
     interval: i64,
 ) -> Result<Quality> {
     let q = Query {
-        filters: vec![
-            Filter::eq("symbol", symbol),
-            Filter::range(
-                "timestamp",
-                Some(Scalar::Int(start)),
-                Some(Scalar::Int(end)),
-            ),
-        ],
         sort: Some(Sort {
             column: "timestamp".into(),
             descending: false,
         }),
-        columns: Some(vec!["timestamp".into()]),
-        ..Query::default()
+        ..Query::symbol_range(symbol, start, end, &["timestamp"])
     };
     let mut ts = Vec::new();
     for batch in engine.query(&q)? {

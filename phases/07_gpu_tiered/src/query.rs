@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use crate::cold::{self, ColdFile, ScanStats};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::filter::{bind_all, Filter, Pred};
+use crate::filter::{bind_all, Filter, Pred, Scalar};
 
 /// Sort order of a query.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,6 +50,24 @@ pub struct Query {
     /// Rows per output batch (the configuration's `query.output_batch_size`
     /// when absent).
     pub batch_size: Option<usize>,
+}
+
+impl Query {
+    /// The trades of one symbol in `[start, end)`, with `columns`.
+    pub fn symbol_range(symbol: &str, start: i64, end: i64, columns: &[&str]) -> Query {
+        Query {
+            filters: vec![
+                Filter::eq("symbol", symbol),
+                Filter::range(
+                    "timestamp",
+                    Some(Scalar::Int(start)),
+                    Some(Scalar::Int(end)),
+                ),
+            ],
+            columns: Some(columns.iter().map(|c| c.to_string()).collect()),
+            ..Query::default()
+        }
+    }
 }
 
 /// Counts of what a query touched.

@@ -31,7 +31,6 @@ use tokio::sync::broadcast;
 
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::filter::{Filter, Scalar};
 use crate::query::Query;
 use crate::schema::{Mode, UTC};
 
@@ -598,18 +597,7 @@ pub fn ohlcv_json(
     end: i64,
     freq: i64,
 ) -> crate::Result<String> {
-    let q = Query {
-        filters: vec![
-            Filter::eq("symbol", symbol),
-            Filter::range(
-                "timestamp",
-                Some(Scalar::Int(start)),
-                Some(Scalar::Int(end)),
-            ),
-        ],
-        columns: Some(vec!["timestamp".into(), "price".into(), "volume".into()]),
-        ..Query::default()
-    };
+    let q = Query::symbol_range(symbol, start, end, &["timestamp", "price", "volume"]);
     let mut trades: Vec<(i64, f64, f64)> = Vec::new();
     for batch in engine.query(&q)? {
         let batch = batch?;

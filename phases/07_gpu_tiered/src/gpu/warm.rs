@@ -17,7 +17,9 @@ use arrow_array::{
     ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, TimestampNanosecondArray,
 };
 use arrow_schema::SchemaRef;
-use cudarc::driver::{CudaSlice, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg};
+use cudarc::driver::{
+    CudaSlice, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits,
+};
 
 use super::{guarded, Gpu};
 use crate::error::{Error, Result};
@@ -180,52 +182,42 @@ impl GpuWarm {
         n: usize,
         rows: Option<&CudaSlice<u32>>,
     ) -> Result<Fetched> {
+        Ok(match &self.columns[i] {
+            DevCol::W64(c) => Fetched::W64(self.read(c, "ssig_gather_64", from, n, rows)?),
+            DevCol::W32(c) => Fetched::W32(self.read(c, "ssig_gather_32", from, n, rows)?),
+        })
+    }
+
+    /// Rows `[from, from + n)` of one device column, or with `rows` only
+    /// those (offsets from `from`), gathered on the device by `kernel`.
+    fn read<T: DeviceRepr + ValidAsZeroBits>(
+        &self,
+        column: &CudaSlice<T>,
+        kernel: &str,
+        from: usize,
+        n: usize,
+        rows: Option<&CudaSlice<u32>>,
+    ) -> Result<Vec<T>> {
         let stream = &self.gpu.stream;
-        match (&self.columns[i], rows) {
-            (DevCol::W64(c), None) => Ok(Fetched::W64(cuda(
+        let Some(idx) = rows else {
+            return cuda(
                 "copying rows back",
-                stream.clone_dtoh(&c.slice(from..from + n)),
-            )?)),
-            (DevCol::W32(c), None) => Ok(Fetched::W32(cuda(
-                "copying rows back",
-                stream.clone_dtoh(&c.slice(from..from + n)),
-            )?)),
-            (DevCol::W64(c), Some(idx)) => {
-                let mut out = cuda("allocating", stream.alloc_zeros::<u64>(n.max(1)))?;
-                let f = self
-                    .gpu
-                    .function("ssig_gather_64")
-                    .map_err(Error::InvalidArgument)?;
-                let (base, _g) = c.device_ptr(stream);
-                let base = base + (from * 8) as u64;
-                let count = n as u64;
-                let mut b = stream.launch_builder(f);
-                b.arg(&base).arg(idx).arg(&count).arg(&mut out);
-                // SAFETY: the kernel reads `count` indices below `n` rows of
-                // a live column and writes `count` values into `out`.
-                cuda("gather", unsafe { b.launch(launch_cfg(n)) })?;
-                let mut v = cuda("copying rows back", stream.clone_dtoh(&out))?;
-                v.truncate(n);
-                Ok(Fetched::W64(v))
-            }
-            (DevCol::W32(c), Some(idx)) => {
-                let mut out = cuda("allocating", stream.alloc_zeros::<u32>(n.max(1)))?;
-                let f = self
-                    .gpu
-                    .function("ssig_gather_32")
-                    .map_err(Error::InvalidArgument)?;
-                let (base, _g) = c.device_ptr(stream);
-                let base = base + (from * 4) as u64;
-                let count = n as u64;
-                let mut b = stream.launch_builder(f);
-                b.arg(&base).arg(idx).arg(&count).arg(&mut out);
-                // SAFETY: as above.
-                cuda("gather", unsafe { b.launch(launch_cfg(n)) })?;
-                let mut v = cuda("copying rows back", stream.clone_dtoh(&out))?;
-                v.truncate(n);
-                Ok(Fetched::W32(v))
-            }
-        }
+                stream.clone_dtoh(&column.slice(from..from + n)),
+            );
+        };
+        let mut out = cuda("allocating", stream.alloc_zeros::<T>(n.max(1)))?;
+        let f = self.gpu.function(kernel).map_err(Error::InvalidArgument)?;
+        let (base, _g) = column.device_ptr(stream);
+        let base = base + (from * std::mem::size_of::<T>()) as u64;
+        let count = n as u64;
+        let mut b = stream.launch_builder(f);
+        b.arg(&base).arg(idx).arg(&count).arg(&mut out);
+        // SAFETY: the kernel (of T's width) reads `count` indices below `n`
+        // rows of a live column and writes `count` values into `out`.
+        cuda("gather", unsafe { b.launch(launch_cfg(n)) })?;
+        let mut v = cuda("copying rows back", stream.clone_dtoh(&out))?;
+        v.truncate(n);
+        Ok(v)
     }
 
     fn array(&self, i: usize, f: Fetched) -> ArrayRef {
