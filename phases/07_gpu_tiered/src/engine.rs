@@ -70,6 +70,9 @@ pub struct TierStats {
     pub warm_records: u64,
     pub warm_bytes: u64,
     pub warm_device: String,
+    /// Device memory of the warm tier, when it lives on a GPU.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warm_device_memory: Option<crate::warm::DeviceMemory>,
     pub cold_records: u64,
     pub cold_files: u64,
     pub cold_bytes: u64,
@@ -513,6 +516,7 @@ impl Engine {
             warm_records: state.warm.rows(),
             warm_bytes: state.warm.memory_bytes(),
             warm_device: state.warm.device(),
+            warm_device_memory: state.warm.device_memory(),
             cold_records: state.cold_rows,
             cold_files: state.cold.len() as u64,
             cold_bytes: state.cold.iter().map(|f| f.bytes).sum(),

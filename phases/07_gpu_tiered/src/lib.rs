@@ -10,6 +10,8 @@
 //! data-quality results and the retention log. Queries ([`query`]) filter,
 //! sort and limit across the three tiers and stream Arrow batches.
 
+pub mod agg;
+pub mod bench;
 pub mod cache;
 pub mod catalog;
 pub mod cold;

@@ -12,6 +12,7 @@ use arrow_schema::DataType;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use tiered::agg::{Buckets, MAX_BUCKETS};
 use tiered::cold::{self, ScanStats};
 use tiered::config::{Config, ENV_VARS};
 use tiered::engine::{Engine, TierStats};
@@ -70,6 +71,15 @@ enum Command {
     },
     /// Query across the tiers.
     Query(QueryArgs),
+    /// Bars per symbol and time bucket across the tiers: trades, open,
+    /// high, low, close, volume, mean price. Each tier reduces its own rows
+    /// (the warm tier on the GPU when it has one); sums are exact.
+    Aggregate(AggArgs),
+    /// Measure the GPU warm tier against the CPU one on generated data:
+    /// bandwidths (pinned/pageable host-to-device, device-to-device), warm
+    /// ingest, range count, filters and aggregates side by side, results
+    /// compared bit for bit. Without a GPU, measures the CPU tier and says why.
+    Gpubench(tiered::bench::BenchArgs),
     /// Ingestion jobs recorded in the catalog.
     Jobs {
         #[command(subcommand)]
@@ -188,6 +198,30 @@ struct QueryArgs {
     #[arg(long, value_enum, default_value = "table")]
     format: Format,
     /// Print only counts: rows per tier, pruning, bytes read, time.
+    #[arg(long)]
+    stats: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct AggArgs {
+    /// symbol = S (repeat for IN); all symbols when absent.
+    #[arg(long)]
+    symbol: Vec<String>,
+    /// Start of the first bucket (UTC time or nanoseconds).
+    #[arg(long)]
+    from: String,
+    /// End (exclusive).
+    #[arg(long)]
+    to: String,
+    /// Bucket width, e.g. 1s, 1min, 1h, 1d.
+    #[arg(long, default_value = "1min")]
+    every: String,
+    /// A condition `column OP value`, as for `query --where`.
+    #[arg(long = "where")]
+    conditions: Vec<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    format: Format,
+    /// Print only counts: groups, rows per tier, where the warm share ran, time.
     #[arg(long)]
     stats: bool,
 }
@@ -331,6 +365,8 @@ fn run(args: Args) -> Result<()> {
             let engine = open(config)?;
             query_cmd(&engine, &q)
         }
+        Command::Aggregate(a) => aggregate_cmd(&open(config)?, &a),
+        Command::Gpubench(b) => tiered::bench::run(&b),
         Command::Jobs { command } => jobs_cmd(config, command),
         Command::Quality {
             symbol,
@@ -557,6 +593,118 @@ fn query_cmd(engine: &Engine, q: &QueryArgs) -> Result<()> {
     Ok(())
 }
 
+fn aggregate_cmd(engine: &Engine, a: &AggArgs) -> Result<()> {
+    let every = squeeze::time::parse_duration(&a.every)
+        .ok()
+        .filter(|&e| e > 0)
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!("--every {:?}: use e.g. 1s, 1min, 1h", a.every))
+        })?;
+    let buckets = Buckets::new(
+        time_arg("--from", &a.from)?,
+        time_arg("--to", &a.to)?,
+        every,
+        MAX_BUCKETS,
+    )?;
+    let mut filters = Vec::new();
+    match a.symbol.len() {
+        0 => {}
+        1 => filters.push(Filter::eq("symbol", a.symbol[0].as_str())),
+        _ => filters.push(Filter::is_in("symbol", a.symbol.iter().map(String::as_str))),
+    }
+    for c in &a.conditions {
+        filters.push(parse_condition(engine, c)?);
+    }
+    let (bars, s) = engine.aggregate(&filters, &buckets)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let names = [
+        "symbol",
+        "time",
+        "trades",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "mean_price",
+    ];
+    let rows = bars.iter().map(|b| {
+        vec![
+            b.symbol.to_string(),
+            output::fmt_ns(b.time),
+            b.trades.to_string(),
+            b.open.to_string(),
+            b.high.to_string(),
+            b.low.to_string(),
+            b.close.to_string(),
+            b.volume.to_string(),
+            (b.price_sum / b.trades as f64).to_string(),
+        ]
+    });
+    if !a.stats {
+        match a.format {
+            Format::Table => {
+                let mut table = comfy_table::Table::new();
+                table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+                table.set_header(names);
+                for r in rows {
+                    table.add_row(r);
+                }
+                write_out(&mut out, &table.to_string())?;
+            }
+            Format::Csv => {
+                write_out(&mut out, &names.join(","))?;
+                for r in rows {
+                    write_out(&mut out, &r.join(","))?;
+                }
+            }
+            Format::Json => {
+                for b in &bars {
+                    let num = |v: f64| {
+                        serde_json::Number::from_f64(v)
+                            .map(serde_json::Value::Number)
+                            .unwrap_or(serde_json::Value::Null)
+                    };
+                    let v = serde_json::json!({
+                        "symbol": &*b.symbol,
+                        "time": output::fmt_ns(b.time),
+                        "trades": b.trades,
+                        "open": num(b.open),
+                        "high": num(b.high),
+                        "low": num(b.low),
+                        "close": num(b.close),
+                        "volume": num(b.volume),
+                        "mean_price": num(b.price_sum / b.trades as f64),
+                    });
+                    write_out(&mut out, &v.to_string())?;
+                }
+            }
+        }
+    }
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(Error::io("<stdout>", e))
+        }
+        _ => {}
+    }
+    eprintln!(
+        "{} groups from {} hot + {} warm + {} cold rows; hot {:.2} ms, warm {:.2} ms on {}, cold {:.2} ms ({} of {} files read); {:.2} ms in all",
+        s.groups,
+        s.hot_rows,
+        s.warm_rows,
+        s.cold_rows,
+        s.hot_ms,
+        s.warm_ms,
+        s.warm_device,
+        s.cold_ms,
+        s.cold.files_total - s.cold.files_pruned,
+        s.cold.files_total,
+        s.total_ms
+    );
+    Ok(())
+}
+
 fn write_out(out: &mut impl Write, line: &str) -> Result<()> {
     match writeln!(out, "{line}") {
         Ok(()) => Ok(()),
@@ -680,6 +828,16 @@ fn print_tiers(s: &TierStats) {
         s.warm_device,
         s.warm_bytes as f64 / 1e6
     );
+    if let Some(m) = &s.warm_device_memory {
+        println!(
+            "              GPU memory: {:.1} MB allocated for the columns ({:.1} MB live rows), {:.1} MB pinned host staging; device {:.0} of {:.0} MB in use",
+            m.allocated as f64 / 1e6,
+            m.live as f64 / 1e6,
+            m.pinned_host as f64 / 1e6,
+            (m.device_total - m.device_free) as f64 / 1e6,
+            m.device_total as f64 / 1e6
+        );
+    }
     println!(
         "   Cold tier: {:>12} records ({:.1}%) in {} Parquet files, {:.1} MB",
         s.cold_records,
@@ -988,6 +1146,47 @@ fn demo_queries(engine: &Engine, gen: &Generator) -> Result<()> {
             format!("{}/{}", s.cold.pages_pruned, s.cold.pages_total),
             s.cold.bytes_read.to_string(),
             format!("{:.2}", s.elapsed.as_secs_f64() * 1e3),
+        ]);
+    }
+    println!("{table}");
+    // Aggregates: each tier reduces its own rows, the warm tier where its
+    // columns live.
+    let hour = 3_600_000_000_000;
+    let aggregates: Vec<(String, Vec<Filter>, Buckets)> = vec![
+        (
+            format!("OHLCV of {sym}, 1-minute bars"),
+            vec![Filter::eq("symbol", sym.as_str())],
+            Buckets::new(start, end + 1, 60_000_000_000, MAX_BUCKETS)?,
+        ),
+        (
+            "count/sum/min/max per hour, every symbol".into(),
+            vec![],
+            Buckets::new(start, end + 1, hour, MAX_BUCKETS)?,
+        ),
+    ];
+    let mut table = comfy_table::Table::new();
+    table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+    table.set_header([
+        "aggregate",
+        "groups",
+        "hot",
+        "warm",
+        "cold",
+        "warm on",
+        "warm ms",
+        "ms",
+    ]);
+    for (name, filters, buckets) in &aggregates {
+        let (_, s) = engine.aggregate(filters, buckets)?;
+        table.add_row(vec![
+            name.clone(),
+            s.groups.to_string(),
+            s.hot_rows.to_string(),
+            s.warm_rows.to_string(),
+            s.cold_rows.to_string(),
+            s.warm_device.clone(),
+            format!("{:.2}", s.warm_ms),
+            format!("{:.2}", s.total_ms),
         ]);
     }
     println!("{table}");

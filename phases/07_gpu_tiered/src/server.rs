@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, TimestampNanosecondType};
 use arrow_array::{
     ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampNanosecondArray,
@@ -587,9 +586,10 @@ fn ohlcv_response(body: String, cache: &'static str) -> Response {
         .into_response()
 }
 
-/// OHLCV bars of `symbol` over `[start, end)` as a JSON document. Reads the
-/// three columns it needs unsorted (cheaper than a merge), orders the
-/// trades by time, and folds them into bars; empty intervals are left out.
+/// OHLCV bars of `symbol` over `[start, end)` as a JSON document: the
+/// engine's aggregate (each tier reduces its rows, the warm tier on its
+/// device), so the answer is the same bits whichever tier holds a trade;
+/// empty intervals are left out.
 pub fn ohlcv_json(
     engine: &Engine,
     symbol: &str,
@@ -597,22 +597,9 @@ pub fn ohlcv_json(
     end: i64,
     freq: i64,
 ) -> crate::Result<String> {
-    let q = Query::symbol_range(symbol, start, end, &["timestamp", "price", "volume"]);
-    let mut trades: Vec<(i64, f64, f64)> = Vec::new();
-    for batch in engine.query(&q)? {
-        let batch = batch?;
-        let ts = batch
-            .column(0)
-            .as_primitive::<TimestampNanosecondType>()
-            .values();
-        let px = batch.column(1).as_primitive::<Float64Type>().values();
-        let vol = batch.column(2).as_primitive::<Float64Type>().values();
-        trades.extend((0..batch.num_rows()).map(|i| (ts[i], px[i], vol[i])));
-    }
-    // Equal timestamps are ordered by price, so that the result does not
-    // depend on which tier a trade came from.
-    trades.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)));
-    let mut out = String::with_capacity(64 + trades.len().min(1 << 16) * 8);
+    let buckets = crate::agg::Buckets::new(start, end, freq, crate::agg::MAX_BUCKETS)?;
+    let (bars, _) = engine.aggregate(&[crate::filter::Filter::eq("symbol", symbol)], &buckets)?;
+    let mut out = String::with_capacity(64 + bars.len() * 160);
     out.push_str(&format!(
         "{{\"symbol\":{},\"frequency_ns\":{freq},\"bars\":[",
         Value::String(symbol.to_string())
@@ -622,33 +609,19 @@ pub fn ohlcv_json(
             .map(|n| n.to_string())
             .unwrap_or_else(|| "null".into())
     };
-    let mut i = 0;
-    let mut first = true;
-    while i < trades.len() {
-        let bucket = start + (trades[i].0 - start) / freq * freq;
-        let (open, mut high, mut low) = (trades[i].1, trades[i].1, trades[i].1);
-        let (mut close, mut volume, mut n) = (trades[i].1, 0.0, 0u64);
-        while i < trades.len() && start + (trades[i].0 - start) / freq * freq == bucket {
-            let (_, p, v) = trades[i];
-            high = high.max(p);
-            low = low.min(p);
-            close = p;
-            volume += v;
-            n += 1;
-            i += 1;
-        }
-        if !first {
+    for (i, b) in bars.iter().enumerate() {
+        if i > 0 {
             out.push(',');
         }
-        first = false;
         out.push_str(&format!(
-            "{{\"time\":\"{}\",\"open\":{},\"high\":{},\"low\":{},\"close\":{},\"volume\":{},\"trades\":{n}}}",
-            crate::output::fmt_ns(bucket),
-            num(open),
-            num(high),
-            num(low),
-            num(close),
-            num(volume)
+            "{{\"time\":\"{}\",\"open\":{},\"high\":{},\"low\":{},\"close\":{},\"volume\":{},\"trades\":{}}}",
+            crate::output::fmt_ns(b.time),
+            num(b.open),
+            num(b.high),
+            num(b.low),
+            num(b.close),
+            num(b.volume),
+            b.trades
         ));
     }
     out.push_str("]}");

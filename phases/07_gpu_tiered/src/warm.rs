@@ -13,12 +13,14 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampNanosecondType};
+use arrow_array::Array;
 use arrow_array::{
     ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
     TimestampNanosecondArray,
 };
 use arrow_schema::SchemaRef;
 
+use crate::agg::{fold, Buckets, Groups};
 use crate::error::{Error, Result};
 use crate::filter::{Pred, PredKind, Stats};
 use crate::schema::{Mode, UTC};
@@ -48,6 +50,46 @@ pub trait WarmTier: Send + Sync {
         projection: &[usize],
         limit: Option<usize>,
     ) -> Result<Vec<RecordBatch>>;
+    /// The warm tier's share of an aggregate: the rows that satisfy every
+    /// predicate, reduced per (symbol, bucket). The default filters with
+    /// [`WarmTier::scan`] and folds on the CPU; the GPU tier reduces on the
+    /// device and returns only the partials.
+    fn aggregate(&self, preds: &[Pred], buckets: &Buckets) -> Result<Groups> {
+        aggregate_by_scan(self, preds, buckets)
+    }
+    /// Device memory, for a tier that lives on a device.
+    fn device_memory(&self) -> Option<DeviceMemory> {
+        None
+    }
+}
+
+/// An aggregate by [`WarmTier::scan`], folded on the host.
+pub fn aggregate_by_scan<W: WarmTier + ?Sized>(
+    tier: &W,
+    preds: &[Pred],
+    buckets: &Buckets,
+) -> Result<Groups> {
+    let mut groups = Groups::new();
+    fold(
+        &mut groups,
+        buckets,
+        &tier.scan(preds, &[0, 1, 2, 3], None)?,
+    )?;
+    Ok(groups)
+}
+
+/// What a device-resident tier holds on its device, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceMemory {
+    /// Allocated for the columns (preallocated capacity).
+    pub allocated: u64,
+    /// Taken by live rows.
+    pub live: u64,
+    /// Pinned host memory for staging appends.
+    pub pinned_host: u64,
+    /// The device's free and total memory, as its driver reports them.
+    pub device_free: u64,
+    pub device_total: u64,
 }
 
 /// A string dictionary: code -> string and back.
@@ -104,6 +146,42 @@ impl Dict {
             .iter()
             .map(|v| self.code(v.unwrap_or("")))
             .collect()
+    }
+
+    /// [`Dict::encode`] with the lookups spread over threads: rows whose
+    /// string is already known are coded in parallel, then the misses in
+    /// row order, so the codes and the dictionary come out the same.
+    pub(crate) fn encode_par(&mut self, col: &ArrayRef) -> Result<Vec<u32>> {
+        let s = col.as_string::<i32>();
+        let n = s.len();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .min(n / (1 << 16));
+        if threads < 2 {
+            return self.encode(col);
+        }
+        const MISS: u32 = u32::MAX;
+        let value = |r: usize| if s.is_null(r) { "" } else { s.value(r) };
+        let mut out = vec![MISS; n];
+        let per = n.div_ceil(threads);
+        let codes = &self.codes;
+        std::thread::scope(|sc| {
+            for (i, chunk) in out.chunks_mut(per).enumerate() {
+                sc.spawn(move || {
+                    for (j, o) in chunk.iter_mut().enumerate() {
+                        if let Some(&c) = codes.get(value(i * per + j)) {
+                            *o = c;
+                        }
+                    }
+                });
+            }
+        });
+        for (r, o) in out.iter_mut().enumerate() {
+            if *o == MISS {
+                *o = self.code(value(r))?;
+            }
+        }
+        Ok(out)
     }
 
     /// Decodes codes back to a string column.
@@ -459,6 +537,30 @@ mod tests {
         assert_eq!(d.code("BTC").unwrap(), 0);
         assert_eq!(d.len(), 2);
         assert_eq!(d.name(1), "ETH");
+    }
+
+    #[test]
+    fn parallel_encoding_gives_the_codes_and_dictionary_of_the_serial_one() {
+        // 300k rows (enough for several threads), known and new strings
+        // interleaved, nulls coded as "".
+        let col: ArrayRef = Arc::new(StringArray::from_iter((0..300_000u32).map(|i| {
+            match i % 7 {
+                0 => None,
+                1 | 2 => Some(format!("S{}", i % 50)),
+                _ => Some(format!("S{}", (i * 7919) % 20_011)),
+            }
+        })));
+        let mut serial = Dict::default();
+        let mut par = Dict::default();
+        for d in [&mut serial, &mut par] {
+            d.code("S3").unwrap();
+        }
+        let a = serial.encode(&col).unwrap();
+        let b = par.encode_par(&col).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(serial.len(), par.len());
+        assert!((0..serial.len() as u32).all(|c| serial.name(c) == par.name(c)));
+        assert_eq!(par.name(b[0]), "");
     }
 
     #[test]

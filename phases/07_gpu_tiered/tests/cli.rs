@@ -119,6 +119,78 @@ fn demo_counts_exactly_then_queries_print_in_every_format() {
         .map(|k| s[k].as_u64().unwrap())
         .sum();
     assert_eq!(total, 30000);
+
+    // Bars of a symbol: as many trades as the query finds, over the tiers.
+    let range = ["--from", "2024-01-01", "--to", "2024-02-01"];
+    let mut args = vec![
+        "aggregate",
+        "--symbol",
+        "BTC/USD",
+        "--every",
+        "1h",
+        "--format",
+        "csv",
+    ];
+    args.extend(range);
+    let o = bin(&store, &args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let mut lines = out.lines();
+    assert_eq!(
+        lines.next(),
+        Some("symbol,time,trades,open,high,low,close,volume,mean_price")
+    );
+    let mut trades = 0u64;
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        assert_eq!(f[0], "BTC/USD");
+        let [open, high, low, close]: [f64; 4] = [3, 4, 5, 6].map(|i| f[i].parse::<f64>().unwrap());
+        assert!(low <= open.min(close) && high >= open.max(close), "{l}");
+        trades += f[2].parse::<u64>().unwrap();
+    }
+    let mut args = vec!["query", "--symbol", "BTC/USD", "--stats"];
+    args.extend(range);
+    let q = bin(&store, &args);
+    let rows: u64 = stderr(&q).split(' ').next().unwrap().parse().unwrap();
+    assert!(rows > 0);
+    assert_eq!(trades, rows, "{}", stderr(&o));
+    assert!(stderr(&o).contains(" ms on CPU"), "{}", stderr(&o));
+    let o = bin(
+        &store,
+        &["aggregate", "--from", "0", "--to", "1", "--every", "0s"],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--every"), "{}", stderr(&o));
+}
+
+#[test]
+fn gpubench_measures_both_tiers_or_says_why_there_is_no_gpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let o = Command::new(env!("CARGO_BIN_EXE_07_gpu_tiered"))
+        .args([
+            "gpubench", "--rows", "40000", "--batch", "15000", "--reps", "1",
+        ])
+        .args(["--buffer-mb", "8", "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(r["rows"], 40000);
+    let sides = r["sides"].as_array().unwrap();
+    assert_eq!(sides.len(), 6);
+    assert!(sides.iter().all(|s| s["cpu_ms"].as_f64().unwrap() >= 0.0));
+    assert!(r["range_count_rows"].as_u64().unwrap() > 0);
+    if r["no_gpu"].is_null() {
+        // A GPU: every answer the same as the CPU tier's.
+        assert!(sides.iter().all(|s| s["identical"] == true), "{r}");
+        assert!(r["bandwidth"]["htod_pinned"].as_f64().unwrap() > 0.0);
+    } else {
+        assert!(stdout(&o).contains("no GPU:"), "{}", stdout(&o));
+        assert!(sides.iter().all(|s| s["gpu_ms"].is_null()));
+    }
 }
 
 #[test]

@@ -139,3 +139,136 @@ extern "C" __global__ void ssig_gather_32(const u32* column, const u32* rows, u6
         out[i] = column[rows[i]];
     }
 }
+
+// ---- Aggregates per (time bucket, symbol) ----------------------------------
+//
+// Each group has ACC_STRIDE u64 cells in `acc` (layout below). Every cell is
+// updated with integer atomics, so a group's cells do not depend on the
+// order in which threads visit its rows: counts and sums of integers
+// commute, min and max too. Floating-point values enter as order-preserving
+// keys (min/max) and as exact fixed-point digits (sums; see agg.rs,
+// `ExactSum`, which adds the very same pieces on the CPU).
+
+#define LIMBS 68
+#define A_COUNT 0
+#define A_TS_MIN 1   // timestamp ^ 2^63: unsigned order is signed order
+#define A_TS_MAX 2
+#define A_OPEN 3     // smallest total key of the price at A_TS_MIN
+#define A_CLOSE 4    // largest total key of the price at A_TS_MAX
+#define A_PMIN 5     // total keys of non-NaN prices and volumes
+#define A_PMAX 6
+#define A_VMIN 7
+#define A_VMAX 8
+#define A_PSPEC 9    // price: NaN, +inf, -inf counts
+#define A_VSPEC 12   // volume: the same
+#define A_PSUM 15    // price: LIMBS digits
+#define A_VSUM (A_PSUM + LIMBS)
+#define ACC_STRIDE (A_VSUM + LIMBS)
+#define NO_SLOT 0xffffffffu
+
+// f64::total_cmp order as an unsigned key.
+__device__ __forceinline__ u64 total_key(double v) {
+    u64 b = (u64)__double_as_longlong(v);
+    return (b >> 63) ? ~b : (b | (1ull << 63));
+}
+
+// Adds v exactly: three 32-bit pieces of m << (p % 32) into digits p / 32...
+__device__ void exact_add(u64* digits, u64* specials, double v) {
+    u64 bits = (u64)__double_as_longlong(v);
+    u32 exp = (u32)((bits >> 52) & 0x7ff);
+    u64 frac = bits & ((1ull << 52) - 1);
+    bool neg = (bits >> 63) != 0;
+    if (exp == 0x7ff) {
+        atomicAdd((unsigned long long*)&specials[frac != 0 ? 0 : (neg ? 2 : 1)], 1ull);
+        return;
+    }
+    u64 m = exp == 0 ? frac : (frac | (1ull << 52));
+    if (m == 0) return;
+    u32 p = exp == 0 ? 0 : exp - 1;
+    u32 d = p / 32, s = p % 32;
+    u64 lo = m << s;
+    long long piece[3];
+    piece[0] = (long long)(lo & 0xffffffffull);
+    piece[1] = (long long)(lo >> 32);
+    piece[2] = s == 0 ? 0 : (long long)(m >> (64 - s));
+    for (int j = 0; j < 3; j++) {
+        if (piece[j] != 0) {
+            long long x = neg ? -piece[j] : piece[j];
+            atomicAdd((unsigned long long*)&digits[d + j], (unsigned long long)x);
+        }
+    }
+}
+
+// Sets every group's cells to their empty values.
+extern "C" __global__ void ssig_agg_init(u64* acc, u64 groups) {
+    u64 n = groups * ACC_STRIDE;
+    for (u64 i = blockIdx.x * (u64)blockDim.x + threadIdx.x; i < n;
+         i += (u64)gridDim.x * blockDim.x) {
+        u64 k = i % ACC_STRIDE;
+        bool min_cell = k == A_TS_MIN || k == A_OPEN || k == A_PMIN || k == A_VMIN;
+        acc[i] = min_cell ? ~0ull : 0ull;
+    }
+}
+
+// The group of a selected row, or -1: slot[symbol code] (NO_SLOT when the
+// symbol is not asked for), bucket (ts - start) / every below nbuckets.
+__device__ __forceinline__ long long group_of(const u8* mask, const i64* ts, const u32* sym,
+                                              u64 row, const u32* slot, u32 nslot_codes,
+                                              i64 start, i64 every, u64 nbuckets, u32 nslots) {
+    if (!mask[row]) return -1;
+    u32 code = sym[row];
+    if (code >= nslot_codes) return -1;
+    u32 s = slot[code];
+    if (s == NO_SLOT) return -1;
+    i64 t = ts[row];
+    if (t < start) return -1;
+    u64 b = ((u64)t - (u64)start) / (u64)every;
+    if (b >= nbuckets) return -1;
+    return (long long)(b * nslots + s);
+}
+
+// Pass 1: count, first/last time, min/max, exact sums.
+extern "C" __global__ void ssig_agg_rows(const u8* mask, const i64* ts, const u32* sym,
+                                         const double* price, const double* volume, u64 n,
+                                         const u32* slot, u32 nslot_codes, i64 start, i64 every,
+                                         u64 nbuckets, u32 nslots, u64* acc) {
+    for (u64 row = blockIdx.x * (u64)blockDim.x + threadIdx.x; row < n;
+         row += (u64)gridDim.x * blockDim.x) {
+        long long g = group_of(mask, ts, sym, row, slot, nslot_codes, start, every, nbuckets, nslots);
+        if (g < 0) continue;
+        u64* a = acc + (u64)g * ACC_STRIDE;
+        unsigned long long tk = (unsigned long long)ts[row] ^ (1ull << 63);
+        atomicAdd((unsigned long long*)&a[A_COUNT], 1ull);
+        atomicMin((unsigned long long*)&a[A_TS_MIN], tk);
+        atomicMax((unsigned long long*)&a[A_TS_MAX], tk);
+        double p = price[row], v = volume[row];
+        if (!isnan(p)) {
+            atomicMin((unsigned long long*)&a[A_PMIN], (unsigned long long)total_key(p));
+            atomicMax((unsigned long long*)&a[A_PMAX], (unsigned long long)total_key(p));
+        }
+        if (!isnan(v)) {
+            atomicMin((unsigned long long*)&a[A_VMIN], (unsigned long long)total_key(v));
+            atomicMax((unsigned long long*)&a[A_VMAX], (unsigned long long)total_key(v));
+        }
+        exact_add(a + A_PSUM, a + A_PSPEC, p);
+        exact_add(a + A_VSUM, a + A_VSPEC, v);
+    }
+}
+
+// Pass 2 (after pass 1 has finished): the open and close prices, at the
+// first and last timestamp of the group, ties broken by the price's order.
+extern "C" __global__ void ssig_agg_ends(const u8* mask, const i64* ts, const u32* sym,
+                                         const double* price, u64 n, const u32* slot,
+                                         u32 nslot_codes, i64 start, i64 every, u64 nbuckets,
+                                         u32 nslots, u64* acc) {
+    for (u64 row = blockIdx.x * (u64)blockDim.x + threadIdx.x; row < n;
+         row += (u64)gridDim.x * blockDim.x) {
+        long long g = group_of(mask, ts, sym, row, slot, nslot_codes, start, every, nbuckets, nslots);
+        if (g < 0) continue;
+        u64* a = acc + (u64)g * ACC_STRIDE;
+        u64 tk = (u64)ts[row] ^ (1ull << 63);
+        unsigned long long pk = (unsigned long long)total_key(price[row]);
+        if (tk == a[A_TS_MIN]) atomicMin((unsigned long long*)&a[A_OPEN], pk);
+        if (tk == a[A_TS_MAX]) atomicMax((unsigned long long*)&a[A_CLOSE], pk);
+    }
+}

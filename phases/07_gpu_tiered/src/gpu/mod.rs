@@ -30,11 +30,14 @@ pub use warm::{self_test, GpuWarm};
 pub const KERNELS: &str = include_str!("kernels.cu");
 
 /// The kernels `KERNELS` defines.
-pub const KERNEL_NAMES: [&str; 4] = [
+pub const KERNEL_NAMES: [&str; 7] = [
     "ssig_filter",
     "ssig_count_range",
     "ssig_gather_64",
     "ssig_gather_32",
+    "ssig_agg_init",
+    "ssig_agg_rows",
+    "ssig_agg_ends",
 ];
 
 /// A device with the kernels loaded.
@@ -139,6 +142,79 @@ pub fn probe() -> Result<Gpu, String> {
     })
 }
 
+/// True when two answers hold the same rows, bit for bit, in the same order.
+pub fn same_rows(a: &[arrow_array::RecordBatch], b: &[arrow_array::RecordBatch]) -> bool {
+    warm::same("", a, b).is_ok()
+}
+
+/// Copy bandwidths of a device, in GB/s (1e9 bytes per second).
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub struct Bandwidth {
+    /// Host to device from page-locked (pinned) memory.
+    pub htod_pinned: f64,
+    /// Host to device from ordinary (pageable) memory.
+    pub htod_pageable: f64,
+    /// Device to device: bytes copied per second.
+    pub dtod_copy: f64,
+    /// Device to device counted as memory traffic (each byte is read and
+    /// written): twice `dtod_copy`, what a kernel reading memory competes with.
+    pub dtod_traffic: f64,
+    pub bytes: usize,
+}
+
+impl Gpu {
+    /// Device memory (free, total) as the driver reports it.
+    pub fn memory(&self) -> Result<(usize, usize), String> {
+        self.stream
+            .context()
+            .mem_get_info()
+            .map_err(|e| format!("device memory of {}: {e}", self.name))
+    }
+
+    /// Measures copy bandwidths with buffers of `bytes`, the median of
+    /// `reps` timed copies each (timed on the device with events).
+    pub fn bandwidth(&self, bytes: usize, reps: usize) -> Result<Bandwidth, String> {
+        guarded("measuring bandwidth", || {
+            let err = |e: cudarc::driver::DriverError| format!("measuring bandwidth: {e}");
+            let n = (bytes / 8).max(1);
+            let stream = &self.stream;
+            let ctx = stream.context().clone();
+            let mut a = stream.alloc_zeros::<u64>(n).map_err(err)?;
+            let mut b = stream.alloc_zeros::<u64>(n).map_err(err)?;
+            // SAFETY: filled before use.
+            let mut pinned = unsafe { ctx.alloc_pinned::<u64>(n) }.map_err(err)?;
+            for (i, x) in pinned.as_mut_slice().map_err(err)?.iter_mut().enumerate() {
+                *x = i as u64;
+            }
+            let pageable: Vec<u64> = (0..n as u64).collect();
+            let timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+            let time = |f: &mut dyn FnMut() -> Result<(), cudarc::driver::DriverError>| {
+                let mut ms = Vec::new();
+                f().map_err(err)?; // warm-up
+                for _ in 0..reps.max(1) {
+                    let t0 = stream.record_event(timing).map_err(err)?;
+                    f().map_err(err)?;
+                    let t1 = stream.record_event(timing).map_err(err)?;
+                    ms.push(t0.elapsed_ms(&t1).map_err(err)? as f64);
+                }
+                ms.sort_by(f64::total_cmp);
+                Ok::<f64, String>(ms[ms.len() / 2])
+            };
+            let gbs = |ms: f64| (n * 8) as f64 / (ms / 1e3) / 1e9;
+            let htod_pinned = gbs(time(&mut || stream.memcpy_htod(&pinned, &mut a))?);
+            let htod_pageable = gbs(time(&mut || stream.memcpy_htod(&pageable, &mut a))?);
+            let dtod_copy = gbs(time(&mut || stream.memcpy_dtod(&a, &mut b))?);
+            Ok(Bandwidth {
+                htod_pinned,
+                htod_pageable,
+                dtod_copy,
+                dtod_traffic: 2.0 * dtod_copy,
+                bytes: n * 8,
+            })
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,6 +235,24 @@ mod tests {
                 panic!("{} in {mode:?} mode: {e}", gpu.name);
             }
         }
+    }
+
+    #[test]
+    fn the_self_test_passes_with_the_cpu_tier_in_the_device_slot() {
+        // The self-test's own queries and aggregates find rows and agree on
+        // the CPU, so a failure on a device is the device's.
+        for mode in [Mode::Simple, Mode::Trading] {
+            let mut twin = crate::warm::CpuWarm::new(mode);
+            let (lo, hi, n) = warm::compare_with_cpu(&mut twin, mode).unwrap();
+            assert!(lo < hi && n > 0);
+        }
+    }
+
+    #[test]
+    fn the_device_aggregate_layout_matches_the_kernels() {
+        assert!(KERNELS.contains(&format!("#define LIMBS {}", crate::agg::LIMBS)));
+        assert_eq!(warm::ACC_STRIDE, 15 + 2 * crate::agg::LIMBS);
+        assert!(KERNELS.contains("#define A_PSUM 15"));
     }
 
     #[test]

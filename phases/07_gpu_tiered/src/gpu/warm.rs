@@ -18,14 +18,16 @@ use arrow_array::{
 };
 use arrow_schema::SchemaRef;
 use cudarc::driver::{
-    CudaSlice, DevicePtr, DeviceRepr, LaunchConfig, PushKernelArg, ValidAsZeroBits,
+    CudaEvent, CudaSlice, DevicePtr, DeviceRepr, LaunchConfig, PinnedHostSlice, PushKernelArg,
+    ValidAsZeroBits,
 };
 
 use super::{guarded, Gpu};
+use crate::agg::{Buckets, ExactSum, Groups, Partial, LIMBS};
 use crate::error::{Error, Result};
 use crate::filter::{Pred, PredKind};
 use crate::schema::{Mode, UTC};
-use crate::warm::{CpuWarm, Dict, WarmTier};
+use crate::warm::{aggregate_by_scan, CpuWarm, DeviceMemory, Dict, WarmTier};
 
 /// Bit width of each schema column on the device.
 const WIDE: [bool; 8] = [true, false, true, true, false, false, true, false];
@@ -95,7 +97,43 @@ pub struct GpuWarm {
     symbols: Dict,
     sides: Dict,
     exchanges: Dict,
+    /// Rows per staging buffer; appends move through pinned host memory in
+    /// chunks of this many rows, two buffers in turn (one fills while the
+    /// other is copied).
+    stage_rows: usize,
+    stages: Vec<Stage>,
+    /// Why appends use pageable copies, when pinned memory was refused.
+    pageable: Option<String>,
 }
+
+/// Pinned host buffers for one chunk of an append: every 64-bit column's
+/// values, then every 32-bit column's, `rows` each.
+struct Stage {
+    w64: PinnedHostSlice<u64>,
+    w32: PinnedHostSlice<u32>,
+    /// Recorded after the copies out of this stage were queued.
+    copied: Option<CudaEvent>,
+}
+
+/// Cells per group in the device's aggregate (`ACC_STRIDE` of kernels.cu).
+pub(crate) const ACC_STRIDE: usize = 15 + 2 * LIMBS;
+const A_COUNT: usize = 0;
+const A_TS_MIN: usize = 1;
+const A_TS_MAX: usize = 2;
+const A_OPEN: usize = 3;
+const A_CLOSE: usize = 4;
+const A_PMIN: usize = 5;
+const A_PMAX: usize = 6;
+const A_VMIN: usize = 7;
+const A_VMAX: usize = 8;
+const A_PSPEC: usize = 9;
+const A_VSPEC: usize = 12;
+const A_PSUM: usize = 15;
+const A_VSUM: usize = A_PSUM + LIMBS;
+const NO_SLOT: u32 = u32::MAX;
+/// Largest accumulator the device aggregate allocates; beyond it the tier
+/// filters on the device and folds the matching rows on the host.
+const MAX_ACC_BYTES: usize = 512 << 20;
 
 impl std::fmt::Debug for GpuWarm {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -124,7 +162,48 @@ impl GpuWarm {
             symbols: Dict::default(),
             sides: Dict::default(),
             exchanges: Dict::default(),
+            stage_rows: 1 << 20,
+            stages: Vec::new(),
+            pageable: None,
         })
+    }
+
+    /// Sets the rows per staging chunk (small values exercise the chunking).
+    pub fn with_stage_rows(mut self, rows: usize) -> GpuWarm {
+        self.stage_rows = rows.max(1);
+        self.stages.clear();
+        self
+    }
+
+    /// Allocates the two staging buffers, or records why it could not.
+    fn ensure_stages(&mut self) {
+        if !self.stages.is_empty() || self.pageable.is_some() {
+            return;
+        }
+        let (n64, n32) = widths(self.mode);
+        let ctx = self.gpu.stream.context().clone();
+        let rows = self.stage_rows;
+        let made = guarded("allocating pinned memory", || {
+            (0..2)
+                .map(|_| {
+                    // SAFETY: the buffers are written before they are read.
+                    let w64 = unsafe { ctx.alloc_pinned::<u64>(rows * n64) };
+                    let w32 = unsafe { ctx.alloc_pinned::<u32>(rows * n32) };
+                    match (w64, w32) {
+                        (Ok(w64), Ok(w32)) => Ok(Stage {
+                            w64,
+                            w32,
+                            copied: None,
+                        }),
+                        (Err(e), _) | (_, Err(e)) => Err(format!("pinned host memory: {e}")),
+                    }
+                })
+                .collect::<std::result::Result<Vec<_>, String>>()
+        });
+        match made {
+            Ok(stages) => self.stages = stages,
+            Err(why) => self.pageable = Some(why),
+        }
     }
 
     fn row_bytes(&self) -> usize {
@@ -318,8 +397,21 @@ impl GpuWarm {
         (prog, iset, fset, codes)
     }
 
-    /// The live rows (offsets from the head) that satisfy every predicate.
-    fn select(&self, preds: &[Pred]) -> Result<Vec<u32>> {
+    /// Device addresses of the live rows of every column.
+    fn column_addresses(&self) -> ColumnsC {
+        let stream = &self.gpu.stream;
+        let mut cols = ColumnsC::default();
+        for (i, c) in self.columns.iter().enumerate() {
+            cols.0[i] = match c {
+                DevCol::W64(s) => s.device_ptr(stream).0 + (self.head * 8) as u64,
+                DevCol::W32(s) => s.device_ptr(stream).0 + (self.head * 4) as u64,
+            };
+        }
+        cols
+    }
+
+    /// A 0/1 byte per live row, on the device: 1 where every predicate holds.
+    fn mask(&self, preds: &[Pred]) -> Result<CudaSlice<u8>> {
         let n = self.tail - self.head;
         let stream = &self.gpu.stream;
         let (prog, iset, fset, codes) = self.program(preds);
@@ -328,23 +420,7 @@ impl GpuWarm {
         let fset_d = cuda("uploading the filters", stream.clone_htod(&fset))?;
         let codes_d = cuda("uploading the filters", stream.clone_htod(&codes))?;
         let mut mask = cuda("allocating", stream.alloc_zeros::<u8>(n.max(1)))?;
-        let mut cols = ColumnsC::default();
-        let mut guards = Vec::new();
-        for (i, c) in self.columns.iter().enumerate() {
-            let (ptr, width) = match c {
-                DevCol::W64(s) => {
-                    let (p, g) = s.device_ptr(stream);
-                    guards.push(g);
-                    (p, 8)
-                }
-                DevCol::W32(s) => {
-                    let (p, g) = s.device_ptr(stream);
-                    guards.push(g);
-                    (p, 4)
-                }
-            };
-            cols.0[i] = ptr + (self.head * width) as u64;
-        }
+        let cols = self.column_addresses();
         let f = self
             .gpu
             .function("ssig_filter")
@@ -359,11 +435,21 @@ impl GpuWarm {
             .arg(&fset_d)
             .arg(&codes_d)
             .arg(&mut mask);
-        // SAFETY: every column address covers `rows` live rows; the sets and
-        // masks are the lengths the program names.
+        // SAFETY: every column address covers `rows` live rows (the columns
+        // are only replaced under `&mut self`); the sets and masks are the
+        // lengths the program names.
         cuda("filter", unsafe { b.launch(launch_cfg(n)) })?;
-        drop(guards);
-        let mask = cuda("copying the selection back", stream.clone_dtoh(&mask))?;
+        Ok(mask)
+    }
+
+    /// The live rows (offsets from the head) that satisfy every predicate.
+    fn select(&self, preds: &[Pred]) -> Result<Vec<u32>> {
+        let n = self.tail - self.head;
+        let mask = self.mask(preds)?;
+        let mask = cuda(
+            "copying the selection back",
+            self.gpu.stream.clone_dtoh(&mask),
+        )?;
         Ok(mask
             .iter()
             .take(n)
@@ -373,9 +459,109 @@ impl GpuWarm {
             .collect())
     }
 
+    /// The aggregate on the device, or `None` when its accumulator would be
+    /// larger than [`MAX_ACC_BYTES`].
+    fn aggregate_on_device(&self, preds: &[Pred], buckets: &Buckets) -> Result<Option<Groups>> {
+        let n = self.tail - self.head;
+        let mut groups = Groups::new();
+        if n == 0 || self.symbols.is_empty() {
+            return Ok(Some(groups));
+        }
+        // Slots: the symbol codes every symbol predicate accepts.
+        let mut accept = vec![true; self.symbols.len()];
+        for p in preds.iter().filter(|p| p.column == 1) {
+            for (a, m) in accept.iter_mut().zip(self.symbols.matching(&p.kind)) {
+                *a &= m;
+            }
+        }
+        let mut slot = vec![NO_SLOT; accept.len()];
+        let mut codes = Vec::new();
+        for (code, _) in accept.iter().enumerate().filter(|(_, &a)| a) {
+            slot[code] = codes.len() as u32;
+            codes.push(code as u32);
+        }
+        if codes.is_empty() {
+            return Ok(Some(groups));
+        }
+        let nbuckets = buckets.count();
+        let ngroups = nbuckets.saturating_mul(codes.len() as u64);
+        if ngroups.saturating_mul((ACC_STRIDE * 8) as u64) > MAX_ACC_BYTES as u64 {
+            return Ok(None);
+        }
+        let ngroups = ngroups as usize;
+        let stream = &self.gpu.stream;
+        let mask = self.mask(preds)?;
+        let slot_d = cuda("uploading the groups", stream.clone_htod(&slot))?;
+        // SAFETY: every cell is written by ssig_agg_init before it is read.
+        let mut acc = cuda("allocating the aggregate", unsafe {
+            stream.alloc::<u64>(ngroups * ACC_STRIDE)
+        })?;
+        let g = ngroups as u64;
+        let f = self
+            .gpu
+            .function("ssig_agg_init")
+            .map_err(Error::InvalidArgument)?;
+        let mut b = stream.launch_builder(f);
+        b.arg(&mut acc).arg(&g);
+        // SAFETY: writes `g * ACC_STRIDE` cells of `acc`.
+        cuda("aggregate", unsafe {
+            b.launch(launch_cfg(ngroups * ACC_STRIDE))
+        })?;
+        let cols = self.column_addresses();
+        let (ts, sym, price, volume) = (cols.0[0], cols.0[1], cols.0[2], cols.0[3]);
+        let rows = n as u64;
+        let nslot_codes = slot.len() as u32;
+        let nslots = codes.len() as u32;
+        for kernel in ["ssig_agg_rows", "ssig_agg_ends"] {
+            let f = self.gpu.function(kernel).map_err(Error::InvalidArgument)?;
+            let mut b = stream.launch_builder(f);
+            b.arg(&mask).arg(&ts).arg(&sym).arg(&price);
+            if kernel == "ssig_agg_rows" {
+                b.arg(&volume);
+            }
+            b.arg(&rows)
+                .arg(&slot_d)
+                .arg(&nslot_codes)
+                .arg(&buckets.start)
+                .arg(&buckets.every)
+                .arg(&nbuckets)
+                .arg(&nslots)
+                .arg(&mut acc);
+            // SAFETY: reads `rows` live rows of four columns and the mask,
+            // and the cells of groups below `nbuckets * nslots`.
+            cuda("aggregate", unsafe { b.launch(launch_cfg(n)) })?;
+        }
+        let cells = cuda("copying the aggregate back", stream.clone_dtoh(&acc))?;
+        for (gi, a) in cells.chunks_exact(ACC_STRIDE).enumerate() {
+            if a[A_COUNT] == 0 {
+                continue;
+            }
+            let (bucket, s) = ((gi / codes.len()) as u64, gi % codes.len());
+            let spec = |at: usize| [a[at], a[at + 1], a[at + 2]];
+            let p = Partial {
+                count: a[A_COUNT],
+                first: ((a[A_TS_MIN] ^ (1 << 63)) as i64, a[A_OPEN]),
+                last: ((a[A_TS_MAX] ^ (1 << 63)) as i64, a[A_CLOSE]),
+                price_min: a[A_PMIN],
+                price_max: a[A_PMAX],
+                volume_min: a[A_VMIN],
+                volume_max: a[A_VMAX],
+                price_sum: ExactSum::from_raw(&a[A_PSUM..A_PSUM + LIMBS], spec(A_PSPEC))?,
+                volume_sum: ExactSum::from_raw(&a[A_VSUM..A_VSUM + LIMBS], spec(A_VSPEC))?,
+            };
+            groups.insert((Arc::from(self.symbols.name(codes[s])), bucket), p);
+        }
+        Ok(Some(groups))
+    }
+
     /// Rows of the timestamp column in `[lo, hi]`, counted on the device
     /// (the range filter + count benchmark).
     pub fn count_time_range(&self, lo: i64, hi: i64) -> Result<u64> {
+        Ok(self.count_time_range_timed(lo, hi)?.0)
+    }
+
+    /// [`GpuWarm::count_time_range`] and the kernel's time on the device, ms.
+    pub fn count_time_range_timed(&self, lo: i64, hi: i64) -> Result<(u64, f64)> {
         let n = self.tail - self.head;
         let stream = &self.gpu.stream;
         let DevCol::W64(ts) = &self.columns[0] else {
@@ -393,17 +579,59 @@ impl GpuWarm {
         let rows = n as u64;
         let mut b = stream.launch_builder(f);
         b.arg(&base).arg(&rows).arg(&lo).arg(&hi).arg(&mut out);
+        let timing = Some(cudarc::driver::sys::CUevent_flags::CU_EVENT_DEFAULT);
+        let before = cuda("timing", stream.record_event(timing))?;
         // SAFETY: reads `rows` live timestamps, writes one counter.
         cuda("count", unsafe { b.launch(launch_cfg(n)) })?;
+        let after = cuda("timing", stream.record_event(timing))?;
         drop(g);
         let v = cuda("copying the count back", stream.clone_dtoh(&out))?;
-        Ok(v.first().copied().unwrap_or(0))
+        let ms = cuda("timing", before.elapsed_ms(&after))?;
+        Ok((v.first().copied().unwrap_or(0), ms as f64))
+    }
+}
+
+/// A 64-bit host column, copied to the device as bits.
+enum Src64<'a> {
+    Int(&'a [i64]),
+    Float(&'a [f64]),
+}
+
+impl Src64<'_> {
+    /// Rows `[from, from + dst.len())` as bits into `dst`.
+    fn fill(&self, dst: &mut [u64], from: usize) {
+        let to = from + dst.len();
+        match self {
+            Src64::Int(v) => {
+                for (d, x) in dst.iter_mut().zip(&v[from..to]) {
+                    *d = *x as u64;
+                }
+            }
+            Src64::Float(v) => {
+                for (d, x) in dst.iter_mut().zip(&v[from..to]) {
+                    *d = x.to_bits();
+                }
+            }
+        }
+    }
+
+    fn bits(&self, from: usize, n: usize) -> Vec<u64> {
+        let mut v = vec![0; n];
+        self.fill(&mut v, from);
+        v
     }
 }
 
 enum Fetched {
     W64(Vec<u64>),
     W32(Vec<u32>),
+}
+
+/// (64-bit columns, 32-bit columns) of a mode.
+fn widths(mode: Mode) -> (usize, usize) {
+    let n = mode.schema().fields().len();
+    let wide = WIDE[..n].iter().filter(|&&w| w).count();
+    (wide, n - wide)
 }
 
 fn alloc(gpu: &Gpu, mode: Mode, capacity: usize) -> Result<Vec<DevCol>> {
@@ -434,69 +662,110 @@ impl WarmTier for GpuWarm {
     fn append(&mut self, lsn: u64, batch: &RecordBatch) -> Result<()> {
         let n = batch.num_rows();
         self.reserve(n)?;
+        self.ensure_stages();
         let c = batch.columns();
-        let mut host64: Vec<(usize, Vec<u64>)> = vec![
-            (
-                0,
-                c[0].as_primitive::<TimestampNanosecondType>()
-                    .values()
-                    .iter()
-                    .map(|&v| v as u64)
-                    .collect(),
-            ),
-            (
-                2,
-                c[2].as_primitive::<Float64Type>()
-                    .values()
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect(),
-            ),
-            (
-                3,
-                c[3].as_primitive::<Float64Type>()
-                    .values()
-                    .iter()
-                    .map(|v| v.to_bits())
-                    .collect(),
-            ),
+        // Host views of the columns in device order: 64-bit ones as bits.
+        let ts = c[0].as_primitive::<TimestampNanosecondType>().values();
+        let price = c[2].as_primitive::<Float64Type>().values();
+        let volume = c[3].as_primitive::<Float64Type>().values();
+        let mut wide: Vec<(usize, Src64)> = vec![
+            (0, Src64::Int(ts)),
+            (2, Src64::Float(price)),
+            (3, Src64::Float(volume)),
         ];
-        let mut host32: Vec<(usize, Vec<u32>)> = vec![(1, self.symbols.encode(&c[1])?)];
-        if self.mode == Mode::Trading {
-            host32.push((4, self.sides.encode(&c[4])?));
-            host32.push((5, self.exchanges.encode(&c[5])?));
-            host64.push((
-                6,
-                c[6].as_primitive::<Int64Type>()
-                    .values()
-                    .iter()
-                    .map(|&v| v as u64)
-                    .collect(),
-            ));
-            host32.push((
-                7,
-                c[7].as_primitive::<Int32Type>()
-                    .values()
-                    .iter()
-                    .map(|&v| v as u32)
-                    .collect(),
-            ));
+        // Dictionary codes first (the dictionaries change only here).
+        let mut narrow: Vec<(usize, Vec<u32>)> = Vec::new();
+        let trading = self.mode == Mode::Trading;
+        let (symbols, sides, exchanges) = (&mut self.symbols, &mut self.sides, &mut self.exchanges);
+        std::thread::scope(|s| -> Result<()> {
+            let side = trading.then(|| s.spawn(|| sides.encode_par(&c[4])));
+            let exchange = trading.then(|| s.spawn(|| exchanges.encode_par(&c[5])));
+            narrow.push((1, symbols.encode_par(&c[1])?));
+            for (i, h) in [(4, side), (5, exchange)] {
+                if let Some(h) = h {
+                    let codes = h.join().map_err(|_| {
+                        Error::InvalidArgument("GPU warm tier: encoding failed".into())
+                    })??;
+                    narrow.push((i, codes));
+                }
+            }
+            Ok(())
+        })?;
+        let flags: Vec<u32>;
+        if trading {
+            wide.push((6, Src64::Int(c[6].as_primitive::<Int64Type>().values())));
+            flags = c[7]
+                .as_primitive::<Int32Type>()
+                .values()
+                .iter()
+                .map(|&v| v as u32)
+                .collect();
+            narrow.push((7, flags));
         }
         let (at, stream) = (self.tail, self.gpu.stream.clone());
-        for (i, v) in &host64 {
-            if let DevCol::W64(d) = &mut self.columns[*i] {
-                cuda(
-                    "copying rows in",
-                    stream.memcpy_htod(v, &mut d.slice_mut(at..at + n)),
-                )?;
+        if self.stages.is_empty() {
+            // Pageable copies (pinned memory was refused).
+            for (i, src) in &wide {
+                let v = src.bits(0, n);
+                if let DevCol::W64(d) = &mut self.columns[*i] {
+                    cuda(
+                        "copying rows in",
+                        stream.memcpy_htod(&v, &mut d.slice_mut(at..at + n)),
+                    )?;
+                }
             }
-        }
-        for (i, v) in &host32 {
-            if let DevCol::W32(d) = &mut self.columns[*i] {
-                cuda(
-                    "copying rows in",
-                    stream.memcpy_htod(v, &mut d.slice_mut(at..at + n)),
-                )?;
+            for (i, v) in &narrow {
+                if let DevCol::W32(d) = &mut self.columns[*i] {
+                    cuda(
+                        "copying rows in",
+                        stream.memcpy_htod(v, &mut d.slice_mut(at..at + n)),
+                    )?;
+                }
+            }
+        } else {
+            // Chunks through the two pinned buffers in turn: one is filled
+            // (a thread per column) while the other's copies run.
+            let r = self.stage_rows;
+            for (k, from) in (0..n).step_by(r).enumerate() {
+                let len = r.min(n - from);
+                let stage = &mut self.stages[k % 2];
+                if let Some(e) = stage.copied.take() {
+                    cuda("waiting for a copy", e.synchronize())?;
+                }
+                let w64 = cuda("staging", stage.w64.as_mut_slice())?;
+                let w32 = cuda("staging", stage.w32.as_mut_slice())?;
+                std::thread::scope(|s| {
+                    for ((_, src), dst) in wide.iter().zip(w64.chunks_mut(r)) {
+                        s.spawn(move || src.fill(&mut dst[..len], from));
+                    }
+                    for ((_, v), dst) in narrow.iter().zip(w32.chunks_mut(r)) {
+                        s.spawn(move || dst[..len].copy_from_slice(&v[from..from + len]));
+                    }
+                });
+                let dst_at = at + from;
+                for ((i, _), j) in wide.iter().zip(0..) {
+                    if let DevCol::W64(d) = &mut self.columns[*i] {
+                        cuda(
+                            "copying rows in",
+                            stream.memcpy_htod(
+                                &w64[j * r..j * r + len],
+                                &mut d.slice_mut(dst_at..dst_at + len),
+                            ),
+                        )?;
+                    }
+                }
+                for ((i, _), j) in narrow.iter().zip(0..) {
+                    if let DevCol::W32(d) = &mut self.columns[*i] {
+                        cuda(
+                            "copying rows in",
+                            stream.memcpy_htod(
+                                &w32[j * r..j * r + len],
+                                &mut d.slice_mut(dst_at..dst_at + len),
+                            ),
+                        )?;
+                    }
+                }
+                stage.copied = Some(cuda("recording a copy", stream.record_event(None))?);
             }
         }
         cuda("copying rows in", stream.synchronize())?;
@@ -507,6 +776,35 @@ impl WarmTier for GpuWarm {
 
     fn rows(&self) -> u64 {
         (self.tail - self.head) as u64
+    }
+
+    fn aggregate(&self, preds: &[Pred], buckets: &Buckets) -> Result<Groups> {
+        match self.aggregate_on_device(preds, buckets)? {
+            Some(groups) => Ok(groups),
+            None => aggregate_by_scan(self, preds, buckets),
+        }
+    }
+
+    fn device_memory(&self) -> Option<DeviceMemory> {
+        let (free, total) = self
+            .gpu
+            .stream
+            .context()
+            .mem_get_info()
+            .unwrap_or((0, self.gpu.total_mem));
+        let (n64, n32) = widths(self.mode);
+        let pinned = if self.stages.is_empty() {
+            0
+        } else {
+            2 * self.stage_rows * (8 * n64 + 4 * n32)
+        };
+        Some(DeviceMemory {
+            allocated: (self.capacity * self.row_bytes()) as u64,
+            live: ((self.tail - self.head) * self.row_bytes()) as u64,
+            pinned_host: pinned as u64,
+            device_free: free as u64,
+            device_total: total as u64,
+        })
     }
 
     fn memory_bytes(&self) -> u64 {
@@ -588,10 +886,24 @@ pub fn self_test(gpu: &Arc<Gpu>, mode: Mode) -> std::result::Result<(), String> 
 }
 
 fn run_self_test(gpu: &Arc<Gpu>, mode: Mode) -> Result<()> {
+    // Small staging chunks, so that appends go through both pinned buffers.
+    let mut dev = GpuWarm::new(gpu.clone(), mode, 4096)?.with_stage_rows(1000);
+    let (lo, hi, want) = compare_with_cpu(&mut dev, mode)?;
+    if dev.count_time_range(lo, hi)? != want {
+        return Err(Error::InvalidArgument(
+            "GPU self-test: range count differs".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Runs appends, a migration, queries and aggregates through `dev` and a
+/// [`CpuWarm`] and compares them bit for bit; returns a time range and the
+/// CPU tier's count of rows in it (for a device's range count).
+pub(crate) fn compare_with_cpu(dev: &mut dyn WarmTier, mode: Mode) -> Result<(i64, i64, u64)> {
     use crate::filter::{bind_all, Filter, Scalar};
     let mut g = crate::gen::Generator::new(mode, 99, 20);
     let mut cpu = CpuWarm::new(mode);
-    let mut dev = GpuWarm::new(gpu.clone(), mode, 4096)?;
     let mut lsn = 0;
     for (rows, migrate) in [(3000, false), (2000, true), (4000, false), (3500, false)] {
         lsn += 1;
@@ -643,20 +955,19 @@ fn run_self_test(gpu: &Arc<Gpu>, mode: Mode) -> Result<()> {
     let all: Vec<usize> = (0..schema.fields().len()).collect();
     for (filters, limit) in queries {
         let preds = bind_all(&filters, &schema)?;
-        let mut a = cpu.scan(&preds, &all, limit)?;
-        let b = dev.scan(&preds, &all, limit)?;
-        if let Some(l) = limit {
-            // The CPU tier may overshoot a limit by whole chunks.
-            let mut left = l;
-            a = a
-                .into_iter()
+        // A tier may overshoot a limit by whole chunks: cut both.
+        let cut = |v: Vec<RecordBatch>| -> Vec<RecordBatch> {
+            let mut left = limit.unwrap_or(usize::MAX);
+            v.into_iter()
                 .filter_map(|x| {
                     let take = x.num_rows().min(left);
                     left -= take;
                     (take > 0).then(|| x.slice(0, take))
                 })
-                .collect();
-        }
+                .collect()
+        };
+        let a = cut(cpu.scan(&preds, &all, limit)?);
+        let b = cut(dev.scan(&preds, &all, limit)?);
         same(&format!("query {filters:?}"), &a, &b)?;
     }
     let lo = start + 50_000_000_000;
@@ -677,16 +988,66 @@ fn run_self_test(gpu: &Arc<Gpu>, mode: Mode) -> Result<()> {
         .iter()
         .map(|b| b.num_rows() as u64)
         .sum();
-    if dev.count_time_range(lo, hi)? != want {
-        return Err(Error::InvalidArgument(
-            "GPU self-test: range count differs".into(),
-        ));
+    // Aggregates: per bucket and symbol on the device, the same partials
+    // (bit for bit) as the CPU tier's fold.
+    let minute = 60_000_000_000;
+    let aggregates: Vec<(Vec<Filter>, Buckets)> = vec![
+        (
+            vec![],
+            Buckets::new(start, start + 3_600 * 1_000_000_000, minute, 1 << 20)?,
+        ),
+        (
+            vec![Filter::eq("symbol", g.symbol(3))],
+            Buckets::new(
+                start + 7 * 1_000_000_000,
+                start + 900 * 1_000_000_000,
+                1_000_000_000,
+                1 << 20,
+            )?,
+        ),
+        (
+            vec![
+                Filter::is_in("symbol", [g.symbol(1), g.symbol(7)]),
+                Filter::range("volume", Some(Scalar::Float(0.5)), None),
+            ],
+            Buckets::new(
+                start,
+                start + 86_400 * 1_000_000_000,
+                3_600 * 1_000_000_000,
+                1 << 20,
+            )?,
+        ),
+        (
+            vec![Filter::eq("symbol", "NOT/THERE")],
+            Buckets::new(start, start + 3_600 * 1_000_000_000, minute, 1 << 20)?,
+        ),
+    ];
+    for (filters, buckets) in aggregates {
+        let preds = bind_all(&filters, &schema)?;
+        let want = cpu.aggregate(&preds, &buckets)?;
+        let got = dev.aggregate(&preds, &buckets)?;
+        if want != got {
+            return Err(Error::InvalidArgument(format!(
+                "GPU self-test: aggregate {filters:?} differs ({} groups on the CPU, {} on the GPU)",
+                want.len(),
+                got.len()
+            )));
+        }
+        if want.is_empty()
+            != filters
+                .iter()
+                .any(|f| format!("{f:?}").contains("NOT/THERE"))
+        {
+            return Err(Error::InvalidArgument(format!(
+                "GPU self-test: aggregate {filters:?} found no rows"
+            )));
+        }
     }
-    Ok(())
+    Ok((lo, hi, want))
 }
 
 /// The same rows (bit for bit) in the same order, however they are batched.
-fn same(what: &str, a: &[RecordBatch], b: &[RecordBatch]) -> Result<()> {
+pub(crate) fn same(what: &str, a: &[RecordBatch], b: &[RecordBatch]) -> Result<()> {
     let fail = |why: &str| {
         Err(Error::InvalidArgument(format!(
             "GPU self-test, {what}: {why}"
