@@ -298,19 +298,7 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
             |a, b| crate::gpu::same_rows(a, b),
         )?);
     }
-    let aggregates: Vec<(String, Vec<Filter>, Buckets)> = vec![
-        (
-            format!("OHLCV of {s0}, 1-minute bars"),
-            vec![Filter::eq("symbol", s0.as_str())],
-            Buckets::new(START_NS, end + 1, 60_000_000_000, MAX_BUCKETS)?,
-        ),
-        (
-            "count/sum/min/max per hour, every symbol".into(),
-            vec![],
-            Buckets::new(START_NS, end + 1, 3_600_000_000_000, MAX_BUCKETS)?,
-        ),
-    ];
-    for (name, filters, buckets) in aggregates {
+    for (name, filters, buckets) in sample_aggregates(&s0, START_NS, end)? {
         let mut f = filters.clone();
         f.push(Filter::range(
             "timestamp",
@@ -329,6 +317,27 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
         )?);
     }
     Ok(r)
+}
+
+/// The aggregates the demo and `gpubench` run over `[start, end]`: one
+/// symbol's 1-minute bars, and every symbol per hour.
+pub fn sample_aggregates(
+    symbol: &str,
+    start: i64,
+    end: i64,
+) -> Result<Vec<(String, Vec<Filter>, Buckets)>> {
+    Ok(vec![
+        (
+            format!("OHLCV of {symbol}, 1-minute bars"),
+            vec![Filter::eq("symbol", symbol)],
+            Buckets::new(start, end + 1, 60_000_000_000, MAX_BUCKETS)?,
+        ),
+        (
+            "count/sum/min/max per hour, every symbol".into(),
+            vec![],
+            Buckets::new(start, end + 1, 3_600_000_000_000, MAX_BUCKETS)?,
+        ),
+    ])
 }
 
 /// Times `f` on the CPU tier and, when there is one, the GPU tier.
@@ -419,14 +428,7 @@ fn print(r: &BenchReport) {
     }
     println!("{t}");
     if let Some(m) = &r.gpu_memory {
-        println!(
-            "  GPU memory: {:.1} MB allocated for the columns ({:.1} MB live), {:.1} MB pinned host staging; device {:.0} of {:.0} MB in use",
-            m.allocated as f64 / 1e6,
-            m.live as f64 / 1e6,
-            m.pinned_host as f64 / 1e6,
-            (m.device_total - m.device_free) as f64 / 1e6,
-            m.device_total as f64 / 1e6
-        );
+        println!("  GPU memory: {m}");
     }
     if let Some(why) = &r.no_gpu {
         println!("  no GPU: {why}");

@@ -829,14 +829,7 @@ fn print_tiers(s: &TierStats) {
         s.warm_bytes as f64 / 1e6
     );
     if let Some(m) = &s.warm_device_memory {
-        println!(
-            "              GPU memory: {:.1} MB allocated for the columns ({:.1} MB live rows), {:.1} MB pinned host staging; device {:.0} of {:.0} MB in use",
-            m.allocated as f64 / 1e6,
-            m.live as f64 / 1e6,
-            m.pinned_host as f64 / 1e6,
-            (m.device_total - m.device_free) as f64 / 1e6,
-            m.device_total as f64 / 1e6
-        );
+        println!("              GPU memory: {m}");
     }
     println!(
         "   Cold tier: {:>12} records ({:.1}%) in {} Parquet files, {:.1} MB",
@@ -1151,19 +1144,7 @@ fn demo_queries(engine: &Engine, gen: &Generator) -> Result<()> {
     println!("{table}");
     // Aggregates: each tier reduces its own rows, the warm tier where its
     // columns live.
-    let hour = 3_600_000_000_000;
-    let aggregates: Vec<(String, Vec<Filter>, Buckets)> = vec![
-        (
-            format!("OHLCV of {sym}, 1-minute bars"),
-            vec![Filter::eq("symbol", sym.as_str())],
-            Buckets::new(start, end + 1, 60_000_000_000, MAX_BUCKETS)?,
-        ),
-        (
-            "count/sum/min/max per hour, every symbol".into(),
-            vec![],
-            Buckets::new(start, end + 1, hour, MAX_BUCKETS)?,
-        ),
-    ];
+    let aggregates = tiered::bench::sample_aggregates(&sym, start, end)?;
     let mut table = comfy_table::Table::new();
     table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
     table.set_header([

@@ -63,6 +63,21 @@ pub trait WarmTier: Send + Sync {
     }
 }
 
+impl std::fmt::Display for DeviceMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mb = |b: u64| b as f64 / 1e6;
+        write!(
+            f,
+            "{:.1} MB allocated for the columns ({:.1} MB live rows), {:.1} MB pinned host staging; device {:.0} of {:.0} MB in use",
+            mb(self.allocated),
+            mb(self.live),
+            mb(self.pinned_host),
+            mb(self.device_total.saturating_sub(self.device_free)),
+            mb(self.device_total)
+        )
+    }
+}
+
 /// An aggregate by [`WarmTier::scan`], folded on the host.
 pub fn aggregate_by_scan<W: WarmTier + ?Sized>(
     tier: &W,
