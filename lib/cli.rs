@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use crate::generate::{GenerateConfig, Profile};
-use crate::import::{ImportFormat, ImportOptions, TimestampUnit};
+use crate::import::{DuplicatePolicy, ImportFormat, ImportOptions, TimestampUnit};
 use crate::phases::generate::DatasetSource;
 use crate::phases::{Context, DEFAULT_OUTPUT_DIR};
 use crate::time::parse_duration;
@@ -37,6 +37,16 @@ pub struct SourceArgs {
     /// Unit of integer timestamps in the imported file.
     #[arg(long, value_enum, default_value = "auto", requires = "import")]
     pub timestamp_unit: TimestampUnit,
+    /// Samples of one series at one timestamp with different values: stop
+    /// with an error naming both lines, or keep the first or the last
+    /// (identical duplicates are always dropped, keeping one).
+    #[arg(long, value_enum, default_value = "error", requires = "import")]
+    pub duplicates: DuplicatePolicy,
+    /// Time given to samples written without one (a live scrape of an
+    /// exporter's /metrics page): `now`, a UTC date-time such as
+    /// 2024-01-01T00:00:00Z, or Unix seconds. Without it such a sample is an error.
+    #[arg(long, value_name = "TIME", requires = "import")]
+    pub default_timestamp: Option<String>,
     /// Kind of generated data.
     #[arg(
         long,
@@ -70,6 +80,12 @@ impl SourceArgs {
                 ImportOptions {
                     format: self.format,
                     timestamp_unit: self.timestamp_unit,
+                    duplicates: self.duplicates,
+                    default_timestamp: self
+                        .default_timestamp
+                        .as_deref()
+                        .map(parse_default_timestamp)
+                        .transpose()?,
                 },
             ),
             None => DatasetSource::Generate(GenerateConfig {
@@ -83,6 +99,26 @@ impl SourceArgs {
             }),
         })
     }
+}
+
+/// `--default-timestamp`: `now`, a date-time, or Unix seconds (with decimals).
+fn parse_default_timestamp(text: &str) -> crate::Result<i64> {
+    let bad =
+        |why: String| crate::Error::InvalidArgument(format!("--default-timestamp {text:?}: {why}"));
+    if text.trim().eq_ignore_ascii_case("now") {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|e| bad(e.to_string()))?;
+        return i64::try_from(now.as_nanos()).map_err(|e| bad(e.to_string()));
+    }
+    if let Ok(secs) = text.trim().parse::<f64>() {
+        let ns = (secs * 1e9).round();
+        if !ns.is_finite() || ns.abs() >= 9.2e18 {
+            return Err(bad("out of range".into()));
+        }
+        return Ok(ns as i64);
+    }
+    crate::time::parse_timestamp(text).map_err(bad)
 }
 
 /// Turns a phase's result into an exit code, printing `error: ...` on failure.

@@ -44,11 +44,6 @@ pub const RESOLUTIONS: [Resolution; 4] = [
     },
 ];
 
-/// Prometheus' naming convention: counters end in `_total`.
-pub fn is_counter(metric: &str) -> bool {
-    metric.ends_with("_total")
-}
-
 /// Nearest-rank percentile of sorted, NaN-free values (`q` in 0..=1).
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -127,16 +122,28 @@ pub fn rollup_gauge(s: &Series, res: i64) -> Vec<GaugeBucket> {
 }
 
 /// Rolls a counter up: last value and increase across resets.
+///
+/// A drop between two samples is a reset (the increase after it is the new
+/// value), but only between two *instants*: a sample at the same timestamp
+/// as the one before it is a duplicate, not a later reading, and is left
+/// out (the first one stands, as Prometheus' storage keeps the first of
+/// two samples at one timestamp). The importers refuse conflicting
+/// duplicates unless told which to keep, so this only matters for data
+/// built in code.
 pub fn rollup_counter(s: &Series, res: i64) -> Vec<CounterBucket> {
     let mut out = Vec::new();
-    let mut prev: Option<f64> = None;
+    let mut prev: Option<(i64, f64)> = None;
     for (start, range) in buckets(&s.timestamps, res) {
         let (mut increase, mut count, mut last) = (0.0, 0u64, f64::NAN);
-        for &v in s.values[range].iter().filter(|v| !v.is_nan()) {
-            if let Some(p) = prev {
+        let samples = s.timestamps[range.clone()].iter().zip(&s.values[range]);
+        for (&t, &v) in samples.filter(|(_, v)| !v.is_nan()) {
+            if let Some((pt, p)) = prev {
+                if pt == t {
+                    continue;
+                }
                 increase += if v >= p { v - p } else { v };
             }
-            prev = Some(v);
+            prev = Some((t, v));
             last = v;
             count += 1;
         }
@@ -172,7 +179,7 @@ fn rollup_series(
 pub fn rollup(dataset: &Dataset, res: &Resolution) -> Dataset {
     let mut out = Vec::new();
     for s in &dataset.series {
-        if is_counter(&s.key.metric) {
+        if dataset.is_counter(&s.key.metric) {
             let b = rollup_counter(s, res.ns);
             out.push(rollup_series(
                 &s.key,
@@ -240,7 +247,7 @@ pub fn measure_loss(raw: &Dataset, res: &Resolution) -> Loss {
     let (mut n, mut nc) = (0u64, 0u64);
     let mut sums = [0.0f64; 5];
     for s in &raw.series {
-        if is_counter(&s.key.metric) {
+        if raw.is_counter(&s.key.metric) {
             let hourly = rollup_counter(s, HOUR);
             let fine = rollup_counter(s, res.ns);
             let mut j = 0;

@@ -33,21 +33,122 @@ impl SeriesKey {
     }
 }
 
-impl fmt::Display for SeriesKey {
-    /// Prometheus style: `cpu_usage_percent{host="web-01",region="eu-west"}`.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.metric)?;
-        if !self.labels.is_empty() {
-            f.write_str("{")?;
-            for (i, (k, v)) in self.labels.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(",")?;
-                }
-                write!(f, "{k}={v:?}")?;
-            }
-            f.write_str("}")?;
+/// Whether `name` is a metric name of the classic Prometheus alphabet
+/// (`[a-zA-Z_:][a-zA-Z0-9_:]*`), which the text format writes unquoted.
+pub fn is_legacy_metric_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.bytes().enumerate().all(|(i, b)| {
+            b.is_ascii_alphabetic() || b == b'_' || b == b':' || (i > 0 && b.is_ascii_digit())
+        })
+}
+
+/// Whether `name` is a label name of the classic Prometheus alphabet
+/// (`[a-zA-Z_][a-zA-Z0-9_]*`), which the text format writes unquoted.
+pub fn is_legacy_label_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .enumerate()
+            .all(|(i, b)| b.is_ascii_alphabetic() || b == b'_' || (i > 0 && b.is_ascii_digit()))
+}
+
+/// Writes `text` in double quotes with the Prometheus text format's three
+/// escapes: `\\`, `\"` and `\n`; every other character is itself.
+pub fn write_quoted(f: &mut impl fmt::Write, text: &str) -> fmt::Result {
+    f.write_char('"')?;
+    for c in text.chars() {
+        match c {
+            '\\' => f.write_str("\\\\")?,
+            '"' => f.write_str("\\\"")?,
+            '\n' => f.write_str("\\n")?,
+            c => f.write_char(c)?,
         }
-        Ok(())
+    }
+    f.write_char('"')
+}
+
+impl fmt::Display for SeriesKey {
+    /// The Prometheus text format's selector, as Prometheus 3 writes it:
+    /// `cpu_usage_percent{host="web-01",region="eu-west"}`; a name outside
+    /// the classic alphabet is quoted inside the braces
+    /// (`{"disk.all.read",host="a"}`), a label name likewise
+    /// (`{"k8s.pod"="x"}`). Label values escape `\`, `"` and newline.
+    /// [`crate::import::parse_series_selector`] reads it back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
+        let legacy = is_legacy_metric_name(&self.metric);
+        if legacy {
+            f.write_str(&self.metric)?;
+            if self.labels.is_empty() {
+                return Ok(());
+            }
+            f.write_char('{')?;
+        } else {
+            f.write_char('{')?;
+            write_quoted(f, &self.metric)?;
+        }
+        for (i, (k, v)) in self.labels.iter().enumerate() {
+            if i > 0 || !legacy {
+                f.write_char(',')?;
+            }
+            if is_legacy_label_name(k) {
+                f.write_str(k)?;
+            } else {
+                write_quoted(f, k)?;
+            }
+            f.write_char('=')?;
+            write_quoted(f, v)?;
+        }
+        f.write_char('}')
+    }
+}
+
+/// Whether a metric counts up (and may reset) or goes up and down.
+/// It decides how phase 05 rolls a series up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum MetricKind {
+    /// Not declared: the `_total` suffix decides (Prometheus' naming convention).
+    Unknown,
+    Gauge,
+    Counter,
+}
+
+impl MetricKind {
+    /// The byte that stands for it in files.
+    pub fn code(self) -> u8 {
+        match self {
+            MetricKind::Unknown => 0,
+            MetricKind::Gauge => 1,
+            MetricKind::Counter => 2,
+        }
+    }
+
+    pub fn from_code(code: u8) -> Option<Self> {
+        Some(match code {
+            0 => MetricKind::Unknown,
+            1 => MetricKind::Gauge,
+            2 => MetricKind::Counter,
+            _ => return None,
+        })
+    }
+}
+
+/// What a source said about one metric name besides its samples: the
+/// Prometheus/OpenMetrics `# TYPE` (resolved to what the samples of that
+/// name are: a histogram's `_bucket`, `_count` and `_sum` are counters),
+/// `# UNIT` and `# HELP`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MetricMeta {
+    pub kind: Option<MetricKind>,
+    pub unit: String,
+    pub help: String,
+}
+
+impl MetricMeta {
+    pub fn is_empty(&self) -> bool {
+        self.kind.is_none_or(|k| k == MetricKind::Unknown)
+            && self.unit.is_empty()
+            && self.help.is_empty()
     }
 }
 
@@ -134,6 +235,9 @@ pub struct Dataset {
     /// Provenance, e.g. `generated: profile=observability seed=42` or `imported: data.csv`.
     pub source: String,
     pub series: Vec<Series>,
+    /// Declared types, units and help texts, by metric name (empty for
+    /// generated data and for formats that carry none).
+    pub metadata: BTreeMap<String, MetricMeta>,
 }
 
 impl Dataset {
@@ -142,6 +246,24 @@ impl Dataset {
         Dataset {
             source: source.into(),
             series,
+            metadata: BTreeMap::new(),
+        }
+    }
+
+    /// The same dataset with `metadata` (entries with nothing in them are dropped).
+    pub fn with_metadata(mut self, mut metadata: BTreeMap<String, MetricMeta>) -> Self {
+        metadata.retain(|_, m| !m.is_empty());
+        self.metadata = metadata;
+        self
+    }
+
+    /// Whether samples of `metric` are a counter's: its declared type when
+    /// one was given, else Prometheus' naming convention (`_total`).
+    pub fn is_counter(&self, metric: &str) -> bool {
+        match self.metadata.get(metric).and_then(|m| m.kind) {
+            Some(MetricKind::Counter) => true,
+            Some(MetricKind::Gauge) => false,
+            Some(MetricKind::Unknown) | None => metric.ends_with("_total"),
         }
     }
 
@@ -229,5 +351,46 @@ mod tests {
     fn key_display_is_prometheus_style() {
         assert_eq!(key("cpu").to_string(), "cpu{host=\"a\"}");
         assert_eq!(SeriesKey::new("up", Labels::new()).to_string(), "up");
+        let odd = SeriesKey::new(
+            "disk.all.read",
+            Labels::from([
+                ("k8s.pod".into(), "a\"b\\c\nd".into()),
+                ("host".into(), "é".into()),
+            ]),
+        );
+        assert_eq!(
+            odd.to_string(),
+            r#"{"disk.all.read",host="é","k8s.pod"="a\"b\\c\nd"}"#
+        );
+        assert_eq!(
+            SeriesKey::new("9lives", Labels::new()).to_string(),
+            r#"{"9lives"}"#
+        );
+    }
+
+    #[test]
+    fn declared_kind_beats_the_naming_convention() {
+        let d = Dataset::new("t", vec![]).with_metadata(BTreeMap::from([
+            (
+                "requests".to_string(),
+                MetricMeta {
+                    kind: Some(MetricKind::Counter),
+                    ..MetricMeta::default()
+                },
+            ),
+            (
+                "temperature_total".to_string(),
+                MetricMeta {
+                    kind: Some(MetricKind::Gauge),
+                    ..MetricMeta::default()
+                },
+            ),
+            ("empty".to_string(), MetricMeta::default()),
+        ]));
+        assert!(d.is_counter("requests"));
+        assert!(!d.is_counter("temperature_total"));
+        assert!(d.is_counter("other_total"));
+        assert!(!d.is_counter("other"));
+        assert_eq!(d.metadata.len(), 2, "empty entries are dropped");
     }
 }

@@ -77,64 +77,37 @@ pub fn format_timestamp(ns: i64) -> String {
     )
 }
 
-/// Parses a UTC date or date-time into Unix nanoseconds: `2024-01-02`,
-/// `2024-01-02T09:30:00Z`, `2024-01-02 09:30:00.123456`, with an optional
-/// `Z` or `+00:00` (other offsets are refused: timestamps are UTC).
-pub fn parse_timestamp(text: &str) -> Option<i64> {
+/// Parses a date or date-time into Unix nanoseconds, with `jiff`'s
+/// implementation of RFC 3339 / ISO 8601 (the Temporal grammar):
+/// `2024-01-02`, `2024-01-02T09:30:00Z`, `2024-01-02 09:30:00.123456`,
+/// `2024-01-02T10:30:00+01:00`. A time without an offset is UTC; an offset
+/// is applied. Calendar errors are errors, never a roll-over:
+/// `2023-02-29` says that day 29 is out of range for that month.
+///
+/// Errors: a one-line reason (the caller names the field); also for an
+/// instant outside the `i64` nanosecond range (1677-09-21 to 2262-04-11)
+/// and for a time zone name (`[Europe/Paris]`), which is refused: only
+/// offsets are taken, so the result never depends on a time zone database.
+pub fn parse_timestamp(text: &str) -> std::result::Result<i64, String> {
+    use jiff::fmt::temporal::Pieces;
     let t = text.trim();
-    let t = t
-        .strip_suffix('Z')
-        .or_else(|| t.strip_suffix("+00:00"))
-        .unwrap_or(t);
-    let (date, time) = match t.find(['T', ' ']) {
-        Some(i) => (&t[..i], Some(&t[i + 1..])),
-        None => (t, None),
-    };
-    let mut d = date.split('-');
-    let (y, m, day) = (
-        d.next()?.parse::<i64>().ok()?,
-        d.next()?.parse::<u32>().ok()?,
-        d.next()?.parse::<u32>().ok()?,
-    );
-    if d.next().is_some() || !(1..=12).contains(&m) || !(1..=31).contains(&day) {
-        return None;
+    let pieces = Pieces::parse(t).map_err(|e| format!("{t:?} is not a date-time: {e}"))?;
+    if pieces.time_zone_annotation().is_some() {
+        return Err(format!(
+            "{t:?}: time zone names are not supported, write an offset (Z or +01:00)"
+        ));
     }
-    let mut secs = days_from_civil(y, m, day).checked_mul(86_400)?;
-    let mut nanos = 0i64;
-    if let Some(time) = time {
-        let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-        let mut p = hms.split(':');
-        let (h, mi, s) = (
-            p.next()?.parse::<i64>().ok()?,
-            p.next()?.parse::<i64>().ok()?,
-            p.next().unwrap_or("0").parse::<i64>().ok()?,
-        );
-        if p.next().is_some()
-            || h > 23
-            || mi > 59
-            || s > 60
-            || frac.len() > 9
-            || !frac.bytes().all(|b| b.is_ascii_digit())
-        {
-            return None;
-        }
-        secs = secs.checked_add(h * 3600 + mi * 60 + s)?;
-        if !frac.is_empty() {
-            nanos = frac.parse::<i64>().ok()? * 10i64.pow(9 - frac.len() as u32);
-        }
-    }
-    secs.checked_mul(NANOS_PER_SECOND)?.checked_add(nanos)
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let time = pieces.time().unwrap_or(jiff::civil::Time::midnight());
+    let datetime = jiff::civil::DateTime::from_parts(pieces.date(), time);
+    let offset = pieces
+        .offset()
+        .map_or(jiff::tz::Offset::UTC, |o| o.to_numeric_offset());
+    let instant = offset
+        .to_timestamp(datetime)
+        .map_err(|e| format!("{t:?} is out of range: {e}"))?;
+    i64::try_from(instant.as_nanosecond()).map_err(|_| {
+        format!("{t:?} is out of range (nanoseconds since 1970 must fit in 64 bits: 1677-09-21 to 2262-04-11)")
+    })
 }
 
 /// Howard Hinnant's days-to-civil algorithm.
@@ -169,30 +142,51 @@ mod tests {
     #[test]
     fn parses_utc_dates_and_times() {
         let day = 1_704_153_600 * NANOS_PER_SECOND; // 2024-01-02
-        assert_eq!(parse_timestamp("2024-01-02"), Some(day));
+        assert_eq!(parse_timestamp("2024-01-02"), Ok(day));
         assert_eq!(
             parse_timestamp("2024-01-02T09:30:00Z"),
-            Some(day + 34_200 * NANOS_PER_SECOND)
+            Ok(day + 34_200 * NANOS_PER_SECOND)
         );
         assert_eq!(
             parse_timestamp("2024-01-02 09:30:00.25"),
-            Some(day + 34_200 * NANOS_PER_SECOND + 250_000_000)
+            Ok(day + 34_200 * NANOS_PER_SECOND + 250_000_000)
         );
         assert_eq!(
             parse_timestamp("1969-12-31T23:59:59+00:00"),
-            Some(-NANOS_PER_SECOND)
+            Ok(-NANOS_PER_SECOND)
         );
-        for bad in [
-            "2024-13-01",
-            "2024-01-02T25:00:00",
-            "2024-01-02T09:30:00+02:00",
-            "yesterday",
-            "2024-01",
+        assert_eq!(
+            parse_timestamp("2024-01-02T11:30:00+02:00"),
+            Ok(day + 34_200 * NANOS_PER_SECOND)
+        );
+        assert_eq!(
+            parse_timestamp("2024-02-29"),
+            Ok(day + 58 * 86_400 * NANOS_PER_SECOND)
+        );
+        for (bad, why) in [
+            ("2023-02-29", "day"),
+            ("2100-02-29", "day"),
+            ("2024-04-31", "day"),
+            ("2024-13-01", "month"),
+            ("2024-01-02T25:00:00", "hour"),
+            ("2024-01-02T09:30:00[Europe/Paris]", "time zone names"),
+            ("yesterday", "not a date-time"),
+            ("2024-01", "not a date-time"),
+            ("2262-04-12", "out of range"),
+            ("1677-09-20T00:00:00Z", "out of range"),
         ] {
-            assert_eq!(parse_timestamp(bad), None, "{bad}");
+            let err = parse_timestamp(bad).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
         }
-        for ns in [0, day, -86_400 * NANOS_PER_SECOND * 400] {
-            assert_eq!(parse_timestamp(&format_timestamp(ns)), Some(ns));
+        for ns in [
+            0,
+            day,
+            -86_400 * NANOS_PER_SECOND * 400,
+            i64::MIN + 999_999,
+            i64::MAX,
+        ] {
+            let ms = ns.div_euclid(1_000_000) * 1_000_000;
+            assert_eq!(parse_timestamp(&format_timestamp(ns)), Ok(ms));
         }
     }
 

@@ -266,7 +266,11 @@ pub fn decode(bytes: &[u8]) -> Result<Dataset> {
             r.remaining()
         )));
     }
-    Ok(Dataset { source, series })
+    Ok(Dataset {
+        source,
+        series,
+        metadata: Default::default(),
+    })
 }
 
 /// Writes the file atomically; returns its size and statistics.

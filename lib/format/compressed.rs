@@ -108,7 +108,11 @@ pub fn decode(bytes: &[u8]) -> Result<Dataset> {
             r.remaining()
         )));
     }
-    Ok(Dataset { source, series })
+    Ok(Dataset {
+        source,
+        series,
+        metadata: Default::default(),
+    })
 }
 
 /// Writes the compressed file atomically; returns its size and breakdown.

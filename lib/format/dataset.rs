@@ -5,11 +5,17 @@
 //! not meant to be small (16 bytes a sample plus metadata); it is meant to be
 //! exact, fast to read and impossible to misread.
 //!
-//! # Layout (version 1)
+//! # Layout (versions 1 and 2)
 //!
 //! ```text
-//! | magic "SSIGDSET" (8B) | version u32 LE = 1 | source (string) | series count (varint) |
-//! | series 0 | series 1 | ... | CRC32C of all preceding bytes (u32 LE) |
+//! | magic "SSIGDSET" (8B) | version u32 LE | source (string) |
+//! | version 2 only: metadata count (varint) | metadata entry ... |
+//! | series count (varint) | series 0 | series 1 | ... |
+//! | CRC32C of all preceding bytes (u32 LE) |
+//!
+//! metadata entry (names in increasing order):
+//! | metric (string) | kind u8: 0 unknown, 1 gauge, 2 counter, 3 none declared |
+//! | unit (string) | help (string) |
 //!
 //! series:
 //! | metric (string) | label count (varint) | name (string) | value (string) | ... |
@@ -18,29 +24,52 @@
 //! string = | byte length (varint) | UTF-8 bytes |
 //! ```
 //!
+//! A dataset without metadata (generated data, a CSV) is written as
+//! version 1, byte for byte as before metadata existed; one with declared
+//! types, units or help texts (a Prometheus or OpenMetrics import) as
+//! version 2.
+//!
 //! The reader checks the checksum before anything else, then bounds every
 //! count by the bytes left, so a truncated or damaged file is an error that
 //! says where, never a panic or a wrong dataset.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::bytes::write_string;
 use crate::codec::varint::write_u64;
 use crate::error::Result;
 use crate::files::{read_input, write_atomic};
-use crate::format::{open_checked, push_crc_trailer, read_key, write_header, write_key};
-use crate::model::{Dataset, Series};
+use crate::format::{open_checked_versions, push_crc_trailer, read_key, write_header, write_key};
+use crate::model::{Dataset, MetricKind, MetricMeta, Series};
 
 pub const MAGIC: &[u8; 8] = b"SSIGDSET";
+/// The version written for a dataset without metadata.
 pub const VERSION: u32 = 1;
+/// The version written for a dataset with metadata.
+pub const VERSION_METADATA: u32 = 2;
 /// File name of the canonical dataset inside the output directory.
 pub const FILE_NAME: &str = "dataset.ssd";
 
 /// Serializes a dataset to bytes.
 pub fn encode(dataset: &Dataset) -> Vec<u8> {
     let mut out = Vec::with_capacity(64 + dataset.sample_count() as usize * 16);
-    write_header(&mut out, MAGIC, VERSION);
+    let version = if dataset.metadata.is_empty() {
+        VERSION
+    } else {
+        VERSION_METADATA
+    };
+    write_header(&mut out, MAGIC, version);
     write_string(&mut out, &dataset.source);
+    if version == VERSION_METADATA {
+        write_u64(&mut out, dataset.metadata.len() as u64);
+        for (name, meta) in &dataset.metadata {
+            write_string(&mut out, name);
+            out.push(meta.kind.map_or(3, MetricKind::code));
+            write_string(&mut out, &meta.unit);
+            write_string(&mut out, &meta.help);
+        }
+    }
     write_u64(&mut out, dataset.series.len() as u64);
     for s in &dataset.series {
         write_key(&mut out, &s.key);
@@ -59,8 +88,32 @@ pub fn encode(dataset: &Dataset) -> Vec<u8> {
 /// Parses bytes written by [`encode`].
 pub fn decode(bytes: &[u8]) -> Result<Dataset> {
     const WHAT: &str = "canonical dataset";
-    let mut r = open_checked(bytes, MAGIC, VERSION, WHAT)?;
+    let (mut r, version) = open_checked_versions(bytes, MAGIC, &[VERSION, VERSION_METADATA], WHAT)?;
     let source = r.string()?.to_string();
+    let mut metadata = BTreeMap::new();
+    if version == VERSION_METADATA {
+        // An entry is at least 4 bytes: three empty strings and the kind.
+        let n = r.count(4, "metadata entry")?;
+        let mut last: Option<String> = None;
+        for _ in 0..n {
+            let name = r.string()?.to_string();
+            if last.as_ref().is_some_and(|l| *l >= name) {
+                return Err(r.corrupt(format!("metadata of {name:?} out of order or repeated")));
+            }
+            let code = r.u8()?;
+            let kind =
+                match code {
+                    3 => None,
+                    c => Some(MetricKind::from_code(c).ok_or_else(|| {
+                        r.corrupt(format!("metadata of {name:?}: unknown kind {c}"))
+                    })?),
+                };
+            let unit = r.string()?.to_string();
+            let help = r.string()?.to_string();
+            last = Some(name.clone());
+            metadata.insert(name, MetricMeta { kind, unit, help });
+        }
+    }
     let n_series = r.count(2, "series")?;
     let mut series = Vec::with_capacity(n_series);
     let mut last_key = None;
@@ -94,7 +147,11 @@ pub fn decode(bytes: &[u8]) -> Result<Dataset> {
             r.remaining()
         )));
     }
-    Ok(Dataset { source, series })
+    Ok(Dataset {
+        source,
+        series,
+        metadata,
+    })
 }
 
 /// Writes the dataset to `path` atomically; returns the file size.
@@ -152,6 +209,40 @@ mod tests {
         for cut in 0..bytes.len() {
             assert!(decode(&bytes[..cut]).is_err(), "prefix {cut} decoded");
         }
+        for bit in 0..bytes.len() * 8 {
+            let mut b = bytes.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            assert!(decode(&b).is_err(), "flip of bit {bit} decoded");
+        }
+    }
+
+    #[test]
+    fn metadata_round_trips_as_version_2_and_its_absence_keeps_version_1() {
+        let plain = encode(&sample());
+        assert_eq!(plain[8..12], VERSION.to_le_bytes());
+        let d = sample().with_metadata(BTreeMap::from([
+            (
+                "cpu".to_string(),
+                MetricMeta {
+                    kind: Some(MetricKind::Gauge),
+                    unit: "percent".into(),
+                    help: "CPU use.\nSecond line".into(),
+                },
+            ),
+            (
+                "up".to_string(),
+                MetricMeta {
+                    kind: None,
+                    unit: String::new(),
+                    help: "Up.".into(),
+                },
+            ),
+        ]));
+        let bytes = encode(&d);
+        assert_eq!(bytes[8..12], VERSION_METADATA.to_le_bytes());
+        let back = decode(&bytes).unwrap();
+        assert_eq!(back.metadata, d.metadata);
+        assert!(d.bit_diff(&back).is_none());
         for bit in 0..bytes.len() * 8 {
             let mut b = bytes.clone();
             b[bit / 8] ^= 1 << (bit % 8);

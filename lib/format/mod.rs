@@ -66,17 +66,30 @@ pub(crate) fn open_checked<'a>(
     version: u32,
     what: &'a str,
 ) -> Result<ByteReader<'a>> {
+    Ok(open_checked_versions(bytes, magic, &[version], what)?.0)
+}
+
+/// [`open_checked`] for a format with several readable versions; returns
+/// the version found with the reader.
+pub(crate) fn open_checked_versions<'a>(
+    bytes: &'a [u8],
+    magic: &[u8; 8],
+    versions: &[u32],
+    what: &'a str,
+) -> Result<(ByteReader<'a>, u32)> {
     let mut r = ByteReader::new(bytes, what);
     r.expect_magic(magic)?;
     let found = r.u32_le()?;
-    if found != version {
+    if !versions.contains(&found) {
+        let readable: Vec<String> = versions.iter().map(u32::to_string).collect();
         return Err(r.corrupt(format!(
-            "unsupported version {found}, this build reads {version}"
+            "unsupported version {found}, this build reads {}",
+            readable.join(" and ")
         )));
     }
     let body = split_crc_trailer(bytes, what)?;
     match body.get(HEADER_LEN..) {
-        Some(rest) => Ok(ByteReader::at_offset(rest, HEADER_LEN as u64, what)),
+        Some(rest) => Ok((ByteReader::at_offset(rest, HEADER_LEN as u64, what), found)),
         None => Err(crate::Error::truncated(
             what,
             bytes.len() as u64,

@@ -79,7 +79,7 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
         let t = builder.timestamp(ts, unit, line_no)?;
         let v = parse_float(value)
             .ok_or_else(|| builder.error(line_no, format!("value {value:?} is not a number")))?;
-        builder.push(key, t, v);
+        builder.push(key, t, v, line_no);
     }
     Ok(())
 }
@@ -87,12 +87,13 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::ImportOptions;
     use std::path::Path;
 
     fn run(text: &str) -> Result<crate::Dataset> {
-        let mut b = DatasetBuilder::new(Path::new("t.csv"));
+        let mut b = DatasetBuilder::new(Path::new("t.csv"), &ImportOptions::default());
         parse(text, TimestampUnit::Auto, &mut b)?;
-        b.finish("t".into())
+        Ok(b.finish("t".into())?.0)
     }
 
     #[test]

@@ -142,6 +142,7 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
                 SeriesKey::new(format!("{measurement}_{k}"), labels.clone()),
                 t,
                 value,
+                line_no,
             );
         }
     }
@@ -151,12 +152,13 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::ImportOptions;
     use std::path::Path;
 
     fn run(text: &str) -> Result<crate::Dataset> {
-        let mut b = DatasetBuilder::new(Path::new("m.lp"));
+        let mut b = DatasetBuilder::new(Path::new("m.lp"), &ImportOptions::default());
         parse(text, TimestampUnit::Auto, &mut b)?;
-        b.finish("t".into())
+        Ok(b.finish("t".into())?.0)
     }
 
     #[test]

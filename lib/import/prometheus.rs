@@ -46,7 +46,7 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
             return Err(builder.error(line_no, format!("unexpected {extra:?} after the timestamp")));
         }
         let t = builder.timestamp(ts, unit, line_no)?;
-        builder.push(key, t, v);
+        builder.push(key, t, v, line_no);
     }
     Ok(())
 }
@@ -54,12 +54,13 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::ImportOptions;
     use std::path::Path;
 
     fn run(text: &str) -> Result<crate::Dataset> {
-        let mut b = DatasetBuilder::new(Path::new("m.prom"));
+        let mut b = DatasetBuilder::new(Path::new("m.prom"), &ImportOptions::default());
         parse(text, TimestampUnit::Auto, &mut b)?;
-        b.finish("t".into())
+        Ok(b.finish("t".into())?.0)
     }
 
     #[test]

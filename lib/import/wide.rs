@@ -20,7 +20,11 @@ use crate::error::Result;
 use crate::model::{Labels, SeriesKey};
 
 /// Whether a header row looks like a wide file (it names a symbol column).
-pub fn looks_wide(header: &str) -> bool {
+pub fn looks_wide(text: &str) -> bool {
+    let header = text
+        .lines()
+        .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .unwrap_or("");
     header.split(',').any(|c| {
         matches!(
             c.trim().trim_matches('"').to_ascii_lowercase().as_str(),
@@ -103,12 +107,8 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
         let t = if numeric {
             builder.timestamp(ts, unit, line_no)?
         } else {
-            crate::time::parse_timestamp(ts).ok_or_else(|| {
-                builder.error(
-                    line_no,
-                    format!("timestamp {ts:?} is neither a number nor a UTC date-time"),
-                )
-            })?
+            crate::time::parse_timestamp(ts)
+                .map_err(|why| builder.error(line_no, format!("{}: {why}", columns[ts_col])))?
         };
         let symbol = cells[sym_col].trim_matches('"');
         if symbol.is_empty() {
@@ -126,7 +126,12 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
                     format!("{}: {cell:?} is not a number", columns[*col]),
                 )
             })?;
-            builder.push(SeriesKey::new(metric.clone(), labels.clone()), t, v);
+            builder.push(
+                SeriesKey::new(metric.clone(), labels.clone()),
+                t,
+                v,
+                line_no,
+            );
         }
     }
     Ok(())
@@ -135,12 +140,13 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::import::ImportOptions;
     use std::path::Path;
 
     fn run(text: &str) -> Result<crate::Dataset> {
-        let mut b = DatasetBuilder::new(Path::new("trades.csv"));
+        let mut b = DatasetBuilder::new(Path::new("trades.csv"), &ImportOptions::default());
         parse(text, TimestampUnit::Auto, &mut b)?;
-        b.finish("t".into())
+        Ok(b.finish("t".into())?.0)
     }
 
     #[test]
@@ -190,7 +196,7 @@ mod tests {
             ),
             (
                 "time,symbol,price\nnoon,A,1\n",
-                "neither a number nor a UTC date-time",
+                "trades.csv:2: time: \"noon\" is not a date-time",
             ),
         ] {
             let err = run(text).unwrap_err().to_string();

@@ -33,12 +33,13 @@ pub struct LongRangeProbe {
 }
 
 fn long_range_probe(
+    data: &crate::model::Dataset,
     raw_path: &std::path::Path,
     hourly_path: &std::path::Path,
 ) -> Result<Option<LongRangeProbe>> {
     let raw = MetricsFile::open(raw_path)?;
     let Some(i) = (0..raw.series().len())
-        .filter(|&i| !crate::downsample::is_counter(&raw.series()[i].key.metric))
+        .filter(|&i| !data.is_counter(&raw.series()[i].key.metric))
         .max_by_key(|&i| raw.series()[i].data_len)
     else {
         return Ok(None);
@@ -177,7 +178,7 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
         ),
     ];
     lines.extend(table.to_string().lines().map(|l| format!("  {l}")));
-    if let Some(p) = long_range_probe(&raw_path, &ctx.path(&file_name("1h")))? {
+    if let Some(p) = long_range_probe(&data, &raw_path, &ctx.path(&file_name("1h")))? {
         lines.push(format!(
             "  Long-range query, hourly average of {} over its whole range ({} hours): {} read from raw blocks, {} from 1h rollups ({}).",
             p.series,

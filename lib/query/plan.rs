@@ -500,9 +500,9 @@ impl Binder<'_> {
 
 fn timestamp_lit(l: &Lit, pos: Pos) -> Result<i64> {
     match l {
-        Lit::Str(s) => parse_timestamp(s).ok_or_else(|| {
+        Lit::Str(s) => parse_timestamp(s).map_err(|why| {
             err(format!(
-                "'{s}'{pos} is not a UTC timestamp (write '2024-01-01T00:00:00Z' or '2024-01-01')"
+                "time literal '{s}'{pos}: {why} (write '2024-01-01T00:00:00Z' or '2024-01-01')"
             ))
         }),
         Lit::Num(n) => n.parse::<i64>().map_err(|_| {

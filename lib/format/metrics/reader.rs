@@ -655,6 +655,7 @@ impl MetricsFile {
         Ok(Dataset {
             source: source.to_string(),
             series: out,
+            metadata: Default::default(),
         })
     }
 }

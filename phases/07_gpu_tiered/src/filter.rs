@@ -161,18 +161,19 @@ fn col_kind(dt: &DataType) -> Option<ColKind> {
     }
 }
 
-/// Parses `2024-01-02`, `2024-01-02T03:04:05Z` (fractions allowed) as UTC
-/// nanoseconds.
-pub fn parse_time(s: &str) -> Option<i64> {
+/// Parses `2024-01-02`, `2024-01-02T03:04:05Z` (fractions and offsets
+/// allowed; no offset is UTC) as Unix nanoseconds; the error says why not
+/// (`2023-02-29`: day out of range).
+pub fn parse_time(s: &str) -> std::result::Result<i64, String> {
     squeeze::time::parse_timestamp(s)
 }
 
 fn int_of(column: &str, is_ts: bool, v: &Scalar) -> Result<i64> {
     match v {
         Scalar::Int(i) => Ok(*i),
-        Scalar::Str(s) if is_ts => parse_time(s).ok_or_else(|| {
+        Scalar::Str(s) if is_ts => parse_time(s).map_err(|why| {
             Error::InvalidArgument(format!(
-                "`{column}`: {s:?} is not a UTC time (use 2024-01-02T03:04:05Z or nanoseconds)"
+                "`{column}`: {why} (use 2024-01-02T03:04:05Z or nanoseconds)"
             ))
         }),
         Scalar::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => Ok(*f as i64),
@@ -535,7 +536,11 @@ mod tests {
         let p = bind(Filter::eq("timestamp", "1970-01-01T00:00:01Z")).unwrap();
         assert_eq!(p.kind, PredKind::IntRange(1_000_000_000, 1_000_000_000));
         let e = bind(Filter::eq("timestamp", "yesterday")).unwrap_err();
-        assert!(e.to_string().contains("not a UTC time"), "{e}");
+        assert!(e.to_string().contains("not a date-time"), "{e}");
+        // No roll-over into March: 2023 is not a leap year.
+        let e = bind(Filter::eq("timestamp", "2023-02-29")).unwrap_err();
+        assert!(e.to_string().contains("`timestamp`: \"2023-02-29\""), "{e}");
+        assert!(e.to_string().contains("day"), "{e}");
     }
 
     #[test]

@@ -133,9 +133,8 @@ impl CsvColumns {
     fn push(&mut self, f: &[&str], mode: Mode) -> std::result::Result<(), String> {
         let ts = match f[0].parse::<i64>() {
             Ok(v) => v,
-            Err(_) => squeeze::time::parse_timestamp(f[0]).ok_or_else(|| {
-                format!("timestamp {:?} is neither nanoseconds nor a UTC time", f[0])
-            })?,
+            Err(_) => squeeze::time::parse_timestamp(f[0])
+                .map_err(|why| format!("timestamp: {why} (nor integer nanoseconds)"))?,
         };
         let num = |name: &str, s: &str| {
             s.parse::<f64>()

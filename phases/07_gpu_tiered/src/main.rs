@@ -452,11 +452,10 @@ fn open(config: Config) -> Result<Engine> {
 
 fn time_arg(flag: &str, s: &str) -> Result<i64> {
     s.parse::<i64>()
-        .ok()
-        .or_else(|| squeeze::time::parse_timestamp(s))
-        .ok_or_else(|| {
+        .or_else(|_| squeeze::time::parse_timestamp(s))
+        .map_err(|why| {
             Error::InvalidArgument(format!(
-                "{flag} {s:?}: expected a UTC time (2024-01-01T00:00:00Z) or nanoseconds"
+                "{flag}: {why} (write a time such as 2024-01-01T00:00:00Z, or integer nanoseconds)"
             ))
         })
 }

@@ -350,11 +350,11 @@ pub fn batch_from_json<'a>(
                     "must be integer nanoseconds or a UTC time",
                 )
             })?,
-            Value::String(s) => squeeze::time::parse_timestamp(s).ok_or_else(|| {
+            Value::String(s) => squeeze::time::parse_timestamp(s).map_err(|why| {
                 field_err(
                     row,
                     "timestamp",
-                    &format!("{s:?} is not a UTC time (2024-01-01T00:00:00Z)"),
+                    &format!("{why} (write 2024-01-01T00:00:00Z)"),
                 )
             })?,
             _ => {
@@ -506,12 +506,11 @@ fn time_param(params: &HashMap<String, String>, name: &str) -> ApiResult<i64> {
         .get(name)
         .ok_or_else(|| ApiError::bad(Some(name), format!("{name} is required")))?;
     v.parse::<i64>()
-        .ok()
-        .or_else(|| squeeze::time::parse_timestamp(v))
-        .ok_or_else(|| {
+        .or_else(|_| squeeze::time::parse_timestamp(v))
+        .map_err(|why| {
             ApiError::bad(
                 Some(name),
-                format!("{name} {v:?} is not a UTC time or nanoseconds"),
+                format!("{name}: {why} (nor integer nanoseconds)"),
             )
         })
 }
