@@ -333,13 +333,7 @@ pub fn read(path: &Path, source: &str, progress: &ProgressBar) -> Result<Dataset
         };
         series[i].push(row.timestamp, row.value.0);
     }
-    if line_no == 0 {
-        return Err(Error::Parse {
-            path: path.to_path_buf(),
-            line: 0,
-            reason: "file is empty".into(),
-        });
-    }
+    // An empty file is what the writer makes of a dataset without samples.
     Ok(Dataset::new(source, series))
 }
 

@@ -1,82 +1,62 @@
-//! Long CSV: `series,timestamp,value`, one sample a line.
+//! Long CSV: `series,timestamp,value`, one sample a record.
 //!
-//! This is the layout of the Beringei test set (`ods_0000,1377721380,0.0`).
-//! A first line that does not start with a number in its second field is a
-//! header and is skipped. `series` is a metric name, or a Prometheus selector
-//! `name{label="value"}` (quote the field, CSV-style, if it holds commas).
-//! Timestamps are integers (or decimals) in the unit given or detected.
+//! This is the layout of the Beringei test set (`ods_0000,1377721380,0.0`)
+//! and of the CSVs that Performance Co-Pilot, Graphite or StatsD tools
+//! write (`disk.all.read,1604880000,12`). Records are read by the `csv`
+//! crate, as RFC 4180 says: fields may be quoted (`"a,b"`, with `""` for a
+//! quote), records end in LF or CRLF, empty lines are skipped, and lines
+//! starting with `#` are comments. A byte-order mark is dropped before.
+//!
+//! A first record whose second field does not start with a digit or a sign
+//! is a header and is skipped. `series` is a metric name of any characters
+//! but `{` (dotted names are kept as they are), optionally followed by a
+//! Prometheus label set `name{label="value"}`, or the Prometheus 3 form
+//! `{"any name",label="value"}` (quote the field if it holds commas).
+//! Timestamps are integers or decimals in the unit given or detected;
+//! values are numbers as Go's `ParseFloat` reads them (`NaN`, `+Inf`,
+//! `-Infinity` included).
 
-use super::{parse_float, parse_series_selector, DatasetBuilder, TimestampUnit};
+use super::{parse_float, selector::parse_series_field, DatasetBuilder, TimestampUnit};
 use crate::error::Result;
 
-/// Splits one CSV line into fields, honouring double quotes (`""` is a quote).
-fn split_fields(line: &str) -> std::result::Result<Vec<String>, String> {
-    let mut fields = Vec::with_capacity(3);
-    let mut field = String::new();
-    let mut chars = line.chars().peekable();
-    let mut quoted = false;
-    let mut at_start = true;
-    while let Some(c) = chars.next() {
-        match c {
-            '"' if at_start => {
-                quoted = true;
-                at_start = false;
-            }
-            '"' if quoted => {
-                if chars.peek() == Some(&'"') {
-                    chars.next();
-                    field.push('"');
-                } else {
-                    quoted = false;
-                }
-            }
-            ',' if !quoted => {
-                fields.push(std::mem::take(&mut field));
-                at_start = true;
-            }
-            c => {
-                field.push(c);
-                at_start = false;
-            }
-        }
-    }
-    if quoted {
-        return Err("unterminated quoted field".into());
-    }
-    fields.push(field);
-    Ok(fields)
-}
-
 pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> Result<()> {
-    for (i, raw) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .comment(Some(b'#'))
+        .from_reader(text.as_bytes());
+    let mut record = ::csv::StringRecord::new();
+    let mut first = true;
+    loop {
+        let line_no = reader.position().line() as usize;
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(builder.error(line_no.max(1), format!("not CSV: {e}"))),
         }
-        let fields = split_fields(line).map_err(|e| builder.error(line_no, e))?;
-        if fields.len() != 3 {
+        let line_no = record.position().map_or(line_no, |p| p.line() as usize);
+        if record.len() != 3 {
             return Err(builder.error(
                 line_no,
                 format!(
                     "expected 3 fields (series,timestamp,value), found {}",
-                    fields.len()
+                    record.len()
                 ),
             ));
         }
-        let (series, ts, value) = (fields[0].trim(), fields[1].trim(), fields[2].trim());
-        if line_no == 1 && !ts.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
+        let (series, ts, value) = (record[0].trim(), record[1].trim(), record[2].trim());
+        if std::mem::take(&mut first)
+            && !ts.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+')
+        {
             continue; // header
         }
-        let (key, rest) = parse_series_selector(series)
+        let key = parse_series_field(series)
             .map_err(|e| builder.error(line_no, format!("series {series:?}: {e}")))?;
-        if !rest.trim().is_empty() {
-            return Err(builder.error(
-                line_no,
-                format!("series {series:?}: unexpected {rest:?} after it"),
-            ));
-        }
-        let t = builder.timestamp(ts, unit, line_no)?;
+        let t = if ts.is_empty() {
+            builder.missing_timestamp(line_no)?
+        } else {
+            builder.timestamp(ts, unit, line_no)?
+        };
         let v = parse_float(value)
             .ok_or_else(|| builder.error(line_no, format!("value {value:?} is not a number")))?;
         builder.push(key, t, v, line_no);
@@ -116,13 +96,22 @@ mod tests {
     }
 
     #[test]
+    fn crlf_blank_lines_and_comments() {
+        let d = run("# exported\r\nseries,timestamp,value\r\n\r\na,1,1\r\n# mid\r\na,2,\"2\"\r\n")
+            .unwrap();
+        assert_eq!(d.series[0].values, vec![1.0, 2.0]);
+    }
+
+    #[test]
     fn malformed_lines_name_the_line() {
         for (text, want) in [
             ("a,1,2\nb,2\n", "t.csv:2: expected 3 fields"),
             ("a,1,x\n", "t.csv:1: value \"x\""),
             ("a,1,1\na,zz,1\n", "t.csv:2: timestamp \"zz\""),
-            ("\"a,1,1\n", "unterminated"),
+            ("a,1,1\n\"a,1,1\n", "t.csv:2: expected 3 fields"),
             ("", "no samples"),
+            ("a,1,1e400\n", "t.csv:1: value \"1e400\""),
+            ("up,1,1\nup,,2\n", "t.csv:2: sample has no timestamp"),
         ] {
             let err = run(text).unwrap_err().to_string();
             assert!(err.contains(want), "{text:?}: {err}");

@@ -1,74 +1,45 @@
-//! InfluxDB line protocol.
+//! InfluxDB line protocol, read by InfluxData's own parser
+//! (the `influxdb-line-protocol` crate, from InfluxDB IOx).
 //!
 //! ```text
 //! measurement[,tag=value...] field=value[,field=value...] [timestamp]
 //! cpu,host=web-01,region=eu usage_user=12.5,usage_system=3.25,procs=153i 1700000000000000000
+//! disk,path=C:\data used=1 1704067200000000000
 //! ```
 //!
-//! Each numeric field becomes one series named `measurement_field`, labelled
-//! with the tags. Floats, integers (`12i`) and unsigned integers (`12u`) are
-//! numeric (integers beyond 2^53 are rounded to the nearest `f64`); strings
-//! and booleans are skipped. Backslash escapes commas, spaces and `=` in names
-//! and tags. Timestamps are nanoseconds unless `--timestamp-unit` says
-//! otherwise; a line without one is an error.
+//! Escapes are exactly those of InfluxData's line-protocol reference, as
+//! its parser applies them: a backslash escapes a comma or a space in a
+//! measurement, a comma, `=` or space in tag keys, tag values and field
+//! keys, and a quote or backslash in string field values; a backslash
+//! before any other character is a literal backslash (`C:\data` stays
+//! `C:\data`). Lines starting with `#` are comments.
+//!
+//! Each numeric field becomes one series named `measurement_field`,
+//! labelled with the tags. Floats, integers (`12i`) and unsigned integers
+//! (`12u`) are numeric (integers beyond 2^53 are rounded to the nearest
+//! `f64`); strings and booleans are skipped. Timestamps are nanoseconds
+//! unless `--timestamp-unit` says otherwise; a line without one takes
+//! `--default-timestamp` (InfluxDB would use its clock) or is an error.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use influxdb_line_protocol::{split_lines, FieldValue, ParsedLine};
 
 use super::{DatasetBuilder, TimestampUnit};
 use crate::error::Result;
 use crate::model::{Labels, SeriesKey};
 
-/// Splits at unescaped `sep` outside double quotes, and unescapes `\x`.
-fn split_unescaped(text: &str, sep: char, keep_quotes: bool) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut cur = String::new();
-    let mut chars = text.chars();
-    let mut quoted = false;
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => {
-                if let Some(n) = chars.next() {
-                    if keep_quotes && quoted {
-                        cur.push('\\');
-                    }
-                    cur.push(n);
-                }
-            }
-            '"' => {
-                quoted = !quoted;
-                if keep_quotes {
-                    cur.push(c);
-                }
-            }
-            c if c == sep && !quoted => parts.push(std::mem::take(&mut cur)),
-            c => cur.push(c),
-        }
+/// Parses one line with InfluxData's parser; a panic inside it (on bytes it
+/// was never meant to see) becomes an error, not an abort.
+fn parse_line(line: &str) -> std::result::Result<Option<ParsedLine<'_>>, String> {
+    match catch_unwind(AssertUnwindSafe(|| {
+        influxdb_line_protocol::parse_lines(line).next()
+    })) {
+        Ok(None) => Ok(None),
+        Ok(Some(Ok(parsed))) => Ok(Some(parsed)),
+        Ok(Some(Err(e))) => Err(e.to_string()),
+        Err(_) => Err("the line-protocol parser failed on this line".into()),
     }
-    parts.push(cur);
-    parts
-}
-
-/// Splits a line into its three space-separated sections, respecting escapes and quotes.
-fn sections(line: &str) -> Vec<&str> {
-    let mut out = Vec::with_capacity(3);
-    let bytes = line.as_bytes();
-    let (mut start, mut quoted, mut i) = (0, false, 0);
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\\' => i += 1,
-            b'"' => quoted = !quoted,
-            b' ' if !quoted => {
-                if i > start {
-                    out.push(&line[start..i]);
-                }
-                start = i + 1;
-            }
-            _ => {}
-        }
-        i += 1;
-    }
-    if start < line.len() {
-        out.push(&line[start..]);
-    }
-    out
 }
 
 pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> Result<()> {
@@ -76,74 +47,49 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
         TimestampUnit::Auto => TimestampUnit::Nanos,
         other => other,
     };
-    for (i, raw) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let parts = sections(line);
-        let (series, fields, ts) = match parts.as_slice() {
-            [s, f, t] => (*s, *f, *t),
-            [_, _] => return Err(builder.error(line_no, "line has no timestamp")),
-            _ => {
-                return Err(builder.error(
-                    line_no,
-                    "expected `measurement[,tags] fields timestamp` separated by spaces",
-                ))
-            }
+    let base = text.as_ptr() as usize;
+    let (mut counted_to, mut line_no) = (0usize, 1usize);
+    for line in split_lines(text) {
+        // Line number of this line's first byte (a string field may hold newlines).
+        let offset = line.as_ptr() as usize - base;
+        line_no += text.as_bytes()[counted_to..offset]
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
+        counted_to = offset;
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        let parsed = match parse_line(line) {
+            Ok(Some(p)) => p,
+            Ok(None) => continue, // blank or comment
+            Err(why) => return Err(builder.error(line_no, why)),
         };
-        let mut name_tags = split_unescaped(series, ',', false).into_iter();
-        let measurement = name_tags.next().unwrap_or_default();
-        if measurement.is_empty() {
-            return Err(builder.error(line_no, "missing measurement name"));
-        }
+        let measurement = parsed.series.measurement.as_str();
         let mut labels = Labels::new();
-        for tag in name_tags {
-            let kv = split_unescaped(&tag, '=', false);
-            match kv.as_slice() {
-                [k, v] if !k.is_empty() && !v.is_empty() => {
-                    if labels.insert(k.clone(), v.clone()).is_some() {
-                        return Err(builder.error(line_no, format!("tag {k:?} appears twice")));
-                    }
-                }
-                _ => return Err(builder.error(line_no, format!("tag {tag:?} is not key=value"))),
+        for (k, v) in parsed.series.tag_set.iter().flatten() {
+            if labels
+                .insert(k.as_str().to_string(), v.as_str().to_string())
+                .is_some()
+            {
+                return Err(builder.error(line_no, format!("tag {:?} appears twice", k.as_str())));
             }
         }
-        let t = builder.timestamp(ts, unit, line_no)?;
-        for field in split_unescaped(fields, ',', true) {
-            let Some((k, v)) = field.split_once('=') else {
-                return Err(builder.error(line_no, format!("field {field:?} is not key=value")));
-            };
-            if k.is_empty() {
-                return Err(builder.error(line_no, "field with an empty name"));
+        let t = match parsed.timestamp {
+            Some(t) => builder.scale_timestamp(t, unit, line_no)?,
+            None => builder.missing_timestamp(line_no)?,
+        };
+        let mut seen = std::collections::HashSet::new();
+        for (k, v) in &parsed.field_set {
+            if !seen.insert(k.as_str()) {
+                return Err(builder.error(line_no, format!("field {:?} appears twice", k.as_str())));
             }
-            let value = if v.starts_with('"') {
-                if v.len() < 2 || !v.ends_with('"') {
-                    return Err(builder.error(line_no, format!("field {k:?}: unterminated string")));
-                }
-                continue;
-            } else if matches!(
-                v,
-                "t" | "T" | "true" | "True" | "TRUE" | "f" | "F" | "false" | "False" | "FALSE"
-            ) {
-                continue;
-            } else if let Some(int) = v.strip_suffix('i') {
-                int.parse::<i64>().map(|x| x as f64).ok()
-            } else if let Some(uint) = v.strip_suffix('u') {
-                uint.parse::<u64>().map(|x| x as f64).ok()
-            } else {
-                v.parse::<f64>().ok().filter(|x| x.is_finite())
+            let value = match v {
+                FieldValue::F64(x) => *x,
+                FieldValue::I64(x) => *x as f64,
+                FieldValue::U64(x) => *x as f64,
+                FieldValue::String(_) | FieldValue::Boolean(_) => continue,
             };
-            let value = value.ok_or_else(|| {
-                builder.error(line_no, format!("field {k:?}: value {v:?} is not a number"))
-            })?;
-            builder.push(
-                SeriesKey::new(format!("{measurement}_{k}"), labels.clone()),
-                t,
-                value,
-                line_no,
-            );
+            let key = SeriesKey::new(format!("{measurement}_{}", k.as_str()), labels.clone());
+            builder.push(key, t, value, line_no);
         }
     }
     Ok(())
@@ -161,6 +107,18 @@ mod tests {
         Ok(b.finish("t".into())?.0)
     }
 
+    fn keys(d: &crate::Dataset) -> Vec<(String, Vec<(String, String)>)> {
+        d.series
+            .iter()
+            .map(|s| {
+                (
+                    s.key.metric.clone(),
+                    s.key.labels.clone().into_iter().collect(),
+                )
+            })
+            .collect()
+    }
+
     #[test]
     fn each_numeric_field_is_a_series() {
         let d = run(concat!(
@@ -169,13 +127,19 @@ mod tests {
             "weird\\ name,tag\\,x=a\\ b value=1u 5\n",
         ))
         .unwrap();
-        let names: Vec<_> = d.series.iter().map(|s| s.key.to_string()).collect();
+        let host = vec![
+            ("host".to_string(), "web-01".to_string()),
+            ("region".to_string(), "eu".to_string()),
+        ];
         assert_eq!(
-            names,
+            keys(&d),
             vec![
-                "cpu_procs{host=\"web-01\",region=\"eu\"}",
-                "cpu_usage_user{host=\"web-01\",region=\"eu\"}",
-                "weird name_value{tag,x=\"a b\"}",
+                ("cpu_procs".to_string(), host.clone()),
+                ("cpu_usage_user".to_string(), host),
+                (
+                    "weird name_value".to_string(),
+                    vec![("tag,x".to_string(), "a b".to_string())]
+                ),
             ]
         );
         assert_eq!(d.series[1].values, vec![12.5, 13.0]);
@@ -183,19 +147,78 @@ mod tests {
     }
 
     #[test]
+    fn escapes_follow_the_line_protocol_reference() {
+        // A backslash before anything but the escapable characters is literal.
+        let d = run("disk,path=C:\\data used=1 1704067200000000000\n").unwrap();
+        assert_eq!(d.series[0].key.labels["path"], "C:\\data");
+        let d = run(concat!(
+            "m\\,x\\ y,k\\=1=v\\,2\\=3\\ 4,dir=a\\b\\\\c f\\ 1=2,s=\"q\\\"\\\\\" 7\n",
+            "h\\\"i v=1 8\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            keys(&d),
+            vec![
+                ("h\\\"i_v".to_string(), vec![]),
+                (
+                    "m,x y_f 1".to_string(),
+                    vec![
+                        ("dir".to_string(), "a\\b\\c".to_string()),
+                        ("k=1".to_string(), "v,2=3 4".to_string()),
+                    ]
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_string_field_may_hold_newlines_and_line_numbers_stay_right() {
+        let d = run("log msg=\"a\nb\",v=1 1\n\ncpu v=2 2\n").unwrap();
+        assert_eq!(d.series.len(), 2);
+        let err = run("log msg=\"a\nb\",v=1 1\n\ncpu v=x 2\n").unwrap_err();
+        assert!(err.to_string().contains("m.lp:4:"), "{err}");
+    }
+
+    #[test]
+    fn label_free_series_and_timestamps_in_range() {
+        let d = run("cpu v=1 1704067200000000000\n").unwrap();
+        assert!(d.series[0].key.labels.is_empty());
+        let mut b = DatasetBuilder::new(Path::new("m.lp"), &ImportOptions::default());
+        let err = parse("cpu v=1 9000000000000\n", TimestampUnit::Seconds, &mut b).unwrap_err();
+        assert!(err.to_string().contains("m.lp:1: timestamp"), "{err}");
+        assert!(err.to_string().contains("out of range"), "{err}");
+    }
+
+    #[test]
     fn malformed_lines_name_the_line() {
         for (text, want) in [
-            ("cpu value=1\n", "m.lp:1: line has no timestamp"),
-            (
-                "cpu value=1 1\ncpu value=abc 2\n",
-                "m.lp:2: field \"value\"",
-            ),
-            ("cpu,host value=1 1\n", "tag \"host\" is not key=value"),
-            ("cpu value=1 x\n", "timestamp \"x\""),
-            ("cpu nofield 1\n", "is not key=value"),
+            ("cpu value=1\n", "m.lp:1: sample has no timestamp"),
+            ("cpu value=1 1\ncpu value=abc 2\n", "m.lp:2: "),
+            ("cpu,host value=1 1\n", "m.lp:1: "),
+            ("cpu value=1 x\n", "m.lp:1: "),
+            ("cpu nofield 1\n", "m.lp:1: "),
+            ("cpu,a=1,a=2 v=1 1\n", "m.lp:1: "),
+            ("cpu v=1,v=2 1\n", "m.lp:1: field \"v\" appears twice"),
         ] {
             let err = run(text).unwrap_err().to_string();
             assert!(err.contains(want), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn no_panic_on_arbitrary_text() {
+        for text in [
+            "\\",
+            "a\\",
+            "a b\\",
+            "=",
+            ",",
+            "a,=b c=1",
+            "a c=\"",
+            "\u{0}\n\\\n\"",
+            "a c=1 1 2",
+        ] {
+            let _ = run(text);
         }
     }
 }

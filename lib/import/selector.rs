@@ -88,6 +88,31 @@ pub fn parse_series_selector(text: &str) -> std::result::Result<(SeriesKey, &str
     Ok((SeriesKey::new(name, labels), rest))
 }
 
+/// The `series` field of a long CSV: a selector as above, or a name of any
+/// characters but `{` and whitespace (`disk.all.read`, as Graphite and PCP
+/// write them) with an optional label set. Nothing may follow it.
+pub fn parse_series_field(text: &str) -> std::result::Result<SeriesKey, String> {
+    let text = text.trim();
+    let split = text.find('{').unwrap_or(text.len());
+    let (name, rest) = text.split_at(split);
+    if name.is_empty() || crate::model::is_legacy_metric_name(name) {
+        let (key, rest) = parse_series_selector(text)?;
+        if !rest.trim().is_empty() {
+            return Err(format!("unexpected {rest:?} after it"));
+        }
+        return Ok(key);
+    }
+    if name.contains(char::is_whitespace) {
+        return Err(format!("name {name:?} holds whitespace"));
+    }
+    let with_name = format!("x{rest}");
+    let (key, after) = parse_series_selector(&with_name)?;
+    if !after.trim().is_empty() {
+        return Err(format!("unexpected {after:?} after it"));
+    }
+    Ok(SeriesKey::new(name, key.labels))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

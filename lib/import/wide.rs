@@ -3,48 +3,49 @@
 //! ```text
 //! timestamp,symbol,price,size,side
 //! 2024-01-02T14:30:00.123Z,AAPL,185.64,100,buy
-//! 2024-01-02T14:30:00.125Z,MSFT,370.10,25,sell
+//! "2024-01-02T14:30:00.125Z","ACME, Inc.","370.10",25,sell
 //! ```
 //!
 //! This is how trades and OHLCV bars usually come (`date,symbol,open,high,
-//! low,close,volume`). The header is required. The timestamp column is the
-//! one named `timestamp`, `time`, `ts`, `date` or `datetime`; the symbol
-//! column `symbol` or `ticker`. Every other column becomes one series per
-//! symbol, named after the column (lowercased, other characters as `_`) and
-//! labelled `symbol="..."`. Values are numbers; `buy`/`b` and `sell`/`s`
-//! (any case) are +1 and -1; an empty field is a missing sample. Timestamps
-//! are integers (in the unit given or detected) or UTC dates and date-times.
+//! low,close,volume`), from exchanges, brokers and spreadsheets. Records
+//! are read by the `csv` crate, as RFC 4180 says (quoted fields with
+//! commas, `""` for a quote, LF or CRLF); a byte-order mark, which
+//! spreadsheets write at the start of "CSV UTF-8", is dropped. The header
+//! is required. The timestamp column is the one named `timestamp`, `time`,
+//! `ts`, `date` or `datetime`; the symbol column `symbol` or `ticker` (in
+//! any letter case). Every other column becomes one series per symbol,
+//! named exactly as its header says (trimmed) and labelled
+//! `symbol="..."`. Values are numbers (Go's `ParseFloat` spellings);
+//! `buy`/`b` and `sell`/`s` (any case) are +1 and -1; an empty field is a
+//! missing sample. Timestamps are integers (in the unit given or detected)
+//! or dates and date-times (RFC 3339 / ISO 8601, UTC unless an offset is
+//! written); an impossible date (`2023-02-29`) is an error naming the column.
 
 use super::{parse_float, DatasetBuilder, TimestampUnit};
 use crate::error::Result;
 use crate::model::{Labels, SeriesKey};
 
-/// Whether a header row looks like a wide file (it names a symbol column).
-pub fn looks_wide(text: &str) -> bool {
-    let header = text
-        .lines()
-        .find(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .unwrap_or("");
-    header.split(',').any(|c| {
-        matches!(
-            c.trim().trim_matches('"').to_ascii_lowercase().as_str(),
-            "symbol" | "ticker"
-        )
-    })
+const TIMESTAMP_COLUMNS: [&str; 5] = ["timestamp", "time", "ts", "date", "datetime"];
+const SYMBOL_COLUMNS: [&str; 2] = ["symbol", "ticker"];
+
+fn reader(text: &str) -> ::csv::Reader<&[u8]> {
+    ::csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(text.as_bytes())
 }
 
-fn metric_name(column: &str) -> String {
-    let mut name: String = column
-        .trim()
-        .trim_matches('"')
-        .to_ascii_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    if name.starts_with(|c: char| c.is_ascii_digit()) || name.is_empty() {
-        name.insert(0, '_');
-    }
-    name
+/// The first record of `text` (its header), if it reads as CSV.
+fn header(text: &str) -> Option<::csv::StringRecord> {
+    reader(text).records().next()?.ok()
+}
+
+/// Whether a file's header looks like a wide file (it names a symbol column).
+pub fn looks_wide(text: &str) -> bool {
+    header(text).is_some_and(|h| {
+        h.iter()
+            .any(|c| SYMBOL_COLUMNS.contains(&c.trim().to_ascii_lowercase().as_str()))
+    })
 }
 
 fn value(field: &str) -> Option<f64> {
@@ -56,78 +57,76 @@ fn value(field: &str) -> Option<f64> {
 }
 
 pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> Result<()> {
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .filter(|(_, l)| !l.trim().is_empty() && !l.starts_with('#'));
-    let Some((header_no, header)) = lines.next() else {
-        return Ok(());
+    let mut reader = reader(text);
+    let mut records = reader.records();
+    let columns: Vec<String> = match records.next() {
+        None => return Ok(()),
+        Some(Err(e)) => return Err(builder.error(1, format!("not CSV: {e}"))),
+        Some(Ok(h)) => h.iter().map(|c| c.trim().to_string()).collect(),
     };
-    let columns: Vec<&str> = header
-        .split(',')
-        .map(|c| c.trim().trim_matches('"'))
-        .collect();
     let find = |names: &[&str]| {
         columns
             .iter()
             .position(|c| names.contains(&c.to_ascii_lowercase().as_str()))
     };
-    let ts_col = find(&["timestamp", "time", "ts", "date", "datetime"]).ok_or_else(|| {
+    let ts_col = find(&TIMESTAMP_COLUMNS).ok_or_else(|| {
         builder.error(
-            header_no + 1,
+            1,
             "no timestamp column (timestamp, time, ts, date or datetime)",
         )
     })?;
-    let sym_col = find(&["symbol", "ticker"])
-        .ok_or_else(|| builder.error(header_no + 1, "no symbol column (symbol or ticker)"))?;
-    let fields: Vec<(usize, String)> = columns
-        .iter()
-        .enumerate()
-        .filter(|&(i, _)| i != ts_col && i != sym_col)
-        .map(|(i, c)| (i, metric_name(c)))
+    let sym_col = find(&SYMBOL_COLUMNS)
+        .ok_or_else(|| builder.error(1, "no symbol column (symbol or ticker)"))?;
+    let fields: Vec<usize> = (0..columns.len())
+        .filter(|&i| i != ts_col && i != sym_col)
         .collect();
     if fields.is_empty() {
-        return Err(builder.error(
-            header_no + 1,
-            "no value columns besides the timestamp and the symbol",
-        ));
+        return Err(builder.error(1, "no value columns besides the timestamp and the symbol"));
     }
-    for (i, line) in lines {
-        let line_no = i + 1;
-        let cells: Vec<&str> = line.split(',').map(str::trim).collect();
-        if cells.len() != columns.len() {
+    if let Some(i) = fields.iter().find(|&&i| columns[i].is_empty()) {
+        return Err(builder.error(1, format!("column {} has no name", i + 1)));
+    }
+    for record in records {
+        let record = record.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line() as usize);
+            builder.error(line, format!("not CSV: {e}"))
+        })?;
+        let line_no = record.position().map_or(0, |p| p.line() as usize);
+        if record.len() != columns.len() {
             return Err(builder.error(
                 line_no,
-                format!("{} fields, the header has {}", cells.len(), columns.len()),
+                format!("{} fields, the header has {}", record.len(), columns.len()),
             ));
         }
-        let ts = cells[ts_col];
+        let ts = record[ts_col].trim();
         let digits = ts.strip_prefix('-').unwrap_or(ts);
         let numeric = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-        let t = if numeric {
+        let t = if ts.is_empty() {
+            builder.missing_timestamp(line_no)?
+        } else if numeric {
             builder.timestamp(ts, unit, line_no)?
         } else {
             crate::time::parse_timestamp(ts)
                 .map_err(|why| builder.error(line_no, format!("{}: {why}", columns[ts_col])))?
         };
-        let symbol = cells[sym_col].trim_matches('"');
+        let symbol = record[sym_col].trim();
         if symbol.is_empty() {
             return Err(builder.error(line_no, "empty symbol"));
         }
         let labels = Labels::from([("symbol".to_string(), symbol.to_string())]);
-        for (col, metric) in &fields {
-            let cell = cells[*col];
+        for &col in &fields {
+            let cell = record[col].trim();
             if cell.is_empty() {
                 continue;
             }
             let v = value(cell).ok_or_else(|| {
                 builder.error(
                     line_no,
-                    format!("{}: {cell:?} is not a number", columns[*col]),
+                    format!("{}: {cell:?} is not a number", columns[col]),
                 )
             })?;
             builder.push(
-                SeriesKey::new(metric.clone(), labels.clone()),
+                SeriesKey::new(columns[col].clone(), labels.clone()),
                 t,
                 v,
                 line_no,
@@ -208,6 +207,53 @@ mod tests {
     fn header_detection() {
         assert!(looks_wide("timestamp,symbol,price"));
         assert!(looks_wide("Date,Ticker,Close"));
+        assert!(looks_wide("\"timestamp\",\"symbol\",\"price\"\r\n"));
         assert!(!looks_wide("series,timestamp,value"));
+    }
+
+    #[test]
+    fn quoted_fields_follow_rfc_4180() {
+        let d = run(concat!(
+            "timestamp,symbol,price,size\r\n",
+            "\"2024-01-02T14:30:00Z\",\"ACME, Inc.\",\"10.5\",100\r\n",
+            "2024-01-02T14:30:01Z,\"Q \"\"Quote\"\" Co\",11,\"\"\r\n",
+        ))
+        .unwrap();
+        let price = |sym: &str| {
+            d.series
+                .iter()
+                .find(|s| s.key.metric == "price" && s.key.labels["symbol"] == sym)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(price("ACME, Inc.").values, vec![10.5]);
+        assert_eq!(
+            price("ACME, Inc.").timestamps,
+            vec![1_704_205_800_000_000_000]
+        );
+        assert_eq!(price("Q \"Quote\" Co").values, vec![11.0]);
+        assert_eq!(
+            d.series.len(),
+            3,
+            "the empty quoted size is a missing sample"
+        );
+    }
+
+    #[test]
+    fn column_names_are_kept_as_written() {
+        let d = run("Date,Ticker,Adj Close,vol.24h\n2024-01-02,SPY,1,2\n").unwrap();
+        let names: Vec<_> = d.series.iter().map(|s| s.key.metric.as_str()).collect();
+        assert_eq!(names, vec!["Adj Close", "vol.24h"]);
+    }
+
+    #[test]
+    fn impossible_dates_are_errors_naming_the_column() {
+        let err = run("date,symbol,close\n2023-02-29,SPY,1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("trades.csv:2: date: \"2023-02-29\""), "{err}");
+        assert!(err.contains("day"), "{err}");
+        let d = run("date,symbol,close\n2024-02-29,SPY,1\n").unwrap();
+        assert_eq!(d.series[0].timestamps, vec![1_709_164_800_000_000_000]);
     }
 }

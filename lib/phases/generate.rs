@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::error::Result;
 use crate::format::dataset;
 use crate::generate::{generate, GenerateConfig};
-use crate::import::{import_file, ImportOptions};
+use crate::import::{import_file_summary, ImportOptions, ImportSummary};
 use crate::model::Dataset;
 use crate::phases::{record, summary_line, thousands, timed, verify, Context, PhaseOutcome};
 use crate::report::ReportEntry;
@@ -26,19 +26,30 @@ impl Default for DatasetSource {
 
 /// Builds the dataset from `source`.
 pub fn build(source: &DatasetSource) -> Result<Dataset> {
+    Ok(build_summary(source)?.0)
+}
+
+/// Builds the dataset from `source`, with what an import dropped or defaulted.
+fn build_summary(source: &DatasetSource) -> Result<(Dataset, ImportSummary)> {
     match source {
-        DatasetSource::Generate(config) => generate(config),
-        DatasetSource::Import(path, options) => import_file(path, options),
+        DatasetSource::Generate(config) => Ok((generate(config)?, ImportSummary::default())),
+        DatasetSource::Import(path, options) => import_file_summary(path, options),
     }
 }
 
 /// Phase 00: builds the dataset, writes `output/dataset.ssd`, reads it back.
 pub fn run(ctx: &Context, source: &DatasetSource) -> Result<PhaseOutcome> {
-    let (data, build_ms) = timed(|| build(source))?;
+    let ((data, summary), build_ms) = timed(|| build_summary(source))?;
     let path = ctx.dataset_path();
     let (bytes, write_ms) = timed(|| dataset::write(&data, &path))?;
     let (back, read_ms) = timed(|| dataset::read(&path))?;
     verify(&path, &data, &back)?;
+    if back.metadata != data.metadata {
+        return Err(crate::Error::Verify {
+            artifact: path.display().to_string(),
+            reason: "metric metadata (types, units, help) read back differently".into(),
+        });
+    }
     let raw = crate::files::read_input(&path, "")?;
     let fp = dataset::fingerprint(&raw);
 
@@ -91,6 +102,39 @@ pub fn run(ctx: &Context, source: &DatasetSource) -> Result<PhaseOutcome> {
             label_names.into_iter().collect::<Vec<_>>().join(", ")
         }
     ));
+    let mut dropped = Vec::new();
+    if summary.identical_duplicates > 0 {
+        dropped.push(format!(
+            "dropped {} identical duplicate samples",
+            thousands(summary.identical_duplicates)
+        ));
+    }
+    if summary.conflicting_duplicates > 0 {
+        dropped.push(format!(
+            "dropped {} conflicting samples at an instant already taken (--duplicates)",
+            thousands(summary.conflicting_duplicates)
+        ));
+    }
+    if summary.defaulted_timestamps > 0 {
+        dropped.push(format!(
+            "gave {} samples without a timestamp the --default-timestamp",
+            thousands(summary.defaulted_timestamps)
+        ));
+    }
+    if !dropped.is_empty() {
+        lines.push(format!("  {}", dropped.join("; ")));
+    }
+    if !data.metadata.is_empty() {
+        let counters = data
+            .metadata
+            .values()
+            .filter(|m| m.kind == Some(crate::model::MetricKind::Counter))
+            .count();
+        lines.push(format!(
+            "  metadata for {} metric names kept ({counters} declared counters roll up as counters in phase 05)",
+            data.metadata.len()
+        ));
+    }
     lines.push(
         "  Stored raw: each sample is an 8-byte timestamp and an 8-byte value, 16 bytes, plus each series' name and labels once."
             .into(),

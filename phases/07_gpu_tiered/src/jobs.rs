@@ -2,9 +2,12 @@
 //! the store, with progress and cancellation recorded in the catalog.
 //!
 //! A job's source is a path ending in `.csv` or `.parquet`, or
-//! `gen:<records>[:<seed>]`. CSV files have a header naming the store's
-//! columns in order; timestamps are nanoseconds or UTC date-times
-//! (`2024-01-02T03:04:05.123Z`); fields are not quoted.
+//! `gen:<records>[:<seed>]`. CSV files (RFC 4180, read by the `csv` crate:
+//! quoted fields, CRLF, a byte-order mark) have a header naming the store's
+//! columns in order; timestamps are nanoseconds or date-times
+//! (`2024-01-02T03:04:05.123Z`, UTC unless an offset is written; an
+//! impossible date is an error); numbers are read as Go's `ParseFloat`
+//! does (`NaN`, `+Inf`).
 
 use std::io::BufRead;
 use std::path::Path;
@@ -55,6 +58,12 @@ impl Source {
 }
 
 /// Reads a CSV file of the store's columns into batches of `batch_rows`.
+///
+/// Records are read by the `csv` crate as RFC 4180 says: quoted fields
+/// (`"ACME, Inc."`, `""` for a quote), LF or CRLF line ends, blank lines
+/// skipped; a UTF-8 byte-order mark (spreadsheets' "CSV UTF-8") is
+/// dropped. The header must name the store's columns in order (any letter
+/// case, surrounding spaces ignored). Errors name the file and line.
 pub fn read_csv(
     path: &Path,
     mode: Mode,
@@ -62,17 +71,40 @@ pub fn read_csv(
     mut f: impl FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<()> {
     let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut lines = std::io::BufReader::new(file).lines();
+    let mut input = std::io::BufReader::new(file);
+    // Skip a byte-order mark, if any.
+    if input
+        .fill_buf()
+        .map_err(|e| Error::io(path, e))?
+        .starts_with(b"\xEF\xBB\xBF")
+    {
+        input.consume(3);
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(input);
     let schema = mode.schema();
     let want: Vec<&str> = crate::schema::column_names(&schema);
-    let bad = |line: usize, msg: String| {
+    let bad = |line: u64, msg: String| {
         Error::InvalidArgument(format!("{}:{line}: {msg}", path.display()))
     };
-    let header = match lines.next() {
-        Some(h) => h.map_err(|e| Error::io(path, e))?,
-        None => return Err(bad(1, "empty file, expected a header".into())),
+    let csv_err = |e: csv::Error| {
+        let line = e.position().map_or(0, |p| p.line());
+        let message = e.to_string();
+        match e.into_kind() {
+            csv::ErrorKind::Io(io) => Error::io(path, io),
+            _ => bad(line, format!("not CSV: {message}")),
+        }
     };
-    let got: Vec<&str> = header.trim().split(',').map(str::trim).collect();
+    let mut record = csv::StringRecord::new();
+    if !reader.read_record(&mut record).map_err(csv_err)? {
+        return Err(bad(1, "empty file, expected a header".into()));
+    }
+    let got: Vec<String> = record
+        .iter()
+        .map(|c| c.trim().to_ascii_lowercase())
+        .collect();
     if got != want {
         return Err(bad(
             1,
@@ -86,19 +118,15 @@ pub fn read_csv(
     }
     let n = want.len();
     let mut cols = CsvColumns::default();
-    for (i, line) in lines.enumerate() {
-        let lineno = i + 2;
-        let line = line.map_err(|e| Error::io(path, e))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        if fields.len() != n {
+    while reader.read_record(&mut record).map_err(csv_err)? {
+        let lineno = record.position().map_or(0, |p| p.line());
+        if record.len() != n {
             return Err(bad(
                 lineno,
-                format!("{} fields, expected {n}", fields.len()),
+                format!("{} fields, expected {n}", record.len()),
             ));
         }
+        let fields: Vec<&str> = record.iter().map(str::trim).collect();
         cols.push(&fields, mode).map_err(|m| bad(lineno, m))?;
         if cols.len() == batch_rows {
             let batch = std::mem::take(&mut cols).finish(mode)?;
@@ -137,8 +165,7 @@ impl CsvColumns {
                 .map_err(|why| format!("timestamp: {why} (nor integer nanoseconds)"))?,
         };
         let num = |name: &str, s: &str| {
-            s.parse::<f64>()
-                .map_err(|_| format!("{name} {s:?} is not a number"))
+            squeeze::import::parse_float(s).ok_or_else(|| format!("{name} {s:?} is not a number"))
         };
         self.ts.push(ts);
         self.symbol.push(f[1].to_string());

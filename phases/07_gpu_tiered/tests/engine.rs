@@ -448,6 +448,74 @@ fn jobs_ingest_generator_and_csv_and_report_failures() {
 }
 
 #[test]
+fn csv_files_as_spreadsheets_write_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let read = |name: &str, text: &[u8]| -> tiered::Result<Vec<RecordBatch>> {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let mut out = Vec::new();
+        tiered::jobs::read_csv(&path, Mode::Simple, 1000, |b| {
+            out.push(b);
+            Ok(true)
+        })?;
+        Ok(out)
+    };
+    let plain = read(
+        "plain.csv",
+        b"timestamp,symbol,price,volume\n2024-01-02T14:30:00Z,ACME,10.5,100\n",
+    )
+    .unwrap();
+    // A byte-order mark, quoted fields (RFC 4180), CRLF: the same rows.
+    let sheet = read(
+        "sheet.csv",
+        b"\xEF\xBB\xBFtimestamp,symbol,price,volume\r\n\"2024-01-02T14:30:00Z\",\"ACME\",\"10.5\",100\r\n",
+    )
+    .unwrap();
+    assert_eq!(plain, sheet);
+    let quoted = read(
+        "q.csv",
+        b"timestamp,symbol,price,volume\n2024-01-02T15:30:00+01:00,\"ACME, Inc.\",+Inf,-0.0\n",
+    )
+    .unwrap();
+    let b = &quoted[0];
+    let sym = b
+        .column(1)
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .unwrap();
+    assert_eq!(sym.value(0), "ACME, Inc.");
+    let ts = b
+        .column(0)
+        .as_any()
+        .downcast_ref::<TimestampNanosecondArray>()
+        .unwrap();
+    assert_eq!(
+        ts.value(0),
+        1_704_205_800_000_000_000,
+        "the offset is applied"
+    );
+    let f = |i: usize| {
+        b.column(i)
+            .as_any()
+            .downcast_ref::<arrow_array::Float64Array>()
+            .unwrap()
+            .value(0)
+    };
+    assert_eq!(f(2), f64::INFINITY);
+    assert_eq!(f(3).to_bits(), (-0.0f64).to_bits());
+    // An impossible date is an error naming the line, never March 1st.
+    let e = read(
+        "leap.csv",
+        b"timestamp,symbol,price,volume\n2023-02-29T00:00:00Z,A,1,1\n",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("leap.csv:2: timestamp"), "{e}");
+    assert!(e.to_string().contains("day"), "{e}");
+    let e = read("n.csv", b"timestamp,symbol,price,volume\n1,A,1e400,1\n").unwrap_err();
+    assert!(e.to_string().contains("n.csv:2: price"), "{e}");
+}
+
+#[test]
 fn quality_finds_gaps_and_duplicates_across_tiers() {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(small_config(dir.path(), Mode::Simple)).unwrap();
