@@ -8,7 +8,7 @@
 //! | kind | aggregates | why |
 //! |------|------------|-----|
 //! | gauge | `avg`, `min`, `max`, `p95`, `p99`, `count`, `sum` | `count` and `sum` make averages compose: the average over an hour is Σsum / Σcount of its buckets, exactly |
-//! | counter (`*_total`) | `last`, `increase`, `count` | a counter's average means nothing; its increase does. A drop is a reset: the increase after it is the new value |
+//! | counter (declared `counter` by the source's `# TYPE`, else named `*_total`) | `last`, `increase`, `count` | a counter's average means nothing; its increase does. A drop between two instants is a reset: the increase after it is the new value (a second sample at the same instant is a duplicate, not a reset) |
 //!
 //! NaN samples are left out of every aggregate (and of `count`). Percentiles
 //! use the nearest-rank method. Rollups are lossy: [`measure_loss`] says by
@@ -359,6 +359,58 @@ mod tests {
         // reset to 3 counts as +3, then +5
         assert_eq!(b[1].increase, 8.0);
         assert_eq!(b[1].last, 8.0);
+    }
+
+    #[test]
+    fn a_lower_duplicate_at_one_instant_is_not_a_reset() {
+        // Scraped twice at 0 s (100, then 90), then 101 at 15 s: the counter
+        // went up by 1, it did not reset.
+        let s = series("c_total", &[(0, 100.0), (0, 90.0), (15, 101.0)]);
+        for res in [60 * S, S] {
+            let b = rollup_counter(&s, res);
+            let total: f64 = b.iter().map(|b| b.increase).sum();
+            assert_eq!(total, 1.0, "resolution {res}");
+        }
+        // A real drop between instants still is one.
+        let s = series("c_total", &[(0, 100.0), (15, 90.0), (30, 101.0)]);
+        let total: f64 = rollup_counter(&s, 60 * S).iter().map(|b| b.increase).sum();
+        assert_eq!(total, 101.0);
+    }
+
+    #[test]
+    fn declared_types_decide_the_rollup_kind() {
+        use crate::model::{MetricKind, MetricMeta};
+        let d = Dataset::new(
+            "t",
+            vec![
+                series("requests", &[(0, 1.0), (400, 2.0)]),
+                series("temperature_total", &[(0, 1.0), (400, 2.0)]),
+            ],
+        )
+        .with_metadata(std::collections::BTreeMap::from([
+            (
+                "requests".to_string(),
+                MetricMeta {
+                    kind: Some(MetricKind::Counter),
+                    ..MetricMeta::default()
+                },
+            ),
+            (
+                "temperature_total".to_string(),
+                MetricMeta {
+                    kind: Some(MetricKind::Gauge),
+                    ..MetricMeta::default()
+                },
+            ),
+        ]));
+        let r = rollup(&d, &RESOLUTIONS[1]);
+        let names: Vec<_> = r.series.iter().map(|s| s.key.metric.as_str()).collect();
+        assert!(names.contains(&"requests_increase_5m"), "{names:?}");
+        assert!(names.contains(&"temperature_total_avg_5m"), "{names:?}");
+        assert!(
+            !names.contains(&"temperature_total_increase_5m"),
+            "{names:?}"
+        );
     }
 
     #[test]

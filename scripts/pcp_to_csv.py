@@ -7,9 +7,12 @@ Usage:
     cargo run --release -- --import /tmp/pcp.csv --timestamp-unit ns
 
 It runs `pmdumplog -xxx -Z UTC -a ARCHIVE` and writes one line per numeric
-sample: `series,timestamp_ns,value`, where series is
-`metric_name{instance="..."}` (dots in PCP metric names become underscores,
-so the name is a valid Prometheus-style name). String values are skipped.
+sample: `series,timestamp_ns,value`. PCP's metric names are kept as they
+are (`kernel.percpu.cpu.user`), so series is written as Prometheus 3 writes
+a name outside the classic alphabet: `{"kernel.percpu.cpu.user",instance="cpu0"}`
+(a bare `disk.all.read` for an instance-less metric). With `--rename`, dots
+and dashes become underscores instead (`kernel_percpu_cpu_user{instance="cpu0"}`),
+as older tools need. String values are skipped.
 The archives are GPL test data: convert them locally, never commit them.
 """
 import csv
@@ -22,12 +25,23 @@ METRIC = re.compile(r"^    [0-9.]+ \(([^)]+)\):(?: value (.*))?$")
 INST = re.compile(r'^        inst \[\d+ or "(.*)"\] value (.*)$')
 
 
-def series(name, instance=None):
-    name = name.replace(".", "_").replace("-", "_")
+LEGACY = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
+def quoted(text):
+    """A Prometheus text-format string: backslash, quote and newline escaped."""
+    text = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{text}"'
+
+
+def series(name, instance=None, rename=False):
+    if rename:
+        name = name.replace(".", "_").replace("-", "_")
     if instance is None:
-        return name
-    value = instance.replace("\\", "\\\\").replace('"', '\\"')
-    return f'{name}{{instance="{value}"}}'
+        return name if LEGACY.match(name) or "{" not in name else "{" + quoted(name) + "}"
+    if LEGACY.match(name):
+        return f"{name}{{instance={quoted(instance)}}}"
+    return "{" + quoted(name) + f",instance={quoted(instance)}}}"
 
 
 def numeric(text):
@@ -42,10 +56,13 @@ def numeric(text):
 
 
 def main():
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    rename = "--rename" in args
+    args = [a for a in args if a != "--rename"]
+    if len(args) != 1:
         sys.exit(__doc__)
     proc = subprocess.Popen(
-        ["pmdumplog", "-xxx", "-Z", "UTC", "-a", sys.argv[1]],
+        ["pmdumplog", "-xxx", "-Z", "UTC", "-a", args[0]],
         stdout=subprocess.PIPE,
         text=True,
         errors="replace",
@@ -69,13 +86,13 @@ def main():
             if m.group(2) is not None:
                 v = numeric(m.group(2))
                 if v is not None:
-                    out.writerow([series(metric), ts, v])
+                    out.writerow([series(metric, rename=rename), ts, v])
             continue
         m = INST.match(line)
         if m and metric is not None:
             v = numeric(m.group(2))
             if v is not None:
-                out.writerow([series(metric, m.group(1)), ts, v])
+                out.writerow([series(metric, m.group(1), rename), ts, v])
     sys.exit(proc.wait())
 
 

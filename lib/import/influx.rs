@@ -83,6 +83,17 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
                 return Err(builder.error(line_no, format!("field {:?} appears twice", k.as_str())));
             }
             let value = match v {
+                // The parser reads `1e400` as infinity; InfluxDB (Go's
+                // ParseFloat) refuses it as out of range, and so do we.
+                FieldValue::F64(x) if !x.is_finite() => {
+                    return Err(builder.error(
+                        line_no,
+                        format!(
+                            "field {:?}: value is out of the range of a 64-bit float",
+                            k.as_str()
+                        ),
+                    ))
+                }
                 FieldValue::F64(x) => *x,
                 FieldValue::I64(x) => *x as f64,
                 FieldValue::U64(x) => *x as f64,
@@ -199,6 +210,14 @@ mod tests {
             ("cpu nofield 1\n", "m.lp:1: "),
             ("cpu,a=1,a=2 v=1 1\n", "m.lp:1: "),
             ("cpu v=1,v=2 1\n", "m.lp:1: field \"v\" appears twice"),
+            (
+                "cpu v=1e400 1\n",
+                "m.lp:1: field \"v\": value is out of the range",
+            ),
+            (
+                "cpu v=-1e400 1\n",
+                "m.lp:1: field \"v\": value is out of the range",
+            ),
         ] {
             let err = run(text).unwrap_err().to_string();
             assert!(err.contains(want), "{text:?}: {err}");
