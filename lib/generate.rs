@@ -95,10 +95,21 @@ impl GenerateConfig {
         if self.interval_ns <= 0 {
             return Err(Error::InvalidArgument("--interval must be positive".into()));
         }
-        if self.jitter_ns < 0 || self.jitter_ns * 2 >= self.interval_ns {
+        if self.jitter_ns < 0 || self.jitter_ns.saturating_mul(2) >= self.interval_ns {
             return Err(Error::InvalidArgument(
                 "--jitter must be less than half the interval".into(),
             ));
+        }
+        // The last scrape must still be a time i64 nanoseconds can hold.
+        let slots = self.points.div_ceil(self.series as u64) as i128 + 2;
+        let end = self.start_ns as i128 + slots * self.interval_ns as i128;
+        if end > i64::MAX as i128 {
+            return Err(Error::InvalidArgument(format!(
+                "--points {} at --interval {} per series runs past 2262-04-11, the last time \
+                 i64 nanoseconds hold: use fewer points or a shorter interval",
+                self.points,
+                crate::time::format_duration(self.interval_ns)
+            )));
         }
         Ok(())
     }
@@ -530,6 +541,19 @@ mod tests {
         })
         .unwrap();
         assert!(a.bit_diff(&c).is_some());
+    }
+
+    #[test]
+    fn a_run_past_2262_is_refused_not_wrapped() {
+        let config = GenerateConfig {
+            series: 1,
+            points: 1_000,
+            interval_ns: 365 * 86_400 * 1_000_000_000,
+            jitter_ns: 0,
+            ..GenerateConfig::default()
+        };
+        let err = generate(&config).unwrap_err().to_string();
+        assert!(err.contains("past 2262"), "{err}");
     }
 
     #[test]

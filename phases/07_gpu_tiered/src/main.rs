@@ -455,7 +455,7 @@ fn time_arg(flag: &str, s: &str) -> Result<i64> {
         .or_else(|_| squeeze::time::parse_timestamp(s))
         .map_err(|why| {
             Error::InvalidArgument(format!(
-                "{flag}: {why} (write a time such as 2024-01-01T00:00:00Z, or integer nanoseconds)"
+                "{flag} {why} (write a time such as 2024-01-01T00:00:00Z, or integer nanoseconds)"
             ))
         })
 }

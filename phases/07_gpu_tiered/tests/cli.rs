@@ -217,6 +217,14 @@ fn errors_are_one_line_naming_what_is_wrong() {
     );
     let o = bin(&store, &["query", "--from", "tomorrow"]);
     assert!(stderr(&o).contains("--from \"tomorrow\""), "{}", stderr(&o));
+    // Not a leap year: an error naming the flag and the day, never March 1st.
+    let o = bin(&store, &["query", "--from", "2023-02-29"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains("--from \"2023-02-29\"") && e.contains("day"),
+        "{e}"
+    );
     let o = bin(&store, &["jobs", "status", "99"]);
     assert!(stderr(&o).contains("job 99 not found"), "{}", stderr(&o));
     let o = bin(&store, &["jobs", "create", "notes.txt"]);
