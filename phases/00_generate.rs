@@ -10,7 +10,10 @@ use squeeze::cli::{exit_with, CommonArgs, SourceArgs};
 /// By default it generates about 50,000 samples of realistic observability
 /// metrics (gauges, counters with resets, near-constant series, latency
 /// quantiles) scraped every 15 s with millisecond jitter. With --import it
-/// reads real metrics instead (CSV, Prometheus text or Influx line protocol).
+/// reads real metrics instead: long CSV (series,timestamp,value), wide CSV
+/// (timestamp, symbol and value columns: trades, OHLCV bars), Prometheus
+/// text or OpenMetrics, or Influx line protocol. Chapter 00 of the book
+/// says what each importer accepts and refuses.
 #[derive(Debug, Parser)]
 #[command(
     version,

@@ -195,7 +195,9 @@ fn sniff(text: &str) -> ImportFormat {
         .map(str::trim)
         .find(|l| !l.is_empty() && !l.starts_with('#'))
         .unwrap_or("");
-    if first.starts_with('{') || first.contains("{") && first.contains('}') {
+    if first.starts_with('"') {
+        ImportFormat::Csv
+    } else if first.starts_with('{') || first.contains('{') && first.contains('}') {
         ImportFormat::Prometheus
     } else if first.contains('=') {
         ImportFormat::Influx
@@ -636,11 +638,222 @@ mod tests {
     }
 
     #[test]
-    fn parse_float_accepts_prometheus_specials() {
-        assert!(parse_float("NaN").unwrap().is_nan());
-        assert_eq!(parse_float("+Inf"), Some(f64::INFINITY));
-        assert_eq!(parse_float("-Inf"), Some(f64::NEG_INFINITY));
-        assert_eq!(parse_float("1e3"), Some(1000.0));
-        assert_eq!(parse_float("x"), None);
+    fn parse_float_takes_go_spellings() {
+        for t in ["NaN", "nan", "nAn", "NAN"] {
+            assert!(parse_float(t).unwrap().is_nan(), "{t}");
+        }
+        for t in [
+            "+Inf",
+            "Inf",
+            "inf",
+            "INF",
+            "+inf",
+            "Infinity",
+            "+infinity",
+            "INFINITY",
+        ] {
+            assert_eq!(parse_float(t), Some(f64::INFINITY), "{t}");
+        }
+        for t in ["-Inf", "-inf", "-Infinity", "-INFINITY"] {
+            assert_eq!(parse_float(t), Some(f64::NEG_INFINITY), "{t}");
+        }
+        for (t, v) in [
+            ("1e3", 1000.0),
+            ("-0.5", -0.5),
+            (".5", 0.5),
+            ("1.", 1.0),
+            ("+1", 1.0),
+            ("6.02E23", 6.02e23),
+            ("1e-400", 0.0),
+            ("0x1p-2", 0.25),
+            ("0x1.8p1", 3.0),
+            ("-0X1P+0", -1.0),
+            ("0x.8p1", 1.0),
+            ("0x1.fffffffffffffp1023", f64::MAX),
+            ("0x1p-1074", 5e-324),
+        ] {
+            assert_eq!(parse_float(t).map(f64::to_bits), Some(v.to_bits()), "{t}");
+        }
+        assert_eq!(
+            parse_float("-0").map(f64::to_bits),
+            Some((-0.0f64).to_bits())
+        );
+        for t in [
+            "x",
+            "",
+            "+",
+            "-",
+            "1e400",
+            "-1e400",
+            "+NaN",
+            "-nan",
+            "infinite",
+            "0x1",
+            "0x1p",
+            "0xp1",
+            "1_000",
+            " 1",
+            "1 ",
+            "0x1p1024",
+            "0x1.fffffffffffff8p1023",
+            "1e",
+            "--1",
+            "1.2.3",
+        ] {
+            assert_eq!(parse_float(t).map(f64::to_bits), None, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn hex_floats_round_to_nearest_even() {
+        let one_ulp = f64::from_bits(1f64.to_bits() + 1);
+        let two_ulp = f64::from_bits(1f64.to_bits() + 2);
+        for (t, v) in [
+            ("0x1.00000000000008p0", 1.0),      // half an ulp: ties to even (down)
+            ("0x1.00000000000018p0", two_ulp),  // half an ulp above odd: up
+            ("0x1.000000000000081p0", one_ulp), // above half: up
+            ("0x1.0000000000000800000000001p0", one_ulp), // half plus a far digit: up
+            ("0x1.00000000000007ffffffffffp0", 1.0), // below half: down
+            ("0x1p-1075", 0.0),                 // half the smallest subnormal: even
+            ("0x1.8p-1075", 5e-324),            // above half of it: up
+            ("0x1p-1080", 0.0),
+            ("0x0.0000000000001p-1022", 5e-324),
+            ("0x1.ffffffffffffffp-1023", f64::MIN_POSITIVE), // rounds into the normals
+        ] {
+            assert_eq!(parse_float(t).map(f64::to_bits), Some(v.to_bits()), "{t}");
+        }
+    }
+
+    /// `%a`-style spelling of a finite double (as C's printf writes it).
+    fn hex_of(v: f64) -> String {
+        let bits = v.to_bits();
+        let sign = if bits >> 63 == 1 { "-" } else { "" };
+        let exp = ((bits >> 52) & 0x7ff) as i64;
+        let frac = bits & ((1u64 << 52) - 1);
+        if exp == 0 {
+            format!("{sign}0x0.{frac:013x}p-1022")
+        } else {
+            format!("{sign}0x1.{frac:013x}p{}", exp - 1023)
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_finite_double_reads_back_from_decimal_and_hex(bits in proptest::prelude::any::<u64>()) {
+            let v = f64::from_bits(bits);
+            proptest::prop_assume!(v.is_finite());
+            let hex = hex_of(v);
+            proptest::prop_assert_eq!(parse_float(&hex).map(f64::to_bits), Some(bits), "{}", hex);
+            let dec = format!("{v:e}");
+            proptest::prop_assert_eq!(parse_float(&dec).map(f64::to_bits), Some(bits), "{}", dec);
+        }
+
+        #[test]
+        fn parse_float_never_panics(text in "\\PC{0,30}") {
+            let _ = parse_float(&text);
+        }
+    }
+
+    #[test]
+    fn sniffing_the_format() {
+        for (first, want) in [
+            ("ods_0000,1377721380,0.0", ImportFormat::Csv),
+            ("\"cpu{host=\"\"a\"\"}\",1,2", ImportFormat::Csv),
+            ("cpu,host=a v=1 1", ImportFormat::Influx),
+            ("up 1 2", ImportFormat::Prometheus),
+            ("{\"a.b\"} 1 2", ImportFormat::Prometheus),
+            ("m{a=\"b\"} 1 2", ImportFormat::Prometheus),
+        ] {
+            assert_eq!(sniff(&format!("# c\n\n{first}\n")), want, "{first}");
+        }
+    }
+
+    #[test]
+    fn conflicting_duplicates_name_both_lines_and_identical_ones_vanish() {
+        let key = || SeriesKey::new("c_total", Default::default());
+        let build = |policy: DuplicatePolicy| {
+            let options = ImportOptions {
+                duplicates: policy,
+                ..ImportOptions::default()
+            };
+            let mut b = DatasetBuilder::new(Path::new("d.prom"), &options);
+            b.push(key(), 10, 1.0, 1);
+            b.push(key(), 5, 7.0, 2);
+            b.push(key(), 10, 1.0, 3); // identical to line 1
+            b.push(key(), 10, 2.0, 4); // conflicts with line 1
+            b.push(key(), 20, 3.0, 5);
+            b.finish("t".into())
+        };
+        let err = build(DuplicatePolicy::Error).unwrap_err().to_string();
+        assert!(
+            err.starts_with("d.prom:4: c_total: value 2 conflicts with value 1 at line 1"),
+            "{err}"
+        );
+        assert!(err.contains("--duplicates first"), "{err}");
+        let (d, summary) = build(DuplicatePolicy::First).unwrap();
+        assert_eq!(d.series[0].timestamps, vec![5, 10, 20]);
+        assert_eq!(d.series[0].values, vec![7.0, 1.0, 3.0]);
+        assert_eq!(summary.conflicting_duplicates, 2);
+        let (d, _) = build(DuplicatePolicy::Last).unwrap();
+        assert_eq!(d.series[0].values, vec![7.0, 2.0, 3.0]);
+        // NaN duplicates are identical when their bits are.
+        let mut b = DatasetBuilder::new(Path::new("n.prom"), &ImportOptions::default());
+        b.push(key(), 1, f64::NAN, 1);
+        b.push(key(), 1, f64::NAN, 2);
+        let (d, summary) = b.finish("t".into()).unwrap();
+        assert_eq!(d.series[0].len(), 1);
+        assert_eq!(summary.identical_duplicates, 1);
+    }
+
+    #[test]
+    fn missing_timestamps_take_the_default_or_say_how() {
+        let mut b = DatasetBuilder::new(Path::new("s.prom"), &ImportOptions::default());
+        let err = b.missing_timestamp(3).unwrap_err().to_string();
+        assert!(
+            err.contains("s.prom:3:") && err.contains("--default-timestamp"),
+            "{err}"
+        );
+        let options = ImportOptions {
+            default_timestamp: Some(42),
+            ..ImportOptions::default()
+        };
+        let mut b = DatasetBuilder::new(Path::new("s.prom"), &options);
+        assert_eq!(b.missing_timestamp(3).unwrap(), 42);
+    }
+
+    #[test]
+    fn timestamps_never_wrap() {
+        let mut b = DatasetBuilder::new(Path::new("x"), &ImportOptions::default());
+        for (token, unit) in [
+            ("340282366920938463463374607431769", TimestampUnit::Millis),
+            (
+                "340282366920938463463374607431768211456",
+                TimestampUnit::Nanos,
+            ),
+            ("9223372036854775808", TimestampUnit::Nanos),
+            ("-9223372036854775809", TimestampUnit::Nanos),
+            ("9223372037", TimestampUnit::Seconds),
+            ("9223372036854776", TimestampUnit::Millis),
+        ] {
+            let err = b.timestamp(token, unit, 7).unwrap_err().to_string();
+            assert!(
+                err.contains("x:7: timestamp") && err.contains("out of range"),
+                "{token}: {err}"
+            );
+        }
+        assert_eq!(
+            b.timestamp("-9223372036854775808", TimestampUnit::Nanos, 1)
+                .unwrap(),
+            i64::MIN
+        );
+        assert_eq!(
+            b.timestamp("9223372036854775807", TimestampUnit::Nanos, 1)
+                .unwrap(),
+            i64::MAX
+        );
+        assert_eq!(
+            b.timestamp("-1.5", TimestampUnit::Seconds, 1).unwrap(),
+            -1_500_000_000
+        );
     }
 }
