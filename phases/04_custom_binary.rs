@@ -75,7 +75,17 @@ fn main() -> ExitCode {
             Some(Command::Inspect { file, blocks }) => {
                 let path = file.clone().unwrap_or_else(default_file);
                 let f = MetricsFile::open(&path)?;
-                print!("{}", metrics::inspect(&f, *blocks)?);
+                let inspection = metrics::inspect(&f, *blocks)?;
+                print!("{}", inspection.text);
+                if let Some(first) = inspection.failures.first() {
+                    return Err(squeeze::Error::Verify {
+                        artifact: path.display().to_string(),
+                        reason: format!(
+                            "{} block(s) failed their check, the first: {first}",
+                            inspection.failures.len()
+                        ),
+                    });
+                }
             }
             Some(Command::Series { matcher, file }) => {
                 let path = file.clone().unwrap_or_else(default_file);

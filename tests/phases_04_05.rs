@@ -44,6 +44,57 @@ fn inspect_shows_every_part_of_the_file() {
 }
 
 #[test]
+fn inspect_verdicts_are_computed_a_flipped_byte_fails_its_block() {
+    let dir = tempfile::tempdir().unwrap();
+    small_dataset(dir.path());
+    ok(run_in(dir.path(), "04_custom_binary", &[]));
+    let file = dir.path().join("04_custom.metrics");
+    let f = MetricsFile::open(&file).unwrap();
+    let series = (0..f.series().len())
+        .max_by_key(|&i| f.series()[i].blocks)
+        .unwrap();
+    let blocks = f.blocks(series).unwrap();
+    let block = blocks.last().unwrap().clone();
+    let name = format!("series {series} block {}", block.index);
+    drop(f);
+    // Flip one byte in the middle of that block.
+    let mut bytes = std::fs::read(&file).unwrap();
+    let at = (block.offset + block.length / 2) as usize;
+    bytes[at] ^= 0x10;
+    let bad = dir.path().join("bad.metrics");
+    std::fs::write(&bad, &bytes).unwrap();
+    let all = blocks.len().to_string();
+    for blocks in ["1", all.as_str()] {
+        let o = run_in(
+            dir.path(),
+            "04_custom_binary",
+            &["inspect", bad.to_str().unwrap(), "--blocks", blocks],
+        );
+        assert!(!o.status.success(), "a corrupt block must fail inspect");
+        let (out, err) = (stdout(&o), stderr(&o));
+        assert!(out.contains(&format!("FAILED {name}: ")), "{out}");
+        assert!(out.contains("checksum mismatch"), "{out}");
+        assert!(out.contains("1 FAILED"), "{out}");
+        assert!(err.contains(&name), "{err}");
+        if blocks != "1" {
+            // Shown blocks carry their own verdict.
+            assert!(out.contains("CRC32C ok, decodes"), "{out}");
+            assert!(out.contains("FAILED: "), "{out}");
+        }
+    }
+    let out = ok(run_in(
+        dir.path(),
+        "04_custom_binary",
+        &["inspect", file.to_str().unwrap()],
+    ));
+    assert!(
+        out.contains("every CRC32C matches and every block decodes"),
+        "{out}"
+    );
+    assert!(!out.contains("FAILED"), "{out}");
+}
+
+#[test]
 fn series_lists_what_a_matcher_selects() {
     let dir = tempfile::tempdir().unwrap();
     small_dataset(dir.path());

@@ -20,8 +20,51 @@ fn hex(bytes: &[u8], max: usize) -> String {
     s.trim_end().to_string()
 }
 
-/// Renders the dump. `max_blocks` limits the blocks shown per series.
-pub fn inspect(file: &MetricsFile, max_blocks: usize) -> Result<String> {
+/// What [`inspect`] found: the dump, and the blocks that failed a check.
+#[derive(Debug, Clone)]
+pub struct Inspection {
+    pub text: String,
+    /// One line per block (or block list) whose checksum or decoding failed.
+    pub failures: Vec<String>,
+}
+
+/// A block's checksum and layout, decoded as a read would: `Ok` only if
+/// its CRC32C matches and it decodes to the sample count its entry says.
+fn block_verdict(
+    file: &MetricsFile,
+    series: usize,
+    meta: &super::BlockMeta,
+    raw: &[u8],
+) -> Result<()> {
+    let (mut ts, mut vs) = (Vec::new(), Vec::new());
+    file.decode_block(series, meta, raw, Some(&mut ts), &mut vs)
+}
+
+/// `timestamps N B (scheme), values M B (scheme)` of a block, or `None` if
+/// its lengths do not add up.
+fn block_layout(file: &MetricsFile, raw: &[u8]) -> Option<String> {
+    let mut r = ByteReader::new(raw, "block");
+    r.varint().ok()?;
+    let ts_len = usize::try_from(r.varint().ok()?).ok()?;
+    let ts_at = r.position();
+    let val_at = ts_at.checked_add(ts_len)?;
+    let val_len = raw.len().checked_sub(val_at)?.checked_sub(4)?;
+    let ts_scheme = raw.get(ts_at).copied().unwrap_or(0);
+    let values = if file.version() == 1 {
+        "Gorilla XOR".to_string()
+    } else {
+        crate::format::adaptive::value_scheme_name(raw.get(val_at).copied().unwrap_or(255) as usize)
+            .to_string()
+    };
+    Some(format!(
+        "timestamps {ts_len} B ({}), values {val_len} B ({values})",
+        crate::format::compressed::scheme_name(ts_scheme as usize)
+    ))
+}
+
+/// Renders the dump. `max_blocks` limits the blocks *shown* per series;
+/// every block is checked.
+pub fn inspect(file: &MetricsFile, max_blocks: usize) -> Result<Inspection> {
     let mut o = String::new();
     let len = file.len();
     let _ = writeln!(
@@ -49,28 +92,33 @@ pub fn inspect(file: &MetricsFile, max_blocks: usize) -> Result<String> {
     );
 
     let _ = writeln!(o, "\ndata: blocks, series by series");
+    // Every block is checked (CRC32C, then decoded), shown or not; the
+    // verdicts printed are the results of those checks.
+    let (mut checked, mut bad) = (0u64, Vec::new());
     for (i, s) in file.series().iter().enumerate() {
         let _ = writeln!(
             o,
             "  series {i}: {}  ({} samples, {} blocks)",
             s.key, s.samples, s.blocks
         );
-        for b in file.blocks(i)?.iter().take(max_blocks) {
+        let blocks = match file.blocks(i) {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = writeln!(o, "{:27}block list unreadable: {e}", "");
+                bad.push(format!("series {i}: block list: {e}"));
+                continue;
+            }
+        };
+        for b in &blocks {
             let raw = file.read_at(b.offset, b.length, "block")?;
-            let mut r = ByteReader::new(&raw, "block");
-            let n = r.varint()?;
-            let ts_len = r.varint()?;
-            let ts_scheme = raw.get(r.position()).copied().unwrap_or(0);
-            let val_len = raw.len() as u64 - r.position() as u64 - ts_len - 4;
-            let val_at = r.position() + ts_len as usize;
-            let values = if file.version() == 1 {
-                "Gorilla XOR".to_string()
-            } else {
-                crate::format::adaptive::value_scheme_name(
-                    raw.get(val_at).copied().unwrap_or(255) as usize
-                )
-                .to_string()
-            };
+            checked += 1;
+            let verdict = block_verdict(file, i, b, &raw);
+            if let Err(e) = &verdict {
+                bad.push(format!("series {i} block {}: {e}", b.index));
+            }
+            if b.index as usize >= max_blocks {
+                continue;
+            }
             let _ = writeln!(
                 o,
                 "@{:<8} {:>6} B  block {:<4} {}",
@@ -81,28 +129,41 @@ pub fn inspect(file: &MetricsFile, max_blocks: usize) -> Result<String> {
             );
             let _ = writeln!(
                 o,
-                "{:27}n={n} {} .. {}  min={} max={}",
+                "{:27}n={} {} .. {}  min={} max={}",
                 "",
+                b.count,
                 format_timestamp(b.first),
                 format_timestamp(b.last),
                 b.min,
                 b.max
             );
-            let _ = writeln!(
-                o,
-                "{:27}timestamps {ts_len} B ({}), values {val_len} B ({values}), CRC32C ok",
-                "",
-                crate::format::compressed::scheme_name(ts_scheme as usize)
-            );
+            let layout = block_layout(file, &raw).unwrap_or_else(|| "layout unreadable".into());
+            let verdict = match &verdict {
+                Ok(()) => "CRC32C ok, decodes".to_string(),
+                Err(e) => format!("FAILED: {e}"),
+            };
+            let _ = writeln!(o, "{:27}{layout}, {verdict}", "");
         }
         if s.blocks as usize > max_blocks {
             let _ = writeln!(
                 o,
-                "{:27}… {} more blocks",
+                "{:27}… {} more blocks (checked, not shown)",
                 "",
                 s.blocks as usize - max_blocks
             );
         }
+    }
+    let _ = writeln!(
+        o,
+        "\nchecked {checked} blocks: {}",
+        if bad.is_empty() {
+            "every CRC32C matches and every block decodes".to_string()
+        } else {
+            format!("{} FAILED", bad.len())
+        }
+    );
+    for b in &bad {
+        let _ = writeln!(o, "  FAILED {b}");
     }
 
     let _ = writeln!(o, "\nblock lists: one per series, entries + CRC32C");
@@ -170,5 +231,8 @@ pub fn inspect(file: &MetricsFile, max_blocks: usize) -> Result<String> {
         r.u32_le()?,
         String::from_utf8_lossy(r.rest())
     );
-    Ok(o)
+    Ok(Inspection {
+        text: o,
+        failures: bad,
+    })
 }

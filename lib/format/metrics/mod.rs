@@ -57,7 +57,7 @@ mod inspect;
 mod reader;
 mod writer;
 
-pub use inspect::inspect;
+pub use inspect::{inspect, Inspection};
 pub use reader::{BlockMeta, MetricsFile, ReadStats, SeriesInfo};
 pub use writer::{encode, write, BlockOptions, EncodeStats};
 
