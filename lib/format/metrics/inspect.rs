@@ -116,7 +116,7 @@ pub fn inspect(file: &MetricsFile, max_blocks: usize) -> Result<Inspection> {
             if let Err(e) = &verdict {
                 bad.push(format!("series {i} block {}: {e}", b.index));
             }
-            if b.index as usize >= max_blocks {
+            if b.index >= max_blocks {
                 continue;
             }
             let _ = writeln!(
