@@ -54,7 +54,7 @@ fn inspect_verdicts_are_computed_a_flipped_byte_fails_its_block() {
         .max_by_key(|&i| f.series()[i].blocks)
         .unwrap();
     let blocks = f.blocks(series).unwrap();
-    let block = blocks.last().unwrap().clone();
+    let block = *blocks.last().unwrap();
     let name = format!("series {series} block {}", block.index);
     drop(f);
     // Flip one byte in the middle of that block.
