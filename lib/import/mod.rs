@@ -53,9 +53,10 @@ impl ImportFormat {
 }
 
 /// The unit of integer timestamps in an input file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum TimestampUnit {
     /// Decide from the magnitude of the first timestamp.
+    #[default]
     Auto,
     #[value(name = "s")]
     Seconds,
@@ -118,12 +119,6 @@ pub struct ImportOptions {
     /// Unix nanoseconds given to samples written without a timestamp (a
     /// live scrape of an exporter); `None` makes such a sample an error.
     pub default_timestamp: Option<i64>,
-}
-
-impl Default for TimestampUnit {
-    fn default() -> Self {
-        TimestampUnit::Auto
-    }
 }
 
 /// What an import did besides reading samples.
