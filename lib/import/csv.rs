@@ -6,7 +6,7 @@
 //! `name{label="value"}` (quote the field, CSV-style, if it holds commas).
 //! Timestamps are integers (or decimals) in the unit given or detected.
 
-use super::{parse_float, parse_series_selector, DatasetBuilder, TimestampUnit};
+use super::{parse_float, selector::parse_series_field, DatasetBuilder, TimestampUnit};
 use crate::error::Result;
 
 /// Splits one CSV line into fields, honouring double quotes (`""` is a quote).
@@ -68,14 +68,8 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
         if line_no == 1 && !ts.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
             continue; // header
         }
-        let (key, rest) = parse_series_selector(series)
+        let key = parse_series_field(series)
             .map_err(|e| builder.error(line_no, format!("series {series:?}: {e}")))?;
-        if !rest.trim().is_empty() {
-            return Err(builder.error(
-                line_no,
-                format!("series {series:?}: unexpected {rest:?} after it"),
-            ));
-        }
         let t = builder.timestamp(ts, unit, line_no)?;
         let v = parse_float(value)
             .ok_or_else(|| builder.error(line_no, format!("value {value:?} is not a number")))?;
