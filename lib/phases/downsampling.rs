@@ -99,6 +99,9 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
     }
     let raw = MetricsFile::open(&raw_path)?.read_all(&data.source)?;
     verify(&raw_path, &data, &raw)?;
+    // The .metrics file holds samples; what the source declared (counter or
+    // gauge) comes from the dataset.
+    let raw = raw.with_metadata(data.metadata.clone());
 
     let ndjson = ReportEntry::load(&ctx.output_dir, "01")?;
     let mut table = Table::new();
