@@ -50,6 +50,12 @@ pub struct ReportEntry {
 }
 
 impl ReportEntry {
+    /// A reference compressor whose output did not decode back to the
+    /// input: its size means nothing.
+    pub fn failed_reference(&self) -> bool {
+        self.reference && !self.verified
+    }
+
     /// An entry for an artifact of `bytes` holding `samples`.
     pub fn new(
         phase: &str,
@@ -198,17 +204,27 @@ impl Report {
     }
 
     fn row(&self, e: &ReportEntry) -> Vec<String> {
+        // A reference that did not round-trip is shown as failed, never as a number.
+        let measured = |text: String| {
+            if e.failed_reference() {
+                "failed".to_string()
+            } else {
+                text
+            }
+        };
         vec![
             e.phase.clone(),
             e.name.clone(),
-            human_bytes(e.bytes),
+            measured(human_bytes(e.bytes)),
             e.samples.to_string(),
-            format!("{:.3}", e.bytes_per_sample),
-            e.ratio_to_ndjson
-                .map(|r| format!("{r:.1}x"))
-                .unwrap_or_else(|| "-".into()),
-            format!("{:.1} ms", e.encode_ms),
-            format!("{:.1} ms", e.decode_ms),
+            measured(format!("{:.3}", e.bytes_per_sample)),
+            measured(
+                e.ratio_to_ndjson
+                    .map(|r| format!("{r:.1}x"))
+                    .unwrap_or_else(|| "-".into()),
+            ),
+            measured(format!("{:.1} ms", e.encode_ms)),
+            measured(format!("{:.1} ms", e.decode_ms)),
             yes_no(e.lossless).into(),
             yes_no(e.verified).into(),
         ]
@@ -236,7 +252,7 @@ impl Report {
         let rows: Vec<&ReportEntry> = self
             .entries
             .iter()
-            .filter(|e| e.bytes_per_sample > 0.0)
+            .filter(|e| e.bytes_per_sample > 0.0 && !e.failed_reference())
             .collect();
         // About 7.5 px per character of 13 px sans-serif, plus a margin.
         let longest = rows
@@ -413,6 +429,28 @@ mod tests {
         let svg = r.svg();
         assert_eq!(svg.matches("<rect x=").count(), 2);
         assert!(r.table().to_string().contains("86.7x"));
+    }
+
+    #[test]
+    fn a_failed_reference_is_shown_as_failed_never_as_a_number() {
+        let mut failed = entry("ref4", 32_000);
+        failed.reference = true;
+        failed.verified = false;
+        let mut good = entry("ref1", 480);
+        good.reference = true;
+        good.verified = true;
+        let mut r = Report {
+            source: "s".into(),
+            dataset: "fp".into(),
+            entries: vec![entry("01", 13_000), good, failed],
+            stale: vec![],
+        };
+        r.fill_ratios();
+        let md = r.markdown();
+        assert!(md.contains("| ref4 | x | failed | 100 | failed |"), "{md}");
+        assert!(!md.contains("31.2 KiB"), "{md}");
+        assert!(md.contains("| ref1 | x | 480 B | 100 | 4.800 |"), "{md}");
+        assert_eq!(r.svg().matches("<rect x=").count(), 2, "no bar for it");
     }
 
     #[test]

@@ -287,13 +287,21 @@ fn beyond_gorilla(
         if r.bytes > 0 {
             e.save(&ctx.output_dir)?;
         }
+        // A reference that did not round-trip is shown as failed, not as a size.
+        let measured = |text: String| if r.verified { text } else { "failed".into() };
         t.add_row(vec![
             Cell::new(&r.name),
-            Cell::new(r.bytes).set_alignment(CellAlignment::Right),
-            Cell::new(format!("{:.3}", r.bytes as f64 / samples.max(1) as f64))
-                .set_alignment(CellAlignment::Right),
-            Cell::new(format!("{:.2}x", r.bytes as f64 / abytes.max(1) as f64))
-                .set_alignment(CellAlignment::Right),
+            Cell::new(measured(r.bytes.to_string())).set_alignment(CellAlignment::Right),
+            Cell::new(measured(format!(
+                "{:.3}",
+                r.bytes as f64 / samples.max(1) as f64
+            )))
+            .set_alignment(CellAlignment::Right),
+            Cell::new(measured(format!(
+                "{:.2}x",
+                r.bytes as f64 / abytes.max(1) as f64
+            )))
+            .set_alignment(CellAlignment::Right),
             Cell::new(match (&r.note, r.verified) {
                 (Some(n), _) => format!("no: {n}"),
                 (None, true) => "yes".into(),
