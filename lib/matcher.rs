@@ -32,6 +32,11 @@ impl SeriesMatcher {
     }
 
     /// Parses `metric{name="value",name!="value"}`; both parts are optional.
+    /// Names outside the classic alphabet are written as Prometheus 3
+    /// writes them, quoted inside the braces: `{"disk.all.read",host="a"}`,
+    /// `{"k8s.pod"="x"}`; a bare dotted name (`disk.all.read{host="a"}`) is
+    /// taken too. Values are double-quoted with the escapes `\\`, `\"` and
+    /// `\n`.
     pub fn parse(text: &str) -> Result<Self> {
         let bad = |why: String| Error::InvalidArgument(format!("matcher {text:?}: {why}"));
         let text = text.trim();
@@ -51,31 +56,63 @@ impl SeriesMatcher {
             .strip_prefix('{')
             .and_then(|r| r.strip_suffix('}'))
             .ok_or_else(|| bad("label conditions must be inside { }".into()))?;
-        for cond in split_conditions(body) {
-            let cond = cond.trim();
-            if cond.is_empty() {
-                continue;
+        let mut cur = Cursor { rest: body };
+        let mut first = true;
+        loop {
+            cur.skip_blanks();
+            if cur.rest.is_empty() {
+                break;
             }
-            let (name, op, value) = if let Some((n, v)) = cond.split_once("!=") {
-                (n, "!=", v)
-            } else if let Some((n, v)) = cond.split_once('=') {
-                (n, "=", v)
+            let name = if cur.rest.starts_with('"') {
+                cur.quoted().map_err(bad)?
             } else {
-                return Err(bad(format!("condition {cond:?} has no = or !=")));
+                let end = cur
+                    .rest
+                    .find(|c: char| c == '=' || c == '!' || c == ',' || c.is_whitespace())
+                    .unwrap_or(cur.rest.len());
+                let (name, after) = cur.rest.split_at(end);
+                cur.rest = after;
+                name.to_string()
             };
-            let name = name.trim();
-            let value = value
-                .trim()
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .ok_or_else(|| bad(format!("value of {name:?} must be in double quotes")))?;
-            if name.is_empty() {
-                return Err(bad("empty label name".into()));
+            cur.skip_blanks();
+            let op = if let Some(r) = cur.rest.strip_prefix("!=") {
+                cur.rest = r;
+                Some(false)
+            } else if let Some(r) = cur.rest.strip_prefix('=') {
+                cur.rest = r;
+                Some(true)
+            } else {
+                None
+            };
+            match op {
+                // A quoted name on its own, first: the metric name.
+                None if first && m.metric.is_none() && body.trim_start().starts_with('"') => {
+                    m.metric = Some(name);
+                }
+                None => return Err(bad(format!("condition {name:?} has no = or !="))),
+                Some(equal) => {
+                    if name.is_empty() {
+                        return Err(bad("empty label name".into()));
+                    }
+                    cur.skip_blanks();
+                    if !cur.rest.starts_with('"') {
+                        return Err(bad(format!("value of {name:?} must be in double quotes")));
+                    }
+                    let value = cur.quoted().map_err(bad)?;
+                    m.labels.push(if equal {
+                        LabelMatch::Equal(name, value)
+                    } else {
+                        LabelMatch::NotEqual(name, value)
+                    });
+                }
             }
-            m.labels.push(match op {
-                "=" => LabelMatch::Equal(name.into(), value.into()),
-                _ => LabelMatch::NotEqual(name.into(), value.into()),
-            });
+            first = false;
+            cur.skip_blanks();
+            match cur.rest.strip_prefix(',') {
+                Some(r) => cur.rest = r,
+                None if cur.rest.is_empty() => break,
+                None => return Err(bad(format!("expected , or }} before {:?}", cur.rest))),
+            }
         }
         Ok(m)
     }
@@ -92,22 +129,41 @@ impl SeriesMatcher {
     }
 }
 
-/// Splits at commas outside double quotes.
-fn split_conditions(body: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let (mut start, mut quoted) = (0, false);
-    for (i, c) in body.char_indices() {
-        match c {
-            '"' => quoted = !quoted,
-            ',' if !quoted => {
-                out.push(&body[start..i]);
-                start = i + 1;
-            }
-            _ => {}
-        }
+/// What is left of a matcher's `{ }` body.
+struct Cursor<'a> {
+    rest: &'a str,
+}
+
+impl Cursor<'_> {
+    fn skip_blanks(&mut self) {
+        self.rest = self.rest.trim_start();
     }
-    out.push(&body[start..]);
-    out
+
+    /// A double-quoted string with `\\`, `\"` and `\n` escapes (any other
+    /// backslash is kept, as Prometheus does).
+    fn quoted(&mut self) -> std::result::Result<String, String> {
+        let mut out = String::new();
+        let mut chars = self.rest.char_indices().skip(1);
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '"' => {
+                    self.rest = &self.rest[i + 1..];
+                    return Ok(out);
+                }
+                '\\' => match chars.next() {
+                    Some((_, 'n')) => out.push('\n'),
+                    Some((_, c @ ('\\' | '"'))) => out.push(c),
+                    Some((_, c)) => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    None => break,
+                },
+                c => out.push(c),
+            }
+        }
+        Err(format!("unterminated string {:?}", self.rest))
+    }
 }
 
 #[cfg(test)]
@@ -145,11 +201,44 @@ mod tests {
     }
 
     #[test]
+    fn quoted_names_and_escaped_values() {
+        let odd = SeriesKey::new(
+            "disk.all.read",
+            Labels::from([
+                ("k8s.pod".into(), "a\"b,c!=d".into()),
+                ("host".into(), "x".into()),
+            ]),
+        );
+        for text in [
+            "{\"disk.all.read\"}",
+            "{\"disk.all.read\", host=\"x\"}",
+            "disk.all.read{\"k8s.pod\"=\"a\\\"b,c!=d\"}",
+            "{\"k8s.pod\" != \"zz\", host = \"x\"}",
+        ] {
+            let m = SeriesMatcher::parse(text).unwrap();
+            assert!(m.matches(&odd), "{text}: {m:?}");
+        }
+        // Every key's own display is a matcher for it.
+        assert!(SeriesMatcher::parse(&odd.to_string())
+            .unwrap()
+            .matches(&odd));
+        assert!(SeriesMatcher::parse(&key().to_string())
+            .unwrap()
+            .matches(&key()));
+        assert!(!SeriesMatcher::parse("{\"disk.all.write\"}")
+            .unwrap()
+            .matches(&odd));
+    }
+
+    #[test]
     fn bad_matchers_say_why() {
         for (text, want) in [
             ("cpu{host=a}", "double quotes"),
             ("cpu{host}", "no = or !="),
             ("cpu{host=\"a\"", "inside { }"),
+            ("cpu{host=\"a\" zone=\"b\"}", "expected ,"),
+            ("cpu{host=\"a}", "unterminated"),
+            ("{\"a\",\"b\"}", "no = or !="),
         ] {
             let err = SeriesMatcher::parse(text).unwrap_err().to_string();
             assert!(err.contains(want), "{text}: {err}");
