@@ -102,7 +102,7 @@ impl SourceArgs {
 }
 
 /// `--default-timestamp`: `now`, a date-time, or Unix seconds (with decimals).
-fn parse_default_timestamp(text: &str) -> crate::Result<i64> {
+pub fn parse_default_timestamp(text: &str) -> crate::Result<i64> {
     let bad =
         |why: String| crate::Error::InvalidArgument(format!("--default-timestamp {text:?}: {why}"));
     if text.trim().eq_ignore_ascii_case("now") {
@@ -111,12 +111,14 @@ fn parse_default_timestamp(text: &str) -> crate::Result<i64> {
             .map_err(|e| bad(e.to_string()))?;
         return i64::try_from(now.as_nanos()).map_err(|e| bad(e.to_string()));
     }
-    if let Ok(secs) = text.trim().parse::<f64>() {
-        let ns = (secs * 1e9).round();
-        if !ns.is_finite() || ns.abs() >= 9.2e18 {
-            return Err(bad("out of range".into()));
-        }
-        return Ok(ns as i64);
+    let t = text.trim();
+    if t.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '-' | '+' | '.'))
+        && t.bytes()
+            .all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.'))
+    {
+        // Unix seconds, converted exactly (no float in between).
+        return crate::import::decimal_to_nanos(t, crate::time::NANOS_PER_SECOND)
+            .map_err(|why| bad(format!("{t:?} {why}")));
     }
     crate::time::parse_timestamp(text).map_err(bad)
 }
@@ -129,5 +131,32 @@ pub fn exit_with(result: crate::Result<()>) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_timestamps_are_exact() {
+        assert_eq!(
+            parse_default_timestamp("1704067200.123456789").unwrap(),
+            1_704_067_200_123_456_789
+        );
+        assert_eq!(
+            parse_default_timestamp("9219999999").unwrap(),
+            9_219_999_999_000_000_000
+        );
+        assert_eq!(
+            parse_default_timestamp("2024-01-01T01:00:00+01:00").unwrap(),
+            1_704_067_200_000_000_000
+        );
+        assert_eq!(parse_default_timestamp("-1").unwrap(), -1_000_000_000);
+        for bad in ["1e30", "nan", "9223372037", "tomorrow", "1.0000000001"] {
+            assert!(parse_default_timestamp(bad).is_err(), "{bad}");
+        }
+        let now = parse_default_timestamp("now").unwrap();
+        assert!(now > 1_704_067_200_000_000_000);
     }
 }

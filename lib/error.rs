@@ -21,8 +21,9 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A line of a text input (CSV, Prometheus, Influx, NDJSON) that cannot be read.
-    #[error("{path}:{line}: {reason}")]
+    /// A line of a text input (CSV, Prometheus, Influx, NDJSON) that cannot
+    /// be read (`line` 0: the file as a whole, printed without a line).
+    #[error("{}: {reason}", line_of(path, *line))]
     Parse {
         path: PathBuf,
         line: u64,
@@ -121,5 +122,14 @@ impl Error {
             },
             other => other,
         }
+    }
+}
+
+/// `FILE:LINE`, or `FILE` alone when the fault is not on one line (0).
+fn line_of(path: &std::path::Path, line: u64) -> String {
+    if line == 0 {
+        path.display().to_string()
+    } else {
+        format!("{}:{line}", path.display())
     }
 }

@@ -117,14 +117,22 @@ impl SeriesMatcher {
         Ok(m)
     }
 
-    /// Whether `key` satisfies every condition. A missing label equals "".
+    /// Whether `key` satisfies every condition. A missing label equals "";
+    /// `__name__` is the metric name, as in Prometheus.
     pub fn matches(&self, key: &SeriesKey) -> bool {
         if self.metric.as_ref().is_some_and(|m| *m != key.metric) {
             return false;
         }
+        let get = |n: &str| {
+            if n == "__name__" {
+                key.metric.as_str()
+            } else {
+                key.labels.get(n).map_or("", String::as_str)
+            }
+        };
         self.labels.iter().all(|c| match c {
-            LabelMatch::Equal(n, v) => key.labels.get(n).map_or("", String::as_str) == v,
-            LabelMatch::NotEqual(n, v) => key.labels.get(n).map_or("", String::as_str) != v,
+            LabelMatch::Equal(n, v) => get(n) == v,
+            LabelMatch::NotEqual(n, v) => get(n) != v,
         })
     }
 }
@@ -218,6 +226,9 @@ mod tests {
             let m = SeriesMatcher::parse(text).unwrap();
             assert!(m.matches(&odd), "{text}: {m:?}");
         }
+        assert!(SeriesMatcher::parse("{__name__=\"disk.all.read\"}")
+            .unwrap()
+            .matches(&odd));
         // Every key's own display is a matcher for it.
         assert!(SeriesMatcher::parse(&odd.to_string())
             .unwrap()

@@ -97,11 +97,28 @@ pub fn parse_timestamp(text: &str) -> std::result::Result<i64, String> {
             "{t:?}: time zone names are not supported, write an offset (Z or +01:00)"
         ));
     }
+    // A leap second (23:59:60) has no Unix time; jiff would read it as :59.
+    if let Some(rest) = t.get(10..) {
+        let seconds = rest
+            .find(':')
+            .and_then(|i| rest[i + 1..].find(':').map(|j| i + 1 + j + 1))
+            .and_then(|k| rest.get(k..k + 2));
+        if seconds == Some("60") {
+            return Err(format!(
+                "{t:?}: a leap second (:60) has no Unix time; write :59.999999999 or the next second"
+            ));
+        }
+    }
     let time = pieces.time().unwrap_or(jiff::civil::Time::midnight());
     let datetime = jiff::civil::DateTime::from_parts(pieces.date(), time);
     let offset = pieces
         .offset()
         .map_or(jiff::tz::Offset::UTC, |o| o.to_numeric_offset());
+    if offset.seconds().unsigned_abs() >= 24 * 3600 {
+        return Err(format!(
+            "{t:?}: offset {offset} is not an offset of RFC 3339 (hours 00 to 23)"
+        ));
+    }
     let instant = offset
         .to_timestamp(datetime)
         .map_err(|e| format!("{t:?} is out of range: {e}"))?;
@@ -174,6 +191,8 @@ mod tests {
             ("2024-01", "not a date-time"),
             ("2262-04-12", "out of range"),
             ("1677-09-20T00:00:00Z", "out of range"),
+            ("2016-12-31T23:59:60Z", "leap second"),
+            ("2024-01-01T00:00:00+25:00", "RFC 3339"),
         ] {
             let err = parse_timestamp(bad).unwrap_err();
             assert!(err.contains(why), "{bad}: {err}");

@@ -321,3 +321,74 @@ fn declared_types_reach_the_rollups() {
     assert!(names.contains(&"requests_increase_1m"), "{names:?}");
     assert!(names.contains(&"temp_total_avg_1m"), "{names:?}");
 }
+
+// Labels named like the sample columns stay reachable, and the course runs.
+#[test]
+fn labels_named_ts_or_value_are_labels_dot_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.prom");
+    std::fs::write(
+        &path,
+        "m{ts=\"a\",value=\"b\",host=\"h\"} 7 1704067200000\nm{ts=\"a\",value=\"c\",host=\"h\"} 8 1704067200000\n",
+    )
+    .unwrap();
+    ok(run_in(
+        dir.path(),
+        "squeezed-signals",
+        &["--import", path.to_str().unwrap(), "-q"],
+    ));
+    let out = ok(run_in(
+        dir.path(),
+        "06_query_engine",
+        &[
+            "--format",
+            "csv",
+            "SELECT * FROM m WHERE labels.value = 'c'",
+        ],
+    ));
+    assert!(
+        out.starts_with("ts,host,labels.ts,labels.value,value\n2024-01-01T00:00:00.000Z,h,a,c,8\n"),
+        "{out}"
+    );
+}
+
+// A query too long to walk safely is refused, not a stack overflow; a
+// series with thousands of labels still goes through the whole course.
+#[test]
+fn huge_queries_are_refused_and_huge_label_sets_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let labels: Vec<String> = (0..3000).map(|i| format!("l{i}=\"x\"")).collect();
+    let path = dir.path().join("wide.prom");
+    std::fs::write(
+        &path,
+        format!("m{{{}}} 1 1704067200000\n", labels.join(",")),
+    )
+    .unwrap();
+    ok(run_in(
+        dir.path(),
+        "squeezed-signals",
+        &["--import", path.to_str().unwrap(), "-q"],
+    ));
+    let terms: Vec<String> = (0..12_000).map(|i| format!("l{i} = 'x'")).collect();
+    let query = format!("SELECT count(*) FROM m WHERE {}", terms.join(" AND "));
+    // Too long for a command-line argument: through standard input.
+    use std::io::Write;
+    let mut child = std::process::Command::new(bin("06_query_engine"))
+        .arg("--output-dir")
+        .arg(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{query};\n").as_bytes())
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let all = format!("{}{}", stdout(&o), stderr(&o));
+    assert!(all.contains("operators"), "{all}");
+    assert!(!all.contains("overflow"), "{all}");
+}

@@ -5,7 +5,8 @@
 //! write (`disk.all.read,1604880000,12`). Records are read by the `csv`
 //! crate, as RFC 4180 says: fields may be quoted (`"a,b"`, with `""` for a
 //! quote), records end in LF or CRLF, empty lines are skipped, and lines
-//! starting with `#` are comments. A byte-order mark is dropped before.
+//! starting with `#` are comments; a byte-order mark is dropped before, and
+//! quoting the RFC does not allow (`"1"2`) is an error ([`super::rfc4180`]).
 //!
 //! A first record whose second field does not start with a digit or a sign
 //! is a header and is skipped. `series` is a metric name of any characters
@@ -16,25 +17,23 @@
 //! values are numbers as Go's `ParseFloat` reads them (`NaN`, `+Inf`,
 //! `-Infinity` included).
 
-use super::{parse_float, selector::parse_series_field, DatasetBuilder, TimestampUnit};
+use super::rfc4180::Records;
+use super::{
+    parse_float, selector::parse_series_field, value_error, DatasetBuilder, TimestampUnit,
+};
 use crate::error::Result;
 
 pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> Result<()> {
-    let mut reader = ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .comment(Some(b'#'))
-        .from_reader(text.as_bytes());
+    let mut records = Records::new(text.as_bytes(), true);
     let mut record = ::csv::StringRecord::new();
     let mut first = true;
     loop {
-        let line_no = reader.position().line() as usize;
-        match reader.read_record(&mut record) {
+        match records.read(&mut record) {
             Ok(true) => {}
             Ok(false) => break,
-            Err(e) => return Err(builder.error(line_no.max(1), format!("not CSV: {e}"))),
+            Err(e) => return Err(builder.error(e.line as usize, e.reason)),
         }
-        let line_no = record.position().map_or(line_no, |p| p.line() as usize);
+        let line_no = record.position().map_or(0, |p| p.line() as usize);
         if record.len() != 3 {
             return Err(builder.error(
                 line_no,
@@ -45,10 +44,13 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
             ));
         }
         let (series, ts, value) = (record[0].trim(), record[1].trim(), record[2].trim());
+        // A first record whose timestamp is a word is a header; an empty
+        // timestamp is a sample without one, not a header.
         if std::mem::take(&mut first)
-            && !ts.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+')
+            && !ts.is_empty()
+            && !ts.starts_with(|c: char| c.is_ascii_digit() || matches!(c, '-' | '+' | '.'))
         {
-            continue; // header
+            continue;
         }
         let key = parse_series_field(series)
             .map_err(|e| builder.error(line_no, format!("series {series:?}: {e}")))?;
@@ -57,8 +59,7 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
         } else {
             builder.timestamp(ts, unit, line_no)?
         };
-        let v = parse_float(value)
-            .ok_or_else(|| builder.error(line_no, format!("value {value:?} is not a number")))?;
+        let v = parse_float(value).ok_or_else(|| builder.error(line_no, value_error(value)))?;
         builder.push(key, t, v, line_no);
     }
     Ok(())
@@ -108,7 +109,14 @@ mod tests {
             ("a,1,2\nb,2\n", "t.csv:2: expected 3 fields"),
             ("a,1,x\n", "t.csv:1: value \"x\""),
             ("a,1,1\na,zz,1\n", "t.csv:2: timestamp \"zz\""),
-            ("a,1,1\n\"a,1,1\n", "t.csv:2: expected 3 fields"),
+            (
+                "a,1,1\n\"a,1,1\n",
+                "t.csv:2: field 1: a quoted field that never closes",
+            ),
+            (
+                "a,1,\"1\"2\n",
+                "t.csv:1: field 3: '2' after the closing quote",
+            ),
             ("", "no samples"),
             ("a,1,1e400\n", "t.csv:1: value \"1e400\""),
             ("up,1,1\nup,,2\n", "t.csv:2: sample has no timestamp"),

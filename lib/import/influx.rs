@@ -15,7 +15,8 @@
 //! `C:\data`). Lines starting with `#` are comments.
 //!
 //! Each numeric field becomes one series named `measurement_field`,
-//! labelled with the tags. Floats, integers (`12i`) and unsigned integers
+//! labelled with the tags (two measurement/field pairs that would make one
+//! name, `cpu_usage idle` and `cpu usage_idle`, are an error). Floats, integers (`12i`) and unsigned integers
 //! (`12u`) are numeric (integers beyond 2^53 are rounded to the nearest
 //! `f64`); strings and booleans are skipped. Timestamps are nanoseconds
 //! unless `--timestamp-unit` says otherwise; a line without one takes
@@ -37,7 +38,7 @@ fn parse_line(line: &str) -> std::result::Result<Option<ParsedLine<'_>>, String>
     })) {
         Ok(None) => Ok(None),
         Ok(Some(Ok(parsed))) => Ok(Some(parsed)),
-        Ok(Some(Err(e))) => Err(e.to_string()),
+        Ok(Some(Err(e))) => Err(format!("not valid line protocol: {e}")),
         Err(_) => Err("the line-protocol parser failed on this line".into()),
     }
 }
@@ -47,6 +48,10 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
         TimestampUnit::Auto => TimestampUnit::Nanos,
         other => other,
     };
+    // `cpu_usage idle=1` and `cpu usage_idle=2` would both be the series
+    // `cpu_usage_idle`: which measurement and field made each name.
+    let mut origin: std::collections::HashMap<String, (String, String, usize)> =
+        std::collections::HashMap::new();
     let base = text.as_ptr() as usize;
     let (mut counted_to, mut line_no) = (0usize, 1usize);
     for line in split_lines(text) {
@@ -99,7 +104,27 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
                 FieldValue::U64(x) => *x as f64,
                 FieldValue::String(_) | FieldValue::Boolean(_) => continue,
             };
-            let key = SeriesKey::new(format!("{measurement}_{}", k.as_str()), labels.clone());
+            let name = format!("{measurement}_{}", k.as_str());
+            match origin.get(&name) {
+                Some((m, f, first)) if m != measurement => {
+                    return Err(builder.error(
+                        line_no,
+                        format!(
+                            "measurement {measurement:?} field {:?} and measurement {m:?} field \
+                             {f:?} (line {first}) would both be the series {name:?}",
+                            k.as_str()
+                        ),
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    origin.insert(
+                        name.clone(),
+                        (measurement.to_string(), k.as_str().to_string(), line_no),
+                    );
+                }
+            }
+            let key = SeriesKey::new(name, labels.clone());
             builder.push(key, t, value, line_no);
         }
     }
@@ -210,6 +235,11 @@ mod tests {
             ("cpu nofield 1\n", "m.lp:1: "),
             ("cpu,a=1,a=2 v=1 1\n", "m.lp:1: "),
             ("cpu v=1,v=2 1\n", "m.lp:1: field \"v\" appears twice"),
+            (
+                "cpu_usage idle=1 1\ncpu usage_idle=2 2\n",
+                "m.lp:2: measurement \"cpu\" field \"usage_idle\" and measurement \"cpu_usage\" field \"idle\" (line 1) would both be the series \"cpu_usage_idle\"",
+            ),
+            ("cpu v=inf 1\n", "m.lp:1: not valid line protocol"),
             (
                 "cpu v=1e400 1\n",
                 "m.lp:1: field \"v\": value is out of the range",

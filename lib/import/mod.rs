@@ -16,6 +16,7 @@
 pub mod csv;
 pub mod influx;
 pub mod prometheus;
+pub mod rfc4180;
 pub mod selector;
 pub mod wide;
 
@@ -32,8 +33,11 @@ use crate::model::{Dataset, MetricMeta, Series, SeriesKey};
 pub enum ImportFormat {
     /// Long CSV: `series,timestamp,value`.
     Csv,
-    /// Prometheus text exposition format (or OpenMetrics) with timestamps.
+    /// Prometheus text exposition format (or OpenMetrics, when it ends in `# EOF`).
     Prometheus,
+    /// OpenMetrics 1.0 text: must end in `# EOF`; timestamps in seconds.
+    #[value(name = "openmetrics")]
+    OpenMetrics,
     /// InfluxDB line protocol.
     Influx,
     /// Wide CSV with a header: timestamp, symbol, value columns (trades, OHLCV bars).
@@ -45,7 +49,8 @@ impl ImportFormat {
     pub fn from_extension(path: &Path) -> Option<Self> {
         match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
             "csv" => Some(Self::Csv),
-            "prom" | "om" | "openmetrics" => Some(Self::Prometheus),
+            "prom" => Some(Self::Prometheus),
+            "om" | "openmetrics" => Some(Self::OpenMetrics),
             "lp" | "influx" | "line" => Some(Self::Influx),
             _ => None,
         }
@@ -164,10 +169,10 @@ pub fn import_bytes(
             .count() as u64,
         reason: format!("not UTF-8 text: {e}"),
     })?;
-    let format = options
+    let known = options
         .format
-        .or_else(|| ImportFormat::from_extension(path))
-        .unwrap_or_else(|| sniff(text));
+        .or_else(|| ImportFormat::from_extension(path));
+    let format = known.unwrap_or_else(|| sniff(text));
     // A .csv whose header names a symbol column is a wide file, unless told otherwise.
     let format = match (options.format, format) {
         (None, ImportFormat::Csv) if wide::looks_wide(text) => ImportFormat::Wide,
@@ -179,11 +184,29 @@ pub fn import_bytes(
         .unwrap_or_default();
     let source = format!("imported: {name} ({format:?})").to_lowercase();
     let mut builder = DatasetBuilder::new(path, options);
-    match format {
-        ImportFormat::Csv => csv::parse(text, options.timestamp_unit, &mut builder)?,
-        ImportFormat::Prometheus => prometheus::parse(text, options.timestamp_unit, &mut builder)?,
-        ImportFormat::Influx => influx::parse(text, options.timestamp_unit, &mut builder)?,
-        ImportFormat::Wide => wide::parse(text, options.timestamp_unit, &mut builder)?,
+    let parsed = match format {
+        ImportFormat::Csv => csv::parse(text, options.timestamp_unit, &mut builder),
+        ImportFormat::Prometheus => prometheus::parse(text, options.timestamp_unit, &mut builder),
+        ImportFormat::OpenMetrics => {
+            prometheus::parse_openmetrics(text, options.timestamp_unit, &mut builder)
+        }
+        ImportFormat::Influx => influx::parse(text, options.timestamp_unit, &mut builder),
+        ImportFormat::Wide => wide::parse(text, options.timestamp_unit, &mut builder),
+    };
+    // A guessed format that does not read: say it was a guess.
+    match (parsed, known) {
+        (Err(Error::Parse { path, line, reason }), None) => {
+            return Err(Error::Parse {
+                path,
+                line,
+                reason: format!(
+                    "{reason} (read as {} by a guess from its first line: name the file \
+                     .csv, .prom, .om or .lp, or pass --format)",
+                    format!("{format:?}").to_lowercase()
+                ),
+            })
+        }
+        (other, _) => other?,
     }
     builder.finish(source)
 }
@@ -239,17 +262,27 @@ impl DatasetBuilder {
         }
     }
 
-    /// An error for line `line` of the file being imported.
+    /// An error for line `line` of the file being imported (0: the whole
+    /// file). A reason longer than a screen (it may quote a huge input
+    /// line) is cut.
     pub fn error(&self, line: usize, reason: impl Into<String>) -> Error {
+        const MAX: usize = 400;
+        let mut reason = reason.into();
+        if reason.chars().count() > MAX {
+            reason = reason.chars().take(MAX).collect::<String>() + "…";
+        }
         Error::Parse {
             path: self.path.clone(),
             line: line as u64,
-            reason: reason.into(),
+            reason,
         }
     }
 
-    /// Adds one sample read at `line`.
-    pub fn push(&mut self, key: SeriesKey, timestamp: i64, value: f64, line: usize) {
+    /// Adds one sample read at `line`. A label with an empty value is the
+    /// same as no label (as Prometheus has it): it is left out of the key,
+    /// so `up` and `up{job=""}` are one series.
+    pub fn push(&mut self, mut key: SeriesKey, timestamp: i64, value: f64, line: usize) {
+        key.labels.retain(|_, v| !v.is_empty());
         let i = match self.index.get(&key) {
             Some(&i) => i,
             None => {
@@ -314,59 +347,28 @@ impl DatasetBuilder {
     /// line. `Auto` fixes the unit from the first timestamp of the file, so
     /// one file never mixes units.
     pub fn timestamp(&mut self, token: &str, unit: TimestampUnit, line: usize) -> Result<i64> {
-        let (negative, digits) = match token.strip_prefix('-') {
-            Some(rest) => (true, rest),
-            None => (false, token.strip_prefix('+').unwrap_or(token)),
-        };
-        let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
-        let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-        if int.is_empty() || !all_digits(int) || !all_digits(frac) {
-            return Err(self.error(line, format!("timestamp {token:?} is not a number")));
-        }
-        let out_of_range = || {
-            self.error(
-                line,
-                format!(
-                    "timestamp {token:?} is out of range (nanoseconds since 1970 must fit \
-                     in 64 bits: 1677-09-21 to 2262-04-11)"
-                ),
-            )
-        };
-        let whole: u128 = int.parse().map_err(|_| out_of_range())?;
         let scale = match (self.unit, unit.nanos()) {
             (_, Some(n)) => n,
             (Some(n), None) => n,
-            (None, None) => TimestampUnit::detect(whole).nanos().unwrap_or(1),
-        };
-        // Fractional digits beyond nanosecond resolution are refused, not rounded.
-        let mut frac_ns: u128 = 0;
-        let mut place = scale as u128;
-        for b in frac.bytes() {
-            place /= 10;
-            let d = (b - b'0') as u128;
-            if place == 0 {
-                if d != 0 {
-                    return Err(self.error(
-                        line,
-                        format!("timestamp {token:?} is finer than a nanosecond"),
-                    ));
-                }
-                continue;
+            (None, None) => {
+                let int = token.trim_start_matches(['-', '+']);
+                let int = int.split_once('.').map_or(int, |(i, _)| i);
+                let magnitude = int.parse::<u128>().unwrap_or(u128::MAX);
+                TimestampUnit::detect(magnitude).nanos().unwrap_or(1)
             }
-            frac_ns += d * place;
-        }
-        let ns = whole
-            .checked_mul(scale as u128)
-            .and_then(|n| n.checked_add(frac_ns))
-            .ok_or_else(out_of_range)?;
-        let ns = if negative {
-            0i128.checked_sub_unsigned(ns)
-        } else {
-            i128::try_from(ns).ok()
         };
-        let ns = ns
-            .and_then(|n| i64::try_from(n).ok())
-            .ok_or_else(out_of_range)?;
+        let ns = decimal_to_nanos(token, scale).map_err(|why| {
+            let unit = match scale {
+                1 => "ns",
+                1_000 => "us",
+                1_000_000 => "ms",
+                _ => "s",
+            };
+            self.error(
+                line,
+                format!("timestamp {} {why} (read as {unit})", abbreviate(token)),
+            )
+        })?;
         self.unit = Some(scale);
         Ok(ns)
     }
@@ -381,7 +383,10 @@ impl DatasetBuilder {
     /// the dataset.
     pub fn finish(mut self, source: String) -> Result<(Dataset, ImportSummary)> {
         if self.series.is_empty() {
-            return Err(self.error(0, "no samples found (empty file or only comments)"));
+            return Err(self.error(
+                0,
+                "no samples found (the file is empty, holds only comments, or no numeric values)",
+            ));
         }
         // The conflict found first in the file is the one reported.
         let mut conflict: Option<(u64, String)> = None;
@@ -450,6 +455,84 @@ impl DatasetBuilder {
         }
         let dataset = Dataset::new(source, self.series).with_metadata(self.metadata);
         Ok((dataset, self.summary))
+    }
+}
+
+/// Converts a decimal number of units of `scale` nanoseconds (`-1.5` with
+/// scale 10^9 is -1,500,000,000 ns) exactly, with checked arithmetic.
+///
+/// Errors (a reason to follow the token): not a number; finer than a
+/// nanosecond; outside the `i64` nanosecond range (1677-09-21 to
+/// 2262-04-11).
+pub fn decimal_to_nanos(token: &str, scale: i64) -> std::result::Result<i64, String> {
+    let (negative, digits) = match token.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, token.strip_prefix('+').unwrap_or(token)),
+    };
+    let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+    let all_digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if int.is_empty() || !all_digits(int) || !all_digits(frac) {
+        return Err("is not a number".into());
+    }
+    let out_of_range = || {
+        "is out of range (nanoseconds since 1970 must fit in 64 bits: 1677-09-21 to 2262-04-11)"
+            .to_string()
+    };
+    let int = int.trim_start_matches('0');
+    let whole: u128 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| out_of_range())?
+    };
+    // Fractional digits beyond nanosecond resolution are refused, not rounded.
+    let mut frac_ns: u128 = 0;
+    let mut place = scale as u128;
+    for b in frac.bytes() {
+        place /= 10;
+        let d = (b - b'0') as u128;
+        if place == 0 {
+            if d != 0 {
+                return Err("is finer than a nanosecond".into());
+            }
+            continue;
+        }
+        frac_ns += d * place;
+    }
+    let ns = whole
+        .checked_mul(scale as u128)
+        .and_then(|n| n.checked_add(frac_ns))
+        .ok_or_else(out_of_range)?;
+    let ns = if negative {
+        0i128.checked_sub_unsigned(ns)
+    } else {
+        i128::try_from(ns).ok()
+    };
+    ns.and_then(|n| i64::try_from(n).ok())
+        .ok_or_else(out_of_range)
+}
+
+/// `token` quoted for an error message, cut after 40 characters.
+pub fn abbreviate(token: &str) -> String {
+    if token.chars().count() <= 40 {
+        format!("{token:?}")
+    } else {
+        format!("{:?}…", token.chars().take(40).collect::<String>())
+    }
+}
+
+/// Why `token` is not a sample value: out of range, or not a number.
+pub fn value_error(token: &str) -> String {
+    let looks_numeric = token
+        .trim_start_matches(['+', '-'])
+        .starts_with(|c: char| c.is_ascii_digit() || c == '.')
+        && token.parse::<f64>().is_ok();
+    if looks_numeric {
+        format!(
+            "value {} is out of the range of a 64-bit float",
+            abbreviate(token)
+        )
+    } else {
+        format!("value {} is not a number", abbreviate(token))
     }
 }
 
@@ -527,6 +610,8 @@ fn parse_hex_float(text: &str) -> Option<f64> {
         Some(e) if !e.starts_with('-') => e.parse().ok()?,
         _ => exp.parse().ok()?,
     };
+    // Far beyond any double either way; keeps the arithmetic below in range.
+    let exp = exp.clamp(-1 << 40, 1 << 40);
     let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
     if int.is_empty() && frac.is_empty() {
         return None;
@@ -539,12 +624,12 @@ fn parse_hex_float(text: &str) -> Option<f64> {
         if m >> 60 == 0 {
             m = (m << 4) | d;
             if is_frac {
-                e2 = e2.checked_sub(4)?;
+                e2 = e2.saturating_sub(4);
             }
         } else {
             sticky |= d != 0;
             if !is_frac {
-                e2 = e2.checked_add(4)?;
+                e2 = e2.saturating_add(4);
             }
         }
     }
@@ -554,9 +639,9 @@ fn parse_hex_float(text: &str) -> Option<f64> {
     // Value = m * 2^e2 (+ sticky). Normalize so that bit 63 is set.
     let lead = m.leading_zeros() as i64;
     m <<= lead;
-    e2 -= lead;
+    e2 = e2.saturating_sub(lead);
     // The value is m / 2^63 * 2^(e2 + 63); its unbiased exponent:
-    let unbiased = e2 + 63;
+    let unbiased = e2.saturating_add(63);
     if unbiased > 1023 {
         return None;
     }
@@ -564,7 +649,7 @@ fn parse_hex_float(text: &str) -> Option<f64> {
     let shift = if unbiased >= -1022 {
         11
     } else {
-        11 + (-1022 - unbiased)
+        (-1011i64).saturating_sub(unbiased)
     };
     if shift > 64 {
         return Some(0.0);

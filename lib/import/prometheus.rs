@@ -63,7 +63,36 @@ use crate::model::{Labels, MetricKind, MetricMeta, SeriesKey};
 
 /// Reads a Prometheus text or OpenMetrics file into `builder`.
 pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> Result<()> {
+    parse_as(text, unit, builder, false)
+}
+
+/// Reads a file that must be OpenMetrics (a `.om` file, or
+/// `--format openmetrics`): without its `# EOF` line it is refused, not
+/// read as the text format (whose timestamps are milliseconds, not seconds).
+pub fn parse_openmetrics(
+    text: &str,
+    unit: TimestampUnit,
+    builder: &mut DatasetBuilder,
+) -> Result<()> {
+    parse_as(text, unit, builder, true)
+}
+
+fn parse_as(
+    text: &str,
+    unit: TimestampUnit,
+    builder: &mut DatasetBuilder,
+    require_openmetrics: bool,
+) -> Result<()> {
     let eof = find_eof(text);
+    if require_openmetrics && eof.is_none() {
+        let lines = text.lines().count().max(1);
+        return Err(builder.error(
+            lines,
+            "an OpenMetrics exposition ends with a \"# EOF\" line and this one has none \
+             (cut short? for the Prometheus text format, name the file .prom or pass \
+             --format prometheus)",
+        ));
+    }
     let format = if eof.is_some() {
         Format::OpenMetrics
     } else {
@@ -690,6 +719,12 @@ impl<'b> Reader<'b> {
         let f = self.metadata_family(no, name, "TYPE")?;
         let format = self.format;
         let fam = &self.families[f];
+        // Scrapes appended one after another repeat their metadata: the
+        // text format takes the same TYPE again (OpenMetrics, one
+        // exposition, does not).
+        if format == Format::Text && fam.type_line.is_some() && fam.ty == ty {
+            return Ok(());
+        }
         if let Some(first) = fam.type_line {
             return self.fail(
                 no,
@@ -748,7 +783,11 @@ impl<'b> Reader<'b> {
 
     fn set_help(&mut self, no: usize, name: &str, help: String) -> Result<()> {
         let f = self.metadata_family(no, name, "HELP")?;
-        if let Some((_, first)) = self.families[f].help {
+        if let Some((first_help, first)) = &self.families[f].help {
+            if self.format == Format::Text && *first_help == help {
+                return Ok(());
+            }
+            let first = *first;
             return self.fail(
                 no,
                 format!("a second HELP line for {name} (the first is at line {first})"),
@@ -900,7 +939,8 @@ impl<'b> Reader<'b> {
                         Error::Parse { path, line, reason } if plain != token => Error::Parse {
                             path,
                             line,
-                            reason: reason.replace(&format!("{plain:?}"), &format!("{token:?}")),
+                            reason: reason
+                                .replace(&super::abbreviate(&plain), &super::abbreviate(token)),
                         },
                         other => other,
                     })
@@ -1039,10 +1079,16 @@ impl<'b> Reader<'b> {
     ) -> Result<f64> {
         use FamilyType as T;
         let (ty, family) = (self.families[f].ty, &self.families[f].name);
+        // Exemplars belong on counters' _total and histograms' _bucket
+        // samples; a family without a TYPE line may be either (Prometheus
+        // takes exemplars on any sample), so only a declared type that
+        // cannot carry them refuses one.
         if exemplar
             && !matches!(
                 (ty, role),
-                (T::Counter, Role::Total) | (T::Histogram | T::GaugeHistogram, Role::Bucket)
+                (T::Counter, Role::Total)
+                    | (T::Histogram | T::GaugeHistogram, Role::Bucket)
+                    | (T::Unknown, _)
             )
         {
             return self.fail(
@@ -1624,7 +1670,8 @@ mod tests {
     #[test]
     fn blanks_separate_tokens_anywhere_in_the_text_format() {
         let d = import(" \t m \t{ a = \"1\" ,\tb=\"\" , }\t 5 \t 7 \t\n").unwrap();
-        let s = series(&d, r#"m{a="1",b=""}"#);
+        // An empty label value is no label, as in Prometheus.
+        let s = series(&d, r#"m{a="1"}"#);
         assert_eq!((s.timestamps[0], s.values[0]), (7_000_000, 5.0));
         let d = import("m{a=\"1\"}5 7\n").unwrap();
         assert_eq!(d.series[0].values, vec![5.0]);
@@ -1658,8 +1705,11 @@ mod tests {
         assert_eq!(s.key.metric, "disk.all.read");
         assert_eq!((s.timestamps[0], s.values[0]), (DEFAULT_NS, 5.0));
         series(&d, r#"{"disk.all.read",host="b","k8s.pod"="x"}"#);
-        let s = series(&d, r#"m{"my.label"="x","ü ñ"=""}"#);
-        assert_eq!(s.key.labels["ü ñ"], "");
+        let s = series(&d, r#"m{"my.label"="x"}"#);
+        assert!(
+            !s.key.labels.contains_key("ü ñ"),
+            "an empty value is no label"
+        );
         assert_eq!(kind(&d, "disk.all.read"), Some(MetricKind::Counter));
         assert_eq!(d.metadata["disk.all.read"].help, "Bytes read, by \"host\".");
     }
@@ -1667,8 +1717,8 @@ mod tests {
     #[test]
     fn text_format_metadata_rules() {
         for (text, want) in [
-            ("# TYPE x gauge\n# TYPE x gauge\nx 1 1\n", "m.prom:2: a second TYPE line for x (the first is at line 1)"),
-            ("# HELP x a\n# HELP x a\nx 1 1\n", "m.prom:2: a second HELP line for x"),
+            ("# TYPE x gauge\n# TYPE x counter\nx 1 1\n", "m.prom:2: a second TYPE line for x (the first is at line 1)"),
+            ("# HELP x a\n# HELP x b\nx 1 1\n", "m.prom:2: a second HELP line for x"),
             ("x 1 1\n# TYPE x gauge\n", "m.prom:2: # TYPE x comes after its sample x (line 1)"),
             ("x_sum 1 1\n# TYPE x summary\n", "m.prom:2: # TYPE x comes after its sample x_sum (line 1)"),
             ("# HELP x h\nx 1 1\n# TYPE x gauge\n", "m.prom:3: # TYPE x comes after its samples (line 2)"),
@@ -1686,6 +1736,21 @@ mod tests {
         ] {
             assert_error(import(text), want);
         }
+        // Scrapes appended to one file repeat their metadata: the same TYPE
+        // and HELP again are fine in the text format, also after samples.
+        let d =
+            import("# HELP x a\n# TYPE x counter\nx 1 1\n# HELP x a\n# TYPE x counter\nx 2 2\n")
+                .unwrap();
+        assert_eq!(d.series[0].values, vec![1.0, 2.0]);
+        assert_eq!(kind(&d, "x"), Some(MetricKind::Counter));
+        // An exemplar on a family without a TYPE line (OpenMetrics `unknown`) is
+        // taken, as Prometheus takes it; the sample stays.
+        let d = import("http_requests_total{code=\"200\"} 5 1704067200 # {trace_id=\"abc\"} 1 1704067199\n# EOF\n").unwrap();
+        assert_eq!(d.series[0].values, vec![5.0]);
+        assert_error(
+            import("# TYPE a gauge\na 1 1 # {a=\"b\"} 1\n# EOF\n"),
+            "exemplars are allowed only",
+        );
         // One TYPE for two families that could clash is fine in order.
         import("# TYPE x summary\n# TYPE y counter\nx_sum 1 1\nx_count 1 1\ny 1 1\n").unwrap();
     }
@@ -2330,7 +2395,6 @@ mod tests {
             ("# TYPE a gauge\na 1 # {a=\"b\"} 1\n# EOF\n", "exemplars are allowed only"),
             ("# TYPE a info\na_info 1 # {a=\"b\"} 1\n# EOF\n", "exemplars are allowed only"),
             ("# TYPE a stateset\na{a=\"b\"} 1 # {c=\"d\"} 1\n# EOF\n", "exemplars are allowed only"),
-            ("a 1 # {c=\"d\"} 1\n# EOF\n", "exemplars are allowed only"),
             // Bad stateset and info values.
             ("# TYPE a stateset\na 2\n# EOF\n", "a state's value is 0 or 1"),
             ("# TYPE a info\na 2\n# EOF\n", "a is declared an info"),

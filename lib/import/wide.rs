@@ -14,30 +14,32 @@
 //! is required. The timestamp column is the one named `timestamp`, `time`,
 //! `ts`, `date` or `datetime`; the symbol column `symbol` or `ticker` (in
 //! any letter case). Every other column becomes one series per symbol,
-//! named exactly as its header says (trimmed) and labelled
-//! `symbol="..."`. Values are numbers (Go's `ParseFloat` spellings);
+//! named exactly as its header says (trimmed; two columns of one name are
+//! an error) and labelled `symbol="..."` with the symbol as written
+//! (spaces are part of a field in RFC 4180). Lines starting with `#` are
+//! comments; quoting the RFC does not allow is an error. Values are numbers (Go's `ParseFloat` spellings);
 //! `buy`/`b` and `sell`/`s` (any case) are +1 and -1; an empty field is a
 //! missing sample. Timestamps are integers (in the unit given or detected)
 //! or dates and date-times (RFC 3339 / ISO 8601, UTC unless an offset is
-//! written); an impossible date (`2023-02-29`) is an error naming the column.
+//! written; in a column named `date`, 8 digits are an ISO 8601 basic date,
+//! `20240102`); an impossible date (`2023-02-29`) is an error naming the
+//! column.
 
-use super::{parse_float, DatasetBuilder, TimestampUnit};
+use super::rfc4180::Records;
+use super::{parse_float, value_error, DatasetBuilder, TimestampUnit};
 use crate::error::Result;
 use crate::model::{Labels, SeriesKey};
 
 const TIMESTAMP_COLUMNS: [&str; 5] = ["timestamp", "time", "ts", "date", "datetime"];
 const SYMBOL_COLUMNS: [&str; 2] = ["symbol", "ticker"];
 
-fn reader(text: &str) -> ::csv::Reader<&[u8]> {
-    ::csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(text.as_bytes())
-}
-
 /// The first record of `text` (its header), if it reads as CSV.
 fn header(text: &str) -> Option<::csv::StringRecord> {
-    reader(text).records().next()?.ok()
+    let mut record = ::csv::StringRecord::new();
+    match Records::new(text.as_bytes(), true).read(&mut record) {
+        Ok(true) => Some(record),
+        _ => None,
+    }
 }
 
 /// Whether a file's header looks like a wide file (it names a symbol column).
@@ -57,13 +59,22 @@ fn value(field: &str) -> Option<f64> {
 }
 
 pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> Result<()> {
-    let mut reader = reader(text);
-    let mut records = reader.records();
-    let columns: Vec<String> = match records.next() {
-        None => return Ok(()),
-        Some(Err(e)) => return Err(builder.error(1, format!("not CSV: {e}"))),
-        Some(Ok(h)) => h.iter().map(|c| c.trim().to_string()).collect(),
-    };
+    let mut records = Records::new(text.as_bytes(), true);
+    let mut record = ::csv::StringRecord::new();
+    fn next(
+        records: &mut Records<&[u8]>,
+        record: &mut ::csv::StringRecord,
+        builder: &DatasetBuilder,
+    ) -> Result<bool> {
+        records
+            .read(record)
+            .map_err(|e| builder.error(e.line as usize, e.reason))
+    }
+    if !next(&mut records, &mut record, builder)? {
+        return Ok(());
+    }
+    let header_line = record.position().map_or(1, |p| p.line() as usize);
+    let columns: Vec<String> = record.iter().map(|c| c.trim().to_string()).collect();
     let find = |names: &[&str]| {
         columns
             .iter()
@@ -71,26 +82,41 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
     };
     let ts_col = find(&TIMESTAMP_COLUMNS).ok_or_else(|| {
         builder.error(
-            1,
+            header_line,
             "no timestamp column (timestamp, time, ts, date or datetime)",
         )
     })?;
     let sym_col = find(&SYMBOL_COLUMNS)
-        .ok_or_else(|| builder.error(1, "no symbol column (symbol or ticker)"))?;
+        .ok_or_else(|| builder.error(header_line, "no symbol column (symbol or ticker)"))?;
     let fields: Vec<usize> = (0..columns.len())
         .filter(|&i| i != ts_col && i != sym_col)
         .collect();
     if fields.is_empty() {
-        return Err(builder.error(1, "no value columns besides the timestamp and the symbol"));
+        return Err(builder.error(
+            header_line,
+            "no value columns besides the timestamp and the symbol",
+        ));
     }
-    if let Some(i) = fields.iter().find(|&&i| columns[i].is_empty()) {
-        return Err(builder.error(1, format!("column {} has no name", i + 1)));
+    for (n, &i) in fields.iter().enumerate() {
+        if columns[i].is_empty() {
+            return Err(builder.error(header_line, format!("column {} has no name", i + 1)));
+        }
+        if let Some(&j) = fields[..n].iter().find(|&&j| columns[j] == columns[i]) {
+            return Err(builder.error(
+                header_line,
+                format!(
+                    "columns {} and {} are both named {:?}: one series each cannot share a name",
+                    j + 1,
+                    i + 1,
+                    columns[i]
+                ),
+            ));
+        }
     }
-    for record in records {
-        let record = record.map_err(|e| {
-            let line = e.position().map_or(0, |p| p.line() as usize);
-            builder.error(line, format!("not CSV: {e}"))
-        })?;
+    // A `date` column of 8 digits is an ISO 8601 basic date (20240102), as
+    // market data writes it, not 20 million seconds after 1970.
+    let basic_dates = columns[ts_col].eq_ignore_ascii_case("date");
+    while next(&mut records, &mut record, builder)? {
         let line_no = record.position().map_or(0, |p| p.line() as usize);
         if record.len() != columns.len() {
             return Err(builder.error(
@@ -101,16 +127,18 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
         let ts = record[ts_col].trim();
         let digits = ts.strip_prefix('-').unwrap_or(ts);
         let numeric = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        let basic_date = basic_dates && ts.len() == 8 && ts.bytes().all(|b| b.is_ascii_digit());
         let t = if ts.is_empty() {
             builder.missing_timestamp(line_no)?
-        } else if numeric {
+        } else if numeric && !basic_date {
             builder.timestamp(ts, unit, line_no)?
         } else {
             crate::time::parse_timestamp(ts)
                 .map_err(|why| builder.error(line_no, format!("{}: {why}", columns[ts_col])))?
         };
-        let symbol = record[sym_col].trim();
-        if symbol.is_empty() {
+        // Text is kept as written: RFC 4180 makes spaces part of a field.
+        let symbol = &record[sym_col];
+        if symbol.trim().is_empty() {
             return Err(builder.error(line_no, "empty symbol"));
         }
         let labels = Labels::from([("symbol".to_string(), symbol.to_string())]);
@@ -120,10 +148,7 @@ pub fn parse(text: &str, unit: TimestampUnit, builder: &mut DatasetBuilder) -> R
                 continue;
             }
             let v = value(cell).ok_or_else(|| {
-                builder.error(
-                    line_no,
-                    format!("{}: {cell:?} is not a number", columns[col]),
-                )
+                builder.error(line_no, format!("{}: {}", columns[col], value_error(cell)))
             })?;
             builder.push(
                 SeriesKey::new(columns[col].clone(), labels.clone()),
@@ -191,7 +216,7 @@ mod tests {
             ("time,symbol,price\n1,A\n", "trades.csv:2: 2 fields"),
             (
                 "time,symbol,price\n1,A,abc\n",
-                "trades.csv:2: price: \"abc\"",
+                "trades.csv:2: price: value \"abc\" is not a number",
             ),
             (
                 "time,symbol,price\nnoon,A,1\n",
@@ -237,6 +262,31 @@ mod tests {
             3,
             "the empty quoted size is a missing sample"
         );
+    }
+
+    #[test]
+    fn comments_duplicate_columns_basic_dates_and_spaces() {
+        let d = run("# exported by a broker\ndate,symbol,close\n# a comment\n20240102, SPY ,1\n")
+            .unwrap();
+        assert_eq!(d.series[0].key.labels["symbol"], " SPY ");
+        assert_eq!(d.series[0].timestamps, vec![1_704_153_600_000_000_000]);
+        let err = run("timestamp,symbol,price,price\n1,A,1,2\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("trades.csv:1: columns 3 and 4 are both named \"price\""),
+            "{err}"
+        );
+        let err = run("time,symbol,p\n1,\"AC\"ME,1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("trades.csv:2: field 2: 'M' after the closing quote"),
+            "{err}"
+        );
+        // Outside a `date` column, 8 digits are a Unix time.
+        let d = run("ts,symbol,p\n20240102,A,1\n").unwrap();
+        assert_eq!(d.series[0].timestamps, vec![20_240_102_000_000_000]);
     }
 
     #[test]

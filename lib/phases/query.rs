@@ -51,11 +51,21 @@ pub fn demo_queries(engine: &Engine) -> Result<Vec<(String, String)>> {
         }
     };
     let m = ident(&first.key.metric);
+    // A few labels narrow the query to the series (a label named like a
+    // sample column, `value` or `ts`, is written `labels.value`).
+    let label_column = |k: &str| {
+        if matches!(k, "ts" | "time" | "timestamp" | "value") {
+            format!("labels.{}", ident(k))
+        } else {
+            ident(k)
+        }
+    };
     let labels: Vec<String> = first
         .key
         .labels
         .iter()
-        .map(|(k, v)| format!("{} = {}", ident(k), literal(v)))
+        .take(8)
+        .map(|(k, v)| format!("{} = {}", label_column(k), literal(v)))
         .collect();
     let where_labels = if labels.is_empty() {
         String::new()
@@ -70,7 +80,7 @@ pub fn demo_queries(engine: &Engine) -> Result<Vec<(String, String)>> {
         .labels
         .keys()
         .next()
-        .map(|l| ident(l))
+        .map(|l| label_column(l))
         .unwrap_or_default();
     let mut out = vec![
         (

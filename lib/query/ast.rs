@@ -227,6 +227,17 @@ fn unsupported(what: impl fmt::Display, pos: Pos) -> QueryError {
     QueryError::Unsupported(format!("{what}{pos}"))
 }
 
+/// A column written `labels.x` reaches the label `x` even where a sample
+/// column has that name (a label called `value` or `ts`).
+pub const LABEL_PREFIX: &str = "labels.";
+
+/// The most operators (AND, OR, comparisons, arithmetic) one query may
+/// hold. sqlparser builds a chain `a AND b AND c …` without recursing, but
+/// the tree it makes is as deep as the chain is long, and every later step
+/// walks it recursively: 10,000 ANDs overflowed the stack. Far more than a
+/// query needs (an `IN` list counts as one).
+pub const MAX_OPERATORS: usize = 256;
+
 /// How deeply expressions may nest. sqlparser recurses once per level and
 /// its frames are large in debug builds: this keeps a hostile query within
 /// a 2 MiB thread stack.
@@ -234,6 +245,33 @@ pub const MAX_DEPTH: usize = 24;
 
 /// Parses one statement of the subset.
 pub fn parse(text: &str) -> Result<Query, QueryError> {
+    use sqlparser::keywords::Keyword;
+    use sqlparser::tokenizer::{Token, Tokenizer};
+    if let Ok(tokens) = Tokenizer::new(&GenericDialect {}, text).tokenize() {
+        let operators = tokens
+            .iter()
+            .filter(|t| match t {
+                Token::Word(w) => matches!(w.keyword, Keyword::AND | Keyword::OR | Keyword::NOT),
+                Token::Eq
+                | Token::Neq
+                | Token::Lt
+                | Token::Gt
+                | Token::LtEq
+                | Token::GtEq
+                | Token::Plus
+                | Token::Minus
+                | Token::Mul
+                | Token::Div
+                | Token::Mod => true,
+                _ => false,
+            })
+            .count();
+        if operators > MAX_OPERATORS {
+            return Err(QueryError::Syntax(format!(
+                "the query holds {operators} operators, more than the {MAX_OPERATORS} one query may hold"
+            )));
+        }
+    }
     let statements = Parser::new(&GenericDialect {})
         .with_recursion_limit(MAX_DEPTH)
         .try_with_sql(text)
@@ -517,6 +555,11 @@ fn lower_expr(e: &sql::Expr) -> Result<Expr, QueryError> {
     Ok(match e {
         sql::Expr::Identifier(id) => Expr::Column(id.value.clone(), pos),
         sql::Expr::CompoundIdentifier(ids) => match ids.as_slice() {
+            // `labels.x` is the label x, also where x is a sample column's
+            // name (`labels.value`); any other qualifier is the table's.
+            [q, col] if q.value.eq_ignore_ascii_case("labels") => {
+                Expr::Column(format!("{LABEL_PREFIX}{}", col.value), pos)
+            }
             [_, col] => Expr::Column(col.value.clone(), pos),
             _ => return Err(unsupported(format!("column {e}"), pos)),
         },

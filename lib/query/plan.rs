@@ -361,6 +361,11 @@ impl Binder<'_> {
         if self.schema.labels.contains(name) {
             return Ok(Scalar::Label(name.to_string()));
         }
+        if let Some(label) = name.strip_prefix(crate::query::ast::LABEL_PREFIX) {
+            if self.schema.labels.contains(label) {
+                return Ok(Scalar::Label(label.to_string()));
+            }
+        }
         Err(err(format!(
             "unknown column `{name}`{pos}; {} has: {}",
             self.source,
@@ -583,7 +588,13 @@ pub fn bind(q: &Query, index: &LabelIndex) -> Result<Plan> {
             Item::Wildcard => {
                 items.push((Expr::Column("ts".into(), Pos::default()), "ts".into()));
                 for l in &schema.labels {
-                    items.push((Expr::Column(l.clone(), Pos::default()), l.clone()));
+                    // A label named like a sample column is shown as `labels.x`.
+                    let name = if TIME_NAMES.contains(&l.as_str()) || schema.nums.contains(l) {
+                        format!("{}{l}", crate::query::ast::LABEL_PREFIX)
+                    } else {
+                        l.clone()
+                    };
+                    items.push((Expr::Column(name.clone(), Pos::default()), name));
                 }
                 for n in &schema.nums {
                     items.push((Expr::Column(n.clone(), Pos::default()), n.clone()));

@@ -62,7 +62,8 @@ impl Source {
 /// Records are read by the `csv` crate as RFC 4180 says: quoted fields
 /// (`"ACME, Inc."`, `""` for a quote), LF or CRLF line ends, blank lines
 /// skipped; a UTF-8 byte-order mark (spreadsheets' "CSV UTF-8") is
-/// dropped. The header must name the store's columns in order (any letter
+/// dropped; quoting the RFC does not allow (`"1"2`) is an error
+/// (`squeeze::import::rfc4180`). Text fields are kept as written. The header must name the store's columns in order (any letter
 /// case, surrounding spaces ignored). Errors name the file and line.
 pub fn read_csv(
     path: &Path,
@@ -80,25 +81,18 @@ pub fn read_csv(
     {
         input.consume(3);
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .from_reader(input);
+    let mut records = squeeze::import::rfc4180::Records::new(input, false);
     let schema = mode.schema();
     let want: Vec<&str> = crate::schema::column_names(&schema);
     let bad = |line: u64, msg: String| {
         Error::InvalidArgument(format!("{}:{line}: {msg}", path.display()))
     };
-    let csv_err = |e: csv::Error| {
-        let line = e.position().map_or(0, |p| p.line());
-        let message = e.to_string();
-        match e.into_kind() {
-            csv::ErrorKind::Io(io) => Error::io(path, io),
-            _ => bad(line, format!("not CSV: {message}")),
-        }
+    let csv_err = |e: squeeze::import::rfc4180::RecordError| match e.io {
+        Some(io) => Error::io(path, io),
+        None => bad(e.line, e.reason),
     };
     let mut record = csv::StringRecord::new();
-    if !reader.read_record(&mut record).map_err(csv_err)? {
+    if !records.read(&mut record).map_err(csv_err)? {
         return Err(bad(1, "empty file, expected a header".into()));
     }
     let got: Vec<String> = record
@@ -118,7 +112,7 @@ pub fn read_csv(
     }
     let n = want.len();
     let mut cols = CsvColumns::default();
-    while reader.read_record(&mut record).map_err(csv_err)? {
+    while records.read(&mut record).map_err(csv_err)? {
         let lineno = record.position().map_or(0, |p| p.line());
         if record.len() != n {
             return Err(bad(
@@ -126,7 +120,9 @@ pub fn read_csv(
                 format!("{} fields, expected {n}", record.len()),
             ));
         }
-        let fields: Vec<&str> = record.iter().map(str::trim).collect();
+        // Text fields are kept as written (RFC 4180: spaces belong to the
+        // field); numbers and times are trimmed where they are read.
+        let fields: Vec<&str> = record.iter().collect();
         cols.push(&fields, mode).map_err(|m| bad(lineno, m))?;
         if cols.len() == batch_rows {
             let batch = std::mem::take(&mut cols).finish(mode)?;
@@ -159,13 +155,14 @@ impl CsvColumns {
     }
 
     fn push(&mut self, f: &[&str], mode: Mode) -> std::result::Result<(), String> {
-        let ts = match f[0].parse::<i64>() {
+        let ts = match f[0].trim().parse::<i64>() {
             Ok(v) => v,
             Err(_) => squeeze::time::parse_timestamp(f[0])
                 .map_err(|why| format!("timestamp: {why} (nor integer nanoseconds)"))?,
         };
         let num = |name: &str, s: &str| {
-            squeeze::import::parse_float(s).ok_or_else(|| format!("{name} {s:?} is not a number"))
+            squeeze::import::parse_float(s.trim())
+                .ok_or_else(|| format!("{name}: {}", squeeze::import::value_error(s)))
         };
         self.ts.push(ts);
         self.symbol.push(f[1].to_string());
@@ -175,11 +172,13 @@ impl CsvColumns {
             self.side.push(f[4].to_string());
             self.exchange.push(f[5].to_string());
             self.trade_id.push(
-                f[6].parse()
+                f[6].trim()
+                    .parse()
                     .map_err(|_| format!("trade_id {:?} is not an integer", f[6]))?,
             );
             self.flags.push(
-                f[7].parse()
+                f[7].trim()
+                    .parse()
                     .map_err(|_| format!("flags {:?} is not a 32-bit integer", f[7]))?,
             );
         }

@@ -513,6 +513,17 @@ fn csv_files_as_spreadsheets_write_them() {
     assert!(e.to_string().contains("day"), "{e}");
     let e = read("n.csv", b"timestamp,symbol,price,volume\n1,A,1e400,1\n").unwrap_err();
     assert!(e.to_string().contains("n.csv:2: price"), "{e}");
+    // Quoting RFC 4180 does not allow is an error, never a guess ("1"2 is not 12).
+    let e = read("q2.csv", b"timestamp,symbol,price,volume\n1,A,\"1\"2,1\n").unwrap_err();
+    assert!(e.to_string().contains("q2.csv:2: field 3"), "{e}");
+    // Text is kept as written.
+    let spaced = read("s.csv", b"timestamp,symbol,price,volume\n1, A ,1,1\n").unwrap();
+    let sym = spaced[0]
+        .column(1)
+        .as_any()
+        .downcast_ref::<arrow_array::StringArray>()
+        .unwrap();
+    assert_eq!(sym.value(0), " A ");
 }
 
 #[test]
