@@ -11,11 +11,13 @@
 //!
 //! # Migration, two-phase
 //!
-//! 1. The oldest warm records, a contiguous LSN range `lo..=hi`, are written
-//!    as Parquet files into `_staging/`, fsynced, and renamed into their
-//!    partitions. They are not yet part of the store.
-//! 2. One catalog transaction inserts their rows and sets the watermark to
-//!    `hi`. From this commit on they are.
+//! 1. The oldest warm records, LSNs `lo..=hi` (`lo` is the watermark + 1),
+//!    are written as Parquet files into `_staging/`, fsynced, and renamed
+//!    into their partitions (new directories fsynced into their parents).
+//!    They are not yet part of the store.
+//! 2. One catalog transaction inserts their rows (each with its file's
+//!    CRC-32C and a checksum of the row), the migration's row, and sets
+//!    the watermark to `hi`. From this commit on they are.
 //! 3. Under the write lock, the records leave the warm tier and the files
 //!    join the cold list.
 //! 4. WAL segments whose records are all `<= hi` are deleted.
@@ -456,7 +458,7 @@ impl Engine {
     fn migrate_locked(&self, everything: bool) -> Result<()> {
         let budget = self.config.warm_budget_bytes() as f64;
         let target = (budget * self.config.warm_tier.migrate_to_pct) as u64;
-        let (through, batches) = {
+        let (lsn_lo, through, batches) = {
             let state = self.read();
             let mut left = state.warm.memory_bytes();
             let mut through = None;
@@ -470,9 +472,14 @@ impl Engine {
             let Some(through) = through else {
                 return Ok(());
             };
-            (through, state.warm.export_through(through)?)
+            // A migration covers every LSN after the watermark through
+            // `through`, so that the committed ranges follow each other.
+            (
+                state.watermark + 1,
+                through,
+                state.warm.export_through(through)?,
+            )
         };
-        let lsn_lo = batches.first().map(|b| b.0).unwrap_or(through);
         let only: Vec<RecordBatch> = batches.into_iter().map(|(_, b)| b).collect();
         let files = cold::write_migration(
             &self.config.cold_dir(),
@@ -483,7 +490,7 @@ impl Engine {
             through,
         )?;
         crash_point("after-parquet");
-        lock(&self.catalog).commit_migration(&files, through)?;
+        lock(&self.catalog).commit_migration(&files, lsn_lo, through)?;
         crash_point("after-catalog");
         {
             let mut state = self.write();

@@ -715,7 +715,7 @@ fn write_out(out: &mut impl Write, line: &str) -> Result<()> {
 
 fn stats_line(rows: u64, s: &QueryStats) -> String {
     format!(
-        "{rows} rows in {:.2} ms (hot {}, warm {}, cold {}); cold: {} of {} files pruned, {} of {} row groups pruned, {} of {} pages pruned, {} bytes read",
+        "{rows} rows in {:.2} ms (hot {}, warm {}, cold {}); cold: {} of {} files pruned, {} of {} row groups pruned, {} of {} pages pruned, {} bytes read ({} more to check checksums)",
         s.elapsed.as_secs_f64() * 1e3,
         s.hot_rows,
         s.warm_rows,
@@ -726,7 +726,8 @@ fn stats_line(rows: u64, s: &QueryStats) -> String {
         s.cold.row_groups_total,
         s.cold.pages_pruned,
         s.cold.pages_total,
-        s.cold.bytes_read
+        s.cold.bytes_read,
+        s.cold.bytes_verified
     )
 }
 
@@ -1185,6 +1186,7 @@ fn demo_queries(engine: &Engine, gen: &Generator) -> Result<()> {
         let all: Vec<usize> = (0..engine.schema().fields().len()).collect();
         cold::scan_file(
             &path,
+            f,
             engine.schema(),
             &preds,
             &all,
