@@ -559,6 +559,7 @@ impl Engine {
             }
             cold::scan_file(
                 &self.config().cold_dir().join(&f.path),
+                f,
                 self.schema(),
                 &preds,
                 &[0, 1, 2, 3],

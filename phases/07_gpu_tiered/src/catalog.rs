@@ -4,6 +4,21 @@
 //! Every statement binds its values as parameters; no SQL text is ever built
 //! from data. The database runs in WAL journal mode with `synchronous=FULL`,
 //! so a committed transaction survives a crash.
+//!
+//! SQLite does not checksum its pages, so the rows that decide what a query
+//! reads protect themselves:
+//!
+//! - each `files` row carries `row_crc`, a CRC-32C over its fields
+//!   ([`row_crc`]); a row that fails it is an error naming the row, never
+//!   a file silently pruned, misread or deleted;
+//! - the watermark has a history: `migrations` holds one row per committed
+//!   migration, LSNs `lsn_lo..=lsn_hi`, each starting where the one before
+//!   ended. The watermark must be the last row's `lsn_hi`, and every file
+//!   must belong to one of them (checked by the engine when it opens).
+//!
+//! `meta.catalog_version` is 2. A catalog from before (no version) that
+//! holds no file and no watermark is upgraded in place when opened; one
+//! that does is refused, and `07_gpu_tiered repair` rebuilds it.
 
 use std::path::{Path, PathBuf};
 
@@ -28,9 +43,17 @@ CREATE TABLE IF NOT EXISTS files (
     bytes       INTEGER NOT NULL,
     lsn_lo      INTEGER NOT NULL,
     lsn_hi      INTEGER NOT NULL,
-    created_at  INTEGER NOT NULL   -- unix seconds
+    created_at  INTEGER NOT NULL,  -- unix seconds
+    crc32c      INTEGER NOT NULL DEFAULT 0,  -- of the whole file
+    row_crc     INTEGER NOT NULL DEFAULT 0   -- of this row's other fields
 );
 CREATE INDEX IF NOT EXISTS files_time ON files (min_ts, max_ts);
+CREATE TABLE IF NOT EXISTS migrations (
+    lsn_lo       INTEGER PRIMARY KEY,
+    lsn_hi       INTEGER NOT NULL,
+    committed_at INTEGER NOT NULL,
+    note         TEXT              -- set by repair
+);
 CREATE TABLE IF NOT EXISTS jobs (
     id            INTEGER PRIMARY KEY,
     source        TEXT    NOT NULL,
@@ -74,6 +97,54 @@ pub fn now_secs() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
+}
+
+/// The catalog format this code writes (`meta.catalog_version`).
+pub const VERSION: &str = "2";
+
+/// CRC-32C over a `files` row's fields (all but `id`, `created_at` and
+/// itself), each in a fixed encoding: text as its bytes and a 0, integers as
+/// 8 little-endian bytes.
+pub fn row_crc(f: &ColdFile) -> u32 {
+    let mut crc = 0;
+    let text =
+        |crc: u32, s: &str| crc32c::crc32c_append(crc32c::crc32c_append(crc, s.as_bytes()), &[0]);
+    crc = text(crc, &f.partition);
+    crc = text(crc, &f.path.to_string_lossy());
+    crc = text(crc, &serde_json::to_string(&f.symbols).unwrap_or_default());
+    for v in [
+        f.rows as i64,
+        f.min_ts,
+        f.max_ts,
+        f.bytes as i64,
+        f.lsn_lo as i64,
+        f.lsn_hi as i64,
+        f.crc32c as i64,
+    ] {
+        crc = crc32c::crc32c_append(crc, &v.to_le_bytes());
+    }
+    crc
+}
+
+/// A `files` row as read: the file, or the row's path and why it cannot be
+/// trusted.
+pub type FileRow = std::result::Result<ColdFile, BadRow>;
+
+/// A `files` row that cannot be trusted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadRow {
+    pub path: String,
+    pub why: String,
+}
+
+/// One committed migration: WAL records `lsn_lo..=lsn_hi` went to the cold
+/// tier (its files may since have gone to retention).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Migration {
+    pub lsn_lo: u64,
+    pub lsn_hi: u64,
+    /// Why repair wrote the row, when it did.
+    pub note: Option<String>,
 }
 
 /// An ingestion job's row.
@@ -120,7 +191,9 @@ impl std::fmt::Debug for Catalog {
 }
 
 impl Catalog {
-    /// Opens (creating if needed) the catalog at `path`.
+    /// Opens (creating if needed) the catalog at `path`. A catalog of an
+    /// earlier version is upgraded if it holds no file and no watermark, and
+    /// refused otherwise.
     pub fn open(path: &Path) -> Result<Catalog> {
         let err = |e| Error::catalog(path, e);
         let conn = Connection::open(path).map_err(err)?;
@@ -130,11 +203,77 @@ impl Catalog {
             .map_err(err)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(err)?;
-        conn.execute_batch(SCHEMA).map_err(err)?;
+        let had_files: bool = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'files'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map_err(err)?
+            > 0;
+        let catalog = Catalog {
+            conn,
+            path: path.to_path_buf(),
+        };
+        if had_files {
+            catalog.upgrade()?;
+        }
+        catalog.conn.execute_batch(SCHEMA).map_err(err)?;
+        if catalog.meta("catalog_version")?.as_deref() != Some(VERSION) {
+            catalog.set_meta("catalog_version", VERSION)?;
+        }
+        Ok(catalog)
+    }
+
+    /// Brings a catalog from before versions to version 2 when that needs
+    /// no guess (no file, no watermark); refuses otherwise.
+    fn upgrade(&self) -> Result<()> {
+        let version = self.meta("catalog_version")?;
+        if version.as_deref() == Some(VERSION) {
+            return Ok(());
+        }
+        if let Some(v) = version {
+            return Err(Error::corrupt(
+                self.path.display().to_string(),
+                0,
+                format!("catalog version {v:?} is not one this build knows ({VERSION})"),
+            ));
+        }
+        let files: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
+            .map_err(self.err())?;
+        if files > 0 || self.meta("cold_watermark_lsn")?.is_some() {
+            return Err(Error::InvalidArgument(format!(
+                "the catalog {} was written by an earlier version, without checksums; nothing was changed; `07_gpu_tiered repair` rebuilds it from the cold files and the WAL",
+                self.path.display()
+            )));
+        }
+        self.conn
+            .execute_batch(
+                "ALTER TABLE files ADD COLUMN crc32c INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE files ADD COLUMN row_crc INTEGER NOT NULL DEFAULT 0;",
+            )
+            .map_err(self.err())
+    }
+
+    /// Opens an existing catalog read-only, changing nothing (for repair,
+    /// which reads what it can of an old or damaged one).
+    pub fn open_read_only(path: &Path) -> Result<Catalog> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| Error::catalog(path, e))?;
         Ok(Catalog {
             conn,
             path: path.to_path_buf(),
         })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn err(&self) -> impl Fn(rusqlite::Error) -> Error + '_ {
@@ -175,12 +314,33 @@ impl Catalog {
         }
     }
 
-    /// Every cold file, oldest migration first.
+    /// Every cold file, oldest migration first. A row that fails its
+    /// checksum is an error naming it.
     pub fn files(&self) -> Result<Vec<ColdFile>> {
+        let mut out = Vec::new();
+        for (id, row) in self.file_rows()? {
+            let file = row.map_err(|BadRow { path, why }| {
+                Error::corrupt(
+                    self.path.display().to_string(),
+                    0,
+                    format!(
+                        "files row {id} ({path}): {why}; nothing was changed; `07_gpu_tiered repair` rebuilds the catalog from the cold files"
+                    ),
+                )
+            })?;
+            out.push(file);
+        }
+        Ok(out)
+    }
+
+    /// Every `files` row by id: the file, or its path and why the row cannot
+    /// be trusted (it fails its checksum, or its symbols do not parse).
+    pub fn file_rows(&self) -> Result<Vec<(i64, FileRow)>> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT partition, path, rows, min_ts, max_ts, symbols, bytes, lsn_lo, lsn_hi
+                "SELECT partition, path, rows, min_ts, max_ts, symbols, bytes, lsn_lo, lsn_hi,
+                        crc32c, row_crc, id
                  FROM files ORDER BY lsn_lo, path",
             )
             .map_err(self.err())?;
@@ -198,41 +358,82 @@ impl Catalog {
                         bytes: r.get::<_, i64>(6)? as u64,
                         lsn_lo: r.get::<_, i64>(7)? as u64,
                         lsn_hi: r.get::<_, i64>(8)? as u64,
+                        crc32c: r.get::<_, i64>(9)? as u32,
                     },
                     symbols,
+                    r.get::<_, i64>(10)? as u32,
+                    r.get::<_, i64>(11)?,
                 ))
             })
             .map_err(self.err())?;
         let mut out = Vec::new();
         for row in rows {
-            let (mut file, symbols) = row.map_err(self.err())?;
-            file.symbols = serde_json::from_str(&symbols).map_err(|e| {
-                Error::corrupt(
-                    self.path.display().to_string(),
-                    0,
-                    format!(
-                        "symbols of {} are not a JSON list: {e}",
-                        file.path.display()
-                    ),
-                )
-            })?;
-            out.push(file);
+            let (mut file, symbols, stored, id) = row.map_err(self.err())?;
+            let path = file.path.display().to_string();
+            let checked = match serde_json::from_str(&symbols) {
+                Err(e) => Err(BadRow {
+                    path,
+                    why: format!("symbols are not a JSON list: {e}"),
+                }),
+                Ok(list) => {
+                    file.symbols = list;
+                    let want = row_crc(&file);
+                    if want == stored {
+                        Ok(file)
+                    } else {
+                        Err(BadRow {
+                            path,
+                            why: format!(
+                                "the row fails its checksum (stored {stored:#010x}, computed {want:#010x})"
+                            ),
+                        })
+                    }
+                }
+            };
+            out.push((id, checked));
         }
         Ok(out)
     }
 
-    /// Records a migration in one transaction: its files and the new
-    /// watermark. After this returns, the files are part of the store.
-    pub fn commit_migration(&mut self, files: &[ColdFile], watermark: u64) -> Result<()> {
+    /// Every committed migration, oldest first.
+    pub fn migrations(&self) -> Result<Vec<Migration>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT lsn_lo, lsn_hi, note FROM migrations ORDER BY lsn_lo")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Migration {
+                    lsn_lo: r.get::<_, i64>(0)? as u64,
+                    lsn_hi: r.get::<_, i64>(1)? as u64,
+                    note: r.get(2)?,
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.err())
+    }
+
+    /// Records a migration of WAL records `lsn_lo..=lsn_hi` in one
+    /// transaction: its files, its row in `migrations`, and the new
+    /// watermark `lsn_hi`. After this returns, the files are part of the
+    /// store. `lsn_lo` must be the watermark + 1.
+    pub fn commit_migration(&mut self, files: &[ColdFile], lsn_lo: u64, lsn_hi: u64) -> Result<()> {
         let path = self.path.clone();
         let err = |e| Error::catalog(&path, e);
+        let watermark = self.watermark()?;
+        if lsn_lo != watermark + 1 || lsn_hi < lsn_lo {
+            return Err(Error::InvalidArgument(format!(
+                "a migration of LSNs {lsn_lo}..={lsn_hi} does not follow the watermark {watermark}"
+            )));
+        }
         let tx = self.conn.transaction().map_err(err)?;
         {
             let mut insert = tx
                 .prepare(
                     "INSERT INTO files (partition, path, rows, min_ts, max_ts, symbols, bytes,
-                                        lsn_lo, lsn_hi, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                        lsn_lo, lsn_hi, created_at, crc32c, row_crc)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
                 )
                 .map_err(err)?;
             for f in files {
@@ -248,18 +449,133 @@ impl Catalog {
                         f.bytes as i64,
                         f.lsn_lo as i64,
                         f.lsn_hi as i64,
-                        now_secs()
+                        now_secs(),
+                        f.crc32c as i64,
+                        row_crc(f) as i64
                     ])
                     .map_err(err)?;
             }
             tx.execute(
+                "INSERT INTO migrations (lsn_lo, lsn_hi, committed_at) VALUES (?1, ?2, ?3)",
+                params![lsn_lo as i64, lsn_hi as i64, now_secs()],
+            )
+            .map_err(err)?;
+            tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('cold_watermark_lsn', ?1)
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [watermark.to_string()],
+                [lsn_hi.to_string()],
             )
             .map_err(err)?;
         }
         tx.commit().map_err(err)
+    }
+
+    /// Writes a rebuilt catalog's files, migrations and watermark in one
+    /// transaction (used by repair, on a new, empty catalog).
+    pub fn rebuild(
+        &mut self,
+        mode: &str,
+        files: &[ColdFile],
+        migrations: &[Migration],
+        watermark: u64,
+    ) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e| Error::catalog(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        for f in files {
+            tx.execute(
+                "INSERT INTO files (partition, path, rows, min_ts, max_ts, symbols, bytes,
+                                    lsn_lo, lsn_hi, created_at, crc32c, row_crc)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                params![
+                    f.partition,
+                    f.path.to_string_lossy(),
+                    f.rows as i64,
+                    f.min_ts,
+                    f.max_ts,
+                    serde_json::to_string(&f.symbols).unwrap_or_else(|_| "[]".into()),
+                    f.bytes as i64,
+                    f.lsn_lo as i64,
+                    f.lsn_hi as i64,
+                    now_secs(),
+                    f.crc32c as i64,
+                    row_crc(f) as i64
+                ],
+            )
+            .map_err(err)?;
+        }
+        for m in migrations {
+            tx.execute(
+                "INSERT INTO migrations (lsn_lo, lsn_hi, committed_at, note) VALUES (?1, ?2, ?3, ?4)",
+                params![m.lsn_lo as i64, m.lsn_hi as i64, now_secs(), m.note],
+            )
+            .map_err(err)?;
+        }
+        for (k, v) in [
+            ("mode", mode.to_string()),
+            ("cold_watermark_lsn", watermark.to_string()),
+        ] {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [k, v.as_str()],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// Copies the jobs, quality results and retention log of the catalog at
+    /// `old` into this one; returns the rows copied per table, or the error
+    /// of a table that could not be read (the others are still copied).
+    pub fn copy_history(&mut self, old: &Path) -> Vec<(&'static str, Result<usize>)> {
+        let mut out = Vec::new();
+        let path = self.path.clone();
+        let err = |e| Error::catalog(&path, e);
+        if let Err(e) = self
+            .conn
+            .execute("ATTACH DATABASE ?1 AS old", [old.to_string_lossy()])
+        {
+            out.push(("jobs, quality, retention_log", Err(err(e))));
+            return out;
+        }
+        for (table, sql) in [
+            (
+                "jobs",
+                "INSERT INTO main.jobs (id, source, state, records_total, records_done, error,
+                     created_at, started_at, finished_at)
+                 SELECT id, source, state, records_total, records_done, error, created_at,
+                     started_at, finished_at FROM old.jobs",
+            ),
+            (
+                "quality",
+                "INSERT INTO main.quality (id, symbol, start_ts, end_ts, interval_ns, records,
+                     expected_buckets, filled_buckets, completeness, missing_intervals, gaps,
+                     longest_gap_ns, duplicates, computed_at)
+                 SELECT id, symbol, start_ts, end_ts, interval_ns, records, expected_buckets,
+                     filled_buckets, completeness, missing_intervals, gaps, longest_gap_ns,
+                     duplicates, computed_at FROM old.quality",
+            ),
+            (
+                "retention_log",
+                "INSERT INTO main.retention_log (id, partition, files, rows, bytes, deleted_at)
+                 SELECT id, partition, files, rows, bytes, deleted_at FROM old.retention_log",
+            ),
+        ] {
+            out.push((table, self.conn.execute(sql, []).map_err(err)));
+        }
+        let _ = self.conn.execute("DETACH DATABASE old", []);
+        out
+    }
+
+    /// Partitions retention has deleted (from `retention_log`).
+    pub fn retained_partitions(&self) -> Result<std::collections::BTreeSet<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT DISTINCT partition FROM retention_log")
+            .map_err(self.err())?;
+        let rows = stmt.query_map([], |r| r.get(0)).map_err(self.err())?;
+        rows.collect::<rusqlite::Result<_>>().map_err(self.err())
     }
 
     /// Removes the rows of every file in partitions strictly before
@@ -492,10 +808,21 @@ mod tests {
             bytes: 100,
             lsn_lo: 1,
             lsn_hi: 2,
+            crc32c: 7,
         };
-        c.commit_migration(std::slice::from_ref(&f), 2).unwrap();
+        c.commit_migration(std::slice::from_ref(&f), 1, 2).unwrap();
         assert_eq!(c.watermark().unwrap(), 2);
         assert_eq!(c.files().unwrap(), vec![f.clone()]);
+        assert_eq!(
+            c.migrations().unwrap(),
+            vec![Migration {
+                lsn_lo: 1,
+                lsn_hi: 2,
+                note: None
+            }]
+        );
+        // A migration must follow the watermark.
+        assert!(c.commit_migration(&[], 5, 6).is_err());
         let gone = c
             .drop_partitions_before("year=2024/month=01/day=02")
             .unwrap();

@@ -4,8 +4,32 @@
 //! and written as `year=YYYY/month=MM/day=DD/part-<first lsn>-<last lsn>.parquet`
 //! with page-level statistics and the page index, so that a reader prunes
 //! row groups and pages by symbol and time. Each file is written under
-//! `_staging/`, fsynced, then renamed into its partition; the catalog row
-//! that makes it visible is committed after the rename (see `engine`).
+//! `_staging/`, fsynced, then renamed into its partition (the new
+//! directories fsynced into their parents); the catalog row that makes it
+//! visible is committed after the rename (see `engine`).
+//!
+//! # What protects a file
+//!
+//! ```text
+//! "PAR1" | column chunks (pages)      | page index | footer | len | "PAR1"
+//! |<------ data_bytes, data_crc32c -->|
+//! |<------------------------ crc32c (in the catalog) ------------------->|
+//! ```
+//!
+//! - The footer's key-value metadata holds the file's own description
+//!   under `squeezed_signals.cold` ([`FileMeta`]): partition, rows, time
+//!   range, symbols, the WAL range it came from, and a CRC-32C of the data
+//!   region before the page index. `repair` rebuilds a lost catalog from it.
+//! - The catalog records a CRC-32C of the whole file. A read checks it the
+//!   first time the engine touches the file ([`MetaCache`] remembers the
+//!   files it checked), so a flipped bit anywhere (data pages, page headers,
+//!   statistics, the page index the pruning trusts) is an error naming the
+//!   file, never a changed answer.
+//! - Parquet's own page CRCs would check each page as it is read, but the
+//!   writer of the `parquet` crate (version 59) does not write them
+//!   (`column/page.rs`: "TODO: Add support for crc checksum"); its reader
+//!   checks them only with the `crc` feature. So the whole-file CRC is the
+//!   check.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -33,6 +57,8 @@ use parquet::file::reader::{ChunkReader, Length};
 use parquet::file::statistics::Statistics;
 use parquet::schema::types::ColumnPath;
 
+use parquet::file::metadata::KeyValue;
+
 use crate::config::ColdConfig;
 use crate::error::{Error, Result};
 use crate::filter::{filter_batch, Pred, Stats};
@@ -55,6 +81,32 @@ pub fn compression(name: &str) -> Result<Compression> {
     }
 }
 
+/// The key of a cold file's description in its Parquet key-value metadata.
+pub const META_KEY: &str = "squeezed_signals.cold";
+
+/// What a cold file says about itself (JSON in its footer's key-value
+/// metadata under [`META_KEY`]), written when the file is.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMeta {
+    /// 1.
+    pub format: u32,
+    pub partition: String,
+    pub rows: u64,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    /// Sorted, distinct.
+    pub symbols: Vec<String>,
+    /// The WAL records the file's rows came from (a whole migration's).
+    pub lsn_lo: u64,
+    pub lsn_hi: u64,
+    /// Length of the data region: the magic and every column chunk, up to
+    /// the page index.
+    pub data_bytes: u64,
+    /// CRC-32C of the data region.
+    pub data_crc32c: u32,
+}
+
 /// A Parquet file of the cold tier, as listed in the catalog.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ColdFile {
@@ -70,6 +122,166 @@ pub struct ColdFile {
     pub bytes: u64,
     pub lsn_lo: u64,
     pub lsn_hi: u64,
+    /// CRC-32C of the whole file.
+    pub crc32c: u32,
+}
+
+/// The file name of a migration's file: `part-<lsn_lo>-<lsn_hi>.parquet`,
+/// 20 digits each.
+pub fn file_name(lsn_lo: u64, lsn_hi: u64) -> String {
+    format!("part-{lsn_lo:020}-{lsn_hi:020}.parquet")
+}
+
+/// Splits a cold file's path (relative to the cold directory) into its
+/// partition and LSN range; `None` unless it is exactly
+/// `year=YYYY/month=MM/day=DD/part-<20 digits>-<20 digits>.parquet` with a
+/// real date and `lsn_lo <= lsn_hi`.
+pub fn parse_path(rel: &Path) -> Option<(String, u64, u64)> {
+    let text = rel.to_str()?;
+    let mut parts = text.split('/');
+    let (y, m, d, name) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let partition = format!("{y}/{m}/{d}");
+    partition_day(&partition)?;
+    let range = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
+    let (lo, hi) = range.split_once('-')?;
+    if lo.len() != 20 || hi.len() != 20 {
+        return None;
+    }
+    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(lo) || !digits(hi) {
+        return None;
+    }
+    let (lo, hi): (u64, u64) = (lo.parse().ok()?, hi.parse().ok()?);
+    (lo <= hi).then_some((partition, lo, hi))
+}
+
+/// The UTC day number of a partition string, if it is one
+/// (`year=YYYY/month=MM/day=DD` naming a real date).
+pub fn partition_day(partition: &str) -> Option<i64> {
+    let rest = partition.strip_prefix("year=")?;
+    let (y, rest) = rest.split_once("/month=")?;
+    let (m, d) = rest.split_once("/day=")?;
+    if y.len() != 4 || m.len() != 2 || d.len() != 2 {
+        return None;
+    }
+    let ts = squeeze::time::parse_timestamp(&format!("{y}-{m}-{d}T00:00:00Z")).ok()?;
+    let day = ts.div_euclid(DAY_NS);
+    (partition_of_day(day) == partition).then_some(day)
+}
+
+impl ColdFile {
+    /// Checks that a catalog row is self-consistent: its path names its
+    /// partition and LSN range, its times fall in the partition's day, and
+    /// its counts are possible. `Err` says what disagrees.
+    pub fn check(&self) -> std::result::Result<(), String> {
+        let Some((partition, lo, hi)) = parse_path(&self.path) else {
+            return Err(format!(
+                "path {:?} is not year=YYYY/month=MM/day=DD/part-<lsn>-<lsn>.parquet",
+                self.path.display()
+            ));
+        };
+        if partition != self.partition {
+            return Err(format!(
+                "path {} is in partition {partition}, the row says {}",
+                self.path.display(),
+                self.partition
+            ));
+        }
+        if (lo, hi) != (self.lsn_lo, self.lsn_hi) {
+            return Err(format!(
+                "path {} names LSNs {lo}..={hi}, the row says {}..={}",
+                self.path.display(),
+                self.lsn_lo,
+                self.lsn_hi
+            ));
+        }
+        let day = partition_day(&partition).unwrap_or(i64::MIN);
+        let in_day = |t: i64| t.div_euclid(DAY_NS) == day;
+        if !in_day(self.min_ts) || !in_day(self.max_ts) || self.min_ts > self.max_ts {
+            return Err(format!(
+                "times {}..={} do not fit partition {partition}",
+                self.min_ts, self.max_ts
+            ));
+        }
+        if self.rows == 0 || self.symbols.is_empty() || self.bytes < 12 {
+            return Err(format!(
+                "{} rows, {} symbols, {} bytes is not a cold file",
+                self.rows,
+                self.symbols.len(),
+                self.bytes
+            ));
+        }
+        if self.symbols.windows(2).any(|w| w[0] >= w[1]) {
+            return Err("symbols are not sorted and distinct".into());
+        }
+        Ok(())
+    }
+}
+
+/// CRC-32C and length of a whole file, read in 1 MiB pieces.
+pub fn file_checksum(path: &Path) -> Result<(u32, u64)> {
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let (mut crc, mut len) = (0u32, 0u64);
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            return Ok((crc, len));
+        }
+        crc = crc32c::crc32c_append(crc, &buf[..n]);
+        len += n as u64;
+    }
+}
+
+/// Checks that `path` holds exactly the bytes the catalog recorded for
+/// `file` (length and CRC-32C); the error names the file.
+pub fn verify(path: &Path, file: &ColdFile) -> Result<()> {
+    let (crc, len) = file_checksum(path)?;
+    if len != file.bytes {
+        return Err(Error::corrupt(
+            path.display().to_string(),
+            len,
+            format!(
+                "the catalog recorded {} bytes, the file has {len}",
+                file.bytes
+            ),
+        ));
+    }
+    if crc != file.crc32c {
+        return Err(Error::corrupt(
+            path.display().to_string(),
+            0,
+            format!(
+                "checksum mismatch: the catalog recorded crc32c {:#010x}, the file has {crc:#010x} (damaged since it was written; `07_gpu_tiered scrub` checks every file)",
+                file.crc32c
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A writer that passes bytes to a file and keeps the CRC-32C and length of
+/// everything that went through.
+struct CrcWrite {
+    file: File,
+    crc: u32,
+    len: u64,
+}
+
+impl std::io::Write for CrcWrite {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
 }
 
 /// The partition directory of a UTC day number (days since 1970-01-01).
@@ -141,25 +353,8 @@ pub fn write_migration(
             .map_err(|e| Error::arrow("splitting rows by day", e))?;
         let sorted = sort_symbol_time(&part)?;
         let partition = partition_of_day(day);
-        let name = format!("part-{lsn_lo:020}-{lsn_hi:020}.parquet");
+        let name = file_name(lsn_lo, lsn_hi);
         let staged = staging.join(format!("{day}-{name}"));
-        let file = File::create(&staged).map_err(|e| Error::io(&staged, e))?;
-        let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(props.clone()))
-            .map_err(|e| Error::parquet(&staged, e))?;
-        writer
-            .write(&sorted)
-            .map_err(|e| Error::parquet(&staged, e))?;
-        let file = writer
-            .into_inner()
-            .map_err(|e| Error::parquet(&staged, e))?;
-        file.sync_all().map_err(|e| Error::io(&staged, e))?;
-        let bytes = file.metadata().map_err(|e| Error::io(&staged, e))?.len();
-        let dir = cold_dir.join(&partition);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
-        let rel = PathBuf::from(&partition).join(&name);
-        let dest = cold_dir.join(&rel);
-        std::fs::rename(&staged, &dest).map_err(|e| Error::io(&dest, e))?;
-        crate::wal::sync_dir(&dir)?;
         let ts = sorted.column(0).as_primitive::<TimestampNanosecondType>();
         let mut symbols: Vec<String> = sorted
             .column(1)
@@ -169,16 +364,68 @@ pub fn write_migration(
             .map(str::to_string)
             .collect();
         symbols.dedup();
-        files.push(ColdFile {
-            partition,
-            path: rel,
+        let mut meta = FileMeta {
+            format: 1,
+            partition: partition.clone(),
             rows: sorted.num_rows() as u64,
             min_ts: ts.values().iter().copied().min().unwrap_or(0),
             max_ts: ts.values().iter().copied().max().unwrap_or(0),
             symbols,
+            lsn_lo,
+            lsn_hi,
+            data_bytes: 0,
+            data_crc32c: 0,
+        };
+        let file = File::create(&staged).map_err(|e| Error::io(&staged, e))?;
+        let sink = CrcWrite {
+            file,
+            crc: 0,
+            len: 0,
+        };
+        let pq = |e| Error::parquet(&staged, e);
+        let mut writer =
+            ArrowWriter::try_new(sink, schema.clone(), Some(props.clone())).map_err(pq)?;
+        writer.write(&sorted).map_err(pq)?;
+        // Every row group out and through the buffer: what passed the
+        // checksum so far is the data region.
+        writer.flush().map_err(pq)?;
+        writer.sync().map_err(|e| Error::io(&staged, e))?;
+        meta.data_bytes = writer.inner().len;
+        meta.data_crc32c = writer.inner().crc;
+        let json = serde_json::to_string(&meta)
+            .map_err(|e| Error::InvalidArgument(format!("describing {}: {e}", staged.display())))?;
+        writer.append_key_value_metadata(KeyValue::new(META_KEY.to_string(), json));
+        let sink = writer.into_inner().map_err(pq)?;
+        sink.file.sync_all().map_err(|e| Error::io(&staged, e))?;
+        let bytes = sink
+            .file
+            .metadata()
+            .map_err(|e| Error::io(&staged, e))?
+            .len();
+        if bytes != sink.len {
+            return Err(Error::corrupt(
+                staged.display().to_string(),
+                bytes,
+                format!("wrote {} bytes but the file has {bytes}", sink.len),
+            ));
+        }
+        let dir = cold_dir.join(&partition);
+        crate::wal::create_dirs_durable(cold_dir, Path::new(&partition))?;
+        let rel = PathBuf::from(&partition).join(&name);
+        let dest = cold_dir.join(&rel);
+        std::fs::rename(&staged, &dest).map_err(|e| Error::io(&dest, e))?;
+        crate::wal::sync_dir(&dir)?;
+        files.push(ColdFile {
+            partition,
+            path: rel,
+            rows: meta.rows,
+            min_ts: meta.min_ts,
+            max_ts: meta.max_ts,
+            symbols: meta.symbols,
             bytes,
             lsn_lo,
             lsn_hi,
+            crc32c: sink.crc,
         });
     }
     crate::wal::sync_dir(&staging)?;
@@ -305,6 +552,8 @@ pub struct ScanStats {
     pub pages_pruned: u64,
     /// Bytes read from the files (footer, page index and pages).
     pub bytes_read: u64,
+    /// Bytes read to check files' checksums (the first read of each file).
+    pub bytes_verified: u64,
     pub rows_matched: u64,
 }
 
@@ -318,6 +567,7 @@ impl ScanStats {
         self.pages_total += o.pages_total;
         self.pages_pruned += o.pages_pruned;
         self.bytes_read += o.bytes_read;
+        self.bytes_verified += o.bytes_verified;
         self.rows_matched += o.rows_matched;
     }
 }
@@ -427,6 +677,8 @@ fn selectors(keep: &[bool]) -> Vec<RowSelector> {
 
 /// Parsed footers and page indexes of cold files, so that a query does not
 /// read and decode them again (files are immutable once in the catalog).
+/// A file enters only after its checksum matched the catalog's, so an entry
+/// also says "verified".
 #[derive(Default)]
 pub struct MetaCache {
     entries: std::sync::Mutex<HashMap<PathBuf, ArrowReaderMetadata>>,
@@ -459,11 +711,15 @@ impl MetaCache {
 
 /// Reads the rows of one cold file that satisfy `preds`, as batches with
 /// the columns `projection` (indices into the store schema), pruning row
-/// groups by their statistics and pages by the page index. With a cache,
-/// the footer and page index are read once per file.
+/// groups by their statistics and pages by the page index. The file at
+/// `path` must be the one the catalog row `listed` describes: its length
+/// and CRC-32C are checked before anything in it is trusted, once per file
+/// with a cache (which then keeps its footer and page index), every time
+/// without.
 #[allow(clippy::too_many_arguments)]
 pub fn scan_file(
     path: &Path,
+    listed: &ColdFile,
     schema: &SchemaRef,
     preds: &[Pred],
     projection: &[usize],
@@ -474,7 +730,7 @@ pub fn scan_file(
 ) -> Result<()> {
     let counter = Arc::new(AtomicU64::new(0));
     let result = scan_counted(
-        path, schema, preds, projection, batch_size, stats, cache, &mut f, &counter,
+        path, listed, schema, preds, projection, batch_size, stats, cache, &mut f, &counter,
     );
     stats.bytes_read += counter.load(Ordering::Relaxed);
     result
@@ -483,6 +739,7 @@ pub fn scan_file(
 #[allow(clippy::too_many_arguments)]
 fn scan_counted(
     path: &Path,
+    listed: &ColdFile,
     schema: &SchemaRef,
     preds: &[Pred],
     projection: &[usize],
@@ -492,10 +749,12 @@ fn scan_counted(
     f: &mut impl FnMut(RecordBatch) -> Result<bool>,
     counter: &Arc<AtomicU64>,
 ) -> Result<()> {
-    let file = CountingFile::open(path, counter.clone())?;
     let reader_meta = match cache.and_then(|c| c.get(path)) {
         Some(m) => m,
         None => {
+            verify(path, listed)?;
+            stats.bytes_verified += listed.bytes;
+            let file = CountingFile::open(path, counter.clone())?;
             let m = ArrowReaderMetadata::load(
                 &file,
                 ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
@@ -507,6 +766,7 @@ fn scan_counted(
             m
         }
     };
+    let file = CountingFile::open(path, counter.clone())?;
     let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, reader_meta);
     let got = builder.schema();
     let same = got.fields().len() == schema.fields().len()
@@ -610,4 +870,151 @@ pub fn matching_row_group_bytes(path: &Path, preds: &[Pred]) -> Result<u64> {
         }
     }
     Ok(total)
+}
+
+/// The description a cold file carries in its footer, read from the footer
+/// alone; `Ok(None)` for a file without one (written before descriptions).
+pub fn read_meta(path: &Path) -> std::result::Result<Option<FileMeta>, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let meta = parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&file)
+        .map_err(|e| format!("footer: {e}"))?;
+    meta_of(&meta)
+}
+
+fn meta_of(meta: &ParquetMetaData) -> std::result::Result<Option<FileMeta>, String> {
+    let Some(kv) = meta
+        .file_metadata()
+        .key_value_metadata()
+        .and_then(|kvs| kvs.iter().find(|k| k.key == META_KEY))
+    else {
+        return Ok(None);
+    };
+    serde_json::from_str(kv.value.as_deref().unwrap_or(""))
+        .map(Some)
+        .map_err(|e| format!("its description ({META_KEY}) does not parse: {e}"))
+}
+
+/// What [`describe`] found.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Described {
+    /// The catalog row the file deserves.
+    pub file: ColdFile,
+    /// Whether it carried its own description (files written before
+    /// descriptions are known only from their name and rows).
+    pub self_described: bool,
+}
+
+/// Reads a cold file whole and says what it holds, from its bytes alone
+/// (for repair, when the catalog cannot be trusted): its name gives the
+/// partition and LSN range; its description must agree with the name, with
+/// the checksum of its data region and with its rows, all decoded; every
+/// row must fall in the partition's day. `Err` says why the file cannot be
+/// trusted.
+pub fn describe(
+    path: &Path,
+    rel: &Path,
+    schema: &SchemaRef,
+) -> std::result::Result<Described, String> {
+    let (partition, lsn_lo, lsn_hi) = parse_path(rel)
+        .ok_or("its name is not year=YYYY/month=MM/day=DD/part-<lsn>-<lsn>.parquet")?;
+    let raw = std::fs::read(path).map_err(|e| e.to_string())?;
+    let crc = crc32c::crc32c(&raw);
+    let bytes = raw.len() as u64;
+    let data = Bytes::from(raw);
+    let builder = ParquetRecordBatchReaderBuilder::try_new(data.clone())
+        .map_err(|e| format!("footer: {e}"))?;
+    let got = builder.schema();
+    let same = got.fields().len() == schema.fields().len()
+        && got
+            .fields()
+            .iter()
+            .zip(schema.fields())
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+    if !same {
+        return Err("its schema is not the store's".into());
+    }
+    let meta = meta_of(builder.metadata())?;
+    if let Some(m) = &meta {
+        let region = usize::try_from(m.data_bytes)
+            .ok()
+            .and_then(|n| data.get(..n))
+            .ok_or_else(|| {
+                format!(
+                    "its description says {} data bytes, the file has {bytes}",
+                    m.data_bytes
+                )
+            })?;
+        let want = crc32c::crc32c(region);
+        if want != m.data_crc32c {
+            return Err(format!(
+                "data checksum mismatch: its description says {:#010x}, the data has {want:#010x}",
+                m.data_crc32c
+            ));
+        }
+    }
+    let reader = builder
+        .with_batch_size(65536)
+        .build()
+        .map_err(|e| format!("reading: {e}"))?;
+    let (mut rows, mut min_ts, mut max_ts) = (0u64, i64::MAX, i64::MIN);
+    let mut symbols = std::collections::BTreeSet::new();
+    for batch in reader {
+        let batch = batch.map_err(|e| format!("reading: {e}"))?;
+        rows += batch.num_rows() as u64;
+        let ts = batch.column(0).as_primitive::<TimestampNanosecondType>();
+        for &t in ts.values() {
+            min_ts = min_ts.min(t);
+            max_ts = max_ts.max(t);
+        }
+        for s in batch.column(1).as_string::<i32>().iter().flatten() {
+            if !symbols.contains(s) {
+                symbols.insert(s.to_string());
+            }
+        }
+    }
+    let file = ColdFile {
+        partition,
+        path: rel.to_path_buf(),
+        rows,
+        min_ts,
+        max_ts,
+        symbols: symbols.into_iter().collect(),
+        bytes,
+        lsn_lo,
+        lsn_hi,
+        crc32c: crc,
+    };
+    file.check()?;
+    if let Some(m) = &meta {
+        let said = (
+            &m.partition,
+            m.rows,
+            m.min_ts,
+            m.max_ts,
+            &m.symbols,
+            m.lsn_lo,
+            m.lsn_hi,
+        );
+        let found = (
+            &file.partition,
+            file.rows,
+            file.min_ts,
+            file.max_ts,
+            &file.symbols,
+            file.lsn_lo,
+            file.lsn_hi,
+        );
+        if said != found {
+            return Err(format!(
+                "its description (partition {}, {} rows, times {}..={}, LSNs {}..={}) does not match its name and rows (partition {}, {} rows, times {}..={}, LSNs {}..={})",
+                m.partition, m.rows, m.min_ts, m.max_ts, m.lsn_lo, m.lsn_hi,
+                file.partition, file.rows, file.min_ts, file.max_ts, file.lsn_lo, file.lsn_hi
+            ));
+        }
+    }
+    Ok(Described {
+        file,
+        self_described: meta.is_some(),
+    })
 }

@@ -11,22 +11,25 @@
 //!
 //! # Migration, two-phase
 //!
-//! 1. The oldest warm records, a contiguous LSN range `lo..=hi`, are written
-//!    as Parquet files into `_staging/`, fsynced, and renamed into their
-//!    partitions. They are not yet part of the store.
-//! 2. One catalog transaction inserts their rows and sets the watermark to
-//!    `hi`. From this commit on they are.
+//! 1. The oldest warm records, LSNs `lo..=hi` (`lo` is the watermark + 1),
+//!    are written as Parquet files into `_staging/`, fsynced, and renamed
+//!    into their partitions (new directories fsynced into their parents).
+//!    They are not yet part of the store.
+//! 2. One catalog transaction inserts their rows (each with its file's
+//!    CRC-32C and a checksum of the row), the migration's row, and sets
+//!    the watermark to `hi`. From this commit on they are.
 //! 3. Under the write lock, the records leave the warm tier and the files
 //!    join the cold list.
 //! 4. WAL segments whose records are all `<= hi` are deleted.
 //!
 //! A crash before 2 leaves files the catalog does not list: recovery deletes
-//! them and replays the records from the WAL. A crash after 2 leaves WAL
-//! records `<= hi`: recovery skips them. Either way each record is read back
-//! exactly once.
+//! them, once it has proven they are leftovers (their LSNs are above the
+//! watermark and all in the WAL), and replays the records from the WAL. A
+//! crash after 2 leaves WAL records `<= hi`: recovery skips them. Either way
+//! each record is read back exactly once. What recovery checks first, and
+//! what it refuses, is in [`crate::recovery`].
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
@@ -43,6 +46,7 @@ use crate::cold::{self, ColdFile};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::hot::HotBatch;
+use crate::recovery::{self, OpenReport};
 use crate::schema::{self, Mode};
 use crate::wal::{self, Recovery, Wal, WalStats};
 use crate::warm::{CpuWarm, WarmTier};
@@ -108,6 +112,7 @@ pub struct Engine {
     wanted: Condvar,
     migrated: Condvar,
     recovery: Recovery,
+    opened: OpenReport,
     observer: RwLock<Option<Observer>>,
     meta_cache: Arc<cold::MetaCache>,
     /// Finished answers (OHLCV documents of the HTTP API), kept exact by
@@ -129,57 +134,24 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Every `*.parquet` under `dir`, relative to it.
-fn parquet_files(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let here = dir.join(rel);
-    let entries = match std::fs::read_dir(&here) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(&here, e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(&here, e))?;
-        let name = entry.file_name();
-        let rel = rel.join(&name);
-        let ty = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
-        if ty.is_dir() {
-            if name != cold::STAGING {
-                parquet_files(dir, &rel, out)?;
-            }
-        } else if rel.extension().is_some_and(|x| x == "parquet") {
-            out.push(rel);
-        }
-    }
-    Ok(())
-}
-
 impl Engine {
-    /// Opens (or creates) the store the configuration describes: cleans up
-    /// after an interrupted migration, replays the WAL, and is ready.
+    /// Opens (or creates) the store the configuration describes: checks the
+    /// catalog, the cold files and the WAL against each other, changing
+    /// nothing, and refuses the store if they disagree; then cuts a torn WAL
+    /// tail, deletes what an interrupted migration left (only what it can
+    /// prove is garbage), moves files it cannot explain but need not refuse
+    /// for to quarantine, replays the WAL, and is ready. See [`crate::recovery`].
     pub fn open(config: Config) -> Result<Engine> {
         config.check()?;
         let base = &config.storage.base_path;
-        std::fs::create_dir_all(base).map_err(|e| Error::io(base, e))?;
-        let lock_path = base.join("LOCK");
-        let lock_file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(&lock_path, e))?;
-        match lock_file.try_lock() {
-            Ok(()) => {}
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::InvalidArgument(format!(
-                    "the store at {} is open in another process",
-                    base.display()
-                )))
-            }
-            Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(&lock_path, e)),
-        }
+        wal::create_dir_durable(base)?;
+        let lock_file = recovery::lock_store(base)?;
         let cold_dir = config.cold_dir();
-        std::fs::create_dir_all(&cold_dir).map_err(|e| Error::io(&cold_dir, e))?;
-        let catalog = Catalog::open(&config.catalog_path())?;
+        wal::create_dir_durable(&cold_dir)?;
+        let wal_dir = config.wal_dir();
+        wal::create_dir_durable(&wal_dir)?;
+        recovery::check_catalog_file(&config)?;
+        let catalog = recovery::open_catalog(&config.catalog_path())?;
         let stored = match catalog.meta("mode")? {
             None => None,
             Some(m) => Some(Mode::parse(&m).ok_or_else(|| {
@@ -201,6 +173,9 @@ impl Engine {
             }
             (Some(s), _) => s,
             (None, want) => {
+                // A catalog that never described a store, in a store that
+                // holds data: it is not this store's.
+                recovery::refuse_if_data(&config, "holds no store (no mode)")?;
                 let m = want.unwrap_or(Mode::Simple);
                 catalog.set_meta("mode", m.name())?;
                 m
@@ -210,61 +185,30 @@ impl Engine {
         config.mode = Some(mode);
         let schema = mode.schema();
 
-        // Phase-1 leftovers: staged files and files the catalog never got.
-        let staging = cold_dir.join(cold::STAGING);
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
-        }
-        let files = catalog.files()?;
-        let listed: std::collections::HashSet<&Path> =
-            files.iter().map(|f| f.path.as_path()).collect();
-        let mut on_disk = Vec::new();
-        parquet_files(&cold_dir, Path::new(""), &mut on_disk)?;
-        for rel in &on_disk {
-            if !listed.contains(rel.as_path()) {
-                let p = cold_dir.join(rel);
-                std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
-            }
-        }
-        for f in &files {
-            let p = cold_dir.join(&f.path);
-            let len = std::fs::metadata(&p)
-                .map_err(|e| {
-                    Error::corrupt(
-                        p.display().to_string(),
-                        0,
-                        format!("listed in the catalog but unreadable: {e}"),
-                    )
-                })?
-                .len();
-            if len != f.bytes {
-                return Err(Error::corrupt(
-                    p.display().to_string(),
-                    len,
-                    format!("the catalog says {} bytes, the file has {len}", f.bytes),
-                ));
-            }
-        }
-
-        let watermark = catalog.watermark()?;
+        // Check everything, changing nothing on disk.
+        let checked = recovery::check_catalog(&catalog, &cold_dir)?;
+        let watermark = checked.watermark;
         let warm = make_warm(&config, mode)?;
         let mut state = State {
             hot: BTreeMap::new(),
             hot_rows: 0,
             moved_through: watermark,
             warm,
-            cold_rows: files.iter().map(|f| f.rows).sum(),
-            cold: Arc::new(files),
+            cold_rows: checked.files.iter().map(|f| f.rows).sum(),
+            cold: Arc::new(checked.files.clone()),
             watermark,
         };
         let hot_limit = hot_threshold(&config);
-        let wal_dir = config.wal_dir();
-        std::fs::create_dir_all(&wal_dir).map_err(|e| Error::io(&wal_dir, e))?;
-        let recovery = wal::replay(&wal_dir, &schema, watermark, |lsn, batch| {
+        let mut recovery = wal::scan(&wal_dir, &schema, watermark, |lsn, batch| {
             state.hot_rows += batch.num_rows() as u64;
             state.hot.insert(lsn, HotBatch::new(batch));
             evict_hot(&mut state, hot_limit)
         })?;
+        let cleanup = recovery::plan_cleanup(&config, &checked, &recovery)?;
+
+        // Everything agrees: now act.
+        recovery.apply_cut()?;
+        let opened = cleanup.apply()?;
         let wal = Wal::open(
             &wal_dir,
             schema.clone(),
@@ -288,6 +232,7 @@ impl Engine {
             wanted: Condvar::new(),
             migrated: Condvar::new(),
             recovery,
+            opened,
             observer: RwLock::new(None),
             meta_cache: Arc::new(cold::MetaCache::default()),
             answers: RangeCache::new(answer_budget),
@@ -329,9 +274,14 @@ impl Engine {
         &self.meta_cache
     }
 
-    /// What recovery found when the store was opened.
+    /// What recovery found in the WAL when the store was opened.
     pub fn recovery(&self) -> &Recovery {
         &self.recovery
+    }
+
+    /// What opening the store deleted (proven leftovers) and quarantined.
+    pub fn opened(&self) -> &OpenReport {
+        &self.opened
     }
 
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -456,7 +406,7 @@ impl Engine {
     fn migrate_locked(&self, everything: bool) -> Result<()> {
         let budget = self.config.warm_budget_bytes() as f64;
         let target = (budget * self.config.warm_tier.migrate_to_pct) as u64;
-        let (through, batches) = {
+        let (lsn_lo, through, batches) = {
             let state = self.read();
             let mut left = state.warm.memory_bytes();
             let mut through = None;
@@ -470,9 +420,14 @@ impl Engine {
             let Some(through) = through else {
                 return Ok(());
             };
-            (through, state.warm.export_through(through)?)
+            // A migration covers every LSN after the watermark through
+            // `through`, so that the committed ranges follow each other.
+            (
+                state.watermark + 1,
+                through,
+                state.warm.export_through(through)?,
+            )
         };
-        let lsn_lo = batches.first().map(|b| b.0).unwrap_or(through);
         let only: Vec<RecordBatch> = batches.into_iter().map(|(_, b)| b).collect();
         let files = cold::write_migration(
             &self.config.cold_dir(),
@@ -483,7 +438,7 @@ impl Engine {
             through,
         )?;
         crash_point("after-parquet");
-        lock(&self.catalog).commit_migration(&files, through)?;
+        lock(&self.catalog).commit_migration(&files, lsn_lo, through)?;
         crash_point("after-catalog");
         {
             let mut state = self.write();

@@ -72,6 +72,12 @@ pub enum Error {
     #[error("the write-ahead log failed earlier ({0}); reopen the store to recover")]
     Poisoned(String),
 
+    /// The store's parts disagree (catalog, cold files, WAL) in a way that
+    /// opening it would have to guess about; nothing was changed. The text
+    /// lists what disagrees and how to repair it.
+    #[error("{0}")]
+    Inconsistent(String),
+
     /// A job was cancelled while it ran.
     #[error("job {0} was cancelled")]
     Cancelled(i64),

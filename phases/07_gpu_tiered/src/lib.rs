@@ -27,6 +27,7 @@ pub mod jobs;
 pub mod output;
 pub mod quality;
 pub mod query;
+pub mod recovery;
 pub mod schema;
 pub mod server;
 pub mod wal;

@@ -116,6 +116,24 @@ enum Command {
     },
     /// Print the effective configuration and the environment variables read.
     Config,
+    /// Read every cold file whole and check it against the CRC-32C the
+    /// catalog recorded; read every WAL record and check its CRC. Exits
+    /// non-zero if anything is damaged.
+    Scrub {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rebuild the catalog from the cold files (each read whole and checked
+    /// against its own description) and the WAL, when the catalog is
+    /// missing, empty or damaged. Deletes nothing: the old catalog and any
+    /// file that cannot stay go to quarantine/ in the store.
+    Repair {
+        /// Go on even if records would be lost (a damaged cold file whose
+        /// records are not in the WAL, or LSNs neither holds); without it,
+        /// repair refuses and says what would be lost.
+        #[arg(long)]
+        accept_loss: bool,
+    },
     /// Serve the HTTP API (see /openapi.json) until Ctrl-C or SIGTERM.
     Serve {
         /// Address to listen on (port 0 picks a free one).
@@ -434,6 +452,76 @@ fn run(args: Args) -> Result<()> {
             };
             serve(open(config)?, &addr, &limits)
         }
+        Command::Scrub { json } => {
+            let engine = open(config)?;
+            let r = engine.scrub()?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else {
+                println!(
+                    "cold: {} files, {} bytes read and checked; {} damaged",
+                    r.files,
+                    r.bytes,
+                    r.damaged.len()
+                );
+                for (p, why) in &r.damaged {
+                    println!("  DAMAGED {}: {why}", p.display());
+                }
+                match &r.wal_problem {
+                    None => println!("WAL: {} records checked", r.wal_records),
+                    Some(why) => println!("WAL: DAMAGED: {why}"),
+                }
+            }
+            if r.damaged.is_empty() && r.wal_problem.is_none() {
+                Ok(())
+            } else {
+                Err(Error::Inconsistent(format!(
+                    "scrub found {} damaged cold files{}",
+                    r.damaged.len(),
+                    if r.wal_problem.is_some() {
+                        " and a damaged WAL"
+                    } else {
+                        ""
+                    }
+                )))
+            }
+        }
+        Command::Repair { accept_loss } => {
+            let r = tiered::recovery::repair(&config, accept_loss)?;
+            for note in &r.notes {
+                println!("  {note}");
+            }
+            for q in &r.quarantined {
+                println!(
+                    "  quarantined {} -> {} ({})",
+                    q.from.display(),
+                    q.to.display(),
+                    q.why
+                );
+            }
+            println!(
+                "repaired: {} mode, {} cold files ({} records{}), watermark LSN {}, WAL {}",
+                r.mode.map_or("?", |m| m.name()),
+                r.files,
+                r.rows,
+                if r.undescribed > 0 {
+                    format!(
+                        ", {} files without a description of their own",
+                        r.undescribed
+                    )
+                } else {
+                    String::new()
+                },
+                r.watermark,
+                match r.wal {
+                    Some((first, next)) if next > first => {
+                        format!("holds LSNs {first}..={}", next - 1)
+                    }
+                    _ => "holds no record".into(),
+                }
+            );
+            Ok(())
+        }
         Command::Loadtest(l) => loadtest(&l),
         Command::CrashChild { first_batch, rows } => {
             config.mode = Some(Mode::Trading);
@@ -446,6 +534,17 @@ fn open(config: Config) -> Result<Engine> {
     let engine = Engine::open(config)?;
     if let Some((bytes, why)) = &engine.recovery().torn_tail {
         eprintln!("recovery: cut a torn WAL tail of {bytes} bytes ({why})");
+    }
+    for (p, proof) in &engine.opened().deleted {
+        eprintln!("recovery: deleted {} ({proof})", p.display());
+    }
+    for q in &engine.opened().quarantined {
+        eprintln!(
+            "recovery: quarantined {} -> {} ({})",
+            q.from.display(),
+            q.to.display(),
+            q.why
+        );
     }
     Ok(engine)
 }
@@ -715,7 +814,7 @@ fn write_out(out: &mut impl Write, line: &str) -> Result<()> {
 
 fn stats_line(rows: u64, s: &QueryStats) -> String {
     format!(
-        "{rows} rows in {:.2} ms (hot {}, warm {}, cold {}); cold: {} of {} files pruned, {} of {} row groups pruned, {} of {} pages pruned, {} bytes read",
+        "{rows} rows in {:.2} ms (hot {}, warm {}, cold {}); cold: {} of {} files pruned, {} of {} row groups pruned, {} of {} pages pruned, {} bytes read ({} more to check checksums)",
         s.elapsed.as_secs_f64() * 1e3,
         s.hot_rows,
         s.warm_rows,
@@ -726,7 +825,8 @@ fn stats_line(rows: u64, s: &QueryStats) -> String {
         s.cold.row_groups_total,
         s.cold.pages_pruned,
         s.cold.pages_total,
-        s.cold.bytes_read
+        s.cold.bytes_read,
+        s.cold.bytes_verified
     )
 }
 
@@ -1185,6 +1285,7 @@ fn demo_queries(engine: &Engine, gen: &Generator) -> Result<()> {
         let all: Vec<usize> = (0..engine.schema().fields().len()).collect();
         cold::scan_file(
             &path,
+            f,
             engine.schema(),
             &preds,
             &all,

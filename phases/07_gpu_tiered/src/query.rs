@@ -92,6 +92,9 @@ pub struct ColdScanSummary {
     pub pages_total: u64,
     pub pages_pruned: u64,
     pub bytes_read: u64,
+    /// Bytes read to check checksums: each cold file the first time the
+    /// engine reads it.
+    pub bytes_verified: u64,
 }
 
 impl From<&ScanStats> for ColdScanSummary {
@@ -104,6 +107,7 @@ impl From<&ScanStats> for ColdScanSummary {
             pages_total: s.pages_total,
             pages_pruned: s.pages_pruned,
             bytes_read: s.bytes_read,
+            bytes_verified: s.bytes_verified,
         }
     }
 }
@@ -303,6 +307,7 @@ impl QueryStream {
         let mut got = 0usize;
         cold::scan_file(
             &path,
+            f,
             &self.schema,
             &self.plan.preds,
             &self.plan.read,

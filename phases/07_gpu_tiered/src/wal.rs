@@ -31,7 +31,10 @@
 //!
 //! # Recovery
 //!
-//! [`replay`] reads the segments in order and checks every record. A record
+//! [`replay`] reads the segments in order and checks every record. Segments
+//! are named for their first LSN and must follow each other without a gap,
+//! the first starting at or before the catalog's watermark + 1: a missing
+//! segment, the first one included, is an error. A record
 //! that is cut short, or fails its checksum, at the end of the last segment
 //! with nothing valid after it, is a torn tail (a write that was never
 //! acknowledged): it is cut off and reported. Anything else that fails a
@@ -84,6 +87,42 @@ pub struct Recovery {
     pub torn_tail: Option<(u64, String)>,
     /// The next LSN to assign.
     pub next_lsn: u64,
+    /// The first LSN the log holds (its first segment's), if it has a
+    /// segment: every LSN from there to `next_lsn - 1` is in the log.
+    pub first_lsn: Option<u64>,
+    /// The repair of a torn tail that [`scan`] found and did not make yet.
+    pub cut: Option<Cut>,
+}
+
+/// How to repair a torn tail: cut the segment to `keep` bytes, or, when its
+/// header itself was torn, rewrite it as `header`.
+#[derive(Clone, Debug)]
+pub struct Cut {
+    pub path: PathBuf,
+    pub keep: u64,
+    pub header: Option<Vec<u8>>,
+}
+
+impl Recovery {
+    /// Is LSN `lsn` in the log?
+    pub fn holds(&self, lsn: u64) -> bool {
+        self.first_lsn.is_some_and(|f| f <= lsn) && lsn < self.next_lsn
+    }
+
+    /// Makes the repair [`scan`] found (cuts the torn tail); nothing if none.
+    pub fn apply_cut(&mut self) -> Result<()> {
+        let Some(cut) = self.cut.take() else {
+            return Ok(());
+        };
+        match &cut.header {
+            Some(header) => std::fs::write(&cut.path, header),
+            None => OpenOptions::new()
+                .write(true)
+                .open(&cut.path)
+                .and_then(|f| f.set_len(cut.keep).and_then(|()| f.sync_all())),
+        }
+        .map_err(|e| Error::io(&cut.path, e))
+    }
 }
 
 /// The segment's name for its first LSN.
@@ -316,6 +355,33 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| Error::io(dir, e))
 }
 
+/// Creates `root/rel` and every directory between, and fsyncs `root` and
+/// each of them, so that after a power loss the new directories are still
+/// in their parents. Always all of them: a run that created a directory and
+/// crashed before its fsync leaves one that exists now but might not after
+/// a power loss.
+pub fn create_dirs_durable(root: &Path, rel: &Path) -> Result<()> {
+    let dir = root.join(rel);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+    let mut at = root.to_path_buf();
+    sync_dir(&at)?;
+    for part in rel.components() {
+        at.push(part);
+        sync_dir(&at)?;
+    }
+    Ok(())
+}
+
+/// Creates `dir` (and its missing parents) and fsyncs it and its parent.
+pub fn create_dir_durable(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    sync_dir(dir)?;
+    match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => sync_dir(p),
+        _ => Ok(()),
+    }
+}
+
 impl Wal {
     /// Opens the log for appending after [`replay`] returned `recovery`.
     pub fn open(
@@ -521,32 +587,128 @@ fn read_frame(
 
 /// Reads every segment in `dir`, calls `f(lsn, batch)` for each record with
 /// LSN > `after`, cuts a torn tail off the last segment, and returns what it
-/// found. `expected_first` is the first LSN when the directory is empty.
+/// found: [`scan`], then [`Recovery::apply_cut`].
 pub fn replay(
     dir: &Path,
     schema: &SchemaRef,
     after: u64,
+    f: impl FnMut(u64, RecordBatch) -> Result<()>,
+) -> Result<Recovery> {
+    let mut recovery = scan(dir, schema, after, f)?;
+    recovery.apply_cut()?;
+    Ok(recovery)
+}
+
+/// Reads every segment in `dir` and calls `f(lsn, batch)` for each record
+/// with LSN > `after` (the watermark: every record up to it is in the cold
+/// tier), changing nothing on disk: a torn tail is reported, and its repair
+/// left in [`Recovery::cut`].
+///
+/// Segments are named for their first LSN, and the watermark says which
+/// must exist: the first segment must start at or before `after + 1`, and
+/// each segment where the one before it ended. A missing segment anywhere,
+/// the first included, is an error naming the LSNs that are not there; so
+/// is a store past its first migration (`after > 0`) with no segment at all
+/// (the engine always keeps one).
+pub fn scan(
+    dir: &Path,
+    schema: &SchemaRef,
+    after: u64,
+    f: impl FnMut(u64, RecordBatch) -> Result<()>,
+) -> Result<Recovery> {
+    scan_from(dir, schema, after, true, f)
+}
+
+/// Reads and checks every record in `dir` wherever the log starts, changing
+/// nothing (for repair, which learns from it which LSNs the log holds).
+pub fn scan_all(dir: &Path, schema: &SchemaRef) -> Result<Recovery> {
+    scan_from(dir, schema, 0, false, |_, _| Ok(()))
+}
+
+/// Starts an empty log at `first_lsn` in `dir` (for repair, when the log is
+/// gone).
+pub fn start_log(dir: &Path, schema: &Schema, first_lsn: u64) -> Result<PathBuf> {
+    create_dir_durable(dir)?;
+    let (_, path, _) = create_segment(dir, schema, first_lsn, true)?;
+    Ok(path)
+}
+
+fn scan_from(
+    dir: &Path,
+    schema: &SchemaRef,
+    after: u64,
+    from_watermark: bool,
     mut f: impl FnMut(u64, RecordBatch) -> Result<()>,
 ) -> Result<Recovery> {
     let segments = list_segments(dir)?;
     let mut recovery = Recovery {
         next_lsn: after + 1,
+        first_lsn: segments.first().map(|s| s.first_lsn),
         ..Recovery::default()
     };
+    if segments.is_empty() && after > 0 && from_watermark {
+        return Err(Error::corrupt(
+            dir.display().to_string(),
+            0,
+            format!(
+                "the log has no segment, but the catalog's watermark is LSN {after}: the records after it are not there (the engine always keeps a segment); `07_gpu_tiered repair --accept-loss` starts a new log if they are gone for good"
+            ),
+        ));
+    }
+    // Where the next segment must start.
+    let mut expect_first = after + 1;
     for (i, seg) in segments.iter().enumerate() {
         let last = i + 1 == segments.len();
         let what = seg.path.display().to_string();
+        if i == 0 && !from_watermark {
+            expect_first = seg.first_lsn;
+        }
+        if i == 0 && seg.first_lsn > expect_first {
+            return Err(Error::corrupt(
+                what,
+                0,
+                format!(
+                    "the log starts at LSN {}, but the catalog's watermark is {after}: records {}..={} are missing (a deleted or lost segment)",
+                    seg.first_lsn,
+                    after + 1,
+                    seg.first_lsn - 1
+                ),
+            ));
+        }
+        if i > 0 && seg.first_lsn != expect_first {
+            return Err(Error::corrupt(
+                what,
+                0,
+                format!(
+                    "segment starts at LSN {} but the previous one ended at {}{}",
+                    seg.first_lsn,
+                    expect_first - 1,
+                    if seg.first_lsn > expect_first {
+                        format!(
+                            ": records {expect_first}..={} are missing",
+                            seg.first_lsn - 1
+                        )
+                    } else {
+                        String::new()
+                    }
+                ),
+            ));
+        }
         let raw = std::fs::read(&seg.path).map_err(|e| Error::io(&seg.path, e))?;
         let header = segment_header(schema, seg.first_lsn);
         if raw.len() < header.len() || raw[..header.len()] != header[..] {
             if last && raw.len() < header.len() && header.starts_with(&raw) {
                 // Created but its header never fully written: nothing in it
                 // was acknowledged. Rewrite it empty.
-                std::fs::write(&seg.path, &header).map_err(|e| Error::io(&seg.path, e))?;
                 recovery.torn_tail = Some((
                     (header.len() - raw.len()) as u64,
                     "segment header incomplete".into(),
                 ));
+                recovery.cut = Some(Cut {
+                    path: seg.path.clone(),
+                    keep: header.len() as u64,
+                    header: Some(header),
+                });
                 recovery.next_lsn = recovery.next_lsn.max(seg.first_lsn);
                 continue;
             }
@@ -554,17 +716,6 @@ pub fn replay(
                 what,
                 0,
                 "segment header is not this store's schema (wrong store, or damaged)",
-            ));
-        }
-        if seg.first_lsn > recovery.next_lsn && recovery.records > 0 {
-            return Err(Error::corrupt(
-                what,
-                0,
-                format!(
-                    "segment starts at LSN {} but the previous one ended at {}",
-                    seg.first_lsn,
-                    recovery.next_lsn - 1
-                ),
             ));
         }
         let bytes = Buffer::from_vec(raw);
@@ -602,13 +753,11 @@ pub fn replay(
                         ));
                     }
                     let cut = (bytes.len() - offset) as u64;
-                    let file = OpenOptions::new()
-                        .write(true)
-                        .open(&seg.path)
-                        .map_err(|e| Error::io(&seg.path, e))?;
-                    file.set_len(offset as u64)
-                        .and_then(|()| file.sync_all())
-                        .map_err(|e| Error::io(&seg.path, e))?;
+                    recovery.cut = Some(Cut {
+                        path: seg.path.clone(),
+                        keep: offset as u64,
+                        header: None,
+                    });
                     recovery.torn_tail = Some((
                         cut,
                         format!("{what} at byte {offset}: record LSN {expect}: {reason}"),
@@ -617,6 +766,7 @@ pub fn replay(
                 }
             }
         }
+        expect_first = expect;
         recovery.next_lsn = recovery.next_lsn.max(expect);
     }
     Ok(recovery)

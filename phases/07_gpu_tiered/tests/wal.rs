@@ -238,3 +238,53 @@ fn segments_roll_over_and_replay_in_order() {
     .unwrap();
     assert_eq!(lsns, (11..=20).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_missing_segment_is_an_error_the_first_one_included() {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = Mode::Simple.schema();
+    let rec = wal::replay(dir.path(), &schema, 0, |_, _| Ok(())).unwrap();
+    let log = Wal::open(dir.path(), schema.clone(), &rec, 20_000, true).unwrap();
+    for b in &small_batches(20, 200) {
+        log.append(b).unwrap();
+    }
+    drop(log);
+    let segs = wal::list_segments(dir.path()).unwrap();
+    assert!(segs.len() > 3, "{}", segs.len());
+    let first = std::fs::read(&segs[0].path).unwrap();
+    let before = std::fs::read(&segs[2].path).unwrap();
+    // The first segment gone: the watermark (0) says LSN 1 must be there.
+    std::fs::remove_file(&segs[0].path).unwrap();
+    let e = replay_all(dir.path()).unwrap_err().to_string();
+    let missing = format!("records 1..={} are missing", segs[1].first_lsn - 1);
+    assert!(e.contains(&missing), "{e}");
+    // A watermark past the missing records: nothing is lost, it replays.
+    let mut lsns = Vec::new();
+    wal::scan(dir.path(), &schema, segs[1].first_lsn - 1, |lsn, _| {
+        lsns.push(lsn);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(lsns.first(), Some(&segs[1].first_lsn));
+    std::fs::write(&segs[0].path, &first).unwrap();
+    // A middle segment gone.
+    std::fs::remove_file(&segs[1].path).unwrap();
+    let e = replay_all(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("are missing"), "{e}");
+    // Every segment gone while the watermark says records were logged.
+    for s in &segs {
+        let _ = std::fs::remove_file(&s.path);
+    }
+    let e = wal::scan(dir.path(), &schema, 5, |_, _| Ok(()))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no segment"), "{e}");
+    // Scanning changes nothing: a torn tail is left for the caller to cut.
+    std::fs::write(&segs[2].path, &before[..before.len() - 3]).unwrap();
+    let rec = wal::scan_all(dir.path(), &schema).unwrap();
+    assert!(rec.torn_tail.is_some() && rec.cut.is_some());
+    assert_eq!(
+        std::fs::read(&segs[2].path).unwrap().len(),
+        before.len() - 3
+    );
+}

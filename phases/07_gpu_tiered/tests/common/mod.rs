@@ -27,3 +27,54 @@ pub fn small_config(dir: &Path, mode: Mode) -> Config {
 pub fn concat(batches: &[RecordBatch]) -> RecordBatch {
     arrow_select::concat::concat_batches(&batches[0].schema(), batches).unwrap()
 }
+
+/// Rows as comparable strings, floats by their bits.
+pub fn row_keys(b: &RecordBatch) -> Vec<String> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampNanosecondType};
+    use arrow_schema::DataType;
+    (0..b.num_rows())
+        .map(|r| {
+            b.columns()
+                .iter()
+                .map(|c| match c.data_type() {
+                    DataType::Float64 => c
+                        .as_primitive::<Float64Type>()
+                        .value(r)
+                        .to_bits()
+                        .to_string(),
+                    DataType::Utf8 => c.as_string::<i32>().value(r).to_string(),
+                    DataType::Timestamp(..) => c
+                        .as_primitive::<TimestampNanosecondType>()
+                        .value(r)
+                        .to_string(),
+                    DataType::Int64 => c.as_primitive::<Int64Type>().value(r).to_string(),
+                    DataType::Int32 => c.as_primitive::<Int32Type>().value(r).to_string(),
+                    other => panic!("no key for {other}"),
+                })
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+/// Every file under `dir` with its bytes, by path relative to `dir`.
+pub fn files_under(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let rel = p.strip_prefix(dir).unwrap().to_path_buf();
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
