@@ -208,7 +208,17 @@ fn every_endpoint_and_every_error_code() {
             &json!([{"timestamp": "yesterday", "symbol": "A", "price": 1, "volume": 1}]),
         ),
         Some("timestamp"),
-        "not a UTC time",
+        "is not a date-time",
+    );
+    // A day that does not exist is an error, never March 1st.
+    expect_400(
+        &post_json(
+            &mut c,
+            "/ingest",
+            &json!([{"timestamp": "2023-02-29T00:00:00Z", "symbol": "A", "price": 1, "volume": 1}]),
+        ),
+        Some("timestamp"),
+        "day",
     );
     expect_400(
         &post_json(
