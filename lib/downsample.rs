@@ -388,19 +388,10 @@ mod tests {
             ],
         )
         .with_metadata(std::collections::BTreeMap::from([
+            ("requests".into(), MetricMeta::of_kind(MetricKind::Counter)),
             (
-                "requests".to_string(),
-                MetricMeta {
-                    kind: Some(MetricKind::Counter),
-                    ..MetricMeta::default()
-                },
-            ),
-            (
-                "temperature_total".to_string(),
-                MetricMeta {
-                    kind: Some(MetricKind::Gauge),
-                    ..MetricMeta::default()
-                },
+                "temperature_total".into(),
+                MetricMeta::of_kind(MetricKind::Gauge),
             ),
         ]));
         let r = rollup(&d, &RESOLUTIONS[1]);

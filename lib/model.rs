@@ -145,6 +145,14 @@ pub struct MetricMeta {
 }
 
 impl MetricMeta {
+    /// Metadata that declares only a kind.
+    pub fn of_kind(kind: MetricKind) -> Self {
+        MetricMeta {
+            kind: Some(kind),
+            ..MetricMeta::default()
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.kind.is_none_or(|k| k == MetricKind::Unknown)
             && self.unit.is_empty()
@@ -371,19 +379,10 @@ mod tests {
     #[test]
     fn declared_kind_beats_the_naming_convention() {
         let d = Dataset::new("t", vec![]).with_metadata(BTreeMap::from([
+            ("requests".into(), MetricMeta::of_kind(MetricKind::Counter)),
             (
-                "requests".to_string(),
-                MetricMeta {
-                    kind: Some(MetricKind::Counter),
-                    ..MetricMeta::default()
-                },
-            ),
-            (
-                "temperature_total".to_string(),
-                MetricMeta {
-                    kind: Some(MetricKind::Gauge),
-                    ..MetricMeta::default()
-                },
+                "temperature_total".into(),
+                MetricMeta::of_kind(MetricKind::Gauge),
             ),
             ("empty".to_string(), MetricMeta::default()),
         ]));

@@ -50,6 +50,19 @@ fn imported(name: &str, text: &[u8], extra: &[&str]) -> Dataset {
     d
 }
 
+/// Imports `text` as `name` with the whole course in `dir`, then runs one
+/// query over it and returns its CSV output.
+fn query_after_import(dir: &std::path::Path, name: &str, text: &str, sql: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    ok(run_in(
+        dir,
+        "squeezed-signals",
+        &["--import", path.to_str().unwrap(), "-q"],
+    ));
+    ok(run_in(dir, "06_query_engine", &["--format", "csv", sql]))
+}
+
 /// The run fails, naming `want` (file:line: reason) on standard error.
 fn refused(name: &str, text: &[u8], extra: &[&str], want: &str) {
     let (_dir, out) = course(name, text, extra);
@@ -266,26 +279,12 @@ fn dotted_and_utf8_names_are_kept() {
     assert_eq!(d.series[1].key.labels["pièce.nom"], "salon");
     // The query engine reads them as quoted identifiers.
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pcp.csv");
-    std::fs::write(
-        &path,
+    let out = query_after_import(
+        dir.path(),
+        "pcp.csv",
         "disk.all.read,1704067200,5\ndisk.all.read,1704067260,6\n",
-    )
-    .unwrap();
-    ok(run_in(
-        dir.path(),
-        "squeezed-signals",
-        &["--import", path.to_str().unwrap(), "-q"],
-    ));
-    let out = ok(run_in(
-        dir.path(),
-        "06_query_engine",
-        &[
-            "--format",
-            "csv",
-            "SELECT sum(value) FROM \"disk.all.read\"",
-        ],
-    ));
+        "SELECT sum(value) FROM \"disk.all.read\"",
+    );
     assert!(out.starts_with("sum(value)\n11\n"), "{out}");
 }
 
@@ -326,26 +325,12 @@ fn declared_types_reach_the_rollups() {
 #[test]
 fn labels_named_ts_or_value_are_labels_dot_name() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("m.prom");
-    std::fs::write(
-        &path,
+    let out = query_after_import(
+        dir.path(),
+        "m.prom",
         "m{ts=\"a\",value=\"b\",host=\"h\"} 7 1704067200000\nm{ts=\"a\",value=\"c\",host=\"h\"} 8 1704067200000\n",
-    )
-    .unwrap();
-    ok(run_in(
-        dir.path(),
-        "squeezed-signals",
-        &["--import", path.to_str().unwrap(), "-q"],
-    ));
-    let out = ok(run_in(
-        dir.path(),
-        "06_query_engine",
-        &[
-            "--format",
-            "csv",
-            "SELECT * FROM m WHERE labels.value = 'c'",
-        ],
-    ));
+        "SELECT * FROM m WHERE labels.value = 'c'",
+    );
     assert!(
         out.starts_with("ts,host,labels.ts,labels.value,value\n2024-01-01T00:00:00.000Z,h,a,c,8\n"),
         "{out}"
@@ -372,22 +357,12 @@ fn huge_queries_are_refused_and_huge_label_sets_run() {
     let terms: Vec<String> = (0..12_000).map(|i| format!("l{i} = 'x'")).collect();
     let query = format!("SELECT count(*) FROM m WHERE {}", terms.join(" AND "));
     // Too long for a command-line argument: through standard input.
-    use std::io::Write;
-    let mut child = std::process::Command::new(bin("06_query_engine"))
-        .arg("--output-dir")
-        .arg(dir.path())
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{query};\n").as_bytes())
-        .unwrap();
-    let o = child.wait_with_output().unwrap();
+    let o = run_with_stdin(
+        dir.path(),
+        "06_query_engine",
+        &[],
+        format!("{query};\n").as_bytes(),
+    );
     let all = format!("{}{}", stdout(&o), stderr(&o));
     assert!(all.contains("operators"), "{all}");
     assert!(!all.contains("overflow"), "{all}");

@@ -3,10 +3,10 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::process::{Command, Stdio};
 
-use common::{bin, ok, run_in, small_dataset, stderr};
+use common::{bin, ok, run_in, run_with_stdin, small_dataset, stderr};
 
 fn prepared() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
@@ -47,21 +47,12 @@ fn one_query_in_three_formats() {
 #[test]
 fn a_script_on_stdin_runs_each_statement() {
     let dir = prepared();
-    let mut child = Command::new(bin("06_query_engine"))
-        .args(["--format", "csv", "-q", "--output-dir"])
-        .arg(dir.path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"-- two queries\nSELECT count(*) FROM up;\nSELECT count(*) AS n FROM up WHERE host != 'x;y';\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = run_with_stdin(
+        dir.path(),
+        "06_query_engine",
+        &["--format", "csv", "-q"],
+        b"-- two queries\nSELECT count(*) FROM up;\nSELECT count(*) AS n FROM up WHERE host != 'x;y';\n",
+    );
     assert!(
         out.status.success(),
         "{}",

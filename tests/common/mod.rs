@@ -72,3 +72,27 @@ pub fn files_in(dir: &Path) -> Vec<String> {
     v.sort();
     v
 }
+
+/// Runs `name` in `dir` with `input` on standard input (for text too long
+/// for a command-line argument).
+pub fn run_with_stdin(dir: &Path, name: &str, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(bin(name))
+        .args(args)
+        .arg("--output-dir")
+        .arg(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("failed to start phase binary");
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input)
+            .expect("failed to write standard input");
+    }
+    child
+        .wait_with_output()
+        .expect("phase binary did not finish")
+}
