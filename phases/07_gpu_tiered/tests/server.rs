@@ -208,7 +208,7 @@ fn every_endpoint_and_every_error_code() {
             &json!([{"timestamp": "yesterday", "symbol": "A", "price": 1, "volume": 1}]),
         ),
         Some("timestamp"),
-        "not a UTC time",
+        "is not a date-time",
     );
     expect_400(
         &post_json(
