@@ -208,17 +208,18 @@ impl CsvColumns {
     }
 
     fn push(&mut self, f: &[&str], mode: Mode) -> std::result::Result<(), String> {
-        // Errors name the field, never its text.
+        // Errors name the column and say what is wrong, never the text.
         let ts = match f[0].parse::<i64>() {
             Ok(v) => v,
-            Err(_) => squeeze::time::parse_timestamp(f[0]).map_err(|_| {
-                "`timestamp` is neither integer nanoseconds nor a valid date-time \
-                 (2024-01-02T03:04:05Z)"
-                    .to_string()
+            Err(_) => squeeze::time::parse_timestamp(f[0]).map_err(|why| {
+                format!(
+                    "timestamp: {} (write 2024-01-02T03:04:05Z or integer nanoseconds)",
+                    date_reason(&why)
+                )
             })?,
         };
         let num = |name: &str, s: &str| {
-            squeeze::import::parse_float(s).ok_or_else(|| format!("`{name}` is not a number"))
+            squeeze::import::parse_float(s).ok_or_else(|| format!("{name}: not a number"))
         };
         self.ts.push(ts);
         self.symbol.push(f[1].to_string());
@@ -229,11 +230,11 @@ impl CsvColumns {
             self.exchange.push(f[5].to_string());
             self.trade_id.push(
                 f[6].parse()
-                    .map_err(|_| "`trade_id` is not an integer".to_string())?,
+                    .map_err(|_| "trade_id: not an integer".to_string())?,
             );
             self.flags.push(
                 f[7].parse()
-                    .map_err(|_| "`flags` is not a 32-bit integer".to_string())?,
+                    .map_err(|_| "flags: not a 32-bit integer".to_string())?,
             );
         }
         Ok(())
@@ -253,6 +254,23 @@ impl CsvColumns {
             columns.push(Arc::new(Int32Array::from(self.flags)));
         }
         RecordBatch::try_new(mode.schema(), columns).map_err(|e| Error::arrow("reading CSV", e))
+    }
+}
+
+/// Why a date-time did not parse, without the text: the parser's messages
+/// quote the input, so only the field it names (`parameter 'day'`, a word
+/// of its own vocabulary) is kept. `2023-02-29` gives "the day is out of
+/// range".
+fn date_reason(why: &str) -> String {
+    let field = why
+        .split("parameter '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .filter(|f| f.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+    match field {
+        Some(f) => format!("not a valid date-time: the {f} is out of range"),
+        None if why.contains("out of range") => "out of range".to_string(),
+        None => "not a date-time".to_string(),
     }
 }
 

@@ -950,7 +950,10 @@ fn a_json_body_costs_about_its_size_not_ten_times() {
         .unwrap();
     assert_eq!(json_body(&r)["accepted"], n, "{}", r.text());
     let grew = peak_rss(server.child.id()).saturating_sub(before);
-    println!("peak memory grew {grew} bytes for a body of {} bytes", body.len());
+    println!(
+        "peak memory grew {grew} bytes for a body of {} bytes",
+        body.len()
+    );
     // The body, its columns (kept: they are the stored records) and the
     // WAL's copy: about 1.5 times the body here. A tree of
     // serde_json::Value took 11 times.
