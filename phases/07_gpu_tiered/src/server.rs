@@ -380,7 +380,7 @@ const RESERVED_FILES: u64 = 64;
 /// that many files: past the open-file limit `accept` fails, and nothing,
 /// not even `/health`, gets in. The soft limit is raised to the hard one
 /// first (as Go's runtime does at start); the budget is what that leaves
-/// after [`RESERVED_FILES`].
+/// after 64 files kept for the store.
 pub fn connection_budget(wanted: usize) -> usize {
     let limit = open_file_limit().unwrap_or(u64::MAX);
     let budget = limit.saturating_sub(RESERVED_FILES).max(1);
