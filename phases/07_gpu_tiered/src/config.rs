@@ -26,6 +26,7 @@ pub struct Config {
     pub warm_tier: WarmConfig,
     pub cold_tier: ColdConfig,
     pub query: QueryConfig,
+    pub server: ServerConfig,
 }
 
 /// Where things live.
@@ -101,6 +102,37 @@ pub struct QueryConfig {
     pub answer_cache_mb: f64,
 }
 
+/// The HTTP API (`serve`): what one request, one connection and the whole
+/// server may hold. Every limit answers with a status code, never by
+/// falling over; the chapter's "What can go wrong" section has the tests.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Largest `/ingest` body, in MB (413 above it). Other endpoints take
+    /// at most 1 MB.
+    pub max_body_mb: f64,
+    /// Ingests decoded at once; a request beyond them waits for a slot.
+    /// Memory held by ingest is about this many times the largest body
+    /// times the per-request factor the chapter measures.
+    pub max_concurrent_ingests: usize,
+    /// How long an ingest waits for a slot before it is answered 503 with
+    /// `Retry-After`.
+    pub ingest_wait_s: f64,
+    /// Longest a request may take before it is answered 408.
+    pub request_timeout_s: f64,
+    /// A connection that has not sent a whole request head (request line
+    /// and headers) this long after it opened, or after its previous
+    /// response, is closed.
+    pub header_read_timeout_s: f64,
+    /// Open connections at most; one more is answered 503 and closed.
+    pub max_connections: usize,
+    /// The directory `POST /jobs` may read `.csv` and `.parquet` files
+    /// from, relative to `storage.base_path` unless absolute. Paths in a
+    /// job are relative to it and may not leave it (no `..`, no symlink
+    /// pointing outside). The command line reads any path it is given.
+    pub import_dir: PathBuf,
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
@@ -160,6 +192,20 @@ impl Default for QueryConfig {
     }
 }
 
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_body_mb: 64.0,
+            max_concurrent_ingests: 2,
+            ingest_wait_s: 10.0,
+            request_timeout_s: 30.0,
+            header_read_timeout_s: 10.0,
+            max_connections: 512,
+            import_dir: PathBuf::from("import"),
+        }
+    }
+}
+
 /// The environment variables read by [`Config::load`], with what they set.
 pub const ENV_VARS: &[(&str, &str)] = &[
     ("SSIG_STORAGE_PATH", "storage.base_path"),
@@ -175,6 +221,10 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ),
     ("SSIG_QUERY_BATCH_SIZE", "query.output_batch_size"),
     ("SSIG_ANSWER_CACHE_MB", "query.answer_cache_mb"),
+    ("SSIG_MAX_BODY_MB", "server.max_body_mb"),
+    ("SSIG_MAX_INGESTS", "server.max_concurrent_ingests"),
+    ("SSIG_MAX_CONNECTIONS", "server.max_connections"),
+    ("SSIG_IMPORT_DIR", "server.import_dir"),
 ];
 
 impl Config {
@@ -225,6 +275,10 @@ impl Config {
                 "SSIG_COLD_COMPRESSION" => self.cold_tier.compression = value,
                 "SSIG_QUERY_BATCH_SIZE" => self.query.output_batch_size = parse(key, &value)?,
                 "SSIG_ANSWER_CACHE_MB" => self.query.answer_cache_mb = parse(key, &value)?,
+                "SSIG_MAX_BODY_MB" => self.server.max_body_mb = parse(key, &value)?,
+                "SSIG_MAX_INGESTS" => self.server.max_concurrent_ingests = parse(key, &value)?,
+                "SSIG_MAX_CONNECTIONS" => self.server.max_connections = parse(key, &value)?,
+                "SSIG_IMPORT_DIR" => self.server.import_dir = PathBuf::from(value),
                 _ => {}
             }
         }
@@ -288,7 +342,39 @@ impl Config {
                 "query.answer_cache_mb must be between 0 and 1000000, got {mb}"
             ));
         }
+        let sv = &self.server;
+        for (key, v, max) in [
+            ("server.max_body_mb", sv.max_body_mb, 4096.0),
+            ("server.ingest_wait_s", sv.ingest_wait_s, 3600.0),
+            ("server.request_timeout_s", sv.request_timeout_s, 86400.0),
+            (
+                "server.header_read_timeout_s",
+                sv.header_read_timeout_s,
+                3600.0,
+            ),
+        ] {
+            if !(v > 0.0 && v <= max) {
+                return bad(format!("{key} must be above 0 and at most {max}, got {v}"));
+            }
+        }
+        if !(1..=10_000).contains(&sv.max_concurrent_ingests) {
+            return bad(format!(
+                "server.max_concurrent_ingests must be 1 to 10000, got {}",
+                sv.max_concurrent_ingests
+            ));
+        }
+        if !(1..=1_000_000).contains(&sv.max_connections) {
+            return bad(format!(
+                "server.max_connections must be 1 to 1000000, got {}",
+                sv.max_connections
+            ));
+        }
         Ok(())
+    }
+
+    /// The directory `POST /jobs` reads from.
+    pub fn import_dir(&self) -> PathBuf {
+        self.storage.base_path.join(&self.server.import_dir)
     }
 
     /// The WAL directory.

@@ -57,11 +57,86 @@ pub enum Cond {
 }
 
 /// A condition on a named column.
+///
+/// As JSON: `{"column": "price", "eq": 5}`, `{"column": "symbol", "in":
+/// ["A", "B"]}` or `{"column": "timestamp", "range": {"gte": ..., "lt":
+/// ...}}`. Exactly one of `eq`, `in` and `range`; a range has at least one
+/// bound, at most one lower (`gt` or `gte`) and one upper (`lt` or `lte`).
+/// Any other key, or a second operator, is an error naming it: a filter
+/// that silently dropped a condition would widen the answer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "FilterText")]
 pub struct Filter {
     pub column: String,
     #[serde(flatten)]
     pub cond: Cond,
+}
+
+/// A filter as written, before the one-operator rule is checked.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilterText {
+    column: String,
+    #[serde(default)]
+    eq: Option<Scalar>,
+    #[serde(default, rename = "in")]
+    is_in: Option<Vec<Scalar>>,
+    #[serde(default)]
+    range: Option<RangeText>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RangeText {
+    #[serde(default)]
+    gt: Option<Scalar>,
+    #[serde(default)]
+    gte: Option<Scalar>,
+    #[serde(default)]
+    lt: Option<Scalar>,
+    #[serde(default)]
+    lte: Option<Scalar>,
+}
+
+impl TryFrom<FilterText> for Filter {
+    type Error = String;
+
+    fn try_from(f: FilterText) -> std::result::Result<Filter, String> {
+        let column = f.column;
+        let cond = match (f.eq, f.is_in, f.range) {
+            (Some(v), None, None) => Cond::Eq(v),
+            (None, Some(vs), None) => Cond::In(vs),
+            (None, None, Some(r)) => {
+                if r.gt.is_some() && r.gte.is_some() || r.lt.is_some() && r.lte.is_some() {
+                    return Err(format!(
+                        "filter on `{column}`: give at most one lower bound (gt or gte) and one upper bound (lt or lte)"
+                    ));
+                }
+                if r.gt.is_none() && r.gte.is_none() && r.lt.is_none() && r.lte.is_none() {
+                    return Err(format!(
+                        "filter on `{column}`: a range needs a bound (gt, gte, lt or lte)"
+                    ));
+                }
+                Cond::Range {
+                    gt: r.gt,
+                    gte: r.gte,
+                    lt: r.lt,
+                    lte: r.lte,
+                }
+            }
+            (None, None, None) => {
+                return Err(format!(
+                    "filter on `{column}` has no condition: give one of eq, in or range"
+                ))
+            }
+            _ => {
+                return Err(format!(
+                    "filter on `{column}` has more than one of eq, in and range: give one filter per condition"
+                ))
+            }
+        };
+        Ok(Filter { column, cond })
+    }
 }
 
 impl Filter {
@@ -513,6 +588,53 @@ mod tests {
 
     fn bind(f: Filter) -> Result<Pred> {
         f.bind(&Mode::Trading.schema())
+    }
+
+    fn parse(text: &str) -> std::result::Result<Filter, String> {
+        serde_json::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_filter_reads_each_operator() {
+        assert_eq!(
+            parse(r#"{"column": "price", "eq": 5}"#).unwrap(),
+            Filter::eq("price", 5)
+        );
+        assert_eq!(
+            parse(r#"{"column": "symbol", "in": ["A", "B"]}"#).unwrap(),
+            Filter::is_in("symbol", ["A", "B"])
+        );
+        assert_eq!(
+            parse(r#"{"column": "price", "range": {"gte": 1, "lt": 2}}"#).unwrap(),
+            Filter::range("price", Some(Scalar::Int(1)), Some(Scalar::Int(2)))
+        );
+        // What it writes, it reads.
+        let f = Filter::range("price", Some(Scalar::Int(1)), None);
+        assert_eq!(parse(&serde_json::to_string(&f).unwrap()).unwrap(), f);
+    }
+
+    #[test]
+    fn an_unknown_key_in_a_filter_is_an_error_naming_it() {
+        let e = parse(r#"{"column": "price", "lt_typo": 5}"#).unwrap_err();
+        assert!(e.contains("unknown field `lt_typo`"), "{e}");
+        let e = parse(r#"{"column": "price", "range": {"lt_typo": 5}}"#).unwrap_err();
+        assert!(e.contains("unknown field `lt_typo`"), "{e}");
+        let e = parse(r#"{"column": "price", "range": {"lt": 5}, "lt_typo": 5}"#).unwrap_err();
+        assert!(e.contains("unknown field `lt_typo`"), "{e}");
+    }
+
+    #[test]
+    fn a_filter_has_exactly_one_operator() {
+        let e = parse(r#"{"column": "price", "eq": 5, "in": [6]}"#).unwrap_err();
+        assert!(e.contains("more than one of eq, in and range"), "{e}");
+        let e = parse(r#"{"column": "price", "eq": 5, "range": {"lt": 6}}"#).unwrap_err();
+        assert!(e.contains("more than one"), "{e}");
+        let e = parse(r#"{"column": "price"}"#).unwrap_err();
+        assert!(e.contains("no condition"), "{e}");
+        let e = parse(r#"{"column": "price", "range": {}}"#).unwrap_err();
+        assert!(e.contains("needs a bound"), "{e}");
+        let e = parse(r#"{"column": "price", "range": {"gt": 1, "gte": 2}}"#).unwrap_err();
+        assert!(e.contains("at most one lower bound"), "{e}");
     }
 
     #[test]

@@ -8,6 +8,11 @@
 //! (`2024-01-02T03:04:05.123Z`, UTC unless an offset is written; an
 //! impossible date is an error); numbers are read as Go's `ParseFloat`
 //! does (`NaN`, `+Inf`).
+//!
+//! The command line reads any path the operator gives. A job created over
+//! HTTP reads only files inside the import directory ([`confine`]), and no
+//! error, from either, quotes the file's contents: errors name the file,
+//! the line and the column, and say what was expected.
 
 use std::io::BufRead;
 use std::path::Path;
@@ -57,6 +62,46 @@ impl Source {
     }
 }
 
+/// Resolves `path`, as an HTTP client gave it, inside `import_dir`: it must
+/// be relative, without `..`, and name a regular file whose real path (all
+/// symlinks followed) is inside the import directory's real path. Returns
+/// that real path, which the job then reads. Errors say which rule the
+/// path broke, and nothing about what lies outside.
+pub fn confine(path: &Path, import_dir: &Path) -> Result<std::path::PathBuf> {
+    use std::path::Component;
+    let refuse = |why: &str| {
+        Err(Error::InvalidArgument(format!(
+            "job source {:?}: {why}",
+            path.display().to_string()
+        )))
+    };
+    if path.as_os_str().is_empty() {
+        return refuse("the path is empty");
+    }
+    if !path
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    {
+        return refuse(
+            "give a path relative to the server's import directory, without `..` \
+             (server.import_dir in the configuration)",
+        );
+    }
+    let Ok(root) = import_dir.canonicalize() else {
+        return refuse("the server has no import directory (server.import_dir)");
+    };
+    let Ok(real) = root.join(path).canonicalize() else {
+        return refuse("no such file in the import directory");
+    };
+    if !real.starts_with(&root) {
+        return refuse("the path leads outside the import directory (a symlink?)");
+    }
+    if !std::fs::metadata(&real).is_ok_and(|m| m.is_file()) {
+        return refuse("not a regular file in the import directory");
+    }
+    Ok(real)
+}
+
 /// Reads a CSV file of the store's columns into batches of `batch_rows`.
 ///
 /// Records are read by the `csv` crate as RFC 4180 says: quoted fields
@@ -100,11 +145,15 @@ pub fn read_csv(
         .map(|c| c.trim().to_ascii_lowercase())
         .collect();
     if got != want {
+        // Say where, not what: the file's text is never quoted.
+        let what = match got.iter().zip(&want).position(|(g, w)| g != w) {
+            Some(i) => format!("column {} is not `{}`", i + 1, want[i]),
+            None => format!("{} columns", got.len()),
+        };
         return Err(bad(
             1,
             format!(
-                "header is `{}`, expected `{}` for {} mode",
-                got.join(","),
+                "the header must be `{}` for {} mode; {what}",
                 want.join(","),
                 mode.name()
             ),
@@ -155,14 +204,25 @@ impl CsvColumns {
     }
 
     fn push(&mut self, f: &[&str], mode: Mode) -> std::result::Result<(), String> {
+        // Errors name the column and say what is wrong, never the text.
         let ts = match f[0].trim().parse::<i64>() {
             Ok(v) => v,
-            Err(_) => squeeze::time::parse_timestamp(f[0])
-                .map_err(|why| format!("timestamp: {why} (nor integer nanoseconds)"))?,
+            Err(_) => squeeze::time::parse_timestamp(f[0]).map_err(|why| {
+                format!(
+                    "timestamp: {} (write 2024-01-02T03:04:05Z or integer nanoseconds)",
+                    date_reason(&why)
+                )
+            })?,
         };
         let num = |name: &str, s: &str| {
-            squeeze::import::parse_float(s.trim())
-                .ok_or_else(|| format!("{name}: {}", squeeze::import::value_error(s)))
+            let s = s.trim();
+            squeeze::import::parse_float(s).ok_or_else(|| {
+                if s.parse::<f64>().is_ok() {
+                    format!("{name}: out of the range of a 64-bit float")
+                } else {
+                    format!("{name}: not a number")
+                }
+            })
         };
         self.ts.push(ts);
         self.symbol.push(f[1].to_string());
@@ -174,12 +234,12 @@ impl CsvColumns {
             self.trade_id.push(
                 f[6].trim()
                     .parse()
-                    .map_err(|_| format!("trade_id {:?} is not an integer", f[6]))?,
+                    .map_err(|_| "trade_id: not an integer".to_string())?,
             );
             self.flags.push(
                 f[7].trim()
                     .parse()
-                    .map_err(|_| format!("flags {:?} is not a 32-bit integer", f[7]))?,
+                    .map_err(|_| "flags: not a 32-bit integer".to_string())?,
             );
         }
         Ok(())
@@ -199,6 +259,23 @@ impl CsvColumns {
             columns.push(Arc::new(Int32Array::from(self.flags)));
         }
         RecordBatch::try_new(mode.schema(), columns).map_err(|e| Error::arrow("reading CSV", e))
+    }
+}
+
+/// Why a date-time did not parse, without the text: the parser's messages
+/// quote the input, so only the field it names (`parameter 'day'`, a word
+/// of its own vocabulary) is kept. `2023-02-29` gives "the day is out of
+/// range".
+fn date_reason(why: &str) -> String {
+    let field = why
+        .split("parameter '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .filter(|f| f.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+    match field {
+        Some(f) => format!("not a valid date-time: the {f} is out of range"),
+        None if why.contains("out of range") => "out of range".to_string(),
+        None => "not a date-time".to_string(),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod cache;
 pub mod catalog;
 pub mod cold;
 pub mod config;
+pub mod decode;
 pub mod engine;
 pub mod error;
 pub mod filter;

@@ -139,12 +139,13 @@ enum Command {
         /// Address to listen on (port 0 picks a free one).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: String,
-        /// Largest request body, in MB.
-        #[arg(long, default_value_t = 256)]
-        max_body_mb: usize,
-        /// Longest a request may take before it is answered 408, in seconds.
-        #[arg(long, default_value_t = 30.0)]
-        timeout_s: f64,
+        /// Largest ingest body, in MB (default: server.max_body_mb, 64).
+        #[arg(long)]
+        max_body_mb: Option<f64>,
+        /// Longest a request may take before it is answered 408, in seconds
+        /// (default: server.request_timeout_s, 30).
+        #[arg(long)]
+        timeout_s: Option<f64>,
     },
     /// Load-test a running server: time-series requests from concurrent
     /// clients (latency percentiles), or ingest throughput with Arrow or JSON
@@ -446,10 +447,10 @@ fn run(args: Args) -> Result<()> {
             max_body_mb,
             timeout_s,
         } => {
-            let limits = tiered::server::Limits {
-                max_body_bytes: max_body_mb << 20,
-                timeout: Duration::from_secs_f64(timeout_s.max(0.001)),
-            };
+            config.server.max_body_mb = max_body_mb.unwrap_or(config.server.max_body_mb);
+            config.server.request_timeout_s = timeout_s.unwrap_or(config.server.request_timeout_s);
+            config.check()?;
+            let limits = tiered::server::Limits::from_config(&config);
             serve(open(config)?, &addr, &limits)
         }
         Command::Scrub { json } => {
@@ -1339,7 +1340,6 @@ fn serve(engine: Engine, addr: &str, limits: &tiered::server::Limits) -> Result<
         .build()
         .map_err(|e| Error::io("<tokio runtime>", e))?;
     let engine = std::sync::Arc::new(engine);
-    let app = tiered::server::router(engine.clone(), limits);
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -1355,8 +1355,7 @@ fn serve(engine: Engine, addr: &str, limits: &tiered::server::Limits) -> Result<
             s.cold_records
         );
         let _ = std::io::stdout().flush();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+        tiered::server::serve(listener, engine.clone(), limits, shutdown_signal())
             .await
             .map_err(|e| Error::io(addr, e))
     })?;

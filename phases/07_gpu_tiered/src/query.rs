@@ -31,6 +31,7 @@ use crate::filter::{bind_all, Filter, Pred, Scalar};
 
 /// Sort order of a query.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Sort {
     pub column: String,
     #[serde(default)]

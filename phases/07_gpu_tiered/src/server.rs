@@ -4,19 +4,31 @@
 //! The engine is synchronous (an acknowledged write has been fsynced), so
 //! handlers run it on tokio's blocking pool. Bad input answers 400 with a
 //! JSON body `{"error": …, "field": …}`; an oversized body 413; an unknown
-//! job or route 404; a request that runs past the timeout 408. No SQL is
-//! built from request data: the catalog binds every value.
+//! job or route 404; a request that runs past the timeout 408; an ingest
+//! that finds no free slot in time 503 with `Retry-After`; a handler that
+//! panics 500 (and the server goes on). No SQL is built from request data:
+//! the catalog binds every value.
+//!
+//! What one client can hold is bounded ([`Limits`], the configuration's
+//! `server` section): a connection must send its request head within
+//! `header_read_timeout_s` and there are at most `max_connections` of them
+//! ([`serve`]); an ingest body is read only once one of
+//! `max_concurrent_ingests` slots is free, at most `max_body_mb` of it, and
+//! is decoded without copies that grow with its text ([`crate::decode`]);
+//! other bodies are at most [`MAX_SMALL_BODY`]. Jobs read files only from
+//! the import directory ([`crate::jobs::confine`]). On shutdown the live
+//! feed ends, so that requests in flight can finish and the process exit.
 
 use std::collections::HashMap;
-use std::io::Cursor;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_array::cast::AsArray;
-use arrow_array::{
-    ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampNanosecondArray,
-};
+use arrow_array::RecordBatch;
 use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -25,13 +37,16 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use futures_util::{FutureExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch, Semaphore};
 
+use crate::config::Config;
+use crate::decode::{BodyError, Format};
 use crate::engine::Engine;
 use crate::error::Error;
 use crate::query::Query;
-use crate::schema::{Mode, UTC};
+use crate::schema::Mode;
 
 /// Media type of Arrow IPC streams.
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
@@ -41,20 +56,75 @@ pub const NDJSON: &str = "application/x-ndjson";
 pub const MAX_LIMIT: usize = 10_000_000;
 /// Most bars one time-series request may produce.
 pub const MAX_BARS: i64 = 100_000;
+/// Largest body of a request other than `/ingest` (a query, a job).
+pub const MAX_SMALL_BODY: usize = 1 << 20;
 
-/// Server limits.
+/// Server limits: the configuration's `server` section, in the units the
+/// server uses.
 #[derive(Clone, Debug)]
 pub struct Limits {
+    /// Largest `/ingest` body.
     pub max_body_bytes: usize,
+    /// Longest a request may take (408 after).
     pub timeout: Duration,
+    /// Longest a connection may take to send a request head.
+    pub header_read_timeout: Duration,
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Ingests read and decoded at once.
+    pub max_concurrent_ingests: usize,
+    /// How long an ingest waits for a slot (503 after).
+    pub ingest_wait: Duration,
+}
+
+impl Limits {
+    /// The limits `config.server` sets.
+    pub fn from_config(config: &Config) -> Limits {
+        let s = &config.server;
+        Limits {
+            max_body_bytes: (s.max_body_mb * 1_048_576.0) as usize,
+            timeout: Duration::from_secs_f64(s.request_timeout_s),
+            header_read_timeout: Duration::from_secs_f64(s.header_read_timeout_s),
+            max_connections: s.max_connections,
+            max_concurrent_ingests: s.max_concurrent_ingests,
+            ingest_wait: Duration::from_secs_f64(s.ingest_wait_s),
+        }
+    }
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_body_bytes: 256 << 20,
-            timeout: Duration::from_secs(30),
-        }
+        Limits::from_config(&Config::default())
+    }
+}
+
+/// Tells long-lived responses (the live feed) that the server is stopping.
+/// Cloning shares it; [`Shutdown::trigger`] reaches every clone.
+#[derive(Clone, Debug)]
+pub struct Shutdown(Arc<watch::Sender<bool>>);
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Shutdown(Arc::new(watch::channel(false).0))
+    }
+}
+
+impl Shutdown {
+    /// Starts the shutdown: every [`Shutdown::wait`] returns.
+    pub fn trigger(&self) {
+        self.0.send_replace(true);
+    }
+
+    /// Whether [`Shutdown::trigger`] was called.
+    pub fn is_triggered(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Returns once the shutdown has started.
+    pub async fn wait(&self) {
+        let mut rx = self.0.subscribe();
+        // The sender lives in `self`, so this only returns once triggered.
+        let _ = rx.wait_for(|stopping| *stopping).await;
     }
 }
 
@@ -62,6 +132,10 @@ impl Default for Limits {
 struct AppState {
     engine: Arc<Engine>,
     feed: broadcast::Sender<Arc<RecordBatch>>,
+    shutdown: Shutdown,
+    ingests: Arc<Semaphore>,
+    limits: Arc<Limits>,
+    import_dir: PathBuf,
 }
 
 /// An error answer: status and a JSON body naming the field when there is one.
@@ -70,14 +144,23 @@ pub struct ApiError {
     status: StatusCode,
     message: String,
     field: Option<String>,
+    retry_after_s: Option<u64>,
 }
 
 impl ApiError {
+    fn new(status: StatusCode, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            message: message.into(),
+            field: None,
+            retry_after_s: None,
+        }
+    }
+
     fn bad(field: Option<&str>, message: impl Into<String>) -> ApiError {
         ApiError {
-            status: StatusCode::BAD_REQUEST,
-            message: message.into(),
             field: field.map(str::to_string),
+            ..ApiError::new(StatusCode::BAD_REQUEST, message)
         }
     }
 }
@@ -92,11 +175,13 @@ impl From<Error> for ApiError {
             Error::Cancelled(_) => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        ApiError {
-            status,
-            message: e.to_string(),
-            field: None,
-        }
+        ApiError::new(status, e.to_string())
+    }
+}
+
+impl From<BodyError> for ApiError {
+    fn from(e: BodyError) -> Self {
+        ApiError::bad(e.field.as_deref(), e.message)
     }
 }
 
@@ -106,11 +191,33 @@ impl IntoResponse for ApiError {
         if let Some(f) = self.field {
             body["field"] = Value::String(f);
         }
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if let Some(s) = self.retry_after_s {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from(s));
+        }
+        response
     }
 }
 
 type ApiResult<T> = Result<T, ApiError>;
+
+static PANICS: AtomicU64 = AtomicU64::new(0);
+
+/// Requests whose handler panicked since the process started (each was
+/// answered 500; the server went on).
+pub fn handler_panics() -> u64 {
+    PANICS.load(Ordering::Relaxed)
+}
+
+fn panicked() -> ApiError {
+    PANICS.fetch_add(1, Ordering::Relaxed);
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal error: the request failed (the server goes on)",
+    )
+}
 
 /// Runs blocking engine work off the async threads.
 async fn blocking<T: Send + 'static>(
@@ -118,25 +225,50 @@ async fn blocking<T: Send + 'static>(
 ) -> ApiResult<T> {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
-        Err(e) => Err(ApiError {
-            status: StatusCode::INTERNAL_SERVER_ERROR,
-            message: format!("worker failed: {e}"),
-            field: None,
-        }),
+        Err(e) if e.is_panic() => Err(panicked()),
+        Err(e) => Err(ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("worker failed: {e}"),
+        )),
     }
 }
 
-/// The router, for `serve` and the tests.
+/// Wraps every route of `router` so that a handler that panics is answered
+/// 500 and counted ([`handler_panics`]), and the connection and the server
+/// go on. (Bodies that fail to decode are 400s well before this.)
+pub fn catch_panics(router: Router) -> Router {
+    router.layer(middleware::from_fn(|req: Request, next: Next| async move {
+        match AssertUnwindSafe(next.run(req)).catch_unwind().await {
+            Ok(response) => response,
+            Err(_) => panicked().into_response(),
+        }
+    }))
+}
+
+/// The router, for tests: [`router_with`] and a shutdown nobody triggers.
 pub fn router(engine: Arc<Engine>, limits: &Limits) -> Router {
+    router_with(engine, limits, Shutdown::default())
+}
+
+/// The router of [`serve`]: the live feed ends when `shutdown` is triggered.
+pub fn router_with(engine: Arc<Engine>, limits: &Limits, shutdown: Shutdown) -> Router {
     let (feed, _) = broadcast::channel(64);
     let publisher = feed.clone();
     engine.set_observer(Some(Arc::new(move |b: &RecordBatch| {
         // No subscriber is fine: the feed is best effort.
         let _ = publisher.send(Arc::new(b.clone()));
     })));
-    let state = AppState { engine, feed };
+    let import_dir = engine.config().import_dir();
+    let state = AppState {
+        engine,
+        feed,
+        shutdown,
+        ingests: Arc::new(Semaphore::new(limits.max_concurrent_ingests.max(1))),
+        limits: Arc::new(limits.clone()),
+        import_dir,
+    };
     let timeout = limits.timeout;
-    Router::new()
+    let router = Router::new()
         .route("/health", get(health))
         .route("/stats", get(stats))
         .route("/ingest", post(ingest))
@@ -148,31 +280,145 @@ pub fn router(engine: Arc<Engine>, limits: &Limits) -> Router {
         .route("/quality/{symbol}", get(quality))
         .route("/openapi.json", get(openapi))
         .fallback(|| async {
-            ApiError {
-                status: StatusCode::NOT_FOUND,
-                message: "no such endpoint (see /openapi.json)".into(),
-                field: None,
-            }
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no such endpoint (see /openapi.json)",
+            )
         })
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        // `/ingest` reads its body itself, under its own limit.
+        .layer(DefaultBodyLimit::max(MAX_SMALL_BODY))
         .layer(middleware::from_fn(
             move |req: Request, next: Next| async move {
                 match tokio::time::timeout(timeout, next.run(req)).await {
                     Ok(resp) => resp,
-                    Err(_) => ApiError {
-                        status: StatusCode::REQUEST_TIMEOUT,
-                        message: format!(
-                            "the request took longer than {} s",
-                            timeout.as_secs_f64()
-                        ),
-                        field: None,
-                    }
+                    Err(_) => ApiError::new(
+                        StatusCode::REQUEST_TIMEOUT,
+                        format!("the request took longer than {} s", timeout.as_secs_f64()),
+                    )
                     .into_response(),
                 }
             },
         ))
-        .with_state(state)
+        .with_state(state);
+    catch_panics(router)
 }
+
+/// Serves the API on `listener` until `signal` completes, then stops
+/// accepting, ends the live feed, lets requests in flight finish (for at
+/// most the request timeout plus the header timeout) and returns.
+///
+/// Each connection is HTTP/1.1 (hyper) with a header-read timeout; at most
+/// `limits.max_connections` are open, and one more is answered `503` with
+/// `Retry-After: 1` and closed at once.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    engine: Arc<Engine>,
+    limits: &Limits,
+    signal: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    use hyper_util::rt::{TokioIo, TokioTimer};
+    // Jobs read from here; an operator drops files in.
+    let _ = std::fs::create_dir_all(engine.config().import_dir());
+    let limits = &Limits {
+        max_connections: connection_budget(limits.max_connections),
+        ..limits.clone()
+    };
+    let shutdown = Shutdown::default();
+    let app = router_with(engine, limits, shutdown.clone());
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let mut signal = std::pin::pin!(signal);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut signal => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    // Out of file descriptors, most likely: let connections
+                    // close before accepting more.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Full: say so without reading the request. The socket buffer
+            // of a new connection is empty, so this write does not block.
+            let _ = stream.try_write(FULL_RESPONSE.as_bytes());
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        let conn = http.serve_connection(TokioIo::new(stream), service);
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let _slot = slot;
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = shutdown.wait() => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    shutdown.trigger();
+    // Every connection gives its slot back when it closes.
+    let grace = limits.timeout + limits.header_read_timeout;
+    let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
+    let _ = tokio::time::timeout(grace, slots.acquire_many(all)).await;
+    Ok(())
+}
+
+/// Open files kept for the store (WAL segments, Parquet files, the catalog)
+/// and for answering 503 beyond the connection cap.
+const RESERVED_FILES: u64 = 64;
+
+/// At most `wanted` connections, and fewer if the process may not open
+/// that many files: past the open-file limit `accept` fails, and nothing,
+/// not even `/health`, gets in. The soft limit is raised to the hard one
+/// first (as Go's runtime does at start); the budget is what that leaves
+/// after 64 files kept for the store.
+pub fn connection_budget(wanted: usize) -> usize {
+    let limit = open_file_limit().unwrap_or(u64::MAX);
+    let budget = limit.saturating_sub(RESERVED_FILES).max(1);
+    wanted.clamp(1, usize::try_from(budget).unwrap_or(usize::MAX))
+}
+
+#[cfg(unix)]
+fn open_file_limit() -> Option<u64> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit read and write only the struct given.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim.rlim_cur = lim.rlim_max;
+            }
+        }
+    }
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+    Some(lim.rlim_cur as u64)
+}
+
+#[cfg(not(unix))]
+fn open_file_limit() -> Option<u64> {
+    None
+}
+
+/// The answer to a connection beyond `max_connections`.
+const FULL_RESPONSE: &str = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 57\r\n\r\n{\"error\":\"too many connections (server.max_connections)\"}";
 
 async fn health(State(s): State<AppState>) -> Json<Value> {
     let device = s.engine.stats().map(|t| t.warm_device).unwrap_or_default();
@@ -181,6 +427,7 @@ async fn health(State(s): State<AppState>) -> Json<Value> {
 
 async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let engine = s.engine.clone();
+    let limits = s.limits.clone();
     blocking(move || {
         let t = engine.stats()?;
         let a = engine.answers().stats();
@@ -213,6 +460,13 @@ async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
                 "entries": a.entries, "bytes": a.bytes, "hits": a.hits,
                 "misses": a.misses, "invalidated": a.invalidated,
             },
+            "server": {
+                "max_connections": limits.max_connections,
+                "max_concurrent_ingests": limits.max_concurrent_ingests,
+                "max_body_bytes": limits.max_body_bytes,
+                "handler_panics": handler_panics(),
+                "decoder_panics": crate::decode::decoder_panics(),
+            },
         })))
     })
     .await
@@ -234,45 +488,72 @@ fn content_type(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
-async fn ingest(
-    State(s): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult<Json<Value>> {
-    let mode = s.engine.mode();
-    let ct = content_type(&headers);
+/// Reads `/ingest` bodies: waits for an ingest slot (503 with
+/// `Retry-After` after `ingest_wait`), then reads at most `max_body_bytes`
+/// (413 beyond; a declared `Content-Length` beyond is refused before
+/// anything is read), then decodes and stores on the blocking pool while
+/// still holding the slot, so that at most `max_concurrent_ingests` bodies
+/// are in memory however many clients send at once.
+async fn ingest(State(s): State<AppState>, req: Request) -> ApiResult<Json<Value>> {
+    let format = match content_type(req.headers()).as_str() {
+        ARROW_STREAM => Format::ArrowStream,
+        "application/json" => Format::Json,
+        NDJSON => Format::Ndjson,
+        other => {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "Content-Type {other:?}: send application/json, {NDJSON} or {ARROW_STREAM}"
+                ),
+            ))
+        }
+    };
+    let limit = s.limits.max_body_bytes;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is larger than {limit} bytes (server.max_body_mb)"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let wait = s.limits.ingest_wait;
+    let slot = match tokio::time::timeout(wait, s.ingests.clone().acquire_owned()).await {
+        Ok(Ok(slot)) => slot,
+        _ => {
+            return Err(ApiError {
+                retry_after_s: Some(1),
+                ..ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                    "every ingest slot was busy for {} s (server.max_concurrent_ingests); retry",
+                    wait.as_secs_f64()
+                ),
+                )
+            })
+        }
+    };
+    // One buffer, grown as chunks arrive; never more than `limit`.
+    let mut body = bytes::BytesMut::with_capacity(declared.unwrap_or(0) as usize);
+    let mut chunks = req.into_body().into_data_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad(None, format!("reading the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = body.freeze();
     let engine = s.engine.clone();
     blocking(move || {
-        let batch = match ct.as_str() {
-            ARROW_STREAM => batch_from_ipc(mode, &body)?,
-            "application/json" => {
-                let rows: Vec<Value> = serde_json::from_slice(&body).map_err(|e| {
-                    Error::InvalidArgument(format!("body is not a JSON array of records: {e}"))
-                })?;
-                batch_from_json(mode, rows.iter())?
-            }
-            NDJSON => {
-                let mut rows = Vec::new();
-                for (i, line) in body.split(|&b| b == b'\n').enumerate() {
-                    if line.iter().all(u8::is_ascii_whitespace) {
-                        continue;
-                    }
-                    rows.push(serde_json::from_slice::<Value>(line).map_err(|e| {
-                        Error::InvalidArgument(format!("line {}: not JSON: {e}", i + 1))
-                    })?);
-                }
-                batch_from_json(mode, rows.iter())?
-            }
-            other => {
-                return Err(ApiError {
-                    status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                    message: format!(
-                        "Content-Type {other:?}: send application/json, {NDJSON} or {ARROW_STREAM}"
-                    ),
-                    field: None,
-                })
-            }
-        };
+        let _slot = slot;
+        let batch = crate::decode::decode(engine.mode(), format, body)?;
         let n = batch.num_rows();
         if n == 0 {
             return Ok(Json(json!({ "accepted": 0 })));
@@ -281,118 +562,6 @@ async fn ingest(
         Ok(Json(json!({ "accepted": n, "lsn": lsn })))
     })
     .await
-}
-
-/// The batches of an Arrow IPC stream body, as one batch (so that a request
-/// is stored whole or not at all).
-fn batch_from_ipc(mode: Mode, body: &[u8]) -> crate::Result<RecordBatch> {
-    let reader = arrow_ipc::reader::StreamReader::try_new(Cursor::new(body), None)
-        .map_err(|e| Error::InvalidArgument(format!("body is not an Arrow IPC stream: {e}")))?;
-    let schema = reader.schema();
-    let mut batches = Vec::new();
-    for b in reader {
-        batches.push(b.map_err(|e| {
-            Error::InvalidArgument(format!("body is not an Arrow IPC stream: {e}"))
-        })?);
-    }
-    let all = arrow_select::concat::concat_batches(&schema, &batches)
-        .map_err(|e| Error::InvalidArgument(format!("Arrow IPC body: {e}")))?;
-    crate::schema::validate(mode, &all)?;
-    crate::schema::conform(mode, &all)
-}
-
-fn field_err(row: usize, field: &str, what: &str) -> ApiError {
-    ApiError::bad(Some(field), format!("record {row}: field `{field}` {what}"))
-}
-
-/// Records given as JSON objects, checked field by field.
-pub fn batch_from_json<'a>(
-    mode: Mode,
-    rows: impl Iterator<Item = &'a Value>,
-) -> ApiResult<RecordBatch> {
-    let schema = mode.schema();
-    let names = crate::schema::column_names(&schema);
-    let (mut ts, mut sym, mut price, mut volume) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let (mut side, mut exch, mut ids, mut flags) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    for (row, v) in rows.enumerate() {
-        let obj = v
-            .as_object()
-            .ok_or_else(|| ApiError::bad(None, format!("record {row} is not a JSON object")))?;
-        if let Some(k) = obj.keys().find(|k| !names.contains(&k.as_str())) {
-            return Err(field_err(
-                row,
-                k,
-                &format!("is not a column ({})", names.join(", ")),
-            ));
-        }
-        let get = |f: &str| obj.get(f).ok_or_else(|| field_err(row, f, "is missing"));
-        let string = |f: &str| -> ApiResult<String> {
-            get(f)?
-                .as_str()
-                .map(str::to_string)
-                .ok_or_else(|| field_err(row, f, "must be a string"))
-        };
-        let number = |f: &str| -> ApiResult<f64> {
-            get(f)?
-                .as_f64()
-                .ok_or_else(|| field_err(row, f, "must be a number"))
-        };
-        let integer = |f: &str| -> ApiResult<i64> {
-            get(f)?
-                .as_i64()
-                .ok_or_else(|| field_err(row, f, "must be an integer"))
-        };
-        let t = match get("timestamp")? {
-            Value::Number(n) => n.as_i64().ok_or_else(|| {
-                field_err(
-                    row,
-                    "timestamp",
-                    "must be integer nanoseconds or a UTC time",
-                )
-            })?,
-            Value::String(s) => squeeze::time::parse_timestamp(s).map_err(|why| {
-                field_err(
-                    row,
-                    "timestamp",
-                    &format!("{why} (write 2024-01-01T00:00:00Z)"),
-                )
-            })?,
-            _ => {
-                return Err(field_err(
-                    row,
-                    "timestamp",
-                    "must be integer nanoseconds or a UTC time",
-                ))
-            }
-        };
-        ts.push(t);
-        sym.push(string("symbol")?);
-        price.push(number("price")?);
-        volume.push(number("volume")?);
-        if mode == Mode::Trading {
-            side.push(string("side")?);
-            exch.push(string("exchange")?);
-            ids.push(integer("trade_id")?);
-            let f = integer("flags")?;
-            flags.push(i32::try_from(f).map_err(|_| field_err(row, "flags", "must fit 32 bits"))?);
-        }
-    }
-    let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(TimestampNanosecondArray::from(ts).with_timezone(UTC)),
-        Arc::new(StringArray::from(sym)),
-        Arc::new(Float64Array::from(price)),
-        Arc::new(Float64Array::from(volume)),
-    ];
-    if mode == Mode::Trading {
-        columns.push(Arc::new(StringArray::from(side)));
-        columns.push(Arc::new(StringArray::from(exch)));
-        columns.push(Arc::new(Int64Array::from(ids)));
-        columns.push(Arc::new(Int32Array::from(flags)));
-    }
-    let batch =
-        RecordBatch::try_new(schema, columns).map_err(|e| Error::arrow("building records", e))?;
-    crate::schema::validate(mode, &batch)?;
-    Ok(batch)
 }
 
 // ---- query ----
@@ -641,9 +810,17 @@ async fn stream(
         check_symbol(sym)?;
     }
     let rx = s.feed.subscribe();
-    let events = futures_util::stream::unfold((rx, symbols), |(mut rx, symbols)| async move {
+    let stop = s.shutdown.clone();
+    // The feed ends when the server shuts down: a stream that never ended
+    // would keep the server (and its store lock) alive forever.
+    let state = (rx, symbols, stop);
+    let events = futures_util::stream::unfold(state, |(mut rx, symbols, stop)| async move {
         loop {
-            match rx.recv().await {
+            let received = tokio::select! {
+                r = rx.recv() => r,
+                _ = stop.wait() => return None,
+            };
+            match received {
                 Ok(batch) => {
                     let syms = batch.column(1).as_string::<i32>();
                     let rows: Vec<Value> = (0..batch.num_rows())
@@ -658,11 +835,12 @@ async fn stream(
                     let event = Event::default()
                         .event("records")
                         .data(Value::Array(rows).to_string());
-                    return Some((Ok::<Event, std::convert::Infallible>(event), (rx, symbols)));
+                    let state = (rx, symbols, stop);
+                    return Some((Ok::<Event, std::convert::Infallible>(event), state));
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     let event = Event::default().event("lagged").data(n.to_string());
-                    return Some((Ok(event), (rx, symbols)));
+                    return Some((Ok(event), (rx, symbols, stop)));
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
@@ -700,8 +878,24 @@ async fn create_job(
         .and_then(Value::as_u64)
         .unwrap_or(100_000)
         .clamp(1, 1_000_000) as usize;
-    crate::jobs::Source::parse(&source)
-        .map_err(|e| ApiError::bad(Some("source"), e.to_string()))?;
+    // A file must be inside the import directory; the job reads the real
+    // path found now.
+    let source = match crate::jobs::Source::parse(&source)
+        .map_err(|e| ApiError::bad(Some("source"), e.to_string()))?
+    {
+        crate::jobs::Source::Csv(p) | crate::jobs::Source::Parquet(p) => {
+            let dir = s.import_dir.clone();
+            blocking(move || {
+                let real = crate::jobs::confine(&p, &dir)
+                    .map_err(|e| ApiError::bad(Some("source"), e.to_string()))?;
+                real.to_str().map(str::to_string).ok_or_else(|| {
+                    ApiError::bad(Some("source"), "the file's real path is not UTF-8")
+                })
+            })
+            .await?
+        }
+        crate::jobs::Source::Generator { .. } => source,
+    };
     let engine = s.engine.clone();
     let id = blocking(move || Ok(engine.with_catalog(|c| c.create_job(&source))?)).await?;
     let engine = s.engine.clone();
