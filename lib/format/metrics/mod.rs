@@ -53,21 +53,27 @@
 //!
 //! `docs/format.md` is the exact specification with a version table.
 
+mod index_page;
 mod inspect;
+mod name_page;
 mod reader;
+mod root;
 mod writer;
 
 pub use inspect::{inspect, Inspection};
+#[cfg(test)]
+pub(crate) use reader::SeriesLoc;
 pub use reader::{BlockMeta, MetricsFile, ReadStats, SeriesInfo};
-pub use writer::{encode, write, BlockOptions, EncodeStats};
+pub use writer::{encode, write, BlockOptions, EncodeStats, PAGE_BYTES, PAGE_SHARE};
 
 /// The magic at both ends of the file.
 pub const MAGIC: &[u8; 8] = b"METRICS!";
 /// The version this build writes.
-pub const VERSION: u32 = 2;
-/// The versions this build reads: 1 (Gorilla XOR value columns) and 2
-/// (adaptive value columns, see [`crate::codec::adaptive`]).
-pub const READABLE_VERSIONS: [u32; 2] = [1, 2];
+pub const VERSION: u32 = 3;
+/// The versions this build reads: 1 (Gorilla XOR value columns), 2
+/// (adaptive value columns, see [`crate::codec::adaptive`]) and 3 (shared
+/// timestamp columns, packed blocks, paged index and names).
+pub const READABLE_VERSIONS: [u32; 3] = [1, 2, 3];
 /// Bytes of the header.
 pub const HEADER_LEN: u64 = 16;
 /// Bytes of the footer.
