@@ -320,7 +320,11 @@ impl Acc {
             (Acc::Sum(s, comp, c), f) => {
                 // An infinite or NaN sum has no low-order bits to add back.
                 let sum = if s.is_finite() { *s + *comp } else { *s };
-                Value::Float(if f == AggFn::Sum { sum } else { sum / *c as f64 })
+                Value::Float(if f == AggFn::Sum {
+                    sum
+                } else {
+                    sum / *c as f64
+                })
             }
             (Acc::Min(_, 0) | Acc::Max(_, 0), _) => Value::Null,
             (Acc::Min(m, _) | Acc::Max(m, _), _) => Value::Float(*m),

@@ -24,7 +24,7 @@
 //! | column: block lengths, CRC included (intpack)             |
 //! | column: block first timestamps, in quanta after the start of the earliest window of its items (varints) |
 //! | column: block spans, last − first, in quanta (varints)    |
-//! | column: block minima, maxima (intpack each): the top 24 bits of the f64, rounded outward |
+//! | column: block minima, maxima (intpack each): the top 16 bits of the f64, rounded outward |
 //! | CRC32C (u32 LE) of everything before it                   |
 //!
 //! column = | byte length (varint) | payload |  (an empty column has length 0)
@@ -37,8 +37,8 @@
 //! A block's bounds only have to *contain* its samples for pruning to be
 //! right, so they are stored coarse: times in quanta of the window
 //! ([`super::root::quantum`]), minimum and maximum as the sign, exponent
-//! and 12 mantissa bits of the `f64` (0.02 % steps), the minimum rounded
-//! down and the maximum up. A block without stored values has the bounds
+//! and 4 mantissa bits of the `f64` (steps of at most 6.25 %), the
+//! minimum rounded down and the maximum up. A block without stored values has the bounds
 //! NaN, NaN.
 
 use std::ops::Range;
@@ -119,10 +119,11 @@ pub(crate) struct BlockEntry {
     pub max: f64,
 }
 
-/// Bits of an `f64` bound kept: sign, exponent and 12 mantissa bits.
-const BOUND_SHIFT: u32 = 40;
+/// Bits of an `f64` bound dropped: 48 of 64, keeping the sign, the
+/// exponent and 4 mantissa bits.
+const BOUND_SHIFT: u32 = 48;
 
-/// `x` rounded toward −∞ (`down`) or +∞ to 24 bits; NaN stays a NaN.
+/// `x` rounded toward −∞ (`down`) or +∞ to 16 bits; NaN stays a NaN.
 pub(crate) fn bound_code(x: f64, down: bool) -> i64 {
     if x.is_nan() {
         return (f64::NAN.to_bits() >> BOUND_SHIFT) as i64;

@@ -589,7 +589,7 @@ impl MetricsFile {
     /// Every series of a version 3 file: every name page and index page.
     fn load_all_series(&self) -> Result<Vec<SeriesInfo>> {
         let v3 = self.v3()?;
-        let mut keys: Vec<SeriesKey> = Vec::with_capacity(self.footer.series_count as usize);
+        let mut keys: Vec<SeriesKey> = Vec::new();
         for p in 0..v3.root.name_pages.len() {
             let page = self.name_page(p)?;
             if let (Some(last), Some(first)) = (keys.last(), page.first()) {
@@ -604,7 +604,7 @@ impl MetricsFile {
             keys.extend(page);
         }
         let mut keys = keys.into_iter();
-        let mut out = Vec::with_capacity(self.footer.series_count as usize);
+        let mut out = Vec::with_capacity(keys.len());
         let mut blocks = 0u64;
         for (p, entry) in v3.root.index_pages.iter().enumerate() {
             for index in 0..entry.series as usize {
@@ -1089,27 +1089,29 @@ impl MetricsFile {
                 ValueSource::Ref(t) => p.pieces[t as usize].block,
                 _ => None,
             });
-            // Without an item, the piece's times are those of its shared column.
-            let times = match piece.ts {
+            // Bounds on the piece's times: its shared column's (from the
+            // root), its block's (shared by the block's items), or both.
+            let column = match piece.ts {
                 TsSource::Shared { column, .. } => v3
                     .root
                     .windows
                     .get(w)
                     .and_then(|x| x.columns.get(column as usize))
-                    .map_or(window, |c| (c.first, c.last)),
-                TsSource::Inline => window,
+                    .map(|c| (c.first, c.last)),
+                TsSource::Inline => None,
             };
-            let (offset, length, (first, last), (bmin, bmax)) = match block {
+            let (offset, length, block_times, (bmin, bmax)) = match block {
                 Some(b) => {
                     let e = &p.blocks[b as usize];
-                    let times = if piece.block.is_some() {
-                        (e.first, e.last)
-                    } else {
-                        times
-                    };
+                    let times = piece.block.is_some().then_some((e.first, e.last));
                     (lp.block_at[b as usize], e.length, times, (e.min, e.max))
                 }
-                None => (v3.page_data[page], 0, times, (f64::NAN, f64::NAN)),
+                None => (v3.page_data[page], 0, None, (f64::NAN, f64::NAN)),
+            };
+            let (first, last) = match (column, block_times) {
+                (Some(c), Some(b)) => (c.0.max(b.0), c.1.min(b.1)),
+                (Some(t), None) | (None, Some(t)) => t,
+                (None, None) => window,
             };
             let (min, max) = match piece.values {
                 ValueSource::Constant(v) => super::writer::min_max(&[v]),

@@ -63,7 +63,7 @@ impl Default for BlockOptions {
 /// about this share of the data (1/256, 0.4 %), within [`PAGE_BYTES`].
 pub const PAGE_SHARE: usize = 256;
 /// The smallest and largest page budget, bytes.
-pub const PAGE_BYTES: (usize, usize) = (256, 64 << 10);
+pub const PAGE_BYTES: (usize, usize) = (192, 64 << 10);
 
 /// The budget of one index or name page for `data` bytes of blocks.
 fn page_budget(data: usize) -> usize {
@@ -145,6 +145,9 @@ struct Draft<'a> {
     vs: &'a [f64],
     /// Bytes of its item (about: before packing).
     item: usize,
+    /// Whether it is its slice's only piece. A part of a split slice gets
+    /// a block to itself, so that its block's time bounds stay its own.
+    whole: bool,
 }
 
 /// The context a column with nothing before it starts from: its window's
@@ -279,6 +282,7 @@ fn slice_pieces<'a>(
             ts,
             vs,
             item: 0,
+            whole: true,
         };
         if shared.is_none() {
             let (mut col, mut item) = (Vec::new(), Vec::new());
@@ -299,6 +303,7 @@ fn slice_pieces<'a>(
                 ts: &ts[start..end],
                 vs: &vs[start..end],
                 item: 0,
+                whole: start == 0 && end == ts.len(),
             };
             item.clear();
             encode_item(&d, &mut fresh_context(window_context), &mut col, &mut item);
@@ -328,10 +333,10 @@ struct PageDraft<'a> {
 }
 
 impl PageDraft<'_> {
-    /// About the bytes the page will take: 2.5 a piece, 11 a block.
+    /// About the bytes the page will take: 2.5 a piece, 9 a block.
     fn estimate(&self, options: BlockOptions) -> usize {
         let blocks = self.items.div_ceil(options.max_bytes.max(1) * 9 / 10 + 1);
-        self.drafts.len() * 5 / 2 + self.series.len() / 4 + blocks * 11 + 60
+        self.drafts.len() * 5 / 2 + self.series.len() / 4 + blocks * 9 + 50
     }
 }
 
@@ -367,12 +372,14 @@ fn pack_page(
         .filter(|&i| page.drafts[i].piece.has_item())
         .collect();
     order.sort_by_key(|&i| (page.drafts[i].piece.window, i));
+    let mut alone = false;
     for i in order {
         let d = &page.drafts[i];
-        if entry.is_some_and(|e: BlockEntry| e.window != d.piece.window) {
+        if entry.is_some_and(|e: BlockEntry| e.window != d.piece.window) || alone || !d.whole {
             close(&mut block, &mut entry, &mut blocks, data);
             ctx = None;
         }
+        alone = !d.whole;
         let start = contexts[d.piece.window as usize];
         // Try the item in the current block; start a new block if it does not fit.
         let mut c = ctx.unwrap_or_else(|| fresh_context(start));
