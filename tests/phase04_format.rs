@@ -257,6 +257,26 @@ fn committed_fixtures_of_every_version_decode() {
     }
 }
 
+/// The version 2 writer kept for comparisons is the one that wrote the
+/// committed version 2 fixture: it makes the same bytes.
+#[test]
+fn the_kept_v2_writer_makes_the_committed_v2_bytes() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let d = generate(&GenerateConfig {
+        series: 4,
+        points: 160,
+        ..GenerateConfig::default()
+    })
+    .unwrap();
+    let options = BlockOptions {
+        window_ns: 300 * 1_000_000_000,
+        max_samples: 16,
+        max_bytes: 1 << 20,
+    };
+    let bytes = metrics::encode_v2(&d, options).unwrap();
+    assert_eq!(bytes, std::fs::read(dir.join("v2.metrics")).unwrap());
+}
+
 fn mutate(bytes: &[u8], edits: &[(usize, u8)]) -> Vec<u8> {
     let mut b = bytes.to_vec();
     for &(i, x) in edits {

@@ -59,12 +59,14 @@ mod name_page;
 mod reader;
 mod root;
 mod writer;
+mod writer_v2;
 
 pub use inspect::{inspect, Inspection};
 #[cfg(test)]
 pub(crate) use reader::SeriesLoc;
 pub use reader::{BlockMeta, MetricsFile, ReadStats, SeriesInfo};
 pub use writer::{encode, write, BlockOptions, EncodeStats, PAGE_BYTES, PAGE_SHARE};
+pub use writer_v2::{encode_v2, v2_options};
 
 /// The magic at both ends of the file.
 pub const MAGIC: &[u8; 8] = b"METRICS!";
