@@ -13,9 +13,10 @@
 //! `verified` only if every series came back exact. (The input text is
 //! verified as text: it prints NaN payloads as `NaN`, as any CSV would.)
 //!
-//! zstd -19 compresses a few MB/s on one core, so [`References::Auto`]
-//! skips it above [`ZSTD19_AUTO_LIMIT`] bytes of columnar data or text
-//! (and says so).
+//! zstd -19 compresses a few MB/s on one core (text about 2 MB/s), so
+//! [`References::Auto`] skips it above [`ZSTD19_AUTO_LIMIT`] bytes of
+//! columnar data and [`TEXT19_AUTO_LIMIT`] bytes of text (and says so):
+//! the default run stays under a second.
 
 use std::time::Instant;
 
@@ -25,7 +26,8 @@ use crate::model::Dataset;
 /// Which references to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum References {
-    /// All, except zstd -19 above `ZSTD19_AUTO_LIMIT` bytes of columnar data.
+    /// All, except zstd -19 above `ZSTD19_AUTO_LIMIT` bytes of columnar data
+    /// or `TEXT19_AUTO_LIMIT` bytes of text.
     #[default]
     Auto,
     /// All of them, whatever the size.
@@ -36,6 +38,8 @@ pub enum References {
 
 /// Above this many columnar bytes (64 MiB), `Auto` skips zstd -19.
 pub const ZSTD19_AUTO_LIMIT: usize = 64 << 20;
+/// Above this many bytes of input text (1 MiB), `Auto` skips zstd -19 of it.
+pub const TEXT19_AUTO_LIMIT: usize = 1 << 20;
 
 /// One reference measurement.
 #[derive(Debug, Clone, PartialEq)]
@@ -302,7 +306,7 @@ fn tsz(d: &Dataset) -> Reference {
 }
 
 /// A zstd -19 that `Auto` skipped: no size, and why.
-fn skipped(name: &str, what: &str, len: usize) -> Reference {
+fn skipped(name: &str, what: &str, len: usize, limit: usize) -> Reference {
     Reference {
         name: name.into(),
         bytes: 0,
@@ -310,9 +314,9 @@ fn skipped(name: &str, what: &str, len: usize) -> Reference {
         decode_ms: 0.0,
         verified: false,
         note: Some(format!(
-            "skipped: {} MiB of {what} is above the {} MiB limit (--references all runs it)",
-            len >> 20,
-            ZSTD19_AUTO_LIMIT >> 20
+            "skipped: {:.1} MiB of {what} is above the {} MiB limit (--references all runs it)",
+            len as f64 / (1 << 20) as f64,
+            limit >> 20
         )),
     }
 }
@@ -325,15 +329,25 @@ pub fn measure(d: &Dataset, which: References) -> Vec<Reference> {
         return Vec::new();
     }
     let text = input_text(d);
-    let text19 = if which == References::Auto && text.len() > ZSTD19_AUTO_LIMIT {
-        skipped("zstd -19 (the input text, CSV)", "text", text.len())
+    let text19 = if which == References::Auto && text.len() > TEXT19_AUTO_LIMIT {
+        skipped(
+            "zstd -19 (the input text, CSV)",
+            "text",
+            text.len(),
+            TEXT19_AUTO_LIMIT,
+        )
     } else {
         zstd_text(&text)
     };
     drop(text);
     let raw = columnar_bytes(d);
     let zstd19 = if which == References::Auto && raw.len() > ZSTD19_AUTO_LIMIT {
-        skipped("zstd -19 (columnar bytes)", "columnar bytes", raw.len())
+        skipped(
+            "zstd -19 (columnar bytes)",
+            "columnar bytes",
+            raw.len(),
+            ZSTD19_AUTO_LIMIT,
+        )
     } else {
         zstd_level(&raw, 19)
     };
@@ -358,6 +372,7 @@ mod tests {
         assert!(measure(&d, References::None).is_empty());
         let all = measure(&d, References::Auto);
         assert_eq!(all.len(), 6);
+        assert!(input_text(&d).len() < TEXT19_AUTO_LIMIT);
         for r in all {
             assert!(r.verified, "{r:?}");
             assert!(r.bytes > 0 && r.bytes < 600 * 40, "{r:?}");
