@@ -204,11 +204,20 @@ fn short_series_share_blocks_and_are_read_without_the_others() {
 /// review the diff.
 #[test]
 fn golden_bytes_of_a_tiny_file() {
+    // a and b are scraped together (one shared column); b is constant;
+    // c has a clock of its own (inline timestamps).
+    let ts: Vec<i64> = (1..=10).map(|k| k * 60 * S + (k % 3) * 1_000_000).collect();
+    let a: Vec<(i64, f64)> = ts
+        .iter()
+        .enumerate()
+        .map(|(k, &t)| (t, 1.5 + k as f64 / 2.0))
+        .collect();
+    let b: Vec<(i64, f64)> = ts.iter().map(|&t| (t, 7.0)).collect();
     let d = Dataset::new(
         "golden",
         vec![
-            series("a", &[], &[(60 * S, 1.5), (120 * S, 2.5), (180 * S, 4.0)]),
-            series("b", &[], &[(60 * S, 7.0), (120 * S, 7.0), (180 * S, 7.0)]),
+            series("a", &[], &a),
+            series("b", &[], &b),
             series("c", &[("k", "v")], &[(61 * S, 0.25)]),
         ],
     );

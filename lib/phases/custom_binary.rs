@@ -102,6 +102,7 @@ pub fn run(ctx: &Context, options: BlockOptions) -> Result<PhaseOutcome> {
 
     let phase03 = compressed::encode(&data).0.len() as u64;
     let phase03b = adaptive::encode(&data).0.len() as u64;
+    let version2 = metrics::encode_v2(&data, metrics::v2_options())?.len() as u64;
     let ndjson = ReportEntry::load(&ctx.output_dir, "01")?;
     let change = |base: u64| 100.0 * (bytes as f64 / base.max(1) as f64 - 1.0);
     let mut lines = vec![
@@ -138,11 +139,14 @@ pub fn run(ctx: &Context, options: BlockOptions) -> Result<PhaseOutcome> {
             stats.frame
         ),
         format!(
-            "  Against phase 03's {} the file is {:+.2}%; against phase 03b's {} (no index, no random access), {:+.2}%.",
+            "  Against phase 03's {} the file is {:+.2}%; against phase 03b's {} (no index, no random access), {:+.2}%; against version 2 of this format ({}, {:.3} B/sample), {:+.2}%.",
             human_bytes(phase03),
             change(phase03),
             human_bytes(phase03b),
-            change(phase03b)
+            change(phase03b),
+            human_bytes(version2),
+            version2 as f64 / samples.max(1) as f64,
+            change(version2)
         ),
     ];
     if let Some(q) = probe_query(&path, 0.01)? {

@@ -339,9 +339,16 @@ fn inspect_v3(file: &MetricsFile, max_blocks: usize) -> Result<Inspection> {
                 let entry = by_block
                     .entry(m.offset)
                     .or_insert_with(|| (*m, Vec::new(), Ok(())));
+                let values = if m.min.is_nan() && m.max.is_nan() {
+                    "no values bound".to_string()
+                } else {
+                    format!("values {} ..= {}", m.min, m.max)
+                };
                 entry.1.push(format!(
-                    "series {id} {key} piece {}: {}",
+                    "series {id} {key} piece {}: {} .. {}, {values}; {}",
                     m.index,
+                    format_timestamp(m.first),
+                    format_timestamp(m.last),
                     file.describe_piece(m).unwrap_or_default()
                 ));
                 if let Err(e) = verdict {
@@ -368,17 +375,10 @@ fn inspect_v3(file: &MetricsFile, max_blocks: usize) -> Result<Inspection> {
                 k,
                 hex(raw, 12)
             );
-            let bounds = if m.min.is_nan() && m.max.is_nan() {
-                "no stored values".to_string()
-            } else {
-                format!("min={} max={}", m.min, m.max)
-            };
             let _ = writeln!(
                 o,
-                "{:27}{} .. {}  {bounds}, {} reader(s)",
+                "{:27}read by {} piece(s) (bounds rounded outward):",
                 "",
-                format_timestamp(m.first),
-                format_timestamp(m.last),
                 readers.len()
             );
             for r in readers.iter().take(4) {
