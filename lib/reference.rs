@@ -185,7 +185,10 @@ fn pco_concatenated(d: &Dataset) -> Reference {
         (Err(e), _) | (_, Err(e)) => (0, false, Some(e.to_string())),
     };
     Reference {
-        name: format!("pco level {level} (concatenated columns + series keys)"),
+        name: format!(
+            "pco level {level} (concatenated columns + series keys, {} B of them)",
+            keys.len()
+        ),
         bytes,
         encode_ms,
         decode_ms: ms(start),
