@@ -34,12 +34,14 @@ pub struct Stats {
     pub blocks_skipped_limit: u64,
     /// Blocks decoded.
     pub blocks_read: u64,
-    /// Bytes of block lists and blocks read by this query.
+    /// Bytes read by this query: index (block lists in versions 1, 2),
+    /// blocks, shared timestamp columns.
     pub bytes_read: u64,
     pub rows_scanned: u64,
     pub rows_matched: u64,
     pub rows_out: u64,
-    /// Blocks and bytes of the whole file, and bytes read by opening it.
+    /// Blocks (version 3: pieces) and bytes of the whole file, and bytes
+    /// read by opening it.
     pub file_blocks: u64,
     pub file_bytes: u64,
     pub open_bytes: u64,
@@ -602,7 +604,7 @@ pub fn execute(
     run: bool,
 ) -> Result<(Table, Stats)> {
     let mut stats = Stats {
-        file_blocks: file.block_count(),
+        file_blocks: file.piece_count(),
         file_bytes: file.len(),
         open_bytes: file.open_bytes(),
         ..Stats::default()

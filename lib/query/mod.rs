@@ -231,7 +231,7 @@ pub fn explain_lines(plan: &plan::Plan, s: &Stats, analyzed: bool) -> Vec<String
             s.blocks_skipped_limit
         ));
         out.push(format!(
-            "bytes: {} of block lists and blocks ({} of the file) + {} read once at open",
+            "bytes: {} read by the query: index, blocks, timestamp columns ({} of the file) + {} read once at open",
             human_bytes(s.bytes_read),
             pct(s.bytes_read, s.file_bytes),
             human_bytes(s.open_bytes)

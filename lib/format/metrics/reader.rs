@@ -102,7 +102,8 @@ impl BlockMeta {
 /// What one query read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReadStats {
-    /// Bytes of block lists and blocks read by the query.
+    /// Bytes read by the query: block lists (versions 1, 2), blocks, shared
+    /// timestamp columns (version 3).
     pub bytes_read: u64,
     pub blocks_total: u64,
     pub blocks_read: u64,
@@ -920,6 +921,17 @@ impl MetricsFile {
     /// Total blocks in the file.
     pub fn block_count(&self) -> u64 {
         self.footer.block_count as u64
+    }
+
+    /// What the index describes and a query prunes, in the whole file:
+    /// blocks (versions 1, 2) or pieces (version 3; the series read at
+    /// open, so 0 on a lazily opened file until it is read).
+    pub fn piece_count(&self) -> u64 {
+        if self.v3.is_some() {
+            self.series.iter().map(|s| s.blocks).sum()
+        } else {
+            self.block_count()
+        }
     }
 
     /// Offset and length of the directory (version 3: of the root).
