@@ -171,11 +171,11 @@ pub fn run(ctx: &Context) -> Result<Vec<String>> {
         "Phase 06: query the phase-04 file with SQL, using its label index and block statistics."
             .to_string(),
         format!(
-            "  {}: {} series of {} metrics in {} blocks; opening read {} (footer, directory).",
+            "  {}: {} series of {} metrics in {} blocks (what the index prunes; version 3: pieces); opening read {} (footer, directory: every key and index page).",
             path.display(),
             engine.file().series().len(),
             engine.index().metrics().count(),
-            engine.file().block_count(),
+            engine.file().piece_count(),
             human_bytes(engine.file().open_bytes())
         ),
     ];

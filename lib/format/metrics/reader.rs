@@ -739,6 +739,15 @@ impl MetricsFile {
         Some(format!("n={}, {ts}, {values}", p.n))
     }
 
+    /// Forgets the shared timestamp columns decoded so far, so that the
+    /// next query reads (and counts) the ones it needs: the query engine
+    /// calls it before each query. Index pages read at open are kept.
+    pub fn forget_columns(&self) {
+        if let Some(v3) = &self.v3 {
+            v3.columns.borrow_mut().clear();
+        }
+    }
+
     /// Samples of shared column `column` of window `window`, read and
     /// decoded once.
     fn shared_column(&self, window: usize, column: usize) -> Result<Rc<Vec<i64>>> {
