@@ -39,7 +39,7 @@
 //! durable, the second tries in its place.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::catalog::{KeyRetention, StoredKey};
 use crate::config::IdempotencyConfig;
@@ -124,11 +124,33 @@ impl Drop for Reservation<'_> {
     }
 }
 
+/// A kept key's answer (the key itself is the map's).
+#[derive(Clone, Copy)]
+struct Entry {
+    fingerprint: u64,
+    lsn: u64,
+    records: u64,
+    created_s: i64,
+}
+
+impl Entry {
+    fn stored(&self, key: &str) -> StoredKey {
+        StoredKey {
+            key: key.to_string(),
+            fingerprint: self.fingerprint,
+            lsn: self.lsn,
+            records: self.records,
+            created_s: self.created_s,
+        }
+    }
+}
+
 #[derive(Default)]
 struct Inner {
-    by_key: HashMap<String, StoredKey>,
+    /// Each key's text is allocated once, shared by both maps.
+    by_key: HashMap<Arc<str>, Entry>,
     /// The same keys by LSN (for retention and migration).
-    by_lsn: BTreeMap<u64, String>,
+    by_lsn: BTreeMap<u64, Arc<str>>,
     in_flight: HashSet<String>,
     replays: u64,
     conflicts: u64,
@@ -136,11 +158,20 @@ struct Inner {
 
 impl Inner {
     fn insert(&mut self, k: StoredKey, retention: KeyRetention) {
-        if let Some(old) = self.by_key.remove(&k.key) {
+        if let Some(old) = self.by_key.remove(k.key.as_str()) {
             self.by_lsn.remove(&old.lsn);
         }
-        self.by_lsn.insert(k.lsn, k.key.clone());
-        self.by_key.insert(k.key.clone(), k);
+        let key: Arc<str> = k.key.into();
+        self.by_lsn.insert(k.lsn, key.clone());
+        self.by_key.insert(
+            key,
+            Entry {
+                fingerprint: k.fingerprint,
+                lsn: k.lsn,
+                records: k.records,
+                created_s: k.created_s,
+            },
+        );
         self.prune(retention);
     }
 
@@ -223,7 +254,7 @@ impl KeyTable {
             t.prune(self.retention());
             if let Some(k) = t.by_key.get(key) {
                 if k.fingerprint == fingerprint {
-                    let k = k.clone();
+                    let k = k.stored(key);
                     t.replays += 1;
                     return Ok(Begin::Stored(k));
                 }
@@ -253,7 +284,7 @@ impl KeyTable {
         let t = self.lock();
         t.by_lsn
             .range(lo..=hi)
-            .filter_map(|(_, key)| t.by_key.get(key).cloned())
+            .filter_map(|(_, key)| t.by_key.get(key).map(|e| e.stored(key)))
             .collect()
     }
 
