@@ -316,23 +316,7 @@ impl Engine {
             config.wal.fsync,
         )?;
         wal.delete_through(watermark)?;
-        // Keys of batches in the cold tier are in the catalog; keys of
-        // batches still in the log are in their records.
-        let keys =
-            {
-                let probe = KeyTable::new(&config.idempotency, []);
-                let mut keys = catalog.idempotency_keys(probe.retention())?;
-                keys.extend(recovery.keys.iter().map(|(lsn, records, k)| {
-                    crate::catalog::StoredKey {
-                        key: k.key.clone(),
-                        fingerprint: k.fingerprint,
-                        lsn: *lsn,
-                        records: *records,
-                        created_s: k.created_s,
-                    }
-                }));
-                KeyTable::new(&config.idempotency, keys)
-            };
+        let keys = kept_keys(&config, &catalog, &recovery)?;
         let answer_budget = (config.query.answer_cache_mb * 1e6) as usize;
         let engine = Engine {
             config,
@@ -839,6 +823,26 @@ fn gpu_warm(config: &Config, mode: Mode) -> std::result::Result<crate::gpu::GpuW
         Mode::Trading => 48,
     };
     crate::gpu::GpuWarm::new(gpu, mode, budget / row_bytes + 1).map_err(|e| e.to_string())
+}
+
+/// The idempotency keys a store keeps: those of batches in the cold tier
+/// from the catalog, those of batches still in the log from their records.
+fn kept_keys(config: &Config, catalog: &Catalog, recovery: &Recovery) -> Result<KeyTable> {
+    let kept = crate::idempotency::retention(&config.idempotency);
+    let mut keys = catalog.idempotency_keys(kept)?;
+    keys.extend(
+        recovery
+            .keys
+            .iter()
+            .map(|(lsn, records, k)| crate::catalog::StoredKey {
+                key: k.key.clone(),
+                fingerprint: k.fingerprint,
+                lsn: *lsn,
+                records: *records,
+                created_s: k.created_s,
+            }),
+    );
+    Ok(KeyTable::new(&config.idempotency, keys))
 }
 
 fn hot_threshold(config: &Config) -> u64 {

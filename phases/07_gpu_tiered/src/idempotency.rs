@@ -68,6 +68,15 @@ pub fn now_s() -> i64 {
     crate::catalog::now_secs()
 }
 
+/// What `config` keeps as of now: the newest `max_keys`, none older than
+/// `retention_hours`.
+pub fn retention(config: &IdempotencyConfig) -> KeyRetention {
+    KeyRetention {
+        max_keys: config.max_keys,
+        min_created_s: now_s().saturating_sub((config.retention_hours * 3600.0) as i64),
+    }
+}
+
 /// What [`KeyTable::begin`] found.
 pub enum Begin<'a> {
     /// The key was stored with this batch before: the first answer.
@@ -206,8 +215,7 @@ pub struct KeyStats {
 pub struct KeyTable {
     inner: Mutex<Inner>,
     changed: Condvar,
-    max_keys: usize,
-    retention_s: i64,
+    config: IdempotencyConfig,
 }
 
 impl KeyTable {
@@ -217,8 +225,7 @@ impl KeyTable {
         let table = KeyTable {
             inner: Mutex::new(Inner::default()),
             changed: Condvar::new(),
-            max_keys: config.max_keys,
-            retention_s: (config.retention_hours * 3600.0) as i64,
+            config: config.clone(),
         };
         let mut sorted: Vec<StoredKey> = keys.into_iter().collect();
         sorted.sort_by_key(|k| k.lsn);
@@ -238,10 +245,7 @@ impl KeyTable {
 
     /// What is kept as of now.
     pub fn retention(&self) -> KeyRetention {
-        KeyRetention {
-            max_keys: self.max_keys,
-            min_created_s: now_s().saturating_sub(self.retention_s),
-        }
+        retention(&self.config)
     }
 
     /// Looks `key` up for a batch of `fingerprint`: its first answer, a
