@@ -16,6 +16,10 @@
 //!   ended. The watermark must be the last row's `lsn_hi`, and every file
 //!   must belong to one of them (checked by the engine when it opens).
 //!
+//! `idempotency_keys` keeps the idempotency keys of batches that have left
+//! the WAL for the cold tier (written in the migration's transaction, see
+//! [`crate::idempotency`]), within the configured retention.
+//!
 //! `meta.catalog_version` is 2. A catalog from before (no version) that
 //! holds no file and no watermark is upgraded in place when opened; one
 //! that does is refused, and `07_gpu_tiered repair` rebuilds it.
@@ -81,6 +85,14 @@ CREATE TABLE IF NOT EXISTS quality (
     duplicates        INTEGER NOT NULL,
     computed_at       INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key         TEXT    PRIMARY KEY,
+    fingerprint INTEGER NOT NULL,  -- XXH64 of the encoded batch, as i64
+    lsn         INTEGER NOT NULL,  -- the WAL record that stored it
+    records     INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL   -- unix seconds
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_lsn ON idempotency_keys (lsn);
 CREATE TABLE IF NOT EXISTS retention_log (
     id         INTEGER PRIMARY KEY,
     partition  TEXT    NOT NULL,
@@ -145,6 +157,28 @@ pub struct Migration {
     pub lsn_hi: u64,
     /// Why repair wrote the row, when it did.
     pub note: Option<String>,
+}
+
+/// An idempotency key and the answer of the ingest that stored its batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredKey {
+    pub key: String,
+    /// XXH64 of the batch as the WAL encodes it.
+    pub fingerprint: u64,
+    /// The LSN the batch was stored at.
+    pub lsn: u64,
+    /// Records in the batch.
+    pub records: u64,
+    /// Unix seconds when it was stored.
+    pub created_s: i64,
+}
+
+/// How long idempotency keys are kept: the newest `max_keys`, none older
+/// than `min_created_s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyRetention {
+    pub max_keys: usize,
+    pub min_created_s: i64,
 }
 
 /// An ingestion job's row.
@@ -419,6 +453,21 @@ impl Catalog {
     /// watermark `lsn_hi`. After this returns, the files are part of the
     /// store. `lsn_lo` must be the watermark + 1.
     pub fn commit_migration(&mut self, files: &[ColdFile], lsn_lo: u64, lsn_hi: u64) -> Result<()> {
+        self.commit_migration_with_keys(files, lsn_lo, lsn_hi, &[], None)
+    }
+
+    /// [`Catalog::commit_migration`], and in the same transaction the
+    /// idempotency keys of the migrated batches (their WAL records are
+    /// about to be deleted), then drops the keys `retention` no longer
+    /// keeps.
+    pub fn commit_migration_with_keys(
+        &mut self,
+        files: &[ColdFile],
+        lsn_lo: u64,
+        lsn_hi: u64,
+        keys: &[StoredKey],
+        retention: Option<KeyRetention>,
+    ) -> Result<()> {
         let path = self.path.clone();
         let err = |e| Error::catalog(&path, e);
         let watermark = self.watermark()?;
@@ -466,8 +515,43 @@ impl Catalog {
                 [lsn_hi.to_string()],
             )
             .map_err(err)?;
+            insert_keys(&tx, keys).map_err(err)?;
+            if let Some(r) = retention {
+                prune_keys(&tx, r).map_err(err)?;
+            }
         }
         tx.commit().map_err(err)
+    }
+
+    /// The idempotency keys kept here that `retention` still keeps, oldest
+    /// LSN first.
+    pub fn idempotency_keys(&self, retention: KeyRetention) -> Result<Vec<StoredKey>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT key, fingerprint, lsn, records, created_at FROM idempotency_keys
+                 WHERE created_at >= ?1 ORDER BY lsn DESC LIMIT ?2",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(
+                params![retention.min_created_s, retention.max_keys as i64],
+                |r| {
+                    Ok(StoredKey {
+                        key: r.get(0)?,
+                        fingerprint: r.get::<_, i64>(1)? as u64,
+                        lsn: r.get::<_, i64>(2)? as u64,
+                        records: r.get::<_, i64>(3)? as u64,
+                        created_s: r.get(4)?,
+                    })
+                },
+            )
+            .map_err(self.err())?;
+        let mut out = rows
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.err())?;
+        out.reverse();
+        Ok(out)
     }
 
     /// Writes a rebuilt catalog's files, migrations and watermark in one
@@ -525,8 +609,8 @@ impl Catalog {
         tx.commit().map_err(err)
     }
 
-    /// Copies the jobs, quality results and retention log of the catalog at
-    /// `old` into this one; returns the rows copied per table, or the error
+    /// Copies the jobs, quality results, retention log and idempotency keys
+    /// of the catalog at `old` into this one; returns the rows copied per table, or the error
     /// of a table that could not be read (the others are still copied).
     pub fn copy_history(&mut self, old: &Path) -> Vec<(&'static str, Result<usize>)> {
         let mut out = Vec::new();
@@ -560,6 +644,11 @@ impl Catalog {
                 "retention_log",
                 "INSERT INTO main.retention_log (id, partition, files, rows, bytes, deleted_at)
                  SELECT id, partition, files, rows, bytes, deleted_at FROM old.retention_log",
+            ),
+            (
+                "idempotency_keys",
+                "INSERT INTO main.idempotency_keys (key, fingerprint, lsn, records, created_at)
+                 SELECT key, fingerprint, lsn, records, created_at FROM old.idempotency_keys",
             ),
         ] {
             out.push((table, self.conn.execute(sql, []).map_err(err)));
@@ -773,6 +862,38 @@ impl Catalog {
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(self.err())
     }
+}
+
+fn insert_keys(tx: &rusqlite::Transaction<'_>, keys: &[StoredKey]) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare(
+        "INSERT INTO idempotency_keys (key, fingerprint, lsn, records, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(key) DO UPDATE SET fingerprint = excluded.fingerprint, lsn = excluded.lsn,
+             records = excluded.records, created_at = excluded.created_at",
+    )?;
+    for k in keys {
+        insert.execute(params![
+            k.key,
+            k.fingerprint as i64,
+            k.lsn as i64,
+            k.records as i64,
+            k.created_s
+        ])?;
+    }
+    Ok(())
+}
+
+fn prune_keys(tx: &rusqlite::Transaction<'_>, r: KeyRetention) -> rusqlite::Result<()> {
+    tx.execute(
+        "DELETE FROM idempotency_keys WHERE created_at < ?1",
+        [r.min_created_s],
+    )?;
+    tx.execute(
+        "DELETE FROM idempotency_keys WHERE lsn < (SELECT min(lsn) FROM
+             (SELECT lsn FROM idempotency_keys ORDER BY lsn DESC LIMIT ?1))",
+        [r.max_keys as i64],
+    )?;
+    Ok(())
 }
 
 fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {

@@ -326,6 +326,11 @@ fn writer_props(cfg: &ColdConfig) -> Result<WriterProperties> {
 /// Writes the rows of `batches` (WAL records `lsn_lo..=lsn_hi`, all of the
 /// store's schema) as one sorted Parquet file per UTC day, staged and renamed
 /// into `cold_dir`. Returns the files, not yet in the catalog.
+///
+/// On an error it deletes what it wrote (the staged file, and the files
+/// already renamed into their partitions: no catalog lists them, and the
+/// WAL still holds their records), so that a retry, which may cover
+/// another range, leaves no file behind that the catalog does not list.
 pub fn write_migration(
     cold_dir: &Path,
     cfg: &ColdConfig,
@@ -334,6 +339,48 @@ pub fn write_migration(
     lsn_lo: u64,
     lsn_hi: u64,
 ) -> Result<Vec<ColdFile>> {
+    let mut written = Vec::new();
+    let mut staged = None;
+    let result = write_days(
+        cold_dir,
+        cfg,
+        schema,
+        batches,
+        (lsn_lo, lsn_hi),
+        &mut written,
+        &mut staged,
+    );
+    if result.is_err() {
+        if let Some(path) = staged {
+            let _ = std::fs::remove_file(path);
+        }
+        discard(cold_dir, &written);
+    }
+    result.map(|()| written)
+}
+
+/// Deletes the files of a migration that did not commit (best effort: what
+/// stays is proven a leftover, and deleted, when the store next opens).
+pub fn discard(cold_dir: &Path, files: &[ColdFile]) {
+    for f in files {
+        let path = cold_dir.join(&f.path);
+        if std::fs::remove_file(&path).is_ok() {
+            if let Some(dir) = path.parent() {
+                let _ = crate::wal::sync_dir(dir);
+            }
+        }
+    }
+}
+
+fn write_days(
+    cold_dir: &Path,
+    cfg: &ColdConfig,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+    (lsn_lo, lsn_hi): (u64, u64),
+    files: &mut Vec<ColdFile>,
+    staged_now: &mut Option<PathBuf>,
+) -> Result<()> {
     let all = arrow_select::concat::concat_batches(schema, batches)
         .map_err(|e| Error::arrow("gathering rows to migrate", e))?;
     let ts = all.column(0).as_primitive::<TimestampNanosecondType>();
@@ -347,7 +394,6 @@ pub fn write_migration(
     let staging = cold_dir.join(STAGING);
     std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
     let props = writer_props(cfg)?;
-    let mut files = Vec::new();
     for (day, rows) in by_day {
         let part = arrow_select::take::take_record_batch(&all, &UInt32Array::from(rows))
             .map_err(|e| Error::arrow("splitting rows by day", e))?;
@@ -355,6 +401,7 @@ pub fn write_migration(
         let partition = partition_of_day(day);
         let name = file_name(lsn_lo, lsn_hi);
         let staged = staging.join(format!("{day}-{name}"));
+        *staged_now = Some(staged.clone());
         let ts = sorted.column(0).as_primitive::<TimestampNanosecondType>();
         let mut symbols: Vec<String> = sorted
             .column(1)
@@ -414,7 +461,7 @@ pub fn write_migration(
         let rel = PathBuf::from(&partition).join(&name);
         let dest = cold_dir.join(&rel);
         std::fs::rename(&staged, &dest).map_err(|e| Error::io(&dest, e))?;
-        crate::wal::sync_dir(&dir)?;
+        *staged_now = None;
         files.push(ColdFile {
             partition,
             path: rel,
@@ -427,9 +474,10 @@ pub fn write_migration(
             lsn_hi,
             crc32c: sink.crc,
         });
+        crate::wal::sync_dir(&dir)?;
     }
     crate::wal::sync_dir(&staging)?;
-    Ok(files)
+    Ok(())
 }
 
 /// Sorts a batch by (symbol, timestamp): a stable counting sort by symbol

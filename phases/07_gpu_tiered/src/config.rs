@@ -27,6 +27,7 @@ pub struct Config {
     pub cold_tier: ColdConfig,
     pub query: QueryConfig,
     pub server: ServerConfig,
+    pub idempotency: IdempotencyConfig,
 }
 
 /// Where things live.
@@ -133,6 +134,30 @@ pub struct ServerConfig {
     pub import_dir: PathBuf,
 }
 
+/// Idempotency keys of ingests (the HTTP API's `Idempotency-Key`, the
+/// command line's `ingest --idempotency-key`): how long a key is kept, so
+/// that a retry with it is answered with the first answer instead of being
+/// stored again. Both bounds hold: a key is forgotten once it is older than
+/// `retention_hours`, or once `max_keys` newer keys have been stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct IdempotencyConfig {
+    /// Keys kept at most (the newest); each costs about 150 bytes of
+    /// memory plus its length.
+    pub max_keys: usize,
+    /// Hours a key is kept after its batch was stored.
+    pub retention_hours: f64,
+}
+
+impl Default for IdempotencyConfig {
+    fn default() -> Self {
+        IdempotencyConfig {
+            max_keys: 100_000,
+            retention_hours: 24.0,
+        }
+    }
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
@@ -225,6 +250,8 @@ pub const ENV_VARS: &[(&str, &str)] = &[
     ("SSIG_MAX_INGESTS", "server.max_concurrent_ingests"),
     ("SSIG_MAX_CONNECTIONS", "server.max_connections"),
     ("SSIG_IMPORT_DIR", "server.import_dir"),
+    ("SSIG_IDEMPOTENCY_KEYS", "idempotency.max_keys"),
+    ("SSIG_IDEMPOTENCY_HOURS", "idempotency.retention_hours"),
 ];
 
 impl Config {
@@ -279,6 +306,8 @@ impl Config {
                 "SSIG_MAX_INGESTS" => self.server.max_concurrent_ingests = parse(key, &value)?,
                 "SSIG_MAX_CONNECTIONS" => self.server.max_connections = parse(key, &value)?,
                 "SSIG_IMPORT_DIR" => self.server.import_dir = PathBuf::from(value),
+                "SSIG_IDEMPOTENCY_KEYS" => self.idempotency.max_keys = parse(key, &value)?,
+                "SSIG_IDEMPOTENCY_HOURS" => self.idempotency.retention_hours = parse(key, &value)?,
                 _ => {}
             }
         }
@@ -367,6 +396,19 @@ impl Config {
             return bad(format!(
                 "server.max_connections must be 1 to 1000000, got {}",
                 sv.max_connections
+            ));
+        }
+        let id = &self.idempotency;
+        if !(1..=10_000_000).contains(&id.max_keys) {
+            return bad(format!(
+                "idempotency.max_keys must be 1 to 10000000, got {}",
+                id.max_keys
+            ));
+        }
+        if !(id.retention_hours > 0.0 && id.retention_hours <= 8760.0) {
+            return bad(format!(
+                "idempotency.retention_hours must be above 0 and at most 8760, got {}",
+                id.retention_hours
             ));
         }
         Ok(())

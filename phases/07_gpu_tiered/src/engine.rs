@@ -28,11 +28,28 @@
 //! crash after 2 leaves WAL records `<= hi`: recovery skips them. Either way
 //! each record is read back exactly once. What recovery checks first, and
 //! what it refuses, is in [`crate::recovery`].
+//!
+//! # What an ingest answers
+//!
+//! [`Engine::ingest_keyed`] answers for its own records only: an error if
+//! they could not be made durable (nothing of them is stored), success once
+//! they are in the WAL and visible in the hot tier. Moving records between
+//! tiers afterwards (to the warm tier, a migration to the cold tier) is the
+//! store's work, not the writer's: if it fails (the cold directory is not
+//! writable, the disk is full), the records stay where they are, readable,
+//! the failure is logged on stderr, counted and kept in
+//! [`Engine::move_status`] (the HTTP API's `/health` says `degraded`), and
+//! the migration is tried again after a backoff (1 s, doubling up to 60 s):
+//! by the next ingest, or by [`Engine::retry_moves`]. A failed migration
+//! deletes the files it wrote, which no catalog row lists, so that the
+//! next try starts clean. With an idempotency key
+//! ([`crate::idempotency`]), a batch sent again is answered with the first
+//! answer instead of being stored twice.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampNanosecondType;
@@ -46,6 +63,7 @@ use crate::cold::{self, ColdFile};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::hot::HotBatch;
+use crate::idempotency::{Begin, KeyStats, KeyTable};
 use crate::recovery::{self, OpenReport};
 use crate::schema::{self, Mode};
 use crate::wal::{self, Recovery, Wal, WalStats};
@@ -94,6 +112,83 @@ impl TierStats {
     }
 }
 
+/// What [`Engine::ingest_keyed`] answers: the batch's LSN and records, and
+/// whether they were stored by an earlier ingest with the same key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ingested {
+    pub lsn: u64,
+    pub records: u64,
+    /// True when an earlier ingest with the same key stored this batch:
+    /// nothing was stored now, and `lsn` and `records` are its answer.
+    pub replayed: bool,
+}
+
+/// A kind of move between tiers that keeps failing.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Failure {
+    /// The last error.
+    pub error: String,
+    /// Attempts that failed in a row.
+    pub attempts: u64,
+    /// When the first of them failed, and the last (unix seconds).
+    pub first_s: i64,
+    pub last_s: i64,
+}
+
+/// Moves between tiers after ingest (hot to warm, warm to cold): failures
+/// since the store opened, and what is failing now. Records stay readable
+/// where they are while a move fails.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct MoveStatus {
+    /// Failed moves since the store opened.
+    pub failures: u64,
+    /// The migration to the cold tier, while it fails.
+    pub migration: Option<Failure>,
+    /// Moving records from the hot to the warm tier, while it fails.
+    pub eviction: Option<Failure>,
+    /// Seconds until the migration is tried again, while it fails.
+    pub retry_in_s: Option<f64>,
+}
+
+impl MoveStatus {
+    /// True while a move is failing.
+    pub fn degraded(&self) -> bool {
+        self.migration.is_some() || self.eviction.is_some()
+    }
+}
+
+#[derive(Default)]
+struct MoveHealth {
+    failures: u64,
+    migration: Option<Failure>,
+    eviction: Option<Failure>,
+    /// No migration is tried before this, after a failure.
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+fn fail(slot: &mut Option<Failure>, e: &Error) {
+    let now = crate::catalog::now_secs();
+    match slot {
+        Some(f) => {
+            f.error = e.to_string();
+            f.attempts += 1;
+            f.last_s = now;
+        }
+        None => {
+            *slot = Some(Failure {
+                error: e.to_string(),
+                attempts: 1,
+                first_s: now,
+                last_s: now,
+            })
+        }
+    }
+}
+
 /// The tiered store.
 pub struct Engine {
     config: Config,
@@ -118,6 +213,10 @@ pub struct Engine {
     /// Finished answers (OHLCV documents of the HTTP API), kept exact by
     /// invalidation on every write and retention.
     answers: RangeCache,
+    /// Idempotency keys of stored batches (see [`crate::idempotency`]).
+    keys: KeyTable,
+    /// Failed moves between tiers, and the migration's backoff.
+    health: Mutex<MoveHealth>,
     /// Held (flock) while the engine lives: one process per store.
     _lock: std::fs::File,
 }
@@ -217,6 +316,7 @@ impl Engine {
             config.wal.fsync,
         )?;
         wal.delete_through(watermark)?;
+        let keys = kept_keys(&config, &catalog, &recovery)?;
         let answer_budget = (config.query.answer_cache_mb * 1e6) as usize;
         let engine = Engine {
             config,
@@ -236,9 +336,13 @@ impl Engine {
             observer: RwLock::new(None),
             meta_cache: Arc::new(cold::MetaCache::default()),
             answers: RangeCache::new(answer_budget),
+            keys,
+            health: Mutex::new(MoveHealth::default()),
             _lock: lock_file,
         };
-        engine.maybe_migrate()?;
+        // Every record is readable now; a migration that fails here is
+        // recorded and tried again later, like one after an ingest.
+        let _ = engine.maybe_migrate();
         Ok(engine)
     }
 
@@ -299,17 +403,52 @@ impl Engine {
 
     /// Stores `batch`; returns its LSN once it is durable in the WAL. The
     /// batch is checked first: a batch that does not fit the schema is
-    /// refused whole, and nothing of it is written.
+    /// refused whole, and nothing of it is written. An error means nothing
+    /// of the batch was stored; a failure of the moves between tiers that
+    /// follow is not the batch's (see the module doc).
     pub fn ingest(&self, batch: &RecordBatch) -> Result<u64> {
+        self.ingest_keyed(batch, None).map(|i| i.lsn)
+    }
+
+    /// [`Engine::ingest`] with an optional idempotency key: a key stored
+    /// before with the same batch answers that ingest's answer, and stores
+    /// nothing ([`Ingested::replayed`]); with another batch it is an
+    /// [`Error::KeyConflict`]. The key is written in the batch's WAL record,
+    /// so it is durable with it (see [`crate::idempotency`]).
+    pub fn ingest_keyed(&self, batch: &RecordBatch, key: Option<&str>) -> Result<Ingested> {
         schema::validate(self.mode, batch)?;
         let batch = schema::conform(self.mode, batch)?;
-        let lsn = self.wal.append(&batch)?;
-        {
-            let mut state = self.write();
-            state.hot_rows += batch.num_rows() as u64;
-            state.hot.insert(lsn, HotBatch::new(batch.clone()));
-            evict_hot(&mut state, hot_threshold(&self.config))?;
+        let records = batch.num_rows() as u64;
+        let encoded = Wal::encode(&batch)?;
+        let reservation = match key {
+            None => None,
+            Some(key) => match self.keys.begin(key, encoded.fingerprint())? {
+                Begin::Stored(first) => {
+                    return Ok(Ingested {
+                        lsn: first.lsn,
+                        records: first.records,
+                        replayed: true,
+                    })
+                }
+                Begin::Reserved(r) => Some(r),
+            },
+        };
+        let stamp = reservation.as_ref().map(|r| r.stamp());
+        // An error here (or a panic) drops the reservation: the key is free
+        // for the retry, since nothing was stored.
+        let lsn = self.wal.append_encoded(encoded, stamp.as_ref())?;
+        // Durable from here on: whatever follows, the answer is success.
+        crash_point("after-wal");
+        if let Some(r) = reservation {
+            r.complete(lsn, records);
         }
+        let evicted = {
+            let mut state = self.write();
+            state.hot_rows += records;
+            state.hot.insert(lsn, HotBatch::new(batch.clone()));
+            evict_hot(&mut state, hot_threshold(&self.config))
+        };
+        self.record_eviction(evicted);
         // Visible to queries now: cached answers over its time range go.
         self.answers.written(|| {
             let ts = batch
@@ -325,9 +464,82 @@ impl Engine {
         if self.background.load(Ordering::Acquire) {
             self.wait_for_room();
         } else {
-            self.maybe_migrate()?;
+            // Recorded, logged and retried later: not this batch's failure.
+            let _ = self.maybe_migrate();
         }
-        Ok(lsn)
+        Ok(Ingested {
+            lsn,
+            records,
+            replayed: false,
+        })
+    }
+
+    /// Counters of the idempotency keys.
+    pub fn key_stats(&self) -> KeyStats {
+        self.keys.stats()
+    }
+
+    /// Failed moves between tiers (see the module doc).
+    pub fn move_status(&self) -> MoveStatus {
+        let h = lock(&self.health);
+        MoveStatus {
+            failures: h.failures,
+            migration: h.migration.clone(),
+            eviction: h.eviction.clone(),
+            retry_in_s: h
+                .migration
+                .as_ref()
+                .and(h.retry_at)
+                .map(|at| at.saturating_duration_since(Instant::now()).as_secs_f64()),
+        }
+    }
+
+    /// Tries the moves that failed again (eviction at once, the migration
+    /// once its backoff has passed); for a timer, so that a store that
+    /// receives no more writes still catches up. Failures are recorded.
+    pub fn retry_moves(&self) {
+        if lock(&self.health).eviction.is_none() && !self.warm_over(&self.read()) {
+            return;
+        }
+        let evicted = {
+            let mut state = self.write();
+            evict_hot(&mut state, hot_threshold(&self.config))
+        };
+        self.record_eviction(evicted);
+        let _ = self.maybe_migrate();
+    }
+
+    fn record_eviction(&self, result: Result<()>) {
+        let mut h = lock(&self.health);
+        match result {
+            Ok(()) => h.eviction = None,
+            Err(e) => {
+                h.failures += 1;
+                fail(&mut h.eviction, &e);
+                eprintln!("moving records to the warm tier failed (they stay in the hot tier, readable; tried again at the next write): {e}");
+            }
+        }
+    }
+
+    fn record_migration(&self, result: &Result<()>) {
+        let mut h = lock(&self.health);
+        match result {
+            Ok(()) => {
+                h.migration = None;
+                h.retry_at = None;
+                h.backoff = Duration::ZERO;
+            }
+            Err(e) => {
+                h.failures += 1;
+                fail(&mut h.migration, e);
+                h.backoff = (h.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+                h.retry_at = Some(Instant::now() + h.backoff);
+                eprintln!(
+                    "migration to the cold tier failed (the records stay in the warm tier, readable; tried again in {} s): {e}",
+                    h.backoff.as_secs()
+                );
+            }
+        }
     }
 
     /// With a background migrator: wakes it when the warm tier is over its
@@ -364,7 +576,9 @@ impl Engine {
                 }
                 if self.warm_over(&self.read()) {
                     let _guard = lock(&self.migrating);
-                    self.migrate_locked(false)?;
+                    let result = self.migrate_locked(false);
+                    self.record_migration(&result);
+                    result?;
                     self.migrated.notify_all();
                 }
             }
@@ -380,14 +594,26 @@ impl Engine {
         state.warm.memory_bytes() as f64 >= budget * self.config.warm_tier.eviction_threshold_pct
     }
 
-    /// Migrates if the warm tier is over its threshold and no other thread
-    /// is migrating already.
+    /// Migrates if the warm tier is over its threshold, no other thread
+    /// is migrating already, and no failed migration is waiting out its
+    /// backoff. A failure is recorded ([`Engine::move_status`]), logged,
+    /// and returned.
     pub fn maybe_migrate(&self) -> Result<()> {
         if !self.warm_over(&self.read()) {
             return Ok(());
         }
+        if lock(&self.health)
+            .retry_at
+            .is_some_and(|at| Instant::now() < at)
+        {
+            return Ok(());
+        }
         match self.migrating.try_lock() {
-            Ok(_guard) => self.migrate_locked(false),
+            Ok(_guard) => {
+                let result = self.migrate_locked(false);
+                self.record_migration(&result);
+                result
+            }
             Err(_) => Ok(()),
         }
     }
@@ -399,7 +625,9 @@ impl Engine {
             let mut state = self.write();
             evict_hot(&mut state, 0)?;
         }
-        self.migrate_locked(true)
+        let result = self.migrate_locked(true);
+        self.record_migration(&result);
+        result
     }
 
     /// Runs one migration; the caller holds `migrating`.
@@ -429,6 +657,7 @@ impl Engine {
             )
         };
         let only: Vec<RecordBatch> = batches.into_iter().map(|(_, b)| b).collect();
+        // On failure it deletes what it wrote: the next try starts clean.
         let files = cold::write_migration(
             &self.config.cold_dir(),
             &self.config.cold_tier,
@@ -438,7 +667,35 @@ impl Engine {
             through,
         )?;
         crash_point("after-parquet");
-        lock(&self.catalog).commit_migration(&files, lsn_lo, through)?;
+        let keys = self.keys.in_range(lsn_lo, through);
+        let committed = {
+            let mut catalog = lock(&self.catalog);
+            match catalog.commit_migration_with_keys(
+                &files,
+                lsn_lo,
+                through,
+                &keys,
+                Some(self.keys.retention()),
+            ) {
+                Ok(()) => Ok(()),
+                // A commit that reports an error may still have committed
+                // (an I/O error at the very end): the watermark says.
+                Err(e) => match catalog.watermark() {
+                    Ok(w) if w >= through => Ok(()),
+                    Ok(w) if w < lsn_lo => {
+                        // Not committed: the files are this migration's
+                        // alone, listed nowhere. They go, so that a retry
+                        // with another range leaves no unlisted file.
+                        cold::discard(&self.config.cold_dir(), &files);
+                        Err(e)
+                    }
+                    // Unknown: leave them to recovery, which proves them
+                    // leftovers (or not) when the store next opens.
+                    _ => Err(e),
+                },
+            }
+        };
+        committed?;
         crash_point("after-catalog");
         {
             let mut state = self.write();
@@ -568,37 +825,65 @@ fn gpu_warm(config: &Config, mode: Mode) -> std::result::Result<crate::gpu::GpuW
     crate::gpu::GpuWarm::new(gpu, mode, budget / row_bytes + 1).map_err(|e| e.to_string())
 }
 
+/// The idempotency keys a store keeps: those of batches in the cold tier
+/// from the catalog, those of batches still in the log from their records.
+fn kept_keys(config: &Config, catalog: &Catalog, recovery: &Recovery) -> Result<KeyTable> {
+    let kept = crate::idempotency::retention(&config.idempotency);
+    let mut keys = catalog.idempotency_keys(kept)?;
+    keys.extend(
+        recovery
+            .keys
+            .iter()
+            .map(|(lsn, records, k)| crate::catalog::StoredKey {
+                key: k.key.clone(),
+                fingerprint: k.fingerprint,
+                lsn: *lsn,
+                records: *records,
+                created_s: k.created_s,
+            }),
+    );
+    Ok(KeyTable::new(&config.idempotency, keys))
+}
+
 fn hot_threshold(config: &Config) -> u64 {
     (config.hot_tier.max_records as f64 * config.hot_tier.eviction_threshold_pct) as u64
 }
 
 /// Moves the oldest hot records to the warm tier while the hot tier holds
 /// more than `limit` rows, stopping at a gap in the LSNs (a record still
-/// being inserted by another thread).
+/// being inserted by another thread). A record leaves the hot tier only
+/// once the warm tier has taken it: on an error it stays where it was.
 fn evict_hot(state: &mut State, limit: u64) -> Result<()> {
     while state.hot_rows > limit {
-        let Some((&lsn, _)) = state.hot.first_key_value() else {
+        let Some((&lsn, hot)) = state.hot.first_key_value() else {
             break;
         };
         if lsn != state.moved_through + 1 {
             break;
         }
-        let Some(hot) = state.hot.remove(&lsn) else {
-            break;
-        };
-        let batch = &hot.batch;
-        state.warm.append(lsn, batch)?;
-        state.hot_rows -= batch.num_rows() as u64;
+        let hot = hot.clone();
+        state.warm.append(lsn, &hot.batch)?;
+        state.hot.remove(&lsn);
+        state.hot_rows -= hot.batch.num_rows() as u64;
         state.moved_through = lsn;
     }
     Ok(())
 }
 
-/// Test hook: with `SSIG_CRASH_AT=<name>` set, the process aborts at that
-/// point of a migration (used by the crash tests to land kills exactly
-/// between the two phases).
+/// Test hook: with `SSIG_CRASH_AT=<name>` (or `<name>:<n>`, the n-th time)
+/// set, the process aborts at that point: `after-wal` (a batch durable,
+/// its answer not yet sent), `after-parquet` and `after-catalog` (between
+/// the phases of a migration). The crash tests land kills there.
 fn crash_point(name: &str) {
-    if std::env::var("SSIG_CRASH_AT").is_ok_and(|v| v == name) {
+    static HITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let Ok(v) = std::env::var("SSIG_CRASH_AT") else {
+        return;
+    };
+    let (point, nth) = match v.split_once(':') {
+        Some((p, n)) => (p, n.parse().unwrap_or(1)),
+        None => (v.as_str(), 1),
+    };
+    if point == name && HITS.fetch_add(1, Ordering::Relaxed) + 1 >= nth {
         std::process::abort();
     }
 }

@@ -78,6 +78,11 @@ pub enum Error {
     #[error("{0}")]
     Inconsistent(String),
 
+    /// An idempotency key sent again with a different batch: the first
+    /// batch stays stored, the second is refused.
+    #[error("{0}")]
+    KeyConflict(String),
+
     /// A job was cancelled while it ran.
     #[error("job {0} was cancelled")]
     Cancelled(i64),

@@ -64,10 +64,23 @@ enum Command {
     /// unless --keep.
     Demo(DemoArgs),
     /// Ingest CSV or Parquet files (with the store's columns).
+    ///
+    /// With --idempotency-key, batch B of the F-th file is stored under the
+    /// key KEY:F:B, so that the same command run again after it was
+    /// interrupted (killed, a crash) stores only the batches that were not
+    /// stored yet: the others are recognised by their keys and skipped.
+    /// Run it again with the same files in the same order and the same
+    /// --batch-size; a batch that differs under the same key is an error.
     Ingest {
         files: Vec<PathBuf>,
         #[arg(long, default_value_t = 100_000)]
         batch_size: usize,
+        /// Name this ingest for retries: at most 200 visible ASCII characters.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Print a line per batch: `batch F:B lsn L records R stored|already stored`.
+        #[arg(long)]
+        log_batches: bool,
     },
     /// Query across the tiers.
     Query(QueryArgs),
@@ -349,21 +362,58 @@ fn run(args: Args) -> Result<()> {
     let mut config = load_config(&args)?;
     match args.command {
         Command::Demo(d) => demo(config, &d),
-        Command::Ingest { files, batch_size } => {
+        Command::Ingest {
+            files,
+            batch_size,
+            idempotency_key,
+            log_batches,
+        } => {
+            if let Some(k) = &idempotency_key {
+                if k.len() > 200 {
+                    return Err(Error::InvalidArgument(
+                        "--idempotency-key: at most 200 characters (batches add :FILE:BATCH)"
+                            .into(),
+                    ));
+                }
+                tiered::idempotency::check_key(k)
+                    .map_err(|e| Error::InvalidArgument(format!("--idempotency-key: {e}")))?;
+            }
             let engine = open(config)?;
-            for f in files {
+            let stdout = std::io::stdout();
+            for (file_no, f) in files.iter().enumerate() {
                 let started = Instant::now();
-                let mut n = 0u64;
+                let (mut n, mut batch_no, mut skipped) = (0u64, 0u64, 0u64);
                 let mut step = |b: RecordBatch| -> Result<bool> {
-                    engine.ingest(&b).map_err(|e| {
+                    let key = idempotency_key
+                        .as_ref()
+                        .map(|k| format!("{k}:{file_no}:{batch_no}"));
+                    let done = engine.ingest_keyed(&b, key.as_deref()).map_err(|e| {
                         Error::InvalidArgument(format!("{}: after {n} records: {e}", f.display()))
                     })?;
+                    if log_batches {
+                        let mut out = stdout.lock();
+                        writeln!(
+                            out,
+                            "batch {file_no}:{batch_no} lsn {} records {} {}",
+                            done.lsn,
+                            done.records,
+                            if done.replayed {
+                                "already stored"
+                            } else {
+                                "stored"
+                            }
+                        )
+                        .and_then(|()| out.flush())
+                        .map_err(|e| Error::io("<stdout>", e))?;
+                    }
+                    skipped += done.replayed as u64;
                     n += b.num_rows() as u64;
+                    batch_no += 1;
                     Ok(true)
                 };
                 match f.extension().and_then(|e| e.to_str()) {
-                    Some("csv") => jobs::read_csv(&f, engine.mode(), batch_size, &mut step)?,
-                    Some("parquet") => jobs::read_parquet(&f, batch_size, &mut step)?,
+                    Some("csv") => jobs::read_csv(f, engine.mode(), batch_size, &mut step)?,
+                    Some("parquet") => jobs::read_parquet(f, batch_size, &mut step)?,
                     _ => {
                         return Err(Error::InvalidArgument(format!(
                             "{}: expected a .csv or .parquet file",
@@ -372,9 +422,14 @@ fn run(args: Args) -> Result<()> {
                     }
                 }
                 println!(
-                    "{}: {n} records in {:.2} s",
+                    "{}: {n} records in {:.2} s{}",
                     f.display(),
-                    started.elapsed().as_secs_f64()
+                    started.elapsed().as_secs_f64(),
+                    if skipped > 0 {
+                        format!(" ({skipped} batches were already stored under their keys)")
+                    } else {
+                        String::new()
+                    }
                 );
             }
             print_tiers(&engine.stats()?);

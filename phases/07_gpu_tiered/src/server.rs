@@ -18,6 +18,14 @@
 //! other bodies are at most [`MAX_SMALL_BODY`]. Jobs read files only from
 //! the import directory ([`crate::jobs::confine`]). On shutdown the live
 //! feed ends, so that requests in flight can finish and the process exit.
+//!
+//! An ingest answers for its own records: 200 once they are durable (even
+//! if a migration that follows fails: that is logged, counted in `/stats`,
+//! shown by `/health` as `degraded`, and retried), an error only when they
+//! were not stored. With an `Idempotency-Key` header a batch sent again is
+//! answered with the first answer (and `Idempotent-Replayed: true`) instead
+//! of being stored twice; the same key with another batch is a 422
+//! ([`crate::idempotency`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -58,6 +66,10 @@ pub const MAX_LIMIT: usize = 10_000_000;
 pub const MAX_BARS: i64 = 100_000;
 /// Largest body of a request other than `/ingest` (a query, a job).
 pub const MAX_SMALL_BODY: usize = 1 << 20;
+/// The request header that names an ingest's batch for retries.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The response header set on an ingest answered from an earlier one.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
 /// Server limits: the configuration's `server` section, in the units the
 /// server uses.
@@ -173,6 +185,12 @@ impl From<Error> for ApiError {
             }
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Cancelled(_) => StatusCode::CONFLICT,
+            Error::KeyConflict(_) => {
+                return ApiError {
+                    field: Some("Idempotency-Key".into()),
+                    ..ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+                }
+            }
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError::new(status, e.to_string())
@@ -324,6 +342,24 @@ pub async fn serve(
         ..limits.clone()
     };
     let shutdown = Shutdown::default();
+    // Moves between tiers that failed are tried again even when no write
+    // comes to trigger them (the engine keeps the backoff).
+    let retrier = {
+        let engine = engine.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.wait() => return,
+                }
+                if engine.move_status().degraded() {
+                    let engine = engine.clone();
+                    let _ = tokio::task::spawn_blocking(move || engine.retry_moves()).await;
+                }
+            }
+        })
+    };
     let app = router_with(engine, limits, shutdown.clone());
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut http = hyper::server::conn::http1::Builder::new();
@@ -365,6 +401,7 @@ pub async fn serve(
     }
     drop(listener);
     shutdown.trigger();
+    let _ = retrier.await;
     // Every connection gives its slot back when it closes.
     let grace = limits.timeout + limits.header_read_timeout;
     let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
@@ -420,8 +457,15 @@ fn open_file_limit() -> Option<u64> {
 /// The answer to a connection beyond `max_connections`.
 const FULL_RESPONSE: &str = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: 57\r\n\r\n{\"error\":\"too many connections (server.max_connections)\"}";
 
+/// `ok`, or `degraded` while a move between tiers fails (every stored
+/// record is readable and writes are accepted; the failure is retried):
+/// 200 either way, with the failure when there is one.
 async fn health(State(s): State<AppState>) -> Json<Value> {
     let device = s.engine.stats().map(|t| t.warm_device).unwrap_or_default();
+    let moves = s.engine.move_status();
+    if moves.degraded() {
+        return Json(json!({ "status": "degraded", "device": device, "moves": moves }));
+    }
     Json(json!({ "status": "ok", "device": device }))
 }
 
@@ -456,6 +500,8 @@ async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
             "catalog": { "files": files.len(), "partitions": partitions.len(), "watermark_lsn": t.watermark_lsn },
             "compression_ratio": ratio,
             "migrations": t.migrations,
+            "moves": engine.move_status(),
+            "idempotency": engine.key_stats(),
             "answer_cache": {
                 "entries": a.entries, "bytes": a.bytes, "hits": a.hits,
                 "misses": a.misses, "invalidated": a.invalidated,
@@ -494,7 +540,21 @@ fn content_type(headers: &HeaderMap) -> String {
 /// anything is read), then decodes and stores on the blocking pool while
 /// still holding the slot, so that at most `max_concurrent_ingests` bodies
 /// are in memory however many clients send at once.
-async fn ingest(State(s): State<AppState>, req: Request) -> ApiResult<Json<Value>> {
+async fn ingest(State(s): State<AppState>, req: Request) -> ApiResult<Response> {
+    let key = match req.headers().get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(v) => {
+            let text = v.to_str().map_err(|_| {
+                ApiError::bad(
+                    Some("Idempotency-Key"),
+                    "an idempotency key is visible ASCII",
+                )
+            })?;
+            crate::idempotency::check_key(text)
+                .map_err(|e| ApiError::bad(Some("Idempotency-Key"), e.to_string()))?;
+            Some(text.to_string())
+        }
+    };
     let format = match content_type(req.headers()).as_str() {
         ARROW_STREAM => Format::ArrowStream,
         "application/json" => Format::Json,
@@ -554,12 +614,21 @@ async fn ingest(State(s): State<AppState>, req: Request) -> ApiResult<Json<Value
     blocking(move || {
         let _slot = slot;
         let batch = crate::decode::decode(engine.mode(), format, body)?;
-        let n = batch.num_rows();
-        if n == 0 {
-            return Ok(Json(json!({ "accepted": 0 })));
+        if batch.num_rows() == 0 {
+            return Ok(Json(json!({ "accepted": 0 })).into_response());
         }
-        let lsn = engine.ingest(&batch)?;
-        Ok(Json(json!({ "accepted": n, "lsn": lsn })))
+        // Success once the records are durable: what happens to the tiers
+        // afterwards is not this request's to answer for.
+        let done = engine.ingest_keyed(&batch, key.as_deref())?;
+        let mut response =
+            Json(json!({ "accepted": done.records, "lsn": done.lsn })).into_response();
+        if done.replayed {
+            response.headers_mut().insert(
+                header::HeaderName::from_static(IDEMPOTENT_REPLAYED),
+                header::HeaderValue::from_static("true"),
+            );
+        }
+        Ok(response)
     })
     .await
 }

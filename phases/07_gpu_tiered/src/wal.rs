@@ -21,6 +21,24 @@
 //! flatbuffer, body and LSN. The Schema message carries the segment's first
 //! LSN in its metadata, and must match the store's schema byte for byte.
 //!
+//! A record written with an idempotency key ([`KeyStamp`], see
+//! [`crate::idempotency`]) carries it in the same padding, between the
+//! flatbuffer and the trailer, and says so with the trailer magic `SSWK`:
+//!
+//! ```text
+//! 0xFFFFFFFF | metadata length | flatbuffer Message, zero padded to 8 bytes
+//!            | key (n bytes, ASCII), zero padded to 8 | created (i64 LE, unix seconds)
+//!            | fingerprint (u64 LE) | n (u32 LE) | 0 (u32)
+//!            | "SSWK" | crc32c | lsn
+//!            | body
+//! ```
+//!
+//! The checksum covers the key block as well (it covers everything in the
+//! metadata before the trailer), so the key is durable, and checked, with
+//! its batch: no crash can keep one without the other. The fingerprint is
+//! XXH64 over the padded flatbuffer and the body: the same records encode
+//! to the same bytes, so a retry of the same batch has the same fingerprint.
+//!
 //! # Durability
 //!
 //! [`Wal::append`] returns only after the record's bytes are written and
@@ -57,7 +75,11 @@ use crate::error::{Error, Result};
 
 const CONTINUATION: [u8; 4] = [0xFF; 4];
 const MAGIC: &[u8; 4] = b"SSWL";
+/// The trailer magic of a record that carries a key block.
+const MAGIC_KEYED: &[u8; 4] = b"SSWK";
 const TRAILER: usize = 16;
+/// The fixed part of a key block: created, fingerprint, key length, 0.
+const KEY_FIXED: usize = 24;
 const WAL_VERSION_KEY: &str = "squeezed_signals.wal";
 
 /// One segment file on disk.
@@ -76,6 +98,17 @@ pub struct WalStats {
     pub segments: u64,
 }
 
+/// An idempotency key as a WAL record carries it (see [`crate::idempotency`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyStamp {
+    /// The client's key: 1 to 255 bytes of visible ASCII.
+    pub key: String,
+    /// XXH64 of the record's encoded batch ([`Encoded::fingerprint`]).
+    pub fingerprint: u64,
+    /// When the batch was first stored, in unix seconds (for retention).
+    pub created_s: i64,
+}
+
 /// What recovery found.
 #[derive(Clone, Debug, Default)]
 pub struct Recovery {
@@ -92,6 +125,9 @@ pub struct Recovery {
     pub first_lsn: Option<u64>,
     /// The repair of a torn tail that [`scan`] found and did not make yet.
     pub cut: Option<Cut>,
+    /// The idempotency keys of every record read (those at or below the
+    /// watermark too): LSN, records in the batch, key.
+    pub keys: Vec<(u64, u64, KeyStamp)>,
 }
 
 /// How to repair a torn tail: cut the segment to `keep` bytes, or, when its
@@ -188,39 +224,79 @@ fn segment_header(schema: &Schema, first_lsn: u64) -> Vec<u8> {
     out
 }
 
-/// A batch encoded as a framed record, its LSN and checksum still to be set.
+/// A batch encoded for the log, not yet framed: the flatbuffer (padded to
+/// 8 bytes) and the body, and their fingerprint. [`Wal::encode`] makes it
+/// outside every lock; [`Wal::append_encoded`] frames and writes it.
+pub struct Encoded {
+    fb: Vec<u8>,
+    body: Vec<u8>,
+    fingerprint: u64,
+}
+
+impl Encoded {
+    /// XXH64 over the padded flatbuffer and the body: equal for equal
+    /// batches (the same records, columns and types), so a retried batch
+    /// can be recognised by it.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+}
+
+/// A framed record, its LSN and checksum still to be set.
 struct Frame {
     bytes: Vec<u8>,
     /// Offset of the trailer in `bytes`.
     trailer: usize,
-    /// CRC-32C of flatbuffer and body, before the LSN is appended.
+    /// CRC-32C of the metadata before the trailer and the body, before the
+    /// LSN is appended.
     partial_crc: u32,
 }
 
 impl Frame {
     fn encode(batch: &RecordBatch) -> Result<Frame> {
-        let (_dicts, encoded) = IpcDataGenerator::default()
-            .encode(
-                batch,
-                &mut DictionaryTracker::new(false),
-                &ipc_options(),
-                &mut Default::default(),
-            )
-            .map_err(|e| Error::arrow("encoding a WAL record", e))?;
-        let fb = encoded.ipc_message;
-        let body = encoded.arrow_data;
-        let padded = fb.len().div_ceil(8) * 8;
-        let meta_len = padded + TRAILER;
+        Frame::assemble(Encoded::new(batch)?, None)
+    }
+
+    /// Frames `encoded`, with `key`'s block between flatbuffer and trailer
+    /// when there is one.
+    fn assemble(encoded: Encoded, key: Option<&KeyStamp>) -> Result<Frame> {
+        let Encoded { fb, body, .. } = encoded;
+        let key_block = match key {
+            None => 0,
+            Some(k) => {
+                if k.key.is_empty() || k.key.len() > MAX_KEY_BYTES {
+                    return Err(Error::InvalidArgument(format!(
+                        "an idempotency key has 1 to {MAX_KEY_BYTES} bytes, this one {}",
+                        k.key.len()
+                    )));
+                }
+                k.key.len().div_ceil(8) * 8 + KEY_FIXED
+            }
+        };
+        let meta_len = fb.len() + key_block + TRAILER;
+        let meta_len_i32 = i32::try_from(meta_len)
+            .map_err(|_| Error::InvalidArgument("a WAL record's metadata is too large".into()))?;
         let mut bytes = Vec::with_capacity(8 + meta_len + body.len());
         bytes.extend_from_slice(&CONTINUATION);
-        bytes.extend_from_slice(&(meta_len as i32).to_le_bytes());
+        bytes.extend_from_slice(&meta_len_i32.to_le_bytes());
         bytes.extend_from_slice(&fb);
-        bytes.resize(8 + padded, 0);
+        let magic = match key {
+            None => MAGIC,
+            Some(k) => {
+                bytes.extend_from_slice(k.key.as_bytes());
+                bytes.resize(8 + fb.len() + k.key.len().div_ceil(8) * 8, 0);
+                bytes.extend_from_slice(&k.created_s.to_le_bytes());
+                bytes.extend_from_slice(&k.fingerprint.to_le_bytes());
+                bytes.extend_from_slice(&(k.key.len() as u32).to_le_bytes());
+                bytes.extend_from_slice(&0u32.to_le_bytes());
+                MAGIC_KEYED
+            }
+        };
         let trailer = bytes.len();
-        bytes.extend_from_slice(MAGIC);
+        let partial_crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[8..trailer]), &body);
+        bytes.extend_from_slice(magic);
         bytes.extend_from_slice(&[0; 12]);
         bytes.extend_from_slice(&body);
-        let partial_crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[8..8 + padded]), &body);
         Ok(Frame {
             bytes,
             trailer,
@@ -235,6 +311,34 @@ impl Frame {
         self.bytes[t + 8..t + 16].copy_from_slice(&lsn.to_le_bytes());
     }
 }
+
+impl Encoded {
+    fn new(batch: &RecordBatch) -> Result<Encoded> {
+        let (_dicts, encoded) = IpcDataGenerator::default()
+            .encode(
+                batch,
+                &mut DictionaryTracker::new(false),
+                &ipc_options(),
+                &mut Default::default(),
+            )
+            .map_err(|e| Error::arrow("encoding a WAL record", e))?;
+        let mut fb = encoded.ipc_message;
+        fb.resize(fb.len().div_ceil(8) * 8, 0);
+        let body = encoded.arrow_data;
+        let mut h = twox_hash::XxHash64::with_seed(0);
+        std::hash::Hasher::write(&mut h, &fb);
+        std::hash::Hasher::write(&mut h, &body);
+        let fingerprint = std::hash::Hasher::finish(&h);
+        Ok(Encoded {
+            fb,
+            body,
+            fingerprint,
+        })
+    }
+}
+
+/// The longest idempotency key a record can carry, in bytes.
+pub const MAX_KEY_BYTES: usize = 255;
 
 /// The active segment, touched only by the flushing leader.
 struct Writer {
@@ -439,7 +543,22 @@ impl Wal {
     /// Appends `batch` and returns its LSN once it is durable. Concurrent
     /// callers share fsyncs.
     pub fn append(&self, batch: &RecordBatch) -> Result<u64> {
-        let mut frame = Frame::encode(batch)?;
+        self.write_frame(Frame::encode(batch)?)
+    }
+
+    /// Encodes `batch` for [`Wal::append_encoded`] (outside every lock), so
+    /// that its fingerprint is known before it is written.
+    pub fn encode(batch: &RecordBatch) -> Result<Encoded> {
+        Encoded::new(batch)
+    }
+
+    /// Appends an encoded batch, with its idempotency key when given, and
+    /// returns its LSN once record and key are durable.
+    pub fn append_encoded(&self, encoded: Encoded, key: Option<&KeyStamp>) -> Result<u64> {
+        self.write_frame(Frame::assemble(encoded, key)?)
+    }
+
+    fn write_frame(&self, mut frame: Frame) -> Result<u64> {
         let mut q = lock(&self.queue);
         if let Some(why) = &q.poisoned {
             return Err(Error::Poisoned(why.clone()));
@@ -511,12 +630,16 @@ impl Wal {
     }
 }
 
+/// One record read back: its LSN, its batch, its key (if it carries one),
+/// and the offset where the next record starts.
+type ReadRecord = (u64, RecordBatch, Option<KeyStamp>, usize);
+
 /// One record found by [`replay`].
 fn read_frame(
     bytes: &Buffer,
     offset: usize,
     schema: &SchemaRef,
-) -> std::result::Result<(u64, RecordBatch, usize), String> {
+) -> std::result::Result<ReadRecord, String> {
     let data = bytes.as_slice();
     let rest = data.len() - offset;
     if rest < 8 {
@@ -542,14 +665,32 @@ fn read_frame(
         ));
     }
     let meta = &data[offset + 8..offset + 8 + meta_len];
-    let (fb, trailer) = meta.split_at(meta_len - TRAILER);
-    if &trailer[..4] != MAGIC {
-        return Err("record trailer magic missing".into());
-    }
+    let (covered, trailer) = meta.split_at(meta_len - TRAILER);
+    let keyed = match &trailer[..4] {
+        m if m == MAGIC => false,
+        m if m == MAGIC_KEYED => true,
+        _ => return Err("record trailer magic missing".into()),
+    };
     let crc = u32::from_le_bytes([trailer[4], trailer[5], trailer[6], trailer[7]]);
     let mut lsn_bytes = [0u8; 8];
     lsn_bytes.copy_from_slice(&trailer[8..16]);
     let lsn = u64::from_le_bytes(lsn_bytes);
+    // Checked below, once the checksum has passed.
+    let (fb, key_at) = if keyed {
+        let fixed = covered
+            .len()
+            .checked_sub(KEY_FIXED)
+            .ok_or("record key block is cut short")?;
+        let f = &covered[fixed..];
+        let n = u32::from_le_bytes([f[16], f[17], f[18], f[19]]) as usize;
+        let start = fixed
+            .checked_sub(n.div_ceil(8) * 8)
+            .filter(|_| (1..=MAX_KEY_BYTES).contains(&n))
+            .ok_or_else(|| format!("record key length {n} is impossible"))?;
+        (&covered[..start], Some((start, n)))
+    } else {
+        (covered, None)
+    };
     let message = arrow_ipc::root_as_message(fb)
         .map_err(|e| format!("record metadata does not parse: {e}"))?;
     let body_len = usize::try_from(message.bodyLength())
@@ -562,13 +703,35 @@ fn read_frame(
         ));
     }
     let body = &data[body_start..body_start + body_len];
-    // The checksum covers the padded flatbuffer region, the body, the LSN.
-    let want = crc32c::crc32c_append(crc32c::crc32c_append(crc32c::crc32c(fb), body), &lsn_bytes);
+    // The checksum covers the padded flatbuffer region (and the key block),
+    // the body, the LSN.
+    let want = crc32c::crc32c_append(
+        crc32c::crc32c_append(crc32c::crc32c(covered), body),
+        &lsn_bytes,
+    );
     if want != crc {
         return Err(format!(
             "checksum mismatch (stored {crc:#010x}, computed {want:#010x})"
         ));
     }
+    let key = match key_at {
+        None => None,
+        Some((start, n)) => {
+            let fixed = &covered[covered.len() - KEY_FIXED..];
+            let word = |at: usize| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(&fixed[at..at + 8]);
+                w
+            };
+            let key = std::str::from_utf8(&covered[start..start + n])
+                .map_err(|_| "record key is not UTF-8".to_string())?;
+            Some(KeyStamp {
+                key: key.to_string(),
+                created_s: i64::from_le_bytes(word(0)),
+                fingerprint: u64::from_le_bytes(word(8)),
+            })
+        }
+    };
     let Some(rb) = message.header_as_record_batch() else {
         return Err("message is not a record batch".into());
     };
@@ -582,7 +745,7 @@ fn read_frame(
         &message.version(),
     )
     .map_err(|e| format!("record does not decode: {e}"))?;
-    Ok((lsn, batch, body_start + body_len))
+    Ok((lsn, batch, key, body_start + body_len))
 }
 
 /// Reads every segment in `dir`, calls `f(lsn, batch)` for each record with
@@ -723,7 +886,7 @@ fn scan_from(
         let mut expect = seg.first_lsn;
         while offset < bytes.len() {
             match read_frame(&bytes, offset, schema) {
-                Ok((lsn, batch, end)) => {
+                Ok((lsn, batch, key, end)) => {
                     if lsn != expect {
                         return Err(Error::corrupt(
                             what,
@@ -732,6 +895,9 @@ fn scan_from(
                         ));
                     }
                     recovery.records += 1;
+                    if let Some(k) = key {
+                        recovery.keys.push((lsn, batch.num_rows() as u64, k));
+                    }
                     if lsn > after {
                         recovery.replayed += 1;
                         f(lsn, batch)?;

@@ -1,6 +1,8 @@
 //! The HTTP API, end to end: a server process on an ephemeral port, every
 //! endpoint and error code, concurrent ingest and query, shutdown.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, ChildStdout, Command, Stdio};
@@ -290,6 +292,9 @@ fn every_endpoint_and_every_error_code() {
         .request("POST", "/ingest", &[("Content-Type", "text/csv")], b"a,b")
         .unwrap();
     assert_eq!(r.status, 415, "{}", r.text());
+    // Refused before its body was read: the server may close the
+    // connection, so the test goes on with a new one.
+    let mut c = server.conn();
     // Over the limit: a declared length is refused before any of the body
     // is read (so the client may not get to send it); a chunked body once
     // the limit is passed.
@@ -1108,4 +1113,170 @@ async fn a_handler_that_panics_is_a_500_and_the_server_goes_on() {
     assert!(String::from_utf8_lossy(&body).contains("the server goes on"));
     assert!(tiered::server::handler_panics() >= 1);
     assert_eq!(call("/ok").await.unwrap().status(), 200);
+}
+
+/// A store whose tiers are small (migrations every few batches), and its
+/// configuration file.
+fn small_store(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let store = dir.join("store");
+    let config = common::small_config(&store, Mode::Simple);
+    let path = dir.join("config.json");
+    std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
+    (store, path)
+}
+
+/// Makes migrations fail: the cold tree becomes read-only, and since that
+/// does not stop root, the first day's partition directory cannot be made
+/// either (a file stands where its `year=2024` directory would go).
+fn break_cold(cold: &std::path::Path) {
+    std::fs::write(cold.join("year=2024"), b"not a directory").unwrap();
+    chmod_tree(cold, 0o555);
+}
+
+fn mend_cold(cold: &std::path::Path) {
+    chmod_tree(cold, 0o755);
+    std::fs::remove_file(cold.join("year=2024")).unwrap();
+}
+
+fn chmod_tree(dir: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let p = entry.unwrap().path();
+        if p.is_dir() {
+            chmod_tree(&p, mode);
+        }
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn post_keyed(c: &mut Conn, key: &str, body: &[u8]) -> Response {
+    c.request(
+        "POST",
+        "/ingest",
+        &[
+            ("Content-Type", "application/vnd.apache.arrow.stream"),
+            ("Idempotency-Key", key),
+        ],
+        body,
+    )
+    .unwrap()
+}
+
+fn health(c: &mut Conn) -> Value {
+    json_body(&get(c, "/health"))
+}
+
+#[test]
+fn a_failed_migration_answers_200_for_durable_records_and_a_retry_is_stored_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, config) = small_store(dir.path());
+    let cold = store.join("cold");
+    let cfg = config.to_str().unwrap();
+    let mut g = Generator::new(Mode::Simple, 5, 11);
+    let bodies: Vec<Vec<u8>> = (0..12)
+        .map(|_| arrow_body(&g.batch(400).unwrap()))
+        .collect();
+
+    let server = Server::start(&store, &["--config", cfg]);
+    let mut c = server.conn();
+    assert_eq!(health(&mut c)["status"], "ok");
+    break_cold(&cold);
+    // Enough batches that the warm tier passes its threshold: migrations
+    // run, and fail. Every ingest is durable, so every answer is 200.
+    let mut answers = Vec::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let r = post_keyed(&mut c, &format!("batch-{i}"), body);
+        assert_eq!(r.status, 200, "batch {i}: {}", r.text());
+        assert_eq!(r.header("idempotent-replayed"), None);
+        answers.push(json_body(&r));
+    }
+    let stats = json_body(&get(&mut c, "/stats"));
+    assert_eq!(stats["total_records"], 12 * 400, "{stats}");
+    assert!(stats["moves"]["failures"].as_u64().unwrap() >= 1, "{stats}");
+    assert_eq!(stats["tiers"]["cold"]["records"], 0, "{stats}");
+    let h = health(&mut c);
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert!(
+        h["moves"]["migration"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cold"),
+        "{h}"
+    );
+    // What the failed migrations wrote is gone (no file in staging).
+    let staged = std::fs::read_dir(cold.join("_staging"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(staged, 0);
+
+    // The same key and body again: the first answer, nothing stored.
+    let r = post_keyed(&mut c, "batch-3", &bodies[3]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("idempotent-replayed"), Some("true"));
+    assert_eq!(json_body(&r), answers[3]);
+    // The same key with another body: refused, nothing stored.
+    let r = post_keyed(&mut c, "batch-3", &bodies[4]);
+    assert_eq!(r.status, 422, "{}", r.text());
+    assert_eq!(json_body(&r)["field"], "Idempotency-Key");
+    let r = post_keyed(&mut c, "has space", &bodies[4]);
+    assert_eq!(r.status, 400, "{}", r.text());
+    // Refused before its body was read: the server may close the
+    // connection (hyper does not reuse one with a body left unread).
+    let mut c = server.conn();
+    assert_eq!(total(&mut c), 12 * 400);
+    let stats = json_body(&get(&mut c, "/stats"));
+    assert_eq!(stats["idempotency"]["replays"], 1, "{stats}");
+    assert_eq!(stats["idempotency"]["conflicts"], 1, "{stats}");
+
+    // A restart between the two sends: the key comes back from the WAL.
+    // The cold tier is still broken: the store opens all the same.
+    let (_, ok) = server.stop();
+    assert!(ok);
+    let server = Server::start(&store, &["--config", cfg]);
+    let mut c = server.conn();
+    assert_eq!(total(&mut c), 12 * 400);
+    assert_eq!(health(&mut c)["status"], "degraded");
+    for i in [0, 7, 11] {
+        let r = post_keyed(&mut c, &format!("batch-{i}"), &bodies[i]);
+        assert_eq!(r.header("idempotent-replayed"), Some("true"), "batch {i}");
+        assert_eq!(json_body(&r), answers[i]);
+    }
+    assert_eq!(total(&mut c), 12 * 400);
+
+    // Mended: the migration is retried without another write.
+    mend_cold(&cold);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while health(&mut c)["status"] != "ok" {
+        assert!(Instant::now() < deadline, "still {}", health(&mut c));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let stats = json_body(&get(&mut c, "/stats"));
+    assert!(stats["tiers"]["cold"]["records"].as_u64().unwrap() > 0);
+    assert_eq!(stats["total_records"], 12 * 400);
+    let watermark = stats["catalog"]["watermark_lsn"].as_u64().unwrap();
+    let (_, ok) = server.stop();
+    assert!(ok);
+
+    // Once more after a restart: batch 0 is in the cold tier, its WAL
+    // segment gone; its key comes back from the catalog. Nothing the
+    // failed migrations wrote was left behind (the store opens).
+    assert!(answers[0]["lsn"].as_u64().unwrap() <= watermark);
+    let server = Server::start(&store, &["--config", cfg]);
+    let mut c = server.conn();
+    for i in 0..12 {
+        let r = post_keyed(&mut c, &format!("batch-{i}"), &bodies[i]);
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("idempotent-replayed"), Some("true"), "batch {i}");
+        assert_eq!(json_body(&r), answers[i]);
+    }
+    assert_eq!(total(&mut c), 12 * 400);
+    assert_eq!(health(&mut c)["status"], "ok");
+    // Each record once: the timestamps of the 12 bodies, no more.
+    let r = post_json(
+        &mut c,
+        "/query",
+        &json!({"columns": ["timestamp"], "sort": {"column": "timestamp"}}),
+    );
+    let lines = r.text().lines().count();
+    assert_eq!(lines, 12 * 400);
 }

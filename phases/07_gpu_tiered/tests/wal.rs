@@ -288,3 +288,73 @@ fn a_missing_segment_is_an_error_the_first_one_included() {
         before.len() - 3
     );
 }
+
+#[test]
+fn a_keyed_record_carries_its_key_through_cuts_and_flips() {
+    let dir = tempfile::tempdir().unwrap();
+    let batches = small_batches(2, 5);
+    write_log(dir.path(), &batches[..1]);
+    let seg = the_segment(dir.path());
+    let one = std::fs::metadata(&seg).unwrap().len();
+    let schema = Mode::Simple.schema();
+    let rec = wal::replay(dir.path(), &schema, 0, |_, _| Ok(())).unwrap();
+    let log = Wal::open(dir.path(), schema, &rec, 1 << 30, true).unwrap();
+    let encoded = Wal::encode(&batches[1]).unwrap();
+    let fingerprint = encoded.fingerprint();
+    assert_eq!(
+        Wal::encode(&batches[1]).unwrap().fingerprint(),
+        fingerprint,
+        "the same batch has the same fingerprint"
+    );
+    assert_ne!(Wal::encode(&batches[0]).unwrap().fingerprint(), fingerprint);
+    let stamp = wal::KeyStamp {
+        key: "client-7/batch-0042".into(),
+        fingerprint,
+        created_s: 1_700_000_000,
+    };
+    assert_eq!(log.append_encoded(encoded, Some(&stamp)).unwrap(), 2);
+    drop(log);
+    let (rec, got) = replay_all(dir.path()).unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].1, batches[1]);
+    assert_eq!(rec.keys, vec![(2, 5, stamp.clone())]);
+
+    // Cuts inside the keyed record (every byte up to the body, then every
+    // 16th): a torn tail, key and batch both gone.
+    let full = std::fs::read(&seg).unwrap();
+    let at = full
+        .windows(stamp.key.len())
+        .position(|w| w == stamp.key.as_bytes())
+        .unwrap();
+    let body = (at + 24 + 24 + 16) as u64;
+    let cuts = (one..body).chain((body..full.len() as u64).step_by(16));
+    for cut in cuts {
+        let case = tempfile::tempdir().unwrap();
+        std::fs::write(
+            case.path().join(seg.file_name().unwrap()),
+            &full[..cut as usize],
+        )
+        .unwrap();
+        let (rec, got) = replay_all(case.path()).unwrap();
+        assert_eq!(got.len(), 1, "cut at {cut}");
+        assert!(rec.keys.is_empty(), "cut at {cut}: {:?}", rec.keys);
+    }
+    // A bit of every byte of the key block flipped: never a changed key.
+    for byte in at..at + 24 + 24 {
+        {
+            let bit = byte % 8;
+            let case = tempfile::tempdir().unwrap();
+            let mut bad = full.clone();
+            bad[byte] ^= 1 << bit;
+            std::fs::write(case.path().join(seg.file_name().unwrap()), &bad).unwrap();
+            match replay_all(case.path()) {
+                // Read as a torn tail (it is the last record): cut, no key.
+                Ok((rec, got)) => {
+                    assert_eq!(got.len(), 1, "byte {byte} bit {bit}");
+                    assert!(rec.keys.is_empty());
+                }
+                Err(e) => panic!("byte {byte} bit {bit}: {e}"),
+            }
+        }
+    }
+}
