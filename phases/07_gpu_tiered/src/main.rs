@@ -311,7 +311,7 @@ enum Format {
 
 #[derive(Debug, Subcommand)]
 enum JobCommand {
-    /// Create a pending job: SOURCE is a .csv or .parquet file, or gen:RECORDS[:SEED].
+    /// Create a pending job: SOURCE is a .csv or .parquet file, or `gen:RECORDS[:SEED]`.
     Create { source: String },
     /// Run a pending job in this process, with progress.
     Start {
