@@ -93,7 +93,7 @@ class Writer:
         n = 0
         for ts, value in rows:
             value = value.strip()
-            if value == "" or value.upper() in ("NA", "NAN"):
+            if value == "" or value.upper() in ("NA", "NAN", "NIL"):
                 continue
             if last is not None and ts <= last:
                 continue  # a repeated or out-of-order stamp: keep the first
