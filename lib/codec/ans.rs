@@ -285,7 +285,7 @@ mod tests {
     fn the_largest_table_with_every_slot_a_symbol() {
         let weights = vec![1u32; 1 << MAX_LOG];
         let symbols: Vec<u16> = (0..10_000u32)
-            .map(|i| (i * 2654435761 % 4096) as u16)
+            .map(|i| (i.wrapping_mul(2654435761) % 4096) as u16)
             .collect();
         let bits = round_trip(&weights, MAX_LOG, &symbols);
         assert_eq!(bits, (symbols.len() + STATES) * MAX_LOG as usize);
