@@ -75,6 +75,8 @@ const CHAPTERS: &[&str] = &[
     "docs/src/00-dataset.md",
     "docs/src/01-ndjson.md",
     "docs/src/02-columnar.md",
+    "docs/src/03-compressed.md",
+    "docs/src/03b-beyond-gorilla.md",
     "docs/src/format.md",
 ];
 
