@@ -77,6 +77,8 @@ const CHAPTERS: &[&str] = &[
     "docs/src/02-columnar.md",
     "docs/src/03-compressed.md",
     "docs/src/03b-beyond-gorilla.md",
+    "docs/src/04-custom-binary.md",
+    "docs/src/05-downsampling.md",
     "docs/src/format.md",
 ];
 
