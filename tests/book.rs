@@ -79,6 +79,7 @@ const CHAPTERS: &[&str] = &[
     "docs/src/03b-beyond-gorilla.md",
     "docs/src/04-custom-binary.md",
     "docs/src/05-downsampling.md",
+    "docs/src/06-query-engine.md",
     "docs/src/format.md",
 ];
 
