@@ -80,7 +80,9 @@ const CHAPTERS: &[&str] = &[
     "docs/src/04-custom-binary.md",
     "docs/src/05-downsampling.md",
     "docs/src/06-query-engine.md",
+    "docs/src/results.md",
     "docs/src/format.md",
+    "README.md",
 ];
 
 // ---------------------------------------------------------------------------
