@@ -11,16 +11,17 @@
 //!
 //! ```text
 //! <!-- run: 04_custom_binary inspect --blocks 2
-//!      show: 1-10, "checked", "list 49"-end -->
+//!      show: 1-10, "every CRC32C matches", "list 49"-end -->
 //! ```
 //!
 //! - `run: CMD`: the fenced block after the marker (or, without one, the
 //!   lines up to the next blank line: a Markdown table) is what `CMD` prints
 //!   on standard output.
 //! - `show: ITEMS`, with `run:`: only some of those lines. An item is a line
-//!   number (`3`), the next line containing a text (`"checked"`), or a range
-//!   of them (`1-10`, `"┌"-"└"`, `"list 49"-end`); one `…` line stands for
-//!   the lines left out between two items.
+//!   number (`3`), the next line containing a text (`"every CRC32C"`), or
+//!   a range of them (`1-10`, `"┌"-"└"`, `"list 49"-end`; a range's end is
+//!   the first line at or after its start that contains the text); one `…`
+//!   line stands for the lines left out between two items.
 //! - `quote: CMD` with `figures: "12 of 50 series match", "1429 bytes"`: `CMD`
 //!   prints each figure, and the paragraph after the marker (or the table:
 //!   several `quote:` markers may stand before one) quotes it word for word.
@@ -49,10 +50,10 @@
 //! --release --` as `squeezed-signals`, so a marker may name a command as
 //! the prose shows it. `../shared` beside the scratch directory is the
 //! project's (the Beringei data); a marker with `needs: PATH` (relative to
-//! where the commands run) is skipped, and says so, where PATH is missing. Markers run file by
-//! file, in order; each `run:` or `quote:` command runs once and its output
-//! is reused. A marker must leave `output/` as the course wrote it: one that
-//! writes elsewhere says `--output-dir`.
+//! where the commands run) is skipped, and says so, where PATH is missing.
+//! Markers run file by file, in order; each `run:` or `quote:` command runs
+//! once and its output is reused. A marker must leave `output/` as the
+//! course wrote it: one that writes elsewhere says `--output-dir`.
 //!
 //! # What may differ
 //!
