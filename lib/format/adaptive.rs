@@ -386,7 +386,7 @@ pub fn read(path: &Path) -> Result<Dataset> {
 
 /// Reads a file of `flavor`.
 pub fn read_as(flavor: &Flavor, path: &Path) -> Result<Dataset> {
-    let bytes = read_input(path, "run `cargo run --bin 03_compressed` first")?;
+    let bytes = read_input(path, "run `cargo run --release --bin 03_compressed` first")?;
     decode_as(flavor, &bytes).map_err(|e| e.within(path.display()))
 }
 

@@ -443,8 +443,10 @@ fn scheme_table(st: &AdaptiveStats) -> Table {
         "values",
         "bytes",
         "bits/value",
+        "share of values",
         "why it wins",
     ]);
+    let all_values: u64 = st.scheme_samples.iter().sum();
     let rows = [
         (
             0usize,
@@ -467,6 +469,11 @@ fn scheme_table(st: &AdaptiveStats) -> Table {
             Cell::new(st.scheme_samples[k]).set_alignment(CellAlignment::Right),
             Cell::new(st.scheme_bytes[k]).set_alignment(CellAlignment::Right),
             Cell::new(format!("{bits:.2}")).set_alignment(CellAlignment::Right),
+            Cell::new(format!(
+                "{:.1}%",
+                st.scheme_samples[k] as f64 * 100.0 / all_values.max(1) as f64
+            ))
+            .set_alignment(CellAlignment::Right),
             Cell::new(reason),
         ]);
     }

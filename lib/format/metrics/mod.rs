@@ -51,7 +51,7 @@
 //! per block) and its blocks, not every block entry of the file. Each list
 //! has its own CRC so it can be trusted without reading the others.
 //!
-//! `docs/format.md` is the exact specification with a version table.
+//! `docs/src/format.md` is the exact specification with a version table.
 
 mod inspect;
 mod reader;
