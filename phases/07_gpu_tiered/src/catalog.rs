@@ -305,6 +305,43 @@ impl Catalog {
         })
     }
 
+    /// An empty catalog in memory (for a read-only engine over a directory
+    /// that holds no store: nothing is created on disk).
+    pub fn open_in_memory() -> Result<Catalog> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|e| Error::catalog(&path, e))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| Error::catalog(&path, e))?;
+        Ok(Catalog { conn, path })
+    }
+
+    /// For a catalog opened read-only: refuses one written before catalog
+    /// versions that holds files (only `repair` can bring it up to date) or
+    /// one of a version this build does not know.
+    pub fn check_readable(&self) -> Result<()> {
+        match self.meta("catalog_version")?.as_deref() {
+            Some(VERSION) => Ok(()),
+            Some(v) => Err(Error::corrupt(
+                self.path.display().to_string(),
+                0,
+                format!("catalog version {v:?} is not one this build knows ({VERSION})"),
+            )),
+            None => {
+                let files: i64 = self
+                    .conn
+                    .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
+                    .map_err(self.err())?;
+                if files > 0 || self.meta("cold_watermark_lsn")?.is_some() {
+                    return Err(Error::InvalidArgument(format!(
+                        "the catalog {} was written by an earlier version, without checksums; nothing was changed; `07_gpu_tiered repair` rebuilds it from the cold files and the WAL",
+                        self.path.display()
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -763,6 +800,29 @@ impl Catalog {
             return Err(Error::NotFound(format!("job {id}")));
         }
         Ok(())
+    }
+
+    /// Marks every job still `running` as failed, interrupted: called when
+    /// the store opens for writing, which only one process can do at a
+    /// time, so a running job is one whose process stopped. Returns their
+    /// ids.
+    pub fn fail_interrupted_jobs(&self) -> Result<Vec<i64>> {
+        let ids: Vec<i64> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id FROM jobs WHERE state = 'running' ORDER BY id")
+                .map_err(self.err())?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(self.err())?;
+            rows.collect::<rusqlite::Result<_>>().map_err(self.err())?
+        };
+        for &id in &ids {
+            self.set_job_state(
+                id,
+                "failed",
+                Some("interrupted: the process running it stopped before it finished; the records it stored are kept; create the job again to read the rest"),
+            )?;
+        }
+        Ok(ids)
     }
 
     /// Records progress of a running job.

@@ -194,7 +194,8 @@ pub struct Engine {
     config: Config,
     mode: Mode,
     schema: SchemaRef,
-    wal: Wal,
+    /// The log; `None` when the store was opened read-only.
+    wal: Option<Wal>,
     pub(crate) state: RwLock<State>,
     catalog: Mutex<Catalog>,
     /// Held while a migration runs: one at a time.
@@ -217,8 +218,9 @@ pub struct Engine {
     keys: KeyTable,
     /// Failed moves between tiers, and the migration's backoff.
     health: Mutex<MoveHealth>,
-    /// Held (flock) while the engine lives: one process per store.
-    _lock: std::fs::File,
+    /// Held (flock on the store directory) while the engine lives: one
+    /// writing process per store. `None` for an empty read-only engine.
+    _lock: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -239,18 +241,46 @@ impl Engine {
     /// nothing, and refuses the store if they disagree; then cuts a torn WAL
     /// tail, deletes what an interrupted migration left (only what it can
     /// prove is garbage), moves files it cannot explain but need not refuse
-    /// for to quarantine, replays the WAL, and is ready. See [`crate::recovery`].
+    /// for to quarantine, marks jobs a stopped process left running as
+    /// failed, replays the WAL, and is ready. See [`crate::recovery`].
     pub fn open(config: Config) -> Result<Engine> {
+        Engine::open_with(config, false)
+    }
+
+    /// Opens the store to read it only (`stats`, `query`, `aggregate`,
+    /// `scrub`), changing nothing on disk: the same checks as
+    /// [`Engine::open`], but a torn WAL tail is left where it is (its
+    /// record is not read), leftovers are neither deleted nor moved, no
+    /// migration runs, and ingest is refused. What a read-write open would
+    /// do is listed in [`OpenReport::not_done`]. The lock is shared: readers
+    /// run beside each other, never beside a writer. A directory that holds
+    /// no store reads as an empty one, and nothing is created.
+    pub fn open_read_only(config: Config) -> Result<Engine> {
+        Engine::open_with(config, true)
+    }
+
+    fn open_with(config: Config, read_only: bool) -> Result<Engine> {
         config.check()?;
         let base = &config.storage.base_path;
-        wal::create_dir_durable(base)?;
-        let lock_file = recovery::lock_store(base)?;
+        if read_only && !recovery::store_exists(&config)? {
+            return Engine::empty(config);
+        }
+        if !read_only {
+            wal::create_dir_durable(base)?;
+        }
+        let lock_file = recovery::lock_store(base, !read_only)?;
         let cold_dir = config.cold_dir();
-        wal::create_dir_durable(&cold_dir)?;
         let wal_dir = config.wal_dir();
-        wal::create_dir_durable(&wal_dir)?;
+        if !read_only {
+            wal::create_dir_durable(&cold_dir)?;
+            wal::create_dir_durable(&wal_dir)?;
+        }
         recovery::check_catalog_file(&config)?;
-        let catalog = recovery::open_catalog(&config.catalog_path())?;
+        let catalog = if read_only {
+            recovery::open_catalog_read_only(&config.catalog_path())?
+        } else {
+            recovery::open_catalog(&config.catalog_path())?
+        };
         let stored = match catalog.meta("mode")? {
             None => None,
             Some(m) => Some(Mode::parse(&m).ok_or_else(|| {
@@ -276,7 +306,9 @@ impl Engine {
                 // holds data: it is not this store's.
                 recovery::refuse_if_data(&config, "holds no store (no mode)")?;
                 let m = want.unwrap_or(Mode::Simple);
-                catalog.set_meta("mode", m.name())?;
+                if !read_only {
+                    catalog.set_meta("mode", m.name())?;
+                }
                 m
             }
         };
@@ -305,17 +337,25 @@ impl Engine {
         })?;
         let cleanup = recovery::plan_cleanup(&config, &checked, &recovery)?;
 
-        // Everything agrees: now act.
-        recovery.apply_cut()?;
-        let opened = cleanup.apply()?;
-        let wal = Wal::open(
-            &wal_dir,
-            schema.clone(),
-            &recovery,
-            config.segment_bytes(),
-            config.wal.fsync,
-        )?;
-        wal.delete_through(watermark)?;
+        // Everything agrees: now act (or, read-only, say what would be done).
+        let (opened, wal) = if read_only {
+            (cleanup.not_done(&recovery), None)
+        } else {
+            recovery.apply_cut()?;
+            let mut opened = cleanup.apply()?;
+            let wal = Wal::open(
+                &wal_dir,
+                schema.clone(),
+                &recovery,
+                config.segment_bytes(),
+                config.wal.fsync,
+            )?;
+            wal.delete_through(watermark)?;
+            // This process holds the store's lock: a job still `running` in
+            // the catalog belongs to a process that stopped.
+            opened.interrupted_jobs = catalog.fail_interrupted_jobs()?;
+            (opened, Some(wal))
+        };
         let keys = kept_keys(&config, &catalog, &recovery)?;
         let answer_budget = (config.query.answer_cache_mb * 1e6) as usize;
         let engine = Engine {
@@ -338,12 +378,74 @@ impl Engine {
             answers: RangeCache::new(answer_budget),
             keys,
             health: Mutex::new(MoveHealth::default()),
-            _lock: lock_file,
+            _lock: Some(lock_file),
         };
+        if read_only {
+            return Ok(engine);
+        }
         // Every record is readable now; a migration that fails here is
         // recorded and tried again later, like one after an ingest.
         let _ = engine.maybe_migrate();
         Ok(engine)
+    }
+
+    /// A read-only engine over a directory that holds no store: empty, and
+    /// nothing is created on disk.
+    fn empty(mut config: Config) -> Result<Engine> {
+        let mode = config.mode.unwrap_or(Mode::Simple);
+        config.mode = Some(mode);
+        let warm = make_warm(&config, mode)?;
+        let catalog = Catalog::open_in_memory()?;
+        let keys = KeyTable::new(&config.idempotency, Vec::new());
+        let answer_budget = (config.query.answer_cache_mb * 1e6) as usize;
+        Ok(Engine {
+            schema: mode.schema(),
+            mode,
+            wal: None,
+            state: RwLock::new(State {
+                hot: BTreeMap::new(),
+                hot_rows: 0,
+                moved_through: 0,
+                warm,
+                cold: Arc::new(Vec::new()),
+                cold_rows: 0,
+                watermark: 0,
+            }),
+            catalog: Mutex::new(catalog),
+            migrating: Mutex::new(()),
+            migrations: std::sync::atomic::AtomicU64::new(0),
+            background: AtomicBool::new(false),
+            signal: Mutex::new(()),
+            wanted: Condvar::new(),
+            migrated: Condvar::new(),
+            recovery: Recovery {
+                next_lsn: 1,
+                ..Recovery::default()
+            },
+            opened: OpenReport::default(),
+            observer: RwLock::new(None),
+            meta_cache: Arc::new(cold::MetaCache::default()),
+            answers: RangeCache::new(answer_budget),
+            keys,
+            health: Mutex::new(MoveHealth::default()),
+            _lock: None,
+            config,
+        })
+    }
+
+    /// Whether the store was opened read-only ([`Engine::open_read_only`]).
+    pub fn read_only(&self) -> bool {
+        self.wal.is_none()
+    }
+
+    /// The log, or an error saying the store was opened to read only.
+    fn log(&self) -> Result<&Wal> {
+        self.wal.as_ref().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "the store at {} was opened read-only; nothing can be written",
+                self.config.storage.base_path.display()
+            ))
+        })
     }
 
     /// The configuration the store runs with.
@@ -416,6 +518,7 @@ impl Engine {
     /// [`Error::KeyConflict`]. The key is written in the batch's WAL record,
     /// so it is durable with it (see [`crate::idempotency`]).
     pub fn ingest_keyed(&self, batch: &RecordBatch, key: Option<&str>) -> Result<Ingested> {
+        self.log()?;
         schema::validate(self.mode, batch)?;
         let batch = schema::conform(self.mode, batch)?;
         let records = batch.num_rows() as u64;
@@ -436,7 +539,7 @@ impl Engine {
         let stamp = reservation.as_ref().map(|r| r.stamp());
         // An error here (or a panic) drops the reservation: the key is free
         // for the retry, since nothing was stored.
-        let lsn = self.wal.append_encoded(encoded, stamp.as_ref())?;
+        let lsn = self.log()?.append_encoded(encoded, stamp.as_ref())?;
         // Durable from here on: whatever follows, the answer is success.
         crash_point("after-wal");
         if let Some(r) = reservation {
@@ -498,6 +601,9 @@ impl Engine {
     /// once its backoff has passed); for a timer, so that a store that
     /// receives no more writes still catches up. Failures are recorded.
     pub fn retry_moves(&self) {
+        if self.read_only() {
+            return;
+        }
         if lock(&self.health).eviction.is_none() && !self.warm_over(&self.read()) {
             return;
         }
@@ -599,7 +705,7 @@ impl Engine {
     /// backoff. A failure is recorded ([`Engine::move_status`]), logged,
     /// and returned.
     pub fn maybe_migrate(&self) -> Result<()> {
-        if !self.warm_over(&self.read()) {
+        if self.read_only() || !self.warm_over(&self.read()) {
             return Ok(());
         }
         if lock(&self.health)
@@ -620,6 +726,7 @@ impl Engine {
 
     /// Moves every record to the cold tier (hot and warm end empty).
     pub fn migrate_all(&self) -> Result<()> {
+        self.log()?;
         let _guard = lock(&self.migrating);
         {
             let mut state = self.write();
@@ -706,7 +813,7 @@ impl Engine {
             state.cold = Arc::new(cold);
             state.watermark = through;
         }
-        self.wal.delete_through(through)?;
+        self.log()?.delete_through(through)?;
         self.migrations.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -714,7 +821,7 @@ impl Engine {
     /// Counts per tier, consistent with each other.
     pub fn stats(&self) -> Result<TierStats> {
         let state = self.read();
-        let wal = self.wal.stats();
+        let wal = self.wal_stats();
         Ok(TierStats {
             hot_records: state.hot_rows,
             // The bytes of the rows themselves: batches replayed from the WAL
@@ -732,7 +839,7 @@ impl Engine {
             cold_records: state.cold_rows,
             cold_files: state.cold.len() as u64,
             cold_bytes: state.cold.iter().map(|f| f.bytes).sum(),
-            wal_bytes: self.wal.disk_bytes()?,
+            wal_bytes: wal::disk_bytes(&self.config.wal_dir())?,
             wal_fsyncs: wal.fsyncs,
             wal_records_written: wal.records,
             watermark_lsn: state.watermark,
@@ -742,13 +849,14 @@ impl Engine {
 
     /// WAL counters since open.
     pub fn wal_stats(&self) -> WalStats {
-        self.wal.stats()
+        self.wal.as_ref().map(Wal::stats).unwrap_or_default()
     }
 
     /// Deletes cold partitions whose day is more than `days` before `now_ns`
     /// (catalog rows first, in one transaction, then the files). Records still
     /// in the hot or warm tier are not touched. Returns the files removed.
     pub fn retention(&self, days: u32, now_ns: i64) -> Result<Vec<ColdFile>> {
+        self.log()?;
         let _migration = lock(&self.migrating);
         let cutoff_day = now_ns.div_euclid(cold::DAY_NS) - days as i64;
         if cutoff_day < 0 {

@@ -436,10 +436,10 @@ fn run(args: Args) -> Result<()> {
             Ok(())
         }
         Command::Query(q) => {
-            let engine = open(config)?;
+            let engine = open_read_only(config)?;
             query_cmd(&engine, &q)
         }
-        Command::Aggregate(a) => aggregate_cmd(&open(config)?, &a),
+        Command::Aggregate(a) => aggregate_cmd(&open_read_only(config)?, &a),
         Command::Gpubench(b) => tiered::bench::run(&b),
         Command::Jobs { command } => jobs_cmd(config, command),
         Command::Quality {
@@ -473,7 +473,7 @@ fn run(args: Args) -> Result<()> {
             Ok(())
         }
         Command::Stats { json } => {
-            let engine = open(config)?;
+            let engine = open_read_only(config)?;
             let s = engine.stats()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
@@ -509,7 +509,7 @@ fn run(args: Args) -> Result<()> {
             serve(open(config)?, &addr, &limits)
         }
         Command::Scrub { json } => {
-            let engine = open(config)?;
+            let engine = open_read_only(config)?;
             let r = engine.scrub()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
@@ -586,10 +586,16 @@ fn run(args: Args) -> Result<()> {
     }
 }
 
+/// Opens the store to read and write, and says on stderr what recovery did.
 fn open(config: Config) -> Result<Engine> {
     let engine = Engine::open(config)?;
     if let Some((bytes, why)) = &engine.recovery().torn_tail {
         eprintln!("recovery: cut a torn WAL tail of {bytes} bytes ({why})");
+    }
+    for id in &engine.opened().interrupted_jobs {
+        eprintln!(
+            "recovery: job {id} was running when its process stopped: marked failed (interrupted)"
+        );
     }
     for (p, proof) in &engine.opened().deleted {
         eprintln!("recovery: deleted {} ({proof})", p.display());
@@ -600,6 +606,18 @@ fn open(config: Config) -> Result<Engine> {
             q.from.display(),
             q.to.display(),
             q.why
+        );
+    }
+    Ok(engine)
+}
+
+/// Opens the store to read only (changing nothing), and says on stderr what
+/// a read-write open would have done.
+fn open_read_only(config: Config) -> Result<Engine> {
+    let engine = Engine::open_read_only(config)?;
+    for what in &engine.opened().not_done {
+        eprintln!(
+            "recovery not done (opened read-only; the next command that writes does it): {what}"
         );
     }
     Ok(engine)
@@ -894,6 +912,15 @@ fn jobs_cmd(config: Config, command: JobCommand) -> Result<()> {
             .map_err(|e| Error::io(&config.storage.base_path, e))?;
         catalog::Catalog::open(&config.catalog_path())
     };
+    // Reading job rows changes nothing, not even a missing catalog.
+    let catalog_to_read = || -> Result<catalog::Catalog> {
+        let path = config.catalog_path();
+        if path.exists() {
+            catalog::Catalog::open_read_only(&path)
+        } else {
+            catalog::Catalog::open_in_memory()
+        }
+    };
     let show = |j: &catalog::Job| {
         let progress = match j.records_total {
             Some(t) if t > 0 => format!(
@@ -943,10 +970,10 @@ fn jobs_cmd(config: Config, command: JobCommand) -> Result<()> {
             }
             print_tiers(&engine.stats()?);
         }
-        JobCommand::Status { id } => show(&catalog_only()?.job(id)?),
+        JobCommand::Status { id } => show(&catalog_to_read()?.job(id)?),
         JobCommand::Cancel { id } => show(&catalog_only()?.cancel_job(id)?),
         JobCommand::List => {
-            let jobs = catalog_only()?.jobs()?;
+            let jobs = catalog_to_read()?.jobs()?;
             if jobs.is_empty() {
                 println!("no jobs");
             }

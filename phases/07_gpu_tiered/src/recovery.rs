@@ -76,25 +76,52 @@ pub struct OpenReport {
     pub deleted: Vec<(PathBuf, String)>,
     /// Files moved to quarantine.
     pub quarantined: Vec<Quarantined>,
+    /// Jobs the catalog said were running when the store opened (their
+    /// process stopped), now marked failed.
+    pub interrupted_jobs: Vec<i64>,
+    /// Opened read-only: what a read-write open would have done, and did
+    /// not.
+    pub not_done: Vec<String>,
 }
 
-/// Takes the store's lock (flock on `LOCK`): one process per store.
-pub(crate) fn lock_store(base: &Path) -> Result<std::fs::File> {
-    let lock_path = base.join("LOCK");
-    let lock_file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| Error::io(&lock_path, e))?;
-    match lock_file.try_lock() {
-        Ok(()) => Ok(lock_file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::InvalidArgument(format!(
-            "the store at {} is open in another process",
-            base.display()
-        ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&lock_path, e)),
+/// Takes the store's lock: an OS lock (`flock`) on the store directory
+/// itself, exclusive for a process that writes, shared for one that only
+/// reads (`stats`, `query`, `scrub`: they run beside each other, never
+/// beside a writer). The lock is on the directory's file descriptor, so
+/// deleting a file cannot defeat it; the `LOCK` file beside the data says
+/// which process holds it, for people, and is not the lock.
+pub(crate) fn lock_store(base: &Path, write: bool) -> Result<std::fs::File> {
+    let dir = std::fs::File::open(base).map_err(|e| Error::io(base, e))?;
+    let locked = if write {
+        dir.try_lock()
+    } else {
+        dir.try_lock_shared()
+    };
+    let info_path = base.join("LOCK");
+    match locked {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&info_path)
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default();
+            return Err(Error::InvalidArgument(format!(
+                "the store at {} is open in another process{holder}",
+                base.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(base, e)),
     }
+    if write {
+        // Information only: who holds the lock. Losing it changes nothing.
+        let _ = std::fs::write(
+            &info_path,
+            format!("held by process {}\n", std::process::id()),
+        );
+    }
+    Ok(dir)
 }
 
 /// Parquet files under the cold directory, relative to it: those in
@@ -140,6 +167,16 @@ fn data_on_disk(config: &Config) -> Result<(usize, usize)> {
     Ok((segments, parts.len() + staged.len()))
 }
 
+/// Whether `config` points at a store: a catalog file, or data (WAL
+/// segments, Parquet files) without one.
+pub(crate) fn store_exists(config: &Config) -> Result<bool> {
+    if config.catalog_path().exists() {
+        return Ok(true);
+    }
+    let (segments, parquet) = data_on_disk(config)?;
+    Ok(segments + parquet > 0)
+}
+
 /// Refuses a store whose catalog is missing, empty or never initialized
 /// while it holds data. `why` says which.
 pub(crate) fn refuse_if_data(config: &Config, why: &str) -> Result<()> {
@@ -173,6 +210,24 @@ pub(crate) fn open_catalog(path: &Path) -> Result<Catalog> {
         )),
         other => other,
     })
+}
+
+/// Opens the catalog to read only, changing nothing (not even an upgrade):
+/// a catalog this build would have to upgrade is read as it is when it
+/// can be, and refused when it cannot.
+pub(crate) fn open_catalog_read_only(path: &Path) -> Result<Catalog> {
+    let catalog = Catalog::open_read_only(path).map_err(|e| {
+        Error::Inconsistent(format!(
+            "{e}; the catalog cannot be read; nothing was changed; {REPAIR}"
+        ))
+    })?;
+    catalog.check_readable().map_err(|e| match e {
+        Error::Catalog { .. } => Error::Inconsistent(format!(
+            "{e}; the catalog cannot be read; nothing was changed; {REPAIR}"
+        )),
+        other => other,
+    })?;
+    Ok(catalog)
 }
 
 /// The catalog's view of the cold tier, checked against itself and the
@@ -378,6 +433,30 @@ pub(crate) fn plan_cleanup(config: &Config, checked: &Checked, wal: &Recovery) -
 }
 
 impl Cleanup {
+    /// What [`Cleanup::apply`] and cutting the torn tail `wal` found would
+    /// do, in words, for a store opened read-only (which does neither).
+    pub(crate) fn not_done(&self, wal: &Recovery) -> OpenReport {
+        let mut report = OpenReport::default();
+        if let Some((bytes, why)) = &wal.torn_tail {
+            report.not_done.push(format!(
+                "a torn WAL tail of {bytes} bytes ({why}) would be cut (its record was never acknowledged and is not read)"
+            ));
+        }
+        for (rel, proof) in &self.delete {
+            report.not_done.push(format!(
+                "{} would be deleted ({proof})",
+                self.cold_dir.join(rel).display()
+            ));
+        }
+        for (rel, why) in &self.quarantine {
+            report.not_done.push(format!(
+                "{} would be moved to quarantine ({why})",
+                self.cold_dir.join(rel).display()
+            ));
+        }
+        report
+    }
+
     /// Deletes the proven leftovers and quarantines the rest.
     pub(crate) fn apply(self) -> Result<OpenReport> {
         let mut report = OpenReport::default();
@@ -628,7 +707,7 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
     if !base.is_dir() {
         return Err(Error::NotFound(format!("the store {}", base.display())));
     }
-    let _lock = lock_store(&base)?;
+    let _lock = lock_store(&base, true)?;
     let cold_dir = config.cold_dir();
     let wal_dir = config.wal_dir();
     let cat_path = config.catalog_path();

@@ -161,6 +161,17 @@ impl Recovery {
     }
 }
 
+/// Bytes of all segments in `dir`.
+pub fn disk_bytes(dir: &Path) -> Result<u64> {
+    let mut total = 0;
+    for s in list_segments(dir)? {
+        total += std::fs::metadata(&s.path)
+            .map_err(|e| Error::io(&s.path, e))?
+            .len();
+    }
+    Ok(total)
+}
+
 /// The segment's name for its first LSN.
 pub fn segment_name(first_lsn: u64) -> String {
     format!("wal-{first_lsn:020}.arrows")
@@ -601,13 +612,7 @@ impl Wal {
 
     /// Bytes of all segments on disk.
     pub fn disk_bytes(&self) -> Result<u64> {
-        let mut total = 0;
-        for s in list_segments(&self.dir)? {
-            total += std::fs::metadata(&s.path)
-                .map_err(|e| Error::io(&s.path, e))?
-                .len();
-        }
-        Ok(total)
+        disk_bytes(&self.dir)
     }
 
     /// Deletes every segment whose records all have LSN <= `lsn` (they are in

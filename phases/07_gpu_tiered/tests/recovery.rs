@@ -34,6 +34,11 @@ fn sorted(mut v: Vec<String>) -> Vec<String> {
 /// a day and a half), spread over the three tiers, and closes it; returns
 /// every record ingested, sorted.
 fn fill(config: &Config, n: usize) -> Vec<String> {
+    fill_with(config, n, true)
+}
+
+/// [`fill`], checking that every tier holds records only when `spread`.
+fn fill_with(config: &Config, n: usize, spread: bool) -> Vec<String> {
     let engine = Engine::open(config.clone()).unwrap();
     let mut g = Generator::new(Mode::Trading, 5, 12);
     g.mean_gap_ns = 20_000_000_000;
@@ -45,7 +50,7 @@ fn fill(config: &Config, n: usize) -> Vec<String> {
     }
     let s = engine.stats().unwrap();
     assert!(
-        s.cold_files >= 2 && s.warm_records > 0 && s.hot_records > 0,
+        !spread || (s.cold_files >= 2 && s.warm_records > 0 && s.hot_records > 0),
         "{s:?}"
     );
     sorted(row_keys(&concat(&all)))
@@ -572,4 +577,148 @@ fn a_file_the_catalog_lost_is_refused_not_deleted() {
     let engine = Engine::open(config.clone()).unwrap();
     assert_eq!(everything(&engine), want);
     assert_eq!(parquet_under(&config.cold_dir()), cold);
+}
+
+#[test]
+fn deleting_the_lock_file_does_not_let_a_second_writer_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(dir.path(), Mode::Trading);
+    let engine = Engine::open(config.clone()).unwrap();
+    let lock = dir.path().join("LOCK");
+    assert!(
+        std::fs::read_to_string(&lock)
+            .unwrap()
+            .contains(&std::process::id().to_string()),
+        "the LOCK file says who holds the store"
+    );
+    std::fs::remove_file(&lock).unwrap();
+    let e = Engine::open(config.clone()).unwrap_err().to_string();
+    assert!(e.contains("open in another process"), "{e}");
+    // Nor a reader, beside a writer; a command in another process neither.
+    let e = Engine::open_read_only(config.clone())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("open in another process"), "{e}");
+    let cfg = dir.path().join("config.json");
+    let mut elsewhere = config.clone();
+    elsewhere.storage.base_path = dir.path().to_path_buf();
+    std::fs::write(&cfg, serde_json::to_string(&elsewhere).unwrap()).unwrap();
+    let o = bin(&cfg, &["stats"]);
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("open in another process"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    drop(engine);
+    // Readers share the store with each other.
+    let a = Engine::open_read_only(config.clone()).unwrap();
+    let b = Engine::open_read_only(config.clone()).unwrap();
+    assert!(
+        Engine::open(config.clone()).is_err(),
+        "no writer beside them"
+    );
+    drop((a, b));
+    Engine::open(config).unwrap();
+}
+
+#[test]
+fn read_only_commands_change_nothing_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = small_config(&dir.path().join("store"), Mode::Trading);
+    config.warm_tier.max_memory_mb = 1.0;
+    let want = fill_with(&config, 30, false);
+    // A torn tail (half of a record appended), a staged leftover, and a
+    // smaller warm budget: a writer would cut, delete and migrate.
+    let segs = wal::list_segments(&config.wal_dir()).unwrap();
+    let last = segs.last().unwrap().path.clone();
+    let bytes = std::fs::read(&last).unwrap();
+    let mut torn = bytes.clone();
+    torn.extend_from_slice(&bytes[bytes.len() - 300..bytes.len() - 200]);
+    std::fs::write(&last, &torn).unwrap();
+    let staging = config.cold_dir().join("_staging");
+    std::fs::create_dir_all(&staging).unwrap();
+    std::fs::write(staging.join("oddity.parquet"), b"half a file").unwrap();
+    config.warm_tier.max_memory_mb = 0.05;
+    let cfg = dir.path().join("config.json");
+    std::fs::write(&cfg, serde_json::to_string(&config).unwrap()).unwrap();
+    let before = files_under(&config.storage.base_path);
+    for args in [
+        &["stats"][..],
+        &["stats", "--json"][..],
+        &["query", "--limit", "5"][..],
+        &[
+            "aggregate",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-03",
+            "--every",
+            "1h",
+        ][..],
+        &["scrub"][..],
+        &["jobs", "list"][..],
+    ] {
+        let o = bin(&cfg, args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(o.status.success(), "{args:?}: {err}");
+        if args[0] != "jobs" {
+            assert!(err.contains("recovery not done"), "{args:?}: {err}");
+        }
+        let mut after = files_under(&config.storage.base_path);
+        // SQLite's shared-memory index of a reader is not the store.
+        after.retain(|p, _| !p.to_string_lossy().ends_with("-shm"));
+        after.retain(|p, _| !(p.to_string_lossy().ends_with("-wal") && before.get(p).is_none()));
+        assert_eq!(
+            after.keys().collect::<Vec<_>>(),
+            before.keys().collect::<Vec<_>>(),
+            "{args:?}"
+        );
+        assert!(after == before, "{args:?} changed a file");
+    }
+    let o = bin(&cfg, &["stats", "--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        s["hot_records"].as_u64().unwrap()
+            + s["warm_records"].as_u64().unwrap()
+            + s["cold_records"].as_u64().unwrap(),
+        want.len() as u64
+    );
+    // A store that is not there reads as empty, and is not created.
+    let nowhere = dir.path().join("nowhere");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_07_gpu_tiered"))
+        .args(["--storage", nowhere.to_str().unwrap(), "stats"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!nowhere.exists());
+    // The writer does it all.
+    let engine = Engine::open(config.clone()).unwrap();
+    assert!(engine.recovery().torn_tail.is_some());
+    assert_eq!(engine.opened().quarantined.len(), 1);
+    assert_eq!(everything(&engine), want);
+}
+
+#[test]
+fn a_job_left_running_by_a_stopped_process_is_marked_failed_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(dir.path(), Mode::Simple);
+    let engine = Engine::open(config.clone()).unwrap();
+    let (running, pending) = engine
+        .with_catalog(|c| {
+            let a = c.create_job("gen:1000")?;
+            c.set_job_state(a, "running", None)?;
+            Ok((a, c.create_job("gen:10")?))
+        })
+        .unwrap();
+    drop(engine);
+    let engine = Engine::open(config).unwrap();
+    assert_eq!(engine.opened().interrupted_jobs, vec![running]);
+    let j = engine.with_catalog(|c| c.job(running)).unwrap();
+    assert_eq!(j.state, "failed");
+    assert!(j.error.unwrap().contains("interrupted"));
+    assert_eq!(
+        engine.with_catalog(|c| c.job(pending)).unwrap().state,
+        "pending"
+    );
 }
