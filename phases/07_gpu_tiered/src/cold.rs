@@ -89,8 +89,12 @@ pub const META_KEY: &str = "squeezed_signals.cold";
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileMeta {
-    /// 1.
+    /// 2 (1: written before stores had IDs, no `store_id`).
     pub format: u32,
+    /// The ID of the store that wrote the file (see [`crate::recovery`]):
+    /// a file of another store is never taken for this one's, nor deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
     pub partition: String,
     pub rows: u64,
     pub min_ts: i64,
@@ -336,8 +340,8 @@ pub fn write_migration(
     cfg: &ColdConfig,
     schema: &SchemaRef,
     batches: &[RecordBatch],
-    lsn_lo: u64,
-    lsn_hi: u64,
+    (lsn_lo, lsn_hi): (u64, u64),
+    store_id: Option<&str>,
 ) -> Result<Vec<ColdFile>> {
     let mut written = Vec::new();
     let mut staged = None;
@@ -347,6 +351,7 @@ pub fn write_migration(
         schema,
         batches,
         (lsn_lo, lsn_hi),
+        store_id,
         &mut written,
         &mut staged,
     );
@@ -372,12 +377,14 @@ pub fn discard(cold_dir: &Path, files: &[ColdFile]) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_days(
     cold_dir: &Path,
     cfg: &ColdConfig,
     schema: &SchemaRef,
     batches: &[RecordBatch],
     (lsn_lo, lsn_hi): (u64, u64),
+    store_id: Option<&str>,
     files: &mut Vec<ColdFile>,
     staged_now: &mut Option<PathBuf>,
 ) -> Result<()> {
@@ -412,7 +419,8 @@ fn write_days(
             .collect();
         symbols.dedup();
         let mut meta = FileMeta {
-            format: 1,
+            format: if store_id.is_some() { 2 } else { 1 },
+            store_id: store_id.map(str::to_string),
             partition: partition.clone(),
             rows: sorted.num_rows() as u64,
             min_ts: ts.values().iter().copied().min().unwrap_or(0),
@@ -951,6 +959,91 @@ pub struct Described {
     /// Whether it carried its own description (files written before
     /// descriptions are known only from their name and rows).
     pub self_described: bool,
+    /// The store that wrote it, as its description says.
+    pub store_id: Option<String>,
+    /// Its rows, as a multiset ([`RowDigest`]), to compare with the WAL.
+    pub digest: RowDigest,
+}
+
+/// Why [`describe`] could not vouch for a file.
+#[derive(Debug)]
+pub enum DescribeError {
+    /// The file could not be read (permissions, an I/O error): nothing is
+    /// known about its bytes, so it is not damage.
+    Unreadable(std::io::Error),
+    /// Its bytes were read and are wrong.
+    Damaged(String),
+}
+
+impl From<String> for DescribeError {
+    fn from(why: String) -> Self {
+        DescribeError::Damaged(why)
+    }
+}
+
+impl From<&str> for DescribeError {
+    fn from(why: &str) -> Self {
+        DescribeError::Damaged(why.to_string())
+    }
+}
+
+/// A multiset of rows: how many, and the wrapping sum of a 64-bit hash of
+/// each (every column, floats by their bits). The same rows in any order
+/// give the same digest; other rows almost surely another.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RowDigest {
+    pub rows: u64,
+    pub sum: u64,
+}
+
+impl RowDigest {
+    /// Adds the rows of `batch` (the store's columns, in order); with
+    /// `day`, only the rows of that UTC day.
+    pub fn add(&mut self, batch: &RecordBatch, day: Option<i64>) {
+        use arrow_array::types::{Float64Type, Int32Type, Int64Type};
+        use arrow_schema::DataType;
+        let ts = batch.column(0).as_primitive::<TimestampNanosecondType>();
+        for r in 0..batch.num_rows() {
+            if day.is_some_and(|d| ts.value(r).div_euclid(DAY_NS) != d) {
+                continue;
+            }
+            let mut h = twox_hash::XxHash64::with_seed(7);
+            for c in batch.columns() {
+                let bytes: Vec<u8> = match c.data_type() {
+                    DataType::Timestamp(..) => c
+                        .as_primitive::<TimestampNanosecondType>()
+                        .value(r)
+                        .to_le_bytes()
+                        .to_vec(),
+                    DataType::Utf8 => {
+                        let mut v = c.as_string::<i32>().value(r).as_bytes().to_vec();
+                        v.push(0xFF);
+                        v
+                    }
+                    DataType::Float64 => c
+                        .as_primitive::<Float64Type>()
+                        .value(r)
+                        .to_bits()
+                        .to_le_bytes()
+                        .to_vec(),
+                    DataType::Int64 => c
+                        .as_primitive::<Int64Type>()
+                        .value(r)
+                        .to_le_bytes()
+                        .to_vec(),
+                    DataType::Int32 => c
+                        .as_primitive::<Int32Type>()
+                        .value(r)
+                        .to_le_bytes()
+                        .to_vec(),
+                    _ => Vec::new(),
+                };
+                std::hash::Hasher::write(&mut h, &bytes);
+            }
+            self.rows += 1;
+            self.sum = self.sum.wrapping_add(std::hash::Hasher::finish(&h));
+        }
+    }
 }
 
 /// Reads a cold file whole and says what it holds, from its bytes alone
@@ -963,10 +1056,10 @@ pub fn describe(
     path: &Path,
     rel: &Path,
     schema: &SchemaRef,
-) -> std::result::Result<Described, String> {
+) -> std::result::Result<Described, DescribeError> {
     let (partition, lsn_lo, lsn_hi) = parse_path(rel)
         .ok_or("its name is not year=YYYY/month=MM/day=DD/part-<lsn>-<lsn>.parquet")?;
-    let raw = std::fs::read(path).map_err(|e| e.to_string())?;
+    let raw = std::fs::read(path).map_err(DescribeError::Unreadable)?;
     let crc = crc32c::crc32c(&raw);
     let bytes = raw.len() as u64;
     let data = Bytes::from(raw);
@@ -998,7 +1091,8 @@ pub fn describe(
             return Err(format!(
                 "data checksum mismatch: its description says {:#010x}, the data has {want:#010x}",
                 m.data_crc32c
-            ));
+            )
+            .into());
         }
     }
     let reader = builder
@@ -1007,8 +1101,10 @@ pub fn describe(
         .map_err(|e| format!("reading: {e}"))?;
     let (mut rows, mut min_ts, mut max_ts) = (0u64, i64::MAX, i64::MIN);
     let mut symbols = std::collections::BTreeSet::new();
+    let mut digest = RowDigest::default();
     for batch in reader {
         let batch = batch.map_err(|e| format!("reading: {e}"))?;
+        digest.add(&batch, None);
         rows += batch.num_rows() as u64;
         let ts = batch.column(0).as_primitive::<TimestampNanosecondType>();
         for &t in ts.values() {
@@ -1058,11 +1154,14 @@ pub fn describe(
                 "its description (partition {}, {} rows, times {}..={}, LSNs {}..={}) does not match its name and rows (partition {}, {} rows, times {}..={}, LSNs {}..={})",
                 m.partition, m.rows, m.min_ts, m.max_ts, m.lsn_lo, m.lsn_hi,
                 file.partition, file.rows, file.min_ts, file.max_ts, file.lsn_lo, file.lsn_hi
-            ));
+            )
+            .into());
         }
     }
     Ok(Described {
         file,
         self_described: meta.is_some(),
+        store_id: meta.and_then(|m| m.store_id),
+        digest,
     })
 }

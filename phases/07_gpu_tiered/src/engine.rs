@@ -197,7 +197,8 @@ pub struct Engine {
     /// The log; `None` when the store was opened read-only.
     wal: Option<Wal>,
     pub(crate) state: RwLock<State>,
-    catalog: Mutex<Catalog>,
+    /// Shared with the log, which records its segments in it.
+    catalog: Arc<Mutex<Catalog>>,
     /// Held while a migration runs: one at a time.
     migrating: Mutex<()>,
     migrations: std::sync::atomic::AtomicU64,
@@ -218,6 +219,11 @@ pub struct Engine {
     keys: KeyTable,
     /// Failed moves between tiers, and the migration's backoff.
     health: Mutex<MoveHealth>,
+    /// The store's ID (written into cold files and WAL segments); `None`
+    /// only when opened read-only before the store had one.
+    store_id: Option<String>,
+    /// Whose segments the log holds (for [`Engine::scrub`]).
+    pub(crate) log_owner: wal::Owner,
     /// Held (flock on the store directory) while the engine lives: one
     /// writing process per store. `None` for an empty read-only engine.
     _lock: Option<std::fs::File>,
@@ -319,6 +325,38 @@ impl Engine {
         // Check everything, changing nothing on disk.
         let checked = recovery::check_catalog(&catalog, &cold_dir)?;
         let watermark = checked.watermark;
+        // Whose store this is: its ID, created once (a store from before
+        // IDs gets one now; its segments and files so far carry none).
+        let identity = match catalog.store_id()? {
+            Some((id, from)) => recovery::Identity {
+                id: Some(id),
+                legacy_below: from,
+                new: false,
+            },
+            None if read_only => recovery::Identity::legacy(),
+            None if recovery::data_on_disk(&config)? == (0, 0) && watermark == 0 => {
+                recovery::Identity {
+                    id: Some(recovery::new_store_id()),
+                    legacy_below: 1,
+                    new: true,
+                }
+            }
+            None => recovery::Identity {
+                id: Some(recovery::new_store_id()),
+                legacy_below: u64::MAX,
+                new: true,
+            },
+        };
+        recovery::check_cold_owner(&cold_dir, &identity)?;
+        let on_disk = wal::list_segments(&wal_dir)?;
+        let segments = recovery::check_segments(
+            &config,
+            &schema,
+            identity.id.as_deref(),
+            catalog.wal_segments()?,
+            &on_disk,
+            watermark,
+        )?;
         let warm = make_warm(&config, mode)?;
         let mut state = State {
             hot: BTreeMap::new(),
@@ -330,33 +368,76 @@ impl Engine {
             watermark,
         };
         let hot_limit = hot_threshold(&config);
-        let mut recovery = wal::scan(&wal_dir, &schema, watermark, |lsn, batch| {
+        let options = wal::ScanOptions {
+            owner: identity.scan_owner(),
+            watermark: Some(watermark),
+            cut_damaged_tail: false,
+        };
+        let mut recovery = wal::scan_with(&wal_dir, &schema, &options, |lsn, batch| {
             state.hot_rows += batch.num_rows() as u64;
             state.hot.insert(lsn, HotBatch::new(batch));
             evict_hot(&mut state, hot_limit)
         })?;
-        let cleanup = recovery::plan_cleanup(&config, &checked, &recovery)?;
+        let cleanup = recovery::plan_cleanup(&config, &checked, &recovery, &identity)?;
+        let catalog = Arc::new(Mutex::new(catalog));
 
         // Everything agrees: now act (or, read-only, say what would be done).
         let (opened, wal) = if read_only {
-            (cleanup.not_done(&recovery), None)
+            let mut opened = cleanup.not_done(&recovery);
+            opened.not_done.extend(segments.not_done());
+            (opened, None)
         } else {
-            recovery.apply_cut()?;
+            let mut catalog_now = lock(&catalog);
+            if identity.new {
+                let from = if identity.legacy_below == 1 {
+                    1
+                } else {
+                    recovery.next_lsn
+                };
+                if let Some(id) = &identity.id {
+                    catalog_now.set_store_id(id, from)?;
+                }
+            }
+            if let Some(id) = &identity.id {
+                recovery::write_cold_owner(&cold_dir, id)?;
+            }
+            segments.apply(&mut catalog_now)?;
+            drop(catalog_now);
+            recovery.apply_cut(
+                &config
+                    .storage
+                    .base_path
+                    .join(recovery::QUARANTINE)
+                    .join("wal"),
+            )?;
             let mut opened = cleanup.apply()?;
-            let wal = Wal::open(
+            opened.segment_notes = segments.notes();
+            let wal = Wal::open_with(
                 &wal_dir,
                 schema.clone(),
                 &recovery,
-                config.segment_bytes(),
-                config.wal.fsync,
+                wal::WalOptions {
+                    segment_bytes: config.segment_bytes(),
+                    fsync: config.wal.fsync,
+                    store_id: identity.id.clone(),
+                    registry: Some(Arc::new(CatalogSegments(catalog.clone()))),
+                },
             )?;
             wal.delete_through(watermark)?;
             // This process holds the store's lock: a job still `running` in
             // the catalog belongs to a process that stopped.
-            opened.interrupted_jobs = catalog.fail_interrupted_jobs()?;
+            opened.interrupted_jobs = lock(&catalog).fail_interrupted_jobs()?;
             (opened, Some(wal))
         };
-        let keys = kept_keys(&config, &catalog, &recovery)?;
+        let keys = kept_keys(&config, &lock(&catalog), &recovery)?;
+        let log_owner = wal::Owner::Store {
+            id: identity.id.clone(),
+            legacy_below: if identity.new && identity.legacy_below != 1 {
+                recovery.next_lsn
+            } else {
+                identity.legacy_below
+            },
+        };
         let answer_budget = (config.query.answer_cache_mb * 1e6) as usize;
         let engine = Engine {
             config,
@@ -364,7 +445,7 @@ impl Engine {
             schema,
             wal,
             state: RwLock::new(state),
-            catalog: Mutex::new(catalog),
+            catalog,
             migrating: Mutex::new(()),
             migrations: std::sync::atomic::AtomicU64::new(0),
             background: AtomicBool::new(false),
@@ -378,6 +459,8 @@ impl Engine {
             answers: RangeCache::new(answer_budget),
             keys,
             health: Mutex::new(MoveHealth::default()),
+            log_owner,
+            store_id: identity.id,
             _lock: Some(lock_file),
         };
         if read_only {
@@ -411,7 +494,7 @@ impl Engine {
                 cold_rows: 0,
                 watermark: 0,
             }),
-            catalog: Mutex::new(catalog),
+            catalog: Arc::new(Mutex::new(catalog)),
             migrating: Mutex::new(()),
             migrations: std::sync::atomic::AtomicU64::new(0),
             background: AtomicBool::new(false),
@@ -428,6 +511,8 @@ impl Engine {
             answers: RangeCache::new(answer_budget),
             keys,
             health: Mutex::new(MoveHealth::default()),
+            store_id: None,
+            log_owner: wal::Owner::none(),
             _lock: None,
             config,
         })
@@ -468,6 +553,12 @@ impl Engine {
         if let Ok(mut o) = self.observer.write() {
             *o = observer;
         }
+    }
+
+    /// The store's ID (see [`crate::recovery`]); `None` only for a store
+    /// opened read-only before it had one.
+    pub fn store_id(&self) -> Option<&str> {
+        self.store_id.as_deref()
     }
 
     /// The cache of finished answers over time ranges (see [`crate::cache`]).
@@ -770,8 +861,8 @@ impl Engine {
             &self.config.cold_tier,
             &self.schema,
             &only,
-            lsn_lo,
-            through,
+            (lsn_lo, through),
+            self.store_id.as_deref(),
         )?;
         crash_point("after-parquet");
         let keys = self.keys.in_range(lsn_lo, through);
@@ -894,6 +985,21 @@ impl Engine {
             }
         }
         Ok(doomed)
+    }
+}
+
+/// The log's segments, recorded in the catalog as the log creates and
+/// deletes them (see [`crate::recovery`]: a recorded segment that is gone
+/// is noticed).
+struct CatalogSegments(Arc<Mutex<Catalog>>);
+
+impl wal::SegmentRegistry for CatalogSegments {
+    fn created(&self, first_lsn: u64) -> Result<()> {
+        lock(&self.0).record_segments(&[first_lsn])
+    }
+
+    fn deleted(&self, first_lsns: &[u64]) -> Result<()> {
+        lock(&self.0).forget_segments(first_lsns)
     }
 }
 

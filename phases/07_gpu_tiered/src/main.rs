@@ -515,25 +515,41 @@ fn run(args: Args) -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
             } else {
                 println!(
-                    "cold: {} files, {} bytes read and checked; {} damaged",
+                    "cold: {} files, {} bytes read and checked; {} damaged{}",
                     r.files,
                     r.bytes,
-                    r.damaged.len()
+                    r.damaged.len(),
+                    if r.unreadable.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} could not be read", r.unreadable.len())
+                    }
                 );
                 for (p, why) in &r.damaged {
                     println!("  DAMAGED {}: {why}", p.display());
+                }
+                for (p, why) in &r.unreadable {
+                    println!("  NOT READ {}: {why}", p.display());
                 }
                 match &r.wal_problem {
                     None => println!("WAL: {} records checked", r.wal_records),
                     Some(why) => println!("WAL: DAMAGED: {why}"),
                 }
             }
-            if r.damaged.is_empty() && r.wal_problem.is_none() {
+            if r.damaged.is_empty() && r.wal_problem.is_none() && r.unreadable.is_empty() {
                 Ok(())
             } else {
                 Err(Error::Inconsistent(format!(
-                    "scrub found {} damaged cold files{}",
+                    "scrub found {} damaged cold files{}{}",
                     r.damaged.len(),
+                    if r.unreadable.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " and could not read {} (not damage: fix the error it names and scrub again)",
+                            r.unreadable.len()
+                        )
+                    },
                     if r.wal_problem.is_some() {
                         " and a damaged WAL"
                     } else {
@@ -591,6 +607,12 @@ fn open(config: Config) -> Result<Engine> {
     let engine = Engine::open(config)?;
     if let Some((bytes, why)) = &engine.recovery().torn_tail {
         eprintln!("recovery: cut a torn WAL tail of {bytes} bytes ({why})");
+    }
+    for note in &engine.opened().segment_notes {
+        eprintln!("recovery: {note}");
+    }
+    if let Some(kept) = &engine.recovery().cut_kept {
+        eprintln!("recovery: the bytes cut are kept in {}", kept.display());
     }
     for id in &engine.opened().interrupted_jobs {
         eprintln!(
