@@ -20,11 +20,19 @@
 //!   under `squeezed_signals.cold` ([`FileMeta`]): partition, rows, time
 //!   range, symbols, the WAL range it came from, and a CRC-32C of the data
 //!   region before the page index. `repair` rebuilds a lost catalog from it.
-//! - The catalog records a CRC-32C of the whole file. A read checks it the
-//!   first time the engine touches the file ([`MetaCache`] remembers the
-//!   files it checked), so a flipped bit anywhere (data pages, page headers,
-//!   statistics, the page index the pruning trusts) is an error naming the
-//!   file, never a changed answer.
+//! - The catalog records a CRC-32C of the whole file. The first read of a
+//!   file in a process checks it, reading the file whole, and in the same
+//!   pass takes a CRC-32C of each region a later read can fetch: the
+//!   magic, each column chunk's dictionary page, each data page (as the
+//!   page index locates them), and the page index and footer
+//!   ([`Regions`]). The footer and page index are parsed from the checked
+//!   bytes and kept ([`MetaCache`]). Every later read checks each page it
+//!   fetches against its region's CRC before Parquet decodes it
+//!   ([`CheckedFile`]), so a flipped bit anywhere (data pages, page
+//!   headers, statistics, the page index the pruning trusts), before the
+//!   first read or after it, is an error naming the file, never a changed
+//!   answer. The check costs a CRC-32C of the bytes read (crc32c runs at
+//!   several GB/s; the chapter has the measured cost).
 //! - Parquet's own page CRCs would check each page as it is read, but the
 //!   writer of the `parquet` crate (version 59) does not write them
 //!   (`column/page.rs`: "TODO: Add support for crc checksum"); its reader
@@ -610,6 +618,10 @@ pub struct ScanStats {
     pub bytes_read: u64,
     /// Bytes read to check files' checksums (the first read of each file).
     pub bytes_verified: u64,
+    /// Bytes of the regions (pages) read that were checked against their
+    /// checksums, and the nanoseconds it took.
+    pub bytes_checked: u64,
+    pub check_ns: u64,
     pub rows_matched: u64,
 }
 
@@ -624,6 +636,8 @@ impl ScanStats {
         self.pages_pruned += o.pages_pruned;
         self.bytes_read += o.bytes_read;
         self.bytes_verified += o.bytes_verified;
+        self.bytes_checked += o.bytes_checked;
+        self.check_ns += o.check_ns;
         self.rows_matched += o.rows_matched;
     }
 }
@@ -731,13 +745,280 @@ fn selectors(keep: &[bool]) -> Vec<RowSelector> {
     out
 }
 
-/// Parsed footers and page indexes of cold files, so that a query does not
-/// read and decode them again (files are immutable once in the catalog).
-/// A file enters only after its checksum matched the catalog's, so an entry
-/// also says "verified".
+/// A cold file cut into byte regions that together cover it: the leading
+/// magic, each column chunk's dictionary page, each data page (as the page
+/// index locates them), and what follows the data (page index, footer),
+/// each with the CRC-32C it had when the whole file matched the catalog's
+/// checksum. A read fetches whole pages, so it checks what it fetched
+/// against these before Parquet decodes a byte of it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Regions {
+    /// Region `i` is `bounds[i]..bounds[i + 1]`.
+    bounds: Vec<u64>,
+    crcs: Vec<u32>,
+}
+
+impl Regions {
+    /// The regions of a file of `len` bytes, from its metadata (not yet
+    /// trusted: every offset is checked against the length). `None` if the
+    /// metadata does not describe a layout inside the file.
+    fn layout(meta: &ParquetMetaData, len: u64) -> Option<Vec<u64>> {
+        let mut cuts = std::collections::BTreeSet::from([0, len.min(4), len]);
+        let within = |v: i64| u64::try_from(v).ok().filter(|&v| v <= len);
+        for (rg, group) in meta.row_groups().iter().enumerate() {
+            for (c, col) in group.columns().iter().enumerate() {
+                let start = within(
+                    col.dictionary_page_offset()
+                        .unwrap_or(col.data_page_offset()),
+                )?;
+                let end = within(col.compressed_size())?
+                    .checked_add(start)
+                    .filter(|&e| e <= len)?;
+                cuts.insert(start);
+                cuts.insert(end);
+                let pages = meta
+                    .offset_index()
+                    .and_then(|ix| ix.get(rg))
+                    .and_then(|cols| cols.get(c));
+                for page in pages
+                    .map(|p| p.page_locations.as_slice())
+                    .unwrap_or_default()
+                {
+                    let at = within(page.offset)?;
+                    let size = u64::try_from(page.compressed_page_size).ok()?;
+                    let to = at.checked_add(size).filter(|&e| e <= len)?;
+                    cuts.insert(at);
+                    cuts.insert(to);
+                }
+            }
+        }
+        Some(cuts.into_iter().collect())
+    }
+
+    fn index_of(&self, at: u64) -> usize {
+        self.bounds.partition_point(|&b| b <= at).saturating_sub(1)
+    }
+}
+
+/// What the first read of a cold file established: its parsed footer and
+/// page index, and its regions' checksums.
+#[derive(Clone)]
+struct Checked {
+    meta: ArrowReaderMetadata,
+    regions: Arc<Regions>,
+}
+
+/// The first read of a cold file: checks its length and CRC-32C against the
+/// catalog's row `listed`, reading it whole once, and in the same pass
+/// takes the CRC-32C of each region. The footer and page index are then
+/// parsed from the bytes that pass checked, so that nothing of the file is
+/// trusted before its checksum has matched.
+fn check_first(path: &Path, listed: &ColdFile, stats: &mut ScanStats) -> Result<Checked> {
+    let corrupt = |at: u64, why: String| Error::corrupt(path.display().to_string(), at, why);
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len != listed.bytes {
+        return Err(corrupt(
+            len,
+            format!(
+                "the catalog recorded {} bytes, the file has {len}",
+                listed.bytes
+            ),
+        ));
+    }
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    // Parsed before it is checked, only to know where the regions are.
+    let first = ArrowReaderMetadata::load(&file, options.clone());
+    let bounds = first
+        .ok()
+        .and_then(|m| Regions::layout(m.metadata(), len))
+        .unwrap_or_else(|| vec![0, len]);
+    let tail_start = bounds.iter().rev().nth(1).copied().unwrap_or(0);
+    let mut crcs = vec![0u32; bounds.len().saturating_sub(1)];
+    let mut tail = Vec::with_capacity((len - tail_start) as usize);
+    let (mut whole, mut at, mut region) = (0u32, 0u64, 0usize);
+    let mut buf = vec![0u8; 1 << 20];
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(path, e))?;
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        let mut chunk = &buf[..n];
+        whole = crc32c::crc32c_append(whole, chunk);
+        while !chunk.is_empty() && region < crcs.len() {
+            let take = ((bounds[region + 1] - at) as usize).min(chunk.len());
+            crcs[region] = crc32c::crc32c_append(crcs[region], &chunk[..take]);
+            if at + take as u64 > tail_start {
+                let from = tail_start.saturating_sub(at) as usize;
+                tail.extend_from_slice(&chunk[from..take]);
+            }
+            at += take as u64;
+            chunk = &chunk[take..];
+            if at == bounds[region + 1] {
+                region += 1;
+            }
+        }
+    }
+    stats.bytes_verified += at;
+    if at != len {
+        return Err(corrupt(
+            at,
+            format!("the file changed length while it was read ({len} bytes before)"),
+        ));
+    }
+    if whole != listed.crc32c {
+        return Err(corrupt(
+            0,
+            format!(
+                "checksum mismatch: the catalog recorded crc32c {:#010x}, the file has {whole:#010x} (damaged since it was written; `07_gpu_tiered scrub` checks every file)",
+                listed.crc32c
+            ),
+        ));
+    }
+    // The footer and page index again, from the checked bytes.
+    let checked_tail = Suffix {
+        len,
+        start: tail_start,
+        bytes: Bytes::from(tail),
+    };
+    let meta =
+        ArrowReaderMetadata::load(&checked_tail, options).map_err(|e| Error::parquet(path, e))?;
+    if Regions::layout(meta.metadata(), len).as_deref() != Some(&bounds[..]) {
+        return Err(corrupt(0, "the file changed while it was checked".into()));
+    }
+    Ok(Checked {
+        meta,
+        regions: Arc::new(Regions { bounds, crcs }),
+    })
+}
+
+/// The end of a file held in memory, read as the file itself (the footer
+/// and page index, parsed from checked bytes).
+struct Suffix {
+    len: u64,
+    start: u64,
+    bytes: Bytes,
+}
+
+impl Length for Suffix {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for Suffix {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        use bytes::Buf;
+        Ok(self
+            .get_bytes(start, (self.len - start.min(self.len)) as usize)?
+            .reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let from = start
+            .checked_sub(self.start)
+            .map(|f| f as usize)
+            .filter(|&f| f + length <= self.bytes.len())
+            .ok_or_else(|| {
+                parquet::errors::ParquetError::General(format!(
+                    "the footer points at bytes {start}..{} outside its own end of the file",
+                    start + length as u64
+                ))
+            })?;
+        Ok(self.bytes.slice(from..from + length))
+    }
+}
+
+/// A cold file read region by region, each checked against the CRC-32C it
+/// had when the file was first checked: a byte that changed since (bit
+/// rot in a long-running server) is an error naming the file and the
+/// bytes, never a changed answer. Counts the bytes read and checked.
+pub struct CheckedFile {
+    file: File,
+    path: PathBuf,
+    regions: Arc<Regions>,
+    read: Arc<AtomicU64>,
+    checked: Arc<AtomicU64>,
+    check_ns: Arc<AtomicU64>,
+}
+
+impl CheckedFile {
+    fn read_at(&self, start: u64, length: usize) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0; length];
+        self.file.read_exact_at(&mut buf, start)?;
+        self.read.fetch_add(length as u64, Ordering::Relaxed);
+        Ok(buf)
+    }
+
+    /// Checks `bytes` (the file's bytes from `start`) against every region
+    /// they touch; a region they hold only part of is read whole to check.
+    fn check(&self, start: u64, bytes: &[u8]) -> parquet::errors::Result<()> {
+        let t = std::time::Instant::now();
+        let end = start + bytes.len() as u64;
+        let r = &self.regions;
+        let mut i = r.index_of(start);
+        let mut checked = 0u64;
+        while i + 1 < r.bounds.len() && r.bounds[i] < end {
+            let (lo, hi) = (r.bounds[i], r.bounds[i + 1]);
+            let crc = if lo >= start && hi <= end {
+                crc32c::crc32c(&bytes[(lo - start) as usize..(hi - start) as usize])
+            } else {
+                let whole = self.read_at(lo, (hi - lo) as usize)?;
+                crc32c::crc32c(&whole)
+            };
+            checked += hi - lo;
+            if crc != r.crcs[i] {
+                return Err(parquet::errors::ParquetError::General(format!(
+                    "{} is corrupt at bytes {lo}..{hi}: checksum mismatch (crc32c {crc:#010x}, {:#010x} when the file was first checked): damaged since; `07_gpu_tiered scrub` checks every file",
+                    self.path.display(),
+                    r.crcs[i]
+                )));
+            }
+            i += 1;
+        }
+        self.checked.fetch_add(checked, Ordering::Relaxed);
+        self.check_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Length for CheckedFile {
+    fn len(&self) -> u64 {
+        self.regions.bounds.last().copied().unwrap_or(0)
+    }
+}
+
+impl ChunkReader for CheckedFile {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        // To the end of the region it starts in: each region whole, checked.
+        use bytes::Buf;
+        let r = &self.regions;
+        let i = r.index_of(start);
+        let end = r.bounds.get(i + 1).copied().unwrap_or(start).max(start);
+        Ok(self.get_bytes(start, (end - start) as usize)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let buf = self.read_at(start, length)?;
+        self.check(start, &buf)?;
+        Ok(Bytes::from(buf))
+    }
+}
+
+/// Parsed footers, page indexes and region checksums of cold files, so that
+/// a query does not read and decode them again (files are immutable once in
+/// the catalog). A file enters only after its checksum matched the
+/// catalog's; later reads check each region they fetch against it.
 #[derive(Default)]
 pub struct MetaCache {
-    entries: std::sync::Mutex<HashMap<PathBuf, ArrowReaderMetadata>>,
+    entries: std::sync::Mutex<HashMap<PathBuf, Checked>>,
 }
 
 impl std::fmt::Debug for MetaCache {
@@ -747,13 +1028,13 @@ impl std::fmt::Debug for MetaCache {
 }
 
 impl MetaCache {
-    fn get(&self, path: &Path) -> Option<ArrowReaderMetadata> {
+    fn get(&self, path: &Path) -> Option<Checked> {
         self.entries.lock().ok()?.get(path).cloned()
     }
 
-    fn put(&self, path: &Path, meta: ArrowReaderMetadata) {
+    fn put(&self, path: &Path, checked: Checked) {
         if let Ok(mut e) = self.entries.lock() {
-            e.insert(path.to_path_buf(), meta);
+            e.insert(path.to_path_buf(), checked);
         }
     }
 
@@ -769,9 +1050,10 @@ impl MetaCache {
 /// the columns `projection` (indices into the store schema), pruning row
 /// groups by their statistics and pages by the page index. The file at
 /// `path` must be the one the catalog row `listed` describes: its length
-/// and CRC-32C are checked before anything in it is trusted, once per file
-/// with a cache (which then keeps its footer and page index), every time
-/// without.
+/// and CRC-32C are checked before anything in it is trusted (once per file
+/// with a cache, which then keeps its footer, page index and region
+/// checksums; every time without), and every page a read fetches is
+/// checked against its region's checksum before it is decoded.
 #[allow(clippy::too_many_arguments)]
 pub fn scan_file(
     path: &Path,
@@ -784,11 +1066,17 @@ pub fn scan_file(
     cache: Option<&MetaCache>,
     mut f: impl FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<()> {
-    let counter = Arc::new(AtomicU64::new(0));
+    let counters = [
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    ];
     let result = scan_counted(
-        path, listed, schema, preds, projection, batch_size, stats, cache, &mut f, &counter,
+        path, listed, schema, preds, projection, batch_size, stats, cache, &mut f, &counters,
     );
-    stats.bytes_read += counter.load(Ordering::Relaxed);
+    stats.bytes_read += counters[0].load(Ordering::Relaxed);
+    stats.bytes_checked += counters[1].load(Ordering::Relaxed);
+    stats.check_ns += counters[2].load(Ordering::Relaxed);
     result
 }
 
@@ -803,27 +1091,27 @@ fn scan_counted(
     stats: &mut ScanStats,
     cache: Option<&MetaCache>,
     f: &mut impl FnMut(RecordBatch) -> Result<bool>,
-    counter: &Arc<AtomicU64>,
+    counters: &[Arc<AtomicU64>; 3],
 ) -> Result<()> {
-    let reader_meta = match cache.and_then(|c| c.get(path)) {
-        Some(m) => m,
+    let checked = match cache.and_then(|c| c.get(path)) {
+        Some(c) => c,
         None => {
-            verify(path, listed)?;
-            stats.bytes_verified += listed.bytes;
-            let file = CountingFile::open(path, counter.clone())?;
-            let m = ArrowReaderMetadata::load(
-                &file,
-                ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
-            )
-            .map_err(|e| Error::parquet(path, e))?;
-            if let Some(c) = cache {
-                c.put(path, m.clone());
+            let c = check_first(path, listed, stats)?;
+            if let Some(cache) = cache {
+                cache.put(path, c.clone());
             }
-            m
+            c
         }
     };
-    let file = CountingFile::open(path, counter.clone())?;
-    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, reader_meta);
+    let file = CheckedFile {
+        file: File::open(path).map_err(|e| Error::io(path, e))?,
+        path: path.to_path_buf(),
+        regions: checked.regions.clone(),
+        read: counters[0].clone(),
+        checked: counters[1].clone(),
+        check_ns: counters[2].clone(),
+    };
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, checked.meta);
     let got = builder.schema();
     let same = got.fields().len() == schema.fields().len()
         && got
