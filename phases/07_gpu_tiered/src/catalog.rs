@@ -1061,8 +1061,9 @@ impl Catalog {
 
     // ---- quality ----
 
-    /// Stores a data-quality result.
-    pub fn add_quality(&self, q: &Quality) -> Result<()> {
+    /// Stores a data-quality result, keeping the newest `keep` of its
+    /// symbol.
+    pub fn add_quality(&self, q: &Quality, keep: usize) -> Result<()> {
         self.conn
             .execute(
                 "INSERT INTO quality (symbol, start_ts, end_ts, interval_ns, records,
@@ -1084,6 +1085,13 @@ impl Catalog {
                     q.duplicates,
                     now_secs()
                 ],
+            )
+            .map_err(self.err())?;
+        self.conn
+            .execute(
+                "DELETE FROM quality WHERE symbol = ?1 AND id NOT IN
+                     (SELECT id FROM quality WHERE symbol = ?1 ORDER BY id DESC LIMIT ?2)",
+                params![q.symbol, keep as i64],
             )
             .map(|_| ())
             .map_err(self.err())

@@ -627,6 +627,8 @@ impl Engine {
                 Begin::Reserved(r) => Some(r),
             },
         };
+        // A batch already stored is answered above, even now.
+        self.refuse_if_full()?;
         let stamp = reservation.as_ref().map(|r| r.stamp());
         // An error here (or a panic) drops the reservation: the key is free
         // for the retry, since nothing was stored.
@@ -666,6 +668,60 @@ impl Engine {
             records,
             replayed: false,
         })
+    }
+
+    /// Refuses an ingest while a move between tiers fails and the tier it
+    /// would fill is past its `refuse_at_pct`: the tiers stay bounded by
+    /// memory budgets even when the cold tier cannot take records.
+    /// ([`Error::Busy`]: nothing is stored; retry later.)
+    fn refuse_if_full(&self) -> Result<()> {
+        let (migration, eviction, retry_at) = {
+            let h = lock(&self.health);
+            (h.migration.clone(), h.eviction.clone(), h.retry_at)
+        };
+        if migration.is_none() && eviction.is_none() {
+            return Ok(());
+        }
+        let retry_after_s = retry_at
+            .map(|at| {
+                at.saturating_duration_since(Instant::now())
+                    .as_secs_f64()
+                    .ceil() as u64
+            })
+            .unwrap_or(1)
+            .max(1);
+        let state = self.read();
+        if let Some(f) = &migration {
+            let budget = self.config.warm_budget_bytes() as f64;
+            let held = state.warm.memory_bytes() as f64;
+            if held >= budget * self.config.warm_tier.refuse_at_pct {
+                return Err(Error::Busy {
+                    message: format!(
+                        "the warm tier holds {:.1} MB, {:.0}% of its {} MB budget (warm_tier.refuse_at_pct), because migrations to the cold tier fail ({}); nothing was stored; retry in {retry_after_s} s",
+                        held / 1_048_576.0,
+                        100.0 * held / budget,
+                        crate::config::fmt_num(self.config.warm_tier.max_memory_mb),
+                        f.error
+                    ),
+                    retry_after_s,
+                });
+            }
+        }
+        if let Some(f) = &eviction {
+            let max = self.config.hot_tier.max_records as f64;
+            if state.hot_rows as f64 >= max * self.config.hot_tier.refuse_at_pct {
+                return Err(Error::Busy {
+                    message: format!(
+                        "the hot tier holds {} records, {:.0}% of hot_tier.max_records (hot_tier.refuse_at_pct), because moving records to the warm tier fails ({}); nothing was stored; retry in 1 s",
+                        state.hot_rows,
+                        100.0 * state.hot_rows as f64 / max,
+                        f.error
+                    ),
+                    retry_after_s: 1,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Counters of the idempotency keys.

@@ -334,6 +334,17 @@ enum JobCommand {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if !matches!(args.command, Command::Serve { .. } | Command::Loadtest(_)) {
+        // Output piped into a reader that stops early (`| head`) ends this
+        // process quietly, as it does any Unix filter, instead of a panic
+        // in `println!`. Not for the server and the load generator, whose
+        // sockets must not kill them when a peer goes away.
+        // SAFETY: restoring the default action of one signal, before any
+        // thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -505,6 +516,7 @@ fn run(args: Args) -> Result<()> {
             config.server.max_body_mb = max_body_mb.unwrap_or(config.server.max_body_mb);
             config.server.request_timeout_s = timeout_s.unwrap_or(config.server.request_timeout_s);
             config.check()?;
+            tiered::jobs::check_import_dir(&config)?;
             let limits = tiered::server::Limits::from_config(&config);
             serve(open(config)?, &addr, &limits)
         }
@@ -910,7 +922,7 @@ fn write_out(out: &mut impl Write, line: &str) -> Result<()> {
 
 fn stats_line(rows: u64, s: &QueryStats) -> String {
     format!(
-        "{rows} rows in {:.2} ms (hot {}, warm {}, cold {}); cold: {} of {} files pruned, {} of {} row groups pruned, {} of {} pages pruned, {} bytes read ({} more to check checksums)",
+        "{rows} rows in {:.2} ms (hot {}, warm {}, cold {}); cold: {} of {} files pruned, {} of {} row groups pruned, {} of {} pages pruned, {} bytes read ({} more to check files whole the first time; {} bytes of pages checked in {:.2} ms)",
         s.elapsed.as_secs_f64() * 1e3,
         s.hot_rows,
         s.warm_rows,
@@ -922,7 +934,9 @@ fn stats_line(rows: u64, s: &QueryStats) -> String {
         s.cold.pages_pruned,
         s.cold.pages_total,
         s.cold.bytes_read,
-        s.cold.bytes_verified
+        s.cold.bytes_verified,
+        s.cold.bytes_checked,
+        s.cold.check_ms
     )
 }
 
@@ -1472,7 +1486,7 @@ fn serve(engine: Engine, addr: &str, limits: &tiered::server::Limits) -> Result<
     {
         engine.with_catalog(|c| c.cancel_job(j.id))?;
     }
-    runtime.shutdown_timeout(Duration::from_secs(30));
+    runtime.shutdown_timeout(limits.shutdown_grace);
     let s = engine.stats()?;
     println!(
         "shut down: {} records durable ({} fsyncs this run), WAL {} bytes",
