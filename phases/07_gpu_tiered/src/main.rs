@@ -922,7 +922,7 @@ fn write_out(out: &mut impl Write, line: &str) -> Result<()> {
 
 fn stats_line(rows: u64, s: &QueryStats) -> String {
     format!(
-        "{rows} rows in {:.2} ms (hot {}, warm {}, cold {}); cold: {} of {} files pruned, {} of {} row groups pruned, {} of {} pages pruned, {} bytes read ({} more to check files whole the first time; {} bytes of pages checked in {:.2} ms)",
+        "{rows} rows in {:.2} ms (hot {}, warm {}, cold {}); cold: {} of {} files pruned, {} of {} row groups pruned, {} of {} pages pruned, {} bytes read ({} more to check files whole the first time, in {:.2} ms; {} bytes of pages checked in {:.2} ms)",
         s.elapsed.as_secs_f64() * 1e3,
         s.hot_rows,
         s.warm_rows,
@@ -935,6 +935,7 @@ fn stats_line(rows: u64, s: &QueryStats) -> String {
         s.cold.pages_total,
         s.cold.bytes_read,
         s.cold.bytes_verified,
+        s.cold.verify_ms,
         s.cold.bytes_checked,
         s.cold.check_ms
     )
