@@ -1309,10 +1309,12 @@ fn an_ingest_is_never_answered_failed_for_records_it_stored() {
     let mut stored = 0;
     for (i, n) in [300_000, 1_000_000, 300_000].into_iter().enumerate() {
         let body = arrow_body(&g.batch(n).unwrap());
+        let started = Instant::now();
         let r = server
             .conn()
             .request("POST", "/ingest", &[("Content-Type", ARROW)], &body)
             .unwrap();
+        let took = started.elapsed();
         let now = total(&mut server.conn());
         match r.status {
             200 => stored += n as u64,
@@ -1324,7 +1326,7 @@ fn an_ingest_is_never_answered_failed_for_records_it_stored() {
             "body {i}: answered {}, {} stored",
             r.status, now
         );
-        eprintln!("body {i} ({n} records): {}", r.status);
+        eprintln!("body {i} ({n} records): {} in {took:?}", r.status);
     }
     // A body that stops coming: 408, nothing stored.
     let record = json!([{"timestamp": 1, "symbol": "A", "price": 1, "volume": 1}]).to_string();
