@@ -81,8 +81,8 @@ pub struct WarmConfig {
     pub migrate_to_pct: f64,
     /// While migrations to the cold tier fail, ingests are refused (nothing
     /// stored; the HTTP API answers 503 with `Retry-After`) once the tier
-    /// holds this fraction of `max_memory_mb`: the budget, with room for
-    /// the failure to be mended, is then a bound.
+    /// holds this fraction of `max_memory_mb` (1.0: the budget is a bound;
+    /// more lets it grow while the failure is mended).
     pub refuse_at_pct: f64,
     /// `auto`, `cpu` or `gpu` (the GPU tier is a separate build step; `auto`
     /// and `cpu` run the CPU implementation).
@@ -214,7 +214,7 @@ impl Default for HotConfig {
         HotConfig {
             max_records: 1_000_000,
             eviction_threshold_pct: 0.95,
-            refuse_at_pct: 1.5,
+            refuse_at_pct: 1.0,
         }
     }
 }
@@ -225,7 +225,7 @@ impl Default for WarmConfig {
             max_memory_mb: 2048.0,
             eviction_threshold_pct: 0.95,
             migrate_to_pct: 0.75,
-            refuse_at_pct: 1.5,
+            refuse_at_pct: 1.0,
             device: "auto".into(),
         }
     }

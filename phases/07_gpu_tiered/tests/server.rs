@@ -1389,7 +1389,8 @@ fn while_migrations_fail_the_warm_tier_is_bounded_and_ingests_get_503() {
         "every 200 stored, no 503 stored"
     );
     let warm = stats["tiers"]["warm"]["bytes"].as_f64().unwrap();
-    assert!(warm < budget * 1.5 + 400.0 * 40.0, "{warm} of {budget}");
+    // At most one batch past the budget: the check comes before a write.
+    assert!(warm < budget + 400.0 * 40.0, "{warm} of {budget}");
     // Mended: migrations catch up and ingests are taken again.
     mend_cold(&store.join("cold"));
     let deadline = Instant::now() + Duration::from_secs(20);
