@@ -31,6 +31,13 @@ pub fn beringei() -> (Dataset, &'static str) {
     )
 }
 
+/// The real single series `scripts/datasets.py` collects, when it has run.
+pub fn real_series() -> Option<Dataset> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/datasets/series.csv");
+    path.exists()
+        .then(|| import_file(&path, &ImportOptions::default()).expect("series.csv imports"))
+}
+
 /// Both datasets with their names.
 pub fn datasets() -> Vec<(String, Dataset)> {
     let (b, name) = beringei();

@@ -175,7 +175,14 @@ fn rollup_series(
     s
 }
 
-/// Every rollup series of `dataset` at one resolution.
+/// What a gauge keeps per bucket, one rollup series each.
+pub const GAUGE_AGGREGATES: [&str; 7] = ["avg", "min", "max", "p95", "p99", "count", "sum"];
+
+/// What a counter keeps per bucket, one rollup series each.
+pub const COUNTER_AGGREGATES: [&str; 3] = ["last", "increase", "count"];
+
+/// Every rollup series of `dataset` at one resolution: one per aggregate of
+/// [`GAUGE_AGGREGATES`] for a gauge, of [`COUNTER_AGGREGATES`] for a counter.
 pub fn rollup(dataset: &Dataset, res: &Resolution) -> Dataset {
     let mut out = Vec::new();
     for s in &dataset.series {
@@ -318,6 +325,34 @@ mod tests {
             s.push(t * S, v);
         }
         s
+    }
+
+    #[test]
+    fn rollup_series_are_the_listed_aggregates() {
+        let d = Dataset::new(
+            "t",
+            vec![
+                series("cpu", &[(0, 1.0), (30, 2.0)]),
+                series("requests_total", &[(0, 1.0), (30, 3.0)]),
+            ],
+        );
+        let mut names: Vec<String> = rollup(&d, &RESOLUTIONS[0])
+            .series
+            .iter()
+            .map(|s| s.key.metric.clone())
+            .collect();
+        let mut want: Vec<String> = GAUGE_AGGREGATES
+            .iter()
+            .map(|a| format!("cpu_{a}_1m"))
+            .chain(
+                COUNTER_AGGREGATES
+                    .iter()
+                    .map(|a| format!("requests_total_{a}_1m")),
+            )
+            .collect();
+        names.sort();
+        want.sort();
+        assert_eq!(names, want);
     }
 
     #[test]

@@ -10,7 +10,9 @@ use squeeze::cli::{exit_with, CommonArgs};
 /// Prints an ablation table showing what each technique buys. Then 03b:
 /// the adaptive file (shared columns, per-block choice of constant,
 /// decimal or Gorilla values), side by side with Gorilla, and reference
-/// compressors (zstd -3/-19, pco, tsz) run on the same samples. Reads the dataset written by 00_generate and verifies the
+/// compressors (zstd -3/-19, pco, tsz) run on the same samples. Then 03c:
+/// the same file with entropy-coded value blocks (bins + tANS, delta
+/// orders, dictionaries). Reads the dataset written by 00_generate and verifies the
 /// read-back bit for bit.
 #[derive(Debug, Parser)]
 #[command(version)]

@@ -19,6 +19,7 @@ fn runs_every_phase_and_writes_the_report() {
         "Phase 02",
         "Phase 03",
         "Phase 03b",
+        "Phase 03c",
         "Phase 04",
         "Phase 05",
         "Comparative report",
@@ -31,8 +32,8 @@ fn runs_every_phase_and_writes_the_report() {
     assert_eq!(
         phases,
         [
-            "00", "01", "02", "03", "03b", "04", "05.1", "05.2", "05.3", "05.4", "ref1", "ref2",
-            "ref3", "ref4", "ref5", "ref6"
+            "00", "01", "02", "03", "03b", "03c", "04", "05.1", "05.2", "05.3", "05.4", "ref1",
+            "ref2", "ref3", "ref4", "ref5", "ref6"
         ]
     );
     for e in &report.entries {
@@ -49,10 +50,11 @@ fn runs_every_phase_and_writes_the_report() {
         bytes("03b") < bytes("03"),
         "the adaptive file beats Gorilla"
     );
+    assert!(bytes("03c") < bytes("03b"), "entropy coding beats 03b");
     let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
     assert_eq!(
         md.lines().filter(|l| l.starts_with("| 0")).count(),
-        10,
+        11,
         "{md}"
     );
     let svg = std::fs::read_to_string(dir.path().join("report.svg")).unwrap();

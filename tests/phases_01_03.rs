@@ -47,7 +47,7 @@ fn later_phases_before_00_say_run_00_first() {
         let o = run_in(dir.path(), phase, &[]);
         assert!(!o.status.success(), "{phase}");
         assert!(
-            stderr(&o).contains("run `cargo run --bin 00_generate` first"),
+            stderr(&o).contains("run `cargo run --release --bin 00_generate` first"),
             "{phase}: {}",
             stderr(&o)
         );

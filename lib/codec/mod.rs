@@ -6,10 +6,16 @@
 //! - [`delta`]: timestamps as delta-of-deltas, tick-scaled, in Gorilla buckets
 //!   or varints with zero runs.
 //! - [`xor`]: Gorilla XOR coding of `f64` values.
+//! - [`adaptive`] and [`intpack`]: phase 03b's per-block value codec.
+//! - [`ans`], [`entropy`], [`adaptive_entropy`]: phase 03c's entropy coder
+//!   (tANS), integers coded in bins, and the value codec built on them.
 
 pub mod adaptive;
+pub mod adaptive_entropy;
+pub mod ans;
 pub mod bits;
 pub mod delta;
+pub mod entropy;
 pub mod intpack;
 pub mod rle;
 pub mod varint;

@@ -27,12 +27,22 @@
 //!
 //! A series has as many samples as its column; its block count follows
 //! from that and [`BLOCK`].
+//!
+//! # Phase 03c: the same file with another value codec
+//!
+//! [`ENTROPY`] writes the same layout with magic `SSIGENTR` (version 1),
+//! the value blocks of [`crate::codec::adaptive_entropy`], and blocks of
+//! up to [`ENTROPY_BLOCK`] values cut evenly: a series of `n` values has
+//! `b = ceil(n / 8192)` blocks, the first `n mod b` of them one value
+//! longer than the rest (8,760 hourly values: two blocks of 4,380, not
+//! 8,192 and 568). Large blocks let an entropy table pay for itself.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use crate::bytes::write_string;
 use crate::codec::adaptive::{self, ValueScheme};
+use crate::codec::adaptive_entropy::{self, Choice};
 use crate::codec::delta;
 use crate::codec::varint::write_u64;
 use crate::error::Result;
@@ -45,6 +55,73 @@ pub const VERSION: u32 = 1;
 pub const FILE_NAME: &str = "03b_adaptive.ssa";
 /// Values per block.
 pub const BLOCK: usize = 512;
+/// Phase 03c: the most values per block.
+pub const ENTROPY_BLOCK: usize = 8192;
+
+/// A value codec and the file it writes: phase 03b's or phase 03c's.
+#[derive(Debug, Clone, Copy)]
+pub struct Flavor {
+    pub magic: &'static [u8; 8],
+    pub version: u32,
+    pub file_name: &'static str,
+    /// The most values per block.
+    pub block: usize,
+    /// Cut a series into blocks of equal length (03c) or of `block` and a rest (03b).
+    pub even: bool,
+    /// Statistics rows ([`Flavor::label_name`] names them).
+    pub labels: usize,
+    /// Encodes one block; returns its statistics row.
+    encode: fn(&[f64], &mut Vec<u8>, &mut adaptive_entropy::Scratch) -> usize,
+    decode: fn(&[u8], usize, &mut Vec<f64>) -> Result<()>,
+    name: fn(usize) -> &'static str,
+}
+
+impl Flavor {
+    /// Name of a statistics row.
+    pub fn label_name(&self, label: usize) -> &'static str {
+        (self.name)(label)
+    }
+
+    /// The lengths of the blocks of a series of `n` values.
+    pub fn block_lengths(&self, n: usize) -> impl Iterator<Item = usize> {
+        let blocks = n.div_ceil(self.block);
+        let (even, block) = (self.even, self.block);
+        (0..blocks).map(move |i| {
+            if even {
+                n / blocks + (i < n % blocks) as usize
+            } else {
+                block.min(n - i * block)
+            }
+        })
+    }
+}
+
+/// Phase 03b: constant, decimal or Gorilla XOR per block of 512.
+pub const ADAPTIVE: Flavor = Flavor {
+    magic: MAGIC,
+    version: VERSION,
+    file_name: FILE_NAME,
+    block: BLOCK,
+    even: false,
+    labels: 3,
+    encode: |v, out, _| adaptive::encode(v, out) as usize,
+    decode: |p, n, out| adaptive::decode(p, n, out).map(|_| ()),
+    name: value_scheme_name,
+};
+
+/// Phase 03c: entropy-coded decimals in delta orders, dictionaries and
+/// binned bits besides 03b's schemes, per block of up to 8192.
+pub const ENTROPY: Flavor = Flavor {
+    magic: b"SSIGENTR",
+    version: 1,
+    file_name: "03c_entropy.sse",
+    block: ENTROPY_BLOCK,
+    even: true,
+    labels: Choice::LABELS,
+    encode: |v, out, scratch| adaptive_entropy::encode_with(v, out, scratch).label(),
+    decode: |p, n, out| adaptive_entropy::decode(p, n, out).map(|_| ()),
+    name: |l| Choice::of_label(l).map(Choice::name).unwrap_or("unknown"),
+};
 
 /// Where the bytes went and what was chosen.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -53,10 +130,11 @@ pub struct AdaptiveStats {
     pub timestamps: u64,
     pub values: u64,
     pub metadata: u64,
-    /// Blocks and bytes per value scheme, in `ValueScheme` tag order.
-    pub scheme_blocks: [u64; 3],
-    pub scheme_bytes: [u64; 3],
-    pub scheme_samples: [u64; 3],
+    /// Blocks, bytes and values per statistics row of the flavor (03b: its
+    /// `ValueScheme` tags; 03c: `Choice::label`).
+    pub scheme_blocks: Vec<u64>,
+    pub scheme_bytes: Vec<u64>,
+    pub scheme_samples: Vec<u64>,
     /// Timestamp columns per timestamp scheme.
     pub ts_schemes: [u64; 2],
     /// Series whose values repeat an earlier series' and are stored as a reference.
@@ -79,11 +157,22 @@ fn same_bits(a: &[f64], b: &[f64]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits())
 }
 
-/// Encodes `dataset` adaptively.
+/// Encodes `dataset` adaptively (phase 03b).
 pub fn encode(dataset: &Dataset) -> (Vec<u8>, AdaptiveStats) {
+    encode_as(&ADAPTIVE, dataset)
+}
+
+/// Encodes `dataset` with the value codec of `flavor`.
+pub fn encode_as(flavor: &Flavor, dataset: &Dataset) -> (Vec<u8>, AdaptiveStats) {
     let mut out = Vec::with_capacity(dataset.sample_count() as usize + 1024);
-    let mut st = AdaptiveStats::default();
-    write_header(&mut out, MAGIC, VERSION);
+    let mut st = AdaptiveStats {
+        scheme_blocks: vec![0; flavor.labels],
+        scheme_bytes: vec![0; flavor.labels],
+        scheme_samples: vec![0; flavor.labels],
+        ..AdaptiveStats::default()
+    };
+    let mut scratch = adaptive_entropy::Scratch::default();
+    write_header(&mut out, flavor.magic, flavor.version);
     write_string(&mut out, &dataset.source);
 
     // Distinct timestamp columns, stored in order of their first timestamp so
@@ -139,12 +228,14 @@ pub fn encode(dataset: &Dataset) -> (Vec<u8>, AdaptiveStats) {
         }
         candidates.push(i);
         write_u64(&mut out, 0);
-        for chunk in s.values.chunks(BLOCK) {
+        let mut at = 0;
+        for len in flavor.block_lengths(s.values.len()) {
+            let chunk = &s.values[at..at + len];
+            at += len;
             block.clear();
-            let scheme = adaptive::encode(chunk, &mut block);
+            let k = (flavor.encode)(chunk, &mut block, &mut scratch);
             write_u64(&mut out, block.len() as u64);
             out.extend_from_slice(&block);
-            let k = scheme as usize;
             st.scheme_blocks[k] += 1;
             st.scheme_bytes[k] += block.len() as u64;
             st.scheme_samples[k] += chunk.len() as u64;
@@ -158,8 +249,17 @@ pub fn encode(dataset: &Dataset) -> (Vec<u8>, AdaptiveStats) {
 
 /// Decodes bytes written by [`encode`].
 pub fn decode(bytes: &[u8]) -> Result<Dataset> {
-    const WHAT: &str = "adaptive file";
-    let mut r = open_checked(bytes, MAGIC, VERSION, WHAT)?;
+    decode_as(&ADAPTIVE, bytes)
+}
+
+/// Decodes bytes written by [`encode_as`] with the same `flavor`.
+pub fn decode_as(flavor: &Flavor, bytes: &[u8]) -> Result<Dataset> {
+    let what: &'static str = if flavor.magic == MAGIC {
+        "adaptive file"
+    } else {
+        "entropy-coded file"
+    };
+    let mut r = open_checked(bytes, flavor.magic, flavor.version, what)?;
     let source = r.string()?.to_string();
     let n_columns = r.count(2, "timestamp column")?;
     // Column descriptors first; a column is decoded when a series first uses
@@ -177,7 +277,7 @@ pub fn decode(bytes: &[u8]) -> Result<Dataset> {
         let n = usize::try_from(n).map_err(|_| r.corrupt(format!("column {c}: {n} timestamps")))?;
         descriptors.push((n, payload, at, ctx));
         ctx = delta::read_context(payload, n, ctx)
-            .map_err(|e| e.within(format!("{WHAT}: timestamp column {c} at byte {at}")))?
+            .map_err(|e| e.within(format!("{what}: timestamp column {c} at byte {at}")))?
             .0;
     }
     let mut columns: Vec<Option<Vec<i64>>> = vec![None; n_columns];
@@ -216,10 +316,10 @@ pub fn decode(bytes: &[u8]) -> Result<Dataset> {
             }
         };
         // Each block takes at least 2 bytes (its length and its tag).
-        if shared.is_none() && n.div_ceil(BLOCK).saturating_mul(2) > r.remaining() {
+        if shared.is_none() && n.div_ceil(flavor.block).saturating_mul(2) > r.remaining() {
             return Err(r.corrupt(format!(
                 "series {i} ({key}): {n} samples need {} value blocks, only {} bytes left",
-                n.div_ceil(BLOCK),
+                n.div_ceil(flavor.block),
                 r.remaining()
             )));
         }
@@ -227,7 +327,7 @@ pub fn decode(bytes: &[u8]) -> Result<Dataset> {
         if columns[column as usize].is_none() {
             let mut ts = Vec::with_capacity(n);
             delta::decode_in_context(payload, n, context, &mut ts)
-                .map_err(|e| e.within(format!("{WHAT}: timestamp column {column} at byte {at}")))?;
+                .map_err(|e| e.within(format!("{what}: timestamp column {column} at byte {at}")))?;
             columns[column as usize] = Some(ts);
         }
         let ts = columns[column as usize].as_deref().unwrap_or_default();
@@ -239,21 +339,16 @@ pub fn decode(bytes: &[u8]) -> Result<Dataset> {
             continue;
         }
         s.values.reserve(n);
-        let mut left = n;
-        let mut b = 0;
-        while left > 0 {
-            let take = left.min(BLOCK);
+        for (b, take) in flavor.block_lengths(n).enumerate() {
             let len = r.count(1, "value block byte")?;
             let at = r.position() as u64 + 12;
             let payload = r.bytes(len)?;
-            adaptive::decode(payload, take, &mut s.values).map_err(|e| {
+            (flavor.decode)(payload, take, &mut s.values).map_err(|e| {
                 e.within(format!(
-                    "{WHAT}: series {i} ({}) block {b} at byte {at}",
+                    "{what}: series {i} ({}) block {b} at byte {at}",
                     s.key
                 ))
             })?;
-            left -= take;
-            b += 1;
         }
         series.push(s);
     }
@@ -275,14 +370,24 @@ pub fn decode(bytes: &[u8]) -> Result<Dataset> {
 
 /// Writes the file atomically; returns its size and statistics.
 pub fn write(dataset: &Dataset, path: &Path) -> Result<(u64, AdaptiveStats)> {
-    let (bytes, st) = encode(dataset);
+    write_as(&ADAPTIVE, dataset, path)
+}
+
+/// Writes the file of `flavor` atomically; returns its size and statistics.
+pub fn write_as(flavor: &Flavor, dataset: &Dataset, path: &Path) -> Result<(u64, AdaptiveStats)> {
+    let (bytes, st) = encode_as(flavor, dataset);
     Ok((write_atomic(path, &bytes)?, st))
 }
 
 /// Reads an adaptive file.
 pub fn read(path: &Path) -> Result<Dataset> {
-    let bytes = read_input(path, "run `cargo run --bin 03_compressed` first")?;
-    decode(&bytes).map_err(|e| e.within(path.display()))
+    read_as(&ADAPTIVE, path)
+}
+
+/// Reads a file of `flavor`.
+pub fn read_as(flavor: &Flavor, path: &Path) -> Result<Dataset> {
+    let bytes = read_input(path, "run `cargo run --release --bin 03_compressed` first")?;
+    decode_as(flavor, &bytes).map_err(|e| e.within(path.display()))
 }
 
 /// Name of a value scheme by tag.

@@ -150,7 +150,7 @@ pub fn write(dataset: &Dataset, path: &Path) -> Result<u64> {
 
 /// Reads a columnar file.
 pub fn read(path: &Path) -> Result<Dataset> {
-    let bytes = read_input(path, "run `cargo run --bin 02_columnar` first")?;
+    let bytes = read_input(path, "run `cargo run --release --bin 02_columnar` first")?;
     decode(&bytes).map_err(|e| e.within(path.display()))
 }
 

@@ -123,7 +123,7 @@ pub fn write(dataset: &Dataset, path: &Path) -> Result<(u64, Breakdown)> {
 
 /// Reads a compressed file.
 pub fn read(path: &Path) -> Result<Dataset> {
-    let bytes = read_input(path, "run `cargo run --bin 03_compressed` first")?;
+    let bytes = read_input(path, "run `cargo run --release --bin 03_compressed` first")?;
     decode(&bytes).map_err(|e| e.within(path.display()))
 }
 

@@ -163,7 +163,7 @@ pub fn write(dataset: &Dataset, path: &Path) -> Result<u64> {
 pub fn read(path: &Path) -> Result<Dataset> {
     let bytes = read_input(
         path,
-        "run `cargo run --bin 00_generate` first to create the dataset",
+        "run `cargo run --release --bin 00_generate` first to create the dataset",
     )?;
     decode(&bytes).map_err(|e| e.within(path.display()))
 }

@@ -3,10 +3,11 @@
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
+use crate::codec::adaptive_entropy::Choice;
 use crate::codec::delta::{self, TimestampScheme};
 use crate::codec::varint::{len_u64, zigzag};
 use crate::error::Result;
-use crate::format::adaptive::{self, value_scheme_name, AdaptiveStats};
+use crate::format::adaptive::{self, value_scheme_name, AdaptiveStats, ENTROPY};
 use crate::format::compressed::{self, scheme_name, Breakdown};
 use crate::model::Dataset;
 use crate::phases::{record, summary_line, timed, verify, Context, PhaseOutcome};
@@ -184,12 +185,21 @@ pub fn run(ctx: &Context, references: crate::reference::References) -> Result<Ph
             .map(|l| format!("  {l}")),
     );
     lines.push(summary_line(&entry, ndjson.as_ref()));
-    lines.extend(beyond_gorilla(
+    let (beyond, st03b) = beyond_gorilla(
         ctx,
         &data,
         &fp,
         &breakdown,
         bytes,
+        ndjson.as_ref(),
+        references,
+    )?;
+    lines.extend(beyond);
+    lines.extend(entropy_coded(
+        ctx,
+        &data,
+        &fp,
+        &st03b,
         ndjson.as_ref(),
         references,
     )?);
@@ -206,7 +216,7 @@ fn beyond_gorilla(
     gbytes: u64,
     ndjson: Option<&ReportEntry>,
     references: crate::reference::References,
-) -> Result<Vec<String>> {
+) -> Result<(Vec<String>, AdaptiveStats)> {
     let samples = data.sample_count();
     let path = ctx.path(adaptive::FILE_NAME);
     let ((abytes, st), write_ms) = timed(|| adaptive::write(data, &path))?;
@@ -226,12 +236,6 @@ fn beyond_gorilla(
         read_ms,
     )?;
 
-    let indent = |t: Table| {
-        t.to_string()
-            .lines()
-            .map(|l| format!("  {l}"))
-            .collect::<Vec<_>>()
-    };
     let mut lines = vec![
         String::new(),
         "Phase 03b: beyond Gorilla: shared timestamp columns and an adaptive value codec".to_string(),
@@ -310,6 +314,122 @@ fn beyond_gorilla(
         ]);
     }
     lines.extend(indent(t));
+    Ok((lines, st))
+}
+
+fn indent(t: Table) -> Vec<String> {
+    t.to_string().lines().map(|l| format!("  {l}")).collect()
+}
+
+/// pco on each series' value column (default level, one chunk per column),
+/// as a column store uses it; `None` if a column did not round-trip.
+pub fn pco_values_bytes(data: &Dataset) -> Option<u64> {
+    let mut total = 0;
+    for s in &data.series {
+        let blob =
+            pco::standalone::simpler_compress(&s.values, pco::DEFAULT_COMPRESSION_LEVEL).ok()?;
+        let back: Vec<f64> = pco::standalone::simple_decompress(&blob).ok()?;
+        let same = back.len() == s.values.len()
+            && back
+                .iter()
+                .zip(&s.values)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        if !same {
+            return None;
+        }
+        total += blob.len() as u64;
+    }
+    Some(total)
+}
+
+/// 03c: the same file with entropy-coded value blocks, against 03b and pco.
+fn entropy_coded(
+    ctx: &Context,
+    data: &Dataset,
+    fp: &str,
+    st03b: &AdaptiveStats,
+    ndjson: Option<&ReportEntry>,
+    references: crate::reference::References,
+) -> Result<Vec<String>> {
+    let samples = data.sample_count();
+    let path = ctx.path(ENTROPY.file_name);
+    let ((bytes, st), write_ms) = timed(|| adaptive::write_as(&ENTROPY, data, &path))?;
+    let (back, read_ms) = timed(|| adaptive::read_as(&ENTROPY, &path))?;
+    verify(&path, data, &back)?;
+    let entry = record(
+        ctx,
+        ReportEntry::new(
+            "03c",
+            "entropy-coded columnar (bins + tANS)",
+            &path,
+            bytes,
+            samples,
+            fp,
+        ),
+        write_ms,
+        read_ms,
+    )?;
+    let mut lines = vec![
+        String::new(),
+        "Phase 03c: entropy coding: decimal integers in bins coded with tANS, delta orders, dictionaries".to_string(),
+        format!(
+            "  The 03b file with other value blocks: up to {} values each, cut evenly; a table of bins pays for itself only over many values. Each block takes the smallest of:",
+            adaptive::ENTROPY_BLOCK
+        ),
+    ];
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "scheme",
+        "blocks",
+        "values",
+        "bytes",
+        "bits/value",
+        "why it wins",
+    ]);
+    for label in 0..ENTROPY.labels {
+        if st.scheme_blocks[label] == 0 {
+            continue;
+        }
+        let choice = Choice::of_label(label).expect("labels are choices");
+        let bits = st.scheme_bytes[label] as f64 * 8.0 / st.scheme_samples[label].max(1) as f64;
+        t.add_row(vec![
+            Cell::new(choice.name()),
+            Cell::new(st.scheme_blocks[label]).set_alignment(CellAlignment::Right),
+            Cell::new(st.scheme_samples[label]).set_alignment(CellAlignment::Right),
+            Cell::new(st.scheme_bytes[label]).set_alignment(CellAlignment::Right),
+            Cell::new(format!("{bits:.2}")).set_alignment(CellAlignment::Right),
+            Cell::new(choice.reason()),
+        ]);
+    }
+    lines.extend(indent(t));
+    let per = |b: u64| format!("{:.3}", b as f64 / samples.max(1) as f64);
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(vec![
+        "value bytes per sample",
+        "adaptive (03b)",
+        "entropy (03c)",
+        "pco (per column)",
+        "03c / pco",
+    ]);
+    let pco = (references != crate::reference::References::None)
+        .then(|| pco_values_bytes(data))
+        .flatten();
+    t.add_row(vec![
+        Cell::new("values"),
+        Cell::new(per(st03b.values)).set_alignment(CellAlignment::Right),
+        Cell::new(per(st.values)).set_alignment(CellAlignment::Right),
+        Cell::new(pco.map(per).unwrap_or_else(|| "not run".into()))
+            .set_alignment(CellAlignment::Right),
+        Cell::new(
+            pco.map(|p| format!("{:.2}", st.values as f64 / p.max(1) as f64))
+                .unwrap_or_else(|| "-".into()),
+        )
+        .set_alignment(CellAlignment::Right),
+    ]);
+    lines.extend(indent(t));
+    lines.push(summary_line(&entry, ndjson));
     Ok(lines)
 }
 
@@ -323,8 +443,10 @@ fn scheme_table(st: &AdaptiveStats) -> Table {
         "values",
         "bytes",
         "bits/value",
+        "share of values",
         "why it wins",
     ]);
+    let all_values: u64 = st.scheme_samples.iter().sum();
     let rows = [
         (
             0usize,
@@ -347,6 +469,11 @@ fn scheme_table(st: &AdaptiveStats) -> Table {
             Cell::new(st.scheme_samples[k]).set_alignment(CellAlignment::Right),
             Cell::new(st.scheme_bytes[k]).set_alignment(CellAlignment::Right),
             Cell::new(format!("{bits:.2}")).set_alignment(CellAlignment::Right),
+            Cell::new(format!(
+                "{:.1}%",
+                st.scheme_samples[k] as f64 * 100.0 / all_values.max(1) as f64
+            ))
+            .set_alignment(CellAlignment::Right),
             Cell::new(reason),
         ]);
     }

@@ -2,7 +2,9 @@
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
-use crate::downsample::{measure_loss, rollup, Loss, RESOLUTIONS};
+use crate::downsample::{
+    measure_loss, rollup, Loss, COUNTER_AGGREGATES, GAUGE_AGGREGATES, RESOLUTIONS,
+};
 use crate::error::{Error, Result};
 use crate::format::metrics::{self, BlockOptions, MetricsFile};
 use crate::phases::{record, summary_line, thousands, timed, verify, Context, PhaseOutcome};
@@ -89,13 +91,11 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
     // Phase 05 reads phase 04's artifact; it must describe the current dataset.
     match ReportEntry::load(&ctx.output_dir, "04")? {
         Some(e) if e.dataset == fp && raw_path.exists() => {}
-        _ => {
-            return Err(Error::MissingInput {
-                path: raw_path,
-                hint: "run `cargo run --bin 04_custom_binary` first (on the current dataset)"
-                    .into(),
-            })
-        }
+        _ => return Err(Error::MissingInput {
+            path: raw_path,
+            hint: "run `cargo run --release --bin 04_custom_binary` first (on the current dataset)"
+                .into(),
+        }),
     }
     let raw = MetricsFile::open(&raw_path)?.read_all(&data.source)?;
     verify(&raw_path, &data, &raw)?;
@@ -173,9 +173,21 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
         return Err(Error::InvalidArgument("no resolutions to roll up".into()));
     };
     let hours = losses.first().map(|(_, l)| l.hours).unwrap_or(0);
+    let counters = raw
+        .series
+        .iter()
+        .filter(|s| raw.is_counter(&s.key.metric))
+        .count();
+    let gauges = raw.series.len() - counters;
     let mut lines = vec![
         "Phase 05: downsampling, LOSSY: rollups at 1m, 5m, 15m and 1h, stored in the phase 04 format".to_string(),
         "  Gauges keep avg, min, max, p95, p99, count and sum per bucket; counters (*_total) keep last and increase (across resets) and count.".into(),
+        format!(
+            "  So each resolution holds {} series: {gauges} gauges × {} + {counters} counters × {}, each named {{metric}}_{{aggregate}}_{{resolution}}.",
+            gauges * GAUGE_AGGREGATES.len() + counters * COUNTER_AGGREGATES.len(),
+            GAUGE_AGGREGATES.len(),
+            COUNTER_AGGREGATES.len()
+        ),
         format!(
             "  Loss, as mean relative error over {hours} (gauge series, hour) pairs against the raw samples: an hourly average rebuilt as Σsum/Σcount is exact up to rounding; averaging the averages is not; no rollup can give back an exact p99."
         ),

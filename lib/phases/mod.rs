@@ -70,7 +70,7 @@ impl Context {
         let path = self.dataset_path();
         let bytes = crate::files::read_input(
             &path,
-            "run `cargo run --bin 00_generate` first to create the dataset",
+            "run `cargo run --release --bin 00_generate` first to create the dataset",
         )?;
         let d = dataset::decode(&bytes).map_err(|e| e.within(path.display()))?;
         Ok((d, dataset::fingerprint(&bytes)))

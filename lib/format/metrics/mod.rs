@@ -54,7 +54,7 @@
 //! - `index_page.rs`, `name_page.rs`, `root.rs`: the parts' codecs.
 //! - `reader.rs`: [`MetricsFile`], all versions; `inspect.rs`: [`inspect`].
 //!
-//! `docs/format.md` is the exact specification, with a version table and
+//! `docs/src/format.md` is the exact specification, with a version table and
 //! a worked example.
 
 mod index_page;

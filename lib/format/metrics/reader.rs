@@ -203,7 +203,7 @@ impl MetricsFile {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::MissingInput {
                     path: path.to_path_buf(),
-                    hint: "run `cargo run --bin 04_custom_binary` first".into(),
+                    hint: "run `cargo run --release --bin 04_custom_binary` first".into(),
                 }
             } else {
                 Error::io(path, e)

@@ -3,7 +3,7 @@
 //! and so that the version 2 reader keeps being tested on more than its
 //! committed fixture. Phase 04 writes version 3.
 //!
-//! Version 2 in short (`docs/format.md` has it in full): every series' blocks
+//! Version 2 in short (`docs/src/format.md` has it in full): every series' blocks
 //! one after another (each: sample count, timestamp column, adaptive value
 //! block, CRC32C), then one block list per series (per block: first and
 //! last time, count, min, max, length), then a directory (symbol table,

@@ -16,6 +16,10 @@
 //!   ended. The watermark must be the last row's `lsn_hi`, and every file
 //!   must belong to one of them (checked by the engine when it opens).
 //!
+//! `idempotency_keys` keeps the idempotency keys of batches that have left
+//! the WAL for the cold tier (written in the migration's transaction, see
+//! [`crate::idempotency`]), within the configured retention.
+//!
 //! `meta.catalog_version` is 2. A catalog from before (no version) that
 //! holds no file and no watermark is upgraded in place when opened; one
 //! that does is refused, and `07_gpu_tiered repair` rebuilds it.
@@ -81,6 +85,27 @@ CREATE TABLE IF NOT EXISTS quality (
     duplicates        INTEGER NOT NULL,
     computed_at       INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    key         TEXT    PRIMARY KEY,
+    fingerprint INTEGER NOT NULL,  -- XXH64 of the encoded batch, as i64
+    lsn         INTEGER NOT NULL,  -- the WAL record that stored it
+    records     INTEGER NOT NULL,
+    created_at  INTEGER NOT NULL   -- unix seconds
+);
+CREATE INDEX IF NOT EXISTS idempotency_keys_lsn ON idempotency_keys (lsn);
+CREATE TABLE IF NOT EXISTS wal_segments (
+    first_lsn  INTEGER PRIMARY KEY,  -- the segment wal-<first_lsn>.arrows exists
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retained_files (
+    path       TEXT    PRIMARY KEY,  -- a cold file retention deleted
+    partition  TEXT    NOT NULL,
+    lsn_lo     INTEGER NOT NULL,
+    lsn_hi     INTEGER NOT NULL,
+    bytes      INTEGER NOT NULL,
+    crc32c     INTEGER NOT NULL,
+    deleted_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS retention_log (
     id         INTEGER PRIMARY KEY,
     partition  TEXT    NOT NULL,
@@ -99,8 +124,13 @@ pub fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-/// The catalog format this code writes (`meta.catalog_version`).
-pub const VERSION: &str = "2";
+/// The catalog format this code writes (`meta.catalog_version`): 3 records
+/// the store's ID, the WAL segments and the files retention deleted.
+/// A version 2 catalog is upgraded in place (its new tables start empty).
+pub const VERSION: &str = "3";
+
+/// The catalog version before this one, upgraded in place.
+const PREVIOUS: &str = "2";
 
 /// CRC-32C over a `files` row's fields (all but `id`, `created_at` and
 /// itself), each in a fixed encoding: text as its bytes and a 0, integers as
@@ -145,6 +175,41 @@ pub struct Migration {
     pub lsn_hi: u64,
     /// Why repair wrote the row, when it did.
     pub note: Option<String>,
+}
+
+/// An idempotency key and the answer of the ingest that stored its batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredKey {
+    pub key: String,
+    /// XXH64 of the batch as the WAL encodes it.
+    pub fingerprint: u64,
+    /// The LSN the batch was stored at.
+    pub lsn: u64,
+    /// Records in the batch.
+    pub records: u64,
+    /// Unix seconds when it was stored.
+    pub created_s: i64,
+}
+
+/// How long idempotency keys are kept: the newest `max_keys`, none older
+/// than `min_created_s`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeyRetention {
+    pub max_keys: usize,
+    pub min_created_s: i64,
+}
+
+/// A cold file retention deleted: where it was, the LSNs it held, and its
+/// size and CRC-32C, so that a copy left on disk by an interrupted
+/// retention can be recognised as that file and no other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetainedFile {
+    pub path: PathBuf,
+    pub partition: String,
+    pub lsn_lo: u64,
+    pub lsn_hi: u64,
+    pub bytes: u64,
+    pub crc32c: u32,
 }
 
 /// An ingestion job's row.
@@ -229,7 +294,7 @@ impl Catalog {
     /// no guess (no file, no watermark); refuses otherwise.
     fn upgrade(&self) -> Result<()> {
         let version = self.meta("catalog_version")?;
-        if version.as_deref() == Some(VERSION) {
+        if version.as_deref() == Some(VERSION) || version.as_deref() == Some(PREVIOUS) {
             return Ok(());
         }
         if let Some(v) = version {
@@ -271,6 +336,43 @@ impl Catalog {
         })
     }
 
+    /// An empty catalog in memory (for a read-only engine over a directory
+    /// that holds no store: nothing is created on disk).
+    pub fn open_in_memory() -> Result<Catalog> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|e| Error::catalog(&path, e))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| Error::catalog(&path, e))?;
+        Ok(Catalog { conn, path })
+    }
+
+    /// For a catalog opened read-only: refuses one written before catalog
+    /// versions that holds files (only `repair` can bring it up to date) or
+    /// one of a version this build does not know.
+    pub fn check_readable(&self) -> Result<()> {
+        match self.meta("catalog_version")?.as_deref() {
+            Some(VERSION) | Some(PREVIOUS) => Ok(()),
+            Some(v) => Err(Error::corrupt(
+                self.path.display().to_string(),
+                0,
+                format!("catalog version {v:?} is not one this build knows ({VERSION})"),
+            )),
+            None => {
+                let files: i64 = self
+                    .conn
+                    .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
+                    .map_err(self.err())?;
+                if files > 0 || self.meta("cold_watermark_lsn")?.is_some() {
+                    return Err(Error::InvalidArgument(format!(
+                        "the catalog {} was written by an earlier version, without checksums; nothing was changed; `07_gpu_tiered repair` rebuilds it from the cold files and the WAL",
+                        self.path.display()
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -298,6 +400,142 @@ impl Catalog {
             )
             .map(|_| ())
             .map_err(self.err())
+    }
+
+    /// Whether the database has a table of this name (a catalog opened
+    /// read-only is read as it is, even from before a table existed).
+    pub fn has_table(&self, name: &str) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [name],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(self.err())
+    }
+
+    /// The store's ID and the LSN from which every WAL segment carries it
+    /// (segments before were written before the store had an ID).
+    pub fn store_id(&self) -> Result<Option<(String, u64)>> {
+        let Some(id) = self.meta("store_id")? else {
+            return Ok(None);
+        };
+        let from = match self.meta("store_id_from_lsn")? {
+            None => 1,
+            Some(v) => v.parse().map_err(|_| {
+                Error::corrupt(
+                    self.path.display().to_string(),
+                    0,
+                    format!("meta store_id_from_lsn is {v:?}, not a number"),
+                )
+            })?,
+        };
+        Ok(Some((id, from)))
+    }
+
+    /// Gives the store its ID, once: WAL segments from `from_lsn` on carry it.
+    pub fn set_store_id(&mut self, id: &str, from_lsn: u64) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e| Error::catalog(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        for (k, v) in [
+            ("store_id", id.to_string()),
+            ("store_id_from_lsn", from_lsn.to_string()),
+        ] {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [k, v.as_str()],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// The first LSNs of the WAL segments the log has created and not
+    /// deleted, in order; `None` while the catalog has never recorded them
+    /// (a store from before catalog version 3, until it is opened once).
+    pub fn wal_segments(&self) -> Result<Option<Vec<u64>>> {
+        if !self.has_table("wal_segments")? || self.meta("wal_segments_recorded")?.is_none() {
+            return Ok(None);
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT first_lsn FROM wal_segments ORDER BY first_lsn")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, i64>(0).map(|v| v as u64))
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map(Some)
+            .map_err(self.err())
+    }
+
+    /// Records WAL segments as existing (and that the catalog records them
+    /// from now on), in one transaction.
+    pub fn record_segments(&mut self, first_lsns: &[u64]) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e| Error::catalog(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        for &lsn in first_lsns {
+            tx.execute(
+                "INSERT OR IGNORE INTO wal_segments (first_lsn, created_at) VALUES (?1, ?2)",
+                params![lsn as i64, now_secs()],
+            )
+            .map_err(err)?;
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('wal_segments_recorded', '1')",
+            [],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// Forgets deleted WAL segments, in one transaction.
+    pub fn forget_segments(&mut self, first_lsns: &[u64]) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e| Error::catalog(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        for &lsn in first_lsns {
+            tx.execute(
+                "DELETE FROM wal_segments WHERE first_lsn = ?1",
+                [lsn as i64],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// The cold files retention deleted, by path (empty for a catalog from
+    /// before version 3, which did not record them).
+    pub fn retained_files(&self) -> Result<std::collections::HashMap<PathBuf, RetainedFile>> {
+        let mut out = std::collections::HashMap::new();
+        if !self.has_table("retained_files")? {
+            return Ok(out);
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, partition, lsn_lo, lsn_hi, bytes, crc32c FROM retained_files")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(RetainedFile {
+                    path: PathBuf::from(r.get::<_, String>(0)?),
+                    partition: r.get(1)?,
+                    lsn_lo: r.get::<_, i64>(2)? as u64,
+                    lsn_hi: r.get::<_, i64>(3)? as u64,
+                    bytes: r.get::<_, i64>(4)? as u64,
+                    crc32c: r.get::<_, i64>(5)? as u32,
+                })
+            })
+            .map_err(self.err())?;
+        for row in rows {
+            let f = row.map_err(self.err())?;
+            out.insert(f.path.clone(), f);
+        }
+        Ok(out)
     }
 
     /// The highest LSN whose records are all in the cold tier (0: none).
@@ -419,6 +657,21 @@ impl Catalog {
     /// watermark `lsn_hi`. After this returns, the files are part of the
     /// store. `lsn_lo` must be the watermark + 1.
     pub fn commit_migration(&mut self, files: &[ColdFile], lsn_lo: u64, lsn_hi: u64) -> Result<()> {
+        self.commit_migration_with_keys(files, lsn_lo, lsn_hi, &[], None)
+    }
+
+    /// [`Catalog::commit_migration`], and in the same transaction the
+    /// idempotency keys of the migrated batches (their WAL records are
+    /// about to be deleted), then drops the keys `retention` no longer
+    /// keeps.
+    pub fn commit_migration_with_keys(
+        &mut self,
+        files: &[ColdFile],
+        lsn_lo: u64,
+        lsn_hi: u64,
+        keys: &[StoredKey],
+        retention: Option<KeyRetention>,
+    ) -> Result<()> {
         let path = self.path.clone();
         let err = |e| Error::catalog(&path, e);
         let watermark = self.watermark()?;
@@ -466,7 +719,52 @@ impl Catalog {
                 [lsn_hi.to_string()],
             )
             .map_err(err)?;
+            insert_keys(&tx, keys).map_err(err)?;
+            if let Some(r) = retention {
+                prune_keys(&tx, r).map_err(err)?;
+            }
         }
+        tx.commit().map_err(err)
+    }
+
+    /// The idempotency keys kept here that `retention` still keeps, oldest
+    /// LSN first.
+    pub fn idempotency_keys(&self, retention: KeyRetention) -> Result<Vec<StoredKey>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT key, fingerprint, lsn, records, created_at FROM idempotency_keys
+                 WHERE created_at >= ?1 ORDER BY lsn DESC LIMIT ?2",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(
+                params![retention.min_created_s, retention.max_keys as i64],
+                |r| {
+                    Ok(StoredKey {
+                        key: r.get(0)?,
+                        fingerprint: r.get::<_, i64>(1)? as u64,
+                        lsn: r.get::<_, i64>(2)? as u64,
+                        records: r.get::<_, i64>(3)? as u64,
+                        created_s: r.get(4)?,
+                    })
+                },
+            )
+            .map_err(self.err())?;
+        let mut out = rows
+            .collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(self.err())?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Adds idempotency keys (for repair, which writes a migration of its
+    /// own when it mends a gap in the log).
+    pub fn add_keys(&mut self, keys: &[StoredKey]) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e| Error::catalog(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        insert_keys(&tx, keys).map_err(err)?;
         tx.commit().map_err(err)
     }
 
@@ -525,8 +823,8 @@ impl Catalog {
         tx.commit().map_err(err)
     }
 
-    /// Copies the jobs, quality results and retention log of the catalog at
-    /// `old` into this one; returns the rows copied per table, or the error
+    /// Copies the jobs, quality results, retention log and idempotency keys
+    /// of the catalog at `old` into this one; returns the rows copied per table, or the error
     /// of a table that could not be read (the others are still copied).
     pub fn copy_history(&mut self, old: &Path) -> Vec<(&'static str, Result<usize>)> {
         let mut out = Vec::new();
@@ -560,6 +858,18 @@ impl Catalog {
                 "retention_log",
                 "INSERT INTO main.retention_log (id, partition, files, rows, bytes, deleted_at)
                  SELECT id, partition, files, rows, bytes, deleted_at FROM old.retention_log",
+            ),
+            (
+                "idempotency_keys",
+                "INSERT INTO main.idempotency_keys (key, fingerprint, lsn, records, created_at)
+                 SELECT key, fingerprint, lsn, records, created_at FROM old.idempotency_keys",
+            ),
+            (
+                "retained_files",
+                "INSERT INTO main.retained_files (path, partition, lsn_lo, lsn_hi, bytes, crc32c,
+                     deleted_at)
+                 SELECT path, partition, lsn_lo, lsn_hi, bytes, crc32c, deleted_at
+                 FROM old.retained_files",
             ),
         ] {
             out.push((table, self.conn.execute(sql, []).map_err(err)));
@@ -596,6 +906,21 @@ impl Catalog {
             tx.execute(
                 "DELETE FROM files WHERE path = ?1",
                 [f.path.to_string_lossy()],
+            )
+            .map_err(err)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO retained_files
+                     (path, partition, lsn_lo, lsn_hi, bytes, crc32c, deleted_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    f.path.to_string_lossy(),
+                    f.partition,
+                    f.lsn_lo as i64,
+                    f.lsn_hi as i64,
+                    f.bytes as i64,
+                    f.crc32c as i64,
+                    now_secs()
+                ],
             )
             .map_err(err)?;
             let e = by_partition.entry(&f.partition).or_default();
@@ -676,6 +1001,29 @@ impl Catalog {
         Ok(())
     }
 
+    /// Marks every job still `running` as failed, interrupted: called when
+    /// the store opens for writing, which only one process can do at a
+    /// time, so a running job is one whose process stopped. Returns their
+    /// ids.
+    pub fn fail_interrupted_jobs(&self) -> Result<Vec<i64>> {
+        let ids: Vec<i64> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id FROM jobs WHERE state = 'running' ORDER BY id")
+                .map_err(self.err())?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(self.err())?;
+            rows.collect::<rusqlite::Result<_>>().map_err(self.err())?
+        };
+        for &id in &ids {
+            self.set_job_state(
+                id,
+                "failed",
+                Some("interrupted: the process running it stopped before it finished; the records it stored are kept; create the job again to read the rest"),
+            )?;
+        }
+        Ok(ids)
+    }
+
     /// Records progress of a running job.
     pub fn set_job_progress(&self, id: i64, done: i64, total: Option<i64>) -> Result<()> {
         self.conn
@@ -713,8 +1061,9 @@ impl Catalog {
 
     // ---- quality ----
 
-    /// Stores a data-quality result.
-    pub fn add_quality(&self, q: &Quality) -> Result<()> {
+    /// Stores a data-quality result, keeping the newest `keep` of its
+    /// symbol.
+    pub fn add_quality(&self, q: &Quality, keep: usize) -> Result<()> {
         self.conn
             .execute(
                 "INSERT INTO quality (symbol, start_ts, end_ts, interval_ns, records,
@@ -736,6 +1085,13 @@ impl Catalog {
                     q.duplicates,
                     now_secs()
                 ],
+            )
+            .map_err(self.err())?;
+        self.conn
+            .execute(
+                "DELETE FROM quality WHERE symbol = ?1 AND id NOT IN
+                     (SELECT id FROM quality WHERE symbol = ?1 ORDER BY id DESC LIMIT ?2)",
+                params![q.symbol, keep as i64],
             )
             .map(|_| ())
             .map_err(self.err())
@@ -773,6 +1129,38 @@ impl Catalog {
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(self.err())
     }
+}
+
+fn insert_keys(tx: &rusqlite::Transaction<'_>, keys: &[StoredKey]) -> rusqlite::Result<()> {
+    let mut insert = tx.prepare(
+        "INSERT INTO idempotency_keys (key, fingerprint, lsn, records, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(key) DO UPDATE SET fingerprint = excluded.fingerprint, lsn = excluded.lsn,
+             records = excluded.records, created_at = excluded.created_at",
+    )?;
+    for k in keys {
+        insert.execute(params![
+            k.key,
+            k.fingerprint as i64,
+            k.lsn as i64,
+            k.records as i64,
+            k.created_s
+        ])?;
+    }
+    Ok(())
+}
+
+fn prune_keys(tx: &rusqlite::Transaction<'_>, r: KeyRetention) -> rusqlite::Result<()> {
+    tx.execute(
+        "DELETE FROM idempotency_keys WHERE created_at < ?1",
+        [r.min_created_s],
+    )?;
+    tx.execute(
+        "DELETE FROM idempotency_keys WHERE lsn < (SELECT min(lsn) FROM
+             (SELECT lsn FROM idempotency_keys ORDER BY lsn DESC LIMIT ?1))",
+        [r.max_keys as i64],
+    )?;
+    Ok(())
 }
 
 fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {

@@ -28,11 +28,28 @@
 //! crash after 2 leaves WAL records `<= hi`: recovery skips them. Either way
 //! each record is read back exactly once. What recovery checks first, and
 //! what it refuses, is in [`crate::recovery`].
+//!
+//! # What an ingest answers
+//!
+//! [`Engine::ingest_keyed`] answers for its own records only: an error if
+//! they could not be made durable (nothing of them is stored), success once
+//! they are in the WAL and visible in the hot tier. Moving records between
+//! tiers afterwards (to the warm tier, a migration to the cold tier) is the
+//! store's work, not the writer's: if it fails (the cold directory is not
+//! writable, the disk is full), the records stay where they are, readable,
+//! the failure is logged on stderr, counted and kept in
+//! [`Engine::move_status`] (the HTTP API's `/health` says `degraded`), and
+//! the migration is tried again after a backoff (1 s, doubling up to 60 s):
+//! by the next ingest, or by [`Engine::retry_moves`]. A failed migration
+//! deletes the files it wrote, which no catalog row lists, so that the
+//! next try starts clean. With an idempotency key
+//! ([`crate::idempotency`]), a batch sent again is answered with the first
+//! answer instead of being stored twice.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampNanosecondType;
@@ -46,6 +63,7 @@ use crate::cold::{self, ColdFile};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::hot::HotBatch;
+use crate::idempotency::{Begin, KeyStats, KeyTable};
 use crate::recovery::{self, OpenReport};
 use crate::schema::{self, Mode};
 use crate::wal::{self, Recovery, Wal, WalStats};
@@ -94,14 +112,93 @@ impl TierStats {
     }
 }
 
+/// What [`Engine::ingest_keyed`] answers: the batch's LSN and records, and
+/// whether they were stored by an earlier ingest with the same key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ingested {
+    pub lsn: u64,
+    pub records: u64,
+    /// True when an earlier ingest with the same key stored this batch:
+    /// nothing was stored now, and `lsn` and `records` are its answer.
+    pub replayed: bool,
+}
+
+/// A kind of move between tiers that keeps failing.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Failure {
+    /// The last error.
+    pub error: String,
+    /// Attempts that failed in a row.
+    pub attempts: u64,
+    /// When the first of them failed, and the last (unix seconds).
+    pub first_s: i64,
+    pub last_s: i64,
+}
+
+/// Moves between tiers after ingest (hot to warm, warm to cold): failures
+/// since the store opened, and what is failing now. Records stay readable
+/// where they are while a move fails.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct MoveStatus {
+    /// Failed moves since the store opened.
+    pub failures: u64,
+    /// The migration to the cold tier, while it fails.
+    pub migration: Option<Failure>,
+    /// Moving records from the hot to the warm tier, while it fails.
+    pub eviction: Option<Failure>,
+    /// Seconds until the migration is tried again, while it fails.
+    pub retry_in_s: Option<f64>,
+}
+
+impl MoveStatus {
+    /// True while a move is failing.
+    pub fn degraded(&self) -> bool {
+        self.migration.is_some() || self.eviction.is_some()
+    }
+}
+
+#[derive(Default)]
+struct MoveHealth {
+    failures: u64,
+    migration: Option<Failure>,
+    eviction: Option<Failure>,
+    /// No migration is tried before this, after a failure.
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
+const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+fn fail(slot: &mut Option<Failure>, e: &Error) {
+    let now = crate::catalog::now_secs();
+    match slot {
+        Some(f) => {
+            f.error = e.to_string();
+            f.attempts += 1;
+            f.last_s = now;
+        }
+        None => {
+            *slot = Some(Failure {
+                error: e.to_string(),
+                attempts: 1,
+                first_s: now,
+                last_s: now,
+            })
+        }
+    }
+}
+
 /// The tiered store.
 pub struct Engine {
     config: Config,
     mode: Mode,
     schema: SchemaRef,
-    wal: Wal,
+    /// The log; `None` when the store was opened read-only.
+    wal: Option<Wal>,
     pub(crate) state: RwLock<State>,
-    catalog: Mutex<Catalog>,
+    /// Shared with the log, which records its segments in it.
+    catalog: Arc<Mutex<Catalog>>,
     /// Held while a migration runs: one at a time.
     migrating: Mutex<()>,
     migrations: std::sync::atomic::AtomicU64,
@@ -118,8 +215,18 @@ pub struct Engine {
     /// Finished answers (OHLCV documents of the HTTP API), kept exact by
     /// invalidation on every write and retention.
     answers: RangeCache,
-    /// Held (flock) while the engine lives: one process per store.
-    _lock: std::fs::File,
+    /// Idempotency keys of stored batches (see [`crate::idempotency`]).
+    keys: KeyTable,
+    /// Failed moves between tiers, and the migration's backoff.
+    health: Mutex<MoveHealth>,
+    /// The store's ID (written into cold files and WAL segments); `None`
+    /// only when opened read-only before the store had one.
+    store_id: Option<String>,
+    /// Whose segments the log holds (for [`Engine::scrub`]).
+    pub(crate) log_owner: wal::Owner,
+    /// Held (flock on the store directory) while the engine lives: one
+    /// writing process per store. `None` for an empty read-only engine.
+    _lock: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -140,18 +247,46 @@ impl Engine {
     /// nothing, and refuses the store if they disagree; then cuts a torn WAL
     /// tail, deletes what an interrupted migration left (only what it can
     /// prove is garbage), moves files it cannot explain but need not refuse
-    /// for to quarantine, replays the WAL, and is ready. See [`crate::recovery`].
+    /// for to quarantine, marks jobs a stopped process left running as
+    /// failed, replays the WAL, and is ready. See [`crate::recovery`].
     pub fn open(config: Config) -> Result<Engine> {
+        Engine::open_with(config, false)
+    }
+
+    /// Opens the store to read it only (`stats`, `query`, `aggregate`,
+    /// `scrub`), changing nothing on disk: the same checks as
+    /// [`Engine::open`], but a torn WAL tail is left where it is (its
+    /// record is not read), leftovers are neither deleted nor moved, no
+    /// migration runs, and ingest is refused. What a read-write open would
+    /// do is listed in [`OpenReport::not_done`]. The lock is shared: readers
+    /// run beside each other, never beside a writer. A directory that holds
+    /// no store reads as an empty one, and nothing is created.
+    pub fn open_read_only(config: Config) -> Result<Engine> {
+        Engine::open_with(config, true)
+    }
+
+    fn open_with(config: Config, read_only: bool) -> Result<Engine> {
         config.check()?;
         let base = &config.storage.base_path;
-        wal::create_dir_durable(base)?;
-        let lock_file = recovery::lock_store(base)?;
+        if read_only && !recovery::store_exists(&config)? {
+            return Engine::empty(config);
+        }
+        if !read_only {
+            wal::create_dir_durable(base)?;
+        }
+        let lock_file = recovery::lock_store(base, !read_only)?;
         let cold_dir = config.cold_dir();
-        wal::create_dir_durable(&cold_dir)?;
         let wal_dir = config.wal_dir();
-        wal::create_dir_durable(&wal_dir)?;
+        if !read_only {
+            wal::create_dir_durable(&cold_dir)?;
+            wal::create_dir_durable(&wal_dir)?;
+        }
         recovery::check_catalog_file(&config)?;
-        let catalog = recovery::open_catalog(&config.catalog_path())?;
+        let catalog = if read_only {
+            recovery::open_catalog_read_only(&config.catalog_path())?
+        } else {
+            recovery::open_catalog(&config.catalog_path())?
+        };
         let stored = match catalog.meta("mode")? {
             None => None,
             Some(m) => Some(Mode::parse(&m).ok_or_else(|| {
@@ -177,7 +312,9 @@ impl Engine {
                 // holds data: it is not this store's.
                 recovery::refuse_if_data(&config, "holds no store (no mode)")?;
                 let m = want.unwrap_or(Mode::Simple);
-                catalog.set_meta("mode", m.name())?;
+                if !read_only {
+                    catalog.set_meta("mode", m.name())?;
+                }
                 m
             }
         };
@@ -188,6 +325,38 @@ impl Engine {
         // Check everything, changing nothing on disk.
         let checked = recovery::check_catalog(&catalog, &cold_dir)?;
         let watermark = checked.watermark;
+        // Whose store this is: its ID, created once (a store from before
+        // IDs gets one now; its segments and files so far carry none).
+        let identity = match catalog.store_id()? {
+            Some((id, from)) => recovery::Identity {
+                id: Some(id),
+                legacy_below: from,
+                new: false,
+            },
+            None if read_only => recovery::Identity::legacy(),
+            None if recovery::data_on_disk(&config)? == (0, 0) && watermark == 0 => {
+                recovery::Identity {
+                    id: Some(recovery::new_store_id()),
+                    legacy_below: 1,
+                    new: true,
+                }
+            }
+            None => recovery::Identity {
+                id: Some(recovery::new_store_id()),
+                legacy_below: u64::MAX,
+                new: true,
+            },
+        };
+        recovery::check_cold_owner(&cold_dir, &identity)?;
+        let on_disk = wal::list_segments(&wal_dir)?;
+        let segments = recovery::check_segments(
+            &config,
+            &schema,
+            identity.id.as_deref(),
+            catalog.wal_segments()?,
+            &on_disk,
+            watermark,
+        )?;
         let warm = make_warm(&config, mode)?;
         let mut state = State {
             hot: BTreeMap::new(),
@@ -199,24 +368,76 @@ impl Engine {
             watermark,
         };
         let hot_limit = hot_threshold(&config);
-        let mut recovery = wal::scan(&wal_dir, &schema, watermark, |lsn, batch| {
+        let options = wal::ScanOptions {
+            owner: identity.scan_owner(),
+            watermark: Some(watermark),
+            cut_damaged_tail: false,
+        };
+        let mut recovery = wal::scan_with(&wal_dir, &schema, &options, |lsn, batch| {
             state.hot_rows += batch.num_rows() as u64;
             state.hot.insert(lsn, HotBatch::new(batch));
             evict_hot(&mut state, hot_limit)
         })?;
-        let cleanup = recovery::plan_cleanup(&config, &checked, &recovery)?;
+        let cleanup = recovery::plan_cleanup(&config, &checked, &recovery, &identity)?;
+        let catalog = Arc::new(Mutex::new(catalog));
 
-        // Everything agrees: now act.
-        recovery.apply_cut()?;
-        let opened = cleanup.apply()?;
-        let wal = Wal::open(
-            &wal_dir,
-            schema.clone(),
-            &recovery,
-            config.segment_bytes(),
-            config.wal.fsync,
-        )?;
-        wal.delete_through(watermark)?;
+        // Everything agrees: now act (or, read-only, say what would be done).
+        let (opened, wal) = if read_only {
+            let mut opened = cleanup.not_done(&recovery);
+            opened.not_done.extend(segments.not_done());
+            (opened, None)
+        } else {
+            let mut catalog_now = lock(&catalog);
+            if identity.new {
+                let from = if identity.legacy_below == 1 {
+                    1
+                } else {
+                    recovery.next_lsn
+                };
+                if let Some(id) = &identity.id {
+                    catalog_now.set_store_id(id, from)?;
+                }
+            }
+            if let Some(id) = &identity.id {
+                recovery::write_cold_owner(&cold_dir, id)?;
+            }
+            segments.apply(&mut catalog_now)?;
+            drop(catalog_now);
+            recovery.apply_cut(
+                &config
+                    .storage
+                    .base_path
+                    .join(recovery::QUARANTINE)
+                    .join("wal"),
+            )?;
+            let mut opened = cleanup.apply()?;
+            opened.segment_notes = segments.notes();
+            let wal = Wal::open_with(
+                &wal_dir,
+                schema.clone(),
+                &recovery,
+                wal::WalOptions {
+                    segment_bytes: config.segment_bytes(),
+                    fsync: config.wal.fsync,
+                    store_id: identity.id.clone(),
+                    registry: Some(Arc::new(CatalogSegments(catalog.clone()))),
+                },
+            )?;
+            wal.delete_through(watermark)?;
+            // This process holds the store's lock: a job still `running` in
+            // the catalog belongs to a process that stopped.
+            opened.interrupted_jobs = lock(&catalog).fail_interrupted_jobs()?;
+            (opened, Some(wal))
+        };
+        let keys = kept_keys(&config, &lock(&catalog), &recovery)?;
+        let log_owner = wal::Owner::Store {
+            id: identity.id.clone(),
+            legacy_below: if identity.new && identity.legacy_below != 1 {
+                recovery.next_lsn
+            } else {
+                identity.legacy_below
+            },
+        };
         let answer_budget = (config.query.answer_cache_mb * 1e6) as usize;
         let engine = Engine {
             config,
@@ -224,7 +445,7 @@ impl Engine {
             schema,
             wal,
             state: RwLock::new(state),
-            catalog: Mutex::new(catalog),
+            catalog,
             migrating: Mutex::new(()),
             migrations: std::sync::atomic::AtomicU64::new(0),
             background: AtomicBool::new(false),
@@ -236,10 +457,80 @@ impl Engine {
             observer: RwLock::new(None),
             meta_cache: Arc::new(cold::MetaCache::default()),
             answers: RangeCache::new(answer_budget),
-            _lock: lock_file,
+            keys,
+            health: Mutex::new(MoveHealth::default()),
+            log_owner,
+            store_id: identity.id,
+            _lock: Some(lock_file),
         };
-        engine.maybe_migrate()?;
+        if read_only {
+            return Ok(engine);
+        }
+        // Every record is readable now; a migration that fails here is
+        // recorded and tried again later, like one after an ingest.
+        let _ = engine.maybe_migrate();
         Ok(engine)
+    }
+
+    /// A read-only engine over a directory that holds no store: empty, and
+    /// nothing is created on disk.
+    fn empty(mut config: Config) -> Result<Engine> {
+        let mode = config.mode.unwrap_or(Mode::Simple);
+        config.mode = Some(mode);
+        let warm = make_warm(&config, mode)?;
+        let catalog = Catalog::open_in_memory()?;
+        let keys = KeyTable::new(&config.idempotency, Vec::new());
+        let answer_budget = (config.query.answer_cache_mb * 1e6) as usize;
+        Ok(Engine {
+            schema: mode.schema(),
+            mode,
+            wal: None,
+            state: RwLock::new(State {
+                hot: BTreeMap::new(),
+                hot_rows: 0,
+                moved_through: 0,
+                warm,
+                cold: Arc::new(Vec::new()),
+                cold_rows: 0,
+                watermark: 0,
+            }),
+            catalog: Arc::new(Mutex::new(catalog)),
+            migrating: Mutex::new(()),
+            migrations: std::sync::atomic::AtomicU64::new(0),
+            background: AtomicBool::new(false),
+            signal: Mutex::new(()),
+            wanted: Condvar::new(),
+            migrated: Condvar::new(),
+            recovery: Recovery {
+                next_lsn: 1,
+                ..Recovery::default()
+            },
+            opened: OpenReport::default(),
+            observer: RwLock::new(None),
+            meta_cache: Arc::new(cold::MetaCache::default()),
+            answers: RangeCache::new(answer_budget),
+            keys,
+            health: Mutex::new(MoveHealth::default()),
+            store_id: None,
+            log_owner: wal::Owner::none(),
+            _lock: None,
+            config,
+        })
+    }
+
+    /// Whether the store was opened read-only ([`Engine::open_read_only`]).
+    pub fn read_only(&self) -> bool {
+        self.wal.is_none()
+    }
+
+    /// The log, or an error saying the store was opened to read only.
+    fn log(&self) -> Result<&Wal> {
+        self.wal.as_ref().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "the store at {} was opened read-only; nothing can be written",
+                self.config.storage.base_path.display()
+            ))
+        })
     }
 
     /// The configuration the store runs with.
@@ -262,6 +553,12 @@ impl Engine {
         if let Ok(mut o) = self.observer.write() {
             *o = observer;
         }
+    }
+
+    /// The store's ID (see [`crate::recovery`]); `None` only for a store
+    /// opened read-only before it had one.
+    pub fn store_id(&self) -> Option<&str> {
+        self.store_id.as_deref()
     }
 
     /// The cache of finished answers over time ranges (see [`crate::cache`]).
@@ -299,17 +596,55 @@ impl Engine {
 
     /// Stores `batch`; returns its LSN once it is durable in the WAL. The
     /// batch is checked first: a batch that does not fit the schema is
-    /// refused whole, and nothing of it is written.
+    /// refused whole, and nothing of it is written. An error means nothing
+    /// of the batch was stored; a failure of the moves between tiers that
+    /// follow is not the batch's (see the module doc).
     pub fn ingest(&self, batch: &RecordBatch) -> Result<u64> {
+        self.ingest_keyed(batch, None).map(|i| i.lsn)
+    }
+
+    /// [`Engine::ingest`] with an optional idempotency key: a key stored
+    /// before with the same batch answers that ingest's answer, and stores
+    /// nothing ([`Ingested::replayed`]); with another batch it is an
+    /// [`Error::KeyConflict`]. The key is written in the batch's WAL record,
+    /// so it is durable with it (see [`crate::idempotency`]).
+    pub fn ingest_keyed(&self, batch: &RecordBatch, key: Option<&str>) -> Result<Ingested> {
+        self.log()?;
         schema::validate(self.mode, batch)?;
         let batch = schema::conform(self.mode, batch)?;
-        let lsn = self.wal.append(&batch)?;
-        {
-            let mut state = self.write();
-            state.hot_rows += batch.num_rows() as u64;
-            state.hot.insert(lsn, HotBatch::new(batch.clone()));
-            evict_hot(&mut state, hot_threshold(&self.config))?;
+        let records = batch.num_rows() as u64;
+        let encoded = Wal::encode(&batch)?;
+        let reservation = match key {
+            None => None,
+            Some(key) => match self.keys.begin(key, encoded.fingerprint())? {
+                Begin::Stored(first) => {
+                    return Ok(Ingested {
+                        lsn: first.lsn,
+                        records: first.records,
+                        replayed: true,
+                    })
+                }
+                Begin::Reserved(r) => Some(r),
+            },
+        };
+        // A batch already stored is answered above, even now.
+        self.refuse_if_full()?;
+        let stamp = reservation.as_ref().map(|r| r.stamp());
+        // An error here (or a panic) drops the reservation: the key is free
+        // for the retry, since nothing was stored.
+        let lsn = self.log()?.append_encoded(encoded, stamp.as_ref())?;
+        // Durable from here on: whatever follows, the answer is success.
+        crash_point("after-wal");
+        if let Some(r) = reservation {
+            r.complete(lsn, records);
         }
+        let evicted = {
+            let mut state = self.write();
+            state.hot_rows += records;
+            state.hot.insert(lsn, HotBatch::new(batch.clone()));
+            evict_hot(&mut state, hot_threshold(&self.config))
+        };
+        self.record_eviction(evicted);
         // Visible to queries now: cached answers over its time range go.
         self.answers.written(|| {
             let ts = batch
@@ -325,9 +660,139 @@ impl Engine {
         if self.background.load(Ordering::Acquire) {
             self.wait_for_room();
         } else {
-            self.maybe_migrate()?;
+            // Recorded, logged and retried later: not this batch's failure.
+            let _ = self.maybe_migrate();
         }
-        Ok(lsn)
+        Ok(Ingested {
+            lsn,
+            records,
+            replayed: false,
+        })
+    }
+
+    /// Refuses an ingest while a move between tiers fails and the tier it
+    /// would fill is past its `refuse_at_pct`: the tiers stay bounded by
+    /// memory budgets even when the cold tier cannot take records.
+    /// ([`Error::Busy`]: nothing is stored; retry later.)
+    fn refuse_if_full(&self) -> Result<()> {
+        let (migration, eviction, retry_at) = {
+            let h = lock(&self.health);
+            (h.migration.clone(), h.eviction.clone(), h.retry_at)
+        };
+        if migration.is_none() && eviction.is_none() {
+            return Ok(());
+        }
+        let retry_after_s = retry_at
+            .map(|at| {
+                at.saturating_duration_since(Instant::now())
+                    .as_secs_f64()
+                    .ceil() as u64
+            })
+            .unwrap_or(1)
+            .max(1);
+        let state = self.read();
+        if let Some(f) = &migration {
+            let budget = self.config.warm_budget_bytes() as f64;
+            let held = state.warm.memory_bytes() as f64;
+            if held >= budget * self.config.warm_tier.refuse_at_pct {
+                return Err(Error::Busy {
+                    message: format!(
+                        "the warm tier holds {:.1} MB, {:.0}% of its {} MB budget (warm_tier.refuse_at_pct), because migrations to the cold tier fail ({}); nothing was stored; retry in {retry_after_s} s",
+                        held / 1_048_576.0,
+                        100.0 * held / budget,
+                        crate::config::fmt_num(self.config.warm_tier.max_memory_mb),
+                        f.error
+                    ),
+                    retry_after_s,
+                });
+            }
+        }
+        if let Some(f) = &eviction {
+            let max = self.config.hot_tier.max_records as f64;
+            if state.hot_rows as f64 >= max * self.config.hot_tier.refuse_at_pct {
+                return Err(Error::Busy {
+                    message: format!(
+                        "the hot tier holds {} records, {:.0}% of hot_tier.max_records (hot_tier.refuse_at_pct), because moving records to the warm tier fails ({}); nothing was stored; retry in 1 s",
+                        state.hot_rows,
+                        100.0 * state.hot_rows as f64 / max,
+                        f.error
+                    ),
+                    retry_after_s: 1,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Counters of the idempotency keys.
+    pub fn key_stats(&self) -> KeyStats {
+        self.keys.stats()
+    }
+
+    /// Failed moves between tiers (see the module doc).
+    pub fn move_status(&self) -> MoveStatus {
+        let h = lock(&self.health);
+        MoveStatus {
+            failures: h.failures,
+            migration: h.migration.clone(),
+            eviction: h.eviction.clone(),
+            retry_in_s: h
+                .migration
+                .as_ref()
+                .and(h.retry_at)
+                .map(|at| at.saturating_duration_since(Instant::now()).as_secs_f64()),
+        }
+    }
+
+    /// Tries the moves that failed again (eviction at once, the migration
+    /// once its backoff has passed); for a timer, so that a store that
+    /// receives no more writes still catches up. Failures are recorded.
+    pub fn retry_moves(&self) {
+        if self.read_only() {
+            return;
+        }
+        if lock(&self.health).eviction.is_none() && !self.warm_over(&self.read()) {
+            return;
+        }
+        let evicted = {
+            let mut state = self.write();
+            evict_hot(&mut state, hot_threshold(&self.config))
+        };
+        self.record_eviction(evicted);
+        let _ = self.maybe_migrate();
+    }
+
+    fn record_eviction(&self, result: Result<()>) {
+        let mut h = lock(&self.health);
+        match result {
+            Ok(()) => h.eviction = None,
+            Err(e) => {
+                h.failures += 1;
+                fail(&mut h.eviction, &e);
+                eprintln!("moving records to the warm tier failed (they stay in the hot tier, readable; tried again at the next write): {e}");
+            }
+        }
+    }
+
+    fn record_migration(&self, result: &Result<()>) {
+        let mut h = lock(&self.health);
+        match result {
+            Ok(()) => {
+                h.migration = None;
+                h.retry_at = None;
+                h.backoff = Duration::ZERO;
+            }
+            Err(e) => {
+                h.failures += 1;
+                fail(&mut h.migration, e);
+                h.backoff = (h.backoff * 2).clamp(FIRST_BACKOFF, MAX_BACKOFF);
+                h.retry_at = Some(Instant::now() + h.backoff);
+                eprintln!(
+                    "migration to the cold tier failed (the records stay in the warm tier, readable; tried again in {} s): {e}",
+                    h.backoff.as_secs()
+                );
+            }
+        }
     }
 
     /// With a background migrator: wakes it when the warm tier is over its
@@ -364,7 +829,9 @@ impl Engine {
                 }
                 if self.warm_over(&self.read()) {
                     let _guard = lock(&self.migrating);
-                    self.migrate_locked(false)?;
+                    let result = self.migrate_locked(false);
+                    self.record_migration(&result);
+                    result?;
                     self.migrated.notify_all();
                 }
             }
@@ -380,26 +847,41 @@ impl Engine {
         state.warm.memory_bytes() as f64 >= budget * self.config.warm_tier.eviction_threshold_pct
     }
 
-    /// Migrates if the warm tier is over its threshold and no other thread
-    /// is migrating already.
+    /// Migrates if the warm tier is over its threshold, no other thread
+    /// is migrating already, and no failed migration is waiting out its
+    /// backoff. A failure is recorded ([`Engine::move_status`]), logged,
+    /// and returned.
     pub fn maybe_migrate(&self) -> Result<()> {
-        if !self.warm_over(&self.read()) {
+        if self.read_only() || !self.warm_over(&self.read()) {
+            return Ok(());
+        }
+        if lock(&self.health)
+            .retry_at
+            .is_some_and(|at| Instant::now() < at)
+        {
             return Ok(());
         }
         match self.migrating.try_lock() {
-            Ok(_guard) => self.migrate_locked(false),
+            Ok(_guard) => {
+                let result = self.migrate_locked(false);
+                self.record_migration(&result);
+                result
+            }
             Err(_) => Ok(()),
         }
     }
 
     /// Moves every record to the cold tier (hot and warm end empty).
     pub fn migrate_all(&self) -> Result<()> {
+        self.log()?;
         let _guard = lock(&self.migrating);
         {
             let mut state = self.write();
             evict_hot(&mut state, 0)?;
         }
-        self.migrate_locked(true)
+        let result = self.migrate_locked(true);
+        self.record_migration(&result);
+        result
     }
 
     /// Runs one migration; the caller holds `migrating`.
@@ -429,16 +911,45 @@ impl Engine {
             )
         };
         let only: Vec<RecordBatch> = batches.into_iter().map(|(_, b)| b).collect();
+        // On failure it deletes what it wrote: the next try starts clean.
         let files = cold::write_migration(
             &self.config.cold_dir(),
             &self.config.cold_tier,
             &self.schema,
             &only,
-            lsn_lo,
-            through,
+            (lsn_lo, through),
+            self.store_id.as_deref(),
         )?;
         crash_point("after-parquet");
-        lock(&self.catalog).commit_migration(&files, lsn_lo, through)?;
+        let keys = self.keys.in_range(lsn_lo, through);
+        let committed = {
+            let mut catalog = lock(&self.catalog);
+            match catalog.commit_migration_with_keys(
+                &files,
+                lsn_lo,
+                through,
+                &keys,
+                Some(self.keys.retention()),
+            ) {
+                Ok(()) => Ok(()),
+                // A commit that reports an error may still have committed
+                // (an I/O error at the very end): the watermark says.
+                Err(e) => match catalog.watermark() {
+                    Ok(w) if w >= through => Ok(()),
+                    Ok(w) if w < lsn_lo => {
+                        // Not committed: the files are this migration's
+                        // alone, listed nowhere. They go, so that a retry
+                        // with another range leaves no unlisted file.
+                        cold::discard(&self.config.cold_dir(), &files);
+                        Err(e)
+                    }
+                    // Unknown: leave them to recovery, which proves them
+                    // leftovers (or not) when the store next opens.
+                    _ => Err(e),
+                },
+            }
+        };
+        committed?;
         crash_point("after-catalog");
         {
             let mut state = self.write();
@@ -449,7 +960,7 @@ impl Engine {
             state.cold = Arc::new(cold);
             state.watermark = through;
         }
-        self.wal.delete_through(through)?;
+        self.log()?.delete_through(through)?;
         self.migrations.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -457,7 +968,7 @@ impl Engine {
     /// Counts per tier, consistent with each other.
     pub fn stats(&self) -> Result<TierStats> {
         let state = self.read();
-        let wal = self.wal.stats();
+        let wal = self.wal_stats();
         Ok(TierStats {
             hot_records: state.hot_rows,
             // The bytes of the rows themselves: batches replayed from the WAL
@@ -475,7 +986,7 @@ impl Engine {
             cold_records: state.cold_rows,
             cold_files: state.cold.len() as u64,
             cold_bytes: state.cold.iter().map(|f| f.bytes).sum(),
-            wal_bytes: self.wal.disk_bytes()?,
+            wal_bytes: wal::disk_bytes(&self.config.wal_dir())?,
             wal_fsyncs: wal.fsyncs,
             wal_records_written: wal.records,
             watermark_lsn: state.watermark,
@@ -485,13 +996,14 @@ impl Engine {
 
     /// WAL counters since open.
     pub fn wal_stats(&self) -> WalStats {
-        self.wal.stats()
+        self.wal.as_ref().map(Wal::stats).unwrap_or_default()
     }
 
     /// Deletes cold partitions whose day is more than `days` before `now_ns`
     /// (catalog rows first, in one transaction, then the files). Records still
     /// in the hot or warm tier are not touched. Returns the files removed.
     pub fn retention(&self, days: u32, now_ns: i64) -> Result<Vec<ColdFile>> {
+        self.log()?;
         let _migration = lock(&self.migrating);
         let cutoff_day = now_ns.div_euclid(cold::DAY_NS) - days as i64;
         if cutoff_day < 0 {
@@ -532,6 +1044,21 @@ impl Engine {
     }
 }
 
+/// The log's segments, recorded in the catalog as the log creates and
+/// deletes them (see [`crate::recovery`]: a recorded segment that is gone
+/// is noticed).
+struct CatalogSegments(Arc<Mutex<Catalog>>);
+
+impl wal::SegmentRegistry for CatalogSegments {
+    fn created(&self, first_lsn: u64) -> Result<()> {
+        lock(&self.0).record_segments(&[first_lsn])
+    }
+
+    fn deleted(&self, first_lsns: &[u64]) -> Result<()> {
+        lock(&self.0).forget_segments(first_lsns)
+    }
+}
+
 fn make_warm(config: &Config, mode: Mode) -> Result<Box<dyn WarmTier>> {
     let device = config.warm_tier.device.as_str();
     if device == "cpu" {
@@ -568,37 +1095,65 @@ fn gpu_warm(config: &Config, mode: Mode) -> std::result::Result<crate::gpu::GpuW
     crate::gpu::GpuWarm::new(gpu, mode, budget / row_bytes + 1).map_err(|e| e.to_string())
 }
 
+/// The idempotency keys a store keeps: those of batches in the cold tier
+/// from the catalog, those of batches still in the log from their records.
+fn kept_keys(config: &Config, catalog: &Catalog, recovery: &Recovery) -> Result<KeyTable> {
+    let kept = crate::idempotency::retention(&config.idempotency);
+    let mut keys = catalog.idempotency_keys(kept)?;
+    keys.extend(
+        recovery
+            .keys
+            .iter()
+            .map(|(lsn, records, k)| crate::catalog::StoredKey {
+                key: k.key.clone(),
+                fingerprint: k.fingerprint,
+                lsn: *lsn,
+                records: *records,
+                created_s: k.created_s,
+            }),
+    );
+    Ok(KeyTable::new(&config.idempotency, keys))
+}
+
 fn hot_threshold(config: &Config) -> u64 {
     (config.hot_tier.max_records as f64 * config.hot_tier.eviction_threshold_pct) as u64
 }
 
 /// Moves the oldest hot records to the warm tier while the hot tier holds
 /// more than `limit` rows, stopping at a gap in the LSNs (a record still
-/// being inserted by another thread).
+/// being inserted by another thread). A record leaves the hot tier only
+/// once the warm tier has taken it: on an error it stays where it was.
 fn evict_hot(state: &mut State, limit: u64) -> Result<()> {
     while state.hot_rows > limit {
-        let Some((&lsn, _)) = state.hot.first_key_value() else {
+        let Some((&lsn, hot)) = state.hot.first_key_value() else {
             break;
         };
         if lsn != state.moved_through + 1 {
             break;
         }
-        let Some(hot) = state.hot.remove(&lsn) else {
-            break;
-        };
-        let batch = &hot.batch;
-        state.warm.append(lsn, batch)?;
-        state.hot_rows -= batch.num_rows() as u64;
+        let hot = hot.clone();
+        state.warm.append(lsn, &hot.batch)?;
+        state.hot.remove(&lsn);
+        state.hot_rows -= hot.batch.num_rows() as u64;
         state.moved_through = lsn;
     }
     Ok(())
 }
 
-/// Test hook: with `SSIG_CRASH_AT=<name>` set, the process aborts at that
-/// point of a migration (used by the crash tests to land kills exactly
-/// between the two phases).
+/// Test hook: with `SSIG_CRASH_AT=<name>` (or `<name>:<n>`, the n-th time)
+/// set, the process aborts at that point: `after-wal` (a batch durable,
+/// its answer not yet sent), `after-parquet` and `after-catalog` (between
+/// the phases of a migration). The crash tests land kills there.
 fn crash_point(name: &str) {
-    if std::env::var("SSIG_CRASH_AT").is_ok_and(|v| v == name) {
+    static HITS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let Ok(v) = std::env::var("SSIG_CRASH_AT") else {
+        return;
+    };
+    let (point, nth) = match v.split_once(':') {
+        Some((p, n)) => (p, n.parse().unwrap_or(1)),
+        None => (v.as_str(), 1),
+    };
+    if point == name && HITS.fetch_add(1, Ordering::Relaxed) + 1 >= nth {
         std::process::abort();
     }
 }

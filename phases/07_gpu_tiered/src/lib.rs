@@ -24,6 +24,7 @@ pub mod gen;
 pub mod gpu;
 pub mod hot;
 pub mod http;
+pub mod idempotency;
 pub mod jobs;
 pub mod output;
 pub mod quality;

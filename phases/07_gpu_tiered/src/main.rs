@@ -64,10 +64,23 @@ enum Command {
     /// unless --keep.
     Demo(DemoArgs),
     /// Ingest CSV or Parquet files (with the store's columns).
+    ///
+    /// With --idempotency-key, batch B of the F-th file is stored under the
+    /// key KEY:F:B, so that the same command run again after it was
+    /// interrupted (killed, a crash) stores only the batches that were not
+    /// stored yet: the others are recognised by their keys and skipped.
+    /// Run it again with the same files in the same order and the same
+    /// --batch-size; a batch that differs under the same key is an error.
     Ingest {
         files: Vec<PathBuf>,
         #[arg(long, default_value_t = 100_000)]
         batch_size: usize,
+        /// Name this ingest for retries: at most 200 visible ASCII characters.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Print a line per batch: `batch F:B lsn L records R stored|already stored`.
+        #[arg(long)]
+        log_batches: bool,
     },
     /// Query across the tiers.
     Query(QueryArgs),
@@ -298,7 +311,7 @@ enum Format {
 
 #[derive(Debug, Subcommand)]
 enum JobCommand {
-    /// Create a pending job: SOURCE is a .csv or .parquet file, or gen:RECORDS[:SEED].
+    /// Create a pending job: SOURCE is a .csv or .parquet file, or `gen:RECORDS[:SEED]`.
     Create { source: String },
     /// Run a pending job in this process, with progress.
     Start {
@@ -321,6 +334,17 @@ enum JobCommand {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if !matches!(args.command, Command::Serve { .. } | Command::Loadtest(_)) {
+        // Output piped into a reader that stops early (`| head`) ends this
+        // process quietly, as it does any Unix filter, instead of a panic
+        // in `println!`. Not for the server and the load generator, whose
+        // sockets must not kill them when a peer goes away.
+        // SAFETY: restoring the default action of one signal, before any
+        // thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -349,21 +373,58 @@ fn run(args: Args) -> Result<()> {
     let mut config = load_config(&args)?;
     match args.command {
         Command::Demo(d) => demo(config, &d),
-        Command::Ingest { files, batch_size } => {
+        Command::Ingest {
+            files,
+            batch_size,
+            idempotency_key,
+            log_batches,
+        } => {
+            if let Some(k) = &idempotency_key {
+                if k.len() > 200 {
+                    return Err(Error::InvalidArgument(
+                        "--idempotency-key: at most 200 characters (batches add :FILE:BATCH)"
+                            .into(),
+                    ));
+                }
+                tiered::idempotency::check_key(k)
+                    .map_err(|e| Error::InvalidArgument(format!("--idempotency-key: {e}")))?;
+            }
             let engine = open(config)?;
-            for f in files {
+            let stdout = std::io::stdout();
+            for (file_no, f) in files.iter().enumerate() {
                 let started = Instant::now();
-                let mut n = 0u64;
+                let (mut n, mut batch_no, mut skipped) = (0u64, 0u64, 0u64);
                 let mut step = |b: RecordBatch| -> Result<bool> {
-                    engine.ingest(&b).map_err(|e| {
+                    let key = idempotency_key
+                        .as_ref()
+                        .map(|k| format!("{k}:{file_no}:{batch_no}"));
+                    let done = engine.ingest_keyed(&b, key.as_deref()).map_err(|e| {
                         Error::InvalidArgument(format!("{}: after {n} records: {e}", f.display()))
                     })?;
+                    if log_batches {
+                        let mut out = stdout.lock();
+                        writeln!(
+                            out,
+                            "batch {file_no}:{batch_no} lsn {} records {} {}",
+                            done.lsn,
+                            done.records,
+                            if done.replayed {
+                                "already stored"
+                            } else {
+                                "stored"
+                            }
+                        )
+                        .and_then(|()| out.flush())
+                        .map_err(|e| Error::io("<stdout>", e))?;
+                    }
+                    skipped += done.replayed as u64;
                     n += b.num_rows() as u64;
+                    batch_no += 1;
                     Ok(true)
                 };
                 match f.extension().and_then(|e| e.to_str()) {
-                    Some("csv") => jobs::read_csv(&f, engine.mode(), batch_size, &mut step)?,
-                    Some("parquet") => jobs::read_parquet(&f, batch_size, &mut step)?,
+                    Some("csv") => jobs::read_csv(f, engine.mode(), batch_size, &mut step)?,
+                    Some("parquet") => jobs::read_parquet(f, batch_size, &mut step)?,
                     _ => {
                         return Err(Error::InvalidArgument(format!(
                             "{}: expected a .csv or .parquet file",
@@ -372,19 +433,24 @@ fn run(args: Args) -> Result<()> {
                     }
                 }
                 println!(
-                    "{}: {n} records in {:.2} s",
+                    "{}: {n} records in {:.2} s{}",
                     f.display(),
-                    started.elapsed().as_secs_f64()
+                    started.elapsed().as_secs_f64(),
+                    if skipped > 0 {
+                        format!(" ({skipped} batches were already stored under their keys)")
+                    } else {
+                        String::new()
+                    }
                 );
             }
             print_tiers(&engine.stats()?);
             Ok(())
         }
         Command::Query(q) => {
-            let engine = open(config)?;
+            let engine = open_read_only(config)?;
             query_cmd(&engine, &q)
         }
-        Command::Aggregate(a) => aggregate_cmd(&open(config)?, &a),
+        Command::Aggregate(a) => aggregate_cmd(&open_read_only(config)?, &a),
         Command::Gpubench(b) => tiered::bench::run(&b),
         Command::Jobs { command } => jobs_cmd(config, command),
         Command::Quality {
@@ -418,7 +484,7 @@ fn run(args: Args) -> Result<()> {
             Ok(())
         }
         Command::Stats { json } => {
-            let engine = open(config)?;
+            let engine = open_read_only(config)?;
             let s = engine.stats()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
@@ -450,35 +516,52 @@ fn run(args: Args) -> Result<()> {
             config.server.max_body_mb = max_body_mb.unwrap_or(config.server.max_body_mb);
             config.server.request_timeout_s = timeout_s.unwrap_or(config.server.request_timeout_s);
             config.check()?;
+            tiered::jobs::check_import_dir(&config)?;
             let limits = tiered::server::Limits::from_config(&config);
             serve(open(config)?, &addr, &limits)
         }
         Command::Scrub { json } => {
-            let engine = open(config)?;
+            let engine = open_read_only(config)?;
             let r = engine.scrub()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
             } else {
                 println!(
-                    "cold: {} files, {} bytes read and checked; {} damaged",
+                    "cold: {} files, {} bytes read and checked; {} damaged{}",
                     r.files,
                     r.bytes,
-                    r.damaged.len()
+                    r.damaged.len(),
+                    if r.unreadable.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} could not be read", r.unreadable.len())
+                    }
                 );
                 for (p, why) in &r.damaged {
                     println!("  DAMAGED {}: {why}", p.display());
+                }
+                for (p, why) in &r.unreadable {
+                    println!("  NOT READ {}: {why}", p.display());
                 }
                 match &r.wal_problem {
                     None => println!("WAL: {} records checked", r.wal_records),
                     Some(why) => println!("WAL: DAMAGED: {why}"),
                 }
             }
-            if r.damaged.is_empty() && r.wal_problem.is_none() {
+            if r.damaged.is_empty() && r.wal_problem.is_none() && r.unreadable.is_empty() {
                 Ok(())
             } else {
                 Err(Error::Inconsistent(format!(
-                    "scrub found {} damaged cold files{}",
+                    "scrub found {} damaged cold files{}{}",
                     r.damaged.len(),
+                    if r.unreadable.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " and could not read {} (not damage: fix the error it names and scrub again)",
+                            r.unreadable.len()
+                        )
+                    },
                     if r.wal_problem.is_some() {
                         " and a damaged WAL"
                     } else {
@@ -531,10 +614,22 @@ fn run(args: Args) -> Result<()> {
     }
 }
 
+/// Opens the store to read and write, and says on stderr what recovery did.
 fn open(config: Config) -> Result<Engine> {
     let engine = Engine::open(config)?;
     if let Some((bytes, why)) = &engine.recovery().torn_tail {
         eprintln!("recovery: cut a torn WAL tail of {bytes} bytes ({why})");
+    }
+    for note in &engine.opened().segment_notes {
+        eprintln!("recovery: {note}");
+    }
+    if let Some(kept) = &engine.recovery().cut_kept {
+        eprintln!("recovery: the bytes cut are kept in {}", kept.display());
+    }
+    for id in &engine.opened().interrupted_jobs {
+        eprintln!(
+            "recovery: job {id} was running when its process stopped: marked failed (interrupted)"
+        );
     }
     for (p, proof) in &engine.opened().deleted {
         eprintln!("recovery: deleted {} ({proof})", p.display());
@@ -545,6 +640,18 @@ fn open(config: Config) -> Result<Engine> {
             q.from.display(),
             q.to.display(),
             q.why
+        );
+    }
+    Ok(engine)
+}
+
+/// Opens the store to read only (changing nothing), and says on stderr what
+/// a read-write open would have done.
+fn open_read_only(config: Config) -> Result<Engine> {
+    let engine = Engine::open_read_only(config)?;
+    for what in &engine.opened().not_done {
+        eprintln!(
+            "recovery not done (opened read-only; the next command that writes does it): {what}"
         );
     }
     Ok(engine)
@@ -815,7 +922,7 @@ fn write_out(out: &mut impl Write, line: &str) -> Result<()> {
 
 fn stats_line(rows: u64, s: &QueryStats) -> String {
     format!(
-        "{rows} rows in {:.2} ms (hot {}, warm {}, cold {}); cold: {} of {} files pruned, {} of {} row groups pruned, {} of {} pages pruned, {} bytes read ({} more to check checksums)",
+        "{rows} rows in {:.2} ms (hot {}, warm {}, cold {}); cold: {} of {} files pruned, {} of {} row groups pruned, {} of {} pages pruned, {} bytes read ({} more to check files whole the first time, in {:.2} ms; {} bytes of pages checked in {:.2} ms)",
         s.elapsed.as_secs_f64() * 1e3,
         s.hot_rows,
         s.warm_rows,
@@ -827,7 +934,10 @@ fn stats_line(rows: u64, s: &QueryStats) -> String {
         s.cold.pages_pruned,
         s.cold.pages_total,
         s.cold.bytes_read,
-        s.cold.bytes_verified
+        s.cold.bytes_verified,
+        s.cold.verify_ms,
+        s.cold.bytes_checked,
+        s.cold.check_ms
     )
 }
 
@@ -838,6 +948,15 @@ fn jobs_cmd(config: Config, command: JobCommand) -> Result<()> {
         std::fs::create_dir_all(&config.storage.base_path)
             .map_err(|e| Error::io(&config.storage.base_path, e))?;
         catalog::Catalog::open(&config.catalog_path())
+    };
+    // Reading job rows changes nothing, not even a missing catalog.
+    let catalog_to_read = || -> Result<catalog::Catalog> {
+        let path = config.catalog_path();
+        if path.exists() {
+            catalog::Catalog::open_read_only(&path)
+        } else {
+            catalog::Catalog::open_in_memory()
+        }
     };
     let show = |j: &catalog::Job| {
         let progress = match j.records_total {
@@ -888,10 +1007,10 @@ fn jobs_cmd(config: Config, command: JobCommand) -> Result<()> {
             }
             print_tiers(&engine.stats()?);
         }
-        JobCommand::Status { id } => show(&catalog_only()?.job(id)?),
+        JobCommand::Status { id } => show(&catalog_to_read()?.job(id)?),
         JobCommand::Cancel { id } => show(&catalog_only()?.cancel_job(id)?),
         JobCommand::List => {
-            let jobs = catalog_only()?.jobs()?;
+            let jobs = catalog_to_read()?.jobs()?;
             if jobs.is_empty() {
                 println!("no jobs");
             }
@@ -1345,6 +1464,7 @@ fn serve(engine: Engine, addr: &str, limits: &tiered::server::Limits) -> Result<
             .await
             .map_err(|e| Error::io(addr, e))?;
         let local = listener.local_addr().map_err(|e| Error::io(addr, e))?;
+        let stop = shutdown_signal().map_err(|e| Error::io("<signal handlers>", e))?;
         let s = engine.stats()?;
         println!(
             "listening on http://{local} ({} records: hot {}, warm {} on {}, cold {}); Ctrl-C stops",
@@ -1355,7 +1475,7 @@ fn serve(engine: Engine, addr: &str, limits: &tiered::server::Limits) -> Result<
             s.cold_records
         );
         let _ = std::io::stdout().flush();
-        tiered::server::serve(listener, engine.clone(), limits, shutdown_signal())
+        tiered::server::serve(listener, engine.clone(), limits, stop)
             .await
             .map_err(|e| Error::io(addr, e))
     })?;
@@ -1368,7 +1488,7 @@ fn serve(engine: Engine, addr: &str, limits: &tiered::server::Limits) -> Result<
     {
         engine.with_catalog(|c| c.cancel_job(j.id))?;
     }
-    runtime.shutdown_timeout(Duration::from_secs(30));
+    runtime.shutdown_timeout(limits.shutdown_grace);
     let s = engine.stats()?;
     println!(
         "shut down: {} records durable ({} fsyncs this run), WAL {} bytes",
@@ -1379,23 +1499,21 @@ fn serve(engine: Engine, addr: &str, limits: &tiered::server::Limits) -> Result<
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// The signals that stop the server, registered at once: a signal that
+/// arrives after the address is announced but before the accept loop first
+/// polls must not take the default action (killing the process without a
+/// clean shutdown).
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = term.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    println!("shutting down: finishing requests in flight");
+        println!("shutting down: finishing requests in flight");
+    })
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

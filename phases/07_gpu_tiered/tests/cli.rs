@@ -288,3 +288,112 @@ fn jobs_run_from_the_command_line() {
     let q: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(q["expected_buckets"], 300);
 }
+
+#[test]
+fn ingest_with_an_idempotency_key_run_again_stores_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let csv = dir.path().join("in.csv");
+    let mut text = String::from("timestamp,symbol,price,volume\n");
+    for i in 0..250 {
+        text.push_str(&format!(
+            "{},AAA/USD,{}.5,1\n",
+            1_704_067_200_000_000_000i64 + i,
+            i
+        ));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let csv = csv.to_str().unwrap();
+    let run = |batch: &str, key: &str| {
+        bin(
+            &store,
+            &[
+                "ingest",
+                csv,
+                "--batch-size",
+                batch,
+                "--log-batches",
+                "--idempotency-key",
+                key,
+            ],
+        )
+    };
+    let o = run("100", "nightly-2024-01-01");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let first = stdout(&o);
+    assert_eq!(first.matches(" stored\n").count(), 3, "{first}");
+    assert!(
+        first.contains("batch 0:2 lsn 3 records 50 stored"),
+        "{first}"
+    );
+
+    // Run again (as after a crash): every batch is recognised by its key.
+    let o = run("100", "nightly-2024-01-01");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = stdout(&o);
+    assert_eq!(again.matches(" already stored\n").count(), 3, "{again}");
+    assert!(
+        again.contains("batch 0:2 lsn 3 records 50 already stored"),
+        "{again}"
+    );
+    assert!(
+        again.contains("(3 batches were already stored under their keys)"),
+        "{again}"
+    );
+    let o = bin(&store, &["stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(stats["hot_records"], 250, "{stats}");
+
+    // Other batches under the same keys: refused, nothing stored.
+    let o = run("120", "nightly-2024-01-01");
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("was used for another batch"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run("100", "has space");
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--idempotency-key"), "{}", stderr(&o));
+    let o = bin(&store, &["stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(stats["hot_records"], 250, "{stats}");
+}
+
+#[test]
+fn output_piped_into_a_reader_that_stops_early_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let o = bin(
+        &store,
+        &["demo", "20000", "--no-queries", "--batch-size", "1000"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for _ in 0..20 {
+        bin(&store, &["jobs", "create", "gen:10"]);
+    }
+    for args in [
+        &["stats"][..],
+        &["jobs", "list"][..],
+        &["query", "--limit", "20000", "--format", "csv"][..],
+        &["config"][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_07_gpu_tiered"))
+            .arg("--storage")
+            .arg(&store)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the command writes (`| head -0`).
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+        assert_ne!(o.status.code(), Some(101), "{args:?}: {err}");
+    }
+}

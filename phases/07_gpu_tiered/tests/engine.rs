@@ -757,3 +757,50 @@ fn aggregates_across_tiers_match_a_naive_fold_and_do_not_depend_on_the_tier() {
         assert_eq!(bits(&bars), bits(want), "{filters:?}");
     }
 }
+
+#[test]
+fn one_key_sent_by_many_writers_at_once_is_stored_once_and_survives_migration_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(dir.path(), Mode::Simple);
+    let engine = Arc::new(Engine::open(config.clone()).unwrap());
+    let batch = Generator::new(Mode::Simple, 3, 4).batch(200).unwrap();
+    let answers: Vec<_> = (0..6)
+        .map(|_| {
+            let (e, b) = (engine.clone(), batch.clone());
+            std::thread::spawn(move || e.ingest_keyed(&b, Some("the-one")).unwrap())
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    assert_eq!(answers.iter().filter(|a| !a.replayed).count(), 1);
+    assert!(answers.iter().all(|a| (a.lsn, a.records) == (1, 200)));
+    assert_eq!(engine.stats().unwrap().total(), 200);
+    // The batch moves to the cold tier, its WAL record goes: the key is
+    // kept in the catalog.
+    engine.migrate_all().unwrap();
+    let mut g = Generator::new(Mode::Simple, 4, 4);
+    engine.ingest(&g.batch(10).unwrap()).unwrap();
+    engine.migrate_all().unwrap();
+    let kept = engine
+        .with_catalog(|c| {
+            c.idempotency_keys(tiered::catalog::KeyRetention {
+                max_keys: 10,
+                min_created_s: 0,
+            })
+        })
+        .unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!((kept[0].key.as_str(), kept[0].lsn), ("the-one", 1));
+    drop(engine);
+    let engine = Engine::open(config).unwrap();
+    assert_eq!(engine.stats().unwrap().watermark_lsn, 2);
+    let again = engine.ingest_keyed(&batch, Some("the-one")).unwrap();
+    assert!(again.replayed);
+    assert_eq!((again.lsn, again.records), (1, 200));
+    let other = Generator::new(Mode::Simple, 9, 4).batch(200).unwrap();
+    let e = engine.ingest_keyed(&other, Some("the-one")).unwrap_err();
+    assert!(matches!(e, Error::KeyConflict(_)), "{e}");
+    assert_eq!(engine.stats().unwrap().total(), 210);
+    assert_eq!(engine.key_stats().keys, 1);
+}

@@ -1,0 +1,648 @@
+//! Phase 03c's value codec: 03b's schemes plus entropy coding, delta
+//! orders, a dictionary and binned raw bits, chosen per block.
+//!
+//! 03b packs decimal integers at a fixed width: every value pays for the
+//! widest. Real series are skewed (a temperature mostly moves by a tenth,
+//! now and then by five degrees; a rain gauge mostly reads 0), so this
+//! codec codes integers with [`crate::codec::entropy`] (bins + tANS), on
+//! the values, their deltas or their deltas of deltas, whichever a block
+//! needs (pco does the same, per chunk).
+//!
+//! | tag | scheme | layout after the tag | good for |
+//! |-----|--------|----------------------|----------|
+//! | 0 | constant | 8 bytes: the value's bits, LE | `up`, flags |
+//! | 1 | Gorilla XOR | the [`crate::codec::xor`] stream | rarely: true doubles that XOR well |
+//! | 2 | decimal, packed | `e` (1 byte), [`crate::codec::intpack`] integers | short blocks |
+//! | 3 | decimal, entropy-coded | `e` (1 byte), order `d` and flags (1 byte), see below | gauges (`d` 0), smooth series (`d` 1), trends (`d` 2) |
+//! | 4 | dictionary | `m - 1` (varint), `m` values (8 bytes LE each, most frequent first), [`crate::codec::entropy`] over the `n` indices | few distinct values that are not short decimals |
+//! | 5 | binned bits | [`crate::codec::entropy`] over the `n` raw bit patterns | true doubles: bins split sign, exponent and top mantissa from raw low bits (as ALP-RD does) |
+//!
+//! Tag 3 in full:
+//!
+//! ```text
+//! | e (u8) | d | G << 6 | C << 7 (u8) | g - 1 (varint), if G |
+//! | the first d terms: k[0], then Δk[1] (zigzag varints) |
+//! | length of the integer stream (varint), if C |
+//! | integer stream: crate::codec::entropy over the n - d values (d-th difference) / g |
+//! | correction stream, if C: crate::codec::entropy over n ULP corrections |
+//! ```
+//!
+//! `g` is the greatest common divisor of the differences (volumes traded in
+//! lots of 100, byte counts in pages). A *correction* handles a value that
+//! is a decimal only up to floating-point noise (`23.445999999999998`, one
+//! ULP off `23.446`, as arithmetic on prices leaves them): the block's
+//! integers are `k = round(v × 10^e)`, and the correction is
+//! `bits(v) - bits(k / 10^e)` as a signed integer, almost always 0 (pco's
+//! float modes keep such an adjustment too). The decoder adds it back to
+//! the bits.
+//!
+//! Differences are taken modulo 2^64 and coded as `d ^ 2^63` (so that
+//! negative ones sort below positive ones, and bins stay narrow); the
+//! decoder adds them back modulo 2^64, which restores every integer
+//! exactly. Decimals are found as in 03b ([`crate::codec::adaptive::find_decimal`],
+//! checked bit for bit), so no scheme can lose a bit.
+//!
+//! The chooser computes each applicable scheme's exact size, every delta
+//! order included, and keeps the smallest.
+//! The count of values is not stored here.
+
+use std::collections::HashMap;
+
+use crate::bytes::ByteReader;
+use crate::codec::adaptive::find_decimal;
+use crate::codec::varint::{unzigzag, write_i64, write_u64};
+use crate::codec::{entropy, intpack, xor};
+use crate::error::{Error, Result};
+
+/// Powers of ten that are exact in `f64` (10^0 ..= 10^18).
+const POW10: [f64; 19] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+    1e17, 1e18,
+];
+
+/// The most distinct values the dictionary scheme takes.
+pub const DICTIONARY_MAX: usize = 256;
+/// The most delta orders.
+pub const MAX_ORDER: u8 = 2;
+/// The largest ULP correction a near-decimal value may need.
+pub const MAX_CORRECTION: u64 = 1 << 10;
+const FLAG_GCD: u8 = 1 << 6;
+const FLAG_CORRECTIONS: u8 = 1 << 7;
+
+/// The smallest exponent at which every value is within [`MAX_CORRECTION`]
+/// ULPs of `k / 10^e` (same sign, finite), with the integers and the
+/// corrections; `None` if no exponent fits.
+pub fn find_near_decimal(
+    values: &[f64],
+    ks: &mut Vec<i64>,
+    corrections: &mut Vec<i64>,
+) -> Option<u8> {
+    'exponent: for (e, &scale) in POW10.iter().enumerate() {
+        ks.clear();
+        corrections.clear();
+        for &v in values {
+            let k = (v * scale).round();
+            if k.is_nan() || k.abs() > intpack::LIMIT as f64 {
+                continue 'exponent;
+            }
+            let k = k as i64;
+            let c = (k as f64 / scale).to_bits();
+            let bits = v.to_bits();
+            if (c ^ bits) >> 63 != 0 || bits.abs_diff(c) > MAX_CORRECTION {
+                continue 'exponent;
+            }
+            ks.push(k);
+            corrections.push(bits.wrapping_sub(c) as i64);
+        }
+        return Some(e as u8);
+    }
+    None
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// What a block chose: the scheme, and for entropy-coded decimals the order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Choice {
+    Constant,
+    Gorilla,
+    DecimalPacked,
+    DecimalEntropy { order: u8 },
+    Dictionary,
+    BinnedBits,
+}
+
+impl Choice {
+    /// Rows of phase 03's table, in order; [`Choice::label`] indexes it.
+    pub const LABELS: usize = 8;
+
+    /// A dense index for statistics: 0..[`Choice::LABELS`].
+    pub fn label(self) -> usize {
+        match self {
+            Self::Constant => 0,
+            Self::Gorilla => 1,
+            Self::DecimalPacked => 2,
+            Self::DecimalEntropy { order } => 3 + order.min(MAX_ORDER) as usize,
+            Self::Dictionary => 6,
+            Self::BinnedBits => 7,
+        }
+    }
+
+    /// The choice of a label.
+    pub fn of_label(label: usize) -> Option<Choice> {
+        Some(match label {
+            0 => Self::Constant,
+            1 => Self::Gorilla,
+            2 => Self::DecimalPacked,
+            3..=5 => Self::DecimalEntropy {
+                order: (label - 3) as u8,
+            },
+            6 => Self::Dictionary,
+            7 => Self::BinnedBits,
+            _ => return None,
+        })
+    }
+
+    /// Short name for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Constant => "constant",
+            Self::Gorilla => "gorilla-xor",
+            Self::DecimalPacked => "decimal packed",
+            Self::DecimalEntropy { order: 0 } => "decimal ANS, values",
+            Self::DecimalEntropy { order: 1 } => "decimal ANS, deltas",
+            Self::DecimalEntropy { .. } => "decimal ANS, delta-of-deltas",
+            Self::Dictionary => "dictionary",
+            Self::BinnedBits => "binned bits",
+        }
+    }
+
+    /// Why a block takes it.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Constant => "every value has the same bits: 9 bytes",
+            Self::Gorilla => "no short decimal, and XOR with the previous value beat binned bits",
+            Self::DecimalPacked => {
+                "a base and a fixed width beat a table (short or near-constant blocks)"
+            }
+            Self::DecimalEntropy { order: 0 } => {
+                "k / 10^e exactly; the integers themselves are the narrowest, coded by frequency"
+            }
+            Self::DecimalEntropy { order: 1 } => {
+                "k / 10^e exactly; steps between neighbours are small and skewed"
+            }
+            Self::DecimalEntropy { .. } => "k / 10^e exactly; the steps change slowly (a trend)",
+            Self::Dictionary => "few distinct values with no short decimal: an index each",
+            Self::BinnedBits => {
+                "no short decimal: bins code the sign, exponent and top bits, the rest is raw"
+            }
+        }
+    }
+
+    fn tag(self) -> u8 {
+        match self {
+            Self::Constant => 0,
+            Self::Gorilla => 1,
+            Self::DecimalPacked => 2,
+            Self::DecimalEntropy { .. } => 3,
+            Self::Dictionary => 4,
+            Self::BinnedBits => 5,
+        }
+    }
+}
+
+#[inline(always)]
+fn to_latent(d: i64) -> u64 {
+    (d as u64) ^ (1 << 63)
+}
+
+#[inline(always)]
+fn from_latent(u: u64) -> i64 {
+    (u ^ (1 << 63)) as i64
+}
+
+/// Distinct bit patterns by descending count (ties: first seen first), or
+/// `None` above [`DICTIONARY_MAX`].
+fn dictionary(values: &[f64]) -> Option<Vec<u64>> {
+    let mut seen: HashMap<u64, (u32, u32)> = HashMap::new();
+    for (i, v) in values.iter().enumerate() {
+        let next = seen.len() as u32;
+        let e = seen.entry(v.to_bits()).or_insert((0, next));
+        e.0 += 1;
+        if seen.len() > DICTIONARY_MAX {
+            return None;
+        }
+        let _ = i;
+    }
+    let mut entries: Vec<(u64, (u32, u32))> = seen.into_iter().collect();
+    entries.sort_by_key(|&(_, (count, first))| (std::cmp::Reverse(count), first));
+    Some(entries.into_iter().map(|(bits, _)| bits).collect())
+}
+
+/// Scratch buffers the chooser reuses between blocks.
+#[derive(Debug, Default)]
+pub struct Scratch {
+    ks: Vec<i64>,
+    corrections: Vec<i64>,
+    diffs: Vec<i64>,
+    latents: Vec<u64>,
+    candidate: Vec<u8>,
+}
+
+/// Appends a tag-3 block: integers `ks` at exponent `e` in delta `order`,
+/// and `corrections` unless empty.
+fn encode_decimal_entropy(
+    e: u8,
+    order: u8,
+    ks: &[i64],
+    corrections: &[i64],
+    diffs: &mut Vec<i64>,
+    latents: &mut Vec<u64>,
+    out: &mut Vec<u8>,
+) {
+    let order = order.min(ks.len() as u8);
+    diffs.clear();
+    match order {
+        0 => diffs.extend_from_slice(ks),
+        1 => diffs.extend(ks.windows(2).map(|w| w[1].wrapping_sub(w[0]))),
+        _ => diffs.extend(ks.windows(3).map(|w| {
+            w[2].wrapping_sub(w[1])
+                .wrapping_sub(w[1].wrapping_sub(w[0]))
+        })),
+    }
+    let g = diffs
+        .iter()
+        .fold(0u64, |g, &d| gcd(g, d.unsigned_abs()))
+        .max(1);
+    let mut flags = order;
+    if g > 1 {
+        flags |= FLAG_GCD;
+    }
+    let corrected = corrections.iter().any(|&c| c != 0);
+    if corrected {
+        flags |= FLAG_CORRECTIONS;
+    }
+    out.push(Choice::DecimalEntropy { order }.tag());
+    out.push(e);
+    out.push(flags);
+    if g > 1 {
+        write_u64(out, g - 1);
+    }
+    if order >= 1 {
+        write_i64(out, ks[0]);
+    }
+    if order >= 2 {
+        write_i64(out, ks[1].wrapping_sub(ks[0]));
+    }
+    latents.clear();
+    if g > 1 {
+        // Exact: g divides every difference (and i64::MIN only when g is 2^63).
+        latents.extend(diffs.iter().map(|&d| to_latent(d.wrapping_div(g as i64))));
+    } else {
+        latents.extend(diffs.iter().map(|&d| to_latent(d)));
+    }
+    if corrected {
+        let mut ints = Vec::new();
+        entropy::encode(latents, &mut ints);
+        write_u64(out, ints.len() as u64);
+        out.extend_from_slice(&ints);
+        latents.clear();
+        latents.extend(corrections.iter().map(|&c| to_latent(c)));
+        entropy::encode(latents, out);
+    } else {
+        entropy::encode(latents, out);
+    }
+}
+
+/// Encodes one block with the smallest exact scheme; returns the choice.
+pub fn encode(values: &[f64], out: &mut Vec<u8>) -> Choice {
+    encode_with(values, out, &mut Scratch::default())
+}
+
+/// [`encode`] with reusable scratch buffers.
+pub fn encode_with(values: &[f64], out: &mut Vec<u8>, scratch: &mut Scratch) -> Choice {
+    let start = out.len();
+    let Scratch {
+        ks,
+        corrections,
+        diffs,
+        latents,
+        candidate,
+    } = scratch;
+    let decimal = find_decimal(values, ks);
+    if let Some(&first) = values.first() {
+        let constant = values.iter().all(|v| v.to_bits() == first.to_bits());
+        // A constant decimal packs into 0 bits: 2 bytes + base; else 9 bytes.
+        if constant {
+            if let Some(e) = decimal.filter(|_| 2 + intpack::plan(ks).0 < 9) {
+                out.push(Choice::DecimalPacked.tag());
+                out.push(e);
+                intpack::encode(ks, out);
+                return Choice::DecimalPacked;
+            }
+            out.push(Choice::Constant.tag());
+            out.extend_from_slice(&first.to_bits().to_le_bytes());
+            return Choice::Constant;
+        }
+    }
+    let mut best = Choice::Gorilla;
+    out.push(Choice::Gorilla.tag());
+    xor::encode(values, out);
+    let keep = |choice: Choice, candidate: &Vec<u8>, out: &mut Vec<u8>, best: &mut Choice| {
+        if candidate.len() < out.len() - start {
+            out.truncate(start);
+            out.extend_from_slice(candidate);
+            *best = choice;
+        }
+    };
+    let near = match decimal {
+        Some(e) => {
+            candidate.clear();
+            candidate.push(Choice::DecimalPacked.tag());
+            candidate.push(e);
+            intpack::encode(ks, candidate);
+            keep(Choice::DecimalPacked, candidate, out, &mut best);
+            corrections.clear();
+            Some(e)
+        }
+        None => find_near_decimal(values, ks, corrections),
+    };
+    if let Some(e) = near {
+        // Every order, coded exactly: the estimate of `pick_order` misjudged
+        // irradiance (zero every night: values beat delta-of-deltas) and
+        // rain (mostly 0) on the real series.
+        for order in 0..=MAX_ORDER.min(ks.len().saturating_sub(1) as u8) {
+            candidate.clear();
+            encode_decimal_entropy(e, order, ks, corrections, diffs, latents, candidate);
+            keep(Choice::DecimalEntropy { order }, candidate, out, &mut best);
+        }
+    }
+    if decimal.is_none() {
+        candidate.clear();
+        candidate.push(Choice::BinnedBits.tag());
+        latents.clear();
+        latents.extend(values.iter().map(|v| v.to_bits()));
+        entropy::encode(latents, candidate);
+        keep(Choice::BinnedBits, candidate, out, &mut best);
+    }
+    if let Some(dict) = dictionary(values) {
+        candidate.clear();
+        candidate.push(Choice::Dictionary.tag());
+        write_u64(candidate, dict.len() as u64 - 1);
+        for bits in &dict {
+            candidate.extend_from_slice(&bits.to_le_bytes());
+        }
+        let index: HashMap<u64, u64> = dict
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| (b, i as u64))
+            .collect();
+        latents.clear();
+        latents.extend(values.iter().map(|v| index[&v.to_bits()]));
+        entropy::encode(latents, candidate);
+        keep(Choice::Dictionary, candidate, out, &mut best);
+    }
+    best
+}
+
+/// Decodes exactly `n` values of one block, appending them to `out`.
+pub fn decode(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> {
+    const WHAT: &str = "value block";
+    let Some((&tag, rest)) = payload.split_first() else {
+        return Err(Error::truncated(WHAT, 0, "empty block: no scheme tag"));
+    };
+    match tag {
+        0 => {
+            let bits: [u8; 8] = rest.try_into().map_err(|_| {
+                Error::truncated(
+                    WHAT,
+                    1,
+                    format!("a constant takes 8 bytes, found {}", rest.len()),
+                )
+            })?;
+            out.extend(std::iter::repeat_n(
+                f64::from_bits(u64::from_le_bytes(bits)),
+                n,
+            ));
+            Ok(Choice::Constant)
+        }
+        1 => {
+            xor::decode(rest, n, out).map_err(|e| e.within("value block (gorilla-xor)"))?;
+            Ok(Choice::Gorilla)
+        }
+        2 | 3 => {
+            let mut r = ByteReader::at_offset(payload, 0, WHAT);
+            r.u8()?;
+            let e = r.u8()?;
+            let scale = *POW10
+                .get(e as usize)
+                .ok_or_else(|| r.corrupt(format!("decimal exponent {e} is above 18")))?;
+            out.reserve(n.min(payload.len() * 8 + 16));
+            let push = |out: &mut Vec<f64>, k: i64| {
+                out.push(if e == 0 { k as f64 } else { k as f64 / scale })
+            };
+            if tag == 2 {
+                intpack::decode(r.rest(), n, |k| push(out, k))
+                    .map_err(|e| e.within("value block (decimal packed)"))?;
+                return Ok(Choice::DecimalPacked);
+            }
+            let flags = r.u8()?;
+            let order = flags & 0b11;
+            if order > MAX_ORDER || order as usize > n || flags & 0b0011_1100 != 0 {
+                return Err(r.corrupt(format!(
+                    "flags {flags:#04x} (delta order {order}) for {n} values"
+                )));
+            }
+            let g = if flags & FLAG_GCD != 0 {
+                let g = r.varint()?;
+                if g == 0 || g == u64::MAX {
+                    return Err(r.corrupt(format!("common divisor {}", g.wrapping_add(1))));
+                }
+                g as i64 + 1
+            } else {
+                1
+            };
+            let start = out.len();
+            let mut k = 0i64;
+            let mut d = 0i64;
+            if order >= 1 {
+                k = r.varint_i64()?;
+                push(out, k);
+            }
+            if order >= 2 {
+                d = unzigzag(r.varint()?);
+                k = k.wrapping_add(d);
+                push(out, k);
+            }
+            let ints = if flags & FLAG_CORRECTIONS != 0 {
+                let len = r.count(1, "integer stream byte")?;
+                r.bytes(len)?
+            } else {
+                r.rest()
+            };
+            let at = r.position()
+                - if flags & FLAG_CORRECTIONS != 0 {
+                    ints.len()
+                } else {
+                    0
+                };
+            let m = n - order as usize;
+            let decoded = match order {
+                0 => entropy::decode(ints, m, |u| push(out, from_latent(u).wrapping_mul(g))),
+                1 => entropy::decode(ints, m, |u| {
+                    k = k.wrapping_add(from_latent(u).wrapping_mul(g));
+                    push(out, k)
+                }),
+                _ => entropy::decode(ints, m, |u| {
+                    d = d.wrapping_add(from_latent(u).wrapping_mul(g));
+                    k = k.wrapping_add(d);
+                    push(out, k)
+                }),
+            };
+            decoded.map_err(|err| err.within(format!("value block (decimal ANS) at byte {at}")))?;
+            if flags & FLAG_CORRECTIONS != 0 {
+                let at = r.position();
+                let mut i = start;
+                entropy::decode(r.rest(), n, |u| {
+                    let v = &mut out[i];
+                    *v = f64::from_bits(v.to_bits().wrapping_add(from_latent(u) as u64));
+                    i += 1;
+                })
+                .map_err(|err| err.within(format!("value block (ULP corrections) at byte {at}")))?;
+            }
+            Ok(Choice::DecimalEntropy { order })
+        }
+        4 => {
+            let mut r = ByteReader::at_offset(payload, 0, WHAT);
+            r.u8()?;
+            let m = r.varint()?;
+            if m >= DICTIONARY_MAX as u64 || (m + 1) * 8 > r.remaining() as u64 {
+                return Err(r.corrupt(format!(
+                    "a dictionary of {} values in {} bytes (at most {DICTIONARY_MAX})",
+                    m.saturating_add(1),
+                    r.remaining()
+                )));
+            }
+            let dict: Vec<f64> = (0..=m)
+                .map(|_| r.u64_le().map(f64::from_bits))
+                .collect::<Result<_>>()?;
+            let at = r.position();
+            let mut bad = None;
+            entropy::decode(r.rest(), n, |i| match dict.get(i as usize) {
+                Some(&v) => out.push(v),
+                None => {
+                    bad.get_or_insert(i);
+                    out.push(0.0)
+                }
+            })
+            .map_err(|err| err.within(format!("value block (dictionary) at byte {at}")))?;
+            if let Some(i) = bad {
+                return Err(Error::corrupt(
+                    WHAT,
+                    at as u64,
+                    format!("dictionary index {i} of {} entries", dict.len()),
+                ));
+            }
+            Ok(Choice::Dictionary)
+        }
+        5 => {
+            entropy::decode(rest, n, |b| out.push(f64::from_bits(b)))
+                .map_err(|e| e.within("value block (binned bits) at byte 1"))?;
+            Ok(Choice::BinnedBits)
+        }
+        t => Err(Error::corrupt(
+            WHAT,
+            0,
+            format!("unknown value scheme tag {t}"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(values: &[f64]) -> (Choice, Vec<u8>) {
+        let mut out = Vec::new();
+        let choice = encode(values, &mut out);
+        let mut back = Vec::new();
+        assert_eq!(decode(&out, values.len(), &mut back).unwrap(), choice);
+        let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&back), bits(values));
+        (choice, out)
+    }
+
+    #[test]
+    fn labels_name_every_choice_once() {
+        for l in 0..Choice::LABELS {
+            assert_eq!(Choice::of_label(l).unwrap().label(), l);
+        }
+        assert_eq!(Choice::of_label(Choice::LABELS), None);
+    }
+
+    /// A reproducible pseudo-random number per index (splitmix64's mixer).
+    fn noise(i: u64) -> u64 {
+        let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (x ^ (x >> 29)).wrapping_mul(0xBF58_476D_1CE4_E5B9)
+    }
+
+    #[test]
+    fn orders_follow_the_shape_of_the_series() {
+        // Skewed values: 5 three times in four, else anything in 0..16.
+        let skewed = |i: u64| {
+            if noise(i) >> 62 != 0 {
+                5
+            } else {
+                (noise(i) >> 56 & 15) as i64
+            }
+        };
+        let gauge: Vec<f64> = (0..1000).map(|i| skewed(i) as f64).collect();
+        let walk: Vec<f64> = (0..1000)
+            .scan(500i64, |k, i| {
+                *k += skewed(i) - 5;
+                Some(*k as f64 / 10.0)
+            })
+            .collect();
+        let trend: Vec<f64> = (0..1000)
+            .map(|i: i64| (i * i * 3 + skewed(i as u64)) as f64)
+            .collect();
+        assert_eq!(round_trip(&gauge).0, Choice::DecimalEntropy { order: 0 });
+        assert_eq!(round_trip(&walk).0, Choice::DecimalEntropy { order: 1 });
+        assert_eq!(round_trip(&trend).0, Choice::DecimalEntropy { order: 2 });
+    }
+
+    #[test]
+    fn golden_bytes_per_scheme() {
+        let (c, b) = round_trip(&[f64::NAN, f64::NAN]);
+        assert_eq!(
+            (c, b),
+            (Choice::Constant, vec![0, 0, 0, 0, 0, 0, 0, 0xF8, 0x7F])
+        );
+        // 37.42, 37.5, 37.39: 3 values are too few for a table.
+        let (c, b) = round_trip(&[37.42, 37.5, 37.39]);
+        assert_eq!(
+            (c, b),
+            (
+                Choice::DecimalPacked,
+                vec![2, 2, 0, 0xB6, 0x3A, 0x04, 0x3B, 0x00]
+            )
+        );
+    }
+
+    #[test]
+    fn every_prefix_is_an_error() {
+        for values in fixtures() {
+            let mut out = Vec::new();
+            encode(&values, &mut out);
+            for cut in 0..out.len() {
+                assert!(
+                    decode(&out[..cut], values.len(), &mut Vec::new()).is_err(),
+                    "cut {cut} of {:?}",
+                    encode(&values, &mut Vec::new())
+                );
+            }
+        }
+    }
+
+    /// One input per scheme, small enough for golden bytes.
+    pub(super) fn fixtures() -> Vec<Vec<f64>> {
+        vec![
+            vec![f64::NAN, f64::NAN],
+            (0..40).map(|i| (i % 3) as f64).collect(),
+            (0..64).map(|i| (i * i % 17) as f64 / 10.0).collect(),
+            (0..64)
+                .map(|i| 20.0 + (i % 5) as f64 / 10.0 + i as f64)
+                .collect(),
+            (0..64)
+                .map(|i| [0.1f64.sqrt(), 2.0f64.sqrt(), -0.0][i % 3])
+                .collect(),
+            (0..64).map(|i| (i as f64 + 0.5).sqrt() * 1e-3).collect(),
+            [0.3f64.sqrt(), 1.7f64.ln(), 9.1].to_vec(),
+        ]
+    }
+}
