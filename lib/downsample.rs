@@ -7,12 +7,15 @@
 //!
 //! | kind | aggregates | why |
 //! |------|------------|-----|
-//! | gauge | `avg`, `min`, `max`, `p95`, `p99`, `count`, `sum` | `count` and `sum` make averages compose: the average over an hour is Σsum / Σcount of its buckets, exactly |
-//! | counter (declared `counter` by the source's `# TYPE`, else named `*_total`) | `last`, `increase`, `count` | a counter's average means nothing; its increase does. A drop between two instants is a reset: the increase after it is the new value (a second sample at the same instant is a duplicate, not a reset) |
+//! | gauge | `count`, `sum`, `min`, `max`, `p95`, `p99` | `count` and `sum` make averages compose: the average over an hour is Σsum / Σcount of its buckets, exactly; so `avg` is not stored, it is `sum / count` on read |
+//! | counter (declared `counter` by the source's `# TYPE`, else named `*_total`; [`Dataset::is_counter`]) | `last`, `increase`, `resets` | a counter's average means nothing; its increase does. A drop between two instants is a reset: the increase after it is the new value (a second sample at the same instant is a duplicate, not a reset) |
 //!
-//! NaN samples are left out of every aggregate (and of `count`). Percentiles
-//! use the nearest-rank method. Rollups are lossy: [`measure_loss`] says by
-//! how much, against the raw samples.
+//! A resolution at or below twice a series' own step (the median distance
+//! between its timestamps, [`series_step`]) is skipped for that series: a
+//! bucket would hold two samples or fewer and keep more numbers than it
+//! replaces. NaN samples are left out of every aggregate (and of `count`).
+//! Percentiles use the nearest-rank method. Rollups are lossy:
+//! [`measure_loss`] says by how much, against the raw samples.
 
 use crate::model::{Dataset, Series, SeriesKey};
 use crate::time::NANOS_PER_SECOND;
@@ -44,6 +47,27 @@ pub const RESOLUTIONS: [Resolution; 4] = [
     },
 ];
 
+/// A series' own step: the median distance between its consecutive
+/// distinct timestamps (`None` with fewer than two distinct instants).
+pub fn series_step(timestamps: &[i64]) -> Option<i64> {
+    let mut deltas: Vec<i64> = timestamps
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .filter(|&d| d > 0)
+        .collect();
+    if deltas.is_empty() {
+        return None;
+    }
+    let mid = deltas.len() / 2;
+    Some(*deltas.select_nth_unstable(mid).1)
+}
+
+/// Whether `res` is skipped for a series of this step: a bucket at or
+/// below twice the step holds two samples or fewer.
+pub fn skips(step: Option<i64>, res: &Resolution) -> bool {
+    step.is_some_and(|s| res.ns <= s.saturating_mul(2))
+}
+
 /// Nearest-rank percentile of sorted, NaN-free values (`q` in 0..=1).
 pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     if sorted.is_empty() {
@@ -66,6 +90,7 @@ pub struct GaugeBucket {
 }
 
 impl GaugeBucket {
+    /// The bucket's average, derived: it is not stored.
     pub fn avg(&self) -> f64 {
         self.sum / self.count as f64
     }
@@ -75,10 +100,12 @@ impl GaugeBucket {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CounterBucket {
     pub start: i64,
-    pub count: u64,
     pub last: f64,
     /// Increase since the previous sample before this bucket, across resets.
     pub increase: f64,
+    /// Drops between two instants (resets) in the bucket, counting the
+    /// one from the previous bucket's last sample to this bucket's first.
+    pub resets: u64,
 }
 
 /// Consecutive runs of samples that fall in the same bucket: `(bucket start, range)`.
@@ -121,7 +148,7 @@ pub fn rollup_gauge(s: &Series, res: i64) -> Vec<GaugeBucket> {
     out
 }
 
-/// Rolls a counter up: last value and increase across resets.
+/// Rolls a counter up: last value, increase across resets, and resets.
 ///
 /// A drop between two samples is a reset (the increase after it is the new
 /// value), but only between two *instants*: a sample at the same timestamp
@@ -134,126 +161,204 @@ pub fn rollup_counter(s: &Series, res: i64) -> Vec<CounterBucket> {
     let mut out = Vec::new();
     let mut prev: Option<(i64, f64)> = None;
     for (start, range) in buckets(&s.timestamps, res) {
-        let (mut increase, mut count, mut last) = (0.0, 0u64, f64::NAN);
+        let (mut increase, mut resets, mut seen, mut last) = (0.0, 0u64, false, f64::NAN);
         let samples = s.timestamps[range.clone()].iter().zip(&s.values[range]);
         for (&t, &v) in samples.filter(|(_, v)| !v.is_nan()) {
             if let Some((pt, p)) = prev {
                 if pt == t {
                     continue;
                 }
-                increase += if v >= p { v - p } else { v };
+                if v >= p {
+                    increase += v - p;
+                } else {
+                    increase += v;
+                    resets += 1;
+                }
             }
             prev = Some((t, v));
             last = v;
-            count += 1;
+            seen = true;
         }
-        if count > 0 {
+        if seen {
             out.push(CounterBucket {
                 start,
-                count,
                 last,
                 increase,
+                resets,
             });
         }
     }
     out
 }
 
-fn rollup_series(
+/// What a gauge keeps per bucket (`avg` is `sum / count`, derived on read).
+pub const GAUGE_AGGREGATES: [&str; 6] = ["count", "sum", "min", "max", "p95", "p99"];
+
+/// What a counter keeps per bucket.
+pub const COUNTER_AGGREGATES: [&str; 3] = ["last", "increase", "resets"];
+
+/// The rollups of a dataset at one resolution.
+#[derive(Debug, Clone)]
+pub struct Rollup {
+    /// One series per aggregate of each raw series that was rolled up.
+    pub data: Dataset,
+    /// Raw series rolled up, and of them counters.
+    pub series: usize,
+    pub counters: usize,
+    /// Raw series skipped: the resolution is at most twice their step.
+    pub skipped: usize,
+    /// The largest step among the skipped series, ns (0 when none).
+    pub skipped_max_step: i64,
+}
+
+fn aggregate_series(
     key: &SeriesKey,
     aggregate: &str,
     res: &Resolution,
-    points: impl Iterator<Item = (i64, f64)>,
+    starts: &[i64],
+    values: Vec<f64>,
 ) -> Series {
     let mut s = Series::new(SeriesKey::new(
         format!("{}_{aggregate}_{}", key.metric, res.name),
         key.labels.clone(),
     ));
-    for (t, v) in points {
-        s.push(t, v);
-    }
+    s.timestamps = starts.to_vec();
+    s.values = values;
     s
 }
 
-/// What a gauge keeps per bucket, one rollup series each.
-pub const GAUGE_AGGREGATES: [&str; 7] = ["avg", "min", "max", "p95", "p99", "count", "sum"];
-
-/// What a counter keeps per bucket, one rollup series each.
-pub const COUNTER_AGGREGATES: [&str; 3] = ["last", "increase", "count"];
-
 /// Every rollup series of `dataset` at one resolution: one per aggregate of
-/// [`GAUGE_AGGREGATES`] for a gauge, of [`COUNTER_AGGREGATES`] for a counter.
-pub fn rollup(dataset: &Dataset, res: &Resolution) -> Dataset {
+/// [`GAUGE_AGGREGATES`] for a gauge, of [`COUNTER_AGGREGATES`] for a
+/// counter, for each series whose step the resolution does not [`skips`].
+pub fn rollup(dataset: &Dataset, res: &Resolution) -> Rollup {
     let mut out = Vec::new();
+    let (mut series, mut counters, mut skipped, mut skipped_max_step) = (0, 0, 0, 0);
     for s in &dataset.series {
-        if dataset.is_counter(&s.key.metric) {
+        let step = series_step(&s.timestamps);
+        if skips(step, res) {
+            skipped += 1;
+            skipped_max_step = skipped_max_step.max(step.unwrap_or(0));
+            continue;
+        }
+        series += 1;
+        let key = &s.key;
+        if dataset.is_counter(&key.metric) {
+            counters += 1;
             let b = rollup_counter(s, res.ns);
-            out.push(rollup_series(
-                &s.key,
-                "last",
-                res,
-                b.iter().map(|b| (b.start, b.last)),
-            ));
-            out.push(rollup_series(
-                &s.key,
+            let starts: Vec<i64> = b.iter().map(|b| b.start).collect();
+            let col = |f: fn(&CounterBucket) -> f64| b.iter().map(f).collect::<Vec<f64>>();
+            out.push(aggregate_series(key, "last", res, &starts, col(|b| b.last)));
+            out.push(aggregate_series(
+                key,
                 "increase",
                 res,
-                b.iter().map(|b| (b.start, b.increase)),
+                &starts,
+                col(|b| b.increase),
             ));
-            out.push(rollup_series(
-                &s.key,
-                "count",
+            out.push(aggregate_series(
+                key,
+                "resets",
                 res,
-                b.iter().map(|b| (b.start, b.count as f64)),
+                &starts,
+                col(|b| b.resets as f64),
             ));
         } else {
             let b = rollup_gauge(s, res.ns);
-            let col = |f: fn(&GaugeBucket) -> f64| b.iter().map(move |x| (x.start, f(x)));
-            out.push(rollup_series(&s.key, "avg", res, col(GaugeBucket::avg)));
-            out.push(rollup_series(&s.key, "min", res, col(|x| x.min)));
-            out.push(rollup_series(&s.key, "max", res, col(|x| x.max)));
-            out.push(rollup_series(&s.key, "p95", res, col(|x| x.p95)));
-            out.push(rollup_series(&s.key, "p99", res, col(|x| x.p99)));
-            out.push(rollup_series(&s.key, "count", res, col(|x| x.count as f64)));
-            out.push(rollup_series(&s.key, "sum", res, col(|x| x.sum)));
+            let starts: Vec<i64> = b.iter().map(|b| b.start).collect();
+            let col = |f: fn(&GaugeBucket) -> f64| b.iter().map(f).collect::<Vec<f64>>();
+            out.push(aggregate_series(
+                key,
+                "count",
+                res,
+                &starts,
+                col(|b| b.count as f64),
+            ));
+            out.push(aggregate_series(key, "sum", res, &starts, col(|b| b.sum)));
+            out.push(aggregate_series(key, "min", res, &starts, col(|b| b.min)));
+            out.push(aggregate_series(key, "max", res, &starts, col(|b| b.max)));
+            out.push(aggregate_series(key, "p95", res, &starts, col(|b| b.p95)));
+            out.push(aggregate_series(key, "p99", res, &starts, col(|b| b.p99)));
         }
     }
-    Dataset::new(format!("{} (rollups {})", dataset.source, res.name), out)
+    Rollup {
+        data: Dataset::new(format!("{} (rollups {})", dataset.source, res.name), out),
+        series,
+        counters,
+        skipped,
+        skipped_max_step,
+    }
 }
 
-/// How far hourly answers computed from rollups are from the raw truth,
-/// as mean relative errors over every (gauge series, hour) pair.
+/// How far hourly answers rebuilt from rollups are from the raw truth.
+///
+/// Each error is `|rebuilt − raw|` divided by the series' *value range*
+/// (largest minus smallest of its raw samples, NaN left out), so that it
+/// reads as a share of the scale the series moves on, whether its values
+/// are near zero or near 10^12; where the range is zero (a constant
+/// series) the error is absolute. Each field is the mean over every
+/// (series, hour) pair of the series the resolution rolls up (skipped
+/// series are answered from raw data, without loss).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Loss {
-    /// Hours compared.
+    /// (gauge series, hour) pairs compared.
     pub hours: u64,
     /// Hourly average as Σsum / Σcount of the buckets (composes exactly).
-    pub avg_from_sum_count: f64,
+    pub avg: f64,
     /// Hourly average as the mean of the bucket averages (the naive way).
     pub avg_of_avgs: f64,
+    /// Hourly maximum as the largest bucket maximum (composes exactly).
+    pub max: f64,
     /// Hourly p99 as the largest bucket p99 (an upper estimate).
     pub p99_max_of_buckets: f64,
     /// Hourly p99 as the count-weighted mean of bucket p99s.
-    pub p99_weighted_mean: f64,
+    pub p99_weighted: f64,
+    /// (counter series, hour) pairs compared.
+    pub counter_hours: u64,
     /// Hourly increase of counters as the sum of bucket increases.
     pub counter_increase: f64,
 }
 
-fn rel_err(estimate: f64, truth: f64) -> f64 {
-    if estimate == truth {
-        0.0
+/// The value range of a series' samples (NaN left out; 0 when none).
+pub fn value_range(values: &[f64]) -> f64 {
+    let (lo, hi) = values
+        .iter()
+        .filter(|v| !v.is_nan())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    if lo <= hi {
+        hi - lo
     } else {
-        (estimate - truth).abs() / truth.abs().max(f64::MIN_POSITIVE)
+        0.0
     }
 }
 
-/// Compares hourly averages, p99s and counter increases computed from
-/// `res` rollups with the same computed from the raw samples.
+/// `|estimate − truth|` as a share of `range`, absolute where the range is
+/// zero (or not finite: a series holding ±inf).
+pub fn scaled_error(estimate: f64, truth: f64, range: f64) -> f64 {
+    if estimate == truth || (estimate.is_nan() && truth.is_nan()) {
+        return 0.0;
+    }
+    let diff = (estimate - truth).abs();
+    if range > 0.0 && range.is_finite() {
+        diff / range
+    } else {
+        diff
+    }
+}
+
+/// Compares hourly averages, maxima, p99s and counter increases rebuilt
+/// from `res` rollups with the same computed from the raw samples (see
+/// [`Loss`] for the definition).
 pub fn measure_loss(raw: &Dataset, res: &Resolution) -> Loss {
     const HOUR: i64 = 3600 * NANOS_PER_SECOND;
-    let (mut n, mut nc) = (0u64, 0u64);
-    let mut sums = [0.0f64; 5];
+    let mut loss = Loss::default();
+    let mut sums = [0.0f64; 6];
     for s in &raw.series {
+        if skips(series_step(&s.timestamps), res) {
+            continue;
+        }
+        let range = value_range(&s.values);
         if raw.is_counter(&s.key.metric) {
             let hourly = rollup_counter(s, HOUR);
             let fine = rollup_counter(s, res.ns);
@@ -264,10 +369,8 @@ pub fn measure_loss(raw: &Dataset, res: &Resolution) -> Loss {
                     inc += fine[j].increase;
                     j += 1;
                 }
-                if h.increase != 0.0 {
-                    sums[4] += rel_err(inc, h.increase);
-                    nc += 1;
-                }
+                sums[5] += scaled_error(inc, h.increase, range);
+                loss.counter_hours += 1;
             }
             continue;
         }
@@ -283,29 +386,51 @@ pub fn measure_loss(raw: &Dataset, res: &Resolution) -> Loss {
                 .take_while(|b| b.start < h.start + HOUR)
                 .count();
             let part = &fine[j..j + k];
-            if part.is_empty() || h.avg() == 0.0 {
+            if part.is_empty() {
                 continue;
             }
             let count: u64 = part.iter().map(|b| b.count).sum();
             let sum: f64 = part.iter().map(|b| b.sum).sum();
             let avg_of_avgs = part.iter().map(GaugeBucket::avg).sum::<f64>() / k as f64;
-            let p99_max = part.iter().map(|b| b.p99).fold(f64::MIN, f64::max);
+            let max = part.iter().map(|b| b.max).fold(f64::NEG_INFINITY, f64::max);
+            let p99_max = part.iter().map(|b| b.p99).fold(f64::NEG_INFINITY, f64::max);
             let p99_w = part.iter().map(|b| b.p99 * b.count as f64).sum::<f64>() / count as f64;
-            sums[0] += rel_err(sum / count as f64, h.avg());
-            sums[1] += rel_err(avg_of_avgs, h.avg());
-            sums[2] += rel_err(p99_max, h.p99);
-            sums[3] += rel_err(p99_w, h.p99);
-            n += 1;
+            sums[0] += scaled_error(sum / count as f64, h.avg(), range);
+            sums[1] += scaled_error(avg_of_avgs, h.avg(), range);
+            sums[2] += scaled_error(max, h.max, range);
+            sums[3] += scaled_error(p99_max, h.p99, range);
+            sums[4] += scaled_error(p99_w, h.p99, range);
+            loss.hours += 1;
         }
     }
     let mean = |x: f64, k: u64| if k == 0 { 0.0 } else { x / k as f64 };
-    Loss {
-        hours: n,
-        avg_from_sum_count: mean(sums[0], n),
-        avg_of_avgs: mean(sums[1], n),
-        p99_max_of_buckets: mean(sums[2], n),
-        p99_weighted_mean: mean(sums[3], n),
-        counter_increase: mean(sums[4], nc),
+    loss.avg = mean(sums[0], loss.hours);
+    loss.avg_of_avgs = mean(sums[1], loss.hours);
+    loss.max = mean(sums[2], loss.hours);
+    loss.p99_max_of_buckets = mean(sums[3], loss.hours);
+    loss.p99_weighted = mean(sums[4], loss.hours);
+    loss.counter_increase = mean(sums[5], loss.counter_hours);
+    loss
+}
+
+/// An error share in a readable form: `0`, `<0.0001%` (rounding), or a
+/// percentage with about three significant digits.
+pub fn error_share(x: f64) -> String {
+    let p = 100.0 * x;
+    if x == 0.0 {
+        "0".into()
+    } else if !p.is_finite() {
+        format!("{p}")
+    } else if p < 1e-4 {
+        "<0.0001%".into()
+    } else if p < 0.01 {
+        format!("{p:.4}%")
+    } else if p < 1.0 {
+        format!("{p:.3}%")
+    } else if p < 100.0 {
+        format!("{p:.2}%")
+    } else {
+        format!("{p:.0}%")
     }
 }
 
@@ -327,20 +452,26 @@ mod tests {
         s
     }
 
+    /// `n` samples every `step` seconds, valued by `f(i)`.
+    fn regular(metric: &str, n: i64, step: i64, f: impl Fn(i64) -> f64) -> Series {
+        let pts: Vec<(i64, f64)> = (0..n).map(|i| (i * step, f(i))).collect();
+        series(metric, &pts)
+    }
+
+    fn names(r: &Rollup) -> Vec<String> {
+        r.data.series.iter().map(|s| s.key.metric.clone()).collect()
+    }
+
     #[test]
     fn rollup_series_are_the_listed_aggregates() {
         let d = Dataset::new(
             "t",
             vec![
-                series("cpu", &[(0, 1.0), (30, 2.0)]),
-                series("requests_total", &[(0, 1.0), (30, 3.0)]),
+                regular("cpu", 3, 10, |i| i as f64),
+                regular("requests_total", 3, 10, |i| i as f64),
             ],
         );
-        let mut names: Vec<String> = rollup(&d, &RESOLUTIONS[0])
-            .series
-            .iter()
-            .map(|s| s.key.metric.clone())
-            .collect();
+        let mut got = names(&rollup(&d, &RESOLUTIONS[0]));
         let mut want: Vec<String> = GAUGE_AGGREGATES
             .iter()
             .map(|a| format!("cpu_{a}_1m"))
@@ -350,9 +481,39 @@ mod tests {
                     .map(|a| format!("requests_total_{a}_1m")),
             )
             .collect();
-        names.sort();
+        got.sort();
         want.sort();
-        assert_eq!(names, want);
+        assert_eq!(got, want);
+        assert!(!got.iter().any(|n| n.contains("_avg_")), "avg is derived");
+    }
+
+    #[test]
+    fn series_step_is_the_median_distance_between_instants() {
+        let ts: Vec<i64> = [0, 10, 20, 20, 30, 100].iter().map(|t| t * S).collect();
+        assert_eq!(series_step(&ts), Some(10 * S));
+        assert_eq!(series_step(&[5]), None);
+        assert_eq!(series_step(&[5, 5]), None);
+    }
+
+    #[test]
+    fn a_resolution_at_twice_the_step_or_less_is_skipped() {
+        let d = Dataset::new(
+            "t",
+            vec![
+                regular("every_30s", 10, 30, |i| i as f64),
+                regular("every_10s", 30, 10, |i| i as f64),
+                series("one_sample", &[(0, 1.0)]),
+            ],
+        );
+        let r = rollup(&d, &RESOLUTIONS[0]);
+        assert_eq!((r.series, r.skipped, r.skipped_max_step), (2, 1, 30 * S));
+        assert!(names(&r).iter().all(|n| !n.starts_with("every_30s")));
+        // 5 minutes is more than twice 30 s.
+        let r = rollup(&d, &RESOLUTIONS[1]);
+        assert_eq!((r.series, r.skipped), (3, 0));
+        assert!(!skips(Some(30 * S), &RESOLUTIONS[1]));
+        assert!(skips(Some(30 * S), &RESOLUTIONS[0]));
+        assert!(!skips(None, &RESOLUTIONS[0]));
     }
 
     #[test]
@@ -390,9 +551,9 @@ mod tests {
     fn counter_increase_crosses_resets_and_bucket_edges() {
         let s = series("req_total", &[(0, 10.0), (30, 15.0), (70, 3.0), (90, 8.0)]);
         let b = rollup_counter(&s, 60 * S);
-        assert_eq!(b[0].increase, 5.0);
+        assert_eq!((b[0].increase, b[0].resets), (5.0, 0));
         // reset to 3 counts as +3, then +5
-        assert_eq!(b[1].increase, 8.0);
+        assert_eq!((b[1].increase, b[1].resets), (8.0, 1));
         assert_eq!(b[1].last, 8.0);
     }
 
@@ -404,12 +565,14 @@ mod tests {
         for res in [60 * S, S] {
             let b = rollup_counter(&s, res);
             let total: f64 = b.iter().map(|b| b.increase).sum();
-            assert_eq!(total, 1.0, "resolution {res}");
+            let resets: u64 = b.iter().map(|b| b.resets).sum();
+            assert_eq!((total, resets), (1.0, 0), "resolution {res}");
         }
         // A real drop between instants still is one.
         let s = series("c_total", &[(0, 100.0), (15, 90.0), (30, 101.0)]);
-        let total: f64 = rollup_counter(&s, 60 * S).iter().map(|b| b.increase).sum();
-        assert_eq!(total, 101.0);
+        let b = rollup_counter(&s, 60 * S);
+        let total: f64 = b.iter().map(|b| b.increase).sum();
+        assert_eq!((total, b[0].resets), (101.0, 1));
     }
 
     #[test]
@@ -418,8 +581,8 @@ mod tests {
         let d = Dataset::new(
             "t",
             vec![
-                series("requests", &[(0, 1.0), (400, 2.0)]),
-                series("temperature_total", &[(0, 1.0), (400, 2.0)]),
+                regular("requests", 20, 60, |i| i as f64),
+                regular("temperature_total", 20, 60, |i| i as f64),
             ],
         )
         .with_metadata(std::collections::BTreeMap::from([
@@ -430,11 +593,16 @@ mod tests {
             ),
         ]));
         let r = rollup(&d, &RESOLUTIONS[1]);
-        let names: Vec<_> = r.series.iter().map(|s| s.key.metric.as_str()).collect();
-        assert!(names.contains(&"requests_increase_5m"), "{names:?}");
-        assert!(names.contains(&"temperature_total_avg_5m"), "{names:?}");
+        assert_eq!((r.series, r.counters), (2, 1));
+        let names = names(&r);
+        assert!(names.contains(&"requests_increase_5m".into()), "{names:?}");
+        assert!(names.contains(&"requests_resets_5m".into()), "{names:?}");
         assert!(
-            !names.contains(&"temperature_total_increase_5m"),
+            names.contains(&"temperature_total_sum_5m".into()),
+            "{names:?}"
+        );
+        assert!(
+            !names.contains(&"temperature_total_increase_5m".into()),
             "{names:?}"
         );
     }
@@ -444,24 +612,26 @@ mod tests {
         let d = Dataset::new(
             "t",
             vec![
-                series("cpu_usage", &[(0, 1.0), (400, 3.0)]),
-                series("req_total", &[(0, 1.0), (400, 2.0)]),
+                regular("cpu_usage", 20, 60, |i| i as f64),
+                regular("req_total", 20, 60, |i| i as f64),
             ],
         );
-        let r = rollup(&d, &RESOLUTIONS[1]);
-        let names: Vec<_> = r.series.iter().map(|s| s.key.metric.as_str()).collect();
+        let names = names(&rollup(&d, &RESOLUTIONS[1]));
         for want in [
-            "cpu_usage_avg_5m",
+            "cpu_usage_count_5m",
             "cpu_usage_p99_5m",
             "cpu_usage_sum_5m",
             "req_total_increase_5m",
             "req_total_last_5m",
         ] {
-            assert!(names.contains(&want), "{want} missing from {names:?}");
+            assert!(
+                names.contains(&want.into()),
+                "{want} missing from {names:?}"
+            );
         }
         assert!(
-            !names.contains(&"req_total_avg_5m"),
-            "counters are not averaged"
+            !names.contains(&"req_total_sum_5m".into()),
+            "counters are not summed"
         );
     }
 
@@ -473,10 +643,48 @@ mod tests {
         let d = Dataset::new("t", vec![series("g", &pts)]);
         let loss = measure_loss(&d, &RESOLUTIONS[1]);
         assert_eq!(loss.hours, 1);
-        assert!(loss.avg_from_sum_count < 1e-12, "{loss:?}");
+        assert!(loss.avg < 1e-12, "{loss:?}");
         assert!(loss.avg_of_avgs > 0.1, "{loss:?}");
+        assert_eq!(loss.max, 0.0, "the max of maxes is the max");
         // At one-hour resolution nothing is lost.
         let exact = measure_loss(&d, &RESOLUTIONS[3]);
         assert_eq!((exact.avg_of_avgs, exact.p99_max_of_buckets), (0.0, 0.0));
+    }
+
+    #[test]
+    fn loss_is_a_share_of_the_value_range_not_of_values_near_zero() {
+        // A gauge near zero: one hour of 15 s samples, 1e-300 most of the
+        // time, with a spike. A relative error divided by 1e-300 was 1e300.
+        let s = regular("tiny", 240, 15, |i| if i % 50 == 7 { 5.0 } else { 1e-300 });
+        let d = Dataset::new("t", vec![s]);
+        let loss = measure_loss(&d, &RESOLUTIONS[1]);
+        assert_eq!(loss.hours, 1);
+        assert!(
+            loss.p99_weighted > 0.0 && loss.p99_weighted <= 1.0,
+            "{loss:?}"
+        );
+        assert!(loss.p99_max_of_buckets <= 1.0, "{loss:?}");
+        assert_eq!(scaled_error(3.0, 1.0, 4.0), 0.5);
+        // Where the range is zero, the error is absolute.
+        assert_eq!(scaled_error(3.0, 1.0, 0.0), 2.0);
+        assert_eq!(value_range(&[f64::NAN, 2.0, -1.0]), 3.0);
+        assert_eq!(value_range(&[f64::NAN]), 0.0);
+    }
+
+    #[test]
+    fn counter_loss_counts_every_hour_and_is_exact() {
+        let d = Dataset::new("t", vec![regular("c_total", 480, 15, |i| (i % 100) as f64)]);
+        let loss = measure_loss(&d, &RESOLUTIONS[0]);
+        assert_eq!((loss.counter_hours, loss.counter_increase), (2, 0.0));
+    }
+
+    #[test]
+    fn error_shares_read_as_percentages() {
+        assert_eq!(error_share(0.0), "0");
+        assert_eq!(error_share(1.4e-16), "<0.0001%");
+        assert_eq!(error_share(0.000_027), "0.0027%");
+        assert_eq!(error_share(0.02754), "2.75%");
+        assert_eq!(error_share(0.5), "50.00%");
+        assert_eq!(error_share(3.0), "300%");
     }
 }

@@ -7,13 +7,16 @@ use squeeze::cli::{exit_with, CommonArgs};
 
 /// Phase 05: roll the phase 04 file up to 1m, 5m, 15m and 1h buckets.
 ///
-/// Gauges keep avg, min, max, p95, p99, count and sum per bucket; counters
-/// (metrics ending in _total) keep last value, increase across resets and
-/// count. Each resolution is written in the phase 04 format as
+/// Gauges keep count, sum, min, max, p95 and p99 per bucket (avg is
+/// sum/count); counters (declared by the source's # TYPE, else named
+/// *_total) keep last value, increase across resets and reset count. A
+/// resolution at or below twice a series' step is skipped for it. Each
+/// resolution is written in the phase 04 format as
 /// output/05_rollup_RES.metrics and read back. Downsampling is lossy: the
-/// phase measures the error of hourly averages and p99s rebuilt from each
-/// resolution against the raw samples, and the bytes a long-range query reads
-/// from rollups instead of raw blocks.
+/// phase measures the error of hourly averages, maxima and p99s rebuilt from
+/// each resolution against the raw samples (as a share of each series' value
+/// range), and the bytes a long-range query reads from rollups instead of
+/// raw blocks.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {

@@ -60,7 +60,7 @@ fn round_trip_everywhere(d: &Dataset) -> Result<(), String> {
         d,
     )?;
     for res in &RESOLUTIONS {
-        let r = rollup(d, res);
+        let r = rollup(d, res).data;
         let bytes = metrics::encode(&r, tiny_blocks()).map_err(|e| format!("rollup: {e}"))?;
         let back =
             MetricsFile::from_bytes(bytes.0, "r.metrics").and_then(|f| f.read_all(&r.source));

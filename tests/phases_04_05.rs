@@ -165,7 +165,7 @@ fn phase05_writes_four_resolutions_and_says_it_is_lossy() {
         let f = MetricsFile::open(&dir.path().join(format!("05_rollup_{res}.metrics"))).unwrap();
         let names: Vec<_> = f.series().iter().map(|s| s.key.metric.clone()).collect();
         assert!(
-            names.contains(&format!("cpu_usage_percent_avg_{res}")),
+            names.contains(&format!("cpu_usage_percent_sum_{res}")),
             "{res}: {names:?}"
         );
         assert!(
@@ -177,8 +177,12 @@ fn phase05_writes_four_resolutions_and_says_it_is_lossy() {
             "{res}"
         );
         assert!(
-            !names.contains(&format!("http_requests_total_avg_{res}")),
-            "counters are not averaged"
+            !names.contains(&format!("http_requests_total_sum_{res}")),
+            "counters are not summed"
+        );
+        assert!(
+            !names.iter().any(|n| n.contains("_avg_")),
+            "avg is derived from sum and count, not stored"
         );
     }
 }

@@ -3,7 +3,7 @@
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
 use crate::downsample::{
-    measure_loss, rollup, Loss, COUNTER_AGGREGATES, GAUGE_AGGREGATES, RESOLUTIONS,
+    error_share, measure_loss, rollup, Loss, COUNTER_AGGREGATES, GAUGE_AGGREGATES, RESOLUTIONS,
 };
 use crate::error::{Error, Result};
 use crate::format::metrics::{self, BlockOptions, MetricsFile};
@@ -54,15 +54,14 @@ fn long_range_probe(
     let mut rollup_bytes = hourly.open_bytes();
     let mut hours = 0;
     for aggregate in ["sum", "count"] {
-        let name = format!("{}_{aggregate}_1h", key.metric);
-        let j = (0..hourly.series().len())
-            .find(|&j| {
-                hourly.series()[j].key.metric == name && hourly.series()[j].key.labels == key.labels
-            })
-            .ok_or_else(|| Error::Verify {
-                artifact: hourly_path.display().to_string(),
-                reason: format!("no {name} series for {key}"),
-            })?;
+        let name = crate::model::SeriesKey::new(
+            format!("{}_{aggregate}_1h", key.metric),
+            key.labels.clone(),
+        );
+        // A series whose step is 30 minutes or more has no 1h rollups.
+        let Some(j) = hourly.find(&name)? else {
+            return Ok(None);
+        };
         let (s, stats) = hourly.read_range(j, i64::MIN, i64::MAX)?;
         rollup_bytes += stats.bytes_read;
         hours = s.len();
@@ -73,16 +72,6 @@ fn long_range_probe(
         rollup_bytes,
         hours,
     }))
-}
-
-fn pct(x: f64) -> String {
-    if x == 0.0 {
-        "0".into()
-    } else if x < 1e-6 {
-        format!("{x:.1e}")
-    } else {
-        format!("{:.3}%", 100.0 * x)
-    }
 }
 
 pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
@@ -113,17 +102,31 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
         "bytes",
         "B/raw sample",
         "vs NDJSON",
-        "hourly avg: Σsum/Σcount",
-        "hourly avg: avg of avgs",
-        "hourly p99: max of p99s",
-        "hourly p99: weighted",
+        "skipped",
+        "avg: Σsum/Σcount",
+        "avg: avg of avgs",
+        "max",
+        "p99: max of p99s",
+        "p99: weighted",
         "counter increase",
     ]);
     let mut total_bytes = 0u64;
     let mut entries = Vec::new();
     let mut losses: Vec<(&str, Loss)> = Vec::new();
+    let mut skipped_lines = Vec::new();
     for (k, res) in RESOLUTIONS.iter().enumerate() {
-        let rolled = rollup(&raw, res);
+        let r = rollup(&raw, res);
+        if r.skipped > 0 {
+            skipped_lines.push(format!(
+                "  {}: {} of {} series skipped: their step (up to {}) is at least half of {}, so a bucket would hold two samples or fewer; raw data answers for them.",
+                res.name,
+                thousands(r.skipped as u64),
+                thousands(raw.series.len() as u64),
+                crate::time::format_duration(r.skipped_max_step),
+                res.name
+            ));
+        }
+        let rolled = r.data;
         let path = ctx.path(&file_name(res.name));
         let ((bytes, _), write_ms) =
             timed(|| metrics::write(&rolled, &path, rollup_block_options(res)))?;
@@ -159,11 +162,13 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
                     .map(|n| format!("{:.0}x", n.bytes as f64 / bytes.max(1) as f64))
                     .unwrap_or_else(|| "-".into()),
             ),
-            right(pct(loss.avg_from_sum_count)),
-            right(pct(loss.avg_of_avgs)),
-            right(pct(loss.p99_max_of_buckets)),
-            right(pct(loss.p99_weighted_mean)),
-            right(pct(loss.counter_increase)),
+            right(thousands(r.skipped as u64)),
+            right(error_share(loss.avg)),
+            right(error_share(loss.avg_of_avgs)),
+            right(error_share(loss.max)),
+            right(error_share(loss.p99_max_of_buckets)),
+            right(error_share(loss.p99_weighted)),
+            right(error_share(loss.counter_increase)),
         ]);
         losses.push((res.name, loss));
     }
@@ -172,7 +177,7 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
     let Some(entry) = entries.pop() else {
         return Err(Error::InvalidArgument("no resolutions to roll up".into()));
     };
-    let hours = losses.first().map(|(_, l)| l.hours).unwrap_or(0);
+    let hours = losses.last().map(|(_, l)| l.hours).unwrap_or(0);
     let counters = raw
         .series
         .iter()
@@ -181,18 +186,23 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
     let gauges = raw.series.len() - counters;
     let mut lines = vec![
         "Phase 05: downsampling, LOSSY: rollups at 1m, 5m, 15m and 1h, stored in the phase 04 format".to_string(),
-        "  Gauges keep avg, min, max, p95, p99, count and sum per bucket; counters (*_total) keep last and increase (across resets) and count.".into(),
         format!(
-            "  So each resolution holds {} series: {gauges} gauges × {} + {counters} counters × {}, each named {{metric}}_{{aggregate}}_{{resolution}}.",
+            "  Gauges keep {} per bucket (avg is sum/count, derived on read); counters (declared by the source's # TYPE, else named *_total) keep {}.",
+            GAUGE_AGGREGATES.join(", "),
+            COUNTER_AGGREGATES.join(", ")
+        ),
+        format!(
+            "  So each resolution holds up to {} series: {gauges} gauges × {} + {counters} counters × {}, each named {{metric}}_{{aggregate}}_{{resolution}}.",
             gauges * GAUGE_AGGREGATES.len() + counters * COUNTER_AGGREGATES.len(),
             GAUGE_AGGREGATES.len(),
             COUNTER_AGGREGATES.len()
         ),
         format!(
-            "  Loss, as mean relative error over {hours} (gauge series, hour) pairs against the raw samples: an hourly average rebuilt as Σsum/Σcount is exact up to rounding; averaging the averages is not; no rollup can give back an exact p99."
+            "  Loss: the mean error of hourly answers rebuilt from each resolution against the raw samples, as a share of each series' value range (max − min; absolute where that is 0), over (series, hour) pairs ({hours} gauge pairs at 1h). Σsum/Σcount and the max of maxes are exact up to rounding; averaging the averages is not; no rollup gives back an exact p99."
         ),
     ];
     lines.extend(table.to_string().lines().map(|l| format!("  {l}")));
+    lines.extend(skipped_lines);
     if let Some(p) = long_range_probe(&data, &raw_path, &ctx.path(&file_name("1h")))? {
         lines.push(format!(
             "  Long-range query, hourly average of {} over its whole range ({} hours): {} read from raw blocks, {} from 1h rollups ({}).",
@@ -216,7 +226,7 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
         ));
     }
     lines.push(format!(
-        "  All four resolutions: {} ({:.3} bytes per raw sample). Rollups pay off at coarse resolutions: a 1m bucket of 15s data holds 4 samples but keeps 7 aggregates.",
+        "  All four resolutions: {} ({:.3} bytes per raw sample). Rollups pay off at coarse resolutions: a 1m bucket of 15s data holds 4 samples but keeps 6 aggregates.",
         human_bytes(total_bytes),
         total_bytes as f64 / data.sample_count().max(1) as f64
     ));
