@@ -27,7 +27,7 @@ use crate::codec::{intpack, xor};
 use crate::error::{Error, Result};
 
 /// Powers of ten that are exact in `f64` (10^0 ..= 10^18).
-const POW10: [f64; 19] = [
+pub const POW10: [f64; 19] = [
     1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
     1e17, 1e18,
 ];

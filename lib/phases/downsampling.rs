@@ -192,10 +192,8 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
             COUNTER_AGGREGATES.join(", ")
         ),
         format!(
-            "  So each resolution holds up to {} series: {gauges} gauges × {} + {counters} counters × {}, each named {{metric}}_{{aggregate}}_{{resolution}}.",
+            "  Each is a series named {{metric}}_{{aggregate}}_{{resolution}}: count, sum, max, last and increase in full; p99, p95 and min only where each differs from the next one up (p99 from max, p95 from p99, min from p95), resets only where not 0: at most {} series for {gauges} gauges and {counters} counters.",
             gauges * GAUGE_AGGREGATES.len() + counters * COUNTER_AGGREGATES.len(),
-            GAUGE_AGGREGATES.len(),
-            COUNTER_AGGREGATES.len()
         ),
         format!(
             "  Loss: the mean error of hourly answers rebuilt from each resolution against the raw samples, as a share of each series' value range (max − min; absolute where that is 0), over (series, hour) pairs ({hours} gauge pairs at 1h). Σsum/Σcount and the max of maxes are exact up to rounding; averaging the averages is not; no rollup gives back an exact p99."
