@@ -13,7 +13,8 @@
 //! A resolution at or below twice a series' own step (the median distance
 //! between its timestamps, [`series_step`]) is skipped for that series: a
 //! bucket would hold two samples or fewer and keep more numbers than it
-//! replaces. NaN samples are left out of every aggregate (and of `count`).
+//! replaces. A constant series (every sample the same bits) is skipped at
+//! every resolution: its raw file holds one number a window ([`skip_reason`]). NaN samples are left out of every aggregate (and of `count`).
 //! Percentiles use the nearest-rank method. Rollups are lossy:
 //! [`measure_loss`] says by how much, against the raw samples.
 
@@ -66,6 +67,29 @@ pub fn series_step(timestamps: &[i64]) -> Option<i64> {
 /// below twice the step holds two samples or fewer.
 pub fn skips(step: Option<i64>, res: &Resolution) -> bool {
     step.is_some_and(|s| res.ns <= s.saturating_mul(2))
+}
+
+/// Why a series has no rollups at a resolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// The resolution is at most twice the series' step ([`skips`]).
+    Step(i64),
+    /// Every sample has the same bits: the raw file keeps one number a
+    /// window for it already, and its rollups would keep more.
+    Constant,
+}
+
+/// Whether, and why, `s` has no rollups at `res`: the step rule first.
+pub fn skip_reason(s: &Series, res: &Resolution) -> Option<Skip> {
+    let step = series_step(&s.timestamps);
+    if skips(step, res) {
+        return step.map(Skip::Step);
+    }
+    let constant = s
+        .values
+        .windows(2)
+        .all(|w| w[0].to_bits() == w[1].to_bits());
+    constant.then_some(Skip::Constant)
 }
 
 /// Nearest-rank percentile of sorted, NaN-free values (`q` in 0..=1).
@@ -236,10 +260,12 @@ pub struct Rollup {
     /// Raw series rolled up, and of them counters.
     pub series: usize,
     pub counters: usize,
-    /// Raw series skipped: the resolution is at most twice their step.
+    /// Raw series skipped because the resolution is at most twice their step.
     pub skipped: usize,
-    /// The largest step among the skipped series, ns (0 when none).
+    /// The largest step among them, ns (0 when none).
     pub skipped_max_step: i64,
+    /// Raw series skipped because they are constant ([`Skip::Constant`]).
+    pub skipped_constant: usize,
 }
 
 fn aggregate_series(
@@ -304,14 +330,20 @@ fn where_different(
 pub fn rollup(dataset: &Dataset, res: &Resolution) -> Rollup {
     let mut out = Vec::new();
     let (mut series, mut counters, mut skipped, mut skipped_max_step) = (0, 0, 0, 0);
+    let mut skipped_constant = 0;
     for s in &dataset.series {
-        let step = series_step(&s.timestamps);
-        if skips(step, res) {
-            skipped += 1;
-            skipped_max_step = skipped_max_step.max(step.unwrap_or(0));
-            continue;
+        match skip_reason(s, res) {
+            Some(Skip::Step(step)) => {
+                skipped += 1;
+                skipped_max_step = skipped_max_step.max(step);
+                continue;
+            }
+            Some(Skip::Constant) => {
+                skipped_constant += 1;
+                continue;
+            }
+            None => series += 1,
         }
-        series += 1;
         let key = &s.key;
         if dataset.is_counter(&key.metric) {
             counters += 1;
@@ -373,6 +405,7 @@ pub fn rollup(dataset: &Dataset, res: &Resolution) -> Rollup {
         counters,
         skipped,
         skipped_max_step,
+        skipped_constant,
     }
 }
 
@@ -509,7 +542,7 @@ pub fn measure_loss(raw: &Dataset, res: &Resolution) -> Loss {
     let mut loss = Loss::default();
     let mut sums = [0.0f64; 6];
     for s in &raw.series {
-        if skips(series_step(&s.timestamps), res) {
+        if skip_reason(s, res).is_some() {
             continue;
         }
         let range = value_range(&s.values);
@@ -667,7 +700,7 @@ mod tests {
         for res in &RESOLUTIONS {
             let r = rollup(&d, res);
             for s in &d.series {
-                if skips(series_step(&s.timestamps), res) {
+                if skip_reason(s, res).is_some() {
                     assert!(gauge_buckets(&r.data, &s.key, res).is_none());
                     continue;
                 }
@@ -709,8 +742,10 @@ mod tests {
         let r = rollup(&mixed(), &RESOLUTIONS[0]);
         let names = names(&r);
         let has = |n: &str| names.iter().any(|x| x == n);
-        // A constant series keeps count, sum and max only.
-        assert!(has("flat_max_1m") && !has("flat_min_1m") && !has("flat_p99_1m"));
+        // A constant series has no rollups; in a constant bucket of a
+        // series that steps, min, p95 and p99 are the max.
+        assert!(!names.iter().any(|n| n.starts_with("flat_")), "{names:?}");
+        assert!(has("steps_max_1m") && !has("steps_min_1m") && !has("steps_p99_1m"));
         // Four samples a minute: p95 and p99 are the maximum.
         assert!(has("noisy_min_1m") && !has("noisy_p95_1m") && !has("noisy_p99_1m"));
         // -0.0 and 0.0 are equal but not the same bits: min is stored.
@@ -775,12 +810,22 @@ mod tests {
                 series("one_sample", &[(0, 1.0)]),
             ],
         );
+        // A single sample has no step, but is constant: skipped for that.
         let r = rollup(&d, &RESOLUTIONS[0]);
-        assert_eq!((r.series, r.skipped, r.skipped_max_step), (2, 1, 30 * S));
-        assert!(names(&r).iter().all(|n| !n.starts_with("every_30s")));
+        assert_eq!(
+            (r.series, r.skipped, r.skipped_max_step, r.skipped_constant),
+            (1, 1, 30 * S, 1)
+        );
+        assert!(names(&r).iter().all(|n| n.starts_with("every_10s")));
         // 5 minutes is more than twice 30 s.
         let r = rollup(&d, &RESOLUTIONS[1]);
-        assert_eq!((r.series, r.skipped), (3, 0));
+        assert_eq!((r.series, r.skipped, r.skipped_constant), (2, 0, 1));
+        assert_eq!(
+            skip_reason(&d.series[2], &RESOLUTIONS[0]),
+            Some(Skip::Constant),
+            "{}",
+            d.series[2].key
+        );
         assert!(!skips(Some(30 * S), &RESOLUTIONS[1]));
         assert!(skips(Some(30 * S), &RESOLUTIONS[0]));
         assert!(!skips(None, &RESOLUTIONS[0]));

@@ -307,11 +307,12 @@ fn a_live_scrape_needs_a_default_timestamp() {
 fn declared_types_reach_the_rollups() {
     let (dir, out) = course(
         "typed.prom",
-        b"# TYPE requests counter\nrequests 1 1704067200000\nrequests 5 1704067260000\n# TYPE temp_total gauge\ntemp_total 3 1704067200000\n",
+        b"# TYPE requests counter\nrequests 1 1704067200000\nrequests 5 1704067260000\n# TYPE temp_total gauge\ntemp_total 3 1704067200000\ntemp_total 4 1704067260000\n",
         &[],
     );
     assert!(out.status.success(), "{}", stderr(&out));
-    // One sample a minute: 1m is skipped for `requests` (at most twice its step), 5m is not.
+    // One sample a minute: 1m is skipped (at most twice the step), 5m is
+    // not; neither series is constant (a constant one has no rollups).
     let rollups = MetricsFile::open(&dir.path().join("out/05_rollup_5m.metrics")).unwrap();
     let names: Vec<&str> = rollups
         .series()

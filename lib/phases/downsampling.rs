@@ -114,18 +114,19 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
     let mut entries = Vec::new();
     let mut losses: Vec<(&str, Loss)> = Vec::new();
     let mut skipped_lines = Vec::new();
+    let mut constant = 0;
     for (k, res) in RESOLUTIONS.iter().enumerate() {
         let r = rollup(&raw, res);
         if r.skipped > 0 {
             skipped_lines.push(format!(
-                "  {}: {} of {} series skipped: their step (up to {}) is at least half of {}, so a bucket would hold two samples or fewer; raw data answers for them.",
+                "  {}: {} series skipped for their step (up to {}): {} is at most twice it, so a bucket would hold two samples or fewer.",
                 res.name,
                 thousands(r.skipped as u64),
-                thousands(raw.series.len() as u64),
                 crate::time::format_duration(r.skipped_max_step),
                 res.name
             ));
         }
+        constant = r.skipped_constant;
         let rolled = r.data;
         let path = ctx.path(&file_name(res.name));
         let ((bytes, _), write_ms) =
@@ -162,7 +163,7 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
                     .map(|n| format!("{:.0}x", n.bytes as f64 / bytes.max(1) as f64))
                     .unwrap_or_else(|| "-".into()),
             ),
-            right(thousands(r.skipped as u64)),
+            right(thousands((r.skipped + r.skipped_constant) as u64)),
             right(error_share(loss.avg)),
             right(error_share(loss.avg_of_avgs)),
             right(error_share(loss.max)),
@@ -200,7 +201,16 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
         ),
     ];
     lines.extend(table.to_string().lines().map(|l| format!("  {l}")));
-    lines.extend(skipped_lines);
+    if constant > 0 {
+        lines.push(format!(
+            "  Skipped at every resolution: {} constant series (every sample the same): the raw file holds one number a window for each, less than any rollup.",
+            thousands(constant as u64)
+        ));
+    }
+    if constant > 0 || !skipped_lines.is_empty() {
+        lines.extend(skipped_lines);
+        lines.push("  Skipped series are answered from their raw samples.".into());
+    }
     if let Some(p) = long_range_probe(&data, &raw_path, &ctx.path(&file_name("1h")))? {
         lines.push(format!(
             "  Long-range query, hourly average of {} over its whole range ({} hours): {} read from raw blocks, {} from 1h rollups ({}).",
