@@ -241,3 +241,41 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
     lines.push(summary_line(&entry, ndjson.as_ref()));
     Ok(PhaseOutcome { entry, lines })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::downsample::Resolution;
+    use crate::generate::{generate, GenerateConfig};
+    use crate::time::NANOS_PER_SECOND;
+
+    fn encoded_len(d: &crate::model::Dataset, options: BlockOptions) -> usize {
+        metrics::encode(d, options).expect("encode").0.len()
+    }
+
+    // Issue 19's goal: on series of 10,000 samples or more at a step of
+    // 60 s or less, the 1-hour rollups take at most 8% of the raw file.
+    #[test]
+    fn hourly_rollups_of_long_series_take_at_most_8_percent_of_the_raw_file() {
+        for step_s in [15, 60] {
+            let d = generate(&GenerateConfig {
+                series: 10,
+                points: 10 * 10_080,
+                interval_ns: step_s * NANOS_PER_SECOND,
+                ..GenerateConfig::default()
+            })
+            .expect("generate");
+            assert!(d.series.iter().all(|s| s.len() >= 10_000));
+            let raw = encoded_len(&d, BlockOptions::default());
+            let hour: &Resolution = &RESOLUTIONS[3];
+            let r = rollup(&d, hour);
+            assert!(r.series > 0, "nothing rolled up at {step_s} s");
+            let hourly = encoded_len(&r.data, rollup_block_options(hour));
+            assert!(
+                hourly * 100 <= raw * 8,
+                "step {step_s} s: 1h rollups {hourly} B, raw {raw} B ({:.1}%)",
+                100.0 * hourly as f64 / raw as f64
+            );
+        }
+    }
+}
