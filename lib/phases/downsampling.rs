@@ -197,7 +197,8 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
             gauges * GAUGE_AGGREGATES.len() + counters * COUNTER_AGGREGATES.len(),
         ),
         format!(
-            "  Loss: the mean error of hourly answers rebuilt from each resolution against the raw samples, as a share of each series' value range (max − min; absolute where that is 0), over (series, hour) pairs ({hours} gauge pairs at 1h). Σsum/Σcount and the max of maxes are exact up to rounding; averaging the averages is not; no rollup gives back an exact p99."
+            "  Loss: the mean error of hourly answers rebuilt from each resolution against the raw samples, as a share of each series' value range (max − min; absolute where that is 0), over (series, hour) pairs ({} gauge pairs at 1h). Σsum/Σcount and the max of maxes are exact up to rounding; averaging the averages is not; no rollup gives back an exact p99.",
+            thousands(hours)
         ),
     ];
     lines.extend(table.to_string().lines().map(|l| format!("  {l}")));
@@ -234,7 +235,7 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
         ));
     }
     lines.push(format!(
-        "  All four resolutions: {} ({:.3} bytes per raw sample). Rollups pay off at coarse resolutions: a 1m bucket of 15s data holds 4 samples but keeps 6 aggregates.",
+        "  All four resolutions: {} ({:.3} bytes per raw sample).",
         human_bytes(total_bytes),
         total_bytes as f64 / data.sample_count().max(1) as f64
     ));
