@@ -22,12 +22,21 @@ use squeeze::cli::{exit_with, CommonArgs};
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
+
+    /// Also print what keeping raw samples this long (e.g. 7d), then each
+    /// resolution's rollups, costs over a year, scaled from this run's sizes.
+    #[arg(long, value_name = "DURATION", value_parser = parse_keep_raw)]
+    keep_raw: Option<i64>,
+}
+
+fn parse_keep_raw(text: &str) -> Result<i64, String> {
+    squeeze::time::parse_duration(text).map_err(|e| e.to_string())
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     exit_with((|| {
-        squeeze::phases::downsampling::run(&args.common.context())?.print();
+        squeeze::phases::downsampling::run_with(&args.common.context(), args.keep_raw)?.print();
         Ok(())
     })())
 }

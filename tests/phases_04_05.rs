@@ -193,3 +193,22 @@ fn phase05_writes_four_resolutions_and_says_it_is_lossy() {
         );
     }
 }
+
+#[test]
+fn phase05_keep_raw_prints_a_year_of_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    small_dataset(dir.path());
+    ok(run_in(dir.path(), "04_custom_binary", &[]));
+    let out = ok(run_in(dir.path(), "05_downsampling", &["--keep-raw", "7d"]));
+    assert!(out.contains("Retention over a year"), "{out}");
+    assert!(out.contains("raw samples for 7d"), "{out}");
+    for res in ["1m", "5m", "15m", "1h"] {
+        assert!(out.contains(&format!("    then {res}: ")), "{res}: {out}");
+    }
+    // Without the flag, no retention lines.
+    let out = ok(run_in(dir.path(), "05_downsampling", &[]));
+    assert!(!out.contains("Retention"), "{out}");
+    let o = run_in(dir.path(), "05_downsampling", &["--keep-raw", "seven days"]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("--keep-raw"), "{}", stderr(&o));
+}

@@ -74,7 +74,55 @@ fn long_range_probe(
     }))
 }
 
+/// What a retention policy costs over a year: raw samples for `keep_raw`,
+/// then one resolution's rollups for the rest of the year; series that
+/// resolution skips stay raw all year.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retention {
+    pub resolution: &'static str,
+    /// Bytes a day of raw samples of every series, and of the rollups.
+    pub raw_per_day: f64,
+    pub rollup_per_day: f64,
+    /// Share of the raw bytes that belongs to series this resolution skips.
+    pub skipped_share: f64,
+}
+
+impl Retention {
+    /// Bytes over 365 days, keeping raw samples for `keep_raw_days`.
+    pub fn year_bytes(&self, keep_raw_days: f64) -> f64 {
+        let keep = keep_raw_days.clamp(0.0, 365.0);
+        let rolled = 365.0 - keep;
+        self.raw_per_day * keep
+            + (self.rollup_per_day + self.raw_per_day * self.skipped_share) * rolled
+    }
+}
+
+/// The share of the raw file's block bytes that belongs to series `res` skips.
+fn bytes_of_skipped(
+    raw: &crate::model::Dataset,
+    file: &MetricsFile,
+    res: &crate::downsample::Resolution,
+) -> f64 {
+    let info = file.series();
+    let total: u64 = info.iter().map(|i| i.data_len).sum();
+    let skipped: u64 = raw
+        .series
+        .iter()
+        .zip(info)
+        .filter(|(s, i)| s.key == i.key && crate::downsample::skip_reason(s, res).is_some())
+        .map(|(_, i)| i.data_len)
+        .sum();
+    skipped as f64 / total.max(1) as f64
+}
+
+/// Phase 05 with the defaults (no retention table).
 pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
+    run_with(ctx, None)
+}
+
+/// Phase 05; with `keep_raw` (ns), also what keeping raw samples that long
+/// and rollups for the rest of a year costs, scaled from this run's sizes.
+pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
     let (data, fp) = ctx.load_dataset()?;
     let raw_path = ctx.path(metrics::FILE_NAME);
     // Phase 05 reads phase 04's artifact; it must describe the current dataset.
@@ -86,7 +134,8 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
                 .into(),
         }),
     }
-    let raw = MetricsFile::open(&raw_path)?.read_all(&data.source)?;
+    let raw_file = MetricsFile::open(&raw_path)?;
+    let raw = raw_file.read_all(&data.source)?;
     verify(&raw_path, &data, &raw)?;
     // The .metrics file holds samples; what the source declared (counter or
     // gauge) comes from the dataset.
@@ -114,6 +163,8 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
     let mut entries = Vec::new();
     let mut losses: Vec<(&str, Loss)> = Vec::new();
     let mut skipped_lines = Vec::new();
+    let mut retention: Vec<(&'static str, f64)> = Vec::new();
+    let mut rollup_bytes = Vec::new();
     let mut constant = 0;
     for (k, res) in RESOLUTIONS.iter().enumerate() {
         let r = rollup(&raw, res);
@@ -127,6 +178,7 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
             ));
         }
         constant = r.skipped_constant;
+        retention.push((res.name, bytes_of_skipped(&raw, &raw_file, res)));
         let rolled = r.data;
         let path = ctx.path(&file_name(res.name));
         let ((bytes, _), write_ms) =
@@ -134,6 +186,7 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
         let (back, read_ms) = timed(|| MetricsFile::open(&path)?.read_all(&rolled.source))?;
         verify(&path, &rolled, &back)?;
         total_bytes += bytes;
+        rollup_bytes.push(bytes);
         // One report row per resolution; samples are the raw samples it stands for.
         let mut entry = ReportEntry::new(
             &format!("05.{}", k + 1),
@@ -239,6 +292,43 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
         human_bytes(total_bytes),
         total_bytes as f64 / data.sample_count().max(1) as f64
     ));
+    if let Some(keep) = keep_raw {
+        let span = data
+            .time_range()
+            .map(|(a, b)| b.saturating_sub(a))
+            .unwrap_or(0);
+        let days = span as f64 / (86_400.0 * crate::time::NANOS_PER_SECOND as f64);
+        if days <= 0.0 {
+            return Err(Error::InvalidArgument(
+                "--keep-raw needs data that spans some time".into(),
+            ));
+        }
+        let raw_bytes = raw_file.len() as f64;
+        let keep_days = keep as f64 / (86_400.0 * crate::time::NANOS_PER_SECOND as f64);
+        lines.push(format!(
+            "  Retention over a year, scaled linearly from this run ({} of data; names, which do not grow with time, are scaled too, so a short run overstates): raw samples for {}, then rollups; series a resolution skips stay raw.",
+            crate::time::format_duration(span),
+            crate::time::format_duration(keep)
+        ));
+        let year_raw = raw_bytes / days * 365.0;
+        lines.push(format!("    raw only: {}", human_bytes(year_raw as u64)));
+        for ((name, skipped_share), bytes) in retention.iter().zip(&rollup_bytes) {
+            let r = Retention {
+                resolution: name,
+                raw_per_day: raw_bytes / days,
+                rollup_per_day: *bytes as f64 / days,
+                skipped_share: *skipped_share,
+            };
+            let year = r.year_bytes(keep_days);
+            lines.push(format!(
+                "    then {}: {} ({:.1}% of raw only; {:.1}% of the raw bytes are skipped series)",
+                name,
+                human_bytes(year as u64),
+                100.0 * year / year_raw.max(1.0),
+                100.0 * skipped_share
+            ));
+        }
+    }
     lines.push(summary_line(&entry, ndjson.as_ref()));
     Ok(PhaseOutcome { entry, lines })
 }
@@ -252,6 +342,20 @@ mod tests {
 
     fn encoded_len(d: &crate::model::Dataset, options: BlockOptions) -> usize {
         metrics::encode(d, options).expect("encode").0.len()
+    }
+
+    #[test]
+    fn a_year_keeps_raw_then_rollups_and_skipped_series_raw() {
+        let r = Retention {
+            resolution: "1h",
+            raw_per_day: 100.0,
+            rollup_per_day: 2.0,
+            skipped_share: 0.1,
+        };
+        assert_eq!(r.year_bytes(365.0), 36_500.0);
+        assert_eq!(r.year_bytes(0.0), 365.0 * (2.0 + 10.0));
+        assert_eq!(r.year_bytes(5.0), 500.0 + 360.0 * 12.0);
+        assert_eq!(r.year_bytes(1000.0), 36_500.0, "at most a year");
     }
 
     // Issue 19's goal: on series of 10,000 samples or more at a step of
