@@ -681,8 +681,123 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
     best
 }
 
+/// Appends `k / 10^e` for each `k` of `ks`, bit for bit what
+/// `k as f64 / scale` gives. `FMA`: the CPU has fused multiply-add.
+///
+/// Q: Why the magic number?
+/// A: The x86-64 baseline has no vector instruction that turns 64-bit
+/// integers into doubles, so `k as f64` runs one value at a time and keeps
+/// the division scalar too. For |k| < 2^51, the bits of `M = 2^52 + 2^51`
+/// plus `k` are the double `M + k` exactly (one binade, unit spacing), and
+/// `(M + k) - M` is `k` exactly: an integer add and a subtraction, which
+/// the compiler vectorizes, and the divisions with them. A batch with a
+/// larger integer takes the plain conversion.
+///
+/// Q: And why no division with `FMA`?
+/// A: A division takes as long as the rest of the value's decoding. With
+/// fused multiply-add, [`divide_by_reciprocal`] gets the same correctly
+/// rounded quotient from a multiplication and two FMAs.
+#[inline(always)]
+fn push_scaled<const FMA: bool>(out: &mut Vec<f64>, ks: &[i64], e: u8, scale: f64) {
+    const MAGIC: f64 = 6_755_399_441_055_744.0;
+    let small = ks
+        .iter()
+        .fold(0u64, |far, &k| far | (k.wrapping_add(1 << 51) as u64 >> 52))
+        == 0;
+    let exact = |k: i64| f64::from_bits((k as u64).wrapping_add(MAGIC.to_bits())) - MAGIC;
+    let inv = 1.0 / scale;
+    // Grown first and written in place: a loop here is compiled with the
+    // caller's instructions, one inside `Vec::extend` might not be.
+    let start = out.len();
+    out.resize(start + ks.len(), 0.0);
+    let dst = &mut out[start..];
+    // Plain index loops: iterator adapters are std functions the compiler
+    // may leave out of line (compiled without FMA, which then goes
+    // through a library call).
+    let len = dst.len().min(ks.len());
+    let (dst, ks) = (&mut dst[..len], &ks[..len]);
+    match (small, e) {
+        (true, 0) => {
+            for i in 0..len {
+                dst[i] = exact(ks[i]);
+            }
+        }
+        (true, _) if FMA => {
+            for i in 0..len {
+                dst[i] = divide_by_reciprocal(exact(ks[i]), scale, inv);
+            }
+        }
+        (true, _) => {
+            for i in 0..len {
+                dst[i] = exact(ks[i]) / scale;
+            }
+        }
+        (false, 0) => {
+            for i in 0..len {
+                dst[i] = ks[i] as f64;
+            }
+        }
+        (false, _) => {
+            for i in 0..len {
+                dst[i] = ks[i] as f64 / scale;
+            }
+        }
+    }
+}
+
+/// `a / b`, correctly rounded, from `inv = 1 / b` (correctly rounded):
+/// `q = a × inv` is within an ulp of `a / b`, the remainder `a - q × b` is
+/// exact as one FMA, and `q + r × inv` rounds to the correctly rounded
+/// quotient (Markstein's theorem: P. Markstein, "Computation of elementary
+/// functions on the IBM RISC System/6000 processor", 1990; Muller et al.,
+/// *Handbook of Floating-Point Arithmetic*, on division with FMA). It holds
+/// without overflow or underflow, which `|a| < 2^51` and `b = 10^e`,
+/// `e <= 18`, rule out; the tests check it against `/` on billions of
+/// integers.
+#[inline(always)]
+pub fn divide_by_reciprocal(a: f64, b: f64, inv: f64) -> f64 {
+    let q = a * inv;
+    let r = (-q).mul_add(b, a);
+    r.mul_add(inv, q)
+}
+
 /// Decodes exactly `n` values of one block, appending them to `out`.
+///
+/// Q: Why two copies of the decoder?
+/// A: The hot loop shifts by amounts it reads from the table, three times
+/// a value. The x86-64 baseline shifts by a variable amount only through
+/// the `cl` register, in several micro-operations; BMI2's `shrx`/`shlx`
+/// take any register in one. And a decimal's division by `10^e` costs as
+/// much as the rest of its decoding; with FMA it becomes a multiplication
+/// and two fused multiply-adds ([`divide_by_reciprocal`]). On a CPU that
+/// has BMI2, AVX2 and FMA (x86-64-v3: Intel since 2013, AMD since 2015)
+/// the same Rust code, compiled for them, decodes the real series about a
+/// third faster; elsewhere the portable copy runs. Both come from one
+/// source and give the same bits (the tests run both).
 pub fn decode(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("bmi2")
+        && std::arch::is_x86_feature_detected!("avx2")
+        && std::arch::is_x86_feature_detected!("fma")
+    {
+        // SAFETY: `decode_v3` is `decode_block` compiled with BMI2, AVX2
+        // and FMA enabled; the CPU was just found to have them.
+        return unsafe { decode_v3(payload, n, out) };
+    }
+    decode_block::<false>(payload, n, out)
+}
+
+/// [`decode_block`] compiled for x86-64-v3 instructions.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi2,fma")]
+fn decode_v3(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> {
+    decode_block::<true>(payload, n, out)
+}
+
+/// The decoder of [`decode`], always inlined into its two copies. `V3`:
+/// compiled for x86-64-v3 (FMA among them).
+#[inline(always)]
+fn decode_block<const V3: bool>(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> {
     const WHAT: &str = "value block";
     let Some((&tag, rest)) = payload.split_first() else {
         return Err(Error::truncated(WHAT, 0, "empty block: no scheme tag"));
@@ -762,49 +877,71 @@ pub fn decode(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> {
                     0
                 };
             let m = n - order as usize;
+            let mut ks = [0i64; entropy::BATCH];
             // Q: Why one closure per order, over whole batches?
             // A: The integers arrive BATCH at a time; a tight loop per batch
             // adds them up and divides, with no per-value call or branch.
             let decoded = match order {
-                0 => entropy::decode_batches(ints, m, |batch| {
-                    out.extend(
-                        batch
-                            .iter()
-                            .map(|&u| from_latent(u).wrapping_mul(g) as f64 / scale),
-                    )
-                }),
                 // The running sums are copied into locals per batch: held
                 // through the closure's reference they would make a store
                 // and a load per value.
-                1 => entropy::decode_batches(ints, m, |batch| {
-                    let mut kk = k;
-                    out.extend(batch.iter().map(|&u| {
-                        kk = kk.wrapping_add(from_latent(u).wrapping_mul(g));
-                        kk as f64 / scale
-                    }));
-                    k = kk;
-                }),
-                _ => entropy::decode_batches(ints, m, |batch| {
-                    let (mut kk, mut dd) = (k, d);
-                    out.extend(batch.iter().map(|&u| {
-                        dd = dd.wrapping_add(from_latent(u).wrapping_mul(g));
-                        kk = kk.wrapping_add(dd);
-                        kk as f64 / scale
-                    }));
-                    (k, d) = (kk, dd);
-                }),
+                0 => entropy::decode_batches(
+                    ints,
+                    m,
+                    #[inline(always)]
+                    |batch| {
+                        for (o, &u) in ks.iter_mut().zip(batch) {
+                            *o = from_latent(u).wrapping_mul(g);
+                        }
+                        push_scaled::<V3>(out, &ks[..batch.len()], e, scale);
+                    },
+                ),
+                1 => entropy::decode_batches(
+                    ints,
+                    m,
+                    #[inline(always)]
+                    |batch| {
+                        let mut kk = k;
+                        for (o, &u) in ks.iter_mut().zip(batch) {
+                            kk = kk.wrapping_add(from_latent(u).wrapping_mul(g));
+                            *o = kk;
+                        }
+                        k = kk;
+                        push_scaled::<V3>(out, &ks[..batch.len()], e, scale);
+                    },
+                ),
+                _ => entropy::decode_batches(
+                    ints,
+                    m,
+                    #[inline(always)]
+                    |batch| {
+                        let (mut kk, mut dd) = (k, d);
+                        for (o, &u) in ks.iter_mut().zip(batch) {
+                            dd = dd.wrapping_add(from_latent(u).wrapping_mul(g));
+                            kk = kk.wrapping_add(dd);
+                            *o = kk;
+                        }
+                        (k, d) = (kk, dd);
+                        push_scaled::<V3>(out, &ks[..batch.len()], e, scale);
+                    },
+                ),
             };
             decoded.map_err(|err| err.within(format!("value block (decimal ANS) at byte {at}")))?;
             if flags & FLAG_CORRECTIONS != 0 {
                 let at = r.position();
                 // Exactly n values follow `start`, and n corrections come.
                 let mut values = out[start..].iter_mut();
-                entropy::decode_batches(r.rest(), n, |batch| {
-                    // The batch first: zip takes from its left side first.
-                    for (&u, v) in batch.iter().zip(&mut values) {
-                        *v = f64::from_bits(v.to_bits().wrapping_add(from_latent(u) as u64));
-                    }
-                })
+                entropy::decode_batches(
+                    r.rest(),
+                    n,
+                    #[inline(always)]
+                    |batch| {
+                        // The batch first: zip takes from its left side first.
+                        for (&u, v) in batch.iter().zip(&mut values) {
+                            *v = f64::from_bits(v.to_bits().wrapping_add(from_latent(u) as u64));
+                        }
+                    },
+                )
                 .map_err(|err| err.within(format!("value block (ULP corrections) at byte {at}")))?;
             }
             Ok(Choice::DecimalEntropy { order })
@@ -825,15 +962,20 @@ pub fn decode(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> {
                 .collect::<Result<_>>()?;
             let at = r.position();
             let mut bad = None;
-            entropy::decode_batches(r.rest(), n, |batch| {
-                out.extend(batch.iter().map(|&i| match dict.get(i as usize) {
-                    Some(&v) => v,
-                    None => {
-                        bad.get_or_insert(i);
-                        0.0
-                    }
-                }))
-            })
+            entropy::decode_batches(
+                r.rest(),
+                n,
+                #[inline(always)]
+                |batch| {
+                    out.extend(batch.iter().map(|&i| match dict.get(i as usize) {
+                        Some(&v) => v,
+                        None => {
+                            bad.get_or_insert(i);
+                            0.0
+                        }
+                    }))
+                },
+            )
             .map_err(|err| err.within(format!("value block (dictionary) at byte {at}")))?;
             if let Some(i) = bad {
                 return Err(Error::corrupt(
@@ -845,9 +987,12 @@ pub fn decode(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> {
             Ok(Choice::Dictionary)
         }
         5 => {
-            entropy::decode_batches(rest, n, |batch| {
-                out.extend(batch.iter().map(|&b| f64::from_bits(b)))
-            })
+            entropy::decode_batches(
+                rest,
+                n,
+                #[inline(always)]
+                |batch| out.extend(batch.iter().map(|&b| f64::from_bits(b))),
+            )
             .map_err(|e| e.within("value block (binned bits) at byte 1"))?;
             Ok(Choice::BinnedBits)
         }

@@ -40,7 +40,7 @@
 //! end at slot 0 and that nothing but zero padding follows.
 
 use crate::bytes::ByteReader;
-use crate::codec::ans::{self, DecodeSlot, STATES};
+use crate::codec::ans::{self, STATES};
 use crate::codec::bits::BitWriter;
 use crate::codec::varint::{len_u64, write_u64};
 use crate::error::{Error, Result};
@@ -51,6 +51,12 @@ pub const PREBINS: usize = 256;
 pub const ENCODE_MAX_LOG: u32 = 11;
 /// Estimated header bits of one bin (lower, offset bits, weight).
 const META_BITS: f32 = 32.0;
+/// What the table chooser charges per slot of the table, in bits: the
+/// decoder builds every slot before the first value, and a slot costs
+/// about as much time as decoding a value. At 1 bit a slot the real series
+/// grow by 0.2 % and decode 10 % faster (measured, `cargo bench --bench
+/// adaptive`).
+const SLOT_BITS: f64 = 1.0;
 /// Latents within `4 n + DIRECT_SPAN` of each other are counted value by
 /// value (a table of counts), up to [`DIRECT_MAX`].
 const DIRECT_SPAN: u64 = 1024;
@@ -270,8 +276,8 @@ pub fn choose_bins_with(latents: &[u64], sc: &mut Scratch, bins: &mut Vec<Bin>) 
 /// The table log and weights for bins with these counts over `n` values:
 /// of the logs from the smallest that holds every bin up to
 /// `min(log2(n) - 1, ENCODE_MAX_LOG)`, the one with the smallest estimated
-/// size, table header and final states included. A smaller table also
-/// builds and decodes faster.
+/// size, table header and final states included, plus [`SLOT_BITS`] per
+/// slot: a smaller table builds and decodes faster.
 fn choose_table(counts: &[u64], n: usize) -> (u32, Vec<u32>) {
     let floor_log_n = usize::BITS - 1 - n.max(1).leading_zeros();
     let least = ceil_log2(counts.len());
@@ -279,7 +285,7 @@ fn choose_table(counts: &[u64], n: usize) -> (u32, Vec<u32>) {
     let mut best: Option<(f64, u32, Vec<u32>)> = None;
     for log in least..=most {
         let w = ans::quantize(counts, log);
-        let mut bits = (STATES as u32 * log) as f64;
+        let mut bits = (STATES as u32 * log) as f64 + SLOT_BITS * (1u64 << log) as f64;
         for (&c, &wi) in counts.iter().zip(&w) {
             bits += c as f64 * (log as f64 - (wi as f64).log2());
             bits += 8.0 * len_u64(wi as u64 - 1) as f64;
@@ -404,19 +410,24 @@ fn bin_indices(latents: &[u64], bins: &[Bin], lookup: &mut Vec<u16>, symbols: &m
 
 /// Latents decoded per batch: the decoder hands them to its caller in
 /// slices of this many (fewer in the last).
-pub const BATCH: usize = 256;
+pub const BATCH: usize = 512;
 
-/// One decode-table slot with its bin folded in (16 bytes).
+/// One decode-table slot with its bin folded in (16 bytes), with what the
+/// hot loop needs precomputed.
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
     /// The bin's lower bound.
     lower: u64,
     /// The next state before the transition bits are added.
     next: u16,
+    /// `2^ans_bits - 1`: the transition bits of the field.
+    ans_mask: u16,
     /// Transition bits.
     ans_bits: u8,
     /// Offset bits plus transition bits, read as one field when at most 57.
     total_bits: u8,
+    /// `63 - total_bits`: the field is `(word >> 1) >> shift` (0 bits too).
+    shift: u8,
 }
 
 /// A parsed header: how the values of the bit stream are coded.
@@ -451,8 +462,8 @@ fn read_table(r: &mut ByteReader<'_>) -> Result<Table> {
     if log > ans::MAX_LOG || bins > 1 << log {
         return Err(r.corrupt(format!("table log {log} for {bins} bins")));
     }
-    let mut lowers = Vec::with_capacity(bins);
-    let mut widths = Vec::with_capacity(bins);
+    // Per bin: its lower bound and offset width; and its weight.
+    let mut info: Vec<(u64, u8)> = Vec::with_capacity(bins);
     let mut weights = Vec::with_capacity(bins);
     let mut prev: u64 = 0;
     for i in 0..bins {
@@ -474,86 +485,100 @@ fn read_table(r: &mut ByteReader<'_>) -> Result<Table> {
         if w >= 1 << log {
             return Err(r.corrupt(format!("bin {i}: weight {} above the table size", w + 1)));
         }
-        lowers.push(lower);
-        widths.push(bits);
+        info.push((lower, bits));
         weights.push(w as u32 + 1);
     }
-    let table = ans::decode_table(&weights, log).map_err(|e| e.within("entropy-coded integers"))?;
+    ans::check_weights(&weights, log).map_err(|e| e.within("entropy-coded integers"))?;
+    // The table as `ans::decode_table` builds it, in place: spread the
+    // symbols (kept in `next` for now), then number each symbol's slots
+    // in slot order.
+    let size = 1u32 << log;
+    let mut slots = vec![Slot::default(); size as usize];
+    ans::spread_with(&weights, log, |at, s| slots[at].next = s);
+    let mut occurrence = weights;
     let mut widest = 0;
-    let slots = table
-        .iter()
-        .map(|&DecodeSlot { symbol, bits, base }| {
-            let total = widths[symbol as usize] + bits;
-            widest = widest.max(total as u32);
-            Slot {
-                lower: lowers[symbol as usize],
-                next: base,
-                ans_bits: bits,
-                total_bits: total,
-            }
-        })
-        .collect();
+    for slot in &mut slots {
+        let s = slot.next as usize;
+        let j = occurrence[s];
+        occurrence[s] = j + 1;
+        let bits = log - (31 - j.leading_zeros());
+        let (lower, width) = info[s];
+        let total = width + bits as u8;
+        widest = widest.max(total as u32);
+        *slot = Slot {
+            lower,
+            next: ((j << bits) - size) as u16,
+            ans_mask: ((1u32 << bits) - 1) as u16,
+            ans_bits: bits as u8,
+            total_bits: total,
+            shift: 63u8.saturating_sub(total),
+        };
+    }
     Ok(Table::Ans { slots, log, widest })
 }
 
-/// The bit stream, copied into a buffer with zero padding behind it, so that
-/// every read of one batch is in bounds without a check per read.
+/// The bit stream of the values, read without a bounds branch that can fail.
 ///
 /// Q: Why is a read never out of bounds?
-/// A: A batch starts only at a bit position inside the stream (checked),
-/// and one batch reads at most `BATCH × widest` bits, each read taking the
-/// 8 bytes at its position. The padding is that long plus 8 bytes. A
-/// corrupt stream can make the decoder read padding (zeros); the end
-/// checks (position within the stream, states back at slot 0, only zero
-/// bits after the last value) then refuse it.
-struct Padded {
-    buf: Vec<u8>,
-    /// Bits of the stream itself.
-    bits: usize,
+/// A: A read takes the 8 bytes at its bit position. One batch reads at
+/// most `BATCH × widest` bits. A batch runs on the stream itself while
+/// that many bits and 8 bytes more are left in it; the batches after that
+/// run on a copy of the rest of the stream with that much zero padding
+/// behind it, and each starts only at a position inside the stream
+/// (checked). A corrupt stream can make the decoder read padding (zeros);
+/// the end checks (position within the stream, states back at slot 0,
+/// only zero bits after the last value) then refuse it.
+struct Bits<'a> {
+    stream: &'a [u8],
+    /// The most bits one value takes.
+    widest: u32,
+    /// The copy of the stream's last bytes, from byte `tail_from` on.
+    tail: Vec<u8>,
+    tail_from: usize,
 }
 
-impl Padded {
-    fn new(stream: &[u8], widest: u32) -> Self {
-        let pad = (BATCH * widest as usize).div_ceil(8) + 16;
-        let mut buf = Vec::with_capacity(stream.len() + pad);
-        buf.extend_from_slice(stream);
-        buf.resize(stream.len() + pad, 0);
-        Padded {
-            buf,
-            bits: stream.len() * 8,
+impl<'a> Bits<'a> {
+    fn new(stream: &'a [u8], widest: u32) -> Self {
+        Bits {
+            stream,
+            widest,
+            tail: Vec::new(),
+            tail_from: usize::MAX,
         }
     }
 
-    /// The 64 bits from bit `pos` on: at least the first 57 are the stream's.
-    #[inline(always)]
-    fn word(&self, pos: usize) -> u64 {
-        let at = pos >> 3;
-        let bytes: [u8; 8] = self.buf[at..at + 8].try_into().unwrap_or([0; 8]);
-        u64::from_be_bytes(bytes) << (pos & 7)
+    /// Bits of the stream itself.
+    fn len(&self) -> usize {
+        self.stream.len() * 8
     }
 
-    /// The `n` bits (`0..=64`) at bit `pos`.
+    /// The bytes a batch from bit `pos` reads and its position in them.
     #[inline(always)]
-    fn bits_at(&self, pos: usize, n: u32) -> u64 {
-        if n <= 57 {
-            (self.word(pos) >> 1) >> (63 - n)
+    fn batch(&mut self, pos: usize) -> (&[u8], usize) {
+        let reach = BATCH * self.widest as usize + 64;
+        if self.tail_from == usize::MAX && pos + reach > self.len() {
+            let from = (pos / 8).min(self.stream.len());
+            self.tail.extend_from_slice(&self.stream[from..]);
+            self.tail.resize(self.tail.len() + reach.div_ceil(8) + 8, 0);
+            self.tail_from = from;
+        }
+        if self.tail_from == usize::MAX {
+            (self.stream, pos)
         } else {
-            let hi = self.word(pos) >> 32;
-            let lo = (self.word(pos + 32) >> 1) >> (63 - (n - 32));
-            (hi << (n - 32)) | lo
+            (&self.tail, pos - self.tail_from * 8)
         }
     }
 
     /// Checks before a batch that it starts inside the stream.
     #[inline]
     fn check(&self, pos: usize, base: usize) -> Result<()> {
-        if pos > self.bits {
+        if pos > self.len() {
             return Err(Error::truncated(
                 "entropy-coded integers",
-                (base + self.bits / 8) as u64,
+                (base + self.stream.len()) as u64,
                 format!(
                     "the values need more than the {} bits of the stream",
-                    self.bits
+                    self.len()
                 ),
             ));
         }
@@ -564,8 +589,9 @@ impl Padded {
     /// zero padding (under 8 bits) follows.
     fn finish(&self, pos: usize, base: usize) -> Result<()> {
         self.check(pos, base)?;
-        let left = self.bits - pos;
-        if left >= 8 || (left > 0 && self.bits_at(pos, left as u32) != 0) {
+        let left = self.len() - pos;
+        let last = self.stream.last().copied().unwrap_or(0);
+        if left >= 8 || (left > 0 && last & ((1u8 << left) - 1) != 0) {
             return Err(Error::corrupt(
                 "bit stream",
                 (base + pos.div_ceil(8)) as u64,
@@ -573,6 +599,26 @@ impl Padded {
             ));
         }
         Ok(())
+    }
+}
+
+/// The 64 bits of `bytes` from bit `pos` on (the caller knows 8 bytes are there).
+#[inline(always)]
+fn word_at(bytes: &[u8], pos: usize) -> u64 {
+    let at = pos >> 3;
+    let b: [u8; 8] = bytes[at..at + 8].try_into().unwrap_or([0; 8]);
+    u64::from_be_bytes(b) << (pos & 7)
+}
+
+/// The `n` bits (`0..=64`) of `bytes` at bit `pos`.
+#[inline(always)]
+fn bits_at(bytes: &[u8], pos: usize, n: u32) -> u64 {
+    if n <= 57 {
+        (word_at(bytes, pos) >> 1) >> (63 - n)
+    } else {
+        let hi = word_at(bytes, pos) >> 32;
+        let lo = (word_at(bytes, pos + 32) >> 1) >> (63 - (n - 32));
+        (hi << (n - 32)) | lo
     }
 }
 
@@ -586,12 +632,15 @@ pub fn decode(payload: &[u8], n: usize, mut sink: impl FnMut(u64)) -> Result<()>
 /// `sink` in order, [`BATCH`] at a time (the last batch may be shorter).
 ///
 /// Q: Why is this fast?
-/// A: The header is read and checked once; the bit stream is copied once
-/// behind zero padding ([`Padded`]) and checked once per batch, so a value
+/// A: The header is read and checked once; the bit stream is checked once
+/// per batch, its last bytes copied behind zero padding ([`Bits`]), so a value
 /// costs one table look-up, one 8-byte load, two shifts and a mask, with no
 /// bounds branch that can fail and no error path. Four states take turns,
 /// so four table look-ups are in flight at once.
-#[inline]
+///
+/// Always inlined, so that a caller compiled for more instructions (see
+/// [`crate::codec::adaptive_entropy::decode`]) decodes with them.
+#[inline(always)]
 pub fn decode_batches(payload: &[u8], n: usize, mut sink: impl FnMut(&[u64])) -> Result<()> {
     let mut r = ByteReader::new(payload, "entropy-coded integers");
     let table = read_table(&mut r)?;
@@ -610,19 +659,21 @@ pub fn decode_batches(payload: &[u8], n: usize, mut sink: impl FnMut(&[u64])) ->
                     ),
                 ));
             }
-            let buf = Padded::new(stream, bits);
+            let mut bits_in = Bits::new(stream, bits);
             let mut pos = 0;
             let mut done = 0;
             while done < n {
                 let len = (n - done).min(BATCH);
+                let (bytes, mut p) = bits_in.batch(pos);
                 for v in &mut batch[..len] {
-                    *v = lower.wrapping_add(buf.bits_at(pos, bits));
-                    pos += bits as usize;
+                    *v = lower.wrapping_add(bits_at(bytes, p, bits));
+                    p += bits as usize;
                 }
+                pos += len * bits as usize;
                 sink(&batch[..len]);
                 done += len;
             }
-            buf.finish(pos, at)
+            bits_in.finish(pos, at)
         }
         Table::Ans { slots, log, widest } => {
             if stream.len() * 8 < STATES * log as usize {
@@ -632,25 +683,28 @@ pub fn decode_batches(payload: &[u8], n: usize, mut sink: impl FnMut(&[u64])) ->
                     "the four ANS states do not fit",
                 ));
             }
-            let buf = Padded::new(stream, widest);
+            let mut bits_in = Bits::new(stream, widest);
             let mut x = [0usize; STATES];
+            let (bytes, p) = bits_in.batch(0);
             for (i, s) in x.iter_mut().enumerate() {
-                *s = buf.bits_at(i * log as usize, log) as usize;
+                *s = bits_at(bytes, p + i * log as usize, log) as usize;
             }
             let mut pos = STATES * log as usize;
             let mut done = 0;
             while done < n {
-                buf.check(pos, at)?;
+                bits_in.check(pos, at)?;
                 let len = (n - done).min(BATCH);
-                pos = if widest <= 57 {
-                    ans_batch::<true>(&slots, &buf, pos, &mut x, &mut batch[..len])
+                let (bytes, p) = bits_in.batch(pos);
+                let end = if widest <= 57 {
+                    ans_batch::<true>(&slots, bytes, p, &mut x, &mut batch[..len])
                 } else {
-                    ans_batch::<false>(&slots, &buf, pos, &mut x, &mut batch[..len])
+                    ans_batch::<false>(&slots, bytes, p, &mut x, &mut batch[..len])
                 };
+                pos += end - p;
                 sink(&batch[..len]);
                 done += len;
             }
-            buf.finish(pos, at)?;
+            bits_in.finish(pos, at)?;
             if x != [0; STATES] {
                 return Err(Error::corrupt(
                     "entropy-coded integers",
@@ -672,7 +726,7 @@ pub fn decode_batches(payload: &[u8], n: usize, mut sink: impl FnMut(&[u64])) ->
 #[inline(always)]
 fn ans_batch<const NARROW: bool>(
     slots: &[Slot],
-    buf: &Padded,
+    bytes: &[u8],
     mut pos: usize,
     x: &mut [usize; STATES],
     out: &mut [u64],
@@ -682,21 +736,26 @@ fn ans_batch<const NARROW: bool>(
     // value *of the same state*. With four states the CPU works on four
     // independent chains at once. A macro keeps the states and the bit
     // position in registers (a closure captures them by reference).
-    let bytes = buf.buf.as_slice();
+    // The table has 2^log slots: masking a state (a no-op) lets the
+    // compiler drop the bounds check of the look-up.
+    let mask = slots.len() - 1;
     let [mut s0, mut s1, mut s2, mut s3] = *x;
     macro_rules! step {
         ($s:ident) => {{
-            let slot = slots[$s];
+            let slot = slots[$s & mask];
             let ab = slot.ans_bits as u32;
             let total = slot.total_bits as u32;
             let (offset, t) = if NARROW || total <= 57 {
                 let at = pos >> 3;
                 let word = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]));
-                let field = ((word << (pos & 7)) >> 1) >> (63 - total);
-                (field >> ab, field & ((1u64 << ab) - 1))
+                let field = ((word << (pos & 7)) >> 1) >> slot.shift;
+                (field >> ab, field & slot.ans_mask as u64)
             } else {
                 let ob = total - ab;
-                (buf.bits_at(pos, ob), buf.bits_at(pos + ob as usize, ab))
+                (
+                    bits_at(bytes, pos, ob),
+                    bits_at(bytes, pos + ob as usize, ab),
+                )
             };
             pos += total as usize;
             $s = slot.next as usize + t as usize;
@@ -758,16 +817,19 @@ mod tests {
 
     #[test]
     fn golden_bytes_two_bins() {
-        // Nine 7s and one 1000: 2 bins (01), table log 2 (02);
-        // bin 7 (07), 0 bits (00), weight 3 (02); bin 7 + 993 (e1 07), 0 bits,
-        // weight 1 (00); then the final states 0, 1, 2, 2 (0001 1010) and
-        // the transition bits (01, then zero padding).
+        // Nine 7s and one 1000: 2 bins (01). Table log 1 (01), weights 1
+        // and 1, estimates as small as log 2 with weights 3 and 1 (nine
+        // values at 0.42 bits and one at 2, but two more state bits and
+        // twice the slots), and the smaller table wins the tie;
+        // bin 7 (07), 0 bits (00), weight 1 (00); bin 7 + 993 (e1 07),
+        // 0 bits, weight 1 (00); then two bytes of bit stream: the four
+        // 1-bit final states and one transition bit per value (00 40).
         let mut v = vec![7u64; 9];
         v.push(1000);
         let out = round_trip(&v);
         assert_eq!(
             out,
-            [0x01, 0x02, 0x07, 0x00, 0x02, 0xE1, 0x07, 0x00, 0x00, 0x1A, 0x40]
+            [0x01, 0x01, 0x07, 0x00, 0x00, 0xE1, 0x07, 0x00, 0x00, 0x00, 0x40]
         );
     }
 
