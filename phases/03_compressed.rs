@@ -19,7 +19,7 @@ use squeeze::cli::{exit_with, CommonArgs};
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// Reference compressors to run on the same samples (auto skips zstd -19 above 64 MiB of columnar data).
+    /// Reference compressors to run on the same samples (auto skips zstd -19 above 64 MiB of columnar data and 1 MiB of text).
     #[arg(long, value_enum, default_value = "auto")]
     references: squeeze::reference::References,
 }

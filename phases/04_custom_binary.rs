@@ -25,15 +25,15 @@ use squeeze::time::parse_duration;
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// Blocks never span two aligned windows of this length.
-    #[arg(long, default_value = "2h")]
-    block_window: String,
-    /// Nor hold more than this many samples.
-    #[arg(long, default_value_t = 1024)]
-    block_samples: usize,
-    /// Split blocks whose encoded size exceeds this many bytes.
-    #[arg(long, default_value_t = 512)]
-    block_bytes: usize,
+    /// Pieces never span two aligned windows of this length (default 6h).
+    #[arg(long)]
+    block_window: Option<String>,
+    /// Nor hold more than this many samples (default 256).
+    #[arg(long)]
+    block_samples: Option<usize>,
+    /// Split pieces, and fill blocks, to about this many bytes (default 512).
+    #[arg(long)]
+    block_bytes: Option<usize>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -65,10 +65,14 @@ fn main() -> ExitCode {
         let default_file = || ctx.path(metrics::FILE_NAME);
         match &args.command {
             None => {
+                let d = BlockOptions::default();
                 let options = BlockOptions {
-                    window_ns: parse_duration(&args.block_window)?,
-                    max_samples: args.block_samples,
-                    max_bytes: args.block_bytes,
+                    window_ns: match &args.block_window {
+                        Some(w) => parse_duration(w)?,
+                        None => d.window_ns,
+                    },
+                    max_samples: args.block_samples.unwrap_or(d.max_samples),
+                    max_bytes: args.block_bytes.unwrap_or(d.max_bytes),
                 };
                 squeeze::phases::custom_binary::run(&ctx, options)?.print();
             }

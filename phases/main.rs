@@ -27,7 +27,7 @@ struct Args {
     /// Do not run any phase: gather the entries already in the output directory into the report.
     #[arg(long)]
     report_only: bool,
-    /// Reference compressors to run in phase 03 (auto skips zstd -19 above 64 MiB of columnar data).
+    /// Reference compressors to run in phase 03 (auto skips zstd -19 above 64 MiB of columnar data and 1 MiB of text).
     #[arg(long, value_enum, default_value = "auto")]
     references: squeeze::reference::References,
     /// Print only the report, not each phase's explanation.

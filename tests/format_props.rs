@@ -1,8 +1,8 @@
 //! Every dataset a writer accepts, its reader reads back equal, bit for bit,
 //! in every format the course writes: the canonical `.ssd` (00), NDJSON
 //! (01), columnar MessagePack (02), `.ssc` (03), `.ssa` (03b), `.metrics`
-//! (04, with large and tiny blocks) and the rollups (05, written as
-//! `.metrics`).
+//! (04, version 3 with large and tiny pieces, and version 2) and the
+//! rollups (05, written as `.metrics`).
 //!
 //! The datasets are the odd ones real imports produce: one series, one
 //! sample, no labels, empty label values, unicode and dotted names, NaN
@@ -52,6 +52,13 @@ fn round_trip_everywhere(d: &Dataset) -> Result<(), String> {
             MetricsFile::from_bytes(bytes.0, "t.metrics").and_then(|f| f.read_all(&d.source));
         check(name, back, d)?;
     }
+    // The version 2 writer is kept for comparisons: its files still read.
+    let v2 = metrics::encode_v2(d, BlockOptions::default()).map_err(|e| format!("v2: {e}"))?;
+    check(
+        ".metrics v2",
+        MetricsFile::from_bytes(v2, "t2.metrics").and_then(|f| f.read_all(&d.source)),
+        d,
+    )?;
     for res in &RESOLUTIONS {
         let r = rollup(d, res);
         let bytes = metrics::encode(&r, tiny_blocks()).map_err(|e| format!("rollup: {e}"))?;
@@ -229,6 +236,66 @@ fn arb_dataset() -> impl Strategy<Value = Dataset> {
     })
 }
 
+/// Datasets shaped like scrapes: groups of series on one timestamp grid
+/// (with jitter), series on their own clocks, many short series, constant
+/// and repeated value columns, label-free series.
+fn scraped_dataset() -> impl Strategy<Value = Dataset> {
+    let grid = (1i64..120, 1i64..90, 0i64..3, 0u8..4);
+    (
+        prop::collection::vec(grid, 1..4),
+        prop::collection::vec((0usize..4, 0u8..5, 1usize..8), 1..40),
+    )
+        .prop_map(|(grids, members)| {
+            let grids: Vec<Vec<i64>> = grids
+                .iter()
+                .map(|&(n, step, jitter, phase)| {
+                    (0..n)
+                        .map(|i| {
+                            1_704_067_200_000_000_000
+                                + phase as i64 * 7_000_000_000
+                                + i * step * 1_000_000_000
+                                + (i * 7919 % 5) * jitter * 1_000_000
+                        })
+                        .collect()
+                })
+                .collect();
+            let mut series = Vec::new();
+            for (i, &(g, kind, short)) in members.iter().enumerate() {
+                let own: Vec<i64>;
+                let ts: &[i64] = if g < grids.len() {
+                    &grids[g]
+                } else {
+                    own = (0..short as i64)
+                        .map(|k| {
+                            1_704_067_200_000_000_000 + (i as i64 * 13 + k * 60) * 1_000_000_000
+                        })
+                        .collect();
+                    &own
+                };
+                let value = |k: usize| match kind {
+                    0 => 0.0,
+                    1 => (k % 7) as f64 * 0.25,
+                    2 => ((k * 31 + i) % 1000) as f64 / 100.0,
+                    3 => (k as f64 + 0.5).sqrt(),
+                    _ => f64::from_bits(0x7FF0_0000_0000_0001),
+                };
+                let labels: Labels = if i % 3 == 0 {
+                    Labels::new()
+                } else {
+                    Labels::from([("host".to_string(), format!("h{}", i % 5))])
+                };
+                let mut s = Series::new(SeriesKey::new(format!("m{}", i % 7), labels));
+                for (k, &t) in ts.iter().enumerate() {
+                    s.push(t, value(k));
+                }
+                series.push(s);
+            }
+            series.sort_by(|a, b| a.key.cmp(&b.key));
+            series.dedup_by(|a, b| a.key == b.key);
+            Dataset::new("scraped", series)
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
@@ -236,6 +303,23 @@ proptest! {
     fn every_dataset_round_trips_in_every_format(d in arb_dataset()) {
         if let Err(e) = round_trip_everywhere(&d) {
             prop_assert!(false, "{}", e);
+        }
+    }
+
+    /// Scrape-shaped datasets through `.metrics` with small pieces and
+    /// blocks, read whole and series by series from a lazy open.
+    #[test]
+    fn scraped_datasets_round_trip_and_look_up(d in scraped_dataset(), bytes in 24usize..600, samples in 1usize..300) {
+        let options = BlockOptions { window_ns: 3_600_000_000_000, max_samples: samples, max_bytes: bytes };
+        let encoded = metrics::encode(&d, options).map_err(|e| TestCaseError::fail(e.to_string()))?.0;
+        let back = MetricsFile::from_bytes(encoded.clone(), "t").and_then(|f| f.read_all("t"));
+        prop_assert!(back.is_ok(), "{:?}", back.err());
+        prop_assert_eq!(d.bit_diff(&back.unwrap()), None);
+        let f = MetricsFile::from_bytes_lazy(encoded, "t").unwrap();
+        for (i, s) in d.series.iter().enumerate().step_by(3) {
+            prop_assert_eq!(f.find(&s.key).unwrap(), Some(i));
+            let got = f.read_series(i).unwrap();
+            prop_assert_eq!(got.bit_diff(s), None);
         }
     }
 }

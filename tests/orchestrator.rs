@@ -33,7 +33,7 @@ fn runs_every_phase_and_writes_the_report() {
         phases,
         [
             "00", "01", "02", "03", "03b", "03c", "04", "05.1", "05.2", "05.3", "05.4", "ref1",
-            "ref2", "ref3", "ref4"
+            "ref2", "ref3", "ref4", "ref5", "ref6"
         ]
     );
     for e in &report.entries {

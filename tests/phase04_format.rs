@@ -16,12 +16,12 @@ fn small_dataset() -> Dataset {
     .unwrap()
 }
 
-/// Small blocks so that a small file still has several of them.
+/// Small pieces and blocks so that a small file still has several of them.
 fn small_blocks() -> BlockOptions {
     BlockOptions {
         window_ns: 300 * 1_000_000_000,
         max_samples: 16,
-        max_bytes: 1 << 20,
+        max_bytes: 48,
     }
 }
 
@@ -39,7 +39,9 @@ fn round_trip_is_bit_exact_with_several_blocks() {
     let d = small_dataset();
     let bytes = encode(&d, small_blocks());
     let f = MetricsFile::from_bytes(bytes.clone(), "t").unwrap();
-    assert!(f.block_count() >= 9, "{} blocks", f.block_count());
+    assert!(f.block_count() >= 6, "{} blocks", f.block_count());
+    let pieces: u64 = f.series().iter().map(|s| s.blocks).sum();
+    assert!(pieces >= 12, "{pieces} pieces");
     assert_eq!(d.bit_diff(&f.read_all("t").unwrap()), None);
     assert_eq!(&bytes[..8], b"METRICS!");
     assert_eq!(&bytes[bytes.len() - 8..], b"METRICS!");
@@ -71,21 +73,63 @@ fn special_values_and_empty_series_survive() {
 #[test]
 fn range_reads_touch_only_overlapping_blocks() {
     let d = small_dataset();
-    let f = MetricsFile::from_bytes(encode(&d, small_blocks()), "t").unwrap();
+    let (bytes, written) = metrics::encode(&d, small_blocks()).unwrap();
+    let f = MetricsFile::from_bytes(bytes, "t").unwrap();
     let s = &d.series[0];
     let (start, end) = (s.timestamps[20], s.timestamps[25]);
     let (got, stats) = f.read_range(0, start, end).unwrap();
     assert_eq!(got.timestamps, s.timestamps[20..=25].to_vec());
     assert!(stats.blocks_read <= 2, "{stats:?}");
     assert!(stats.blocks_read < stats.blocks_total);
-    let list_and_blocks: u64 = f.series()[0].list_len
-        + f.blocks(0)
-            .unwrap()
-            .iter()
-            .filter(|b| b.overlaps(start, end))
-            .map(|b| b.length)
-            .sum::<u64>();
-    assert_eq!(stats.bytes_read, list_and_blocks);
+    // The blocks of the overlapping pieces (each once), plus the shared
+    // timestamp columns they use, and nothing else.
+    let mut blocks: Vec<(u64, u64)> = f
+        .blocks(0)
+        .unwrap()
+        .iter()
+        .filter(|b| b.overlaps(start, end) && b.length > 0)
+        .map(|b| (b.offset, b.length))
+        .collect();
+    blocks.dedup();
+    let block_bytes: u64 = blocks.iter().map(|b| b.1).sum();
+    assert!(stats.bytes_read >= block_bytes, "{stats:?}");
+    assert!(
+        stats.bytes_read - block_bytes <= written.columns,
+        "{stats:?}, {block_bytes} of blocks"
+    );
+}
+
+#[test]
+fn a_lazy_open_reads_one_series_and_little_else() {
+    let d = generate(&GenerateConfig::default()).unwrap();
+    let bytes = encode(&d, BlockOptions::default());
+    let len = bytes.len() as u64;
+    let f = MetricsFile::from_bytes_lazy(bytes, "t").unwrap();
+    assert!(f.series().is_empty(), "a lazy open reads no keys");
+    assert_eq!(f.series_count(), d.series.len());
+    let key = &d.series[17].key;
+    let id = f.find(key).unwrap().expect("found");
+    assert_eq!(id, 17);
+    let s = &d.series[17];
+    let (lo, hi) = (s.timestamps[0], s.timestamps[s.len() - 1]);
+    let (start, end) = (lo + (hi - lo) / 2, lo + (hi - lo) / 2 + (hi - lo) / 100);
+    let (got, _) = f.read_range(id, start, end).unwrap();
+    let want: Vec<i64> = s
+        .timestamps
+        .iter()
+        .copied()
+        .filter(|t| (start..=end).contains(t))
+        .collect();
+    assert_eq!(got.timestamps, want);
+    let read = f.open_bytes() + f.bytes_read();
+    assert!(read * 50 <= len, "read {read} of {len} bytes");
+    // A key that is not there, before, between and after the others.
+    for missing in ["a", "cpu_usage_percent", "zzz"] {
+        let k = SeriesKey::new(missing, Labels::new());
+        assert_eq!(f.find(&k).unwrap(), None, "{missing}");
+    }
+    // Reading everything from a lazy open still works.
+    assert_eq!(d.bit_diff(&f.read_all("t").unwrap()), None);
 }
 
 #[test]
@@ -117,20 +161,23 @@ fn every_truncation_is_an_error() {
 fn every_bit_flip_is_an_error_and_flips_in_blocks_name_the_block() {
     let bytes = encode(&small_dataset(), small_blocks());
     let f = MetricsFile::from_bytes(bytes.clone(), "t").unwrap();
-    // Byte ranges of every block, with the name the error must carry.
+    // Byte ranges of every block, with the name the error must carry: the
+    // first piece (in series order) that reads the block.
     let mut blocks = Vec::new();
     for i in 0..f.series().len() {
         for b in f.blocks(i).unwrap() {
-            blocks.push((b.offset..b.offset + b.length, format!("series {i} (")));
-            let last = blocks.len() - 1;
-            blocks[last].1.push_str(&format!(
-                "{}) block {} at byte {}",
-                f.series()[i].key,
-                b.index,
-                b.offset
+            blocks.push((
+                b.offset..b.offset + b.length,
+                format!(
+                    "series {i} ({}) piece {} in the block at byte {}",
+                    f.series()[i].key,
+                    b.index,
+                    b.offset
+                ),
             ));
         }
     }
+    assert!(blocks.len() >= 9);
     for bit in 0..bytes.len() * 8 {
         let mut b = bytes.clone();
         b[bit / 8] ^= 1 << (bit % 8);
@@ -148,9 +195,9 @@ fn every_bit_flip_is_an_error_and_flips_in_blocks_name_the_block() {
 fn unknown_version_is_named() {
     let mut bytes = encode(&small_dataset(), small_blocks());
     let at = bytes.len() - 12;
-    bytes[at] = 3;
+    bytes[at] = 4;
     let err = read_all(&bytes).unwrap_err().to_string();
-    assert!(err.contains("unsupported format version 3"), "{err}");
+    assert!(err.contains("unsupported format version 4"), "{err}");
 }
 
 #[test]
@@ -208,6 +255,26 @@ fn committed_fixtures_of_every_version_decode() {
         let want = std::fs::read_to_string(dir.join(format!("v{v}.expected.csv"))).unwrap();
         assert_eq!(expected_csv(&d), want, "fixture v{v}");
     }
+}
+
+/// The version 2 writer kept for comparisons is the one that wrote the
+/// committed version 2 fixture: it makes the same bytes.
+#[test]
+fn the_kept_v2_writer_makes_the_committed_v2_bytes() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let d = generate(&GenerateConfig {
+        series: 4,
+        points: 160,
+        ..GenerateConfig::default()
+    })
+    .unwrap();
+    let options = BlockOptions {
+        window_ns: 300 * 1_000_000_000,
+        max_samples: 16,
+        max_bytes: 1 << 20,
+    };
+    let bytes = metrics::encode_v2(&d, options).unwrap();
+    assert_eq!(bytes, std::fs::read(dir.join("v2.metrics")).unwrap());
 }
 
 fn mutate(bytes: &[u8], edits: &[(usize, u8)]) -> Vec<u8> {

@@ -46,7 +46,7 @@
 use crate::bytes::ByteReader;
 use crate::codec::bits::{BitReader, BitWriter};
 use crate::codec::rle;
-use crate::codec::varint::{write_i64, write_u64};
+use crate::codec::varint::{len_u64, write_i64, write_u64};
 use crate::error::Result;
 
 /// How the delta-of-deltas are stored.
@@ -196,13 +196,15 @@ pub struct ColumnContext {
 /// close together). Layout:
 ///
 /// ```text
-/// | header u8: scheme (bits 0-1), "first in ticks" (bit 2) |
-/// | tick XOR previous tick (varint)                          | n >= 2
+/// | header u8: scheme (bits 0-1), "first in ticks" (bit 2), "tick as a multiple" (bit 3) |
+/// | tick XOR previous tick, or with bit 3 tick / previous tick (varint) | n >= 2
 /// | first - previous first, in ticks if bit 2 (zigzag varint) | n >= 1
 /// | first delta in ticks, delta-of-deltas (as in `encode`)    | n >= 2
 /// ```
 ///
-/// A one-timestamp column uses the previous tick for its first timestamp.
+/// A tick that is a multiple of the previous one (240 s after 60 s) is
+/// stored as the factor when that is shorter than the XOR. A one-timestamp
+/// column uses the previous tick for its first timestamp.
 pub fn encode_in_context(
     ts: &[i64],
     ctx: &mut ColumnContext,
@@ -220,9 +222,13 @@ pub fn encode_in_context(
     };
     let q = first.wrapping_sub(ctx.first) as i128;
     let in_ticks = tick > 1 && tick <= i64::MAX as u64 && q % tick as i128 == 0;
-    out.push(scheme as u8 | (u8::from(in_ticks) << 2));
+    let xor = tick ^ ctx.tick;
+    let factor = (ts.len() >= 2 && ctx.tick > 1 && tick % ctx.tick == 0)
+        .then(|| tick / ctx.tick)
+        .filter(|&f| len_u64(f) < len_u64(xor));
+    out.push(scheme as u8 | (u8::from(in_ticks) << 2) | (u8::from(factor.is_some()) << 3));
     if ts.len() >= 2 {
-        write_u64(out, tick ^ ctx.tick);
+        write_u64(out, factor.unwrap_or(xor));
     }
     write_i64(
         out,
@@ -351,21 +357,30 @@ pub fn read_context(
 ) -> Result<(ColumnContext, ByteReader<'_>, TimestampScheme, u64)> {
     let mut r = ByteReader::new(payload, "timestamp column");
     let header = r.u8()?;
-    if header & !0b111 != 0 {
+    if header & !0b1111 != 0 {
         return Err(r.corrupt(format!(
             "timestamp column header {header:#04x} has unknown bits"
         )));
     }
     let scheme = parse_scheme(&mut r, header & 0b11)?;
     let in_ticks = header & 0b100 != 0;
+    let multiple = header & 0b1000 != 0;
+    if (n == 0 && in_ticks) || (n < 2 && multiple) {
+        return Err(r.corrupt(format!(
+            "a column of {n} timestamps with header {header:#04x}"
+        )));
+    }
     if n == 0 {
-        if in_ticks {
-            return Err(r.corrupt("empty column with the first-in-ticks flag"));
-        }
         return Ok((ctx, r, scheme, ctx.tick));
     }
     let tick = if n >= 2 {
-        r.varint()? ^ ctx.tick
+        let code = r.varint()?;
+        if multiple {
+            code.checked_mul(ctx.tick)
+                .ok_or_else(|| r.corrupt(format!("tick {code} × {} overflows", ctx.tick)))?
+        } else {
+            code ^ ctx.tick
+        }
     } else {
         ctx.tick.max(1)
     };
@@ -603,6 +618,30 @@ mod tests {
             buf.push(0xFF);
             assert!(decode(&buf, 7, &mut Vec::new()).is_err());
         }
+    }
+
+    #[test]
+    fn in_context_ticks_that_are_multiples_cost_their_factor() {
+        let s = 1_000_000_000i64;
+        let ctx = ColumnContext {
+            first: 0,
+            tick: 60 * s as u64,
+        };
+        for step in [60 * s, 240 * s, 90 * s, 30 * s] {
+            let ts: Vec<i64> = (0..5).map(|i| 600 * s + i * step).collect();
+            let (mut c, mut out) = (ctx, Vec::new());
+            encode_in_context(&ts, &mut c, TimestampScheme::VarintZeroRuns, &mut out);
+            let multiple = step % (60 * s) == 0 && step != 60 * s;
+            assert_eq!(out[0] & 0b1000 != 0, multiple, "{step}: {out:02x?}");
+            if multiple {
+                assert_eq!(out[1] as i64, step / (60 * s), "the factor, one byte");
+            }
+            let mut back = Vec::new();
+            assert_eq!(decode_in_context(&out, 5, ctx, &mut back).unwrap(), c);
+            assert_eq!(back, ts);
+        }
+        // The flag on a column too short to have a tick is corrupt.
+        assert!(decode_in_context(&[0b1001, 0], 1, ctx, &mut Vec::new()).is_err());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! Phase 04: the self-contained binary format with an index.
 
 use crate::error::Result;
-use crate::format::compressed;
 use crate::format::metrics::{self, BlockOptions, MetricsFile};
+use crate::format::{adaptive, compressed};
 use crate::phases::{record, summary_line, thousands, timed, verify, Context, PhaseOutcome};
 use crate::report::{human_bytes, ReportEntry};
 use crate::time::format_duration;
@@ -11,10 +11,18 @@ use crate::time::format_duration;
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryProbe {
     pub series: String,
+    /// The queried range, nanoseconds, inclusive.
     pub start: i64,
     pub end: i64,
     pub samples: usize,
+    /// Bytes read by opening the file (footer, header; version 3: the root;
+    /// versions 1, 2: the whole directory).
     pub open_bytes: u64,
+    /// Bytes read to find the series by its key (version 3: one name page
+    /// and one index page).
+    pub lookup_bytes: u64,
+    /// Bytes read by the query itself (blocks, shared timestamp columns;
+    /// versions 1, 2: the block list too).
     pub query_bytes: u64,
     pub blocks_read: u64,
     pub blocks_total: u64,
@@ -22,29 +30,39 @@ pub struct QueryProbe {
 }
 
 impl QueryProbe {
-    /// Bytes read (open plus query) as a share of the file.
+    /// Bytes read (open, lookup and query) as a share of the file.
     pub fn share(&self) -> f64 {
-        (self.open_bytes + self.query_bytes) as f64 / self.file_bytes.max(1) as f64
+        (self.open_bytes + self.lookup_bytes + self.query_bytes) as f64
+            / self.file_bytes.max(1) as f64
     }
 }
 
-/// Opens `path` and reads the series with the most block bytes (the
-/// costliest one to read) over `fraction` of its time range, centred in it.
+/// Picks the series with the most block bytes (the costliest one to read)
+/// and its range, then measures, on a fresh lazy open, a query for it over
+/// `fraction` of its time range, centred in it: open, look the key up,
+/// read the range.
 pub fn probe_query(path: &std::path::Path, fraction: f64) -> Result<Option<QueryProbe>> {
-    let file = MetricsFile::open(path)?;
-    let Some(series) = (0..file.series().len()).max_by_key(|&i| file.series()[i].data_len) else {
+    let (key, start, end) = {
+        let file = MetricsFile::open(path)?;
+        let Some(series) = (0..file.series().len()).max_by_key(|&i| file.series()[i].data_len)
+        else {
+            return Ok(None);
+        };
+        let blocks = file.blocks(series)?;
+        let (lo, hi) = match (blocks.first(), blocks.last()) {
+            (Some(a), Some(b)) => (a.first, b.last),
+            _ => return Ok(None),
+        };
+        let span = (hi as f64 - lo as f64) * fraction;
+        let mid = lo as f64 + (hi as f64 - lo as f64) / 2.0;
+        let key = file.series()[series].key.clone();
+        (key, (mid - span / 2.0) as i64, (mid + span / 2.0) as i64)
+    };
+    let file = MetricsFile::open_lazy(path)?;
+    let Some(series) = file.find(&key)? else {
         return Ok(None);
     };
-    let blocks = file.blocks(series)?;
-    let (lo, hi) = match (blocks.first(), blocks.last()) {
-        (Some(a), Some(b)) => (a.first, b.last),
-        _ => return Ok(None),
-    };
-    let span = (hi as f64 - lo as f64) * fraction;
-    let mid = lo as f64 + (hi as f64 - lo as f64) / 2.0;
-    let (start, end) = ((mid - span / 2.0) as i64, (mid + span / 2.0) as i64);
-    // The block list read above was for choosing the range; count only the query.
-    let query_start = file.bytes_read();
+    let lookup_bytes = file.bytes_read();
     let (s, stats) = file.read_range(series, start, end)?;
     Ok(Some(QueryProbe {
         series: s.key.to_string(),
@@ -52,7 +70,8 @@ pub fn probe_query(path: &std::path::Path, fraction: f64) -> Result<Option<Query
         end,
         samples: s.len(),
         open_bytes: file.open_bytes(),
-        query_bytes: file.bytes_read() - query_start,
+        lookup_bytes,
+        query_bytes: file.bytes_read() - lookup_bytes,
         blocks_read: stats.blocks_read,
         blocks_total: stats.blocks_total,
         file_bytes: file.len(),
@@ -82,34 +101,57 @@ pub fn run(ctx: &Context, options: BlockOptions) -> Result<PhaseOutcome> {
     )?;
 
     let phase03 = compressed::encode(&data).0.len() as u64;
+    let phase03b = adaptive::encode(&data).0.len() as u64;
+    let version2 = metrics::encode_v2(&data, metrics::v2_options())?.len() as u64;
     let ndjson = ReportEntry::load(&ctx.output_dir, "01")?;
+    let change = |base: u64| 100.0 * (bytes as f64 / base.max(1) as f64 - 1.0);
     let mut lines = vec![
-        "Phase 04: a self-contained binary file: header, indexed blocks with CRCs, a directory, a footer".to_string(),
+        "Phase 04: a self-contained binary file: header, blocks with CRCs, shared timestamp columns, a paged index, a footer".to_string(),
         format!(
-            "  {} blocks, each within an aligned {} window, of at most {} samples and about {} bytes; each restarts its codecs and carries a CRC32C.",
-            thousands(stats.blocks),
+            "  {} series in {} pieces: a piece is one series within an aligned {} window, at most {} samples and about {} bytes; the pieces' items share {} blocks (short series pack together), each with a CRC32C.",
+            thousands(data.series.len() as u64),
+            thousands(stats.pieces),
             format_duration(options.window_ns),
             options.max_samples,
-            options.max_bytes
+            options.max_bytes,
+            thousands(stats.blocks)
         ),
         format!(
-            "  Bytes: data {} | block lists {} ({:.1} B a block) | directory {} (of which symbol table {}) | header + footer {}",
+            "  Timestamps: {} of {} pieces read one of {} shared columns (series scraped together share one); the rest keep theirs in their block.",
+            thousands(stats.shared_ts_pieces),
+            thousands(stats.pieces),
+            thousands(stats.shared_columns)
+        ),
+        format!(
+            "  Values: {} pieces are a constant kept in the index, {} repeat an earlier piece's values and point to them; the rest are adaptive blocks (03b).",
+            thousands(stats.constant_pieces),
+            thousands(stats.shared_value_pieces)
+        ),
+        format!(
+            "  Bytes: blocks {} (of which inline timestamps {}) | shared timestamp columns {} | index pages {} ({:.1} B a piece) | name pages {} | root {} | header + footer {}",
             stats.data,
-            stats.block_lists,
-            stats.block_lists as f64 / stats.blocks.max(1) as f64,
-            stats.directory,
-            stats.symbols,
+            stats.inline_timestamps,
+            stats.columns,
+            stats.index,
+            stats.index as f64 / stats.pieces.max(1) as f64,
+            stats.names,
+            stats.root,
             stats.frame
         ),
         format!(
-            "  Names and label values are stored once in the symbol table; series refer to them by number. Against phase 03's {} the file is {:+.2}%.",
+            "  Against phase 03's {} the file is {:+.2}%; against phase 03b's {} (no index, no random access), {:+.2}%; against version 2 of this format ({}, {:.3} B/sample), {:+.2}%.",
             human_bytes(phase03),
-            100.0 * (bytes as f64 / phase03.max(1) as f64 - 1.0)
+            change(phase03),
+            human_bytes(phase03b),
+            change(phase03b),
+            human_bytes(version2),
+            version2 as f64 / samples.max(1) as f64,
+            change(version2)
         ),
     ];
     if let Some(q) = probe_query(&path, 0.01)? {
         lines.push(format!(
-            "  Query: the series with the most bytes, {}, over 1% of its time range ({}): {} samples from {} of {} blocks.",
+            "  Query: the series with the most bytes, {}, over 1% of its time range ({}): {} samples from {} of {} pieces.",
             q.series,
             format_duration(q.end - q.start),
             q.samples,
@@ -117,8 +159,9 @@ pub fn run(ctx: &Context, options: BlockOptions) -> Result<PhaseOutcome> {
             q.blocks_total
         ));
         lines.push(format!(
-            "  It read {} B (footer, header, directory at open) + {} B (one block list, its blocks) = {:.2}% of the file.",
+            "  It read {} B (footer, header, root at open) + {} B (its name page and index page) + {} B (its blocks and timestamp column) = {:.2}% of the file.",
             q.open_bytes,
+            q.lookup_bytes,
             q.query_bytes,
             100.0 * q.share()
         ));

@@ -200,11 +200,16 @@ pub fn run(ctx: &Context) -> Result<PhaseOutcome> {
             p.hours,
             human_bytes(p.raw_bytes),
             human_bytes(p.rollup_bytes),
-            if p.rollup_bytes < p.raw_bytes {
+            if p.rollup_bytes * 2 <= p.raw_bytes {
                 format!("{:.0}x less", p.raw_bytes as f64 / p.rollup_bytes.max(1) as f64)
+            } else if p.rollup_bytes < p.raw_bytes {
+                format!(
+                    "{:.2}x less: over so short a range the rollup file's index and names weigh as much as what it saves",
+                    p.raw_bytes as f64 / p.rollup_bytes.max(1) as f64
+                )
             } else {
                 format!(
-                    "{:.1}x more: over so short a range the rollup file's directory outweighs what it saves",
+                    "{:.2}x more: over so short a range the rollup file's index and names outweigh what it saves",
                     p.rollup_bytes as f64 / p.raw_bytes.max(1) as f64
                 )
             }

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use super::{thousands, Context};
 use crate::error::{Error, Result};
 use crate::format::metrics;
+use crate::model::Series;
 use crate::query::{Engine, Output, Table};
 use crate::report::human_bytes;
 use crate::time::format_duration;
@@ -41,9 +42,15 @@ pub fn demo_queries(engine: &Engine) -> Result<Vec<(String, String)>> {
         .series()
         .first()
         .ok_or_else(|| Error::InvalidArgument(format!("{} holds no series", metrics::FILE_NAME)))?;
+    // The exact first and last timestamps (block bounds may be rounded).
     let blocks = file.blocks(0)?;
-    let (start, end) = match (blocks.first(), blocks.last()) {
-        (Some(a), Some(b)) => (a.first, b.last),
+    let (mut head, mut tail) = (Series::default(), Series::default());
+    if let (Some(a), Some(b)) = (blocks.first(), blocks.last()) {
+        file.read_block(0, a, &mut head)?;
+        file.read_block(0, b, &mut tail)?;
+    }
+    let (start, end) = match (head.timestamps.first(), tail.timestamps.last()) {
+        (Some(&a), Some(&b)) => (a, b),
         _ => {
             return Err(Error::InvalidArgument(
                 "the first series has no samples".into(),
@@ -164,11 +171,11 @@ pub fn run(ctx: &Context) -> Result<Vec<String>> {
         "Phase 06: query the phase-04 file with SQL, using its label index and block statistics."
             .to_string(),
         format!(
-            "  {}: {} series of {} metrics in {} blocks; opening read {} (footer, directory).",
+            "  {}: {} series of {} metrics in {} blocks (what the index prunes; version 3: pieces); opening read {} (footer, directory: every key and index page).",
             path.display(),
             engine.file().series().len(),
             engine.index().metrics().count(),
-            engine.file().block_count(),
+            engine.file().piece_count(),
             human_bytes(engine.file().open_bytes())
         ),
     ];

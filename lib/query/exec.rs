@@ -34,12 +34,14 @@ pub struct Stats {
     pub blocks_skipped_limit: u64,
     /// Blocks decoded.
     pub blocks_read: u64,
-    /// Bytes of block lists and blocks read by this query.
+    /// Bytes read by this query: index (block lists in versions 1, 2),
+    /// blocks, shared timestamp columns.
     pub bytes_read: u64,
     pub rows_scanned: u64,
     pub rows_matched: u64,
     pub rows_out: u64,
-    /// Blocks and bytes of the whole file, and bytes read by opening it.
+    /// Blocks (version 3: pieces) and bytes of the whole file, and bytes
+    /// read by opening it.
     pub file_blocks: u64,
     pub file_bytes: u64,
     pub open_bytes: u64,
@@ -215,12 +217,13 @@ trait Sink {
 #[derive(Debug, Clone)]
 enum Acc {
     Count(u64),
-    Sum(f64, u64),
+    /// Sum, its compensation (Neumaier), count.
+    Sum(f64, f64, u64),
     Min(f64, u64),
     Max(f64, u64),
     First(i64, f64, bool),
     Last(i64, f64, bool),
-    /// Count, mean, sum of squared deviations (Chan et al. merge).
+    /// Count, mean, sum of squared deviations (Welford, row by row).
     Moments(u64, f64, f64),
     Values(Vec<f64>),
     /// Area, duration, previous sample (series rank, ts, value), value sum, count.
@@ -231,7 +234,7 @@ impl Acc {
     fn new(f: AggFn) -> Acc {
         match f {
             AggFn::Count => Acc::Count(0),
-            AggFn::Sum | AggFn::Avg => Acc::Sum(0.0, 0),
+            AggFn::Sum | AggFn::Avg => Acc::Sum(0.0, 0.0, 0),
             AggFn::Min => Acc::Min(f64::NAN, 0),
             AggFn::Max => Acc::Max(f64::NAN, 0),
             AggFn::First => Acc::First(0, 0.0, false),
@@ -242,13 +245,25 @@ impl Acc {
         }
     }
 
-    /// Adds rows of one series (`rank`), in time order.
+    /// Adds rows of one series (`rank`), in time order. Sums and moments
+    /// take the rows one at a time, so that an answer depends on the rows
+    /// and their order only, never on how the file cut them into blocks;
+    /// sums are compensated (Neumaier), so they are as good as exact.
     fn update(&mut self, rank: usize, ts: &[i64], v: &[f64]) {
         let n = v.len() as u64;
         match self {
             Acc::Count(c) => *c += n,
-            Acc::Sum(s, c) => {
-                *s += v.iter().sum::<f64>();
+            Acc::Sum(s, comp, c) => {
+                for &x in v {
+                    let t = *s + x;
+                    // The low-order bits lost by the addition.
+                    *comp += if s.abs() >= x.abs() {
+                        (*s - t) + x
+                    } else {
+                        (x - t) + *s
+                    };
+                    *s = t;
+                }
                 *c += n;
             }
             Acc::Min(m, c) => {
@@ -274,18 +289,12 @@ impl Acc {
                 }
             }
             Acc::Moments(c, mean, m2) => {
-                if n == 0 {
-                    return;
+                for &x in v {
+                    *c += 1;
+                    let delta = x - *mean;
+                    *mean += delta / *c as f64;
+                    *m2 += delta * (x - *mean);
                 }
-                let bn = n as f64;
-                let bmean = v.iter().sum::<f64>() / bn;
-                let bm2: f64 = v.iter().map(|x| (x - bmean) * (x - bmean)).sum();
-                let an = *c as f64;
-                let total = an + bn;
-                let delta = bmean - *mean;
-                *mean += delta * bn / total;
-                *m2 += bm2 + delta * delta * an * bn / total;
-                *c += n;
             }
             Acc::Values(all) => all.extend_from_slice(v),
             Acc::Twap(area, dur, prev, sum, c) => {
@@ -309,9 +318,16 @@ impl Acc {
     fn finish(&mut self, f: AggFn) -> Value {
         match (self, f) {
             (Acc::Count(c), _) => Value::Int(*c as i64),
-            (Acc::Sum(_, 0), _) => Value::Null,
-            (Acc::Sum(s, _), AggFn::Sum) => Value::Float(*s),
-            (Acc::Sum(s, c), _) => Value::Float(*s / *c as f64),
+            (Acc::Sum(_, _, 0), _) => Value::Null,
+            (Acc::Sum(s, comp, c), f) => {
+                // An infinite or NaN sum has no low-order bits to add back.
+                let sum = if s.is_finite() { *s + *comp } else { *s };
+                Value::Float(if f == AggFn::Sum {
+                    sum
+                } else {
+                    sum / *c as f64
+                })
+            }
             (Acc::Min(_, 0) | Acc::Max(_, 0), _) => Value::Null,
             (Acc::Min(m, _) | Acc::Max(m, _), _) => Value::Float(*m),
             (Acc::First(_, x, true) | Acc::Last(_, x, true), _) => Value::Float(*x),
@@ -588,7 +604,7 @@ pub fn execute(
     run: bool,
 ) -> Result<(Table, Stats)> {
     let mut stats = Stats {
-        file_blocks: file.block_count(),
+        file_blocks: file.piece_count(),
         file_bytes: file.len(),
         open_bytes: file.open_bytes(),
         ..Stats::default()

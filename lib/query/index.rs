@@ -117,10 +117,8 @@ mod tests {
             key: SeriesKey::new(metric, labels),
             samples: 1,
             blocks: 1,
-            data_offset: 0,
             data_len: 0,
-            list_offset: 0,
-            list_len: 0,
+            loc: crate::format::metrics::SeriesLoc::Page { page: 0, index: 0 },
         }
     }
 

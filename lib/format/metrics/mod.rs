@@ -1,73 +1,85 @@
-//! Phase 04: the self-contained binary format (`.metrics`).
+//! Phase 04: the self-contained binary format (`.metrics`), version 3.
 //!
-//! One file holds everything: a header, compressed data in blocks, an index
-//! and a fixed-size footer. A reader seeks to the footer, reads the
-//! directory (names and labels, stored once in a symbol table), then reads
-//! only the block list of the series it wants and only the blocks that
-//! overlap its time range. Every part carries a CRC32C.
+//! One file holds everything: samples in checksummed blocks, timestamp
+//! columns shared by the series scraped together, an index paged so that a
+//! query for one series reads a sliver of it, names compressed in pages,
+//! and a small root that says where everything is.
 //!
 //! ```text
 //! offset 0
-//! ┌──────────────────────────────────────────────────────────────────┐
-//! │ header (16 B): "METRICS!" | version u32 LE | flags u32 LE = 0    │
-//! ├──────────────────────────────────────────────────────────────────┤
-//! │ data: the blocks of series 0, then of series 1, ...              │
-//! │   block: | n (varint) | ts column length (varint) | ts column |  │
-//! │          | value column | CRC32C of the block (u32 LE) |         │
-//! │   value column: version 2, an adaptive block (scheme tag, then   │
-//! │   its payload); version 1, a Gorilla XOR bit stream              │
-//! ├──────────────────────────────────────────────────────────────────┤
-//! │ block lists: one per series, each | entries... | CRC32C u32 |    │
-//! │   entry: | first ts (zigzag varint, delta to previous entry's    │
-//! │            last ts, or to 0) | last - first (varint) |           │
-//! │          | sample count (varint) | min f64 LE | max f64 LE |    │
-//! │          | block length (varint) |                               │
-//! ├──────────────────────────────────────────────────────────────────┤
-//! │ directory:                                                       │
-//! │   | symbol count (varint) | symbols (varint length + UTF-8)... | │
-//! │   | series count (varint) |                                      │
-//! │   per series: | metric symbol | label count | (name, value)     │
-//! │     symbols... | sample count | block count | data length |      │
-//! │     list length |                        (all varints)           │
-//! ├──────────────────────────────────────────────────────────────────┤
-//! │ footer (40 B): directory offset u64 | directory length u64 |     │
-//! │   directory CRC32C u32 | series count u32 | block count u32 |    │
-//! │   version u32 | "METRICS!"                                       │
-//! └──────────────────────────────────────────────────────────────────┘
+//! ┌──────────────────────────────────────────────────────────────────────┐
+//! │ header (16 B): "METRICS!" | version u32 LE = 3 | flags u32 LE = 0    │
+//! ├──────────────────────────────────────────────────────────────────────┤
+//! │ blocks, index page by index page: | items... | CRC32C u32 |          │
+//! │   item: | inline timestamps (len + column) | stored values (len +    │
+//! │         adaptive block) |  (either part only if the piece has it)    │
+//! ├──────────────────────────────────────────────────────────────────────┤
+//! │ shared timestamp columns, window by window: | column | CRC32C |      │
+//! ├──────────────────────────────────────────────────────────────────────┤
+//! │ index pages: per run of series, column by column (bit-packed):       │
+//! │   pieces per series | window | flags | samples | shared column |     │
+//! │   block | constants | references | block lengths, times, min, max |  │
+//! │   CRC32C                                                             │
+//! ├──────────────────────────────────────────────────────────────────────┤
+//! │ name pages: keys front-coded, zstd when smaller | CRC32C             │
+//! ├──────────────────────────────────────────────────────────────────────┤
+//! │ root: window, windows (base tick, shared columns), index pages,      │
+//! │   name pages (separators)                                            │
+//! ├──────────────────────────────────────────────────────────────────────┤
+//! │ footer (40 B): root offset u64 | root length u64 | root CRC32C u32 | │
+//! │   series u32 | blocks u32 | version u32 | "METRICS!"                 │
+//! └──────────────────────────────────────────────────────────────────────┘
 //! ```
 //!
-//! Blocks hold one series' samples within one aligned time window (2 h by
-//! default) and at most a bounded number of samples; timestamps and values
-//! are coded as in phase 03 (see [`crate::codec::delta`] and
-//! [`crate::codec::xor`]). Offsets are not stored: series' data regions
-//! follow each other from byte 16, their block lists follow each other
-//! after the data, and a block's offset is its series' data offset plus the
-//! lengths of the entries before it. The reader checks that these regions
-//! tile the file exactly. `min` and `max` ignore NaN (both are NaN only if
-//! every value is).
+//! A series' samples are cut into *pieces*: one aligned window (6 h by
+//! default), at most `max_samples` (256), and, when their values are
+//! stored, about `max_bytes` (512). A piece's timestamps are a *shared
+//! column* of its window (when other series have exactly the same ones) or
+//! *inline* in its block; its values are *stored* in its block, a
+//! *constant* kept in the index, or a *reference* to an earlier piece with
+//! the same bits. The *items* of the pieces of one window share blocks, so
+//! thousands of short series do not pay a block each. Offsets are not
+//! stored: the regions follow each other and the root gives every length;
+//! the reader checks that they tile the file.
 //!
-//! Why block lists apart from the directory? A one-series query then reads
-//! the directory (a few hundred bytes per series), one list (about 30 bytes
-//! per block) and its blocks, not every block entry of the file. Each list
-//! has its own CRC so it can be trusted without reading the others.
+//! A reader opens the footer and the root, then, for one series, one name
+//! page (to find its key), one index page (its pieces) and the blocks and
+//! columns its time range needs ([`MetricsFile::open_lazy`],
+//! [`MetricsFile::find`]); the query engine reads every page at open
+//! ([`MetricsFile::open`]). Versions 1 and 2 (one block list per series
+//! and a directory read whole) are still read; [`encode_v2`] still writes
+//! version 2 for side-by-side benches.
 //!
-//! `docs/src/format.md` is the exact specification with a version table.
+//! - `writer.rs`: slices, shared columns, pieces, packing; `writer_v2.rs`.
+//! - `index_page.rs`, `name_page.rs`, `root.rs`: the parts' codecs.
+//! - `reader.rs`: [`MetricsFile`], all versions; `inspect.rs`: [`inspect`].
+//!
+//! `docs/src/format.md` is the exact specification, with a version table and
+//! a worked example.
 
+mod index_page;
 mod inspect;
+mod name_page;
 mod reader;
+mod root;
 mod writer;
+mod writer_v2;
 
 pub use inspect::{inspect, Inspection};
+#[cfg(test)]
+pub(crate) use reader::SeriesLoc;
 pub use reader::{BlockMeta, MetricsFile, ReadStats, SeriesInfo};
-pub use writer::{encode, write, BlockOptions, EncodeStats};
+pub use writer::{encode, write, BlockOptions, EncodeStats, PAGE_BYTES, PAGE_SHARE};
+pub use writer_v2::{encode_v2, v2_options};
 
 /// The magic at both ends of the file.
 pub const MAGIC: &[u8; 8] = b"METRICS!";
 /// The version this build writes.
-pub const VERSION: u32 = 2;
-/// The versions this build reads: 1 (Gorilla XOR value columns) and 2
-/// (adaptive value columns, see [`crate::codec::adaptive`]).
-pub const READABLE_VERSIONS: [u32; 2] = [1, 2];
+pub const VERSION: u32 = 3;
+/// The versions this build reads: 1 (Gorilla XOR value columns), 2
+/// (adaptive value columns, see [`crate::codec::adaptive`]) and 3 (shared
+/// timestamp columns, packed blocks, paged index and names).
+pub const READABLE_VERSIONS: [u32; 3] = [1, 2, 3];
 /// Bytes of the header.
 pub const HEADER_LEN: u64 = 16;
 /// Bytes of the footer.

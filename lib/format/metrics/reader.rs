@@ -1,6 +1,13 @@
 //! Reading a `.metrics` file: open reads the footer, header and directory;
-//! queries read one series' block list and only the blocks they need.
-//! Every read is counted, so a query can say how many bytes it touched.
+//! queries read one series' index and only the blocks they need. Every
+//! read is counted, so a query can say how many bytes it touched.
+//!
+//! Versions 1 and 2 keep a directory that is read whole at open and one
+//! block list per series. Version 3 keeps a small root (read at open),
+//! name pages and index pages: [`MetricsFile::open`] reads them all (the
+//! query engine needs every key), [`MetricsFile::open_lazy`] reads only
+//! the root, and [`MetricsFile::find`] then reads the one name page and
+//! the one index page a series needs.
 //!
 //! Nothing read is trusted: every offset and length is checked against the
 //! file size before anything is allocated or read, every part's CRC is
@@ -8,13 +15,19 @@
 //! their index entries.
 
 use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 #[cfg(not(unix))]
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::rc::Rc;
 
+use super::index_page::{self, IndexPage, PageShape, TsSource, ValueSource};
+use super::name_page;
+use super::root::Root;
 use super::{Footer, FOOTER_LEN, HEADER_LEN, MAGIC, READABLE_VERSIONS, VERSION};
 use crate::bytes::ByteReader;
+use crate::codec::delta::ColumnContext;
 use crate::codec::{adaptive, delta, xor};
 use crate::error::{Error, Result};
 use crate::model::{Dataset, Labels, Series, SeriesKey};
@@ -24,14 +37,38 @@ use crate::model::{Dataset, Labels, Series, SeriesKey};
 pub struct SeriesInfo {
     pub key: SeriesKey,
     pub samples: u64,
+    /// Blocks its samples are in (versions 1, 2), or pieces (version 3:
+    /// one window, at most `max_samples`, about `max_bytes` of a block).
     pub blocks: u64,
-    pub data_offset: u64,
+    /// Bytes of blocks a full read of the series reads (version 3: shared
+    /// blocks count whole; shared timestamp columns are not counted).
     pub data_len: u64,
-    pub list_offset: u64,
-    pub list_len: u64,
+    pub(crate) loc: SeriesLoc,
 }
 
-/// One block as its index entry describes it.
+/// Where a series' index is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SeriesLoc {
+    /// Versions 1 and 2: its data region and its block list.
+    List {
+        data_offset: u64,
+        list_offset: u64,
+        list_len: u64,
+    },
+    /// Version 3: index page `page`, `index`-th series of the page.
+    Page { page: usize, index: usize },
+}
+
+/// One block, or (version 3) one piece of a series, as its index entry
+/// describes it: the bytes to read and bounds on what they hold.
+///
+/// Version 3 shares blocks between the pieces of short series and keeps
+/// the values of constant pieces in the index, so `offset` and `length`
+/// name the block that holds the piece's item (or, for a piece whose values
+/// repeat another's, that piece's block; for a constant piece on a shared
+/// timestamp column, no block: length 0). `first`, `last`, `min` and `max`
+/// are bounds: exact in versions 1 and 2; in version 3 the block's (shared
+/// by its items) or, without a block, the piece's window.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct BlockMeta {
     /// Position within its series.
@@ -43,6 +80,16 @@ pub struct BlockMeta {
     pub count: u64,
     pub min: f64,
     pub max: f64,
+    pub(crate) loc: BlockLoc,
+}
+
+/// How to decode a block's samples for its series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlockLoc {
+    /// Versions 1 and 2: the block is the series' alone.
+    Whole,
+    /// Version 3: piece `piece` of index page `page`.
+    Piece { page: usize, piece: usize },
 }
 
 impl BlockMeta {
@@ -55,7 +102,8 @@ impl BlockMeta {
 /// What one query read.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ReadStats {
-    /// Bytes of block lists and blocks read by the query.
+    /// Bytes read by the query: block lists (versions 1, 2), blocks, shared
+    /// timestamp columns (version 3).
     pub bytes_read: u64,
     pub blocks_total: u64,
     pub blocks_read: u64,
@@ -78,6 +126,47 @@ enum Source {
     Bytes(Vec<u8>),
 }
 
+/// A decoded shared timestamp column.
+type SharedColumn = Rc<Vec<i64>>;
+
+/// Where the parts of a version 3 file are, from its root.
+struct V3 {
+    root: Root,
+    /// Per index page: offset of its blocks, offset of the page, first series.
+    page_data: Vec<u64>,
+    page_at: Vec<u64>,
+    page_series: Vec<u64>,
+    /// Per window, offset of each shared column.
+    column_at: Vec<Vec<u64>>,
+    /// Per name page: its offset and first series.
+    name_at: Vec<u64>,
+    name_series: Vec<u64>,
+    /// Decoded index pages, with their blocks' offsets.
+    pages: RefCell<HashMap<usize, Rc<LoadedPage>>>,
+    /// Decoded shared columns by (window, column).
+    columns: RefCell<HashMap<(usize, usize), SharedColumn>>,
+    /// Series found by [`MetricsFile::find`] on a lazily opened file.
+    found: RefCell<BTreeMap<usize, SeriesInfo>>,
+}
+
+/// Where the parts of a version 3 file are (see [`MetricsFile::v3_parts`]).
+pub(crate) struct V3Parts {
+    pub window_ns: i64,
+    pub max_samples: u64,
+    /// (window, column, window start, offset, length, samples).
+    pub columns: Vec<(usize, usize, i64, u64, u64, u64)>,
+    /// (offset, length, first series, series).
+    pub index_pages: Vec<(u64, u64, u64, u64)>,
+    /// (offset, length, series).
+    pub name_pages: Vec<(u64, u64, u64)>,
+}
+
+/// An index page and the file offset of each of its blocks.
+struct LoadedPage {
+    page: IndexPage,
+    block_at: Vec<u64>,
+}
+
 /// An open `.metrics` file.
 pub struct MetricsFile {
     source: Source,
@@ -85,13 +174,31 @@ pub struct MetricsFile {
     len: u64,
     footer: Footer,
     series: Vec<SeriesInfo>,
+    v3: Option<V3>,
     open_bytes: u64,
     bytes_read: Cell<u64>,
 }
 
 impl MetricsFile {
-    /// Opens the file at `path`.
+    /// Opens the file at `path` and reads its directory: every series' key
+    /// and index (version 3: the root, every name page and index page).
+    ///
+    /// Errors: a missing file, I/O errors, and a file that is not a
+    /// readable `.metrics` file ([`Error::Truncated`], [`Error::Corrupt`]
+    /// naming the part and byte offset).
     pub fn open(path: &Path) -> Result<Self> {
+        Self::open_file(path, false)
+    }
+
+    /// Opens the file at `path` reading only what every query needs: the
+    /// footer, the header and (version 3) the root. [`MetricsFile::series`]
+    /// stays empty; [`MetricsFile::find`] looks one series up. A version 1
+    /// or 2 file has no smaller part to read: its directory is read whole.
+    pub fn open_lazy(path: &Path) -> Result<Self> {
+        Self::open_file(path, true)
+    }
+
+    fn open_file(path: &Path, lazy: bool) -> Result<Self> {
         let file = File::open(path).map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::MissingInput {
@@ -107,16 +214,23 @@ impl MetricsFile {
             Source::File(RefCell::new(file)),
             len,
             path.display().to_string(),
+            lazy,
         )
     }
 
-    /// Opens a file held in memory (for tests and tools).
+    /// Opens a file held in memory (for tests and tools), as [`MetricsFile::open`].
     pub fn from_bytes(bytes: Vec<u8>, name: &str) -> Result<Self> {
         let len = bytes.len() as u64;
-        Self::from_source(Source::Bytes(bytes), len, name.to_string())
+        Self::from_source(Source::Bytes(bytes), len, name.to_string(), false)
     }
 
-    fn from_source(source: Source, len: u64, name: String) -> Result<Self> {
+    /// Opens a file held in memory as [`MetricsFile::open_lazy`] does.
+    pub fn from_bytes_lazy(bytes: Vec<u8>, name: &str) -> Result<Self> {
+        let len = bytes.len() as u64;
+        Self::from_source(Source::Bytes(bytes), len, name.to_string(), true)
+    }
+
+    fn from_source(source: Source, len: u64, name: String, lazy: bool) -> Result<Self> {
         let mut f = MetricsFile {
             source,
             name,
@@ -130,10 +244,11 @@ impl MetricsFile {
                 version: 0,
             },
             series: Vec::new(),
+            v3: None,
             open_bytes: 0,
             bytes_read: Cell::new(0),
         };
-        f.load()?;
+        f.load(lazy)?;
         f.open_bytes = f.bytes_read.get();
         f.bytes_read.set(0);
         Ok(f)
@@ -168,7 +283,7 @@ impl MetricsFile {
         }
     }
 
-    fn load(&mut self) -> Result<()> {
+    fn load(&mut self, lazy: bool) -> Result<()> {
         if self.len < HEADER_LEN + FOOTER_LEN {
             return Err(Error::truncated(
                 &self.name,
@@ -236,11 +351,16 @@ impl MetricsFile {
                 ),
             ));
         }
-        let dir = self.read_at(footer.directory_offset, footer.directory_len, "directory")?;
+        let part = if footer.version >= 3 {
+            "root"
+        } else {
+            "directory"
+        };
+        let dir = self.read_at(footer.directory_offset, footer.directory_len, part)?;
         let crc = crc32c::crc32c(&dir);
         if crc != footer.directory_crc {
             return Err(self.corrupt(
-                "directory",
+                part,
                 footer.directory_offset,
                 format!(
                     "checksum mismatch: stored {:#010x}, computed {crc:#010x}",
@@ -248,9 +368,415 @@ impl MetricsFile {
                 ),
             ));
         }
-        self.series = self.parse_directory(&dir, &footer)?;
         self.footer = footer;
+        if footer.version >= 3 {
+            self.v3 = Some(self.parse_root(&dir, &footer)?);
+            if !lazy {
+                self.series = self.load_all_series()?;
+            }
+        } else {
+            self.series = self.parse_directory(&dir, &footer)?;
+        }
         Ok(())
+    }
+
+    /// Parses the version 3 root and checks that the parts it lists tile
+    /// the file exactly and agree with the footer.
+    fn parse_root(&self, bytes: &[u8], footer: &Footer) -> Result<V3> {
+        let what = format!("{}: root", self.name);
+        let root = Root::decode(bytes, footer.directory_offset, &what)?;
+        let bad = |reason: String| self.corrupt("root", footer.directory_offset, reason);
+        let mut at = HEADER_LEN;
+        let add = |at: u64, len: u64, part: &str| {
+            at.checked_add(len)
+                .filter(|&e| e <= footer.directory_offset)
+                .ok_or_else(|| bad(format!("{part} runs past the root")))
+        };
+        let (mut page_data, mut page_series) = (Vec::new(), Vec::new());
+        let mut series = 0u64;
+        for (i, p) in root.index_pages.iter().enumerate() {
+            page_data.push(at);
+            page_series.push(series);
+            at = add(at, p.data_len, &format!("the blocks of index page {i}"))?;
+            series = series.saturating_add(p.series);
+        }
+        let mut column_at = Vec::with_capacity(root.windows.len());
+        for (w, win) in root.windows.iter().enumerate() {
+            let mut offsets = Vec::with_capacity(win.columns.len());
+            for c in &win.columns {
+                offsets.push(at);
+                at = add(at, c.length, &format!("shared column of window {w}"))?;
+            }
+            column_at.push(offsets);
+        }
+        let mut page_at = Vec::with_capacity(root.index_pages.len());
+        for (i, p) in root.index_pages.iter().enumerate() {
+            page_at.push(at);
+            at = add(at, p.length, &format!("index page {i}"))?;
+        }
+        let (mut name_at, mut name_series) = (Vec::new(), Vec::new());
+        let mut named = 0u64;
+        for (i, p) in root.name_pages.iter().enumerate() {
+            name_at.push(at);
+            name_series.push(named);
+            at = add(at, p.length, &format!("name page {i}"))?;
+            named = named.saturating_add(p.series);
+        }
+        if at != footer.directory_offset {
+            return Err(bad(format!(
+                "the parts end at byte {at}, the root starts at {}",
+                footer.directory_offset
+            )));
+        }
+        if series != footer.series_count as u64 || named != series {
+            return Err(bad(format!(
+                "index pages hold {series} series, name pages {named}, the footer says {}",
+                footer.series_count
+            )));
+        }
+        Ok(V3 {
+            root,
+            page_data,
+            page_at,
+            page_series,
+            column_at,
+            name_at,
+            name_series,
+            pages: RefCell::new(HashMap::new()),
+            columns: RefCell::new(HashMap::new()),
+            found: RefCell::new(BTreeMap::new()),
+        })
+    }
+
+    fn v3(&self) -> Result<&V3> {
+        self.v3
+            .as_ref()
+            .ok_or_else(|| Error::InvalidArgument(format!("{} is not a version 3 file", self.name)))
+    }
+
+    /// Reads a part and checks the CRC32C in its last 4 bytes; returns the
+    /// part without its CRC.
+    fn read_checked(&self, offset: u64, len: u64, what: &str) -> Result<Vec<u8>> {
+        if len < 4 {
+            return Err(self.corrupt(what, offset, format!("{len} bytes cannot hold a CRC32C")));
+        }
+        let mut raw = self.read_at(offset, len, what)?;
+        let body_len = raw.len() - 4;
+        let stored = u32::from_le_bytes([
+            raw[body_len],
+            raw[body_len + 1],
+            raw[body_len + 2],
+            raw[body_len + 3],
+        ]);
+        let crc = crc32c::crc32c(&raw[..body_len]);
+        if crc != stored {
+            return Err(self.corrupt(
+                what,
+                offset,
+                format!("checksum mismatch: stored {stored:#010x}, computed {crc:#010x}"),
+            ));
+        }
+        raw.truncate(body_len);
+        Ok(raw)
+    }
+
+    /// The keys of name page `p`.
+    fn name_page(&self, p: usize) -> Result<Vec<SeriesKey>> {
+        let v3 = self.v3()?;
+        let entry = &v3.root.name_pages[p];
+        let what = format!("name page {p}");
+        let body = self.read_checked(v3.name_at[p], entry.length, &what)?;
+        let ctx = format!("{}: {what}", self.name);
+        let keys = name_page::decode(&body, v3.name_at[p], &ctx, entry.series as usize)?;
+        // The root's separators must bracket the page: a lookup relies on it.
+        let next = v3
+            .root
+            .name_pages
+            .get(p + 1)
+            .and_then(|n| n.first_key.as_ref());
+        let starts_ok = entry
+            .first_key
+            .as_ref()
+            .is_none_or(|k| keys.first() >= Some(k));
+        let ends_ok = next.is_none_or(|k| keys.last() < Some(k));
+        if !starts_ok || !ends_ok {
+            return Err(self.corrupt(
+                &what,
+                v3.name_at[p],
+                "its keys fall outside the range the root gives it",
+            ));
+        }
+        Ok(keys)
+    }
+
+    /// Index page `p`, read and decoded once.
+    fn page(&self, p: usize) -> Result<Rc<LoadedPage>> {
+        let v3 = self.v3()?;
+        if let Some(page) = v3.pages.borrow().get(&p) {
+            return Ok(page.clone());
+        }
+        let entry =
+            v3.root.index_pages.get(p).ok_or_else(|| {
+                Error::InvalidArgument(format!("no index page {p} in {}", self.name))
+            })?;
+        let what = format!("index page {p}");
+        let body = self.read_checked(v3.page_at[p], entry.length, &what)?;
+        let ctx = format!("{}: {what}", self.name);
+        let windows = &v3.root.windows;
+        let page = index_page::decode(
+            &body,
+            v3.page_at[p],
+            &ctx,
+            PageShape {
+                series: entry.series as usize,
+                windows: windows.len(),
+                quantum: super::root::quantum(v3.root.window_ns),
+            },
+            |w, c| {
+                windows
+                    .get(w)
+                    .and_then(|win| win.columns.get(c))
+                    .map(|col| col.samples as usize)
+            },
+            |w| v3.root.window_start(w as usize),
+        )?;
+        let mut block_at = Vec::with_capacity(page.blocks.len());
+        let mut at = v3.page_data[p];
+        for b in &page.blocks {
+            block_at.push(at);
+            at = at.saturating_add(b.length);
+        }
+        if at - v3.page_data[p] != entry.data_len {
+            return Err(self.corrupt(
+                &what,
+                v3.page_at[p],
+                format!(
+                    "its blocks hold {} bytes, the root says {}",
+                    at - v3.page_data[p],
+                    entry.data_len
+                ),
+            ));
+        }
+        let loaded = Rc::new(LoadedPage { page, block_at });
+        v3.pages.borrow_mut().insert(p, loaded.clone());
+        Ok(loaded)
+    }
+
+    /// The series info of `index`-th series of index page `p`.
+    fn page_series_info(&self, p: usize, index: usize, key: SeriesKey) -> Result<SeriesInfo> {
+        let lp = self.page(p)?;
+        let range = lp.page.series[index].clone();
+        let pieces = &lp.page.pieces[range.clone()];
+        let mut blocks: Vec<usize> = pieces
+            .iter()
+            .filter_map(|x| match (x.block, x.values) {
+                (Some(b), _) => Some(b as usize),
+                (None, ValueSource::Ref(t)) => lp.page.pieces[t as usize].block.map(|b| b as usize),
+                _ => None,
+            })
+            .collect();
+        blocks.dedup();
+        blocks.sort_unstable();
+        blocks.dedup();
+        Ok(SeriesInfo {
+            key,
+            samples: pieces.iter().map(|x| x.n as u64).sum(),
+            blocks: pieces.len() as u64,
+            data_len: blocks.iter().map(|&b| lp.page.blocks[b].length).sum(),
+            loc: SeriesLoc::Page { page: p, index },
+        })
+    }
+
+    /// Every series of a version 3 file: every name page and index page.
+    fn load_all_series(&self) -> Result<Vec<SeriesInfo>> {
+        let v3 = self.v3()?;
+        let mut keys: Vec<SeriesKey> = Vec::new();
+        for p in 0..v3.root.name_pages.len() {
+            let page = self.name_page(p)?;
+            if let (Some(last), Some(first)) = (keys.last(), page.first()) {
+                if last >= first {
+                    return Err(self.corrupt(
+                        &format!("name page {p}"),
+                        v3.name_at[p],
+                        "its first key does not follow the previous page's last",
+                    ));
+                }
+            }
+            keys.extend(page);
+        }
+        let mut keys = keys.into_iter();
+        let mut out = Vec::with_capacity(keys.len());
+        let mut blocks = 0u64;
+        for (p, entry) in v3.root.index_pages.iter().enumerate() {
+            for index in 0..entry.series as usize {
+                let key = keys.next().unwrap_or_default();
+                out.push(self.page_series_info(p, index, key)?);
+            }
+            blocks += self.page(p)?.page.blocks.len() as u64;
+        }
+        if blocks != self.footer.block_count as u64 {
+            return Err(self.corrupt(
+                "footer",
+                self.len - FOOTER_LEN + 24,
+                format!(
+                    "the index pages hold {blocks} blocks, the footer says {}",
+                    self.footer.block_count
+                ),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Looks a series up by its key; returns its id. On a lazily opened
+    /// version 3 file this reads one name page and one index page; else it
+    /// searches the directory read at open.
+    pub fn find(&self, key: &SeriesKey) -> Result<Option<usize>> {
+        let Some(v3) = self.v3.as_ref().filter(|_| self.series.is_empty()) else {
+            return Ok(self.series.binary_search_by(|s| s.key.cmp(key)).ok());
+        };
+        let p = v3
+            .root
+            .name_pages
+            .partition_point(|n| n.first_key.as_ref().is_none_or(|k| k <= key));
+        if p == 0 {
+            return Ok(None);
+        }
+        let p = p - 1;
+        let keys = self.name_page(p)?;
+        let Ok(i) = keys.binary_search(key) else {
+            return Ok(None);
+        };
+        let id = (v3.name_series[p] + i as u64) as usize;
+        if v3.found.borrow().contains_key(&id) {
+            return Ok(Some(id));
+        }
+        let page = v3
+            .page_series
+            .partition_point(|&first| first as usize <= id)
+            - 1;
+        let index = id - v3.page_series[page] as usize;
+        let info = self.page_series_info(page, index, key.clone())?;
+        v3.found.borrow_mut().insert(id, info);
+        Ok(Some(id))
+    }
+
+    /// Where the parts of a version 3 file are, for `inspect`.
+    pub(crate) fn v3_parts(&self) -> Option<V3Parts> {
+        let v3 = self.v3.as_ref()?;
+        let r = &v3.root;
+        Some(V3Parts {
+            window_ns: r.window_ns,
+            max_samples: r.max_samples,
+            columns: r
+                .windows
+                .iter()
+                .enumerate()
+                .flat_map(|(w, win)| {
+                    win.columns.iter().enumerate().map(move |(c, col)| {
+                        (
+                            w,
+                            c,
+                            r.window_start(w),
+                            v3.column_at[w][c],
+                            col.length,
+                            col.samples,
+                        )
+                    })
+                })
+                .collect(),
+            index_pages: r
+                .index_pages
+                .iter()
+                .enumerate()
+                .map(|(p, e)| (v3.page_at[p], e.length, v3.page_series[p], e.series))
+                .collect(),
+            name_pages: r
+                .name_pages
+                .iter()
+                .enumerate()
+                .map(|(p, e)| (v3.name_at[p], e.length, e.series))
+                .collect(),
+        })
+    }
+
+    /// Reads and decodes shared column `column` of window `window` (for
+    /// `inspect`); returns its sample count.
+    pub(crate) fn check_shared_column(&self, window: usize, column: usize) -> Result<usize> {
+        Ok(self.shared_column(window, column)?.len())
+    }
+
+    /// What a version 3 piece holds and where, in words (for `inspect`).
+    pub(crate) fn describe_piece(&self, meta: &BlockMeta) -> Option<String> {
+        let BlockLoc::Piece { page, piece } = meta.loc else {
+            return None;
+        };
+        let lp = self.page(page).ok()?;
+        let p = lp.page.pieces.get(piece)?;
+        let ts = match p.ts {
+            TsSource::Inline => "inline timestamps".to_string(),
+            TsSource::Shared { column, start } => format!(
+                "timestamps {start}..{} of shared column {column} of window {}",
+                start as u64 + p.n as u64,
+                p.window
+            ),
+        };
+        let values = match p.values {
+            ValueSource::Stored => "stored values".to_string(),
+            ValueSource::Constant(v) => format!("constant {v}"),
+            ValueSource::Ref(t) => {
+                let series = lp
+                    .page
+                    .series
+                    .iter()
+                    .position(|r| r.contains(&(t as usize)))?;
+                format!(
+                    "the values of piece {} of series {}",
+                    t as usize - lp.page.series[series].start,
+                    self.v3.as_ref()?.page_series[page] as usize + series
+                )
+            }
+        };
+        Some(format!("n={}, {ts}, {values}", p.n))
+    }
+
+    /// Forgets the shared timestamp columns decoded so far, so that the
+    /// next query reads (and counts) the ones it needs: the query engine
+    /// calls it before each query. Index pages read at open are kept.
+    pub fn forget_columns(&self) {
+        if let Some(v3) = &self.v3 {
+            v3.columns.borrow_mut().clear();
+        }
+    }
+
+    /// Samples of shared column `column` of window `window`, read and
+    /// decoded once.
+    fn shared_column(&self, window: usize, column: usize) -> Result<Rc<Vec<i64>>> {
+        let v3 = self.v3()?;
+        if let Some(c) = v3.columns.borrow().get(&(window, column)) {
+            return Ok(c.clone());
+        }
+        let entry = v3
+            .root
+            .windows
+            .get(window)
+            .and_then(|w| w.columns.get(column))
+            .ok_or_else(|| {
+                self.corrupt(
+                    "root",
+                    self.footer.directory_offset,
+                    format!("no shared column {column} in window {window}"),
+                )
+            })?;
+        let at = v3.column_at[window][column];
+        let what = format!("shared timestamp column {column} of window {window}");
+        let body = self.read_checked(at, entry.length, &what)?;
+        let mut ts = Vec::with_capacity(entry.samples as usize);
+        let ctx = v3.root.window_context(window);
+        delta::decode_in_context(&body, entry.samples as usize, ctx, &mut ts)
+            .map_err(|e| e.within(format!("{}: {what} at byte {at}", self.name)))?;
+        let ts = Rc::new(ts);
+        v3.columns.borrow_mut().insert((window, column), ts.clone());
+        Ok(ts)
     }
 
     fn parse_directory(&self, dir: &[u8], footer: &Footer) -> Result<Vec<SeriesInfo>> {
@@ -321,16 +847,20 @@ impl MetricsFile {
                 key,
                 samples,
                 blocks,
-                data_offset,
                 data_len,
-                list_offset: 0,
-                list_len,
+                loc: SeriesLoc::List {
+                    data_offset,
+                    list_offset: 0,
+                    list_len,
+                },
             });
         }
         // The block lists follow the data, one after another, up to the directory.
         let mut list_at = data_at;
         for (info, len) in out.iter_mut().zip(lengths) {
-            info.list_offset = list_at;
+            if let SeriesLoc::List { list_offset, .. } = &mut info.loc {
+                *list_offset = list_at;
+            }
             list_at = list_at.saturating_add(len);
         }
         if list_at != footer.directory_offset {
@@ -371,11 +901,18 @@ impl MetricsFile {
         self.len
     }
 
+    /// Whether the file holds no series.
     pub fn is_empty(&self) -> bool {
-        self.series.is_empty()
+        self.footer.series_count == 0
     }
 
-    /// Bytes read by `open` (footer, header, directory).
+    /// Number of series in the file (also when opened lazily).
+    pub fn series_count(&self) -> usize {
+        self.footer.series_count as usize
+    }
+
+    /// Bytes read by `open` (footer, header, directory; version 3 opened
+    /// lazily: footer, header and root).
     pub fn open_bytes(&self) -> u64 {
         self.open_bytes
     }
@@ -395,40 +932,75 @@ impl MetricsFile {
         self.footer.block_count as u64
     }
 
-    /// Offset and length of the directory.
+    /// What the index describes and a query prunes, in the whole file:
+    /// blocks (versions 1, 2) or pieces (version 3; the series read at
+    /// open, so 0 on a lazily opened file until it is read).
+    pub fn piece_count(&self) -> u64 {
+        if self.v3.is_some() {
+            self.series.iter().map(|s| s.blocks).sum()
+        } else {
+            self.block_count()
+        }
+    }
+
+    /// Offset and length of the directory (version 3: of the root).
     pub fn directory_span(&self) -> (u64, u64) {
         (self.footer.directory_offset, self.footer.directory_len)
     }
 
-    fn info(&self, series: usize) -> Result<&SeriesInfo> {
-        self.series.get(series).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "no series {series} in {} ({} series)",
-                self.name,
-                self.series.len()
-            ))
-        })
+    /// The series `series` as the directory (or a lookup) describes it.
+    pub fn info(&self, series: usize) -> Result<SeriesInfo> {
+        if let Some(s) = self.series.get(series) {
+            return Ok(s.clone());
+        }
+        if let Some(s) = self
+            .v3
+            .as_ref()
+            .and_then(|v| v.found.borrow().get(&series).cloned())
+        {
+            return Ok(s);
+        }
+        Err(Error::InvalidArgument(format!(
+            "no series {series} in {} ({} series{})",
+            self.name,
+            self.footer.series_count,
+            if self.series.is_empty() && self.footer.series_count > 0 {
+                ", opened lazily: find it first"
+            } else {
+                ""
+            }
+        )))
     }
 
-    /// Reads and checks the block list of `series`.
+    /// The index of `series`: its blocks (versions 1, 2: reads and checks
+    /// its block list) or pieces (version 3: from its index page), in time
+    /// order.
     pub fn blocks(&self, series: usize) -> Result<Vec<BlockMeta>> {
         let info = self.info(series)?;
+        let (data_offset, list_offset, list_len) = match info.loc {
+            SeriesLoc::List {
+                data_offset,
+                list_offset,
+                list_len,
+            } => (data_offset, list_offset, list_len),
+            SeriesLoc::Page { page, index } => return self.pieces(page, index),
+        };
         let what = format!("block list of series {series} ({})", info.key);
-        let raw = self.read_at(info.list_offset, info.list_len, &what)?;
+        let raw = self.read_at(list_offset, list_len, &what)?;
         let (body, tail) = raw.split_at(raw.len() - 4);
         let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
         let crc = crc32c::crc32c(body);
         if crc != stored {
             return Err(self.corrupt(
                 &what,
-                info.list_offset,
+                list_offset,
                 format!("checksum mismatch: stored {stored:#010x}, computed {crc:#010x}"),
             ));
         }
         let ctx = format!("{}: {what}", self.name);
-        let mut r = ByteReader::at_offset(body, info.list_offset, &ctx);
+        let mut r = ByteReader::at_offset(body, list_offset, &ctx);
         let mut out = Vec::with_capacity((info.blocks as usize).min(body.len() / 19 + 1));
-        let (mut prev_last, mut offset, mut samples) = (0i64, info.data_offset, 0u64);
+        let (mut prev_last, mut offset, mut samples) = (0i64, data_offset, 0u64);
         for index in 0..info.blocks as usize {
             let first = prev_last.wrapping_add(r.varint_i64()?);
             let span = r.varint()?;
@@ -451,20 +1023,21 @@ impl MetricsFile {
                 count,
                 min,
                 max,
+                loc: BlockLoc::Whole,
             });
             offset = offset
                 .checked_add(length)
-                .filter(|&e| e <= info.data_offset + info.data_len)
+                .filter(|&e| e <= data_offset + info.data_len)
                 .ok_or_else(|| {
                     r.corrupt(format!("entry {index}: block runs past the series' data"))
                 })?;
             samples += count;
             prev_last = last;
         }
-        if !r.is_empty() || samples != info.samples || offset != info.data_offset + info.data_len {
+        if !r.is_empty() || samples != info.samples || offset != data_offset + info.data_len {
             return Err(r.corrupt(format!(
                 "entries hold {samples} samples in {} bytes, the directory says {} in {} ({} bytes left over)",
-                offset - info.data_offset,
+                offset - data_offset,
                 info.samples,
                 info.data_len,
                 r.remaining()
@@ -503,13 +1076,218 @@ impl MetricsFile {
         self.read_at(meta.offset, meta.length, &what)
     }
 
-    /// How errors name a block: its series, key, index and offset.
+    /// How errors name a block: its series, key, index and offset
+    /// (version 3: the piece, and the block it reads).
     fn block_what(&self, series: usize, meta: &BlockMeta) -> Result<String> {
         let info = self.info(series)?;
-        Ok(format!(
-            "series {series} ({}) block {} at byte {}",
-            info.key, meta.index, meta.offset
-        ))
+        Ok(match meta.loc {
+            BlockLoc::Whole => format!(
+                "series {series} ({}) block {} at byte {}",
+                info.key, meta.index, meta.offset
+            ),
+            BlockLoc::Piece { .. } => format!(
+                "series {series} ({}) piece {} in the block at byte {}",
+                info.key, meta.index, meta.offset
+            ),
+        })
+    }
+
+    /// The pieces of the `index`-th series of index page `page`.
+    fn pieces(&self, page: usize, index: usize) -> Result<Vec<BlockMeta>> {
+        let v3 = self.v3()?;
+        let lp = self.page(page)?;
+        let p = &lp.page;
+        let range = p.series.get(index).cloned().ok_or_else(|| {
+            Error::InvalidArgument(format!("no series {index} in index page {page}"))
+        })?;
+        let mut out = Vec::with_capacity(range.len());
+        for (k, i) in range.enumerate() {
+            let piece = &p.pieces[i];
+            let w = piece.window as usize;
+            let window = (v3.root.window_start(w), v3.root.window_end(w));
+            // The block this piece reads: its item's, or its target's.
+            let block = piece.block.or(match piece.values {
+                ValueSource::Ref(t) => p.pieces[t as usize].block,
+                _ => None,
+            });
+            // Bounds on the piece's times: its shared column's (from the
+            // root), its block's (shared by the block's items), or both.
+            let column = match piece.ts {
+                TsSource::Shared { column, .. } => v3
+                    .root
+                    .windows
+                    .get(w)
+                    .and_then(|x| x.columns.get(column as usize))
+                    .map(|c| (c.first, c.last)),
+                TsSource::Inline => None,
+            };
+            let (offset, length, block_times, (bmin, bmax)) = match block {
+                Some(b) => {
+                    let e = &p.blocks[b as usize];
+                    let times = piece.block.is_some().then_some((e.first, e.last));
+                    (lp.block_at[b as usize], e.length, times, (e.min, e.max))
+                }
+                None => (v3.page_data[page], 0, None, (f64::NAN, f64::NAN)),
+            };
+            let (first, last) = match (column, block_times) {
+                (Some(c), Some(b)) => (c.0.max(b.0), c.1.min(b.1)),
+                (Some(t), None) | (None, Some(t)) => t,
+                (None, None) => window,
+            };
+            let (min, max) = match piece.values {
+                ValueSource::Constant(v) => super::writer::min_max(&[v]),
+                _ => (bmin, bmax),
+            };
+            out.push(BlockMeta {
+                index: k,
+                offset,
+                length,
+                first,
+                last,
+                count: piece.n as u64,
+                min,
+                max,
+                loc: BlockLoc::Piece { page, piece: i },
+            });
+        }
+        Ok(out)
+    }
+
+    /// Decodes one version 3 piece from the bytes of the block it reads
+    /// (`raw`, empty when it reads none).
+    #[allow(clippy::too_many_arguments)]
+    fn decode_piece(
+        &self,
+        meta: &BlockMeta,
+        page: usize,
+        piece: usize,
+        raw: &[u8],
+        timestamps: Option<&mut Vec<i64>>,
+        values: &mut Vec<f64>,
+        what: &str,
+    ) -> Result<()> {
+        let bad = |reason: String| self.corrupt(what, meta.offset, reason);
+        let v3 = self.v3()?;
+        let lp = self.page(page)?;
+        let p = &lp.page;
+        let me = *p
+            .pieces
+            .get(piece)
+            .ok_or_else(|| bad(format!("no piece {piece} in index page {page}")))?;
+        let n = me.n as usize;
+        let value_piece = match me.values {
+            ValueSource::Ref(t) => Some(t as usize),
+            ValueSource::Stored => Some(piece),
+            ValueSource::Constant(_) => None,
+        };
+        let block = me
+            .block
+            .or_else(|| value_piece.and_then(|t| p.pieces[t].block));
+        if raw.len() as u64 != meta.length {
+            return Err(bad(format!(
+                "{} bytes given for a {}-byte block",
+                raw.len(),
+                meta.length
+            )));
+        }
+        let (mut item_ts, mut item_values): (Option<&[u8]>, Option<&[u8]>) = (None, None);
+        let mut ctx: Option<ColumnContext> = None;
+        let mut wanted_ctx = None;
+        if let Some(b) = block {
+            if raw.len() < 4 {
+                return Err(bad(format!("{} bytes cannot hold a block", raw.len())));
+            }
+            let (body, tail) = raw.split_at(raw.len() - 4);
+            let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+            let crc = crc32c::crc32c(body);
+            if crc != stored {
+                return Err(bad(format!(
+                    "checksum mismatch: stored {stored:#010x}, computed {crc:#010x}"
+                )));
+            }
+            // Walk the block's items up to the ones this piece needs; the
+            // whole block must parse.
+            let mut r = ByteReader::at_offset(body, meta.offset, what);
+            for j in p.block_items(b as usize) {
+                let q = &p.pieces[j];
+                if q.ts == TsSource::Inline {
+                    let len = r.count(1, "timestamp column byte")?;
+                    let col = r.bytes(len)?;
+                    let c = ctx.unwrap_or_else(|| v3.root.window_context(q.window as usize));
+                    if j == piece {
+                        item_ts = Some(col);
+                        wanted_ctx = Some(c);
+                    }
+                    let next = delta::read_context(col, q.n as usize, c)
+                        .map_err(|e| e.within(what))?
+                        .0;
+                    ctx = Some(next);
+                }
+                if q.values == ValueSource::Stored {
+                    let len = r.count(1, "value column byte")?;
+                    let col = r.bytes(len)?;
+                    if Some(j) == value_piece {
+                        item_values = Some(col);
+                    }
+                }
+            }
+            if !r.is_empty() {
+                return Err(bad(format!(
+                    "{} unexpected bytes after the block's items",
+                    r.remaining()
+                )));
+            }
+        }
+        let v0 = values.len();
+        match me.values {
+            ValueSource::Constant(v) => values.extend(std::iter::repeat_n(v, n)),
+            _ => {
+                let col = item_values
+                    .ok_or_else(|| bad("the block has no value column for this piece".into()))?;
+                adaptive::decode(col, n, values).map_err(|e| e.within(what))?;
+            }
+        }
+        if let Some(out) = timestamps {
+            let t0 = out.len();
+            match me.ts {
+                TsSource::Inline => {
+                    let (col, c) = item_ts.zip(wanted_ctx).ok_or_else(|| {
+                        bad("the block has no timestamp column for this piece".into())
+                    })?;
+                    delta::decode_in_context(col, n, c, out).map_err(|e| e.within(what))?;
+                }
+                TsSource::Shared { column, start } => {
+                    let ts = self.shared_column(me.window as usize, column as usize)?;
+                    let start = start as usize;
+                    let slice = ts.get(start..start + n).ok_or_else(|| {
+                        bad(format!(
+                            "samples {start}..{} of a {}-sample column",
+                            start + n,
+                            ts.len()
+                        ))
+                    })?;
+                    out.extend_from_slice(slice);
+                }
+            }
+            let ts = &out[t0..];
+            let inside = |t: &i64| (meta.first..=meta.last).contains(t);
+            if !ts.iter().all(inside) || ts.windows(2).any(|w| w[1] < w[0]) {
+                return Err(bad(
+                    "timestamps outside the index entry's bounds or out of order".into(),
+                ));
+            }
+            let w = me.window as usize;
+            let (ws, we) = (v3.root.window_start(w), v3.root.window_end(w));
+            if !ts.iter().all(|t| (ws..=we).contains(t)) {
+                return Err(bad("timestamps outside the piece's window".into()));
+            }
+        }
+        let (lo, hi) = super::writer::min_max(&values[v0..]);
+        let within = |x: f64| x.is_nan() || (x >= meta.min && x <= meta.max);
+        if !within(lo) || !within(hi) {
+            return Err(bad("values outside the index entry's min/max".into()));
+        }
+        Ok(())
     }
 
     /// Reads `len` bytes at `offset` in one read (counted), e.g. a run of
@@ -560,6 +1338,9 @@ impl MetricsFile {
         what: Option<&str>,
     ) -> Result<()> {
         let what = what.unwrap_or("block");
+        if let BlockLoc::Piece { page, piece } = meta.loc {
+            return self.decode_piece(meta, page, piece, raw, timestamps, values, what);
+        }
         if raw.len() as u64 != meta.length || raw.len() < 4 {
             return Err(self.corrupt(
                 what,
@@ -615,7 +1396,9 @@ impl MetricsFile {
         Ok(())
     }
 
-    /// Samples of `series` with `start <= t <= end`, reading only the blocks that overlap.
+    /// Samples of `series` with `start <= t <= end`, reading only the
+    /// blocks that overlap (a block that several of its pieces share is
+    /// read once).
     pub fn read_range(&self, series: usize, start: i64, end: i64) -> Result<(Series, ReadStats)> {
         let before = self.bytes_read();
         let blocks = self.blocks(series)?;
@@ -624,8 +1407,9 @@ impl MetricsFile {
             blocks_total: blocks.len() as u64,
             ..ReadStats::default()
         };
+        let mut last: Option<(u64, Vec<u8>)> = None;
         for b in blocks.iter().filter(|b| b.overlaps(start, end)) {
-            self.read_block(series, b, &mut all)?;
+            self.read_block_cached(series, b, &mut all, &mut last)?;
             stats.blocks_read += 1;
         }
         let mut out = Series::new(all.key.clone());
@@ -638,20 +1422,65 @@ impl MetricsFile {
         Ok((out, stats))
     }
 
+    /// [`MetricsFile::read_block`], reusing `last` when it holds the same block.
+    fn read_block_cached(
+        &self,
+        series: usize,
+        meta: &BlockMeta,
+        out: &mut Series,
+        last: &mut Option<(u64, Vec<u8>)>,
+    ) -> Result<()> {
+        let hit = last
+            .as_ref()
+            .is_some_and(|(at, raw)| *at == meta.offset && raw.len() as u64 == meta.length);
+        if !hit {
+            *last = Some((meta.offset, self.read_block_bytes(series, meta)?));
+        }
+        let raw = last.as_ref().map(|(_, r)| r.as_slice()).unwrap_or(&[]);
+        self.decode_block(
+            series,
+            meta,
+            raw,
+            Some(&mut out.timestamps),
+            &mut out.values,
+        )
+    }
+
     /// Reads every series in full.
     pub fn read_series(&self, series: usize) -> Result<Series> {
         Ok(self.read_range(series, i64::MIN, i64::MAX)?.0)
     }
 
-    /// Reads and checks the whole file: every block list and every block.
-    /// (Open has checked that data and lists tile the file; each list checks
-    /// that its blocks tile their series' data.)
+    /// Reads and checks the whole file: every block list (version 3: every
+    /// name and index page, every shared column) and every block. Open has
+    /// checked that the parts tile the file.
     pub fn read_all(&self, source: &str) -> Result<Dataset> {
-        let mut out = Vec::with_capacity(self.series.len());
-        for (i, info) in self.series.iter().enumerate() {
+        let lazy_infos;
+        let infos: &[SeriesInfo] = if self.series.is_empty() && self.v3.is_some() {
+            lazy_infos = self.load_all_series()?;
+            if let Some(v3) = &self.v3 {
+                let mut found = v3.found.borrow_mut();
+                for (i, info) in lazy_infos.iter().enumerate() {
+                    found.insert(i, info.clone());
+                }
+            }
+            &lazy_infos
+        } else {
+            &self.series
+        };
+        if let Some(v3) = &self.v3 {
+            for (w, win) in v3.root.windows.iter().enumerate() {
+                for c in 0..win.columns.len() {
+                    self.shared_column(w, c)?;
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(infos.len());
+        let mut last = None;
+        for (i, info) in infos.iter().enumerate() {
             let mut s = Series::new(info.key.clone());
             for b in &self.blocks(i)? {
-                self.read_block(i, b, &mut s)?;
+                self.read_block_cached(i, b, &mut s, &mut last)?;
             }
             out.push(s);
         }

@@ -93,6 +93,19 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
     created_at  INTEGER NOT NULL   -- unix seconds
 );
 CREATE INDEX IF NOT EXISTS idempotency_keys_lsn ON idempotency_keys (lsn);
+CREATE TABLE IF NOT EXISTS wal_segments (
+    first_lsn  INTEGER PRIMARY KEY,  -- the segment wal-<first_lsn>.arrows exists
+    created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retained_files (
+    path       TEXT    PRIMARY KEY,  -- a cold file retention deleted
+    partition  TEXT    NOT NULL,
+    lsn_lo     INTEGER NOT NULL,
+    lsn_hi     INTEGER NOT NULL,
+    bytes      INTEGER NOT NULL,
+    crc32c     INTEGER NOT NULL,
+    deleted_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS retention_log (
     id         INTEGER PRIMARY KEY,
     partition  TEXT    NOT NULL,
@@ -111,8 +124,13 @@ pub fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
-/// The catalog format this code writes (`meta.catalog_version`).
-pub const VERSION: &str = "2";
+/// The catalog format this code writes (`meta.catalog_version`): 3 records
+/// the store's ID, the WAL segments and the files retention deleted.
+/// A version 2 catalog is upgraded in place (its new tables start empty).
+pub const VERSION: &str = "3";
+
+/// The catalog version before this one, upgraded in place.
+const PREVIOUS: &str = "2";
 
 /// CRC-32C over a `files` row's fields (all but `id`, `created_at` and
 /// itself), each in a fixed encoding: text as its bytes and a 0, integers as
@@ -179,6 +197,19 @@ pub struct StoredKey {
 pub struct KeyRetention {
     pub max_keys: usize,
     pub min_created_s: i64,
+}
+
+/// A cold file retention deleted: where it was, the LSNs it held, and its
+/// size and CRC-32C, so that a copy left on disk by an interrupted
+/// retention can be recognised as that file and no other.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RetainedFile {
+    pub path: PathBuf,
+    pub partition: String,
+    pub lsn_lo: u64,
+    pub lsn_hi: u64,
+    pub bytes: u64,
+    pub crc32c: u32,
 }
 
 /// An ingestion job's row.
@@ -263,7 +294,7 @@ impl Catalog {
     /// no guess (no file, no watermark); refuses otherwise.
     fn upgrade(&self) -> Result<()> {
         let version = self.meta("catalog_version")?;
-        if version.as_deref() == Some(VERSION) {
+        if version.as_deref() == Some(VERSION) || version.as_deref() == Some(PREVIOUS) {
             return Ok(());
         }
         if let Some(v) = version {
@@ -305,6 +336,43 @@ impl Catalog {
         })
     }
 
+    /// An empty catalog in memory (for a read-only engine over a directory
+    /// that holds no store: nothing is created on disk).
+    pub fn open_in_memory() -> Result<Catalog> {
+        let path = PathBuf::from(":memory:");
+        let conn = Connection::open_in_memory().map_err(|e| Error::catalog(&path, e))?;
+        conn.execute_batch(SCHEMA)
+            .map_err(|e| Error::catalog(&path, e))?;
+        Ok(Catalog { conn, path })
+    }
+
+    /// For a catalog opened read-only: refuses one written before catalog
+    /// versions that holds files (only `repair` can bring it up to date) or
+    /// one of a version this build does not know.
+    pub fn check_readable(&self) -> Result<()> {
+        match self.meta("catalog_version")?.as_deref() {
+            Some(VERSION) | Some(PREVIOUS) => Ok(()),
+            Some(v) => Err(Error::corrupt(
+                self.path.display().to_string(),
+                0,
+                format!("catalog version {v:?} is not one this build knows ({VERSION})"),
+            )),
+            None => {
+                let files: i64 = self
+                    .conn
+                    .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
+                    .map_err(self.err())?;
+                if files > 0 || self.meta("cold_watermark_lsn")?.is_some() {
+                    return Err(Error::InvalidArgument(format!(
+                        "the catalog {} was written by an earlier version, without checksums; nothing was changed; `07_gpu_tiered repair` rebuilds it from the cold files and the WAL",
+                        self.path.display()
+                    )));
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -332,6 +400,142 @@ impl Catalog {
             )
             .map(|_| ())
             .map_err(self.err())
+    }
+
+    /// Whether the database has a table of this name (a catalog opened
+    /// read-only is read as it is, even from before a table existed).
+    pub fn has_table(&self, name: &str) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [name],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n > 0)
+            .map_err(self.err())
+    }
+
+    /// The store's ID and the LSN from which every WAL segment carries it
+    /// (segments before were written before the store had an ID).
+    pub fn store_id(&self) -> Result<Option<(String, u64)>> {
+        let Some(id) = self.meta("store_id")? else {
+            return Ok(None);
+        };
+        let from = match self.meta("store_id_from_lsn")? {
+            None => 1,
+            Some(v) => v.parse().map_err(|_| {
+                Error::corrupt(
+                    self.path.display().to_string(),
+                    0,
+                    format!("meta store_id_from_lsn is {v:?}, not a number"),
+                )
+            })?,
+        };
+        Ok(Some((id, from)))
+    }
+
+    /// Gives the store its ID, once: WAL segments from `from_lsn` on carry it.
+    pub fn set_store_id(&mut self, id: &str, from_lsn: u64) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e| Error::catalog(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        for (k, v) in [
+            ("store_id", id.to_string()),
+            ("store_id_from_lsn", from_lsn.to_string()),
+        ] {
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                [k, v.as_str()],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// The first LSNs of the WAL segments the log has created and not
+    /// deleted, in order; `None` while the catalog has never recorded them
+    /// (a store from before catalog version 3, until it is opened once).
+    pub fn wal_segments(&self) -> Result<Option<Vec<u64>>> {
+        if !self.has_table("wal_segments")? || self.meta("wal_segments_recorded")?.is_none() {
+            return Ok(None);
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT first_lsn FROM wal_segments ORDER BY first_lsn")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, i64>(0).map(|v| v as u64))
+            .map_err(self.err())?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map(Some)
+            .map_err(self.err())
+    }
+
+    /// Records WAL segments as existing (and that the catalog records them
+    /// from now on), in one transaction.
+    pub fn record_segments(&mut self, first_lsns: &[u64]) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e| Error::catalog(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        for &lsn in first_lsns {
+            tx.execute(
+                "INSERT OR IGNORE INTO wal_segments (first_lsn, created_at) VALUES (?1, ?2)",
+                params![lsn as i64, now_secs()],
+            )
+            .map_err(err)?;
+        }
+        tx.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('wal_segments_recorded', '1')",
+            [],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// Forgets deleted WAL segments, in one transaction.
+    pub fn forget_segments(&mut self, first_lsns: &[u64]) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e| Error::catalog(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        for &lsn in first_lsns {
+            tx.execute(
+                "DELETE FROM wal_segments WHERE first_lsn = ?1",
+                [lsn as i64],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
+    }
+
+    /// The cold files retention deleted, by path (empty for a catalog from
+    /// before version 3, which did not record them).
+    pub fn retained_files(&self) -> Result<std::collections::HashMap<PathBuf, RetainedFile>> {
+        let mut out = std::collections::HashMap::new();
+        if !self.has_table("retained_files")? {
+            return Ok(out);
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT path, partition, lsn_lo, lsn_hi, bytes, crc32c FROM retained_files")
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(RetainedFile {
+                    path: PathBuf::from(r.get::<_, String>(0)?),
+                    partition: r.get(1)?,
+                    lsn_lo: r.get::<_, i64>(2)? as u64,
+                    lsn_hi: r.get::<_, i64>(3)? as u64,
+                    bytes: r.get::<_, i64>(4)? as u64,
+                    crc32c: r.get::<_, i64>(5)? as u32,
+                })
+            })
+            .map_err(self.err())?;
+        for row in rows {
+            let f = row.map_err(self.err())?;
+            out.insert(f.path.clone(), f);
+        }
+        Ok(out)
     }
 
     /// The highest LSN whose records are all in the cold tier (0: none).
@@ -554,6 +758,16 @@ impl Catalog {
         Ok(out)
     }
 
+    /// Adds idempotency keys (for repair, which writes a migration of its
+    /// own when it mends a gap in the log).
+    pub fn add_keys(&mut self, keys: &[StoredKey]) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e| Error::catalog(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        insert_keys(&tx, keys).map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
     /// Writes a rebuilt catalog's files, migrations and watermark in one
     /// transaction (used by repair, on a new, empty catalog).
     pub fn rebuild(
@@ -650,6 +864,13 @@ impl Catalog {
                 "INSERT INTO main.idempotency_keys (key, fingerprint, lsn, records, created_at)
                  SELECT key, fingerprint, lsn, records, created_at FROM old.idempotency_keys",
             ),
+            (
+                "retained_files",
+                "INSERT INTO main.retained_files (path, partition, lsn_lo, lsn_hi, bytes, crc32c,
+                     deleted_at)
+                 SELECT path, partition, lsn_lo, lsn_hi, bytes, crc32c, deleted_at
+                 FROM old.retained_files",
+            ),
         ] {
             out.push((table, self.conn.execute(sql, []).map_err(err)));
         }
@@ -685,6 +906,21 @@ impl Catalog {
             tx.execute(
                 "DELETE FROM files WHERE path = ?1",
                 [f.path.to_string_lossy()],
+            )
+            .map_err(err)?;
+            tx.execute(
+                "INSERT OR REPLACE INTO retained_files
+                     (path, partition, lsn_lo, lsn_hi, bytes, crc32c, deleted_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    f.path.to_string_lossy(),
+                    f.partition,
+                    f.lsn_lo as i64,
+                    f.lsn_hi as i64,
+                    f.bytes as i64,
+                    f.crc32c as i64,
+                    now_secs()
+                ],
             )
             .map_err(err)?;
             let e = by_partition.entry(&f.partition).or_default();
@@ -765,6 +1001,29 @@ impl Catalog {
         Ok(())
     }
 
+    /// Marks every job still `running` as failed, interrupted: called when
+    /// the store opens for writing, which only one process can do at a
+    /// time, so a running job is one whose process stopped. Returns their
+    /// ids.
+    pub fn fail_interrupted_jobs(&self) -> Result<Vec<i64>> {
+        let ids: Vec<i64> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id FROM jobs WHERE state = 'running' ORDER BY id")
+                .map_err(self.err())?;
+            let rows = stmt.query_map([], |r| r.get(0)).map_err(self.err())?;
+            rows.collect::<rusqlite::Result<_>>().map_err(self.err())?
+        };
+        for &id in &ids {
+            self.set_job_state(
+                id,
+                "failed",
+                Some("interrupted: the process running it stopped before it finished; the records it stored are kept; create the job again to read the rest"),
+            )?;
+        }
+        Ok(ids)
+    }
+
     /// Records progress of a running job.
     pub fn set_job_progress(&self, id: i64, done: i64, total: Option<i64>) -> Result<()> {
         self.conn
@@ -802,8 +1061,9 @@ impl Catalog {
 
     // ---- quality ----
 
-    /// Stores a data-quality result.
-    pub fn add_quality(&self, q: &Quality) -> Result<()> {
+    /// Stores a data-quality result, keeping the newest `keep` of its
+    /// symbol.
+    pub fn add_quality(&self, q: &Quality, keep: usize) -> Result<()> {
         self.conn
             .execute(
                 "INSERT INTO quality (symbol, start_ts, end_ts, interval_ns, records,
@@ -825,6 +1085,13 @@ impl Catalog {
                     q.duplicates,
                     now_secs()
                 ],
+            )
+            .map_err(self.err())?;
+        self.conn
+            .execute(
+                "DELETE FROM quality WHERE symbol = ?1 AND id NOT IN
+                     (SELECT id FROM quality WHERE symbol = ?1 ORDER BY id DESC LIMIT ?2)",
+                params![q.symbol, keep as i64],
             )
             .map(|_| ())
             .map_err(self.err())

@@ -20,11 +20,19 @@
 //!   under `squeezed_signals.cold` ([`FileMeta`]): partition, rows, time
 //!   range, symbols, the WAL range it came from, and a CRC-32C of the data
 //!   region before the page index. `repair` rebuilds a lost catalog from it.
-//! - The catalog records a CRC-32C of the whole file. A read checks it the
-//!   first time the engine touches the file ([`MetaCache`] remembers the
-//!   files it checked), so a flipped bit anywhere (data pages, page headers,
-//!   statistics, the page index the pruning trusts) is an error naming the
-//!   file, never a changed answer.
+//! - The catalog records a CRC-32C of the whole file. The first read of a
+//!   file in a process checks it, reading the file whole, and in the same
+//!   pass takes a CRC-32C of each region a later read can fetch: the
+//!   magic, each column chunk's dictionary page, each data page (as the
+//!   page index locates them), and the page index and footer
+//!   ([`Regions`]). The footer and page index are parsed from the checked
+//!   bytes and kept ([`MetaCache`]). Every later read checks each page it
+//!   fetches against its region's CRC before Parquet decodes it
+//!   ([`CheckedFile`]), so a flipped bit anywhere (data pages, page
+//!   headers, statistics, the page index the pruning trusts), before the
+//!   first read or after it, is an error naming the file, never a changed
+//!   answer. The check costs a CRC-32C of the bytes read (crc32c runs at
+//!   several GB/s; the chapter has the measured cost).
 //! - Parquet's own page CRCs would check each page as it is read, but the
 //!   writer of the `parquet` crate (version 59) does not write them
 //!   (`column/page.rs`: "TODO: Add support for crc checksum"); its reader
@@ -89,8 +97,12 @@ pub const META_KEY: &str = "squeezed_signals.cold";
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileMeta {
-    /// 1.
+    /// 2 (1: written before stores had IDs, no `store_id`).
     pub format: u32,
+    /// The ID of the store that wrote the file (see [`crate::recovery`]):
+    /// a file of another store is never taken for this one's, nor deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
     pub partition: String,
     pub rows: u64,
     pub min_ts: i64,
@@ -336,8 +348,8 @@ pub fn write_migration(
     cfg: &ColdConfig,
     schema: &SchemaRef,
     batches: &[RecordBatch],
-    lsn_lo: u64,
-    lsn_hi: u64,
+    (lsn_lo, lsn_hi): (u64, u64),
+    store_id: Option<&str>,
 ) -> Result<Vec<ColdFile>> {
     let mut written = Vec::new();
     let mut staged = None;
@@ -347,6 +359,7 @@ pub fn write_migration(
         schema,
         batches,
         (lsn_lo, lsn_hi),
+        store_id,
         &mut written,
         &mut staged,
     );
@@ -372,12 +385,14 @@ pub fn discard(cold_dir: &Path, files: &[ColdFile]) {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_days(
     cold_dir: &Path,
     cfg: &ColdConfig,
     schema: &SchemaRef,
     batches: &[RecordBatch],
     (lsn_lo, lsn_hi): (u64, u64),
+    store_id: Option<&str>,
     files: &mut Vec<ColdFile>,
     staged_now: &mut Option<PathBuf>,
 ) -> Result<()> {
@@ -412,7 +427,8 @@ fn write_days(
             .collect();
         symbols.dedup();
         let mut meta = FileMeta {
-            format: 1,
+            format: if store_id.is_some() { 2 } else { 1 },
+            store_id: store_id.map(str::to_string),
             partition: partition.clone(),
             rows: sorted.num_rows() as u64,
             min_ts: ts.values().iter().copied().min().unwrap_or(0),
@@ -600,8 +616,14 @@ pub struct ScanStats {
     pub pages_pruned: u64,
     /// Bytes read from the files (footer, page index and pages).
     pub bytes_read: u64,
-    /// Bytes read to check files' checksums (the first read of each file).
+    /// Bytes read to check files' checksums (the first read of each file),
+    /// and the nanoseconds it took.
     pub bytes_verified: u64,
+    pub verify_ns: u64,
+    /// Bytes of the regions (pages) read that were checked against their
+    /// checksums, and the nanoseconds it took.
+    pub bytes_checked: u64,
+    pub check_ns: u64,
     pub rows_matched: u64,
 }
 
@@ -616,6 +638,9 @@ impl ScanStats {
         self.pages_pruned += o.pages_pruned;
         self.bytes_read += o.bytes_read;
         self.bytes_verified += o.bytes_verified;
+        self.verify_ns += o.verify_ns;
+        self.bytes_checked += o.bytes_checked;
+        self.check_ns += o.check_ns;
         self.rows_matched += o.rows_matched;
     }
 }
@@ -723,13 +748,287 @@ fn selectors(keep: &[bool]) -> Vec<RowSelector> {
     out
 }
 
-/// Parsed footers and page indexes of cold files, so that a query does not
-/// read and decode them again (files are immutable once in the catalog).
-/// A file enters only after its checksum matched the catalog's, so an entry
-/// also says "verified".
+/// A cold file cut into byte regions that together cover it: the leading
+/// magic, each column chunk's dictionary page, each data page (as the page
+/// index locates them), and what follows the data (page index, footer),
+/// each with the CRC-32C it had when the whole file matched the catalog's
+/// checksum. A read fetches whole pages, so it checks what it fetched
+/// against these before Parquet decodes a byte of it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Regions {
+    /// Region `i` is `bounds[i]..bounds[i + 1]`.
+    bounds: Vec<u64>,
+    crcs: Vec<u32>,
+}
+
+impl Regions {
+    /// The regions of a file of `len` bytes, from its metadata (not yet
+    /// trusted: every offset is checked against the length). `None` if the
+    /// metadata does not describe a layout inside the file.
+    fn layout(meta: &ParquetMetaData, len: u64) -> Option<Vec<u64>> {
+        let mut cuts = std::collections::BTreeSet::from([0, len.min(4), len]);
+        let within = |v: i64| u64::try_from(v).ok().filter(|&v| v <= len);
+        for (rg, group) in meta.row_groups().iter().enumerate() {
+            for (c, col) in group.columns().iter().enumerate() {
+                let start = within(
+                    col.dictionary_page_offset()
+                        .unwrap_or(col.data_page_offset()),
+                )?;
+                let end = within(col.compressed_size())?
+                    .checked_add(start)
+                    .filter(|&e| e <= len)?;
+                cuts.insert(start);
+                cuts.insert(end);
+                let pages = meta
+                    .offset_index()
+                    .and_then(|ix| ix.get(rg))
+                    .and_then(|cols| cols.get(c));
+                for page in pages
+                    .map(|p| p.page_locations.as_slice())
+                    .unwrap_or_default()
+                {
+                    let at = within(page.offset)?;
+                    let size = u64::try_from(page.compressed_page_size).ok()?;
+                    let to = at.checked_add(size).filter(|&e| e <= len)?;
+                    cuts.insert(at);
+                    cuts.insert(to);
+                }
+            }
+        }
+        Some(cuts.into_iter().collect())
+    }
+
+    fn index_of(&self, at: u64) -> usize {
+        self.bounds.partition_point(|&b| b <= at).saturating_sub(1)
+    }
+}
+
+/// What the first read of a cold file established: its parsed footer and
+/// page index, and its regions' checksums.
+#[derive(Clone)]
+struct Checked {
+    meta: ArrowReaderMetadata,
+    regions: Arc<Regions>,
+}
+
+/// The first read of a cold file: checks its length and CRC-32C against the
+/// catalog's row `listed`, reading it whole once, and in the same pass
+/// takes the CRC-32C of each region. The footer and page index are then
+/// parsed from the bytes that pass checked, so that nothing of the file is
+/// trusted before its checksum has matched.
+fn check_first(path: &Path, listed: &ColdFile, stats: &mut ScanStats) -> Result<Checked> {
+    let started = std::time::Instant::now();
+    let checked = check_whole(path, listed, stats);
+    stats.verify_ns += started.elapsed().as_nanos() as u64;
+    checked
+}
+
+fn check_whole(path: &Path, listed: &ColdFile, stats: &mut ScanStats) -> Result<Checked> {
+    let corrupt = |at: u64, why: String| Error::corrupt(path.display().to_string(), at, why);
+    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
+    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    if len != listed.bytes {
+        return Err(corrupt(
+            len,
+            format!(
+                "the catalog recorded {} bytes, the file has {len}",
+                listed.bytes
+            ),
+        ));
+    }
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
+    // Parsed before it is checked, only to know where the regions are.
+    let first = ArrowReaderMetadata::load(&file, options.clone());
+    let bounds = first
+        .ok()
+        .and_then(|m| Regions::layout(m.metadata(), len))
+        .unwrap_or_else(|| vec![0, len]);
+    let tail_start = bounds.iter().rev().nth(1).copied().unwrap_or(0);
+    let mut crcs = vec![0u32; bounds.len().saturating_sub(1)];
+    let mut tail = Vec::with_capacity((len - tail_start) as usize);
+    let (mut whole, mut at, mut region) = (0u32, 0u64, 0usize);
+    let mut buf = vec![0u8; 1 << 20];
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| Error::io(path, e))?;
+    loop {
+        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        let mut chunk = &buf[..n];
+        whole = crc32c::crc32c_append(whole, chunk);
+        while !chunk.is_empty() && region < crcs.len() {
+            let take = ((bounds[region + 1] - at) as usize).min(chunk.len());
+            crcs[region] = crc32c::crc32c_append(crcs[region], &chunk[..take]);
+            if at + take as u64 > tail_start {
+                let from = tail_start.saturating_sub(at) as usize;
+                tail.extend_from_slice(&chunk[from..take]);
+            }
+            at += take as u64;
+            chunk = &chunk[take..];
+            if at == bounds[region + 1] {
+                region += 1;
+            }
+        }
+    }
+    stats.bytes_verified += at;
+    if at != len {
+        return Err(corrupt(
+            at,
+            format!("the file changed length while it was read ({len} bytes before)"),
+        ));
+    }
+    if whole != listed.crc32c {
+        return Err(corrupt(
+            0,
+            format!(
+                "checksum mismatch: the catalog recorded crc32c {:#010x}, the file has {whole:#010x} (damaged since it was written; `07_gpu_tiered scrub` checks every file)",
+                listed.crc32c
+            ),
+        ));
+    }
+    // The footer and page index again, from the checked bytes.
+    let checked_tail = Suffix {
+        len,
+        start: tail_start,
+        bytes: Bytes::from(tail),
+    };
+    let meta =
+        ArrowReaderMetadata::load(&checked_tail, options).map_err(|e| Error::parquet(path, e))?;
+    if Regions::layout(meta.metadata(), len).as_deref() != Some(&bounds[..]) {
+        return Err(corrupt(0, "the file changed while it was checked".into()));
+    }
+    Ok(Checked {
+        meta,
+        regions: Arc::new(Regions { bounds, crcs }),
+    })
+}
+
+/// The end of a file held in memory, read as the file itself (the footer
+/// and page index, parsed from checked bytes).
+struct Suffix {
+    len: u64,
+    start: u64,
+    bytes: Bytes,
+}
+
+impl Length for Suffix {
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+impl ChunkReader for Suffix {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        use bytes::Buf;
+        Ok(self
+            .get_bytes(start, (self.len - start.min(self.len)) as usize)?
+            .reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let from = start
+            .checked_sub(self.start)
+            .map(|f| f as usize)
+            .filter(|&f| f + length <= self.bytes.len())
+            .ok_or_else(|| {
+                parquet::errors::ParquetError::General(format!(
+                    "the footer points at bytes {start}..{} outside its own end of the file",
+                    start + length as u64
+                ))
+            })?;
+        Ok(self.bytes.slice(from..from + length))
+    }
+}
+
+/// A cold file read region by region, each checked against the CRC-32C it
+/// had when the file was first checked: a byte that changed since (bit
+/// rot in a long-running server) is an error naming the file and the
+/// bytes, never a changed answer. Counts the bytes read and checked.
+pub struct CheckedFile {
+    file: File,
+    path: PathBuf,
+    regions: Arc<Regions>,
+    read: Arc<AtomicU64>,
+    checked: Arc<AtomicU64>,
+    check_ns: Arc<AtomicU64>,
+}
+
+impl CheckedFile {
+    fn read_at(&self, start: u64, length: usize) -> std::io::Result<Vec<u8>> {
+        let mut buf = vec![0; length];
+        self.file.read_exact_at(&mut buf, start)?;
+        self.read.fetch_add(length as u64, Ordering::Relaxed);
+        Ok(buf)
+    }
+
+    /// Checks `bytes` (the file's bytes from `start`) against every region
+    /// they touch; a region they hold only part of is read whole to check.
+    fn check(&self, start: u64, bytes: &[u8]) -> parquet::errors::Result<()> {
+        let t = std::time::Instant::now();
+        let end = start + bytes.len() as u64;
+        let r = &self.regions;
+        let mut i = r.index_of(start);
+        let mut checked = 0u64;
+        while i + 1 < r.bounds.len() && r.bounds[i] < end {
+            let (lo, hi) = (r.bounds[i], r.bounds[i + 1]);
+            let crc = if lo >= start && hi <= end {
+                crc32c::crc32c(&bytes[(lo - start) as usize..(hi - start) as usize])
+            } else {
+                let whole = self.read_at(lo, (hi - lo) as usize)?;
+                crc32c::crc32c(&whole)
+            };
+            checked += hi - lo;
+            if crc != r.crcs[i] {
+                return Err(parquet::errors::ParquetError::General(format!(
+                    "{} is corrupt at bytes {lo}..{hi}: checksum mismatch (crc32c {crc:#010x}, {:#010x} when the file was first checked): damaged since; `07_gpu_tiered scrub` checks every file",
+                    self.path.display(),
+                    r.crcs[i]
+                )));
+            }
+            i += 1;
+        }
+        self.checked.fetch_add(checked, Ordering::Relaxed);
+        self.check_ns
+            .fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Length for CheckedFile {
+    fn len(&self) -> u64 {
+        self.regions.bounds.last().copied().unwrap_or(0)
+    }
+}
+
+impl ChunkReader for CheckedFile {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        // To the end of the region it starts in: each region whole, checked.
+        use bytes::Buf;
+        let r = &self.regions;
+        let i = r.index_of(start);
+        let end = r.bounds.get(i + 1).copied().unwrap_or(start).max(start);
+        Ok(self.get_bytes(start, (end - start) as usize)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        let buf = self.read_at(start, length)?;
+        self.check(start, &buf)?;
+        Ok(Bytes::from(buf))
+    }
+}
+
+/// Parsed footers, page indexes and region checksums of cold files, so that
+/// a query does not read and decode them again (files are immutable once in
+/// the catalog). A file enters only after its checksum matched the
+/// catalog's; later reads check each region they fetch against it.
 #[derive(Default)]
 pub struct MetaCache {
-    entries: std::sync::Mutex<HashMap<PathBuf, ArrowReaderMetadata>>,
+    entries: std::sync::Mutex<HashMap<PathBuf, Checked>>,
 }
 
 impl std::fmt::Debug for MetaCache {
@@ -739,13 +1038,13 @@ impl std::fmt::Debug for MetaCache {
 }
 
 impl MetaCache {
-    fn get(&self, path: &Path) -> Option<ArrowReaderMetadata> {
+    fn get(&self, path: &Path) -> Option<Checked> {
         self.entries.lock().ok()?.get(path).cloned()
     }
 
-    fn put(&self, path: &Path, meta: ArrowReaderMetadata) {
+    fn put(&self, path: &Path, checked: Checked) {
         if let Ok(mut e) = self.entries.lock() {
-            e.insert(path.to_path_buf(), meta);
+            e.insert(path.to_path_buf(), checked);
         }
     }
 
@@ -761,9 +1060,10 @@ impl MetaCache {
 /// the columns `projection` (indices into the store schema), pruning row
 /// groups by their statistics and pages by the page index. The file at
 /// `path` must be the one the catalog row `listed` describes: its length
-/// and CRC-32C are checked before anything in it is trusted, once per file
-/// with a cache (which then keeps its footer and page index), every time
-/// without.
+/// and CRC-32C are checked before anything in it is trusted (once per file
+/// with a cache, which then keeps its footer, page index and region
+/// checksums; every time without), and every page a read fetches is
+/// checked against its region's checksum before it is decoded.
 #[allow(clippy::too_many_arguments)]
 pub fn scan_file(
     path: &Path,
@@ -776,11 +1076,17 @@ pub fn scan_file(
     cache: Option<&MetaCache>,
     mut f: impl FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<()> {
-    let counter = Arc::new(AtomicU64::new(0));
+    let counters = [
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+        Arc::new(AtomicU64::new(0)),
+    ];
     let result = scan_counted(
-        path, listed, schema, preds, projection, batch_size, stats, cache, &mut f, &counter,
+        path, listed, schema, preds, projection, batch_size, stats, cache, &mut f, &counters,
     );
-    stats.bytes_read += counter.load(Ordering::Relaxed);
+    stats.bytes_read += counters[0].load(Ordering::Relaxed);
+    stats.bytes_checked += counters[1].load(Ordering::Relaxed);
+    stats.check_ns += counters[2].load(Ordering::Relaxed);
     result
 }
 
@@ -795,27 +1101,27 @@ fn scan_counted(
     stats: &mut ScanStats,
     cache: Option<&MetaCache>,
     f: &mut impl FnMut(RecordBatch) -> Result<bool>,
-    counter: &Arc<AtomicU64>,
+    counters: &[Arc<AtomicU64>; 3],
 ) -> Result<()> {
-    let reader_meta = match cache.and_then(|c| c.get(path)) {
-        Some(m) => m,
+    let checked = match cache.and_then(|c| c.get(path)) {
+        Some(c) => c,
         None => {
-            verify(path, listed)?;
-            stats.bytes_verified += listed.bytes;
-            let file = CountingFile::open(path, counter.clone())?;
-            let m = ArrowReaderMetadata::load(
-                &file,
-                ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional),
-            )
-            .map_err(|e| Error::parquet(path, e))?;
-            if let Some(c) = cache {
-                c.put(path, m.clone());
+            let c = check_first(path, listed, stats)?;
+            if let Some(cache) = cache {
+                cache.put(path, c.clone());
             }
-            m
+            c
         }
     };
-    let file = CountingFile::open(path, counter.clone())?;
-    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, reader_meta);
+    let file = CheckedFile {
+        file: File::open(path).map_err(|e| Error::io(path, e))?,
+        path: path.to_path_buf(),
+        regions: checked.regions.clone(),
+        read: counters[0].clone(),
+        checked: counters[1].clone(),
+        check_ns: counters[2].clone(),
+    };
+    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, checked.meta);
     let got = builder.schema();
     let same = got.fields().len() == schema.fields().len()
         && got
@@ -951,6 +1257,91 @@ pub struct Described {
     /// Whether it carried its own description (files written before
     /// descriptions are known only from their name and rows).
     pub self_described: bool,
+    /// The store that wrote it, as its description says.
+    pub store_id: Option<String>,
+    /// Its rows, as a multiset ([`RowDigest`]), to compare with the WAL.
+    pub digest: RowDigest,
+}
+
+/// Why [`describe`] could not vouch for a file.
+#[derive(Debug)]
+pub enum DescribeError {
+    /// The file could not be read (permissions, an I/O error): nothing is
+    /// known about its bytes, so it is not damage.
+    Unreadable(std::io::Error),
+    /// Its bytes were read and are wrong.
+    Damaged(String),
+}
+
+impl From<String> for DescribeError {
+    fn from(why: String) -> Self {
+        DescribeError::Damaged(why)
+    }
+}
+
+impl From<&str> for DescribeError {
+    fn from(why: &str) -> Self {
+        DescribeError::Damaged(why.to_string())
+    }
+}
+
+/// A multiset of rows: how many, and the wrapping sum of a 64-bit hash of
+/// each (every column, floats by their bits). The same rows in any order
+/// give the same digest; other rows almost surely another.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RowDigest {
+    pub rows: u64,
+    pub sum: u64,
+}
+
+impl RowDigest {
+    /// Adds the rows of `batch` (the store's columns, in order); with
+    /// `day`, only the rows of that UTC day.
+    pub fn add(&mut self, batch: &RecordBatch, day: Option<i64>) {
+        use arrow_array::types::{Float64Type, Int32Type, Int64Type};
+        use arrow_schema::DataType;
+        let ts = batch.column(0).as_primitive::<TimestampNanosecondType>();
+        for r in 0..batch.num_rows() {
+            if day.is_some_and(|d| ts.value(r).div_euclid(DAY_NS) != d) {
+                continue;
+            }
+            let mut h = twox_hash::XxHash64::with_seed(7);
+            for c in batch.columns() {
+                let bytes: Vec<u8> = match c.data_type() {
+                    DataType::Timestamp(..) => c
+                        .as_primitive::<TimestampNanosecondType>()
+                        .value(r)
+                        .to_le_bytes()
+                        .to_vec(),
+                    DataType::Utf8 => {
+                        let mut v = c.as_string::<i32>().value(r).as_bytes().to_vec();
+                        v.push(0xFF);
+                        v
+                    }
+                    DataType::Float64 => c
+                        .as_primitive::<Float64Type>()
+                        .value(r)
+                        .to_bits()
+                        .to_le_bytes()
+                        .to_vec(),
+                    DataType::Int64 => c
+                        .as_primitive::<Int64Type>()
+                        .value(r)
+                        .to_le_bytes()
+                        .to_vec(),
+                    DataType::Int32 => c
+                        .as_primitive::<Int32Type>()
+                        .value(r)
+                        .to_le_bytes()
+                        .to_vec(),
+                    _ => Vec::new(),
+                };
+                std::hash::Hasher::write(&mut h, &bytes);
+            }
+            self.rows += 1;
+            self.sum = self.sum.wrapping_add(std::hash::Hasher::finish(&h));
+        }
+    }
 }
 
 /// Reads a cold file whole and says what it holds, from its bytes alone
@@ -963,10 +1354,10 @@ pub fn describe(
     path: &Path,
     rel: &Path,
     schema: &SchemaRef,
-) -> std::result::Result<Described, String> {
+) -> std::result::Result<Described, DescribeError> {
     let (partition, lsn_lo, lsn_hi) = parse_path(rel)
         .ok_or("its name is not year=YYYY/month=MM/day=DD/part-<lsn>-<lsn>.parquet")?;
-    let raw = std::fs::read(path).map_err(|e| e.to_string())?;
+    let raw = std::fs::read(path).map_err(DescribeError::Unreadable)?;
     let crc = crc32c::crc32c(&raw);
     let bytes = raw.len() as u64;
     let data = Bytes::from(raw);
@@ -998,7 +1389,8 @@ pub fn describe(
             return Err(format!(
                 "data checksum mismatch: its description says {:#010x}, the data has {want:#010x}",
                 m.data_crc32c
-            ));
+            )
+            .into());
         }
     }
     let reader = builder
@@ -1007,8 +1399,10 @@ pub fn describe(
         .map_err(|e| format!("reading: {e}"))?;
     let (mut rows, mut min_ts, mut max_ts) = (0u64, i64::MAX, i64::MIN);
     let mut symbols = std::collections::BTreeSet::new();
+    let mut digest = RowDigest::default();
     for batch in reader {
         let batch = batch.map_err(|e| format!("reading: {e}"))?;
+        digest.add(&batch, None);
         rows += batch.num_rows() as u64;
         let ts = batch.column(0).as_primitive::<TimestampNanosecondType>();
         for &t in ts.values() {
@@ -1058,11 +1452,14 @@ pub fn describe(
                 "its description (partition {}, {} rows, times {}..={}, LSNs {}..={}) does not match its name and rows (partition {}, {} rows, times {}..={}, LSNs {}..={})",
                 m.partition, m.rows, m.min_ts, m.max_ts, m.lsn_lo, m.lsn_hi,
                 file.partition, file.rows, file.min_ts, file.max_ts, file.lsn_lo, file.lsn_hi
-            ));
+            )
+            .into());
         }
     }
     Ok(Described {
         file,
         self_described: meta.is_some(),
+        store_id: meta.and_then(|m| m.store_id),
+        digest,
     })
 }

@@ -64,6 +64,10 @@ pub struct HotConfig {
     /// Oldest batches move to the warm tier once the hot tier holds this
     /// fraction of `max_records`.
     pub eviction_threshold_pct: f64,
+    /// While moving records to the warm tier fails, ingests are refused
+    /// (nothing stored; the HTTP API answers 503 with `Retry-After`) once
+    /// the hot tier holds this fraction of `max_records`.
+    pub refuse_at_pct: f64,
 }
 
 /// The warm tier (columns in memory, dictionary-encoded symbols).
@@ -75,6 +79,11 @@ pub struct WarmConfig {
     pub eviction_threshold_pct: f64,
     /// ...and moves the oldest rows until the tier is down to this fraction.
     pub migrate_to_pct: f64,
+    /// While migrations to the cold tier fail, ingests are refused (nothing
+    /// stored; the HTTP API answers 503 with `Retry-After`) once the tier
+    /// holds this fraction of `max_memory_mb` (1.0: the budget is a bound;
+    /// more lets it grow while the failure is mended).
+    pub refuse_at_pct: f64,
     /// `auto`, `cpu` or `gpu` (the GPU tier is a separate build step; `auto`
     /// and `cpu` run the CPU implementation).
     pub device: String,
@@ -119,14 +128,36 @@ pub struct ServerConfig {
     /// How long an ingest waits for a slot before it is answered 503 with
     /// `Retry-After`.
     pub ingest_wait_s: f64,
-    /// Longest a request may take before it is answered 408.
+    /// Longest a request may take before it is answered 408 (at most 600).
+    /// For `/ingest` and `POST /jobs` it covers waiting for a slot and
+    /// reading the body: once the records are being stored the request is
+    /// not cut off, and the answer says what happened to them.
     pub request_timeout_s: f64,
+    /// An `/ingest` body must arrive at least this fast, in KB/s, after its
+    /// first second (408 otherwise, nothing stored): a client that trickles
+    /// its body cannot hold an ingest slot for the whole request timeout.
+    /// 0 turns the check off.
+    pub min_body_rate_kbs: f64,
     /// A connection that has not sent a whole request head (request line
     /// and headers) this long after it opened, or after its previous
     /// response, is closed.
     pub header_read_timeout_s: f64,
     /// Open connections at most; one more is answered 503 and closed.
     pub max_connections: usize,
+    /// Live feeds (`/stream`) open at once, at most; also at most half of
+    /// `max_connections`, so that the other half stays free for `/health`
+    /// and the rest. One more is answered 503 with `Retry-After`.
+    pub max_streams: usize,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may take to
+    /// finish (bodies still being read are answered 503 at once).
+    pub shutdown_grace_s: f64,
+    /// Jobs `POST /jobs` runs at once (503 with `Retry-After` beyond).
+    pub max_running_jobs: usize,
+    /// Largest `batch_size` a job may ask for (memory: a batch is held
+    /// whole while it is stored).
+    pub max_job_batch_size: usize,
+    /// Most records a generator job (`gen:N`) may ask for.
+    pub max_job_records: u64,
     /// The directory `POST /jobs` may read `.csv` and `.parquet` files
     /// from, relative to `storage.base_path` unless absolute. Paths in a
     /// job are relative to it and may not leave it (no `..`, no symlink
@@ -183,6 +214,7 @@ impl Default for HotConfig {
         HotConfig {
             max_records: 1_000_000,
             eviction_threshold_pct: 0.95,
+            refuse_at_pct: 1.0,
         }
     }
 }
@@ -193,6 +225,7 @@ impl Default for WarmConfig {
             max_memory_mb: 2048.0,
             eviction_threshold_pct: 0.95,
             migrate_to_pct: 0.75,
+            refuse_at_pct: 1.0,
             device: "auto".into(),
         }
     }
@@ -224,8 +257,14 @@ impl Default for ServerConfig {
             max_concurrent_ingests: 2,
             ingest_wait_s: 10.0,
             request_timeout_s: 30.0,
+            min_body_rate_kbs: 64.0,
             header_read_timeout_s: 10.0,
             max_connections: 512,
+            max_streams: 64,
+            shutdown_grace_s: 10.0,
+            max_running_jobs: 2,
+            max_job_batch_size: 100_000,
+            max_job_records: 100_000_000,
             import_dir: PathBuf::from("import"),
         }
     }
@@ -317,10 +356,11 @@ impl Config {
     /// Checks ranges and names that serde cannot.
     pub fn check(&self) -> Result<()> {
         let bad = |what: String| Err(Error::Config(what));
+        let num = fmt_num;
         if !(self.wal.segment_mb > 0.0 && self.wal.segment_mb.is_finite()) {
             return bad(format!(
                 "wal.segment_mb must be positive, got {}",
-                self.wal.segment_mb
+                num(self.wal.segment_mb)
             ));
         }
         if self.hot_tier.max_records == 0 {
@@ -338,7 +378,27 @@ impl Config {
             ("warm_tier.migrate_to_pct", self.warm_tier.migrate_to_pct),
         ] {
             if !(v > 0.0 && v <= 1.0) {
-                return bad(format!("{key} must be in (0, 1], got {v}"));
+                return bad(format!("{key} must be in (0, 1], got {}", num(v)));
+            }
+        }
+        for (key, v, at_least) in [
+            (
+                "hot_tier.refuse_at_pct",
+                self.hot_tier.refuse_at_pct,
+                self.hot_tier.eviction_threshold_pct,
+            ),
+            (
+                "warm_tier.refuse_at_pct",
+                self.warm_tier.refuse_at_pct,
+                self.warm_tier.eviction_threshold_pct,
+            ),
+        ] {
+            if !(v >= at_least && v <= 100.0) {
+                return bad(format!(
+                    "{key} must be between the tier's eviction_threshold_pct ({}) and 100, got {}",
+                    num(at_least),
+                    num(v)
+                ));
             }
         }
         if self.warm_tier.migrate_to_pct > self.warm_tier.eviction_threshold_pct {
@@ -349,7 +409,7 @@ impl Config {
         if !(self.warm_tier.max_memory_mb > 0.0 && self.warm_tier.max_memory_mb.is_finite()) {
             return bad(format!(
                 "warm_tier.max_memory_mb must be positive, got {}",
-                self.warm_tier.max_memory_mb
+                num(self.warm_tier.max_memory_mb)
             ));
         }
         if !["auto", "cpu", "gpu"].contains(&self.warm_tier.device.as_str()) {
@@ -368,23 +428,51 @@ impl Config {
         let mb = self.query.answer_cache_mb;
         if !(0.0..=1e6).contains(&mb) {
             return bad(format!(
-                "query.answer_cache_mb must be between 0 and 1000000, got {mb}"
+                "query.answer_cache_mb must be between 0 and 1000000, got {}",
+                num(mb)
             ));
         }
         let sv = &self.server;
         for (key, v, max) in [
             ("server.max_body_mb", sv.max_body_mb, 4096.0),
             ("server.ingest_wait_s", sv.ingest_wait_s, 3600.0),
-            ("server.request_timeout_s", sv.request_timeout_s, 86400.0),
+            ("server.request_timeout_s", sv.request_timeout_s, 600.0),
             (
                 "server.header_read_timeout_s",
                 sv.header_read_timeout_s,
                 3600.0,
             ),
+            ("server.shutdown_grace_s", sv.shutdown_grace_s, 600.0),
         ] {
             if !(v > 0.0 && v <= max) {
-                return bad(format!("{key} must be above 0 and at most {max}, got {v}"));
+                return bad(format!(
+                    "{key} must be above 0 and at most {}, got {}",
+                    num(max),
+                    num(v)
+                ));
             }
+        }
+        if !(0.0..=1e6).contains(&sv.min_body_rate_kbs) {
+            return bad(format!(
+                "server.min_body_rate_kbs must be 0 (off) to 1000000, got {}",
+                num(sv.min_body_rate_kbs)
+            ));
+        }
+        for (key, v, max) in [
+            ("server.max_streams", sv.max_streams, 100_000),
+            ("server.max_running_jobs", sv.max_running_jobs, 64),
+            (
+                "server.max_job_batch_size",
+                sv.max_job_batch_size,
+                1_000_000,
+            ),
+        ] {
+            if !(1..=max).contains(&v) {
+                return bad(format!("{key} must be 1 to {max}, got {v}"));
+            }
+        }
+        if sv.max_job_records == 0 {
+            return bad("server.max_job_records must be at least 1".into());
         }
         if !(1..=10_000).contains(&sv.max_concurrent_ingests) {
             return bad(format!(
@@ -408,7 +496,7 @@ impl Config {
         if !(id.retention_hours > 0.0 && id.retention_hours <= 8760.0) {
             return bad(format!(
                 "idempotency.retention_hours must be above 0 and at most 8760, got {}",
-                id.retention_hours
+                num(id.retention_hours)
             ));
         }
         Ok(())
@@ -445,9 +533,31 @@ impl Config {
     }
 }
 
+/// A number for a message: as written for everyday sizes, in scientific
+/// notation when huge or tiny (`1e308`, not 309 digits).
+pub fn fmt_num(v: f64) -> String {
+    if v != 0.0 && v.is_finite() && !(1e-6..1e15).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn huge_and_tiny_numbers_are_written_short_in_messages() {
+        let mut c = Config::default();
+        c.server.max_body_mb = 1e308;
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("got 1e308") && e.len() < 120, "{e}");
+        assert_eq!(fmt_num(64.0), "64");
+        assert_eq!(fmt_num(0.05), "0.05");
+        assert_eq!(fmt_num(1e-9), "1e-9");
+        assert_eq!(fmt_num(f64::NAN), "NaN");
+    }
 
     #[test]
     fn missing_keys_take_defaults() {

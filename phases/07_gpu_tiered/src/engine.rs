@@ -194,9 +194,11 @@ pub struct Engine {
     config: Config,
     mode: Mode,
     schema: SchemaRef,
-    wal: Wal,
+    /// The log; `None` when the store was opened read-only.
+    wal: Option<Wal>,
     pub(crate) state: RwLock<State>,
-    catalog: Mutex<Catalog>,
+    /// Shared with the log, which records its segments in it.
+    catalog: Arc<Mutex<Catalog>>,
     /// Held while a migration runs: one at a time.
     migrating: Mutex<()>,
     migrations: std::sync::atomic::AtomicU64,
@@ -217,8 +219,14 @@ pub struct Engine {
     keys: KeyTable,
     /// Failed moves between tiers, and the migration's backoff.
     health: Mutex<MoveHealth>,
-    /// Held (flock) while the engine lives: one process per store.
-    _lock: std::fs::File,
+    /// The store's ID (written into cold files and WAL segments); `None`
+    /// only when opened read-only before the store had one.
+    store_id: Option<String>,
+    /// Whose segments the log holds (for [`Engine::scrub`]).
+    pub(crate) log_owner: wal::Owner,
+    /// Held (flock on the store directory) while the engine lives: one
+    /// writing process per store. `None` for an empty read-only engine.
+    _lock: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -239,18 +247,46 @@ impl Engine {
     /// nothing, and refuses the store if they disagree; then cuts a torn WAL
     /// tail, deletes what an interrupted migration left (only what it can
     /// prove is garbage), moves files it cannot explain but need not refuse
-    /// for to quarantine, replays the WAL, and is ready. See [`crate::recovery`].
+    /// for to quarantine, marks jobs a stopped process left running as
+    /// failed, replays the WAL, and is ready. See [`crate::recovery`].
     pub fn open(config: Config) -> Result<Engine> {
+        Engine::open_with(config, false)
+    }
+
+    /// Opens the store to read it only (`stats`, `query`, `aggregate`,
+    /// `scrub`), changing nothing on disk: the same checks as
+    /// [`Engine::open`], but a torn WAL tail is left where it is (its
+    /// record is not read), leftovers are neither deleted nor moved, no
+    /// migration runs, and ingest is refused. What a read-write open would
+    /// do is listed in [`OpenReport::not_done`]. The lock is shared: readers
+    /// run beside each other, never beside a writer. A directory that holds
+    /// no store reads as an empty one, and nothing is created.
+    pub fn open_read_only(config: Config) -> Result<Engine> {
+        Engine::open_with(config, true)
+    }
+
+    fn open_with(config: Config, read_only: bool) -> Result<Engine> {
         config.check()?;
         let base = &config.storage.base_path;
-        wal::create_dir_durable(base)?;
-        let lock_file = recovery::lock_store(base)?;
+        if read_only && !recovery::store_exists(&config)? {
+            return Engine::empty(config);
+        }
+        if !read_only {
+            wal::create_dir_durable(base)?;
+        }
+        let lock_file = recovery::lock_store(base, !read_only)?;
         let cold_dir = config.cold_dir();
-        wal::create_dir_durable(&cold_dir)?;
         let wal_dir = config.wal_dir();
-        wal::create_dir_durable(&wal_dir)?;
+        if !read_only {
+            wal::create_dir_durable(&cold_dir)?;
+            wal::create_dir_durable(&wal_dir)?;
+        }
         recovery::check_catalog_file(&config)?;
-        let catalog = recovery::open_catalog(&config.catalog_path())?;
+        let catalog = if read_only {
+            recovery::open_catalog_read_only(&config.catalog_path())?
+        } else {
+            recovery::open_catalog(&config.catalog_path())?
+        };
         let stored = match catalog.meta("mode")? {
             None => None,
             Some(m) => Some(Mode::parse(&m).ok_or_else(|| {
@@ -276,7 +312,9 @@ impl Engine {
                 // holds data: it is not this store's.
                 recovery::refuse_if_data(&config, "holds no store (no mode)")?;
                 let m = want.unwrap_or(Mode::Simple);
-                catalog.set_meta("mode", m.name())?;
+                if !read_only {
+                    catalog.set_meta("mode", m.name())?;
+                }
                 m
             }
         };
@@ -287,6 +325,38 @@ impl Engine {
         // Check everything, changing nothing on disk.
         let checked = recovery::check_catalog(&catalog, &cold_dir)?;
         let watermark = checked.watermark;
+        // Whose store this is: its ID, created once (a store from before
+        // IDs gets one now; its segments and files so far carry none).
+        let identity = match catalog.store_id()? {
+            Some((id, from)) => recovery::Identity {
+                id: Some(id),
+                legacy_below: from,
+                new: false,
+            },
+            None if read_only => recovery::Identity::legacy(),
+            None if recovery::data_on_disk(&config)? == (0, 0) && watermark == 0 => {
+                recovery::Identity {
+                    id: Some(recovery::new_store_id()),
+                    legacy_below: 1,
+                    new: true,
+                }
+            }
+            None => recovery::Identity {
+                id: Some(recovery::new_store_id()),
+                legacy_below: u64::MAX,
+                new: true,
+            },
+        };
+        recovery::check_cold_owner(&cold_dir, &identity)?;
+        let on_disk = wal::list_segments(&wal_dir)?;
+        let segments = recovery::check_segments(
+            &config,
+            &schema,
+            identity.id.as_deref(),
+            catalog.wal_segments()?,
+            &on_disk,
+            watermark,
+        )?;
         let warm = make_warm(&config, mode)?;
         let mut state = State {
             hot: BTreeMap::new(),
@@ -298,25 +368,76 @@ impl Engine {
             watermark,
         };
         let hot_limit = hot_threshold(&config);
-        let mut recovery = wal::scan(&wal_dir, &schema, watermark, |lsn, batch| {
+        let options = wal::ScanOptions {
+            owner: identity.scan_owner(),
+            watermark: Some(watermark),
+            cut_damaged_tail: false,
+        };
+        let mut recovery = wal::scan_with(&wal_dir, &schema, &options, |lsn, batch| {
             state.hot_rows += batch.num_rows() as u64;
             state.hot.insert(lsn, HotBatch::new(batch));
             evict_hot(&mut state, hot_limit)
         })?;
-        let cleanup = recovery::plan_cleanup(&config, &checked, &recovery)?;
+        let cleanup = recovery::plan_cleanup(&config, &checked, &recovery, &identity)?;
+        let catalog = Arc::new(Mutex::new(catalog));
 
-        // Everything agrees: now act.
-        recovery.apply_cut()?;
-        let opened = cleanup.apply()?;
-        let wal = Wal::open(
-            &wal_dir,
-            schema.clone(),
-            &recovery,
-            config.segment_bytes(),
-            config.wal.fsync,
-        )?;
-        wal.delete_through(watermark)?;
-        let keys = kept_keys(&config, &catalog, &recovery)?;
+        // Everything agrees: now act (or, read-only, say what would be done).
+        let (opened, wal) = if read_only {
+            let mut opened = cleanup.not_done(&recovery);
+            opened.not_done.extend(segments.not_done());
+            (opened, None)
+        } else {
+            let mut catalog_now = lock(&catalog);
+            if identity.new {
+                let from = if identity.legacy_below == 1 {
+                    1
+                } else {
+                    recovery.next_lsn
+                };
+                if let Some(id) = &identity.id {
+                    catalog_now.set_store_id(id, from)?;
+                }
+            }
+            if let Some(id) = &identity.id {
+                recovery::write_cold_owner(&cold_dir, id)?;
+            }
+            segments.apply(&mut catalog_now)?;
+            drop(catalog_now);
+            recovery.apply_cut(
+                &config
+                    .storage
+                    .base_path
+                    .join(recovery::QUARANTINE)
+                    .join("wal"),
+            )?;
+            let mut opened = cleanup.apply()?;
+            opened.segment_notes = segments.notes();
+            let wal = Wal::open_with(
+                &wal_dir,
+                schema.clone(),
+                &recovery,
+                wal::WalOptions {
+                    segment_bytes: config.segment_bytes(),
+                    fsync: config.wal.fsync,
+                    store_id: identity.id.clone(),
+                    registry: Some(Arc::new(CatalogSegments(catalog.clone()))),
+                },
+            )?;
+            wal.delete_through(watermark)?;
+            // This process holds the store's lock: a job still `running` in
+            // the catalog belongs to a process that stopped.
+            opened.interrupted_jobs = lock(&catalog).fail_interrupted_jobs()?;
+            (opened, Some(wal))
+        };
+        let keys = kept_keys(&config, &lock(&catalog), &recovery)?;
+        let log_owner = wal::Owner::Store {
+            id: identity.id.clone(),
+            legacy_below: if identity.new && identity.legacy_below != 1 {
+                recovery.next_lsn
+            } else {
+                identity.legacy_below
+            },
+        };
         let answer_budget = (config.query.answer_cache_mb * 1e6) as usize;
         let engine = Engine {
             config,
@@ -324,7 +445,7 @@ impl Engine {
             schema,
             wal,
             state: RwLock::new(state),
-            catalog: Mutex::new(catalog),
+            catalog,
             migrating: Mutex::new(()),
             migrations: std::sync::atomic::AtomicU64::new(0),
             background: AtomicBool::new(false),
@@ -338,12 +459,78 @@ impl Engine {
             answers: RangeCache::new(answer_budget),
             keys,
             health: Mutex::new(MoveHealth::default()),
-            _lock: lock_file,
+            log_owner,
+            store_id: identity.id,
+            _lock: Some(lock_file),
         };
+        if read_only {
+            return Ok(engine);
+        }
         // Every record is readable now; a migration that fails here is
         // recorded and tried again later, like one after an ingest.
         let _ = engine.maybe_migrate();
         Ok(engine)
+    }
+
+    /// A read-only engine over a directory that holds no store: empty, and
+    /// nothing is created on disk.
+    fn empty(mut config: Config) -> Result<Engine> {
+        let mode = config.mode.unwrap_or(Mode::Simple);
+        config.mode = Some(mode);
+        let warm = make_warm(&config, mode)?;
+        let catalog = Catalog::open_in_memory()?;
+        let keys = KeyTable::new(&config.idempotency, Vec::new());
+        let answer_budget = (config.query.answer_cache_mb * 1e6) as usize;
+        Ok(Engine {
+            schema: mode.schema(),
+            mode,
+            wal: None,
+            state: RwLock::new(State {
+                hot: BTreeMap::new(),
+                hot_rows: 0,
+                moved_through: 0,
+                warm,
+                cold: Arc::new(Vec::new()),
+                cold_rows: 0,
+                watermark: 0,
+            }),
+            catalog: Arc::new(Mutex::new(catalog)),
+            migrating: Mutex::new(()),
+            migrations: std::sync::atomic::AtomicU64::new(0),
+            background: AtomicBool::new(false),
+            signal: Mutex::new(()),
+            wanted: Condvar::new(),
+            migrated: Condvar::new(),
+            recovery: Recovery {
+                next_lsn: 1,
+                ..Recovery::default()
+            },
+            opened: OpenReport::default(),
+            observer: RwLock::new(None),
+            meta_cache: Arc::new(cold::MetaCache::default()),
+            answers: RangeCache::new(answer_budget),
+            keys,
+            health: Mutex::new(MoveHealth::default()),
+            store_id: None,
+            log_owner: wal::Owner::none(),
+            _lock: None,
+            config,
+        })
+    }
+
+    /// Whether the store was opened read-only ([`Engine::open_read_only`]).
+    pub fn read_only(&self) -> bool {
+        self.wal.is_none()
+    }
+
+    /// The log, or an error saying the store was opened to read only.
+    fn log(&self) -> Result<&Wal> {
+        self.wal.as_ref().ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "the store at {} was opened read-only; nothing can be written",
+                self.config.storage.base_path.display()
+            ))
+        })
     }
 
     /// The configuration the store runs with.
@@ -366,6 +553,12 @@ impl Engine {
         if let Ok(mut o) = self.observer.write() {
             *o = observer;
         }
+    }
+
+    /// The store's ID (see [`crate::recovery`]); `None` only for a store
+    /// opened read-only before it had one.
+    pub fn store_id(&self) -> Option<&str> {
+        self.store_id.as_deref()
     }
 
     /// The cache of finished answers over time ranges (see [`crate::cache`]).
@@ -416,6 +609,7 @@ impl Engine {
     /// [`Error::KeyConflict`]. The key is written in the batch's WAL record,
     /// so it is durable with it (see [`crate::idempotency`]).
     pub fn ingest_keyed(&self, batch: &RecordBatch, key: Option<&str>) -> Result<Ingested> {
+        self.log()?;
         schema::validate(self.mode, batch)?;
         let batch = schema::conform(self.mode, batch)?;
         let records = batch.num_rows() as u64;
@@ -433,10 +627,12 @@ impl Engine {
                 Begin::Reserved(r) => Some(r),
             },
         };
+        // A batch already stored is answered above, even now.
+        self.refuse_if_full()?;
         let stamp = reservation.as_ref().map(|r| r.stamp());
         // An error here (or a panic) drops the reservation: the key is free
         // for the retry, since nothing was stored.
-        let lsn = self.wal.append_encoded(encoded, stamp.as_ref())?;
+        let lsn = self.log()?.append_encoded(encoded, stamp.as_ref())?;
         // Durable from here on: whatever follows, the answer is success.
         crash_point("after-wal");
         if let Some(r) = reservation {
@@ -474,6 +670,60 @@ impl Engine {
         })
     }
 
+    /// Refuses an ingest while a move between tiers fails and the tier it
+    /// would fill is past its `refuse_at_pct`: the tiers stay bounded by
+    /// memory budgets even when the cold tier cannot take records.
+    /// ([`Error::Busy`]: nothing is stored; retry later.)
+    fn refuse_if_full(&self) -> Result<()> {
+        let (migration, eviction, retry_at) = {
+            let h = lock(&self.health);
+            (h.migration.clone(), h.eviction.clone(), h.retry_at)
+        };
+        if migration.is_none() && eviction.is_none() {
+            return Ok(());
+        }
+        let retry_after_s = retry_at
+            .map(|at| {
+                at.saturating_duration_since(Instant::now())
+                    .as_secs_f64()
+                    .ceil() as u64
+            })
+            .unwrap_or(1)
+            .max(1);
+        let state = self.read();
+        if let Some(f) = &migration {
+            let budget = self.config.warm_budget_bytes() as f64;
+            let held = state.warm.memory_bytes() as f64;
+            if held >= budget * self.config.warm_tier.refuse_at_pct {
+                return Err(Error::Busy {
+                    message: format!(
+                        "the warm tier holds {:.1} MB, {:.0}% of its {} MB budget (warm_tier.refuse_at_pct), because migrations to the cold tier fail ({}); nothing was stored; retry in {retry_after_s} s",
+                        held / 1_048_576.0,
+                        100.0 * held / budget,
+                        crate::config::fmt_num(self.config.warm_tier.max_memory_mb),
+                        f.error
+                    ),
+                    retry_after_s,
+                });
+            }
+        }
+        if let Some(f) = &eviction {
+            let max = self.config.hot_tier.max_records as f64;
+            if state.hot_rows as f64 >= max * self.config.hot_tier.refuse_at_pct {
+                return Err(Error::Busy {
+                    message: format!(
+                        "the hot tier holds {} records, {:.0}% of hot_tier.max_records (hot_tier.refuse_at_pct), because moving records to the warm tier fails ({}); nothing was stored; retry in 1 s",
+                        state.hot_rows,
+                        100.0 * state.hot_rows as f64 / max,
+                        f.error
+                    ),
+                    retry_after_s: 1,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Counters of the idempotency keys.
     pub fn key_stats(&self) -> KeyStats {
         self.keys.stats()
@@ -498,6 +748,9 @@ impl Engine {
     /// once its backoff has passed); for a timer, so that a store that
     /// receives no more writes still catches up. Failures are recorded.
     pub fn retry_moves(&self) {
+        if self.read_only() {
+            return;
+        }
         if lock(&self.health).eviction.is_none() && !self.warm_over(&self.read()) {
             return;
         }
@@ -599,7 +852,7 @@ impl Engine {
     /// backoff. A failure is recorded ([`Engine::move_status`]), logged,
     /// and returned.
     pub fn maybe_migrate(&self) -> Result<()> {
-        if !self.warm_over(&self.read()) {
+        if self.read_only() || !self.warm_over(&self.read()) {
             return Ok(());
         }
         if lock(&self.health)
@@ -620,6 +873,7 @@ impl Engine {
 
     /// Moves every record to the cold tier (hot and warm end empty).
     pub fn migrate_all(&self) -> Result<()> {
+        self.log()?;
         let _guard = lock(&self.migrating);
         {
             let mut state = self.write();
@@ -663,8 +917,8 @@ impl Engine {
             &self.config.cold_tier,
             &self.schema,
             &only,
-            lsn_lo,
-            through,
+            (lsn_lo, through),
+            self.store_id.as_deref(),
         )?;
         crash_point("after-parquet");
         let keys = self.keys.in_range(lsn_lo, through);
@@ -706,7 +960,7 @@ impl Engine {
             state.cold = Arc::new(cold);
             state.watermark = through;
         }
-        self.wal.delete_through(through)?;
+        self.log()?.delete_through(through)?;
         self.migrations.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -714,7 +968,7 @@ impl Engine {
     /// Counts per tier, consistent with each other.
     pub fn stats(&self) -> Result<TierStats> {
         let state = self.read();
-        let wal = self.wal.stats();
+        let wal = self.wal_stats();
         Ok(TierStats {
             hot_records: state.hot_rows,
             // The bytes of the rows themselves: batches replayed from the WAL
@@ -732,7 +986,7 @@ impl Engine {
             cold_records: state.cold_rows,
             cold_files: state.cold.len() as u64,
             cold_bytes: state.cold.iter().map(|f| f.bytes).sum(),
-            wal_bytes: self.wal.disk_bytes()?,
+            wal_bytes: wal::disk_bytes(&self.config.wal_dir())?,
             wal_fsyncs: wal.fsyncs,
             wal_records_written: wal.records,
             watermark_lsn: state.watermark,
@@ -742,13 +996,14 @@ impl Engine {
 
     /// WAL counters since open.
     pub fn wal_stats(&self) -> WalStats {
-        self.wal.stats()
+        self.wal.as_ref().map(Wal::stats).unwrap_or_default()
     }
 
     /// Deletes cold partitions whose day is more than `days` before `now_ns`
     /// (catalog rows first, in one transaction, then the files). Records still
     /// in the hot or warm tier are not touched. Returns the files removed.
     pub fn retention(&self, days: u32, now_ns: i64) -> Result<Vec<ColdFile>> {
+        self.log()?;
         let _migration = lock(&self.migrating);
         let cutoff_day = now_ns.div_euclid(cold::DAY_NS) - days as i64;
         if cutoff_day < 0 {
@@ -786,6 +1041,21 @@ impl Engine {
             }
         }
         Ok(doomed)
+    }
+}
+
+/// The log's segments, recorded in the catalog as the log creates and
+/// deletes them (see [`crate::recovery`]: a recorded segment that is gone
+/// is noticed).
+struct CatalogSegments(Arc<Mutex<Catalog>>);
+
+impl wal::SegmentRegistry for CatalogSegments {
+    fn created(&self, first_lsn: u64) -> Result<()> {
+        lock(&self.0).record_segments(&[first_lsn])
+    }
+
+    fn deleted(&self, first_lsns: &[u64]) -> Result<()> {
+        lock(&self.0).forget_segments(first_lsns)
     }
 }
 

@@ -83,6 +83,12 @@ pub enum Error {
     #[error("{0}")]
     KeyConflict(String),
 
+    /// The store cannot take more now (a tier past its bound while moves
+    /// between tiers fail); nothing was stored. Try again after
+    /// `retry_after_s` seconds.
+    #[error("{message}")]
+    Busy { message: String, retry_after_s: u64 },
+
     /// A job was cancelled while it ran.
     #[error("job {0} was cancelled")]
     Cancelled(i64),

@@ -34,12 +34,30 @@ use crate::schema::{Mode, UTC};
 pub enum Source {
     Csv(std::path::PathBuf),
     Parquet(std::path::PathBuf),
-    Generator { records: u64, seed: u64 },
+    /// `import:PATH`: a `.csv` or `.parquet` file inside the store's import
+    /// directory ([`resolve_import`]), as a job created over HTTP names it;
+    /// errors and job listings show `PATH`, never the server's own paths.
+    Import(std::path::PathBuf),
+    Generator {
+        records: u64,
+        seed: u64,
+    },
 }
+
+/// The prefix of a job source inside the import directory.
+pub const IMPORT_PREFIX: &str = "import:";
 
 impl Source {
     /// Parses a job source string.
     pub fn parse(s: &str) -> Result<Source> {
+        if let Some(rel) = s.strip_prefix(IMPORT_PREFIX) {
+            return match Source::parse(rel)? {
+                Source::Csv(p) | Source::Parquet(p) => Ok(Source::Import(p)),
+                _ => Err(Error::InvalidArgument(format!(
+                    "job source {s:?}: expected import:<a .csv or .parquet file in the import directory>"
+                ))),
+            };
+        }
         if let Some(rest) = s.strip_prefix("gen:") {
             let mut parts = rest.split(':');
             let records = parts.next().and_then(|n| n.parse().ok());
@@ -102,6 +120,107 @@ pub fn confine(path: &Path, import_dir: &Path) -> Result<std::path::PathBuf> {
     Ok(real)
 }
 
+/// The store's own directories: a job must never read them (it would ingest
+/// the store's Parquet files, or its log, again).
+fn store_dirs(config: &crate::config::Config) -> Vec<std::path::PathBuf> {
+    [
+        config.storage.base_path.clone(),
+        config.wal_dir(),
+        config.cold_dir(),
+        config.storage.base_path.join(crate::recovery::QUARANTINE),
+    ]
+    .into_iter()
+    .map(|p| real_path(&p).unwrap_or(p))
+    .collect()
+}
+
+/// Checks the import directory before a server uses it (creating it if
+/// needed): it may not be `/`, the store's own directory, or inside the
+/// store's WAL, cold or quarantine directories (a job could ingest the
+/// store's own files again). An empty `server.import_dir` would be the
+/// store's directory. Returns its real path.
+pub fn check_import_dir(config: &crate::config::Config) -> Result<std::path::PathBuf> {
+    let refuse = |why: String| {
+        Err(Error::Config(format!(
+            "server.import_dir {:?}: {why}; give a directory of its own for the files jobs read (the default is `import` inside the store)",
+            config.server.import_dir.display().to_string()
+        )))
+    };
+    if config.server.import_dir.as_os_str().is_empty() {
+        return refuse("is empty, which would be the store's own directory".into());
+    }
+    let dir = config.import_dir();
+    let real = real_path(&dir).map_err(|e| Error::io(&dir, e))?;
+    if real.parent().is_none() {
+        return refuse("is the root directory: jobs could read any file".into());
+    }
+    let dirs = store_dirs(config);
+    if dirs.first() == Some(&real) {
+        return refuse("is the store's own directory".into());
+    }
+    if let Some(d) = dirs[1..].iter().find(|d| real.starts_with(d)) {
+        return refuse(format!(
+            "is inside the store's {}",
+            d.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        ));
+    }
+    std::fs::create_dir_all(&real).map_err(|e| Error::io(&real, e))?;
+    Ok(real)
+}
+
+/// The real path `path` has or would have: its deepest existing ancestor
+/// with every symlink followed, then the rest of it (`.` and `..` taken
+/// as written). Creates nothing.
+fn real_path(path: &Path) -> std::io::Result<std::path::PathBuf> {
+    use std::path::Component;
+    let absolute = std::env::current_dir()?.join(path);
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        rest.push(existing.file_name().map(|n| n.to_os_string()));
+        existing = match existing.parent() {
+            Some(p) => p,
+            None => break,
+        };
+    }
+    let mut real = existing.canonicalize()?;
+    for part in rest.into_iter().rev() {
+        let Some(part) = part else { continue };
+        match Path::new(&part).components().next() {
+            Some(Component::ParentDir) => {
+                real.pop();
+            }
+            Some(Component::CurDir) | None => {}
+            Some(_) => real.push(part),
+        }
+    }
+    Ok(real)
+}
+
+/// Resolves `rel` inside the store's import directory ([`confine`]), and
+/// refuses a file of the store itself (an import directory that holds the
+/// store, say).
+pub fn resolve_import(rel: &Path, config: &crate::config::Config) -> Result<std::path::PathBuf> {
+    let real = confine(rel, &config.import_dir())?;
+    if store_dirs(config)[..]
+        .iter()
+        .skip(1)
+        .any(|d| real.starts_with(d))
+        || config
+            .catalog_path()
+            .canonicalize()
+            .is_ok_and(|c| c == real)
+    {
+        return Err(Error::InvalidArgument(format!(
+            "job source {:?}: a file of the store itself",
+            rel.display().to_string()
+        )));
+    }
+    Ok(real)
+}
+
 /// Reads a CSV file of the store's columns into batches of `batch_rows`.
 ///
 /// Records are read by the `csv` crate as RFC 4180 says: quoted fields
@@ -114,9 +233,21 @@ pub fn read_csv(
     path: &Path,
     mode: Mode,
     batch_rows: usize,
+    f: impl FnMut(RecordBatch) -> Result<bool>,
+) -> Result<()> {
+    read_csv_as(path, path, mode, batch_rows, f)
+}
+
+/// [`read_csv`], naming the file `shown` in errors (a job over HTTP shows
+/// its path inside the import directory, not the server's).
+pub fn read_csv_as(
+    real: &Path,
+    path: &Path,
+    mode: Mode,
+    batch_rows: usize,
     mut f: impl FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<()> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = std::fs::File::open(real).map_err(|e| Error::io(path, e))?;
     let mut input = std::io::BufReader::new(file);
     // Skip a byte-order mark, if any.
     if input
@@ -283,9 +414,19 @@ fn date_reason(why: &str) -> String {
 pub fn read_parquet(
     path: &Path,
     batch_rows: usize,
+    f: impl FnMut(RecordBatch) -> Result<bool>,
+) -> Result<()> {
+    read_parquet_as(path, path, batch_rows, f)
+}
+
+/// [`read_parquet`], naming the file `path` in errors while reading `real`.
+pub fn read_parquet_as(
+    real: &Path,
+    path: &Path,
+    batch_rows: usize,
     mut f: impl FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<()> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = std::fs::File::open(real).map_err(|e| Error::io(path, e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(|b| b.with_batch_size(batch_rows).build())
         .map_err(|e| Error::parquet(path, e))?;
@@ -296,6 +437,10 @@ pub fn read_parquet(
         }
     }
     Ok(())
+}
+
+fn is_parquet(p: &Path) -> bool {
+    p.extension().is_some_and(|e| e == "parquet")
 }
 
 /// Runs job `id` in this thread: marks it running, ingests its source batch
@@ -317,32 +462,67 @@ pub fn run(
     }
     let source = Source::parse(&job.source)?;
     engine.with_catalog(|c| c.set_job_state(id, "running", None))?;
-    let total = match &source {
-        Source::Generator { records, .. } => Some(*records),
-        Source::Parquet(p) => std::fs::File::open(p)
+    // A file in the import directory: read at its real path, shown as its
+    // path inside the directory.
+    let imported = match &source {
+        Source::Import(rel) => match resolve_import(rel, engine.config()) {
+            Ok(real) => Some((real, rel.clone())),
+            Err(e) => {
+                engine.with_catalog(|c| c.set_job_state(id, "failed", Some(&e.to_string())))?;
+                return Err(e);
+            }
+        },
+        _ => None,
+    };
+    let parquet_rows = |p: &Path| {
+        std::fs::File::open(p)
             .ok()
             .and_then(|f| ParquetRecordBatchReaderBuilder::try_new(f).ok())
-            .map(|b| b.metadata().file_metadata().num_rows() as u64),
-        Source::Csv(_) => None,
+            .map(|b| b.metadata().file_metadata().num_rows() as u64)
+    };
+    let total = match (&source, &imported) {
+        (Source::Generator { records, .. }, _) => Some(*records),
+        (Source::Parquet(p), _) => parquet_rows(p),
+        (Source::Import(rel), Some((real, _))) if is_parquet(rel) => parquet_rows(real),
+        _ => None,
     };
     let mut done = 0u64;
     let mut step = |batch: RecordBatch| -> Result<bool> {
-        let state = engine.with_catalog(|c| c.job(id))?.state;
-        if state == "cancelled" {
-            return Err(Error::Cancelled(id));
+        loop {
+            let state = engine.with_catalog(|c| c.job(id))?.state;
+            if state == "cancelled" {
+                return Err(Error::Cancelled(id));
+            }
+            match engine.ingest(&batch) {
+                Ok(_) => break,
+                // The store is full while moves between tiers fail: wait,
+                // nothing of this batch was stored.
+                Err(Error::Busy { retry_after_s, .. }) => {
+                    std::thread::sleep(std::time::Duration::from_secs(retry_after_s.clamp(1, 60)))
+                }
+                Err(e) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "job {id}, after {done} records: {e}"
+                    )))
+                }
+            }
         }
-        engine
-            .ingest(&batch)
-            .map_err(|e| Error::InvalidArgument(format!("job {id}, after {done} records: {e}")))?;
         done += batch.num_rows() as u64;
         engine.with_catalog(|c| c.set_job_progress(id, done as i64, total.map(|t| t as i64)))?;
         progress(done, total);
         Ok(true)
     };
-    let result = match &source {
-        Source::Csv(p) => read_csv(p, engine.mode(), batch_rows, &mut step),
-        Source::Parquet(p) => read_parquet(p, batch_rows, &mut step),
-        Source::Generator { records, seed } => {
+    let result = match (&source, &imported) {
+        (Source::Csv(p), _) => read_csv(p, engine.mode(), batch_rows, &mut step),
+        (Source::Parquet(p), _) => read_parquet(p, batch_rows, &mut step),
+        (Source::Import(_), Some((real, rel))) if is_parquet(rel) => {
+            read_parquet_as(real, rel, batch_rows, &mut step)
+        }
+        (Source::Import(_), Some((real, rel))) => {
+            read_csv_as(real, rel, engine.mode(), batch_rows, &mut step)
+        }
+        (Source::Import(rel), None) => Err(Error::NotFound(rel.display().to_string())),
+        (Source::Generator { records, seed }, _) => {
             let mut g = Generator::new(engine.mode(), *seed, 100);
             let mut left = *records;
             let mut r = Ok(());

@@ -334,6 +334,17 @@ enum JobCommand {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if !matches!(args.command, Command::Serve { .. } | Command::Loadtest(_)) {
+        // Output piped into a reader that stops early (`| head`) ends this
+        // process quietly, as it does any Unix filter, instead of a panic
+        // in `println!`. Not for the server and the load generator, whose
+        // sockets must not kill them when a peer goes away.
+        // SAFETY: restoring the default action of one signal, before any
+        // thread exists.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+        }
+    }
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -436,10 +447,10 @@ fn run(args: Args) -> Result<()> {
             Ok(())
         }
         Command::Query(q) => {
-            let engine = open(config)?;
+            let engine = open_read_only(config)?;
             query_cmd(&engine, &q)
         }
-        Command::Aggregate(a) => aggregate_cmd(&open(config)?, &a),
+        Command::Aggregate(a) => aggregate_cmd(&open_read_only(config)?, &a),
         Command::Gpubench(b) => tiered::bench::run(&b),
         Command::Jobs { command } => jobs_cmd(config, command),
         Command::Quality {
@@ -473,7 +484,7 @@ fn run(args: Args) -> Result<()> {
             Ok(())
         }
         Command::Stats { json } => {
-            let engine = open(config)?;
+            let engine = open_read_only(config)?;
             let s = engine.stats()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
@@ -505,35 +516,52 @@ fn run(args: Args) -> Result<()> {
             config.server.max_body_mb = max_body_mb.unwrap_or(config.server.max_body_mb);
             config.server.request_timeout_s = timeout_s.unwrap_or(config.server.request_timeout_s);
             config.check()?;
+            tiered::jobs::check_import_dir(&config)?;
             let limits = tiered::server::Limits::from_config(&config);
             serve(open(config)?, &addr, &limits)
         }
         Command::Scrub { json } => {
-            let engine = open(config)?;
+            let engine = open_read_only(config)?;
             let r = engine.scrub()?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
             } else {
                 println!(
-                    "cold: {} files, {} bytes read and checked; {} damaged",
+                    "cold: {} files, {} bytes read and checked; {} damaged{}",
                     r.files,
                     r.bytes,
-                    r.damaged.len()
+                    r.damaged.len(),
+                    if r.unreadable.is_empty() {
+                        String::new()
+                    } else {
+                        format!(", {} could not be read", r.unreadable.len())
+                    }
                 );
                 for (p, why) in &r.damaged {
                     println!("  DAMAGED {}: {why}", p.display());
+                }
+                for (p, why) in &r.unreadable {
+                    println!("  NOT READ {}: {why}", p.display());
                 }
                 match &r.wal_problem {
                     None => println!("WAL: {} records checked", r.wal_records),
                     Some(why) => println!("WAL: DAMAGED: {why}"),
                 }
             }
-            if r.damaged.is_empty() && r.wal_problem.is_none() {
+            if r.damaged.is_empty() && r.wal_problem.is_none() && r.unreadable.is_empty() {
                 Ok(())
             } else {
                 Err(Error::Inconsistent(format!(
-                    "scrub found {} damaged cold files{}",
+                    "scrub found {} damaged cold files{}{}",
                     r.damaged.len(),
+                    if r.unreadable.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " and could not read {} (not damage: fix the error it names and scrub again)",
+                            r.unreadable.len()
+                        )
+                    },
                     if r.wal_problem.is_some() {
                         " and a damaged WAL"
                     } else {
@@ -586,10 +614,22 @@ fn run(args: Args) -> Result<()> {
     }
 }
 
+/// Opens the store to read and write, and says on stderr what recovery did.
 fn open(config: Config) -> Result<Engine> {
     let engine = Engine::open(config)?;
     if let Some((bytes, why)) = &engine.recovery().torn_tail {
         eprintln!("recovery: cut a torn WAL tail of {bytes} bytes ({why})");
+    }
+    for note in &engine.opened().segment_notes {
+        eprintln!("recovery: {note}");
+    }
+    if let Some(kept) = &engine.recovery().cut_kept {
+        eprintln!("recovery: the bytes cut are kept in {}", kept.display());
+    }
+    for id in &engine.opened().interrupted_jobs {
+        eprintln!(
+            "recovery: job {id} was running when its process stopped: marked failed (interrupted)"
+        );
     }
     for (p, proof) in &engine.opened().deleted {
         eprintln!("recovery: deleted {} ({proof})", p.display());
@@ -600,6 +640,18 @@ fn open(config: Config) -> Result<Engine> {
             q.from.display(),
             q.to.display(),
             q.why
+        );
+    }
+    Ok(engine)
+}
+
+/// Opens the store to read only (changing nothing), and says on stderr what
+/// a read-write open would have done.
+fn open_read_only(config: Config) -> Result<Engine> {
+    let engine = Engine::open_read_only(config)?;
+    for what in &engine.opened().not_done {
+        eprintln!(
+            "recovery not done (opened read-only; the next command that writes does it): {what}"
         );
     }
     Ok(engine)
@@ -870,7 +922,7 @@ fn write_out(out: &mut impl Write, line: &str) -> Result<()> {
 
 fn stats_line(rows: u64, s: &QueryStats) -> String {
     format!(
-        "{rows} rows in {:.2} ms (hot {}, warm {}, cold {}); cold: {} of {} files pruned, {} of {} row groups pruned, {} of {} pages pruned, {} bytes read ({} more to check checksums)",
+        "{rows} rows in {:.2} ms (hot {}, warm {}, cold {}); cold: {} of {} files pruned, {} of {} row groups pruned, {} of {} pages pruned, {} bytes read ({} more to check files whole the first time, in {:.2} ms; {} bytes of pages checked in {:.2} ms)",
         s.elapsed.as_secs_f64() * 1e3,
         s.hot_rows,
         s.warm_rows,
@@ -882,7 +934,10 @@ fn stats_line(rows: u64, s: &QueryStats) -> String {
         s.cold.pages_pruned,
         s.cold.pages_total,
         s.cold.bytes_read,
-        s.cold.bytes_verified
+        s.cold.bytes_verified,
+        s.cold.verify_ms,
+        s.cold.bytes_checked,
+        s.cold.check_ms
     )
 }
 
@@ -893,6 +948,15 @@ fn jobs_cmd(config: Config, command: JobCommand) -> Result<()> {
         std::fs::create_dir_all(&config.storage.base_path)
             .map_err(|e| Error::io(&config.storage.base_path, e))?;
         catalog::Catalog::open(&config.catalog_path())
+    };
+    // Reading job rows changes nothing, not even a missing catalog.
+    let catalog_to_read = || -> Result<catalog::Catalog> {
+        let path = config.catalog_path();
+        if path.exists() {
+            catalog::Catalog::open_read_only(&path)
+        } else {
+            catalog::Catalog::open_in_memory()
+        }
     };
     let show = |j: &catalog::Job| {
         let progress = match j.records_total {
@@ -943,10 +1007,10 @@ fn jobs_cmd(config: Config, command: JobCommand) -> Result<()> {
             }
             print_tiers(&engine.stats()?);
         }
-        JobCommand::Status { id } => show(&catalog_only()?.job(id)?),
+        JobCommand::Status { id } => show(&catalog_to_read()?.job(id)?),
         JobCommand::Cancel { id } => show(&catalog_only()?.cancel_job(id)?),
         JobCommand::List => {
-            let jobs = catalog_only()?.jobs()?;
+            let jobs = catalog_to_read()?.jobs()?;
             if jobs.is_empty() {
                 println!("no jobs");
             }
@@ -1400,6 +1464,7 @@ fn serve(engine: Engine, addr: &str, limits: &tiered::server::Limits) -> Result<
             .await
             .map_err(|e| Error::io(addr, e))?;
         let local = listener.local_addr().map_err(|e| Error::io(addr, e))?;
+        let stop = shutdown_signal().map_err(|e| Error::io("<signal handlers>", e))?;
         let s = engine.stats()?;
         println!(
             "listening on http://{local} ({} records: hot {}, warm {} on {}, cold {}); Ctrl-C stops",
@@ -1410,7 +1475,7 @@ fn serve(engine: Engine, addr: &str, limits: &tiered::server::Limits) -> Result<
             s.cold_records
         );
         let _ = std::io::stdout().flush();
-        tiered::server::serve(listener, engine.clone(), limits, shutdown_signal())
+        tiered::server::serve(listener, engine.clone(), limits, stop)
             .await
             .map_err(|e| Error::io(addr, e))
     })?;
@@ -1423,7 +1488,7 @@ fn serve(engine: Engine, addr: &str, limits: &tiered::server::Limits) -> Result<
     {
         engine.with_catalog(|c| c.cancel_job(j.id))?;
     }
-    runtime.shutdown_timeout(Duration::from_secs(30));
+    runtime.shutdown_timeout(limits.shutdown_grace);
     let s = engine.stats()?;
     println!(
         "shut down: {} records durable ({} fsyncs this run), WAL {} bytes",
@@ -1434,23 +1499,21 @@ fn serve(engine: Engine, addr: &str, limits: &tiered::server::Limits) -> Result<
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// The signals that stop the server, registered at once: a signal that
+/// arrives after the address is announced but before the accept loop first
+/// polls must not take the default action (killing the process without a
+/// clean shutdown).
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = term.recv() => {},
         }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    println!("shutting down: finishing requests in flight");
+        println!("shutting down: finishing requests in flight");
+    })
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

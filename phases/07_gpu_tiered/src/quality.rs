@@ -79,8 +79,26 @@ pub fn measure(symbol: &str, ts: &[i64], start: i64, end: i64, interval: i64) ->
 }
 
 /// Reads the symbol's timestamps from every tier, measures, and stores the
-/// result in the catalog.
+/// result in the catalog (the newest [`KEPT_PER_SYMBOL`] per symbol are
+/// kept).
 pub fn check(
+    engine: &Engine,
+    symbol: &str,
+    start: i64,
+    end: i64,
+    interval: i64,
+) -> Result<Quality> {
+    let result = measure_range(engine, symbol, start, end, interval)?;
+    engine.with_catalog(|c| c.add_quality(&result, KEPT_PER_SYMBOL))?;
+    Ok(result)
+}
+
+/// Stored results kept per symbol; older ones are deleted as new ones come.
+pub const KEPT_PER_SYMBOL: usize = 100;
+
+/// Reads the symbol's timestamps from every tier and measures, storing
+/// nothing (the HTTP API's `GET /quality`).
+pub fn measure_range(
     engine: &Engine,
     symbol: &str,
     start: i64,
@@ -104,9 +122,7 @@ pub fn check(
                 .values(),
         );
     }
-    let result = measure(symbol, &ts, start, end, interval)?;
-    engine.with_catalog(|c| c.add_quality(&result))?;
-    Ok(result)
+    measure(symbol, &ts, start, end, interval)
 }
 
 #[cfg(test)]

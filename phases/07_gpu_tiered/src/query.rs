@@ -94,8 +94,13 @@ pub struct ColdScanSummary {
     pub pages_pruned: u64,
     pub bytes_read: u64,
     /// Bytes read to check checksums: each cold file the first time the
-    /// engine reads it.
+    /// engine reads it, and the milliseconds it took.
     pub bytes_verified: u64,
+    pub verify_ms: f64,
+    /// Bytes of the pages read that were checked against their checksums
+    /// (every read), and the milliseconds it took.
+    pub bytes_checked: u64,
+    pub check_ms: f64,
 }
 
 impl From<&ScanStats> for ColdScanSummary {
@@ -109,6 +114,9 @@ impl From<&ScanStats> for ColdScanSummary {
             pages_pruned: s.pages_pruned,
             bytes_read: s.bytes_read,
             bytes_verified: s.bytes_verified,
+            verify_ms: s.verify_ns as f64 / 1e6,
+            bytes_checked: s.bytes_checked,
+            check_ms: s.check_ns as f64 / 1e6,
         }
     }
 }

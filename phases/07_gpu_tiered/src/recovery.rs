@@ -13,38 +13,74 @@
 //!    row must pass its checksum and agree with itself (its path names its
 //!    partition and LSN range); the committed migrations must follow each
 //!    other from LSN 1 and end at the watermark; every file must belong to
-//!    one of them, exist, and have the size the catalog recorded. The WAL
-//!    is read (checksums, no gap between segments, the first one starting
-//!    at or before watermark + 1). Every Parquet file the catalog does not
-//!    list is then classified:
+//!    one of them, exist, and have the size the catalog recorded. The cold
+//!    directory must not belong to another store (its `_store` file). The
+//!    WAL segments on disk must be those the catalog recorded (the log
+//!    records each segment when it creates it, and forgets it when it
+//!    deletes it): a recorded segment that is gone is refused unless its
+//!    records are all in the cold tier, a segment never recorded is
+//!    refused unless it is the newest and holds no record (created, then a
+//!    crash). The WAL is read (checksums, no gap between segments, the
+//!    first one starting at or before watermark + 1, every header naming
+//!    this store). Every Parquet file the catalog does not list is then
+//!    classified:
 //!    - a **leftover** of a migration that never committed: its name and
-//!      its own description say LSNs `lo..=hi` above the watermark, and
-//!      the WAL holds all of them. That is the proof: it is deleted.
-//!    - a file in the staging directory, or one left in a partition that
-//!      retention deleted, without that proof: moved to `quarantine/`.
+//!      its own description say LSNs `lo..=hi` above the watermark and this
+//!      store's ID, and the WAL holds all of them. That is the proof: it is
+//!      deleted.
+//!    - a copy of a file **retention deleted**, byte for byte (the catalog
+//!      records each deleted file's path, size and CRC-32C in the same
+//!      transaction as the deletion): left by an interrupted retention,
+//!      deleted.
+//!    - a file in the staging directory without that proof: moved to
+//!      `quarantine/`.
+//!    - a file **of another store** (its description names another ID): the
+//!      store is refused, naming it; it is never deleted.
 //!    - anything else (a file holding committed LSNs the catalog does not
 //!      list, say): the store is refused, naming it.
 //!
 //!    Problems are gathered, and the refusal lists them all.
-//! 2. **Act**, only once everything checked: cut a torn WAL tail, delete
-//!    the proven leftovers, quarantine the rest, report each.
+//! 2. **Act**, only once everything checked: cut a torn WAL tail (its bytes
+//!    kept in `quarantine/wal/`), delete the proven leftovers, quarantine
+//!    the rest, record the segments, report each. A store opened read-only
+//!    ([`Engine::open_read_only`]) does none of it and says what it would
+//!    have done.
+//!
+//! # Whose store
+//!
+//! A store gets an ID once, when it is created (a store from before IDs
+//! when it is next opened to write): 128 random bits in the catalog
+//! (`meta.store_id`), in the header of every WAL segment it writes, in the
+//! description of every cold file, and in the cold directory's `_store`
+//! file. A segment or file that names another store is never taken for
+//! this one's, and never deleted.
 //!
 //! # Repair
 //!
 //! [`repair`] rebuilds the catalog from what the files and the WAL say:
 //! each cold file is read whole and must agree with its own description
-//! (partition, rows, time range, symbols, LSN range, and a checksum of its
-//! data region) and, where the old catalog can still be read, with the
-//! checksum that catalog recorded. A file that fails is moved to
+//! (partition, rows, time range, symbols, LSN range, store, and a checksum
+//! of its data region), where the old catalog can still be read with the
+//! checksum that catalog recorded, and where the WAL still holds its LSNs
+//! with the WAL's records (the same rows). A file that fails is moved to
 //! quarantine only if its records are still in the WAL (they come back
-//! from it) or with `--accept-loss`. LSNs that neither a cold file nor the
-//! WAL holds are likewise refused without `--accept-loss`. The old catalog
-//! goes to quarantine too; its jobs, quality results and retention log are
-//! copied over when it can be read.
+//! from it) or with `--accept-loss`; a file of another store goes to
+//! quarantine. LSNs that neither a cold file nor the WAL holds are likewise
+//! refused without `--accept-loss`, unless the old catalog says retention
+//! removed them (retention's record wins over the WAL). A WAL segment the
+//! old catalog recorded that is gone, and a damaged last WAL record, are
+//! losses too; with `--accept-loss` repair cuts the damaged record (its
+//! bytes kept) and, for a gap in the middle of the log, writes the records
+//! before the gap to the cold tier so that the log starts after it. A file
+//! it cannot read (permissions, an I/O error) is not damage: repair
+//! refuses, naming the error. The old catalog goes to quarantine too; its
+//! jobs, quality results, retention log and idempotency keys are copied
+//! over when it can be read.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
+use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
 use crate::catalog::{Catalog, Migration};
@@ -58,6 +94,12 @@ use crate::wal::{self, Recovery};
 /// The directory inside the store where files that are not garbage but
 /// cannot stay are moved, under their path relative to the store.
 pub const QUARANTINE: &str = "quarantine";
+
+/// The quarantine inside a directory on another filesystem than the store
+/// (a cold directory elsewhere), where files go when a rename to
+/// [`QUARANTINE`] cannot cross. Readers of the cold tier skip it (its name
+/// starts with `_`, as Hive-style readers expect).
+pub const QUARANTINE_IN_PLACE: &str = "_quarantine";
 
 const REPAIR: &str = "`07_gpu_tiered repair` rebuilds the catalog from the cold files and the WAL";
 
@@ -76,24 +118,312 @@ pub struct OpenReport {
     pub deleted: Vec<(PathBuf, String)>,
     /// Files moved to quarantine.
     pub quarantined: Vec<Quarantined>,
+    /// Jobs the catalog said were running when the store opened (their
+    /// process stopped), now marked failed.
+    pub interrupted_jobs: Vec<i64>,
+    /// What changed in the catalog's record of WAL segments.
+    pub segment_notes: Vec<String>,
+    /// Opened read-only: what a read-write open would have done, and did
+    /// not.
+    pub not_done: Vec<String>,
 }
 
-/// Takes the store's lock (flock on `LOCK`): one process per store.
-pub(crate) fn lock_store(base: &Path) -> Result<std::fs::File> {
-    let lock_path = base.join("LOCK");
-    let lock_file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| Error::io(&lock_path, e))?;
-    match lock_file.try_lock() {
-        Ok(()) => Ok(lock_file),
-        Err(std::fs::TryLockError::WouldBlock) => Err(Error::InvalidArgument(format!(
-            "the store at {} is open in another process",
-            base.display()
+/// Takes the store's lock: an OS lock (`flock`) on the store directory
+/// itself, exclusive for a process that writes, shared for one that only
+/// reads (`stats`, `query`, `scrub`: they run beside each other, never
+/// beside a writer). The lock is on the directory's file descriptor, so
+/// deleting a file cannot defeat it; the `LOCK` file beside the data says
+/// which process holds it, for people, and is not the lock.
+pub(crate) fn lock_store(base: &Path, write: bool) -> Result<std::fs::File> {
+    let dir = std::fs::File::open(base).map_err(|e| Error::io(base, e))?;
+    let locked = if write {
+        dir.try_lock()
+    } else {
+        dir.try_lock_shared()
+    };
+    let info_path = base.join("LOCK");
+    match locked {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let holder = std::fs::read_to_string(&info_path)
+                .ok()
+                .map(|t| t.trim().to_string())
+                .filter(|t| !t.is_empty())
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default();
+            return Err(Error::InvalidArgument(format!(
+                "the store at {} is open in another process{holder}",
+                base.display()
+            )));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(base, e)),
+    }
+    if write {
+        // Information only: who holds the lock. Losing it changes nothing.
+        let _ = std::fs::write(
+            &info_path,
+            format!("held by process {}\n", std::process::id()),
+        );
+    }
+    Ok(dir)
+}
+
+/// Whose store this is: its ID, which cold files and WAL segments carry,
+/// and the LSN before which they may carry none (written before the store
+/// had an ID).
+#[derive(Clone, Debug)]
+pub(crate) struct Identity {
+    pub id: Option<String>,
+    pub legacy_below: u64,
+    /// Created by this open: to be recorded in the catalog.
+    pub new: bool,
+}
+
+impl Identity {
+    /// A store from before IDs, opened without giving it one (read-only).
+    pub fn legacy() -> Identity {
+        Identity {
+            id: None,
+            legacy_below: u64::MAX,
+            new: false,
+        }
+    }
+
+    /// What a WAL scan must accept.
+    pub fn scan_owner(&self) -> wal::Owner {
+        if self.new {
+            // Segments so far were written before the ID existed.
+            wal::Owner::Store {
+                id: None,
+                legacy_below: u64::MAX,
+            }
+        } else {
+            wal::Owner::Store {
+                id: self.id.clone(),
+                legacy_below: self.legacy_below,
+            }
+        }
+    }
+
+    /// Why a file that says it was written by store `found` (and holds
+    /// LSNs up to `lsn_hi`) is not this store's, if it is not.
+    fn foreign(&self, found: Option<&str>, lsn_hi: u64) -> Option<String> {
+        let legacy_ok = self.new || lsn_hi < self.legacy_below;
+        match (self.id.as_deref(), found) {
+            (Some(want), Some(got)) if want == got && !self.new => None,
+            (_, None) if legacy_ok => None,
+            (_, Some(got)) => Some(format!(
+                "it belongs to another store (its description says store {got}{})",
+                match self.id.as_deref() {
+                    Some(want) if !self.new => format!(", this store is {want}"),
+                    _ => ", this store had no ID until now".to_string(),
+                }
+            )),
+            (Some(want), None) => Some(format!(
+                "it carries no store ID, but this store ({want}) has written its ID into every file since LSN {}",
+                self.legacy_below
+            )),
+            (None, None) => None,
+        }
+    }
+}
+
+/// A new store ID: 128 random bits, as 32 hex digits.
+pub(crate) fn new_store_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// The file in the cold directory that names the store it belongs to, so
+/// that two stores cannot share one (each would take the other's files
+/// for its own leftovers).
+pub const COLD_OWNER: &str = "_store";
+
+/// The store ID the cold directory's owner file names, if it has one.
+pub(crate) fn cold_owner(cold_dir: &Path) -> Result<Option<String>> {
+    let path = cold_dir.join(COLD_OWNER);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok(text
+            .lines()
+            .find_map(|l| l.strip_prefix("store "))
+            .map(|id| id.trim().to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io(&path, e)),
+    }
+}
+
+/// Refuses a cold directory that another store owns.
+pub(crate) fn check_cold_owner(cold_dir: &Path, identity: &Identity) -> Result<()> {
+    let Some(owner) = cold_owner(cold_dir)? else {
+        return Ok(());
+    };
+    match identity.id.as_deref() {
+        Some(id) if id == owner && !identity.new => Ok(()),
+        _ => Err(Error::Inconsistent(format!(
+            "the cold directory {} belongs to store {owner} (its {COLD_OWNER} file), not to this store ({}); two stores cannot share a cold directory; nothing was changed; give this store its own storage.cold_path",
+            cold_dir.display(),
+            match identity.id.as_deref() {
+                Some(id) if !identity.new => id,
+                _ => "no ID yet",
+            }
         ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&lock_path, e)),
+    }
+}
+
+/// Writes the cold directory's owner file (once; durably).
+pub(crate) fn write_cold_owner(cold_dir: &Path, id: &str) -> Result<()> {
+    if cold_owner(cold_dir)?.as_deref() == Some(id) {
+        return Ok(());
+    }
+    let path = cold_dir.join(COLD_OWNER);
+    let tmp = cold_dir.join(format!("{COLD_OWNER}.tmp"));
+    std::fs::File::create(&tmp)
+        .and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(
+                format!(
+                    "store {id}\nThis directory holds the cold tier of that squeezed-signals store only.\n"
+                )
+                .as_bytes(),
+            )
+            .and_then(|()| f.sync_all())
+        })
+        .map_err(|e| Error::io(&tmp, e))?;
+    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+    wal::sync_dir(cold_dir)
+}
+
+/// What opening will do to the catalog's record of WAL segments.
+pub(crate) struct SegmentPlan {
+    /// Segments to record: all of them for a catalog that never recorded
+    /// any, or a last segment created but not recorded before a crash.
+    record: Vec<u64>,
+    /// Rows of segments that are gone, whose records were all migrated (a
+    /// crash between deleting the file and its row).
+    forget: Vec<u64>,
+    /// The segment adopted as created-but-unrecorded: it must hold no
+    /// record.
+    adopted: Option<u64>,
+    first_recording: bool,
+}
+
+/// Checks the WAL segments on disk against those the catalog recorded,
+/// changing nothing. A recorded segment that is gone is an error unless
+/// its records were all migrated; a segment on disk that was never
+/// recorded is an error unless it is the newest, and empty (created, then
+/// a crash before its row was written).
+pub(crate) fn check_segments(
+    config: &Config,
+    schema: &SchemaRef,
+    store_id: Option<&str>,
+    recorded: Option<Vec<u64>>,
+    on_disk: &[wal::Segment],
+    watermark: u64,
+) -> Result<SegmentPlan> {
+    let disk: BTreeSet<u64> = on_disk.iter().map(|s| s.first_lsn).collect();
+    let Some(recorded) = recorded else {
+        return Ok(SegmentPlan {
+            record: disk.into_iter().collect(),
+            forget: Vec::new(),
+            adopted: None,
+            first_recording: true,
+        });
+    };
+    let rec: BTreeSet<u64> = recorded.iter().copied().collect();
+    let dir = config.wal_dir();
+    let mut plan = SegmentPlan {
+        record: Vec::new(),
+        forget: Vec::new(),
+        adopted: None,
+        first_recording: false,
+    };
+    let mut problems = Vec::new();
+    for &m in rec.difference(&disk) {
+        let name = dir.join(wal::segment_name(m));
+        match rec.range(m + 1..).next() {
+            Some(&next) if next - 1 <= watermark => plan.forget.push(m),
+            Some(&next) => problems.push(format!(
+                "the WAL segment {} is missing (the catalog recorded it when the log created it): records {}..={next_lsn} are missing from the log{}",
+                name.display(),
+                m.max(watermark + 1),
+                if m <= watermark {
+                    format!(" (LSNs {m}..={watermark} are in the cold tier)")
+                } else {
+                    String::new()
+                },
+                next_lsn = next - 1
+            )),
+            None => problems.push(format!(
+                "the WAL segment {} is missing (the catalog recorded it when the log created it): it was the last one, so the records from LSN {} on are missing from the log, how many is not known",
+                name.display(),
+                m.max(watermark + 1)
+            )),
+        }
+    }
+    let newest_recorded = rec.iter().next_back().copied();
+    for &e in disk.difference(&rec) {
+        let newest = disk.iter().next_back() == Some(&e);
+        let seg = on_disk.iter().find(|s| s.first_lsn == e);
+        let empty = seg.is_some_and(|s| wal::holds_no_record(s, schema, store_id).unwrap_or(false));
+        if newest && empty && newest_recorded.is_none_or(|r| e > r) {
+            plan.record.push(e);
+            plan.adopted = Some(e);
+        } else {
+            problems.push(format!(
+                "the WAL segment {} is not one this store created (the catalog has no record of it, and this store records a segment before it writes to it: copied from another store, or restored from an old backup?); move it out of the WAL directory",
+                dir.join(wal::segment_name(e)).display()
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::Inconsistent(format!(
+            "{}; nothing was changed; put a missing segment back (from a backup) and open again; if it is lost for good, `07_gpu_tiered repair --accept-loss` records its records as lost and goes on",
+            problems.join("; ")
+        )));
+    }
+    Ok(plan)
+}
+
+impl SegmentPlan {
+    /// Records and forgets what the check found.
+    pub(crate) fn apply(&self, catalog: &mut Catalog) -> Result<()> {
+        if self.first_recording || !self.record.is_empty() {
+            catalog.record_segments(&self.record)?;
+        }
+        if !self.forget.is_empty() {
+            catalog.forget_segments(&self.forget)?;
+        }
+        Ok(())
+    }
+
+    /// What [`SegmentPlan::apply`] did, in words.
+    pub(crate) fn notes(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.first_recording && !self.record.is_empty() {
+            out.push(format!(
+                "recorded the {} WAL segments in the catalog (from now on a missing one is noticed)",
+                self.record.len()
+            ));
+        } else if let Some(first) = self.adopted {
+            out.push(format!(
+                "recorded the WAL segment {} (created, empty, not recorded before a crash)",
+                wal::segment_name(first)
+            ));
+        }
+        for f in &self.forget {
+            out.push(format!(
+                "forgot the deleted WAL segment {} (its records are in the cold tier)",
+                wal::segment_name(*f)
+            ));
+        }
+        out
+    }
+
+    /// What it would do, for a store opened read-only.
+    pub(crate) fn not_done(&self) -> Vec<String> {
+        self.notes()
+            .into_iter()
+            .map(|n| format!("{n}: would be done"))
+            .collect()
     }
 }
 
@@ -122,7 +452,7 @@ fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         let sub = rel.join(&name);
         let ty = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
         if ty.is_dir() {
-            if name != cold::STAGING && name != QUARANTINE {
+            if name != cold::STAGING && name != QUARANTINE && name != QUARANTINE_IN_PLACE {
                 walk(dir, &sub, out)?;
             }
         } else if sub.extension().is_some_and(|x| x == "parquet") {
@@ -134,10 +464,20 @@ fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 
 /// What the store holds on disk: WAL segments, and Parquet files anywhere
 /// in the cold directory.
-fn data_on_disk(config: &Config) -> Result<(usize, usize)> {
+pub(crate) fn data_on_disk(config: &Config) -> Result<(usize, usize)> {
     let segments = wal::list_segments(&config.wal_dir())?.len();
     let (parts, staged) = cold_files_on_disk(&config.cold_dir())?;
     Ok((segments, parts.len() + staged.len()))
+}
+
+/// Whether `config` points at a store: a catalog file, or data (WAL
+/// segments, Parquet files) without one.
+pub(crate) fn store_exists(config: &Config) -> Result<bool> {
+    if config.catalog_path().exists() {
+        return Ok(true);
+    }
+    let (segments, parquet) = data_on_disk(config)?;
+    Ok(segments + parquet > 0)
 }
 
 /// Refuses a store whose catalog is missing, empty or never initialized
@@ -147,8 +487,15 @@ pub(crate) fn refuse_if_data(config: &Config, why: &str) -> Result<()> {
     if segments == 0 && parquet == 0 {
         return Ok(());
     }
+    let owner = match cold_owner(&config.cold_dir())? {
+        Some(id) => format!(
+            "; the cold directory {} belongs to store {id} (its {COLD_OWNER} file): if that is not this store, give this one its own storage.cold_path (two stores cannot share one)",
+            config.cold_dir().display()
+        ),
+        None => String::new(),
+    };
     Err(Error::Inconsistent(format!(
-        "the catalog {} {why}, but the store holds {parquet} Parquet files and {segments} WAL segments; nothing was changed (no file was deleted); {REPAIR}",
+        "the catalog {} {why}, but the store holds {parquet} Parquet files and {segments} WAL segments; nothing was changed (no file was deleted); {REPAIR}{owner}",
         config.catalog_path().display()
     )))
 }
@@ -175,13 +522,31 @@ pub(crate) fn open_catalog(path: &Path) -> Result<Catalog> {
     })
 }
 
+/// Opens the catalog to read only, changing nothing (not even an upgrade):
+/// a catalog this build would have to upgrade is read as it is when it
+/// can be, and refused when it cannot.
+pub(crate) fn open_catalog_read_only(path: &Path) -> Result<Catalog> {
+    let catalog = Catalog::open_read_only(path).map_err(|e| {
+        Error::Inconsistent(format!(
+            "{e}; the catalog cannot be read; nothing was changed; {REPAIR}"
+        ))
+    })?;
+    catalog.check_readable().map_err(|e| match e {
+        Error::Catalog { .. } => Error::Inconsistent(format!(
+            "{e}; the catalog cannot be read; nothing was changed; {REPAIR}"
+        )),
+        other => other,
+    })?;
+    Ok(catalog)
+}
+
 /// The catalog's view of the cold tier, checked against itself and the
 /// disk.
 pub(crate) struct Checked {
     pub files: Vec<ColdFile>,
     pub watermark: u64,
-    /// Partitions retention has deleted.
-    pub retained: BTreeSet<String>,
+    /// The files retention has deleted, by path.
+    pub retained: HashMap<PathBuf, crate::catalog::RetainedFile>,
 }
 
 /// Checks the catalog's rows against each other and the files on disk,
@@ -200,10 +565,10 @@ pub(crate) fn check_catalog(catalog: &Catalog, cold_dir: &Path) -> Result<Checke
         }
     }
     let watermark = match catalog.watermark() {
-        Ok(w) => w,
+        Ok(w) => Some(w),
         Err(e) => {
             problems.push(e.to_string());
-            0
+            None
         }
     };
     let migrations = catalog.migrations().map_err(wrap)?;
@@ -220,11 +585,14 @@ pub(crate) fn check_catalog(catalog: &Catalog, cold_dir: &Path) -> Result<Checke
         next = m.lsn_hi.saturating_add(1);
     }
     let last = migrations.last().map_or(0, |m| m.lsn_hi);
-    if last != watermark {
-        problems.push(format!(
-            "the watermark is LSN {watermark}, but the committed migrations end at LSN {last}"
-        ));
+    match watermark {
+        Some(w) if w != last => problems.push(format!(
+            "the watermark is LSN {w}, but the committed migrations end at LSN {last}"
+        )),
+        // Unreadable: said above, once.
+        _ => {}
     }
+    let watermark = watermark.unwrap_or(0);
     let ranges: HashSet<(u64, u64)> = migrations.iter().map(|m| (m.lsn_lo, m.lsn_hi)).collect();
     for f in &files {
         let name = f.path.display();
@@ -253,7 +621,7 @@ pub(crate) fn check_catalog(catalog: &Catalog, cold_dir: &Path) -> Result<Checke
             Ok(_) => {}
         }
     }
-    let retained = catalog.retained_partitions().map_err(wrap)?;
+    let retained = catalog.retained_files().map_err(wrap)?;
     if !problems.is_empty() {
         return Err(refusal(catalog.path(), &problems));
     }
@@ -282,42 +650,87 @@ pub(crate) struct Cleanup {
     quarantine: Vec<(PathBuf, String)>,
 }
 
-/// Proof that an unlisted file at `path`, named for LSNs `lo..=hi`, is the
-/// leftover of a migration that never committed: the LSNs are above the
-/// watermark, the WAL holds every one of them, and the file's own
-/// description says the same range.
+/// What an unlisted file is, by its own description.
+enum Verdict {
+    /// A leftover this store may delete, and the proof.
+    Leftover(String),
+    /// Not provably a leftover, and why.
+    Unproven(String),
+    /// A file another store wrote: never deleted, never taken for this
+    /// store's.
+    Foreign(String),
+}
+
+/// Whether an unlisted file at `path`, named for LSNs `lo..=hi`, is the
+/// leftover of a migration of this store that never committed: the LSNs
+/// are above the watermark, the WAL holds every one of them, and the
+/// file's own description says the same range and this store's ID (or
+/// none, for a file written before the store had one).
 fn leftover_proof(
     path: &Path,
-    lo: u64,
-    hi: u64,
+    (lo, hi): (u64, u64),
     watermark: u64,
     wal: &Recovery,
-) -> std::result::Result<String, String> {
+    identity: &Identity,
+) -> Verdict {
+    let meta = match cold::read_meta(path) {
+        Ok(m) => m,
+        Err(why) => return Verdict::Unproven(why),
+    };
+    if let Some(m) = &meta {
+        if let Some(why) = identity.foreign(m.store_id.as_deref(), m.lsn_hi) {
+            return Verdict::Foreign(why);
+        }
+    }
     if lo <= watermark {
-        return Err(format!(
+        return Verdict::Unproven(format!(
             "its LSNs {lo}..={hi} are not above the watermark {watermark}"
         ));
     }
     if !(wal.holds(lo) && wal.holds(hi)) {
-        return Err(format!(
+        return Verdict::Unproven(format!(
             "its LSNs {lo}..={hi} are above the watermark {watermark} but not all in the WAL"
         ));
     }
-    match cold::read_meta(path)? {
-        Some(m) if (m.lsn_lo, m.lsn_hi) == (lo, hi) => Ok(format!(
-            "LSNs {lo}..={hi}, above the watermark {watermark}, all in the WAL: a migration that never committed"
+    match meta {
+        Some(m) if (m.lsn_lo, m.lsn_hi) == (lo, hi) => Verdict::Leftover(format!(
+            "LSNs {lo}..={hi}, above the watermark {watermark}, all in the WAL, written by this store: a migration that never committed"
         )),
-        Some(m) => Err(format!(
+        Some(m) => Verdict::Unproven(format!(
             "its name says LSNs {lo}..={hi}, its description {}..={}",
             m.lsn_lo, m.lsn_hi
         )),
-        None => Err("it carries no description".into()),
+        None => Verdict::Unproven("it carries no description".into()),
     }
 }
 
+/// Whether an unlisted file is the copy of a file retention deleted, left
+/// by a retention interrupted between its catalog commit and the deletion:
+/// the same path, size and CRC-32C as the file whose row it deleted.
+fn retention_leftover(
+    path: &Path,
+    rel: &Path,
+    retained: &HashMap<PathBuf, crate::catalog::RetainedFile>,
+) -> Option<String> {
+    let r = retained.get(rel)?;
+    let (crc, len) = cold::file_checksum(path).ok()?;
+    (len == r.bytes && crc == r.crc32c).then(|| {
+        format!(
+            "retention deleted its catalog row (LSNs {}..={}, partition {}), and this is that file, byte for byte: an interrupted retention",
+            r.lsn_lo, r.lsn_hi, r.partition
+        )
+    })
+}
+
 /// Classifies every Parquet file the catalog does not list (see the module
-/// doc), changing nothing; refuses if one cannot be explained.
-pub(crate) fn plan_cleanup(config: &Config, checked: &Checked, wal: &Recovery) -> Result<Cleanup> {
+/// doc), changing nothing; refuses if one cannot be explained, and for
+/// every file another store wrote.
+pub(crate) fn plan_cleanup(
+    config: &Config,
+    checked: &Checked,
+    wal: &Recovery,
+    identity: &Identity,
+) -> Result<Cleanup> {
     let cold_dir = config.cold_dir();
     let (parts, staged) = cold_files_on_disk(&cold_dir)?;
     let listed: HashSet<&Path> = checked.files.iter().map(|f| f.path.as_path()).collect();
@@ -329,23 +742,29 @@ pub(crate) fn plan_cleanup(config: &Config, checked: &Checked, wal: &Recovery) -
     };
     let mut problems = Vec::new();
     let w = checked.watermark;
+    let foreign = |path: &Path, why: String| {
+        format!(
+            "{}: not in the catalog, and {why}; nothing was changed; move it out of this store's cold directory",
+            path.display()
+        )
+    };
     for rel in parts.into_iter().filter(|r| !listed.contains(r.as_path())) {
         let path = cold_dir.join(&rel);
-        let Some((partition, lo, hi)) = cold::parse_path(&rel) else {
+        let Some((_, lo, hi)) = cold::parse_path(&rel) else {
             plan.quarantine
                 .push((rel, "a Parquet file whose name is not a cold file's".into()));
             continue;
         };
-        match leftover_proof(&path, lo, hi, w, wal) {
-            Ok(proof) => plan.delete.push((rel, proof)),
-            Err(_) if hi <= w && checked.retained.contains(&partition) => plan.quarantine.push((
-                rel,
-                format!("not in the catalog, in partition {partition}, which retention deleted: left by an interrupted retention"),
-            )),
-            Err(why) => problems.push(format!(
-                "{}: not in the catalog, and not provably a leftover: {why}",
-                path.display()
-            )),
+        match leftover_proof(&path, (lo, hi), w, wal, identity) {
+            Verdict::Leftover(proof) => plan.delete.push((rel, proof)),
+            Verdict::Foreign(why) => problems.push(foreign(&path, why)),
+            Verdict::Unproven(why) => match retention_leftover(&path, &rel, &checked.retained) {
+                Some(proof) => plan.delete.push((rel, proof)),
+                None => problems.push(format!(
+                    "{}: not in the catalog, and not provably a leftover: {why}",
+                    path.display()
+                )),
+            },
         }
     }
     for rel in staged {
@@ -359,9 +778,10 @@ pub(crate) fn plan_cleanup(config: &Config, checked: &Checked, wal: &Recovery) -
                 cold::parse_path(&Path::new("year=1970/month=01/day=01").join(name))
             })
             .map(|(_, lo, hi)| (lo, hi));
-        match range.map(|(lo, hi)| leftover_proof(&path, lo, hi, w, wal)) {
-            Some(Ok(proof)) => plan.delete.push((rel, proof)),
-            Some(Err(why)) => plan.quarantine.push((
+        match range.map(|range| leftover_proof(&path, range, w, wal, identity)) {
+            Some(Verdict::Leftover(proof)) => plan.delete.push((rel, proof)),
+            Some(Verdict::Foreign(why)) => problems.push(foreign(&path, why)),
+            Some(Verdict::Unproven(why)) => plan.quarantine.push((
                 rel,
                 format!("staged by a migration that never committed, and {why}"),
             )),
@@ -378,6 +798,30 @@ pub(crate) fn plan_cleanup(config: &Config, checked: &Checked, wal: &Recovery) -
 }
 
 impl Cleanup {
+    /// What [`Cleanup::apply`] and cutting the torn tail `wal` found would
+    /// do, in words, for a store opened read-only (which does neither).
+    pub(crate) fn not_done(&self, wal: &Recovery) -> OpenReport {
+        let mut report = OpenReport::default();
+        if let Some((bytes, why)) = &wal.torn_tail {
+            report.not_done.push(format!(
+                "a torn WAL tail of {bytes} bytes ({why}) would be cut (its record was never acknowledged and is not read)"
+            ));
+        }
+        for (rel, proof) in &self.delete {
+            report.not_done.push(format!(
+                "{} would be deleted ({proof})",
+                self.cold_dir.join(rel).display()
+            ));
+        }
+        for (rel, why) in &self.quarantine {
+            report.not_done.push(format!(
+                "{} would be moved to quarantine ({why})",
+                self.cold_dir.join(rel).display()
+            ));
+        }
+        report
+    }
+
     /// Deletes the proven leftovers and quarantines the rest.
     pub(crate) fn apply(self) -> Result<OpenReport> {
         let mut report = OpenReport::default();
@@ -407,15 +851,42 @@ impl Cleanup {
 }
 
 /// Moves `root/rel` to `base/quarantine/<root relative to base>/rel` (a
-/// numbered suffix if that is taken), with a `.why` note beside it.
+/// numbered suffix if that is taken), with a `.why` note beside it. Where
+/// `root` is on another filesystem than the store (a `cold_path` on its
+/// own disk), a rename cannot cross: the file goes to `root/_quarantine/`
+/// instead, on its own filesystem, where a rename always works (a full
+/// disk included; copying would need room).
 pub fn quarantine(base: &Path, root: &Path, rel: &Path, why: &str) -> Result<Quarantined> {
-    let from = root.join(rel);
     let under = root.strip_prefix(base).unwrap_or(Path::new("outside"));
     let dir_rel = Path::new(QUARANTINE)
         .join(under)
         .join(rel.parent().unwrap_or(Path::new("")));
-    wal::create_dirs_durable(base, &dir_rel)?;
-    let dir = base.join(&dir_rel);
+    match move_into(base, &dir_rel, root, rel, why) {
+        Err(Error::Io { source, .. }) if crosses_devices(&source) => {
+            let dir_rel =
+                Path::new(QUARANTINE_IN_PLACE).join(rel.parent().unwrap_or(Path::new("")));
+            move_into(root, &dir_rel, root, rel, why)
+        }
+        other => other,
+    }
+}
+
+/// Whether an I/O error says a rename would cross filesystems (EXDEV).
+fn crosses_devices(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::CrossesDevices || e.raw_os_error() == Some(libc::EXDEV)
+}
+
+/// Moves `root/rel` into `top/dir_rel/`, with its note.
+fn move_into(
+    top: &Path,
+    dir_rel: &Path,
+    root: &Path,
+    rel: &Path,
+    why: &str,
+) -> Result<Quarantined> {
+    let from = root.join(rel);
+    wal::create_dirs_durable(top, dir_rel)?;
+    let dir = top.join(dir_rel);
     let name = rel
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -429,7 +900,10 @@ pub fn quarantine(base: &Path, root: &Path, rel: &Path, why: &str) -> Result<Qua
     let note = PathBuf::from(format!("{}.why", to.display()));
     std::fs::write(&note, format!("{}\n{why}\n", from.display()))
         .map_err(|e| Error::io(&note, e))?;
-    std::fs::rename(&from, &to).map_err(|e| Error::io(&from, e))?;
+    if let Err(e) = std::fs::rename(&from, &to) {
+        let _ = std::fs::remove_file(&note);
+        return Err(Error::io(&from, e));
+    }
     wal::sync_dir(&dir)?;
     if let Some(p) = from.parent() {
         wal::sync_dir(p)?;
@@ -446,8 +920,12 @@ pub fn quarantine(base: &Path, root: &Path, rel: &Path, why: &str) -> Result<Qua
 pub struct ScrubReport {
     pub files: u64,
     pub bytes: u64,
-    /// Each damaged file and what is wrong with it.
+    /// Each damaged file and what is wrong with it: its bytes were read
+    /// and differ from what the catalog recorded.
     pub damaged: Vec<(PathBuf, String)>,
+    /// Each file that could not be read, and the error (permissions, an
+    /// I/O error): not damage, nothing is known of its bytes.
+    pub unreadable: Vec<(PathBuf, String)>,
     pub wal_records: u64,
     /// What is wrong with the WAL, if anything.
     pub wal_problem: Option<String>,
@@ -456,7 +934,8 @@ pub struct ScrubReport {
 impl Engine {
     /// Reads every cold file whole and checks it against the CRC-32C the
     /// catalog recorded, and reads every WAL record and checks its CRC.
-    /// Damage is reported, not repaired.
+    /// Damage is reported, not repaired; a file that cannot be read is
+    /// reported as such, not as damage.
     pub fn scrub(&self) -> Result<ScrubReport> {
         let (files, watermark) = {
             let state = self.read();
@@ -468,16 +947,20 @@ impl Engine {
             let p = cold_dir.join(&f.path);
             report.files += 1;
             report.bytes += f.bytes;
-            if let Err(e) = cold::verify(&p, f) {
-                report.damaged.push((p, e.to_string()));
+            match cold::verify(&p, f) {
+                Ok(()) => {}
+                Err(e @ Error::Io { .. }) => report.unreadable.push((p, e.to_string())),
+                Err(e) => report.damaged.push((p, e.to_string())),
             }
         }
-        match wal::scan(
-            &self.config().wal_dir(),
-            self.schema(),
-            watermark,
-            |_, _| Ok(()),
-        ) {
+        let options = wal::ScanOptions {
+            owner: self.log_owner.clone(),
+            watermark: Some(watermark),
+            cut_damaged_tail: false,
+        };
+        match wal::scan_with(&self.config().wal_dir(), self.schema(), &options, |_, _| {
+            Ok(())
+        }) {
             Ok(r) => report.wal_records = r.records,
             Err(e) => report.wal_problem = Some(e.to_string()),
         }
@@ -501,6 +984,8 @@ pub struct RepairReport {
     pub quarantined: Vec<Quarantined>,
     /// Things said along the way: what the old catalog gave, gaps, losses.
     pub notes: Vec<String>,
+    /// The store's ID, as repair found it (or gave it).
+    pub store_id: Option<String>,
 }
 
 /// What can still be read of the old catalog.
@@ -510,6 +995,10 @@ struct OldCatalog {
     mode: Option<String>,
     files: HashMap<PathBuf, ColdFile>,
     migrations: Vec<Migration>,
+    store_id: Option<(String, u64)>,
+    /// The WAL segments it recorded, if it recorded them.
+    wal_segments: Option<Vec<u64>>,
+    retained: HashMap<PathBuf, crate::catalog::RetainedFile>,
 }
 
 fn read_old(path: &Path, notes: &mut Vec<String>) -> OldCatalog {
@@ -554,6 +1043,22 @@ fn read_old(path: &Path, notes: &mut Vec<String>) -> OldCatalog {
         Ok(m) => old.migrations = m,
         Err(e) => notes.push(format!("the old catalog's migrations cannot be read: {e}")),
     }
+    match c.store_id() {
+        Ok(id) => old.store_id = id,
+        Err(e) => notes.push(format!("the old catalog's store ID cannot be read: {e}")),
+    }
+    match c.wal_segments() {
+        Ok(s) => old.wal_segments = s,
+        Err(e) => notes.push(format!(
+            "the old catalog's WAL segments cannot be read: {e}"
+        )),
+    }
+    match c.retained_files() {
+        Ok(r) => old.retained = r,
+        Err(e) => notes.push(format!(
+            "the old catalog's files deleted by retention cannot be read: {e}"
+        )),
+    }
     old
 }
 
@@ -571,11 +1076,11 @@ fn repair_mode(
         })?),
         None => None,
     };
-    let from_wal = [Mode::Simple, Mode::Trading].into_iter().find(|m| {
-        !wal::list_segments(&config.wal_dir())
-            .unwrap_or_default()
-            .is_empty()
-            && wal::scan_all(&config.wal_dir(), &m.schema()).is_ok()
+    let segments = wal::list_segments(&config.wal_dir()).unwrap_or_default();
+    let from_wal = segments.first().and_then(|seg| {
+        [Mode::Simple, Mode::Trading]
+            .into_iter()
+            .find(|m| wal::segment_store_id(seg, &m.schema()).is_ok())
     });
     let from_cold = parts.iter().find_map(|rel| {
         let file = std::fs::File::open(cold_dir.join(rel)).ok()?;
@@ -617,70 +1122,333 @@ fn same_fields(a: &SchemaRef, b: &SchemaRef) -> bool {
             .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
 }
 
+/// A stretch of the log without a gap: segments whose records follow each
+/// other, LSNs `first..next`.
+struct Run {
+    segments: Vec<wal::Segment>,
+    first: u64,
+    next: u64,
+}
+
+/// Reads every segment of the log, each on its own, and groups them into
+/// runs without a gap (a lost segment in the middle splits the log in
+/// two). Also returns what the whole log says: the store IDs in its
+/// headers, its idempotency keys, a damaged last record cut (only with
+/// `cut_damaged_tail`) and the cut to make.
+fn read_log(
+    dir: &Path,
+    schema: &SchemaRef,
+    cut_damaged_tail: bool,
+) -> Result<(Vec<Run>, Recovery)> {
+    let segments = wal::list_segments(dir)?;
+    let mut runs: Vec<Run> = Vec::new();
+    let mut whole = Recovery::default();
+    for (i, seg) in segments.iter().enumerate() {
+        let options = wal::ScanOptions {
+            owner: wal::Owner::Any,
+            watermark: None,
+            cut_damaged_tail,
+        };
+        let last = i + 1 == segments.len();
+        let r = wal::scan_segments(std::slice::from_ref(seg), schema, &options, last, |_, _| {
+            Ok(())
+        })
+        .map_err(|e| {
+            Error::Inconsistent(format!(
+                "{e}; repair rebuilds the catalog, and mends the log only where a segment is missing or its last record is damaged"
+            ))
+        })?;
+        whole.store_ids.extend(r.store_ids.iter().cloned());
+        whole.keys.extend(r.keys.iter().cloned());
+        whole.records += r.records;
+        if last {
+            whole.cut = r.cut.clone();
+            whole.torn_tail = r.torn_tail.clone();
+            whole.damaged_tail = r.damaged_tail;
+        }
+        let next = r.next_lsn.max(seg.first_lsn);
+        match runs.last_mut() {
+            Some(run) if run.next == seg.first_lsn => {
+                run.segments.push(seg.clone());
+                run.next = next;
+            }
+            Some(run) if run.next > seg.first_lsn => {
+                return Err(Error::Inconsistent(format!(
+                    "the WAL segment {} starts at LSN {}, inside the segments before it (which end at {}): two logs mixed?; nothing was changed; move the one that does not belong out of the WAL directory",
+                    seg.path.display(),
+                    seg.first_lsn,
+                    run.next - 1
+                )))
+            }
+            _ => runs.push(Run {
+                segments: vec![seg.clone()],
+                first: seg.first_lsn,
+                next,
+            }),
+        }
+    }
+    whole.first_lsn = runs.first().map(|r| r.first);
+    whole.next_lsn = runs.last().map_or(1, |r| r.next);
+    Ok((runs, whole))
+}
+
+/// Idempotency keys as a log carries them: LSN, records, key.
+type LoggedKeys = Vec<(u64, u64, wal::KeyStamp)>;
+
+/// The records of `segments` with LSN in `lo..=hi`, with their keys.
+fn records_of(
+    segments: &[wal::Segment],
+    schema: &SchemaRef,
+    (lo, hi): (u64, u64),
+) -> Result<(Vec<RecordBatch>, LoggedKeys)> {
+    let mut batches = Vec::new();
+    let options = wal::ScanOptions {
+        owner: wal::Owner::Any,
+        watermark: None,
+        cut_damaged_tail: false,
+    };
+    let r = wal::scan_segments(segments, schema, &options, false, |lsn, batch| {
+        if (lo..=hi).contains(&lsn) {
+            batches.push(batch);
+        }
+        Ok(())
+    })?;
+    let keys = r
+        .keys
+        .into_iter()
+        .filter(|(lsn, ..)| (lo..=hi).contains(lsn))
+        .collect();
+    Ok((batches, keys))
+}
+
 /// Rebuilds the catalog of the store `config` describes from its cold
 /// files and its WAL (see the module doc). Without `accept_loss` it refuses
 /// whenever the rebuilt store would lack records: a damaged file whose
-/// records are not in the WAL, or LSNs that no file and no WAL segment
-/// holds. Changes nothing before everything is read and decided.
+/// records are not in the WAL, LSNs that no file and no WAL segment holds,
+/// a WAL segment the old catalog recorded that is gone, a damaged last WAL
+/// record. Changes nothing before everything is read and decided; refuses
+/// on an I/O error that is not damage (a file it may not read).
 pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
     config.check()?;
     let base = config.storage.base_path.clone();
     if !base.is_dir() {
         return Err(Error::NotFound(format!("the store {}", base.display())));
     }
-    let _lock = lock_store(&base)?;
+    let _lock = lock_store(&base, true)?;
     let cold_dir = config.cold_dir();
     let wal_dir = config.wal_dir();
     let cat_path = config.catalog_path();
     let mut report = RepairReport::default();
     let old = read_old(&cat_path, &mut report.notes);
-    let (parts, _staged) = cold_files_on_disk(&cold_dir)?;
+    let (parts, staged) = cold_files_on_disk(&cold_dir)?;
     let mode = repair_mode(config, &old, &cold_dir, &parts)?;
     report.mode = Some(mode);
     let schema = mode.schema();
 
-    // The WAL: which LSNs it holds. Repair does not mend a damaged log.
-    let log = wal::scan_all(&wal_dir, &schema).map_err(|e| {
-        Error::Inconsistent(format!(
-            "{e}; repair rebuilds the catalog, not the WAL; nothing was changed"
-        ))
-    })?;
+    // The WAL: which LSNs it holds, in runs without a gap.
+    let (runs, mut log) = read_log(&wal_dir, &schema, accept_loss)?;
     report.wal = log.first_lsn.map(|f| (f, log.next_lsn));
 
     // Every cold file, read whole.
-    let mut good: BTreeMap<(u64, u64), Vec<ColdFile>> = BTreeMap::new();
-    // A file that cannot be trusted: where, why, and the LSNs its name says.
+    let mut described: Vec<(PathBuf, cold::Described)> = Vec::new();
     struct Damaged {
         rel: PathBuf,
         why: String,
         range: Option<(u64, u64)>,
     }
     let mut damaged: Vec<Damaged> = Vec::new();
+    let mut unreadable = Vec::new();
     for rel in &parts {
         let path = cold_dir.join(rel);
-        let described = cold::describe(&path, rel, &schema).and_then(|d| match old.files.get(rel) {
-            Some(o) if o.crc32c != d.file.crc32c => Err(format!(
-                "checksum mismatch: the old catalog recorded crc32c {:#010x}, the file has {:#010x}",
-                o.crc32c, d.file.crc32c
-            )),
-            _ => Ok(d),
-        });
-        match described {
-            Ok(d) => {
+        match cold::describe(&path, rel, &schema) {
+            Ok(d) => described.push((rel.clone(), d)),
+            Err(cold::DescribeError::Unreadable(e)) => {
+                unreadable.push(format!("{}: {e}", path.display()))
+            }
+            Err(cold::DescribeError::Damaged(why)) => damaged.push(Damaged {
+                rel: rel.clone(),
+                why,
+                range: cold::parse_path(rel).map(|(_, lo, hi)| (lo, hi)),
+            }),
+        }
+    }
+    if !unreadable.is_empty() {
+        return Err(Error::Inconsistent(format!(
+            "repair could not read {}: {}; that is not damage (nothing is known of the bytes), so nothing was changed; make the files readable and run repair again",
+            if unreadable.len() == 1 { "a file" } else { "files" },
+            unreadable.join("; ")
+        )));
+    }
+
+    // Whose store this is: the old catalog says, else the WAL's headers,
+    // else the cold files' descriptions; they must agree.
+    let from_files: BTreeSet<String> = described
+        .iter()
+        .filter_map(|(_, d)| d.store_id.clone())
+        .collect();
+    let (store_id, legacy_below) = match (&old.store_id, log.store_ids.len()) {
+        (Some((id, from)), _) => (id.clone(), *from),
+        (None, 1) => {
+            let id = log.store_ids.iter().next().cloned().unwrap_or_default();
+            // Segments before the first that carries it were written
+            // before the store had an ID.
+            let from = wal::list_segments(&wal_dir)?
+                .iter()
+                .find(|s| wal::segment_store_id(s, &schema).ok().flatten().is_some())
+                .map_or(log.next_lsn, |s| s.first_lsn);
+            (id, from)
+        }
+        (None, 0) if from_files.len() <= 1 => match from_files.iter().next() {
+            Some(id) => (id.clone(), 1),
+            None => (new_store_id(), log.next_lsn),
+        },
+        (None, 0) => {
+            return Err(Error::Inconsistent(format!(
+                "the cold files were written by {} stores ({}), and neither a catalog nor the WAL says which this is; nothing was changed; move the files of the others out of the cold directory",
+                from_files.len(),
+                from_files.iter().cloned().collect::<Vec<_>>().join(", ")
+            )))
+        }
+        (None, _) => {
+            return Err(Error::Inconsistent(format!(
+                "the WAL segments name {} stores ({}); nothing was changed; move the segments of the others out of the WAL directory",
+                log.store_ids.len(),
+                log.store_ids.iter().cloned().collect::<Vec<_>>().join(", ")
+            )))
+        }
+    };
+    if let Some(other) = log.store_ids.iter().find(|id| **id != store_id) {
+        return Err(Error::Inconsistent(format!(
+            "a WAL segment belongs to store {other}, this store is {store_id}; nothing was changed; move it out of the WAL directory"
+        )));
+    }
+    if let Some(owner) = cold_owner(&cold_dir)? {
+        if owner != store_id {
+            return Err(Error::Inconsistent(format!(
+                "the cold directory {} belongs to store {owner} (its {COLD_OWNER} file), this store is {store_id}; nothing was changed",
+                cold_dir.display()
+            )));
+        }
+    }
+    report.store_id = Some(store_id.clone());
+
+    // Sound files: this store's, matching the old catalog's checksum, not
+    // a copy of a file retention deleted, and the same rows as the WAL's
+    // records where the WAL still holds them.
+    let mut quarantine_list: Vec<(PathBuf, String)> = Vec::new();
+    let mut good: BTreeMap<(u64, u64), Vec<ColdFile>> = BTreeMap::new();
+    let mut retained_ranges: BTreeSet<(u64, u64)> = BTreeSet::new();
+    let in_log = |a: u64, b: u64| runs.iter().any(|r| r.first <= a && b < r.next);
+    let mut compare: Vec<(PathBuf, cold::Described)> = Vec::new();
+    for (rel, d) in described {
+        let f = &d.file;
+        if let Some(got) = &d.store_id {
+            if *got != store_id {
+                quarantine_list.push((
+                    rel.clone(),
+                    format!("a file of another store (its description says store {got}, this store is {store_id})"),
+                ));
+                continue;
+            }
+        } else if f.lsn_hi >= legacy_below && old.store_id.is_some() {
+            damaged.push(Damaged {
+                rel: rel.clone(),
+                why: format!("it carries no store ID, but this store has written its ID into every file since LSN {legacy_below}"),
+                range: Some((f.lsn_lo, f.lsn_hi)),
+            });
+            continue;
+        }
+        if let Some(o) = old.files.get(&rel) {
+            if o.crc32c != f.crc32c {
+                damaged.push(Damaged {
+                    rel: rel.clone(),
+                    why: format!(
+                        "checksum mismatch: the old catalog recorded crc32c {:#010x}, the file has {:#010x}",
+                        o.crc32c, f.crc32c
+                    ),
+                    range: Some((f.lsn_lo, f.lsn_hi)),
+                });
+                continue;
+            }
+        } else if let Some(r) = old.retained.get(&rel) {
+            if r.crc32c == f.crc32c && r.bytes == f.bytes {
+                quarantine_list.push((
+                    rel.clone(),
+                    format!("retention deleted this file (its catalog row, LSNs {}..={}); a copy an interrupted retention left", r.lsn_lo, r.lsn_hi),
+                ));
+                retained_ranges.insert((f.lsn_lo, f.lsn_hi));
+                continue;
+            }
+        }
+        if in_log(f.lsn_lo, f.lsn_hi) {
+            compare.push((rel, d));
+        } else {
+            if !d.self_described {
+                report.undescribed += 1;
+            }
+            good.entry((f.lsn_lo, f.lsn_hi)).or_default().push(d.file);
+        }
+    }
+    // Where the WAL still holds a file's LSNs, the file must hold the same
+    // rows as those records (of its day).
+    if !compare.is_empty() {
+        let mut wal_digest: HashMap<(u64, u64, i64), cold::RowDigest> = HashMap::new();
+        let ranges: BTreeSet<(u64, u64)> = compare
+            .iter()
+            .map(|(_, d)| (d.file.lsn_lo, d.file.lsn_hi))
+            .collect();
+        for run in &runs {
+            let options = wal::ScanOptions {
+                owner: wal::Owner::Any,
+                watermark: None,
+                cut_damaged_tail: accept_loss,
+            };
+            wal::scan_segments(&run.segments, &schema, &options, false, |lsn, batch| {
+                for &(lo, hi) in ranges.range(..=(lsn, u64::MAX)).rev().take(1) {
+                    if (lo..=hi).contains(&lsn) {
+                        for (_, d) in compare
+                            .iter()
+                            .filter(|(_, d)| (d.file.lsn_lo, d.file.lsn_hi) == (lo, hi))
+                        {
+                            let day = cold::partition_day(&d.file.partition).unwrap_or(i64::MIN);
+                            wal_digest
+                                .entry((lo, hi, day))
+                                .or_default()
+                                .add(&batch, Some(day));
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .or_else(|e| match e {
+                // The damaged tail, already reported by read_log.
+                Error::Corrupt { .. } if log.damaged_tail.is_some() || log.cut.is_some() => {
+                    Ok(Recovery::default())
+                }
+                e => Err(e),
+            })?;
+        }
+        for (rel, d) in compare {
+            let f = &d.file;
+            let day = cold::partition_day(&f.partition).unwrap_or(i64::MIN);
+            let want = wal_digest
+                .get(&(f.lsn_lo, f.lsn_hi, day))
+                .copied()
+                .unwrap_or_default();
+            if want != d.digest {
+                damaged.push(Damaged {
+                    rel,
+                    why: format!(
+                        "its rows are not the WAL's records of LSNs {}..={} for its day ({} rows against {})",
+                        f.lsn_lo, f.lsn_hi, d.digest.rows, want.rows
+                    ),
+                    range: Some((f.lsn_lo, f.lsn_hi)),
+                });
+            } else {
                 if !d.self_described {
                     report.undescribed += 1;
                 }
-                good.entry((d.file.lsn_lo, d.file.lsn_hi))
-                    .or_default()
-                    .push(d.file);
-            }
-            Err(why) => {
-                let range = cold::parse_path(rel).map(|(_, lo, hi)| (lo, hi));
-                damaged.push(Damaged {
-                    rel: rel.clone(),
-                    why,
-                    range,
-                });
+                good.entry((f.lsn_lo, f.lsn_hi)).or_default().push(d.file);
             }
         }
     }
@@ -695,33 +1463,80 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
         }
     }
 
-    // LSNs that no sound file holds (a damaged file's, or gaps between the
-    // sound files' ranges) come back from the WAL if it holds them and
-    // everything above: the watermark goes below the lowest such LSN, and
-    // the sound files above it go to quarantine (their records come back
-    // from the WAL too). Otherwise they are lost, unless the old catalog
-    // says retention removed them.
+    // LSNs that no sound file holds: a damaged file's, and the gaps between
+    // the sound files' ranges (each listed once). Retention's record wins:
+    // LSNs the old catalog committed and retention removed stay removed.
+    // Others come back from the WAL if it holds them and everything above
+    // them (the watermark goes below them, and the sound files above go to
+    // quarantine, since their records come back too); the rest are lost.
     let top = ranges.last().map_or(0, |r| r.1);
-    let in_wal = |a: u64, b: u64| log.first_lsn.is_some_and(|f| f <= a) && b < log.next_lsn;
-    let mut holes: Vec<(u64, u64, Option<PathBuf>, String)> = Vec::new();
-    let mut quarantine_list: Vec<(PathBuf, String)> = Vec::new();
+    let old_files: Vec<(u64, u64)> = old.files.values().map(|f| (f.lsn_lo, f.lsn_hi)).collect();
+    let was_retained = |a: u64, b: u64| {
+        retained_ranges.iter().any(|&(lo, hi)| lo <= a && b <= hi)
+            || (covers(&old.migrations, a, b)
+                && !old_files.iter().any(|&(lo, hi)| lo <= b && hi >= a))
+    };
+    struct Hole {
+        lo: u64,
+        hi: u64,
+        file: Option<PathBuf>,
+        what: String,
+    }
+    let mut holes: Vec<Hole> = Vec::new();
+    let mut hole_files: Vec<(u64, u64)> = Vec::new();
     for Damaged { rel, why, range } in damaged {
         match range {
-            Some((lo, hi)) => holes.push((lo, hi, Some(rel), format!("damaged ({why})"))),
+            Some((lo, hi)) => {
+                hole_files.push((lo, hi));
+                holes.push(Hole {
+                    lo,
+                    hi,
+                    file: Some(rel),
+                    what: format!("damaged ({why})"),
+                })
+            }
             None => quarantine_list.push((rel, format!("not a cold file of this store ({why})"))),
         }
     }
     let mut next = 1;
     for &(lo, hi) in &ranges {
         if lo > next {
-            holes.push((next, lo - 1, None, "in no cold file".into()));
+            // Less what damaged files already name.
+            let mut at = next;
+            let mut covered: Vec<(u64, u64)> = hole_files
+                .iter()
+                .copied()
+                .filter(|&(a, b)| a < lo && b >= next)
+                .collect();
+            covered.sort_unstable();
+            for (a, b) in covered {
+                if a > at {
+                    holes.push(Hole {
+                        lo: at,
+                        hi: a - 1,
+                        file: None,
+                        what: "in no cold file".into(),
+                    });
+                }
+                at = at.max(b + 1);
+            }
+            if at < lo {
+                holes.push(Hole {
+                    lo: at,
+                    hi: lo - 1,
+                    file: None,
+                    what: "in no cold file".into(),
+                });
+            }
         }
         next = hi + 1;
     }
+    holes.sort_by_key(|h| h.lo);
     let cut = holes
         .iter()
-        .filter(|(a, b, ..)| in_wal(*a, top.max(*b)))
-        .map(|(a, ..)| a.saturating_sub(1))
+        .filter(|h| !(h.file.is_none() && was_retained(h.lo, h.hi)))
+        .filter(|h| in_log(h.lo, top.max(h.hi)))
+        .map(|h| h.lo.saturating_sub(1))
         .min();
     let mut watermark = cut.unwrap_or(top);
     let mut kept: Vec<ColdFile> = Vec::new();
@@ -737,31 +1552,8 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
             kept.extend(files.iter().cloned());
         }
     }
-    // The WAL must start at or before the watermark + 1.
-    match log.first_lsn {
-        Some(first) if first > watermark + 1 => {
-            holes.push((
-                watermark + 1,
-                first - 1,
-                None,
-                "in no cold file and not in the WAL".into(),
-            ));
-            watermark = first - 1;
-        }
-        Some(_) => {}
-        None if watermark > 0 => {
-            holes.push((
-                watermark + 1,
-                u64::MAX,
-                None,
-                "the WAL holds no segment: records acknowledged after the cold files' cannot be known".into(),
-            ));
-        }
-        None => {}
-    }
     // The committed migrations, from LSN 1 on: the sound ranges, and each
     // hole at or below the watermark as a range with no file.
-    let old_files: Vec<(u64, u64)> = old.files.values().map(|f| (f.lsn_lo, f.lsn_hi)).collect();
     let mut migrations: Vec<Migration> = kept
         .iter()
         .map(|f| (f.lsn_lo, f.lsn_hi))
@@ -774,37 +1566,37 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
         })
         .collect();
     let mut lost = Vec::new();
-    for (a, b, file, what) in holes {
+    let gone = "found by repair in no cold file and not in the WAL; accepted as gone";
+    for Hole {
+        lo: a,
+        hi: b,
+        file,
+        what,
+    } in holes
+    {
         if a > watermark {
             if let Some(rel) = file {
                 quarantine_list.push((
                     rel,
                     format!("{what}; its LSNs {a}..={b} come back from the WAL"),
                 ));
-            } else if b == u64::MAX {
-                lost.push(format!("LSNs after {}: {what}", a - 1));
             }
             continue;
         }
-        // Retention: the old catalog committed these LSNs and listed no
-        // file for them any more.
-        let retained = file.is_none()
-            && covers(&old.migrations, a, b)
-            && !old_files.iter().any(|&(lo, hi)| lo <= b && hi >= a);
-        let note = if retained {
+        let note = if file.is_none() && was_retained(a, b) {
             "committed, files removed by retention (the old catalog's migrations)".to_string()
         } else {
             lost.push(match &file {
                 Some(rel) => format!(
-                    "{}: {what}; its LSNs {a}..={b} are not in the WAL: its records are lost",
+                    "{}: {what}, and the WAL does not hold its LSNs {a}..={b}: its records are lost",
                     rel.display()
                 ),
-                None => format!("LSNs {a}..={b}: {what} (deleted by retention, or lost)"),
+                None => format!("LSNs {a}..={b}: {what}, and not in the WAL (deleted by retention, or lost)"),
             });
             if let Some(rel) = file {
                 quarantine_list.push((rel, format!("{what}; its records are not in the WAL (lost, accepted by repair --accept-loss)")));
             }
-            "found by repair in no cold file and not in the WAL; accepted as gone".to_string()
+            gone.to_string()
         };
         if !migrations.iter().any(|m| m.lsn_lo <= b && m.lsn_hi >= a) {
             migrations.push(Migration {
@@ -814,15 +1606,166 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
             });
         }
     }
+
+    // The WAL above the watermark: it must start at watermark + 1, without
+    // a gap; the runs wholly at or below the watermark are in the cold
+    // tier, and go to quarantine (the log must not have a gap).
+    let mut segments_aside: Vec<(wal::Segment, String)> = Vec::new();
+    let mut migrated_keys: Vec<crate::catalog::StoredKey> = Vec::new();
+    let last_run = runs.len().checked_sub(1);
+    let above: Vec<&Run> = runs
+        .iter()
+        .enumerate()
+        .filter(|&(i, r)| r.next > watermark + 1 || Some(i) == last_run)
+        .map(|(_, r)| r)
+        .collect();
+    for (i, r) in runs.iter().enumerate() {
+        if r.next <= watermark + 1 && Some(i) != last_run {
+            for s in &r.segments {
+                segments_aside.push((
+                    s.clone(),
+                    format!("a WAL segment whose records (LSNs up to {}) are all in the cold tier, set aside so that the log has no gap", r.next - 1),
+                ));
+            }
+        }
+    }
+    match above.first() {
+        Some(first) if first.first > watermark + 1 => {
+            lost.push(format!(
+                "LSNs {}..={}: in no cold file and not in the WAL",
+                watermark + 1,
+                first.first - 1
+            ));
+            migrations.push(Migration {
+                lsn_lo: watermark + 1,
+                lsn_hi: first.first - 1,
+                note: Some(gone.into()),
+            });
+            watermark = first.first - 1;
+        }
+        Some(_) => {}
+        None if watermark > 0 || old.wal_segments.as_ref().is_some_and(|s| !s.is_empty()) => {
+            lost.push(format!(
+                "LSNs after {watermark}: the WAL holds no segment, so the records acknowledged after the cold files' cannot be known"
+            ));
+        }
+        None => {}
+    }
+    // A gap between runs above the watermark: the records before it move to
+    // the cold tier (a migration this repair writes), the gap is lost.
+    let mut written: Vec<ColdFile> = Vec::new();
+    for pair in above.windows(2) {
+        let (before, after) = (pair[0], pair[1]);
+        lost.push(format!(
+            "LSNs {}..={}: the WAL segment{} holding them {} missing",
+            before.next,
+            after.first - 1,
+            if after.first - before.next > 1 {
+                "s"
+            } else {
+                ""
+            },
+            if after.first - before.next > 1 {
+                "are"
+            } else {
+                "is"
+            }
+        ));
+        if accept_loss {
+            let lo = watermark + 1;
+            let hi = before.next - 1;
+            if hi >= lo {
+                let (batches, keys) = records_of(&before.segments, &schema, (lo, hi))?;
+                let files = cold::write_migration(
+                    &cold_dir,
+                    &config.cold_tier,
+                    &schema,
+                    &batches,
+                    (lo, hi),
+                    Some(&store_id),
+                )?;
+                migrations.push(Migration {
+                    lsn_lo: lo,
+                    lsn_hi: hi,
+                    note: Some("written by repair from the WAL before a gap in it".into()),
+                });
+                migrated_keys.extend(keys.into_iter().map(|(lsn, records, k)| {
+                    crate::catalog::StoredKey {
+                        key: k.key,
+                        fingerprint: k.fingerprint,
+                        lsn,
+                        records,
+                        created_s: k.created_s,
+                    }
+                }));
+                written.extend(files);
+            }
+            migrations.push(Migration {
+                lsn_lo: before.next,
+                lsn_hi: after.first - 1,
+                note: Some(gone.into()),
+            });
+            watermark = after.first - 1;
+            for s in &before.segments {
+                segments_aside.push((
+                    s.clone(),
+                    format!("a WAL segment before a gap in the log; its records were written to the cold tier by repair (LSNs up to {hi})", hi = before.next - 1),
+                ));
+            }
+        }
+    }
+    // Segments the old catalog recorded that are gone: their records are
+    // lost unless the cold tier holds them.
+    if let Some(recorded) = &old.wal_segments {
+        let disk: BTreeSet<u64> = wal::list_segments(&wal_dir)?
+            .iter()
+            .map(|s| s.first_lsn)
+            .collect();
+        let recorded: BTreeSet<u64> = recorded.iter().copied().collect();
+        for &m in recorded.difference(&disk) {
+            let end = recorded.range(m + 1..).next().map(|n| n - 1);
+            match end {
+                Some(e) if e <= watermark => {}
+                // Said above, as a gap between runs or before the first.
+                Some(_) if log.first_lsn.is_some_and(|f| f > m) || runs.iter().any(|r| r.next <= m) => {}
+                Some(e) => lost.push(format!(
+                    "LSNs {}..={e}: the WAL segment {} is gone",
+                    m.max(watermark + 1),
+                    wal::segment_name(m)
+                )),
+                None => lost.push(format!(
+                    "the WAL segment {} is gone, and it was the last one: the records from LSN {} on are lost, how many is not known",
+                    wal::segment_name(m),
+                    m.max(watermark + 1)
+                )),
+            }
+        }
+    }
+    if let Some(lsn) = log.damaged_tail {
+        lost.push(format!(
+            "WAL record LSN {lsn}: whole on disk but damaged ({}); cut off, its bytes kept in quarantine",
+            log.torn_tail.as_ref().map_or("", |t| t.1.as_str())
+        ));
+    }
     migrations.sort_by_key(|m| m.lsn_lo);
     if !lost.is_empty() && !accept_loss {
+        // Nothing was written: a gap's records are moved only with
+        // --accept-loss.
         return Err(Error::Inconsistent(format!(
-            "repair would lose records: {}; nothing was changed; rerun with --accept-loss to move such files to quarantine and record the LSNs as gone",
+            "repair would lose records: {}; nothing was changed; rerun with --accept-loss to set such files aside in quarantine and record those LSNs as gone",
             lost.join("; ")
         )));
     }
     for l in lost {
         report.notes.push(format!("accepted loss: {l}"));
+    }
+    kept.extend(written);
+    // Staged files are never part of the store: the old catalog's leftovers.
+    for rel in staged {
+        quarantine_list.push((
+            rel,
+            "in the staging directory: written by a migration that never committed (or cut short by a full disk); its records are in the WAL or the cold tier".into(),
+        ));
     }
 
     // Write the new catalog beside the old one, then swap.
@@ -839,9 +1782,27 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
             Err(e) => return Err(Error::io(&p, e)),
         }
     }
+    let aside: BTreeSet<u64> = segments_aside.iter().map(|(s, _)| s.first_lsn).collect();
+    let mut segments_kept: Vec<u64> = wal::list_segments(&wal_dir)?
+        .iter()
+        .map(|s| s.first_lsn)
+        .filter(|f| !aside.contains(f))
+        .collect();
+    let new_log = segments_kept.is_empty() && watermark > 0;
+    if new_log {
+        segments_kept.push(watermark + 1);
+    }
+    let legacy_below =
+        if old.store_id.is_none() && log.store_ids.is_empty() && from_files.is_empty() {
+            log.next_lsn.max(watermark + 1)
+        } else {
+            legacy_below
+        };
     {
         let mut fresh = Catalog::open(&tmp)?;
         fresh.rebuild(mode.name(), &kept, &migrations, watermark)?;
+        fresh.set_store_id(&store_id, legacy_below)?;
+        fresh.record_segments(&segments_kept)?;
         if old.readable {
             for (table, copied) in fresh.copy_history(&cat_path) {
                 match copied {
@@ -853,6 +1814,9 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
                         .push(format!("{table} not copied from the old catalog: {e}")),
                 }
             }
+        }
+        if !migrated_keys.is_empty() {
+            fresh.add_keys(&migrated_keys)?;
         }
     }
     let tmp_wal = PathBuf::from(format!("{}-wal", tmp.display()));
@@ -878,13 +1842,29 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
     }
     std::fs::rename(&tmp, &cat_path).map_err(|e| Error::io(&cat_path, e))?;
     wal::sync_dir(cat_path.parent().unwrap_or(&base))?;
+    write_cold_owner(&cold_dir, &store_id)?;
     for (rel, why) in quarantine_list {
         report
             .quarantined
             .push(quarantine(&base, &cold_dir, &rel, &why)?);
     }
-    if log.first_lsn.is_none() && watermark > 0 {
-        let seg = wal::start_log(&wal_dir, &schema, watermark + 1)?;
+    for (seg, why) in segments_aside {
+        let rel = PathBuf::from(seg.path.file_name().unwrap_or_default());
+        report
+            .quarantined
+            .push(quarantine(&base, &wal_dir, &rel, &why)?);
+    }
+    if log.damaged_tail.is_some() {
+        log.apply_cut(&base.join(QUARANTINE).join("wal"))?;
+        if let Some(kept) = &log.cut_kept {
+            report.notes.push(format!(
+                "cut the damaged WAL tail; its bytes are in {}",
+                kept.display()
+            ));
+        }
+    }
+    if new_log {
+        let seg = wal::start_log(&wal_dir, &schema, watermark + 1, Some(&store_id))?;
         report
             .notes
             .push(format!("started a new log at {}", seg.display()));

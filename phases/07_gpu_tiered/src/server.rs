@@ -43,7 +43,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::{Json, Router};
 use futures_util::{FutureExt, StreamExt};
 use serde_json::{json, Value};
@@ -87,6 +87,19 @@ pub struct Limits {
     pub max_concurrent_ingests: usize,
     /// How long an ingest waits for a slot (503 after).
     pub ingest_wait: Duration,
+    /// Slowest an ingest body may arrive after its first second, in bytes
+    /// per second (0: no minimum).
+    pub min_body_rate: f64,
+    /// Live feeds open at once (also at most half the connections).
+    pub max_streams: usize,
+    /// How long requests in flight may take to finish at shutdown.
+    pub shutdown_grace: Duration,
+    /// Jobs running at once.
+    pub max_running_jobs: usize,
+    /// Largest batch a job may ask for.
+    pub max_job_batch_size: usize,
+    /// Most records a generator job may ask for.
+    pub max_job_records: u64,
 }
 
 impl Limits {
@@ -100,7 +113,20 @@ impl Limits {
             max_connections: s.max_connections,
             max_concurrent_ingests: s.max_concurrent_ingests,
             ingest_wait: Duration::from_secs_f64(s.ingest_wait_s),
+            min_body_rate: s.min_body_rate_kbs * 1000.0,
+            max_streams: s.max_streams,
+            shutdown_grace: Duration::from_secs_f64(s.shutdown_grace_s),
+            max_running_jobs: s.max_running_jobs,
+            max_job_batch_size: s.max_job_batch_size,
+            max_job_records: s.max_job_records,
         }
+    }
+
+    /// Live feeds open at once: `max_streams`, and at most half of
+    /// `max_connections`, so that the other half stays for `/health` and
+    /// the rest.
+    pub fn streams_in_effect(&self) -> usize {
+        self.max_streams.min(self.max_connections / 2)
     }
 }
 
@@ -146,8 +172,9 @@ struct AppState {
     feed: broadcast::Sender<Arc<RecordBatch>>,
     shutdown: Shutdown,
     ingests: Arc<Semaphore>,
+    streams: Arc<Semaphore>,
+    jobs: Arc<Semaphore>,
     limits: Arc<Limits>,
-    import_dir: PathBuf,
 }
 
 /// An error answer: status and a JSON body naming the field when there is one.
@@ -185,6 +212,12 @@ impl From<Error> for ApiError {
             }
             Error::NotFound(_) => StatusCode::NOT_FOUND,
             Error::Cancelled(_) => StatusCode::CONFLICT,
+            Error::Busy { retry_after_s, .. } => {
+                return ApiError {
+                    retry_after_s: Some(*retry_after_s),
+                    ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                }
+            }
             Error::KeyConflict(_) => {
                 return ApiError {
                     field: Some("Idempotency-Key".into()),
@@ -276,36 +309,31 @@ pub fn router_with(engine: Arc<Engine>, limits: &Limits, shutdown: Shutdown) -> 
         // No subscriber is fine: the feed is best effort.
         let _ = publisher.send(Arc::new(b.clone()));
     })));
-    let import_dir = engine.config().import_dir();
     let state = AppState {
         engine,
         feed,
         shutdown,
         ingests: Arc::new(Semaphore::new(limits.max_concurrent_ingests.max(1))),
+        streams: Arc::new(Semaphore::new(limits.streams_in_effect())),
+        jobs: Arc::new(Semaphore::new(limits.max_running_jobs.max(1))),
         limits: Arc::new(limits.clone()),
-        import_dir,
     };
     let timeout = limits.timeout;
+    // Requests that only read are cut off at the timeout (408). Those that
+    // write (`/ingest`, `POST /jobs`, `DELETE /jobs/{id}`) bound their own
+    // waiting and body reading, and once they store something run to the
+    // end: an answer never says "failed" for what was stored.
     let router = Router::new()
         .route("/health", get(health))
         .route("/stats", get(stats))
-        .route("/ingest", post(ingest))
         .route("/query", post(query))
         .route("/timeseries/{symbol}", get(timeseries))
         .route("/stream", get(stream))
-        .route("/jobs", post(create_job).get(list_jobs))
-        .route("/jobs/{id}", get(get_job).delete(cancel_job))
+        .route("/jobs", get(list_jobs))
+        .route("/jobs/{id}", get(get_job))
         .route("/quality/{symbol}", get(quality))
         .route("/openapi.json", get(openapi))
-        .fallback(|| async {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "no such endpoint (see /openapi.json)",
-            )
-        })
-        // `/ingest` reads its body itself, under its own limit.
-        .layer(DefaultBodyLimit::max(MAX_SMALL_BODY))
-        .layer(middleware::from_fn(
+        .route_layer(middleware::from_fn(
             move |req: Request, next: Next| async move {
                 match tokio::time::timeout(timeout, next.run(req)).await {
                     Ok(resp) => resp,
@@ -317,13 +345,25 @@ pub fn router_with(engine: Arc<Engine>, limits: &Limits, shutdown: Shutdown) -> 
                 }
             },
         ))
+        .route("/ingest", post(ingest))
+        .route("/jobs", post(create_job))
+        .route("/jobs/{id}", delete(cancel_job))
+        .fallback(|| async {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "no such endpoint (see /openapi.json)",
+            )
+        })
+        // `/ingest` and `POST /jobs` read their bodies themselves.
+        .layer(DefaultBodyLimit::max(MAX_SMALL_BODY))
         .with_state(state);
     catch_panics(router)
 }
 
 /// Serves the API on `listener` until `signal` completes, then stops
-/// accepting, ends the live feed, lets requests in flight finish (for at
-/// most the request timeout plus the header timeout) and returns.
+/// accepting, ends the live feed, answers 503 to ingests still reading
+/// their bodies, lets requests in flight finish (for at most
+/// `shutdown_grace`) and returns.
 ///
 /// Each connection is HTTP/1.1 (hyper) with a header-read timeout; at most
 /// `limits.max_connections` are open, and one more is answered `503` with
@@ -335,7 +375,8 @@ pub async fn serve(
     signal: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
-    // Jobs read from here; an operator drops files in.
+    // Jobs read from here; an operator drops files in. (The command line
+    // checked it first: crate::jobs::check_import_dir.)
     let _ = std::fs::create_dir_all(engine.config().import_dir());
     let limits = &Limits {
         max_connections: connection_budget(limits.max_connections),
@@ -402,8 +443,12 @@ pub async fn serve(
     drop(listener);
     shutdown.trigger();
     let _ = retrier.await;
-    // Every connection gives its slot back when it closes.
-    let grace = limits.timeout + limits.header_read_timeout;
+    // Every connection gives its slot back when it closes. Bodies still
+    // being read were answered 503 at the trigger; what is being stored
+    // finishes, within the grace.
+    let grace = limits
+        .shutdown_grace
+        .min(limits.timeout + limits.header_read_timeout);
     let all = u32::try_from(limits.max_connections.max(1)).unwrap_or(u32::MAX);
     let _ = tokio::time::timeout(grace, slots.acquire_many(all)).await;
     Ok(())
@@ -510,6 +555,8 @@ async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
                 "max_connections": limits.max_connections,
                 "max_concurrent_ingests": limits.max_concurrent_ingests,
                 "max_body_bytes": limits.max_body_bytes,
+                "max_streams": limits.streams_in_effect(),
+                "max_running_jobs": limits.max_running_jobs,
                 "handler_panics": handler_panics(),
                 "decoder_panics": crate::decode::decoder_panics(),
             },
@@ -534,13 +581,98 @@ fn content_type(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
+/// Reads a request's body, at most `limit` bytes, before `deadline` (the
+/// request's timeout, for waiting and reading together) and at least at
+/// `limits.min_body_rate` bytes per second after its first second; a body
+/// still being read when the server shuts down is answered 503. Every
+/// refusal says nothing was stored: nothing has been, yet.
+async fn read_body(
+    body: Body,
+    limit: usize,
+    declared: Option<u64>,
+    deadline: tokio::time::Instant,
+    s: &AppState,
+) -> ApiResult<Bytes> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is larger than {limit} bytes (server.max_body_mb); nothing was stored"
+            ),
+        )
+    };
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let started = tokio::time::Instant::now();
+    let rate = s.limits.min_body_rate;
+    // One buffer, grown as chunks arrive; never more than `limit`.
+    let mut buf = bytes::BytesMut::with_capacity(declared.unwrap_or(0).min(limit as u64) as usize);
+    let mut chunks = body.into_data_stream();
+    loop {
+        // The body must have come this far by now: one second, then the
+        // minimum rate for what has arrived.
+        let slow = if rate > 0.0 {
+            started + Duration::from_secs_f64(1.0 + (buf.len() as f64 + 1.0) / rate)
+        } else {
+            deadline
+        };
+        let until = deadline.min(slow);
+        let next = tokio::select! {
+            n = tokio::time::timeout_at(until, chunks.next()) => n,
+            _ = s.shutdown.wait() => {
+                return Err(ApiError {
+                    retry_after_s: Some(1),
+                    ..ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the server is shutting down; the body was not read and nothing was stored; send it again",
+                    )
+                })
+            }
+        };
+        let chunk = match next {
+            Ok(Some(chunk)) => chunk,
+            Ok(None) => return Ok(buf.freeze()),
+            Err(_) => {
+                let why = if until < deadline {
+                    format!(
+                        "the body arrived slower than {} KB/s (server.min_body_rate_kbs): {} bytes in {:.1} s",
+                        crate::config::fmt_num(rate / 1000.0),
+                        buf.len(),
+                        started.elapsed().as_secs_f64()
+                    )
+                } else {
+                    format!(
+                        "the body was not read within the request timeout ({} s)",
+                        s.limits.timeout.as_secs_f64()
+                    )
+                };
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!("{why}; nothing was stored; send it again"),
+                ));
+            }
+        };
+        let chunk = chunk.map_err(|e| {
+            ApiError::bad(None, format!("reading the body: {e}; nothing was stored"))
+        })?;
+        if buf.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+}
+
 /// Reads `/ingest` bodies: waits for an ingest slot (503 with
 /// `Retry-After` after `ingest_wait`), then reads at most `max_body_bytes`
 /// (413 beyond; a declared `Content-Length` beyond is refused before
-/// anything is read), then decodes and stores on the blocking pool while
+/// anything is read), at the minimum rate and within the request timeout
+/// (408 otherwise), then decodes and stores on the blocking pool while
 /// still holding the slot, so that at most `max_concurrent_ingests` bodies
-/// are in memory however many clients send at once.
+/// are in memory however many clients send at once. Once the body is read
+/// nothing cuts the request off: the answer says what was stored.
 async fn ingest(State(s): State<AppState>, req: Request) -> ApiResult<Response> {
+    let deadline = tokio::time::Instant::now() + s.limits.timeout;
     let key = match req.headers().get(IDEMPOTENCY_KEY) {
         None => None,
         Some(v) => {
@@ -569,22 +701,26 @@ async fn ingest(State(s): State<AppState>, req: Request) -> ApiResult<Response> 
         }
     };
     let limit = s.limits.max_body_bytes;
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the body is larger than {limit} bytes (server.max_body_mb)"),
-        )
-    };
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(too_large());
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is larger than {limit} bytes (server.max_body_mb); nothing was stored"
+            ),
+        ));
     }
     let wait = s.limits.ingest_wait;
-    let slot = match tokio::time::timeout(wait, s.ingests.clone().acquire_owned()).await {
+    let waited = tokio::time::timeout_at(
+        deadline.min(tokio::time::Instant::now() + wait),
+        s.ingests.clone().acquire_owned(),
+    )
+    .await;
+    let slot = match waited {
         Ok(Ok(slot)) => slot,
         _ => {
             return Err(ApiError {
@@ -592,25 +728,18 @@ async fn ingest(State(s): State<AppState>, req: Request) -> ApiResult<Response> 
                 ..ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!(
-                    "every ingest slot was busy for {} s (server.max_concurrent_ingests); retry",
+                    "every ingest slot was busy for {} s (server.max_concurrent_ingests); nothing was stored; retry",
                     wait.as_secs_f64()
                 ),
                 )
             })
         }
     };
-    // One buffer, grown as chunks arrive; never more than `limit`.
-    let mut body = bytes::BytesMut::with_capacity(declared.unwrap_or(0) as usize);
-    let mut chunks = req.into_body().into_data_stream();
-    while let Some(chunk) = chunks.next().await {
-        let chunk = chunk.map_err(|e| ApiError::bad(None, format!("reading the body: {e}")))?;
-        if body.len() + chunk.len() > limit {
-            return Err(too_large());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let body = body.freeze();
+    let body = read_body(req.into_body(), limit, declared, deadline, &s).await?;
     let engine = s.engine.clone();
+    // Not cut off from here on (no timeout, and the work runs on the
+    // blocking pool even if the client goes away): the records are stored
+    // or not, and the answer says which.
     blocking(move || {
         let _slot = slot;
         let batch = crate::decode::decode(engine.mode(), format, body)?;
@@ -659,8 +788,15 @@ async fn query(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Ap
     }
     let arrow = wants_arrow(&headers);
     let engine = s.engine.clone();
-    // Plan and snapshot before answering, so a bad query is a 400.
-    let stream = blocking(move || Ok(engine.query(&q)?)).await?;
+    // Plan, snapshot, and read up to the first batch before answering: a
+    // bad query is a 400, and a damaged file met so far an error status
+    // (a sorted query reads every source before its first batch).
+    let (mut stream, first) = blocking(move || {
+        let mut stream = engine.query(&q)?;
+        let first = stream.next().transpose()?;
+        Ok((stream, first))
+    })
+    .await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     tokio::task::spawn_blocking(move || {
         let schema = stream.schema();
@@ -683,21 +819,36 @@ async fn query(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Ap
                 };
                 chunk.is_empty() || tx.blocking_send(Ok(Bytes::from(chunk))).is_ok()
             };
-        for batch in stream {
+        let mut rows = 0u64;
+        for batch in first.into_iter().map(Ok).chain(stream.by_ref()) {
             let mut out = Vec::new();
             match (batch, writer.as_mut()) {
                 (Ok(b), Some(w)) => {
+                    rows += b.num_rows() as u64;
                     if let Err(e) = w.write(&b) {
                         let _ = tx.blocking_send(Err(std::io::Error::other(e.to_string())));
                         return;
                     }
                 }
-                (Ok(b), None) => crate::output::ndjson(&b, &mut out),
+                (Ok(b), None) => {
+                    rows += b.num_rows() as u64;
+                    crate::output::ndjson(&b, &mut out)
+                }
                 (Err(e), _) => {
-                    // The status is sent already: end the body with the error.
+                    // The status is sent already. NDJSON: the last line says
+                    // so, in the shape the OpenAPI document gives it
+                    // (`QueryError`: no row has an `error` field). Arrow:
+                    // the stream breaks off without its end-of-stream
+                    // marker, which an IPC reader reports.
                     if writer.is_none() {
                         out.extend_from_slice(
-                            json!({ "error": e.to_string() }).to_string().as_bytes(),
+                            json!({
+                                "error": e.to_string(),
+                                "complete": false,
+                                "rows_before": rows,
+                            })
+                            .to_string()
+                            .as_bytes(),
                         );
                         out.push(b'\n');
                         flush(&mut writer, out);
@@ -870,7 +1021,7 @@ pub fn ohlcv_json(
 async fn stream(
     State(s): State<AppState>,
     axum::extract::Query(params): axum::extract::Query<HashMap<String, String>>,
-) -> ApiResult<impl IntoResponse> {
+) -> ApiResult<Response> {
     let symbols: Vec<String> = match params.get("symbols") {
         None => Vec::new(),
         Some(list) => list.split(',').map(|x| x.trim().to_string()).collect(),
@@ -878,16 +1029,38 @@ async fn stream(
     for sym in &symbols {
         check_symbol(sym)?;
     }
+    // Feeds hold their connection for as long as they last: at most
+    // `max_streams`, and never more than half the connections.
+    let Ok(permit) = s.streams.clone().try_acquire_owned() else {
+        let mut response = ApiError {
+            retry_after_s: Some(1),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "{} live feeds are open (server.max_streams, at most half of server.max_connections); retry",
+                    s.limits.streams_in_effect()
+                ),
+            )
+        }
+        .into_response();
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+        return Ok(response);
+    };
     let rx = s.feed.subscribe();
     let stop = s.shutdown.clone();
     // The feed ends when the server shuts down: a stream that never ended
     // would keep the server (and its store lock) alive forever.
-    let state = (rx, symbols, stop);
-    let events = futures_util::stream::unfold(state, |(mut rx, symbols, stop)| async move {
+    let state = (rx, symbols, (stop, permit));
+    // `held`: the shutdown signal, and the feed's permit, given back when
+    // the feed ends.
+    let events = futures_util::stream::unfold(state, |(mut rx, symbols, held)| async move {
         loop {
             let received = tokio::select! {
                 r = rx.recv() => r,
-                _ = stop.wait() => return None,
+                _ = held.0.wait() => return None,
             };
             match received {
                 Ok(batch) => {
@@ -904,26 +1077,40 @@ async fn stream(
                     let event = Event::default()
                         .event("records")
                         .data(Value::Array(rows).to_string());
-                    let state = (rx, symbols, stop);
+                    let state = (rx, symbols, held);
                     return Some((Ok::<Event, std::convert::Infallible>(event), state));
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     let event = Event::default().event("lagged").data(n.to_string());
-                    return Some((Ok(event), (rx, symbols, stop)));
+                    return Some((Ok(event), (rx, symbols, held)));
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
     });
-    Ok(Sse::new(events).keep_alive(KeepAlive::default()))
+    Ok(Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 // ---- jobs and quality ----
 
+/// Creates a job and starts it in the background. The body is read as an
+/// ingest's is (bounded in size, time and rate); a job past
+/// `max_running_jobs`, a batch larger than `max_job_batch_size` or a
+/// generator of more than `max_job_records` is refused before anything is
+/// recorded. Once the job is recorded the request is not cut off.
 async fn create_job(
     State(s): State<AppState>,
-    body: Bytes,
+    req: Request,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    let deadline = tokio::time::Instant::now() + s.limits.timeout;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let body = read_body(req.into_body(), MAX_SMALL_BODY, declared, deadline, &s).await?;
     let v: Value =
         serde_json::from_slice(&body).map_err(|e| ApiError::bad(None, format!("job body: {e}")))?;
     let source = v
@@ -942,33 +1129,69 @@ async fn create_job(
     {
         return Err(ApiError::bad(Some(k), format!("unknown field `{k}`")));
     }
-    let batch = v
-        .get("batch_size")
-        .and_then(Value::as_u64)
-        .unwrap_or(100_000)
-        .clamp(1, 1_000_000) as usize;
-    // A file must be inside the import directory; the job reads the real
-    // path found now.
+    let max_batch = s.limits.max_job_batch_size;
+    let batch = match v.get("batch_size") {
+        None => max_batch.min(100_000),
+        Some(b) => match b.as_u64() {
+            Some(n) if (1..=max_batch as u64).contains(&n) => n as usize,
+            _ => {
+                return Err(ApiError::bad(
+                    Some("batch_size"),
+                    format!("batch_size must be 1 to {max_batch} (server.max_job_batch_size)"),
+                ))
+            }
+        },
+    };
+    // A file must be inside the import directory; it is recorded as
+    // `import:PATH` and shown so, never as the server's own path.
     let source = match crate::jobs::Source::parse(&source)
         .map_err(|e| ApiError::bad(Some("source"), e.to_string()))?
     {
-        crate::jobs::Source::Csv(p) | crate::jobs::Source::Parquet(p) => {
-            let dir = s.import_dir.clone();
+        crate::jobs::Source::Csv(p)
+        | crate::jobs::Source::Parquet(p)
+        | crate::jobs::Source::Import(p) => {
+            let config = s.engine.config().clone();
             blocking(move || {
-                let real = crate::jobs::confine(&p, &dir)
+                crate::jobs::resolve_import(&p, &config)
                     .map_err(|e| ApiError::bad(Some("source"), e.to_string()))?;
-                real.to_str().map(str::to_string).ok_or_else(|| {
-                    ApiError::bad(Some("source"), "the file's real path is not UTF-8")
-                })
+                let rel: PathBuf = p
+                    .components()
+                    .filter(|c| !matches!(c, std::path::Component::CurDir))
+                    .collect();
+                rel.to_str()
+                    .map(|r| format!("{}{r}", crate::jobs::IMPORT_PREFIX))
+                    .ok_or_else(|| ApiError::bad(Some("source"), "the path is not UTF-8"))
             })
             .await?
         }
+        crate::jobs::Source::Generator { records, .. } if records > s.limits.max_job_records => {
+            return Err(ApiError::bad(
+                Some("source"),
+                format!(
+                    "a generator job makes at most {} records (server.max_job_records)",
+                    s.limits.max_job_records
+                ),
+            ))
+        }
         crate::jobs::Source::Generator { .. } => source,
+    };
+    let Ok(permit) = s.jobs.clone().try_acquire_owned() else {
+        return Err(ApiError {
+            retry_after_s: Some(5),
+            ..ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "{} jobs are running (server.max_running_jobs); nothing was created; retry when one has finished",
+                    s.limits.max_running_jobs
+                ),
+            )
+        });
     };
     let engine = s.engine.clone();
     let id = blocking(move || Ok(engine.with_catalog(|c| c.create_job(&source))?)).await?;
     let engine = s.engine.clone();
     tokio::task::spawn_blocking(move || {
+        let _permit = permit;
         // Failure is recorded in the job's row.
         let _ = crate::jobs::run(&engine, id, batch, |_, _| {});
     });
@@ -1026,8 +1249,9 @@ async fn quality(
                 format!("interval {text:?}: use e.g. 1s, 250ms, 1min"),
             )
         })?;
+    // Computed and answered, not stored: a GET does not grow the catalog.
     blocking(move || {
-        Ok(Json(json!(crate::quality::check(
+        Ok(Json(json!(crate::quality::measure_range(
             &engine, &symbol, start, end, interval
         )?)))
     })

@@ -359,3 +359,41 @@ fn ingest_with_an_idempotency_key_run_again_stores_nothing_twice() {
     let stats: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(stats["hot_records"], 250, "{stats}");
 }
+
+#[test]
+fn output_piped_into_a_reader_that_stops_early_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let o = bin(
+        &store,
+        &["demo", "20000", "--no-queries", "--batch-size", "1000"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    for _ in 0..20 {
+        bin(&store, &["jobs", "create", "gen:10"]);
+    }
+    for args in [
+        &["stats"][..],
+        &["jobs", "list"][..],
+        &["query", "--limit", "20000", "--format", "csv"][..],
+        &["config"][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_07_gpu_tiered"))
+            .arg("--storage")
+            .arg(&store)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the command writes (`| head -0`).
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+        assert_ne!(o.status.code(), Some(101), "{args:?}: {err}");
+    }
+}

@@ -453,23 +453,26 @@ fn every_endpoint_and_every_error_code() {
     );
     assert_eq!(total(&mut c), 6003);
 
-    // Quality: computed, then stored.
-    let r = get(
-        &mut c,
-        &format!("/quality/{sym}?start=2024-01-01&end=2024-01-01T00:00:10Z&interval=1s"),
-    );
-    let q = json_body(&r);
-    assert_eq!(
-        (q["filled_buckets"].as_i64(), q["expected_buckets"].as_i64()),
-        (Some(3), Some(10)),
-        "{q}"
-    );
+    // Quality: computed, not stored (a GET does not grow the catalog; it
+    // used to write a row each call).
+    for _ in 0..3 {
+        let r = get(
+            &mut c,
+            &format!("/quality/{sym}?start=2024-01-01&end=2024-01-01T00:00:10Z&interval=1s"),
+        );
+        let q = json_body(&r);
+        assert_eq!(
+            (q["filled_buckets"].as_i64(), q["expected_buckets"].as_i64()),
+            (Some(3), Some(10)),
+            "{q}"
+        );
+    }
     assert_eq!(
         json_body(&get(&mut c, &format!("/quality/{sym}")))
             .as_array()
             .unwrap()
             .len(),
-        1
+        0
     );
 
     let r = get(&mut c, "/no/such/thing");
@@ -1086,6 +1089,28 @@ fn sigterm_ends_the_live_feed_and_the_server_exits() {
     assert_eq!(get(&mut again.conn(), "/health").status, 200);
 }
 
+/// The handlers are in place before the address is announced: a SIGTERM the
+/// moment the first line is read (before any connection, before the accept
+/// loop has polled anything) is a clean shutdown, not the default action.
+#[test]
+fn sigterm_the_moment_the_address_is_announced_is_a_clean_shutdown() {
+    for _ in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Server::start(&dir.path().join("store"), &[]);
+        let pid = server.child.id().to_string();
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
+        let mut out = String::new();
+        server.stdout.read_to_string(&mut out).unwrap();
+        let status = server.child.wait().unwrap();
+        assert!(status.success(), "{status:?}: {out}");
+        assert!(out.contains("shut down: 0 records durable"), "{out}");
+    }
+}
+
 #[tokio::test]
 async fn a_handler_that_panics_is_a_500_and_the_server_goes_on() {
     use tower::ServiceExt;
@@ -1116,10 +1141,12 @@ async fn a_handler_that_panics_is_a_500_and_the_server_goes_on() {
 }
 
 /// A store whose tiers are small (migrations every few batches), and its
-/// configuration file.
+/// configuration file. While migrations fail, its warm tier may grow to
+/// ten times its budget before ingests are refused.
 fn small_store(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
     let store = dir.join("store");
-    let config = common::small_config(&store, Mode::Simple);
+    let mut config = common::small_config(&store, Mode::Simple);
+    config.warm_tier.refuse_at_pct = 10.0;
     let path = dir.join("config.json");
     std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
     (store, path)
@@ -1279,4 +1306,442 @@ fn a_failed_migration_answers_200_for_durable_records_and_a_retry_is_stored_once
     );
     let lines = r.text().lines().count();
     assert_eq!(lines, 12 * 400);
+}
+
+// ---- Answers that say what happened, and bounds that hold ----
+
+/// The status of a raw request sent on a new connection.
+fn status_of(answer: &str) -> u16 {
+    answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn an_ingest_is_never_answered_failed_for_records_it_stored() {
+    // A 408 used to cut off an ingest that went on storing: "failed", yet
+    // stored. The timeout now covers waiting and reading the body; once
+    // the body is read the ingest runs to its end and answers.
+    let dir = tempfile::tempdir().unwrap();
+    let (store, config) = with_server_config(dir.path(), json!({"request_timeout_s": 0.3}));
+    let server = Server::start(&store, &["--config", &config]);
+    let mut g = Generator::new(Mode::Simple, 3, 50);
+    let mut stored = 0;
+    for (i, n) in [300_000, 1_000_000, 300_000].into_iter().enumerate() {
+        let body = arrow_body(&g.batch(n).unwrap());
+        let started = Instant::now();
+        let r = server
+            .conn()
+            .request("POST", "/ingest", &[("Content-Type", ARROW)], &body)
+            .unwrap();
+        let took = started.elapsed();
+        let now = total(&mut server.conn());
+        match r.status {
+            200 => stored += n as u64,
+            408 => assert!(r.text().contains("nothing was stored"), "{}", r.text()),
+            other => panic!("body {i}: {other} {}", r.text()),
+        }
+        assert_eq!(
+            now, stored,
+            "body {i}: answered {}, {} stored",
+            r.status, now
+        );
+        eprintln!("body {i} ({n} records): {} in {took:?}", r.status);
+    }
+    // A body that stops coming: 408, nothing stored.
+    let record = json!([{"timestamp": 1, "symbol": "A", "price": 1, "volume": 1}]).to_string();
+    let answer = raw(
+        &server.addr,
+        format!(
+            "POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+            record.len(),
+            &record[..5]
+        )
+        .as_bytes(),
+    );
+    assert_eq!(status_of(&answer), 408, "{answer}");
+    assert!(answer.contains("nothing was stored"), "{answer}");
+    assert_eq!(total(&mut server.conn()), stored);
+}
+
+#[test]
+fn while_migrations_fail_the_warm_tier_is_bounded_and_ingests_get_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let config = common::small_config(&store, Mode::Simple);
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
+    let budget = config.warm_budget_bytes() as f64;
+    let server = Server::start(&store, &["--config", path.to_str().unwrap()]);
+    let mut c = server.conn();
+    assert_eq!(health(&mut c)["status"], "ok");
+    break_cold(&store.join("cold"));
+    let mut g = Generator::new(Mode::Simple, 5, 11);
+    let (mut accepted, mut refused) = (0u64, 0);
+    for _ in 0..40 {
+        let r = c
+            .request(
+                "POST",
+                "/ingest",
+                &[("Content-Type", ARROW)],
+                &arrow_body(&g.batch(400).unwrap()),
+            )
+            .unwrap();
+        match r.status {
+            200 => accepted += 400,
+            503 => {
+                refused += 1;
+                assert!(r.header("retry-after").is_some(), "{}", r.text());
+                let e = json_body(&r)["error"].as_str().unwrap().to_string();
+                assert!(
+                    e.contains("nothing was stored") && e.contains("refuse_at_pct"),
+                    "{e}"
+                );
+            }
+            other => panic!("{other}: {}", r.text()),
+        }
+    }
+    let stats = json_body(&get(&mut c, "/stats"));
+    eprintln!("while migrations fail: {accepted} records accepted, {refused} ingests refused; warm {} bytes of a {budget} byte budget", stats["tiers"]["warm"]["bytes"]);
+    assert!(refused > 0, "the bound refused some");
+    assert_eq!(
+        stats["total_records"], accepted,
+        "every 200 stored, no 503 stored"
+    );
+    let warm = stats["tiers"]["warm"]["bytes"].as_f64().unwrap();
+    // At most one batch past the budget: the check comes before a write.
+    assert!(warm < budget + 400.0 * 40.0, "{warm} of {budget}");
+    // Mended: migrations catch up and ingests are taken again.
+    mend_cold(&store.join("cold"));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = c
+            .request(
+                "POST",
+                "/ingest",
+                &[("Content-Type", ARROW)],
+                &arrow_body(&g.batch(400).unwrap()),
+            )
+            .unwrap();
+        if r.status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", r.text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn live_feeds_cannot_take_every_connection() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, config) = with_server_config(dir.path(), json!({"max_connections": 16}));
+    let server = Server::start(&store, &["--config", &config]);
+    let mut feeds = Vec::new();
+    let (mut open, mut refused) = (0, 0);
+    for _ in 0..16 {
+        let mut s = TcpStream::connect(&server.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write!(s, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut reader = BufReader::new(s);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        match status_of(&line) {
+            200 => {
+                open += 1;
+                feeds.push(reader);
+            }
+            503 => refused += 1,
+            other => panic!("{other}: {line}"),
+        }
+    }
+    assert_eq!((open, refused), (8, 8), "half the connections at most");
+    // /health answers, at once, with eight feeds open: it used to get a
+    // 503 for as long as the feeds lasted.
+    let started = Instant::now();
+    assert_eq!(get(&mut server.conn(), "/health").status, 200);
+    assert!(started.elapsed() < Duration::from_secs(2));
+    let stats = json_body(&get(&mut server.conn(), "/stats"));
+    assert_eq!(stats["server"]["max_streams"], 8, "{stats}");
+}
+
+#[test]
+fn slow_bodies_cannot_hold_the_ingest_slots_and_do_not_delay_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, config) = with_server_config(
+        dir.path(),
+        json!({"max_concurrent_ingests": 2, "ingest_wait_s": 5.0}),
+    );
+    let server = Server::start(&store, &["--config", &config]);
+    let record = json!([{"timestamp": 1, "symbol": "A", "price": 1, "volume": 1}]).to_string();
+    let head = format!(
+        "POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+        record.len(),
+        &record[..5]
+    );
+    // Two clients take both slots and trickle nothing more.
+    let slow: Vec<TcpStream> = (0..2)
+        .map(|_| {
+            let mut s = TcpStream::connect(&server.addr).unwrap();
+            s.write_all(head.as_bytes()).unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    let r = post_json(
+        &mut server.conn(),
+        "/ingest",
+        &serde_json::from_str(&record).unwrap(),
+    );
+    // Before: both slots held for the request timeout (30 s), a 503 after
+    // the 5 s wait.
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    for mut s in slow {
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert_eq!(status_of(&answer), 408, "{answer}");
+        assert!(answer.contains("min_body_rate_kbs"), "{answer}");
+    }
+    drop(server);
+
+    // Without a minimum rate, a body still coming at SIGTERM is answered
+    // 503 and the server exits at once, not after the request timeout.
+    let dir = tempfile::tempdir().unwrap();
+    let (store, config) = with_server_config(dir.path(), json!({"min_body_rate_kbs": 0.0}));
+    let mut server = Server::start(&store, &["--config", &config]);
+    let mut s = TcpStream::connect(&server.addr).unwrap();
+    s.write_all(head.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut out = String::new();
+    server.stdout.read_to_string(&mut out).unwrap();
+    assert!(server.child.wait().unwrap().success(), "{out}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert_eq!(status_of(&answer), 503, "{answer}");
+    assert!(answer.contains("nothing was stored"), "{answer}");
+}
+
+#[test]
+fn jobs_are_capped_and_show_paths_inside_the_import_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, config) = with_server_config(
+        dir.path(),
+        json!({"max_running_jobs": 1, "max_job_batch_size": 10000, "max_job_records": 5000000}),
+    );
+    let server = Server::start(&store, &["--config", &config]);
+    let mut c = server.conn();
+    expect_400(
+        &post_json(
+            &mut c,
+            "/jobs",
+            &json!({"source": "gen:2000000", "batch_size": 1000000}),
+        ),
+        Some("batch_size"),
+        "max_job_batch_size",
+    );
+    expect_400(
+        &post_json(&mut c, "/jobs", &json!({"source": "gen:1000000000000"})),
+        Some("source"),
+        "max_job_records",
+    );
+    let r = post_json(
+        &mut c,
+        "/jobs",
+        &json!({"source": "gen:3000000", "batch_size": 10000}),
+    );
+    assert_eq!(r.status, 202, "{}", r.text());
+    let first = json_body(&r)["id"].as_i64().unwrap();
+    let r = post_json(&mut c, "/jobs", &json!({"source": "gen:1000"}));
+    assert_eq!(r.status, 503, "{}", r.text());
+    assert!(r.header("retry-after").is_some());
+    assert!(r.text().contains("max_running_jobs"), "{}", r.text());
+    let r = c
+        .request("DELETE", &format!("/jobs/{first}"), &[], b"")
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Job files: shown as their path in the import directory.
+    let import = store.join("import");
+    std::fs::create_dir_all(import.join("day1")).unwrap();
+    std::fs::write(
+        import.join("day1/bad.csv"),
+        "timestamp,symbol,price,volume\n1,A,cheap,1\n",
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let id = loop {
+        let r = post_json(&mut c, "/jobs", &json!({"source": "./day1/bad.csv"}));
+        if r.status == 202 {
+            break json_body(&r)["id"].as_i64().unwrap();
+        }
+        assert!(Instant::now() < deadline, "{}", r.text());
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let j = loop {
+        let j = json_body(&get(&mut c, &format!("/jobs/{id}")));
+        if j["state"] == "failed" || Instant::now() > deadline {
+            break j;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let shown = j.to_string();
+    assert_eq!(j["source"], "import:day1/bad.csv", "{j}");
+    assert!(
+        j["error"]
+            .as_str()
+            .unwrap()
+            .contains("day1/bad.csv:2: price"),
+        "{j}"
+    );
+    assert!(
+        !shown.contains(dir.path().to_str().unwrap()),
+        "no server path: {shown}"
+    );
+    let all = get(&mut c, "/jobs").text();
+    assert!(!all.contains(dir.path().to_str().unwrap()), "{all}");
+}
+
+#[test]
+fn an_import_directory_that_is_the_store_or_the_root_is_refused() {
+    for (dir_setting, why) in [
+        ("", "is empty"),
+        ("/", "root directory"),
+        (".", "the store's own directory"),
+        ("cold", "inside the store's cold"),
+        ("wal/sub", "inside the store's wal"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, config) = with_server_config(dir.path(), json!({"import_dir": dir_setting}));
+        let o = Command::new(env!("CARGO_BIN_EXE_07_gpu_tiered"))
+            .args(["--config", &config, "--storage"])
+            .arg(&store)
+            .args(["serve", "--addr", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{dir_setting:?} was accepted");
+        assert!(
+            e.contains("server.import_dir") && e.contains(why),
+            "{dir_setting:?}: {e}"
+        );
+        assert!(
+            !store.join("wal/sub").exists(),
+            "nothing was created for it"
+        );
+    }
+    // SSIG_IMPORT_DIR= (empty) too.
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_07_gpu_tiered"))
+        .arg("--storage")
+        .arg(dir.path().join("store"))
+        .args(["serve", "--addr", "127.0.0.1:0"])
+        .env("SSIG_IMPORT_DIR", "")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is empty"));
+    // An import directory that holds the store: its files are refused.
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let (_, config) = with_server_config(dir.path(), json!({"import_dir": dir.path()}));
+    {
+        let mut c = common::small_config(&store, Mode::Simple);
+        c.warm_tier.max_memory_mb = 0.01;
+        let e = tiered::Engine::open(c).unwrap();
+        e.ingest(&Generator::new(Mode::Simple, 1, 3).batch(3000).unwrap())
+            .unwrap();
+        e.migrate_all().unwrap();
+    }
+    let server = Server::start(&store, &["--config", &config]);
+    let mut c = server.conn();
+    let cold = std::fs::read_dir(store.join("cold/year=2024/month=01/day=01"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .file_name();
+    let r = post_json(
+        &mut c,
+        "/jobs",
+        &json!({"source": format!("store/cold/year=2024/month=01/day=01/{}", cold.to_str().unwrap())}),
+    );
+    expect_400(&r, Some("source"), "a file of the store itself");
+}
+
+#[test]
+fn a_damaged_cold_file_is_an_error_status_or_an_unmistakable_last_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let config = common::small_config(&store, Mode::Simple);
+    {
+        let e = tiered::Engine::open(config.clone()).unwrap();
+        let mut g = Generator::new(Mode::Simple, 4, 5);
+        g.mean_gap_ns = 30_000_000_000;
+        for _ in 0..20 {
+            e.ingest(&g.batch(400).unwrap()).unwrap();
+        }
+        e.migrate_all().unwrap();
+    }
+    let files = tiered::Engine::open_read_only(config.clone())
+        .unwrap()
+        .with_catalog(|c| c.files())
+        .unwrap();
+    assert!(files.len() >= 2);
+    let flip = |f: &tiered::cold::ColdFile| {
+        let p = config.cold_dir().join(&f.path);
+        let mut b = std::fs::read(&p).unwrap();
+        b[200] ^= 1;
+        std::fs::write(&p, &b).unwrap();
+    };
+    let path = dir.path().join("config.json");
+    std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
+    // The first file read is damaged: the status says so (it was a 200
+    // with an error line at the end).
+    flip(&files[0]);
+    let server = Server::start(&store, &["--config", path.to_str().unwrap()]);
+    let r = post_json(&mut server.conn(), "/query", &json!({}));
+    assert_eq!(r.status, 500, "{}", r.text());
+    let name = files[0].path.file_name().unwrap().to_str().unwrap();
+    assert!(
+        json_body(&r)["error"].as_str().unwrap().contains(name),
+        "{}",
+        r.text()
+    );
+    flip(&files[0]);
+    // A later file damaged, met after rows were sent: the last line is the
+    // error, with `complete: false`.
+    flip(&files[files.len() - 1]);
+    let r = post_json(&mut server.conn(), "/query", &json!({}));
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let last: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["complete"], false, "{last}");
+    assert!(
+        last["error"].as_str().unwrap().contains("corrupt"),
+        "{last}"
+    );
+    assert_eq!(
+        last["rows_before"].as_u64().unwrap() as usize,
+        text.lines().count() - 1
+    );
 }

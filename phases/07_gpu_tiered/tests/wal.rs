@@ -158,22 +158,97 @@ fn a_flipped_bit_in_a_record_is_an_error_naming_the_segment() {
 }
 
 #[test]
-fn a_flipped_bit_in_the_last_record_is_reported_as_a_torn_tail() {
+fn a_flipped_bit_in_the_last_record_is_damage_not_a_torn_tail() {
     let dir = tempfile::tempdir().unwrap();
     let batches = small_batches(2, 2);
     write_log(dir.path(), &batches[..1]);
     let seg = the_segment(dir.path());
     let one = std::fs::metadata(&seg).unwrap().len() as usize;
     write_log(dir.path(), &batches[1..]);
-    let mut bytes = std::fs::read(&seg).unwrap();
-    let at = bytes.len() - 3; // in the body
+    let full = std::fs::read(&seg).unwrap();
+    let name = seg.file_name().unwrap().to_str().unwrap().to_string();
+    // One flip in the body: the record is whole on disk, so it is damage.
+    let mut bytes = full.clone();
+    let at = bytes.len() - 3;
     bytes[at] ^= 0x10;
     std::fs::write(&seg, &bytes).unwrap();
+    let e = replay_all(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("checksum mismatch")
+            && e.contains("damage")
+            && e.contains("repair --accept-loss"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(&seg).unwrap(), bytes, "nothing was cut");
+    // What repair --accept-loss does: cut it, the bytes kept.
+    let options = wal::ScanOptions {
+        owner: wal::Owner::none(),
+        watermark: Some(0),
+        cut_damaged_tail: true,
+    };
+    let mut rec =
+        wal::scan_with(dir.path(), &Mode::Simple.schema(), &options, |_, _| Ok(())).unwrap();
+    assert_eq!(rec.damaged_tail, Some(2));
+    let keep = dir.path().join("kept");
+    rec.apply_cut(&keep).unwrap();
+    assert_eq!(std::fs::read(&seg).unwrap(), &bytes[..one]);
+    let kept = rec.cut_kept.clone().unwrap();
+    assert_eq!(
+        std::fs::read(&kept).unwrap(),
+        &bytes[one..],
+        "the cut bytes are kept"
+    );
+    assert!(std::fs::read_to_string(format!("{}.why", kept.display()))
+        .unwrap()
+        .contains("damaged"));
+
+    // Every bit of the last record: refused as damage, or (a flip that
+    // makes a length reach past the end) cut as torn with its bytes kept;
+    // never a changed record.
+    let (mut refused, mut torn) = (0, 0);
+    for byte in one..full.len() {
+        for bit in 0..8 {
+            let case = tempfile::tempdir().unwrap();
+            let mut bytes = full.clone();
+            bytes[byte] ^= 1 << bit;
+            std::fs::write(case.path().join(&name), &bytes).unwrap();
+            match replay_all(case.path()) {
+                Err(Error::Corrupt { offset, reason, .. }) => {
+                    assert_eq!(offset as usize, one, "{reason}");
+                    assert!(reason.contains("repair --accept-loss"), "{reason}");
+                    refused += 1;
+                }
+                Ok((rec, got)) => {
+                    assert_eq!(got.len(), 1, "flip at {byte}.{bit}");
+                    let kept = std::fs::read(rec.cut_kept.unwrap()).unwrap();
+                    assert_eq!(kept, &bytes[one..], "flip at {byte}.{bit}: bytes kept");
+                    torn += 1;
+                }
+                Err(e) => panic!("flip at {byte}.{bit}: {e}"),
+            }
+        }
+    }
+    eprintln!("last-record flips: {refused} refused as damage, {torn} cut as torn (bytes kept)");
+    assert!(refused > torn * 10, "{refused} {torn}");
+}
+
+#[test]
+fn zeros_after_the_last_record_are_a_torn_tail_and_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    write_log(dir.path(), &small_batches(2, 3));
+    let seg = the_segment(dir.path());
+    let two = std::fs::read(&seg).unwrap();
+    let mut bytes = two.clone();
+    bytes.extend_from_slice(&[0u8; 4096]);
+    std::fs::write(&seg, &bytes).unwrap();
     let (rec, got) = replay_all(dir.path()).unwrap();
-    assert_eq!(got.len(), 1);
-    let (cut, why) = rec.torn_tail.unwrap();
-    assert_eq!(cut as usize, bytes.len() - one);
-    assert!(why.contains("checksum mismatch"), "{why}");
+    assert_eq!(got.len(), 2);
+    assert!(rec.torn_tail.unwrap().1.contains("all zero"));
+    assert_eq!(std::fs::read(&seg).unwrap(), two);
+    assert_eq!(
+        std::fs::read(rec.cut_kept.unwrap()).unwrap(),
+        vec![0u8; 4096]
+    );
 }
 
 #[test]
@@ -340,6 +415,7 @@ fn a_keyed_record_carries_its_key_through_cuts_and_flips() {
         assert!(rec.keys.is_empty(), "cut at {cut}: {:?}", rec.keys);
     }
     // A bit of every byte of the key block flipped: never a changed key.
+    // The record is whole on disk: each flip is damage, refused.
     for byte in at..at + 24 + 24 {
         {
             let bit = byte % 8;
@@ -348,11 +424,8 @@ fn a_keyed_record_carries_its_key_through_cuts_and_flips() {
             bad[byte] ^= 1 << bit;
             std::fs::write(case.path().join(seg.file_name().unwrap()), &bad).unwrap();
             match replay_all(case.path()) {
-                // Read as a torn tail (it is the last record): cut, no key.
-                Ok((rec, got)) => {
-                    assert_eq!(got.len(), 1, "byte {byte} bit {bit}");
-                    assert!(rec.keys.is_empty());
-                }
+                Err(Error::Corrupt { offset, .. }) => assert_eq!(offset, one, "byte {byte}"),
+                Ok((rec, _)) => panic!("byte {byte} bit {bit}: read as {:?}", rec.keys),
                 Err(e) => panic!("byte {byte} bit {bit}: {e}"),
             }
         }

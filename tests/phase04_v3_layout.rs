@@ -1,0 +1,239 @@
+//! Version 3 of the `.metrics` format, behaviour by behaviour: golden bytes
+//! of a tiny file, every kind of piece (shared or inline timestamps,
+//! stored, constant or repeated values, packed or split) surviving every
+//! truncation and bit flip as a clean error, lookups on a lazy open, and
+//! short series sharing blocks.
+
+use squeeze::format::metrics::{self, BlockOptions, EncodeStats, MetricsFile};
+use squeeze::{Dataset, Labels, Series, SeriesKey};
+
+const T0: i64 = 1_704_067_200_000_000_000;
+const S: i64 = 1_000_000_000;
+
+fn series(metric: &str, labels: &[(&str, &str)], points: &[(i64, f64)]) -> Series {
+    let labels: Labels = labels
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let mut s = Series::new(SeriesKey::new(metric, labels));
+    for &(t, v) in points {
+        s.push(t, v);
+    }
+    s
+}
+
+fn scrape(n: usize, step: i64, jitter: i64) -> Vec<i64> {
+    (0..n as i64)
+        .map(|i| T0 + i * step + (i * 7919 % 13) * jitter)
+        .collect()
+}
+
+/// A dataset with every kind of piece: two series scraped together
+/// (shared timestamps) with stored values, a constant and a repeat of an
+/// earlier series' values; a series on its own clock (inline timestamps)
+/// and a constant one on another clock; a long series that splits into
+/// several pieces; short label-free series that share blocks; an empty
+/// series and special values.
+fn every_kind() -> Dataset {
+    let grid = scrape(40, 15 * S, 1_000_000);
+    let pts = |f: &dyn Fn(usize) -> f64| -> Vec<(i64, f64)> {
+        grid.iter().enumerate().map(|(i, &t)| (t, f(i))).collect()
+    };
+    let mut out = vec![
+        series(
+            "cpu",
+            &[("host", "a")],
+            &pts(&|i| (i * 37 % 100) as f64 / 4.0),
+        ),
+        series(
+            "cpu",
+            &[("host", "b")],
+            &pts(&|i| (i * 37 % 100) as f64 / 4.0),
+        ),
+        series("up", &[("host", "a")], &pts(&|_| 1.0)),
+        series(
+            "odd",
+            &[],
+            &[
+                (T0 + 3, f64::NAN),
+                (T0 + 1_000, -0.0),
+                (T0 + 9_999, f64::INFINITY),
+                (T0 + 10_000, 0.1f64.sqrt()),
+            ],
+        ),
+        series(
+            "idle",
+            &[("core", "")],
+            &[(T0 + 5 * S, 0.0), (T0 + 65 * S, 0.0), (T0 + 125 * S, 0.0)],
+        ),
+        series(
+            "long",
+            &[("k", "v")],
+            &scrape(300, S, 3)
+                .into_iter()
+                .enumerate()
+                .map(|(i, t)| (t, (i as f64).sqrt()))
+                .collect::<Vec<_>>(),
+        ),
+        series("empty", &[("x", "y")], &[]),
+    ];
+    for i in 0..12 {
+        let t = T0 + i as i64 * 61 * S;
+        out.push(series(
+            &format!("short_{i:02}"),
+            &[],
+            &[(t, i as f64), (t + 60 * S, i as f64 + 0.5)],
+        ));
+    }
+    Dataset::new("every kind", out)
+}
+
+fn options() -> BlockOptions {
+    BlockOptions {
+        window_ns: 3600 * S,
+        max_samples: 128,
+        max_bytes: 96,
+    }
+}
+
+fn encode(d: &Dataset, o: BlockOptions) -> (Vec<u8>, EncodeStats) {
+    metrics::encode(d, o).unwrap()
+}
+
+fn read_all(bytes: &[u8]) -> squeeze::Result<Dataset> {
+    MetricsFile::from_bytes(bytes.to_vec(), "t.metrics")?.read_all("t")
+}
+
+#[test]
+fn every_kind_of_piece_is_written() {
+    let d = every_kind();
+    let (bytes, st) = encode(&d, options());
+    assert!(st.shared_columns >= 1, "{st:?}");
+    assert!(st.shared_ts_pieces >= 3, "{st:?}");
+    assert!(st.inline_timestamps > 0, "{st:?}");
+    assert!(st.constant_pieces >= 2, "{st:?}");
+    assert!(st.shared_value_pieces >= 1, "{st:?}");
+    assert!(st.pieces > st.blocks, "short series share blocks: {st:?}");
+    let f = MetricsFile::from_bytes(bytes, "t").unwrap();
+    let key = SeriesKey::new("long", Labels::from([("k".into(), "v".into())]));
+    let long = f.find(&key).unwrap().unwrap();
+    assert!(f.series()[long].blocks >= 4, "the long series is split");
+    assert_eq!(d.bit_diff(&f.read_all("t").unwrap()), None);
+}
+
+#[test]
+fn every_prefix_of_every_kind_is_a_clean_error() {
+    let (bytes, _) = encode(&every_kind(), options());
+    for cut in 0..bytes.len() {
+        assert!(read_all(&bytes[..cut]).is_err(), "prefix of {cut} bytes");
+        assert!(
+            MetricsFile::from_bytes_lazy(bytes[..cut].to_vec(), "t").is_err()
+                || cut + 40 > bytes.len(),
+            "prefix of {cut} bytes opened"
+        );
+    }
+}
+
+#[test]
+fn every_bit_flip_of_every_kind_is_a_clean_error() {
+    let d = every_kind();
+    let (bytes, _) = encode(&d, options());
+    for bit in 0..bytes.len() * 8 {
+        let mut b = bytes.clone();
+        b[bit / 8] ^= 1 << (bit % 8);
+        if let Ok(back) = read_all(&b) {
+            panic!(
+                "flip of bit {bit} (byte {}) went unnoticed{}",
+                bit / 8,
+                if d.bit_diff(&back).is_some() {
+                    " and changed the samples"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+}
+
+#[test]
+fn a_lazy_lookup_finds_every_series_and_nothing_else() {
+    let d = every_kind();
+    let (bytes, _) = encode(&d, options());
+    for (i, s) in d.series.iter().enumerate() {
+        let f = MetricsFile::from_bytes_lazy(bytes.clone(), "t").unwrap();
+        assert_eq!(f.find(&s.key).unwrap(), Some(i), "{}", s.key);
+        assert_eq!(f.read_series(i).unwrap().bit_diff(s), None, "{}", s.key);
+        let mut other = s.key.clone();
+        other.labels.insert("zz".into(), "1".into());
+        assert_eq!(f.find(&other).unwrap(), None);
+    }
+}
+
+#[test]
+fn short_series_share_blocks_and_are_read_without_the_others() {
+    // 200 label-free series of 3 samples, each scraped at its own time.
+    let s: Vec<Series> = (0..200)
+        .map(|i| {
+            let t = T0 + i as i64 * 7 * S;
+            series(
+                &format!("m{i:03}"),
+                &[],
+                &[(t, i as f64), (t + 61 * S, 1.5), (t + 127 * S, 2.25)],
+            )
+        })
+        .collect();
+    let d = Dataset::new("short", s);
+    let (bytes, st) = encode(&d, BlockOptions::default());
+    assert_eq!(st.pieces, 200);
+    assert!(st.blocks * 10 <= st.pieces, "{st:?}");
+    let len = bytes.len() as u64;
+    let f = MetricsFile::from_bytes_lazy(bytes, "t").unwrap();
+    let id = f.find(&d.series[123].key).unwrap().unwrap();
+    let (got, stats) = f.read_range(id, i64::MIN, i64::MAX).unwrap();
+    assert_eq!(got.bit_diff(&d.series[123]), None);
+    assert_eq!(stats.blocks_read, 1);
+    // One block of at most ~512 bytes, one name page, one index page.
+    assert!(
+        f.open_bytes() + f.bytes_read() < len / 3,
+        "{stats:?} of {len}"
+    );
+}
+
+/// The bytes of a tiny file, so that format drift fails loudly. Rewrite
+/// with `UPDATE_GOLDEN=1 cargo test --test phase04_v3_layout golden` and
+/// review the diff.
+#[test]
+fn golden_bytes_of_a_tiny_file() {
+    // a and b are scraped together (one shared column); b is constant;
+    // c has a clock of its own (inline timestamps).
+    let ts: Vec<i64> = (1..=10).map(|k| k * 60 * S + (k % 3) * 1_000_000).collect();
+    let a: Vec<(i64, f64)> = ts
+        .iter()
+        .enumerate()
+        .map(|(k, &t)| (t, 1.5 + k as f64 / 2.0))
+        .collect();
+    let b: Vec<(i64, f64)> = ts.iter().map(|&t| (t, 7.0)).collect();
+    let d = Dataset::new(
+        "golden",
+        vec![
+            series("a", &[], &a),
+            series("b", &[], &b),
+            series("c", &[("k", "v")], &[(61 * S, 0.25)]),
+        ],
+    );
+    let (bytes, _) = encode(&d, BlockOptions::default());
+    let hex: Vec<String> = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex.join(" ");
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v3.golden.hex");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, format!("{hex}\n")).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        hex,
+        want.trim(),
+        "the v3 bytes of the golden dataset changed"
+    );
+    assert_eq!(d.bit_diff(&read_all(&bytes).unwrap()), None);
+}
