@@ -17,32 +17,18 @@ DuckDB is installed with pip into target/duckdb-venv on first use.
 
 import argparse
 import datetime
-import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pyenv
+
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / "target" / "duckdb-venv"
 
 
-def ensure_duckdb():
-    try:
-        import duckdb  # noqa: F401
-        return
-    except ImportError:
-        pass
-    py = VENV / "bin" / "python3"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "duckdb"], check=True)
-    if Path(sys.executable) != py:
-        os.execv(str(py), [str(py)] + sys.argv)
-
-
-ensure_duckdb()
+pyenv.ensure("duckdb-venv", ["duckdb"])
 import duckdb  # noqa: E402
 
 ENGINE = ROOT / "target" / "release" / "06_query_engine"

@@ -19,35 +19,18 @@ Usage: scripts/interop_07.py [--bin target/debug/07_gpu_tiered] [--records N]
 import argparse
 import glob
 import json
-import os
 import sqlite3
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import pyenv
+
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / "target" / "interop-venv"
 
 
-def ensure_packages():
-    try:
-        import duckdb  # noqa: F401
-        import pyarrow  # noqa: F401
-        return
-    except ImportError:
-        pass
-    py = VENV / "bin" / "python3"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run(
-            [str(py), "-m", "pip", "install", "-q", "pyarrow", "duckdb"], check=True
-        )
-    if Path(sys.executable) != py:
-        os.execv(str(py), [str(py)] + sys.argv)
-
-
-ensure_packages()
+pyenv.ensure("interop-venv", ["pyarrow", "duckdb"])
 import duckdb  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.ipc as ipc  # noqa: E402

@@ -30,34 +30,18 @@ Not part of CI: it needs PyPI and about 400 MB of wheels.
 
 import argparse
 import json
-import os
 import shutil
 import struct
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import pyenv
+
 ROOT = Path(__file__).resolve().parent.parent
-VENV = ROOT / "target" / "peers-venv"
 
 
-def ensure_packages():
-    try:
-        import chdb  # noqa: F401
-        import pyarrow  # noqa: F401
-        return
-    except ImportError:
-        pass
-    py = VENV / "bin" / "python3"
-    if not py.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-        subprocess.run([str(py), "-m", "pip", "install", "-q", "chdb", "pyarrow"], check=True)
-    if Path(sys.executable) != py:
-        os.execv(str(py), [str(py)] + sys.argv)
-
-
-ensure_packages()
+pyenv.ensure("peers-venv", ["chdb", "pyarrow"])
 import numpy as np  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402

@@ -78,6 +78,7 @@ const CHAPTERS: &[&str] = &[
     "docs/src/02-columnar.md",
     "docs/src/03-compressed.md",
     "docs/src/03b-beyond-gorilla.md",
+    "docs/src/03c-entropy-coding.md",
     "docs/src/04-custom-binary.md",
     "docs/src/05-downsampling.md",
     "docs/src/06-query-engine.md",

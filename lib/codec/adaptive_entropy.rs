@@ -224,28 +224,59 @@ fn dictionary(values: &[f64]) -> Option<Vec<u64>> {
     Some(entries.into_iter().map(|(bits, _)| bits).collect())
 }
 
+/// Blocks of up to this many values try every scheme and every delta
+/// order, coded exactly: cheap at this size, and where an estimate from
+/// few values is least reliable. Longer blocks estimate, then code the
+/// winner only.
+pub const EXHAUSTIVE: usize = 512;
+
 /// Scratch buffers the chooser reuses between blocks.
 #[derive(Debug, Default)]
 pub struct Scratch {
     ks: Vec<i64>,
-    corrections: Vec<i64>,
+    fewer_ks: Vec<i64>,
+    fewer_corrections: Vec<i64>,
     diffs: Vec<i64>,
     latents: Vec<u64>,
+    ints: Vec<u8>,
     candidate: Vec<u8>,
+    entropy: entropy::Scratch,
+}
+
+/// The greatest common divisor of the magnitudes of `diffs` (at least 1).
+///
+/// Q: Why not fold `gcd` over every value?
+/// A: Euclid divides several times per value. Most series have no common
+/// divisor, and stop here after a few values at `g = 1`; for those that
+/// do (volumes in lots of 100), one remainder a value confirms `g`.
+fn common_divisor(diffs: &[i64]) -> u64 {
+    let mut g = 0u64;
+    for &d in diffs {
+        let m = d.unsigned_abs();
+        if g == 0 {
+            g = m;
+        } else if m % g != 0 {
+            g = gcd(g, m);
+            if g == 1 {
+                break;
+            }
+        }
+    }
+    g.max(1)
 }
 
 /// Appends a tag-3 block: integers `ks` at exponent `e` in delta `order`,
-/// and `corrections` unless empty.
+/// and `corrections` unless they are all 0.
 fn encode_decimal_entropy(
     e: u8,
     order: u8,
     ks: &[i64],
     corrections: &[i64],
-    diffs: &mut Vec<i64>,
-    latents: &mut Vec<u64>,
+    sc: &mut Scratch,
     out: &mut Vec<u8>,
 ) {
     let order = order.min(ks.len() as u8);
+    let diffs = &mut sc.diffs;
     diffs.clear();
     match order {
         0 => diffs.extend_from_slice(ks),
@@ -255,10 +286,7 @@ fn encode_decimal_entropy(
                 .wrapping_sub(w[1].wrapping_sub(w[0]))
         })),
     }
-    let g = diffs
-        .iter()
-        .fold(0u64, |g, &d| gcd(g, d.unsigned_abs()))
-        .max(1);
+    let g = common_divisor(diffs);
     let mut flags = order;
     if g > 1 {
         flags |= FLAG_GCD;
@@ -279,6 +307,7 @@ fn encode_decimal_entropy(
     if order >= 2 {
         write_i64(out, ks[1].wrapping_sub(ks[0]));
     }
+    let latents = &mut sc.latents;
     latents.clear();
     if g > 1 {
         // Exact: g divides every difference (and i64::MIN only when g is 2^63).
@@ -287,15 +316,194 @@ fn encode_decimal_entropy(
         latents.extend(diffs.iter().map(|&d| to_latent(d)));
     }
     if corrected {
-        let mut ints = Vec::new();
-        entropy::encode(latents, &mut ints);
-        write_u64(out, ints.len() as u64);
-        out.extend_from_slice(&ints);
+        sc.ints.clear();
+        entropy::encode_scratch(latents, &mut sc.ints, &mut sc.entropy);
+        write_u64(out, sc.ints.len() as u64);
+        out.extend_from_slice(&sc.ints);
         latents.clear();
         latents.extend(corrections.iter().map(|&c| to_latent(c)));
-        entropy::encode(latents, out);
+    }
+    entropy::encode_scratch(latents, out, &mut sc.entropy);
+}
+
+/// Classes of the order estimate: the integers -15..=15 one by one, then
+/// one class per sign and bit width (5 to 64 bits).
+const CLASSES: usize = 31 + 2 * 60;
+
+#[inline(always)]
+fn class(x: i64) -> usize {
+    let m = x.unsigned_abs();
+    if m < 16 {
+        (x + 15) as usize
     } else {
-        entropy::encode(latents, out);
+        31 + 2 * (64 - m.leading_zeros() as usize - 5) + (x < 0) as usize
+    }
+}
+
+/// Raw offset bits of a value in class `c`: 0 for the exact classes, else
+/// its width less the leading one (and less `g_bits` of common divisor).
+fn class_offset_bits(c: usize, g_bits: f64) -> f64 {
+    if c < 31 {
+        0.0
+    } else {
+        (((c - 31) / 2 + 5 - 1) as f64 - g_bits).max(0.0)
+    }
+}
+
+/// Estimated bits of coding integers whose classes have these counts.
+fn class_bits(counts: &[u32; CLASSES], g: u64) -> f64 {
+    let n: u32 = counts.iter().sum();
+    let log_n = (n.max(1) as f64).log2();
+    let g_bits = (g as f64).log2();
+    counts
+        .iter()
+        .enumerate()
+        .filter(|&(_, &c)| c > 0)
+        .map(|(class, &c)| {
+            32.0 + c as f64 * (log_n - (c as f64).log2() + class_offset_bits(class, g_bits))
+        })
+        .sum()
+}
+
+/// The delta order whose integers look cheapest, from cheap statistics
+/// of all of them (no binning, no coding).
+///
+/// Each order's integers (order 0 centred on the median of a sample) are
+/// counted in [`CLASSES`]: exact values near 0, then sign and bit width.
+/// The estimate is the entropy of the classes plus the raw bits inside
+/// them, as bins would spend them, and a header per class. It sees what
+/// the spread of the differences misses: irradiance, 0 every night, is
+/// cheapest as plain values although its deltas are narrower by day.
+/// Common divisors are taken from a sample, and subtract their bits.
+pub fn choose_order(ks: &[i64]) -> u8 {
+    let n = ks.len();
+    if n < 3 {
+        return 0;
+    }
+    let stride = n.div_ceil(31);
+    let mut sample: Vec<i64> = ks.iter().step_by(stride).copied().collect();
+    sample.sort_unstable();
+    let centre = sample[sample.len() / 2];
+    let mut counts = [[0u32; CLASSES]; 3];
+    counts[0][class(ks[0].wrapping_sub(centre))] += 1;
+    counts[0][class(ks[1].wrapping_sub(centre))] += 1;
+    let mut d1 = ks[1].wrapping_sub(ks[0]);
+    counts[1][class(d1)] += 1;
+    for w in ks.windows(2).skip(1) {
+        let d = w[1].wrapping_sub(w[0]);
+        counts[0][class(w[1].wrapping_sub(centre))] += 1;
+        counts[1][class(d)] += 1;
+        counts[2][class(d.wrapping_sub(d1))] += 1;
+        d1 = d;
+    }
+    // Common divisors of a sample of each order's integers.
+    let g = |order: usize| -> u64 {
+        let picks = (0..n - order).step_by(stride.max(1)).map(|i| match order {
+            0 => ks[i],
+            1 => ks[i + 1].wrapping_sub(ks[i]),
+            _ => ks[i + 2]
+                .wrapping_sub(ks[i + 1])
+                .wrapping_sub(ks[i + 1].wrapping_sub(ks[i])),
+        });
+        common_divisor(&picks.collect::<Vec<_>>())
+    };
+    let mut best = (f64::INFINITY, 0u8);
+    for (order, c) in counts.iter().enumerate() {
+        let bits = class_bits(c, g(order));
+        if bits < best.0 {
+            best = (bits, order as u8);
+        }
+    }
+    best.1
+}
+
+/// log2(10): the bits one more decimal digit adds to an integer.
+const LOG2_10: f64 = std::f64::consts::LOG2_10;
+
+/// Per sampled value: the smallest exponent at which it is exactly
+/// `k / 10^e`, and the smallest at which it is within [`MAX_CORRECTION`]
+/// ULPs of one (19: none).
+fn digits(v: f64) -> (u8, u8) {
+    let mut near = 19;
+    for (e, &scale) in POW10.iter().enumerate() {
+        let k = (v * scale).round();
+        if !k.is_finite() || k.abs() > intpack::LIMIT as f64 {
+            continue;
+        }
+        let c = (k / scale).to_bits();
+        let bits = v.to_bits();
+        if c == bits {
+            return (e as u8, near.min(e as u8));
+        }
+        if near == 19 && (c ^ bits) >> 63 == 0 && bits.abs_diff(c) <= MAX_CORRECTION {
+            near = e as u8;
+        }
+    }
+    (19, near)
+}
+
+/// An exponent below `above` (at most 15) at which a sample of `values`
+/// says integers plus corrections cost less: each digit less saves about
+/// 3.3 bits a value, a value that needs more digits costs a correction
+/// (about 12 bits when near a decimal, 50 when not). `None` when no
+/// exponent looks cheaper, or when most values are near no decimal.
+///
+/// This is how IBM's closing prices, in cents but for three values with
+/// four decimals, are coded in cents with three corrections.
+fn fewer_digits(values: &[f64], above: u8) -> Option<u8> {
+    let stride = values.len().div_ceil(64).max(1);
+    let sample: Vec<(u8, u8)> = values.iter().step_by(stride).map(|&v| digits(v)).collect();
+    let cost = |e: u8| -> f64 {
+        sample
+            .iter()
+            .map(|&(exact, near)| {
+                e as f64 * LOG2_10
+                    + if exact <= e {
+                        0.0
+                    } else if near <= e {
+                        12.0
+                    } else {
+                        50.0
+                    }
+            })
+            .sum()
+    };
+    let top = above.min(16);
+    let (e, bits) = (0..top)
+        .map(|e| (e, cost(e)))
+        .min_by(|a, b| a.1.total_cmp(&b.1))?;
+    let far = sample.iter().filter(|&&(_, near)| near > e).count();
+    let saving = if above <= 18 {
+        cost(above) - bits
+    } else {
+        f64::INFINITY
+    };
+    (e <= 15 && 2 * far < sample.len() && saving > sample.len() as f64 * 0.5).then_some(e)
+}
+
+/// The integers `k = round(v × 10^e)` and corrections
+/// `bits(v) - bits(k / 10^e)` of every value; a value with no finite
+/// integer in range takes the previous integer (its correction carries it).
+pub fn decimal_with_corrections(
+    values: &[f64],
+    e: u8,
+    ks: &mut Vec<i64>,
+    corrections: &mut Vec<i64>,
+) {
+    let scale = POW10[e as usize];
+    ks.clear();
+    corrections.clear();
+    let mut prev = 0i64;
+    for &v in values {
+        let k = (v * scale).round();
+        let k = if k.is_finite() && k.abs() <= intpack::LIMIT as f64 {
+            k as i64
+        } else {
+            prev
+        };
+        ks.push(k);
+        corrections.push(v.to_bits().wrapping_sub((k as f64 / scale).to_bits()) as i64);
+        prev = k;
     }
 }
 
@@ -304,25 +512,34 @@ pub fn encode(values: &[f64], out: &mut Vec<u8>) -> Choice {
     encode_with(values, out, &mut Scratch::default())
 }
 
+/// Replaces the bytes after `start` with `candidate` if it is shorter.
+fn keep(choice: Choice, sc: &Scratch, start: usize, out: &mut Vec<u8>, best: &mut Choice) {
+    if sc.candidate.len() < out.len() - start {
+        out.truncate(start);
+        out.extend_from_slice(&sc.candidate);
+        *best = choice;
+    }
+}
+
 /// [`encode`] with reusable scratch buffers.
-pub fn encode_with(values: &[f64], out: &mut Vec<u8>, scratch: &mut Scratch) -> Choice {
+///
+/// Blocks of up to [`EXHAUSTIVE`] values code every applicable scheme and
+/// order and keep the smallest. Longer ones take the fast road: an exact
+/// decimal estimates its delta order ([`choose_order`]) and codes that one
+/// order, tries fewer digits with corrections only when a sample suggests
+/// it ([`fewer_digits`]), and sizes the packed decimal without writing it;
+/// the other schemes are tried only when no exact decimal exists.
+pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choice {
     let start = out.len();
-    let Scratch {
-        ks,
-        corrections,
-        diffs,
-        latents,
-        candidate,
-    } = scratch;
-    let decimal = find_decimal(values, ks);
+    let decimal = find_decimal(values, &mut sc.ks);
     if let Some(&first) = values.first() {
         let constant = values.iter().all(|v| v.to_bits() == first.to_bits());
         // A constant decimal packs into 0 bits: 2 bytes + base; else 9 bytes.
         if constant {
-            if let Some(e) = decimal.filter(|_| 2 + intpack::plan(ks).0 < 9) {
+            if let Some(e) = decimal.filter(|_| 2 + intpack::plan(&sc.ks).0 < 9) {
                 out.push(Choice::DecimalPacked.tag());
                 out.push(e);
-                intpack::encode(ks, out);
+                intpack::encode(&sc.ks, out);
                 return Choice::DecimalPacked;
             }
             out.push(Choice::Constant.tag());
@@ -330,68 +547,230 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, scratch: &mut Scratch) -> 
             return Choice::Constant;
         }
     }
-    let mut best = Choice::Gorilla;
+    let exhaustive = values.len() <= EXHAUSTIVE;
+    let mut best;
+    if let (Some(e), false) = (decimal, exhaustive) {
+        let ks = std::mem::take(&mut sc.ks);
+        let order = choose_order(&ks);
+        encode_decimal_entropy(e, order, &ks, &[], sc, out);
+        best = Choice::DecimalEntropy { order };
+        if let Some(fewer) = fewer_digits(values, e) {
+            let (mut fks, mut fcs) = (
+                std::mem::take(&mut sc.fewer_ks),
+                std::mem::take(&mut sc.fewer_corrections),
+            );
+            decimal_with_corrections(values, fewer, &mut fks, &mut fcs);
+            let order = choose_order(&fks);
+            let mut candidate = std::mem::take(&mut sc.candidate);
+            candidate.clear();
+            encode_decimal_entropy(fewer, order, &fks, &fcs, sc, &mut candidate);
+            sc.candidate = candidate;
+            keep(Choice::DecimalEntropy { order }, sc, start, out, &mut best);
+            (sc.fewer_ks, sc.fewer_corrections) = (fks, fcs);
+        }
+        if 2 + intpack::plan(&ks).0 < out.len() - start {
+            out.truncate(start);
+            out.push(Choice::DecimalPacked.tag());
+            out.push(e);
+            intpack::encode(&ks, out);
+            best = Choice::DecimalPacked;
+        }
+        sc.ks = ks;
+        return best;
+    }
+    best = Choice::Gorilla;
     out.push(Choice::Gorilla.tag());
     xor::encode(values, out);
-    let keep = |choice: Choice, candidate: &Vec<u8>, out: &mut Vec<u8>, best: &mut Choice| {
-        if candidate.len() < out.len() - start {
-            out.truncate(start);
-            out.extend_from_slice(candidate);
-            *best = choice;
-        }
-    };
-    let near = match decimal {
+    // Decimal candidates: (exponent, with corrections).
+    let mut exponents: Vec<(u8, bool)> = Vec::with_capacity(2);
+    match decimal {
         Some(e) => {
-            candidate.clear();
-            candidate.push(Choice::DecimalPacked.tag());
-            candidate.push(e);
-            intpack::encode(ks, candidate);
-            keep(Choice::DecimalPacked, candidate, out, &mut best);
-            corrections.clear();
-            Some(e)
+            sc.candidate.clear();
+            sc.candidate.push(Choice::DecimalPacked.tag());
+            sc.candidate.push(e);
+            intpack::encode(&sc.ks, &mut sc.candidate);
+            keep(Choice::DecimalPacked, sc, start, out, &mut best);
+            exponents.push((e, false));
+            if let Some(fewer) = fewer_digits(values, e) {
+                exponents.push((fewer, true));
+            }
         }
-        None => find_near_decimal(values, ks, corrections),
-    };
-    if let Some(e) = near {
-        // Every order, coded exactly: the estimate of `pick_order` misjudged
-        // irradiance (zero every night: values beat delta-of-deltas) and
-        // rain (mostly 0) on the real series.
-        for order in 0..=MAX_ORDER.min(ks.len().saturating_sub(1) as u8) {
+        None => {
+            let mut near = find_near_decimal(values, &mut sc.fewer_ks, &mut sc.fewer_corrections);
+            if near.is_none() {
+                near = fewer_digits(values, 19);
+                if let Some(e) = near {
+                    let (mut fks, mut fcs) = (
+                        std::mem::take(&mut sc.fewer_ks),
+                        std::mem::take(&mut sc.fewer_corrections),
+                    );
+                    decimal_with_corrections(values, e, &mut fks, &mut fcs);
+                    (sc.fewer_ks, sc.fewer_corrections) = (fks, fcs);
+                }
+            }
+            if let Some(e) = near {
+                exponents.push((e, true));
+            }
+        }
+    }
+    for (e, corrected) in exponents {
+        let (ks, cs) = if corrected {
+            if decimal.is_some() {
+                let (mut fks, mut fcs) = (
+                    std::mem::take(&mut sc.fewer_ks),
+                    std::mem::take(&mut sc.fewer_corrections),
+                );
+                decimal_with_corrections(values, e, &mut fks, &mut fcs);
+                (fks, fcs)
+            } else {
+                (
+                    std::mem::take(&mut sc.fewer_ks),
+                    std::mem::take(&mut sc.fewer_corrections),
+                )
+            }
+        } else {
+            (std::mem::take(&mut sc.ks), Vec::new())
+        };
+        // Every order, coded exactly, when the block is short; else the
+        // estimated one.
+        let orders = if exhaustive {
+            0..=MAX_ORDER.min(ks.len().saturating_sub(1) as u8)
+        } else {
+            let o = choose_order(&ks);
+            o..=o
+        };
+        for order in orders {
+            let mut candidate = std::mem::take(&mut sc.candidate);
             candidate.clear();
-            encode_decimal_entropy(e, order, ks, corrections, diffs, latents, candidate);
-            keep(Choice::DecimalEntropy { order }, candidate, out, &mut best);
+            encode_decimal_entropy(e, order, &ks, &cs, sc, &mut candidate);
+            sc.candidate = candidate;
+            keep(Choice::DecimalEntropy { order }, sc, start, out, &mut best);
+        }
+        if corrected {
+            (sc.fewer_ks, sc.fewer_corrections) = (ks, cs);
+        } else {
+            sc.ks = ks;
         }
     }
     if decimal.is_none() {
-        candidate.clear();
-        candidate.push(Choice::BinnedBits.tag());
-        latents.clear();
-        latents.extend(values.iter().map(|v| v.to_bits()));
-        entropy::encode(latents, candidate);
-        keep(Choice::BinnedBits, candidate, out, &mut best);
+        sc.candidate.clear();
+        sc.candidate.push(Choice::BinnedBits.tag());
+        sc.latents.clear();
+        sc.latents.extend(values.iter().map(|v| v.to_bits()));
+        entropy::encode_scratch(&sc.latents, &mut sc.candidate, &mut sc.entropy);
+        keep(Choice::BinnedBits, sc, start, out, &mut best);
     }
     if let Some(dict) = dictionary(values) {
-        candidate.clear();
-        candidate.push(Choice::Dictionary.tag());
-        write_u64(candidate, dict.len() as u64 - 1);
+        sc.candidate.clear();
+        sc.candidate.push(Choice::Dictionary.tag());
+        write_u64(&mut sc.candidate, dict.len() as u64 - 1);
         for bits in &dict {
-            candidate.extend_from_slice(&bits.to_le_bytes());
+            sc.candidate.extend_from_slice(&bits.to_le_bytes());
         }
         let index: HashMap<u64, u64> = dict
             .iter()
             .enumerate()
             .map(|(i, &b)| (b, i as u64))
             .collect();
-        latents.clear();
-        latents.extend(values.iter().map(|v| index[&v.to_bits()]));
-        entropy::encode(latents, candidate);
-        keep(Choice::Dictionary, candidate, out, &mut best);
+        sc.latents.clear();
+        sc.latents
+            .extend(values.iter().map(|v| index[&v.to_bits()]));
+        entropy::encode_scratch(&sc.latents, &mut sc.candidate, &mut sc.entropy);
+        keep(Choice::Dictionary, sc, start, out, &mut best);
     }
     best
 }
 
+/// Appends `k / 10^e` for each `k` of `ks`, bit for bit what
+/// `k as f64 / scale` gives.
+///
+/// Q: Why the magic number?
+/// A: The x86-64 baseline has no vector instruction that turns 64-bit
+/// integers into doubles, so `k as f64` runs one value at a time and keeps
+/// the division scalar too. For |k| < 2^51, the bits of `M = 2^52 + 2^51`
+/// plus `k` are the double `M + k` exactly (one binade, unit spacing), and
+/// `(M + k) - M` is `k` exactly: an integer add and a subtraction, which
+/// the compiler vectorizes, and the divisions with them. A batch with a
+/// larger integer takes the plain conversion.
+///
+/// Q: Why not multiply by the reciprocal instead of dividing?
+/// A: `k × (1 / 10^e)` is not always the correctly rounded `k / 10^e`,
+/// and the encoder chose `k` so that the division gives the value's bits.
+/// A correction with fused multiply-add (Markstein) restores it, but the
+/// batched division measured as fast here (281 M values/s either way on
+/// the real series): the divisions of a batch pipeline.
+#[inline(always)]
+fn push_scaled(out: &mut Vec<f64>, ks: &[i64], e: u8, scale: f64) {
+    const MAGIC: f64 = 6_755_399_441_055_744.0;
+    let small = ks
+        .iter()
+        .fold(0u64, |far, &k| far | (k.wrapping_add(1 << 51) as u64 >> 52))
+        == 0;
+    let exact = |k: i64| f64::from_bits((k as u64).wrapping_add(MAGIC.to_bits())) - MAGIC;
+    // Grown first and written in place: a loop here is compiled with the
+    // caller's instructions, one inside `Vec::extend` might not be.
+    let start = out.len();
+    out.resize(start + ks.len(), 0.0);
+    let dst = &mut out[start..];
+    // Plain index loops: iterator adapters are std functions the compiler
+    // may leave out of line, compiled without the caller's instructions.
+    let len = dst.len().min(ks.len());
+    let (dst, ks) = (&mut dst[..len], &ks[..len]);
+    match (small, e) {
+        (true, 0) => {
+            for i in 0..len {
+                dst[i] = exact(ks[i]);
+            }
+        }
+        (true, _) => {
+            for i in 0..len {
+                dst[i] = exact(ks[i]) / scale;
+            }
+        }
+        (false, 0) => {
+            for i in 0..len {
+                dst[i] = ks[i] as f64;
+            }
+        }
+        (false, _) => {
+            for i in 0..len {
+                dst[i] = ks[i] as f64 / scale;
+            }
+        }
+    }
+}
+
 /// Decodes exactly `n` values of one block, appending them to `out`.
+///
+/// Q: Why two copies of the decoder?
+/// A: The hot loop shifts by amounts it reads from the table, three times
+/// a value. The x86-64 baseline shifts by a variable amount only through
+/// the `cl` register, in several micro-operations; BMI2's `shrx`/`shlx`
+/// take any register in one, and AVX2 divides four decimals at once. On a
+/// CPU that has BMI2 and AVX2 (Intel since 2013, AMD since 2015) the same
+/// Rust code, compiled for them, decodes faster; elsewhere the portable
+/// copy runs. Both come from one
+/// source and give the same bits (a test runs both on the same blocks).
 pub fn decode(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("bmi2") && std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: `decode_v3` is `decode_block` compiled with BMI2 and
+        // AVX2 enabled; the CPU was just found to have them.
+        return unsafe { decode_v3(payload, n, out) };
+    }
+    decode_block(payload, n, out)
+}
+
+/// [`decode_block`] compiled for BMI2 and AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,bmi2")]
+fn decode_v3(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> {
+    decode_block(payload, n, out)
+}
+
+/// The decoder of [`decode`], always inlined into its two copies.
+#[inline(always)]
+fn decode_block(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> {
     const WHAT: &str = "value block";
     let Some((&tag, rest)) = payload.split_first() else {
         return Err(Error::truncated(WHAT, 0, "empty block: no scheme tag"));
@@ -423,9 +802,8 @@ pub fn decode(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> {
                 .get(e as usize)
                 .ok_or_else(|| r.corrupt(format!("decimal exponent {e} is above 18")))?;
             out.reserve(n.min(payload.len() * 8 + 16));
-            let push = |out: &mut Vec<f64>, k: i64| {
-                out.push(if e == 0 { k as f64 } else { k as f64 / scale })
-            };
+            // Dividing by 10^0 = 1 is exact: one expression for every `e`.
+            let push = |out: &mut Vec<f64>, k: i64| out.push(k as f64 / scale);
             if tag == 2 {
                 intpack::decode(r.rest(), n, |k| push(out, k))
                     .map_err(|e| e.within("value block (decimal packed)"))?;
@@ -472,27 +850,71 @@ pub fn decode(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> {
                     0
                 };
             let m = n - order as usize;
+            let mut ks = [0i64; entropy::BATCH];
+            // Q: Why one closure per order, over whole batches?
+            // A: The integers arrive BATCH at a time; a tight loop per batch
+            // adds them up and divides, with no per-value call or branch.
             let decoded = match order {
-                0 => entropy::decode(ints, m, |u| push(out, from_latent(u).wrapping_mul(g))),
-                1 => entropy::decode(ints, m, |u| {
-                    k = k.wrapping_add(from_latent(u).wrapping_mul(g));
-                    push(out, k)
-                }),
-                _ => entropy::decode(ints, m, |u| {
-                    d = d.wrapping_add(from_latent(u).wrapping_mul(g));
-                    k = k.wrapping_add(d);
-                    push(out, k)
-                }),
+                // The running sums are copied into locals per batch: held
+                // through the closure's reference they would make a store
+                // and a load per value.
+                0 => entropy::decode_batches(
+                    ints,
+                    m,
+                    #[inline(always)]
+                    |batch| {
+                        for (o, &u) in ks.iter_mut().zip(batch) {
+                            *o = from_latent(u).wrapping_mul(g);
+                        }
+                        push_scaled(out, &ks[..batch.len()], e, scale);
+                    },
+                ),
+                1 => entropy::decode_batches(
+                    ints,
+                    m,
+                    #[inline(always)]
+                    |batch| {
+                        let mut kk = k;
+                        for (o, &u) in ks.iter_mut().zip(batch) {
+                            kk = kk.wrapping_add(from_latent(u).wrapping_mul(g));
+                            *o = kk;
+                        }
+                        k = kk;
+                        push_scaled(out, &ks[..batch.len()], e, scale);
+                    },
+                ),
+                _ => entropy::decode_batches(
+                    ints,
+                    m,
+                    #[inline(always)]
+                    |batch| {
+                        let (mut kk, mut dd) = (k, d);
+                        for (o, &u) in ks.iter_mut().zip(batch) {
+                            dd = dd.wrapping_add(from_latent(u).wrapping_mul(g));
+                            kk = kk.wrapping_add(dd);
+                            *o = kk;
+                        }
+                        (k, d) = (kk, dd);
+                        push_scaled(out, &ks[..batch.len()], e, scale);
+                    },
+                ),
             };
             decoded.map_err(|err| err.within(format!("value block (decimal ANS) at byte {at}")))?;
             if flags & FLAG_CORRECTIONS != 0 {
                 let at = r.position();
-                let mut i = start;
-                entropy::decode(r.rest(), n, |u| {
-                    let v = &mut out[i];
-                    *v = f64::from_bits(v.to_bits().wrapping_add(from_latent(u) as u64));
-                    i += 1;
-                })
+                // Exactly n values follow `start`, and n corrections come.
+                let mut values = out[start..].iter_mut();
+                entropy::decode_batches(
+                    r.rest(),
+                    n,
+                    #[inline(always)]
+                    |batch| {
+                        // The batch first: zip takes from its left side first.
+                        for (&u, v) in batch.iter().zip(&mut values) {
+                            *v = f64::from_bits(v.to_bits().wrapping_add(from_latent(u) as u64));
+                        }
+                    },
+                )
                 .map_err(|err| err.within(format!("value block (ULP corrections) at byte {at}")))?;
             }
             Ok(Choice::DecimalEntropy { order })
@@ -513,13 +935,20 @@ pub fn decode(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> {
                 .collect::<Result<_>>()?;
             let at = r.position();
             let mut bad = None;
-            entropy::decode(r.rest(), n, |i| match dict.get(i as usize) {
-                Some(&v) => out.push(v),
-                None => {
-                    bad.get_or_insert(i);
-                    out.push(0.0)
-                }
-            })
+            entropy::decode_batches(
+                r.rest(),
+                n,
+                #[inline(always)]
+                |batch| {
+                    out.extend(batch.iter().map(|&i| match dict.get(i as usize) {
+                        Some(&v) => v,
+                        None => {
+                            bad.get_or_insert(i);
+                            0.0
+                        }
+                    }))
+                },
+            )
             .map_err(|err| err.within(format!("value block (dictionary) at byte {at}")))?;
             if let Some(i) = bad {
                 return Err(Error::corrupt(
@@ -531,8 +960,13 @@ pub fn decode(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> {
             Ok(Choice::Dictionary)
         }
         5 => {
-            entropy::decode(rest, n, |b| out.push(f64::from_bits(b)))
-                .map_err(|e| e.within("value block (binned bits) at byte 1"))?;
+            entropy::decode_batches(
+                rest,
+                n,
+                #[inline(always)]
+                |batch| out.extend(batch.iter().map(|&b| f64::from_bits(b))),
+            )
+            .map_err(|e| e.within("value block (binned bits) at byte 1"))?;
             Ok(Choice::BinnedBits)
         }
         t => Err(Error::corrupt(
@@ -554,6 +988,14 @@ mod tests {
         assert_eq!(decode(&out, values.len(), &mut back).unwrap(), choice);
         let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&back), bits(values));
+        // The portable copy of the decoder gives the same bits as the one
+        // `decode` picked for this CPU.
+        let mut portable = Vec::new();
+        assert_eq!(
+            decode_block(&out, values.len(), &mut portable).unwrap(),
+            choice
+        );
+        assert_eq!(bits(&portable), bits(values));
         (choice, out)
     }
 

@@ -50,18 +50,25 @@ pub const STATES: usize = 4;
 
 /// The slot order of each symbol: `spread(weights, log)[slot]` is its symbol.
 fn spread(weights: &[u32], log: u32) -> Vec<u16> {
+    let mut slots = vec![0u16; 1usize << log];
+    spread_with(weights, log, |slot, s| slots[slot] = s);
+    slots
+}
+
+/// Calls `put(slot, symbol)` for each slot of a table of `2^log` whose
+/// weights (checked by [`check_weights`]) are `weights`.
+#[inline]
+pub fn spread_with(weights: &[u32], log: u32, mut put: impl FnMut(usize, u16)) {
     let size = 1usize << log;
     let mask = size - 1;
     let step = ((size >> 1) + (size >> 3) + 3) | 1;
-    let mut slots = vec![0u16; size];
     let mut pos = 0usize;
     for (s, &w) in weights.iter().enumerate() {
         for _ in 0..w {
-            slots[pos] = s as u16;
+            put(pos, s as u16);
             pos = (pos + step) & mask;
         }
     }
-    slots
 }
 
 /// Checks that `weights` (each at least 1) sum to `2^log`, `log <= MAX_LOG`.
@@ -92,31 +99,53 @@ pub fn check_weights(weights: &[u32], log: u32) -> Result<()> {
 
 /// Scales `counts` (not all zero) to weights of at least 1 that sum to
 /// `2^log`; `log` must leave a slot for every symbol.
+///
+/// Rounding down leaves at most one slot per symbol over (or, after
+/// raising zeros to 1, under); each of those slots goes one at a time
+/// where it saves the most bits, `c × log2((w + 1) / w)` for a symbol of
+/// count `c` and weight `w` (and is taken where it costs the least). The
+/// coded size `sum c × (log - log2 w)` is then the smallest any weights
+/// give, so a small table, which builds and decodes faster, loses little.
 pub fn quantize(counts: &[u64], log: u32) -> Vec<u32> {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
     let size = 1u64 << log;
     let total: u64 = counts.iter().sum::<u64>().max(1);
     let mut w: Vec<u32> = counts
         .iter()
         .map(|&c| ((c as u128 * size as u128 / total as u128) as u64).max(1) as u32)
         .collect();
-    let mut sum: i64 = w.iter().map(|&x| x as i64).sum();
-    // Hand the rounding error to (or take it from) the symbols that can
-    // best afford it: the largest, whose cost per slot changes least.
-    while sum != size as i64 {
-        let (i, _) = w
+    let sum: u64 = w.iter().map(|&x| x as u64).sum();
+    // Bits saved by one more slot (or lost by one less), scaled to an
+    // integer so the heap orders them exactly and ties go to the lowest index.
+    let gain = |c: u64, w: u32| ((c as f64 * ((w as f64 + 1.0) / w as f64).log2()) * 1e6) as u64;
+    if sum < size {
+        let mut heap: BinaryHeap<(u64, Reverse<usize>)> = w
             .iter()
             .enumerate()
-            .filter(|(_, &x)| sum < size as i64 || x > 1)
-            .max_by_key(|&(i, &x)| (x, std::cmp::Reverse(i)))
-            .expect("a symbol with weight above 1 exists while the sum is too large");
-        let room = if sum < size as i64 {
-            size as i64 - sum
-        } else {
-            // Take at most half of it, so one symbol is not starved.
-            -(((sum - size as i64) as u32).min((w[i] - 1).div_ceil(2).max(1)) as i64)
-        };
-        w[i] = (w[i] as i64 + room) as u32;
-        sum += room;
+            .map(|(i, &x)| (gain(counts[i], x), Reverse(i)))
+            .collect();
+        for _ in sum..size {
+            let (_, Reverse(i)) = heap.pop().expect("a symbol to grow");
+            w[i] += 1;
+            heap.push((gain(counts[i], w[i]), Reverse(i)));
+        }
+    } else if sum > size {
+        let mut heap: BinaryHeap<Reverse<(u64, usize)>> = w
+            .iter()
+            .enumerate()
+            .filter(|&(_, &x)| x > 1)
+            .map(|(i, &x)| Reverse((gain(counts[i], x - 1), i)))
+            .collect();
+        for _ in size..sum {
+            let Reverse((_, i)) = heap
+                .pop()
+                .expect("a symbol with weight above 1 exists while the sum is too large");
+            w[i] -= 1;
+            if w[i] > 1 {
+                heap.push(Reverse((gain(counts[i], w[i] - 1), i)));
+            }
+        }
     }
     w
 }
@@ -133,22 +162,33 @@ pub struct DecodeSlot {
 
 /// Decode table: one [`DecodeSlot`] per state.
 pub fn decode_table(weights: &[u32], log: u32) -> Result<Vec<DecodeSlot>> {
+    let mut table = Vec::with_capacity(1 << log.min(MAX_LOG));
+    for_each_decode_slot(weights, log, |slot| table.push(slot))?;
+    Ok(table)
+}
+
+/// Calls `f` on the [`DecodeSlot`] of every state in order, after
+/// checking the weights as [`check_weights`] does.
+#[inline]
+pub fn for_each_decode_slot(
+    weights: &[u32],
+    log: u32,
+    mut f: impl FnMut(DecodeSlot),
+) -> Result<()> {
     check_weights(weights, log)?;
     let size = 1u32 << log;
     let mut next: Vec<u32> = weights.to_vec();
-    Ok(spread(weights, log)
-        .into_iter()
-        .map(|s| {
-            let j = next[s as usize];
-            next[s as usize] += 1;
-            let bits = log - (31 - j.leading_zeros());
-            DecodeSlot {
-                symbol: s,
-                bits: bits as u8,
-                base: ((j << bits) - size) as u16,
-            }
-        })
-        .collect())
+    for s in spread(weights, log) {
+        let j = next[s as usize];
+        next[s as usize] += 1;
+        let bits = log - (31 - j.leading_zeros());
+        f(DecodeSlot {
+            symbol: s,
+            bits: bits as u8,
+            base: ((j << bits) - size) as u16,
+        });
+    }
+    Ok(())
 }
 
 /// Encodes symbols into tANS state transitions.

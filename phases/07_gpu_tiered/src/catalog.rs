@@ -392,14 +392,7 @@ impl Catalog {
 
     /// Sets a value in the meta table.
     pub fn set_meta(&self, key: &str, value: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [key, value],
-            )
-            .map(|_| ())
-            .map_err(self.err())
+        upsert_meta(&self.conn, key, value).map_err(self.err())
     }
 
     /// Whether the database has a table of this name (a catalog opened
@@ -443,12 +436,7 @@ impl Catalog {
             ("store_id", id.to_string()),
             ("store_id_from_lsn", from_lsn.to_string()),
         ] {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [k, v.as_str()],
-            )
-            .map_err(err)?;
+            upsert_meta(&tx, k, &v).map_err(err)?;
         }
         tx.commit().map_err(err)
     }
@@ -813,12 +801,7 @@ impl Catalog {
             ("mode", mode.to_string()),
             ("cold_watermark_lsn", watermark.to_string()),
         ] {
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [k, v.as_str()],
-            )
-            .map_err(err)?;
+            upsert_meta(&tx, k, &v).map_err(err)?;
         }
         tx.commit().map_err(err)
     }
@@ -1175,6 +1158,17 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         started_at: r.get(7)?,
         finished_at: r.get(8)?,
     })
+}
+
+/// Sets `key` to `value` in the meta table, inside whatever transaction
+/// `conn` is (a `Transaction` derefs to its connection).
+fn upsert_meta(conn: &rusqlite::Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )
+    .map(|_| ())
 }
 
 #[cfg(test)]
