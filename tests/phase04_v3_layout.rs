@@ -237,3 +237,56 @@ fn golden_bytes_of_a_tiny_file() {
     );
     assert_eq!(d.bit_diff(&read_all(&bytes).unwrap()), None);
 }
+
+/// A block whose checksum is recomputed over other bytes (a forgery, or a
+/// writer bug) can pass every check of the block alone: the index's time
+/// bounds are coarse. Its first timestamp must still not come before the
+/// last of the series' earlier blocks, or reading the series is an error,
+/// never a series whose time goes backwards.
+#[test]
+fn a_forged_block_never_makes_a_series_go_back_in_time() {
+    // One series on its own clock (inline timestamps), cut into pieces of
+    // 256 samples with 1 ns between the last sample of a piece and the
+    // first of the next, where a small change can go back in time.
+    let mut t = T0;
+    let points: Vec<(i64, f64)> = (0..700)
+        .map(|i| {
+            t += if i % 256 == 0 {
+                1
+            } else {
+                1_000 + (i * 7919 % 97) as i64
+            };
+            (t, (i % 17) as f64 / 4.0)
+        })
+        .collect();
+    let d = Dataset::new("forged", vec![series("irregular", &[], &points)]);
+    let (bytes, _) = encode(&d, BlockOptions::default());
+    let file = MetricsFile::from_bytes(bytes.clone(), "forged").unwrap();
+    let blocks = file.blocks(0).unwrap();
+    assert!(blocks.len() >= 3, "{} blocks", blocks.len());
+    let (mut caught, mut tried) = (0, 0);
+    for b in &blocks[1..] {
+        let (start, end) = (b.offset as usize, (b.offset + b.length) as usize);
+        for at in start..end - 4 {
+            for delta in [1u8, 2, 0x80, 0xff] {
+                let mut forged = bytes.clone();
+                forged[at] = forged[at].wrapping_sub(delta);
+                let crc = crc32c::crc32c(&forged[start..end - 4]);
+                forged[end - 4..end].copy_from_slice(&crc.to_le_bytes());
+                tried += 1;
+                let Ok(f) = MetricsFile::from_bytes(forged, "forged") else {
+                    continue;
+                };
+                match f.read_series(0) {
+                    Ok(s) => assert!(
+                        s.timestamps.windows(2).all(|w| w[0] <= w[1]),
+                        "byte {at} - {delta}: a series that goes back in time"
+                    ),
+                    Err(e) if e.to_string().contains("comes before") => caught += 1,
+                    Err(_) => {}
+                }
+            }
+        }
+    }
+    assert!(caught > 0, "no forgery of {tried} reached the order check");
+}

@@ -230,6 +230,11 @@ fn dictionary(values: &[f64]) -> Option<Vec<u64>> {
 /// winner only.
 pub const EXHAUSTIVE: usize = 512;
 
+/// The most values [`decode`] takes in one block (the `.sse` file's blocks
+/// hold up to 8,192; the bound leaves room and stops a claimed count from
+/// becoming an allocation).
+pub const MAX_BLOCK_VALUES: usize = 1 << 16;
+
 /// Scratch buffers the chooser reuses between blocks.
 #[derive(Debug, Default)]
 pub struct Scratch {
@@ -772,6 +777,15 @@ fn decode_v3(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> {
 #[inline(always)]
 fn decode_block(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> {
     const WHAT: &str = "value block";
+    // A constant block of 9 bytes stands for any count: refuse counts no
+    // writer makes before allocating for them.
+    if n > MAX_BLOCK_VALUES {
+        return Err(Error::corrupt(
+            WHAT,
+            0,
+            format!("{n} values in one block (at most {MAX_BLOCK_VALUES})"),
+        ));
+    }
     let Some((&tag, rest)) = payload.split_first() else {
         return Err(Error::truncated(WHAT, 0, "empty block: no scheme tag"));
     };
@@ -997,6 +1011,21 @@ mod tests {
         );
         assert_eq!(bits(&portable), bits(values));
         (choice, out)
+    }
+
+    #[test]
+    fn a_claimed_count_beyond_any_block_is_an_error_not_an_allocation() {
+        // A 9-byte constant block claiming 2^39 values asked for 4 TiB.
+        let mut block = vec![0u8];
+        block.extend_from_slice(&1.5f64.to_bits().to_le_bytes());
+        let mut out = Vec::new();
+        assert!(decode(&block, 1 << 39, &mut out).is_err());
+        assert!(out.is_empty());
+        assert_eq!(
+            decode(&block, MAX_BLOCK_VALUES, &mut out).unwrap(),
+            Choice::Constant
+        );
+        assert_eq!(out.len(), MAX_BLOCK_VALUES);
     }
 
     #[test]

@@ -50,6 +50,9 @@ use crate::files::{read_input, write_atomic};
 use crate::format::{open_checked, push_crc_trailer, read_key, write_header, write_key};
 use crate::model::{Dataset, Series};
 
+/// The most samples reserved ahead of decoding them (1 Mi: 8 MiB).
+const PREALLOCATE: usize = 1 << 20;
+
 pub const MAGIC: &[u8; 8] = b"SSIGADPT";
 pub const VERSION: u32 = 1;
 pub const FILE_NAME: &str = "03b_adaptive.ssa";
@@ -325,7 +328,11 @@ pub fn decode_as(flavor: &Flavor, bytes: &[u8]) -> Result<Dataset> {
         }
         let shared_values = shared.map(|s| s.values.clone());
         if columns[column as usize].is_none() {
-            let mut ts = Vec::with_capacity(n);
+            // Reserved up to a bound, then grown as samples decode: a
+            // claimed count is not a reason to allocate (regular timestamps
+            // code millions of samples in a few bytes, so the count cannot
+            // be bounded by the bytes left).
+            let mut ts = Vec::with_capacity(n.min(PREALLOCATE));
             delta::decode_in_context(payload, n, context, &mut ts)
                 .map_err(|e| e.within(format!("{what}: timestamp column {column} at byte {at}")))?;
             columns[column as usize] = Some(ts);
@@ -338,7 +345,7 @@ pub fn decode_as(flavor: &Flavor, bytes: &[u8]) -> Result<Dataset> {
             series.push(s);
             continue;
         }
-        s.values.reserve(n);
+        s.values.reserve(n.min(PREALLOCATE));
         for (b, take) in flavor.block_lengths(n).enumerate() {
             let len = r.count(1, "value block byte")?;
             let at = r.position() as u64 + 12;

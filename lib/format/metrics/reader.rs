@@ -1047,15 +1047,37 @@ impl MetricsFile {
     }
 
     /// Reads, checks and decodes one block of `series`, appending its samples.
+    ///
+    /// A series' blocks are read in order: the block's first timestamp
+    /// must not come before the last one already in `out` (each block is
+    /// checked alone, and the index's time bounds are coarse, so a block
+    /// whose checksum was recomputed over other times is caught here).
     pub fn read_block(&self, series: usize, meta: &BlockMeta, out: &mut Series) -> Result<()> {
         let raw = self.read_block_bytes(series, meta)?;
+        let before = out.timestamps.len();
         self.decode_block(
             series,
             meta,
             &raw,
             Some(&mut out.timestamps),
             &mut out.values,
-        )
+        )?;
+        self.check_follows(series, meta, &out.timestamps, before)
+    }
+
+    /// Err when `ts[at]` (the first sample just appended) comes before
+    /// `ts[at - 1]` (the last sample of the series' earlier blocks).
+    fn check_follows(&self, series: usize, meta: &BlockMeta, ts: &[i64], at: usize) -> Result<()> {
+        match (at.checked_sub(1).and_then(|i| ts.get(i)), ts.get(at)) {
+            (Some(prev), Some(first)) if first < prev => Err(Error::Corrupt {
+                what: self.block_what(series, meta)?,
+                offset: meta.offset,
+                reason: format!(
+                    "its first timestamp {first} comes before {prev}, the last of the series' earlier blocks"
+                ),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Like [`MetricsFile::read_block`] but decodes only the values (the
@@ -1437,13 +1459,15 @@ impl MetricsFile {
             *last = Some((meta.offset, self.read_block_bytes(series, meta)?));
         }
         let raw = last.as_ref().map(|(_, r)| r.as_slice()).unwrap_or(&[]);
+        let before = out.timestamps.len();
         self.decode_block(
             series,
             meta,
             raw,
             Some(&mut out.timestamps),
             &mut out.values,
-        )
+        )?;
+        self.check_follows(series, meta, &out.timestamps, before)
     }
 
     /// Reads every series in full.
