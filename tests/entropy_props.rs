@@ -155,6 +155,39 @@ proptest! {
         }
     }
 
+    /// Real-shaped blocks (a random walk of decimals, thousands of values:
+    /// tables, batches and the padded tail), then bytes changed: an error
+    /// or `n` values, never a read past the bytes (the decoder's unchecked
+    /// reads carry a debug assertion, which debug test builds check).
+    #[test]
+    fn mutated_blocks_are_errors_or_values(
+        seed in any::<u64>(),
+        n in 1usize..6000,
+        edits in prop::collection::vec((any::<u16>(), any::<u8>()), 1..6),
+    ) {
+        let mut x = seed | 1;
+        let mut level = 2000i64;
+        let values: Vec<f64> = (0..n)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                level += (x % 41) as i64 - 20;
+                level as f64 / 100.0
+            })
+            .collect();
+        let mut block = Vec::new();
+        adaptive_entropy::encode(&values, &mut block);
+        for &(at, byte) in &edits {
+            let at = at as usize % block.len();
+            block[at] ^= byte.max(1);
+        }
+        let mut out = Vec::new();
+        if adaptive_entropy::decode(&block, n, &mut out).is_ok() {
+            prop_assert_eq!(out.len(), n);
+        }
+    }
+
     #[test]
     fn block_codec_arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..80), n in 0usize..300) {
         let mut out = Vec::new();

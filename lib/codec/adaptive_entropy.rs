@@ -712,37 +712,41 @@ fn push_scaled(out: &mut Vec<f64>, ks: &[i64], e: u8, scale: f64) {
         .fold(0u64, |far, &k| far | (k.wrapping_add(1 << 51) as u64 >> 52))
         == 0;
     let exact = |k: i64| f64::from_bits((k as u64).wrapping_add(MAGIC.to_bits())) - MAGIC;
-    // Grown first and written in place: a loop here is compiled with the
-    // caller's instructions, one inside `Vec::extend` might not be.
+    // Written in place into spare capacity: a loop here is compiled with
+    // the caller's instructions (one inside `Vec::extend` might not be),
+    // and nothing is zeroed first only to be overwritten.
+    out.reserve(ks.len());
     let start = out.len();
-    out.resize(start + ks.len(), 0.0);
-    let dst = &mut out[start..];
+    let spare = out.spare_capacity_mut();
     // Plain index loops: iterator adapters are std functions the compiler
     // may leave out of line, compiled without the caller's instructions.
-    let len = dst.len().min(ks.len());
-    let (dst, ks) = (&mut dst[..len], &ks[..len]);
+    let len = spare.len().min(ks.len());
+    let (dst, ks) = (&mut spare[..len], &ks[..len]);
     match (small, e) {
         (true, 0) => {
             for i in 0..len {
-                dst[i] = exact(ks[i]);
+                dst[i].write(exact(ks[i]));
             }
         }
         (true, _) => {
             for i in 0..len {
-                dst[i] = exact(ks[i]) / scale;
+                dst[i].write(exact(ks[i]) / scale);
             }
         }
         (false, 0) => {
             for i in 0..len {
-                dst[i] = ks[i] as f64;
+                dst[i].write(ks[i] as f64);
             }
         }
         (false, _) => {
             for i in 0..len {
-                dst[i] = ks[i] as f64 / scale;
+                dst[i].write(ks[i] as f64 / scale);
             }
         }
     }
+    // SAFETY: the `len` slots after `start` were each written just above,
+    // and `len` is at most the spare capacity.
+    unsafe { out.set_len(start + len) };
 }
 
 /// Decodes exactly `n` values of one block, appending them to `out`.

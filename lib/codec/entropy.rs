@@ -747,7 +747,15 @@ fn ans_batch<const NARROW: bool>(
             let total = slot.total_bits as u32;
             let (offset, t) = if NARROW || total <= 57 {
                 let at = pos >> 3;
-                let word = u64::from_be_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]));
+                debug_assert!(at + 8 <= bytes.len());
+                // SAFETY: `Bits::batch` hands out bytes that reach at least
+                // `BATCH × widest + 64` bits past the batch's start, a batch
+                // decodes at most `BATCH` values, and no slot's `total_bits`
+                // exceeds `widest` (`read_table` computes it as their
+                // maximum): `at + 8 <= bytes.len()`.
+                let word = u64::from_be_bytes(unsafe {
+                    std::ptr::read_unaligned(bytes.as_ptr().add(at).cast::<[u8; 8]>())
+                });
                 let field = ((word << (pos & 7)) >> 1) >> slot.shift;
                 (field >> ab, field & slot.ans_mask as u64)
             } else {
