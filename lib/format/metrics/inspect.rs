@@ -82,22 +82,7 @@ pub fn inspect(file: &MetricsFile, max_blocks: usize) -> Result<Inspection> {
         file.block_count()
     );
 
-    let header = file.read_at(0, HEADER_LEN, "header")?;
-    let _ = writeln!(
-        o,
-        "\n@{:<8} {:>6} B  header     {}",
-        0,
-        HEADER_LEN,
-        hex(&header, 16)
-    );
-    let _ = writeln!(
-        o,
-        "{:27}magic {:?}, version {}, flags {}",
-        "",
-        String::from_utf8_lossy(&header[..8]),
-        u32::from_le_bytes([header[8], header[9], header[10], header[11]]),
-        u32::from_le_bytes([header[12], header[13], header[14], header[15]])
-    );
+    header_lines(file, &mut o)?;
 
     let _ = writeln!(o, "\ndata: blocks, series by series");
     // Every block is checked (CRC32C, then decoded), shown or not; the
@@ -255,22 +240,7 @@ fn inspect_v3(file: &MetricsFile, max_blocks: usize) -> Result<Inspection> {
         file.block_count(),
         file.version()
     );
-    let header = file.read_at(0, HEADER_LEN, "header")?;
-    let _ = writeln!(
-        o,
-        "\n@{:<8} {:>6} B  header     {}",
-        0,
-        HEADER_LEN,
-        hex(&header, 16)
-    );
-    let _ = writeln!(
-        o,
-        "{:27}magic {:?}, version {}, flags {}",
-        "",
-        String::from_utf8_lossy(&header[..8]),
-        u32::from_le_bytes([header[8], header[9], header[10], header[11]]),
-        u32::from_le_bytes([header[12], header[13], header[14], header[15]])
-    );
+    header_lines(file, &mut o)?;
 
     // Every piece of every series is decoded, as a read would; a block's
     // verdict is that of the pieces that read it.
@@ -500,6 +470,27 @@ fn inspect_v3(file: &MetricsFile, max_blocks: usize) -> Result<Inspection> {
         text: o,
         failures: bad,
     })
+}
+
+/// The header's bytes and fields: magic, version, flags.
+fn header_lines(file: &MetricsFile, o: &mut String) -> Result<()> {
+    let header = file.read_at(0, HEADER_LEN, "header")?;
+    let _ = writeln!(
+        o,
+        "\n@{:<8} {:>6} B  header     {}",
+        0,
+        HEADER_LEN,
+        hex(&header, 16)
+    );
+    let _ = writeln!(
+        o,
+        "{:27}magic {:?}, version {}, flags {}",
+        "",
+        String::from_utf8_lossy(&header[..8]),
+        u32::from_le_bytes([header[8], header[9], header[10], header[11]]),
+        u32::from_le_bytes([header[12], header[13], header[14], header[15]])
+    );
+    Ok(())
 }
 
 /// The footer's bytes and fields; `points_to` names the part its first

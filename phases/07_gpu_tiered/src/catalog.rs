@@ -293,26 +293,11 @@ impl Catalog {
     /// Brings a catalog from before versions to version 2 when that needs
     /// no guess (no file, no watermark); refuses otherwise.
     fn upgrade(&self) -> Result<()> {
-        let version = self.meta("catalog_version")?;
-        if version.as_deref() == Some(VERSION) || version.as_deref() == Some(PREVIOUS) {
+        // The same refusals as a read-only open; then only a catalog
+        // without a version (and so, having passed, without files) changes.
+        self.check_readable()?;
+        if self.meta("catalog_version")?.is_some() {
             return Ok(());
-        }
-        if let Some(v) = version {
-            return Err(Error::corrupt(
-                self.path.display().to_string(),
-                0,
-                format!("catalog version {v:?} is not one this build knows ({VERSION})"),
-            ));
-        }
-        let files: i64 = self
-            .conn
-            .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
-            .map_err(self.err())?;
-        if files > 0 || self.meta("cold_watermark_lsn")?.is_some() {
-            return Err(Error::InvalidArgument(format!(
-                "the catalog {} was written by an earlier version, without checksums; nothing was changed; `07_gpu_tiered repair` rebuilds it from the cold files and the WAL",
-                self.path.display()
-            )));
         }
         self.conn
             .execute_batch(
@@ -669,48 +654,16 @@ impl Catalog {
             )));
         }
         let tx = self.conn.transaction().map_err(err)?;
-        {
-            let mut insert = tx
-                .prepare(
-                    "INSERT INTO files (partition, path, rows, min_ts, max_ts, symbols, bytes,
-                                        lsn_lo, lsn_hi, created_at, crc32c, row_crc)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                )
-                .map_err(err)?;
-            for f in files {
-                let symbols = serde_json::to_string(&f.symbols).unwrap_or_else(|_| "[]".into());
-                insert
-                    .execute(params![
-                        f.partition,
-                        f.path.to_string_lossy(),
-                        f.rows as i64,
-                        f.min_ts,
-                        f.max_ts,
-                        symbols,
-                        f.bytes as i64,
-                        f.lsn_lo as i64,
-                        f.lsn_hi as i64,
-                        now_secs(),
-                        f.crc32c as i64,
-                        row_crc(f) as i64
-                    ])
-                    .map_err(err)?;
-            }
-            tx.execute(
-                "INSERT INTO migrations (lsn_lo, lsn_hi, committed_at) VALUES (?1, ?2, ?3)",
-                params![lsn_lo as i64, lsn_hi as i64, now_secs()],
-            )
-            .map_err(err)?;
-            tx.execute(
-                "INSERT INTO meta (key, value) VALUES ('cold_watermark_lsn', ?1)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                [lsn_hi.to_string()],
-            )
-            .map_err(err)?;
-            insert_keys(&tx, keys).map_err(err)?;
-            if let Some(r) = retention {
-                prune_keys(&tx, r).map_err(err)?;
-            }
+        insert_files(&tx, files).map_err(err)?;
+        tx.execute(
+            "INSERT INTO migrations (lsn_lo, lsn_hi, committed_at) VALUES (?1, ?2, ?3)",
+            params![lsn_lo as i64, lsn_hi as i64, now_secs()],
+        )
+        .map_err(err)?;
+        upsert_meta(&tx, "cold_watermark_lsn", &lsn_hi.to_string()).map_err(err)?;
+        insert_keys(&tx, keys).map_err(err)?;
+        if let Some(r) = retention {
+            prune_keys(&tx, r).map_err(err)?;
         }
         tx.commit().map_err(err)
     }
@@ -768,28 +721,7 @@ impl Catalog {
         let path = self.path.clone();
         let err = |e| Error::catalog(&path, e);
         let tx = self.conn.transaction().map_err(err)?;
-        for f in files {
-            tx.execute(
-                "INSERT INTO files (partition, path, rows, min_ts, max_ts, symbols, bytes,
-                                    lsn_lo, lsn_hi, created_at, crc32c, row_crc)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
-                params![
-                    f.partition,
-                    f.path.to_string_lossy(),
-                    f.rows as i64,
-                    f.min_ts,
-                    f.max_ts,
-                    serde_json::to_string(&f.symbols).unwrap_or_else(|_| "[]".into()),
-                    f.bytes as i64,
-                    f.lsn_lo as i64,
-                    f.lsn_hi as i64,
-                    now_secs(),
-                    f.crc32c as i64,
-                    row_crc(f) as i64
-                ],
-            )
-            .map_err(err)?;
-        }
+        insert_files(&tx, files).map_err(err)?;
         for m in migrations {
             tx.execute(
                 "INSERT INTO migrations (lsn_lo, lsn_hi, committed_at, note) VALUES (?1, ?2, ?3, ?4)",
@@ -1158,6 +1090,33 @@ fn job_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Job> {
         started_at: r.get(7)?,
         finished_at: r.get(8)?,
     })
+}
+
+/// Inserts the `files` rows of `files` (created now, each with its row
+/// checksum) inside the transaction `conn` is.
+fn insert_files(conn: &rusqlite::Connection, files: &[ColdFile]) -> rusqlite::Result<()> {
+    let mut insert = conn.prepare(
+        "INSERT INTO files (partition, path, rows, min_ts, max_ts, symbols, bytes,
+                            lsn_lo, lsn_hi, created_at, crc32c, row_crc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    for f in files {
+        insert.execute(params![
+            f.partition,
+            f.path.to_string_lossy(),
+            f.rows as i64,
+            f.min_ts,
+            f.max_ts,
+            serde_json::to_string(&f.symbols).unwrap_or_else(|_| "[]".into()),
+            f.bytes as i64,
+            f.lsn_lo as i64,
+            f.lsn_hi as i64,
+            now_secs(),
+            f.crc32c as i64,
+            row_crc(f) as i64
+        ])?;
+    }
+    Ok(())
 }
 
 /// Sets `key` to `value` in the meta table, inside whatever transaction

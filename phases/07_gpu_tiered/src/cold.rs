@@ -1123,12 +1123,7 @@ fn scan_counted(
     };
     let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, checked.meta);
     let got = builder.schema();
-    let same = got.fields().len() == schema.fields().len()
-        && got
-            .fields()
-            .iter()
-            .zip(schema.fields())
-            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+    let same = same_columns(got, schema);
     if !same {
         return Err(Error::corrupt(
             path.display().to_string(),
@@ -1364,12 +1359,7 @@ pub fn describe(
     let builder = ParquetRecordBatchReaderBuilder::try_new(data.clone())
         .map_err(|e| format!("footer: {e}"))?;
     let got = builder.schema();
-    let same = got.fields().len() == schema.fields().len()
-        && got
-            .fields()
-            .iter()
-            .zip(schema.fields())
-            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type());
+    let same = same_columns(got, schema);
     if !same {
         return Err("its schema is not the store's".into());
     }
@@ -1462,4 +1452,15 @@ pub fn describe(
         store_id: meta.and_then(|m| m.store_id),
         digest,
     })
+}
+
+/// Whether `got` has exactly the columns of `want`: names and types, in
+/// order (metadata aside).
+fn same_columns(got: &arrow_schema::Schema, want: &arrow_schema::Schema) -> bool {
+    got.fields().len() == want.fields().len()
+        && got
+            .fields()
+            .iter()
+            .zip(want.fields())
+            .all(|(a, b)| a.name() == b.name() && a.data_type() == b.data_type())
 }
