@@ -190,6 +190,21 @@ pub fn rollup_gauge(s: &Series, res: i64) -> Vec<GaugeBucket> {
     out
 }
 
+/// `(bucket start, NaN samples)` for the buckets of `s` that hold NaN
+/// samples (a bucket of only NaN samples has no other aggregate).
+pub fn nan_buckets(s: &Series, res: i64) -> Vec<(i64, u64)> {
+    if !s.values.iter().any(|v| v.is_nan()) {
+        return Vec::new();
+    }
+    buckets(&s.timestamps, res)
+        .into_iter()
+        .filter_map(|(start, range)| {
+            let n = s.values[range].iter().filter(|v| v.is_nan()).count() as u64;
+            (n > 0).then_some((start, n))
+        })
+        .collect()
+}
+
 /// Rolls a counter up: last value, increase across resets, and resets.
 ///
 /// A drop between two samples is a reset (the increase after it is the new
@@ -248,6 +263,11 @@ pub fn rollup_counter(s: &Series, res: i64) -> Vec<CounterBucket> {
 
 /// What a gauge keeps per bucket (`avg` is `sum / count`, derived on read).
 pub const GAUGE_AGGREGATES: [&str; 6] = ["count", "sum", "min", "max", "p95", "p99"];
+
+/// The NaN samples of a gauge's buckets, stored only for buckets that hold
+/// some ([`nan_buckets`]): every other aggregate leaves NaN out, and a query
+/// answered from rollups must still count those rows as the raw scan does.
+pub const GAUGE_NANS: &str = "nans";
 
 /// What a counter keeps per bucket.
 pub const COUNTER_AGGREGATES: [&str; 3] = ["last", "increase", "resets"];
@@ -397,6 +417,14 @@ pub fn rollup(dataset: &Dataset, res: &Resolution) -> Rollup {
                 |i| p99[i],
             ));
             out.extend(where_different(key, "min", res, &starts, min, |i| p95[i]));
+            let nans = nan_buckets(s, res.ns);
+            if !nans.is_empty() {
+                let mut n = Series::new(rollup_key(key, GAUGE_NANS, res));
+                for (start, k) in nans {
+                    n.push(start, k as f64);
+                }
+                out.push(n);
+            }
         }
     }
     Rollup {

@@ -27,6 +27,10 @@ use squeeze::query::{Engine, OutputFormat};
 /// EXPLAIN, EXPLAIN ANALYZE. Table functions: ohlcv(price, 'bar', optional volume),
 /// rolling(metric, 'mean|std|min|max|sum|count', n or 'duration'),
 /// asof_join(left, right, 'tolerance').
+///
+/// Aggregates (count, sum, avg, min, max over time buckets or the whole
+/// range, no condition on value) are answered from phase 05's rollups
+/// beside the file where they give the raw answer; EXPLAIN names the file.
 #[derive(Debug, Parser)]
 #[command(
     version,
@@ -46,6 +50,9 @@ struct Args {
     /// Run the phase's demo queries on the output directory's file.
     #[arg(long, conflicts_with = "query")]
     demo: bool,
+    /// Read raw blocks only, never phase 05's rollups.
+    #[arg(long)]
+    no_rollups: bool,
     /// Do not print the line on rows, time and blocks read (it goes to stderr).
     #[arg(long, short)]
     quiet: bool,
@@ -218,7 +225,11 @@ fn main() -> ExitCode {
             .file
             .clone()
             .unwrap_or_else(|| ctx.path(metrics::FILE_NAME));
-        let engine = Engine::open(&path)?;
+        let engine = if args.no_rollups {
+            Engine::open(&path)?
+        } else {
+            Engine::open_with_rollups(&path)?
+        };
         if args.metrics {
             let names: Vec<String> = engine.index().metrics().map(String::from).collect();
             for m in names {

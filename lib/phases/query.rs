@@ -7,7 +7,7 @@ use super::{thousands, Context};
 use crate::error::{Error, Result};
 use crate::format::metrics;
 use crate::model::Series;
-use crate::query::{Engine, Output, Table};
+use crate::query::{Engine, Output, Table, Value};
 use crate::report::human_bytes;
 use crate::time::format_duration;
 
@@ -35,6 +35,33 @@ pub fn literal(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// A label used as a column: `labels.` before a name that is also a
+/// sample column (`ts`, `value`).
+fn label_column(k: &str) -> String {
+    if matches!(k, "ts" | "time" | "timestamp" | "value") {
+        format!("labels.{}", ident(k))
+    } else {
+        ident(k)
+    }
+}
+
+/// The metric of `key` as SQL, and its first eight labels as conditions
+/// (`host = 'a' AND … AND `, empty without labels).
+fn selector(key: &crate::model::SeriesKey) -> (String, String) {
+    let labels: Vec<String> = key
+        .labels
+        .iter()
+        .take(8)
+        .map(|(k, v)| format!("{} = {}", label_column(k), literal(v)))
+        .collect();
+    let where_labels = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{} AND ", labels.join(" AND "))
+    };
+    (ident(&key.metric), where_labels)
+}
+
 /// The queries the phase runs on a file: (title, SQL).
 pub fn demo_queries(engine: &Engine) -> Result<Vec<(String, String)>> {
     let file = engine.file();
@@ -57,28 +84,7 @@ pub fn demo_queries(engine: &Engine) -> Result<Vec<(String, String)>> {
             ))
         }
     };
-    let m = ident(&first.key.metric);
-    // A few labels narrow the query to the series (a label named like a
-    // sample column, `value` or `ts`, is written `labels.value`).
-    let label_column = |k: &str| {
-        if matches!(k, "ts" | "time" | "timestamp" | "value") {
-            format!("labels.{}", ident(k))
-        } else {
-            ident(k)
-        }
-    };
-    let labels: Vec<String> = first
-        .key
-        .labels
-        .iter()
-        .take(8)
-        .map(|(k, v)| format!("{} = {}", label_column(k), literal(v)))
-        .collect();
-    let where_labels = if labels.is_empty() {
-        String::new()
-    } else {
-        format!("{} AND ", labels.join(" AND "))
-    };
+    let (m, where_labels) = selector(&first.key);
     let ts = |t: i64| literal(&crate::query::table::format_time(t));
     let hour = 3_600_000_000_000i64.min((end - start).max(1));
     let pct1 = ((end - start) / 100).max(1);
@@ -119,6 +125,73 @@ pub fn demo_queries(engine: &Engine) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// Whether two answers are the same rows: keys, counts and maxima bit
+/// for bit, averages within a relative 1e-12.
+fn same_rows(a: &Table, b: &Table) -> bool {
+    a.columns == b.columns
+        && a.rows.len() == b.rows.len()
+        && a.rows.iter().zip(&b.rows).all(|(x, y)| {
+            x.iter().zip(y).all(|(x, y)| match (x, y) {
+                (Value::Float(x), Value::Float(y)) => {
+                    x.to_bits() == y.to_bits() || (x - y).abs() <= 1e-12 * x.abs().max(y.abs())
+                }
+                _ => x == y,
+            })
+        })
+}
+
+/// The hourly query over the whole range of the longest gauge series that
+/// the 1 h rollups hold, answered from them and from raw blocks: what each
+/// read, and whether the rows agree. `None` without usable rollups.
+fn rollup_demo(path: &std::path::Path, raw: &Engine) -> Result<Option<Vec<String>>> {
+    let rolled = Engine::open_with_rollups(path)?;
+    let Some(r) = rolled.rollups() else {
+        return Ok(None);
+    };
+    let Some(hourly) = r.files.iter().find(|f| f.res.name == "1h") else {
+        return Ok(r.note.as_ref().map(|n| vec![format!("  Rollups: {n}.")]));
+    };
+    let file = raw.file();
+    let mut best: Option<usize> = None;
+    for (i, info) in file.series().iter().enumerate() {
+        let key = crate::downsample::rollup_key(&info.key, "count", &hourly.res);
+        if best.is_none_or(|b| info.data_len > file.series()[b].data_len)
+            && hourly.file.find(&key)?.is_some()
+        {
+            best = Some(i);
+        }
+    }
+    let Some(i) = best else {
+        return Ok(None);
+    };
+    let (m, where_labels) = selector(&file.series()[i].key);
+    let where_clause = where_labels.trim_end_matches(" AND ");
+    let sql = format!(
+        "SELECT time_bucket('1h', ts) AS h, avg(value), max(value), count(*) FROM {m}{}{where_clause} GROUP BY h",
+        if where_clause.is_empty() { "" } else { " WHERE " }
+    );
+    let (a, b) = (raw.query(&sql)?, rolled.query(&sql)?);
+    let extra_open = b.stats.open_bytes.saturating_sub(a.stats.open_bytes);
+    let from_rollups = b.stats.bytes_read + extra_open;
+    let mut lines = vec![
+        String::new(),
+        "  Hourly averages of the longest gauge series over its whole range, answered from the 1h rollups:".into(),
+        format!("  > {sql}"),
+    ];
+    lines.extend(shown(&b.table, 6).lines().map(|l| format!("  {l}")));
+    lines.push(format!("  {}", stats_line(&b)));
+    lines.push(format!(
+        "  From raw blocks: {} read; from rollups {} ({} + {} opening the rollup file), {:.0}x less; same rows (counts and maxima bit for bit, averages within 1e-12): {}.",
+        human_bytes(a.stats.bytes_read),
+        human_bytes(from_rollups),
+        human_bytes(b.stats.bytes_read),
+        human_bytes(extra_open),
+        a.stats.bytes_read as f64 / from_rollups.max(1) as f64,
+        if same_rows(&a.table, &b.table) { "yes" } else { "NO" }
+    ));
+    Ok(Some(lines))
+}
+
 /// A threshold above most values of series 0: its 90th percentile block max.
 fn high_value(engine: &Engine, series: usize) -> Result<String> {
     let mut maxes: Vec<f64> = engine
@@ -139,8 +212,13 @@ fn high_value(engine: &Engine, series: usize) -> Result<String> {
 /// One line on what a query read.
 pub fn stats_line(o: &Output) -> String {
     let s = &o.stats;
+    let rollups: String = s
+        .rollup_series
+        .iter()
+        .map(|(file, _, n)| format!("; {n} series from {file}"))
+        .collect();
     format!(
-        "{} rows in {:.3} ms; read {} of {} blocks ({:.2}%), {} ({:.2}% of the file); {} blocks pruned by time, {} by value",
+        "{} rows in {:.3} ms; read {} of {} blocks ({:.2}%), {} ({:.2}% of the file); {} blocks pruned by time, {} by value{rollups}",
         s.rows_out,
         o.elapsed.as_secs_f64() * 1e3,
         s.blocks_read,
@@ -200,6 +278,12 @@ pub fn run(ctx: &Context) -> Result<Vec<String>> {
             o.render(crate::query::OutputFormat::Table).trim_end(),
             stats_line(&o)
         );
+    }
+    if let Some(more) = rollup_demo(&path, &engine)? {
+        for l in &more {
+            let _ = writeln!(md, "{}", l.trim_start());
+        }
+        lines.extend(more);
     }
     // Full scan: avg(value) of every metric, all samples decoded.
     let metrics: Vec<String> = engine.index().metrics().map(String::from).collect();

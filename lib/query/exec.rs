@@ -7,6 +7,7 @@ use super::functions::{self, bucket_start, Columns};
 use super::index::{intersect, union, LabelIndex};
 use super::plan::{AggFn, AggSpec, GroupKey, Plan, Scalar, Shape, SourceSpec};
 use super::pred::{Pred, Tri};
+use super::rollups::{Partial, Rollups};
 use super::table::{Table, Value};
 use crate::error::Result;
 use crate::format::metrics::{BlockMeta, MetricsFile};
@@ -45,6 +46,12 @@ pub struct Stats {
     pub file_blocks: u64,
     pub file_bytes: u64,
     pub open_bytes: u64,
+    /// Series answered from rollups: (file name, resolution, series).
+    pub rollup_series: Vec<(String, String, usize)>,
+    /// Rollup buckets read for them.
+    pub rollup_buckets: u64,
+    /// Why rollups were not used, or series were read raw beside them.
+    pub rollup_note: Option<String>,
 }
 
 /// Most bytes read at once when adjacent blocks are read together.
@@ -230,7 +237,48 @@ enum Acc {
     Twap(f64, f64, Option<(usize, i64, f64)>, f64, u64),
 }
 
+/// Adds `x` to the compensated sum `(s, comp)` (Neumaier's variant of
+/// Kahan summation: the low-order bits each addition loses are kept apart).
+fn neumaier(s: &mut f64, comp: &mut f64, x: f64) {
+    let t = *s + x;
+    *comp += if s.abs() >= x.abs() {
+        (*s - t) + x
+    } else {
+        (x - t) + *s
+    };
+    *s = t;
+}
+
 impl Acc {
+    /// Adds what one rollup bucket says of its raw samples, as
+    /// [`Acc::update`] would have with the samples themselves: NaN samples
+    /// are rows (`count`), make a sum NaN, and are passed over by `min`
+    /// and `max`. Only `count`, `sum`, `avg`, `min` and `max` take buckets
+    /// ([`super::rollups`]); the planner sends nothing else here.
+    fn merge(&mut self, p: &Partial) {
+        let rows = p.count + p.nans;
+        match self {
+            Acc::Count(c) => *c += rows,
+            Acc::Sum(s, comp, c) if rows > 0 => {
+                neumaier(s, comp, if p.nans > 0 { f64::NAN } else { p.sum });
+                *c += rows;
+            }
+            Acc::Min(m, c) => {
+                if p.count > 0 {
+                    *m = m.min(p.min);
+                }
+                *c += rows;
+            }
+            Acc::Max(m, c) => {
+                if p.count > 0 {
+                    *m = m.max(p.max);
+                }
+                *c += rows;
+            }
+            _ => {}
+        }
+    }
+
     fn new(f: AggFn) -> Acc {
         match f {
             AggFn::Count => Acc::Count(0),
@@ -255,14 +303,7 @@ impl Acc {
             Acc::Count(c) => *c += n,
             Acc::Sum(s, comp, c) => {
                 for &x in v {
-                    let t = *s + x;
-                    // The low-order bits lost by the addition.
-                    *comp += if s.abs() >= x.abs() {
-                        (*s - t) + x
-                    } else {
-                        (x - t) + *s
-                    };
-                    *s = t;
+                    neumaier(s, comp, x);
                 }
                 *c += n;
             }
@@ -427,6 +468,45 @@ impl<'p> AggSink<'p> {
     }
 }
 
+impl AggSink<'_> {
+    /// The index of the group of a series with `labels`, made if new.
+    fn group(&mut self, labels: &Labels) -> usize {
+        let key: Vec<String> = self
+            .keys
+            .iter()
+            .filter_map(|k| match k {
+                GroupKey::Label(l) => Some(labels.get(l).cloned().unwrap_or_default()),
+                GroupKey::Bucket(_) => None,
+            })
+            .collect();
+        match self.groups.get(&key) {
+            Some(&g) => g,
+            None => {
+                self.states.push((key.clone(), BTreeMap::new()));
+                self.groups.insert(key, self.states.len() - 1);
+                self.states.len() - 1
+            }
+        }
+    }
+
+    /// Adds the rollup buckets of one series (each inside one query bucket).
+    fn push_partials(&mut self, labels: &Labels, parts: &[Partial]) {
+        let gid = self.group(labels);
+        let aggs = self.aggs;
+        let width = self.bucket;
+        let buckets = &mut self.states[gid].1;
+        for p in parts {
+            let bucket = width.map_or(0, |w| bucket_start(p.start, w));
+            let accs = buckets
+                .entry(bucket)
+                .or_insert_with(|| aggs.iter().map(|a| Acc::new(a.func)).collect());
+            for acc in accs.iter_mut() {
+                acc.merge(p);
+            }
+        }
+    }
+}
+
 impl Sink for AggSink<'_> {
     /// Time buckets, first, last and twap look at timestamps.
     fn needs_time(&self) -> bool {
@@ -441,6 +521,8 @@ impl Sink for AggSink<'_> {
         // Rows come from the value columns: a values-only batch has no ts.
         let rows = b.cols.first().map_or(b.ts.len(), |c| c.len());
         stats.rows_scanned += rows as u64;
+        // A group made here and given no rows yields no row at finish.
+        let gid = self.group(b.labels);
         let filtered = self.sel.apply(b).is_some();
         let (ts, cols) = self.sel.view(b, filtered);
         let cols = cols.as_slice();
@@ -449,22 +531,6 @@ impl Sink for AggSink<'_> {
         if n == 0 {
             return true;
         }
-        let key: Vec<String> = self
-            .keys
-            .iter()
-            .filter_map(|k| match k {
-                GroupKey::Label(l) => Some(b.labels.get(l).cloned().unwrap_or_default()),
-                GroupKey::Bucket(_) => None,
-            })
-            .collect();
-        let gid = match self.groups.get(&key) {
-            Some(&g) => g,
-            None => {
-                self.states.push((key.clone(), BTreeMap::new()));
-                self.groups.insert(key, self.states.len() - 1);
-                self.states.len() - 1
-            }
-        };
         let aggs = self.aggs;
         let buckets = &mut self.states[gid].1;
         let mut i = 0;
@@ -597,9 +663,12 @@ impl Sink for RowSink<'_> {
 // ----------------------------------------------------------------- execution
 
 /// Runs a bound plan.
+/// Runs a bound plan over `file` (with `run` false, only plans: EXPLAIN);
+/// aggregates take what they can from `rollups` ([`super::rollups`]).
 pub fn execute(
     file: &MetricsFile,
     index: &LabelIndex,
+    rollups: Option<&Rollups>,
     plan: &Plan,
     run: bool,
 ) -> Result<(Table, Stats)> {
@@ -609,7 +678,8 @@ pub fn execute(
         open_bytes: file.open_bytes(),
         ..Stats::default()
     };
-    let before = file.bytes_read();
+    let read_so_far = || file.bytes_read() + rollups.map_or(0, Rollups::bytes_read);
+    let before = read_so_far();
     let chosen = choose(file, index, plan.source.driver(), &plan.pred, &mut stats);
     let limit = plan.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
     let rows = match &plan.shape {
@@ -620,6 +690,10 @@ pub fn execute(
             order,
         } => {
             let mut sink = AggSink::new(keys, aggs);
+            let chosen = match rollups {
+                Some(r) => from_rollups(file, r, plan, chosen, &mut sink, run, &mut stats)?,
+                None => chosen,
+            };
             feed(file, index, plan, &chosen, &mut sink, None, run, &mut stats)?;
             let mut rows = sink.finish();
             sort_rows(&mut rows, order, keys.len());
@@ -653,7 +727,10 @@ pub fn execute(
         }
     };
     stats.rows_out = rows.len() as u64;
-    stats.bytes_read = file.bytes_read() - before;
+    stats.bytes_read = read_so_far() - before;
+    if let (Some(r), false) = (rollups, stats.rollup_series.is_empty()) {
+        stats.open_bytes += r.open_bytes();
+    }
     Ok((
         Table {
             columns: plan.columns.clone(),
@@ -661,6 +738,107 @@ pub fn execute(
         },
         stats,
     ))
+}
+
+/// Why an aggregate query cannot take rollup buckets at all, or the query
+/// buckets' width (`None`: one over the range) and whether it needs `min`.
+fn rollup_shape(plan: &Plan) -> std::result::Result<(Option<i64>, bool), String> {
+    let Shape::Agg { keys, aggs, .. } = &plan.shape else {
+        return Err("not an aggregate".into());
+    };
+    if !matches!(plan.source, SourceSpec::Metric(_)) {
+        return Err("a table function reads raw samples".into());
+    }
+    fn on_values(p: &Pred) -> bool {
+        match p {
+            Pred::Num { .. } => true,
+            Pred::And(ps) | Pred::Or(ps) => ps.iter().any(on_values),
+            Pred::Not(p) => on_values(p),
+            _ => false,
+        }
+    }
+    if on_values(&plan.pred) {
+        return Err("a condition on value needs raw samples".into());
+    }
+    let mut width = None;
+    for k in keys {
+        match k {
+            GroupKey::Bucket(1) => {
+                return Err("grouping by exact timestamp needs raw samples".into())
+            }
+            GroupKey::Bucket(w) => width = Some(*w),
+            GroupKey::Label(_) => {}
+        }
+    }
+    let mut with_min = false;
+    for a in aggs.iter() {
+        match a.func {
+            AggFn::Count => {}
+            AggFn::Sum | AggFn::Avg | AggFn::Max if a.col == 0 => {}
+            AggFn::Min if a.col == 0 => with_min = true,
+            AggFn::Percentile(_) => {
+                return Err("percentiles need raw samples (rollups keep p95 and p99 per bucket, which do not combine)".into())
+            }
+            f => return Err(format!("{}() needs raw samples", format!("{f:?}").to_lowercase())),
+        }
+    }
+    Ok((width, with_min))
+}
+
+/// Answers the series of an aggregate query that rollups can answer
+/// ([`super::rollups`]) into `sink`; returns the others, for a raw scan.
+fn from_rollups<'f>(
+    file: &MetricsFile,
+    rollups: &Rollups,
+    plan: &Plan,
+    chosen: Vec<Chosen<'f>>,
+    sink: &mut AggSink,
+    run: bool,
+    stats: &mut Stats,
+) -> Result<Vec<Chosen<'f>>> {
+    if rollups.files.is_empty() {
+        stats.rollup_note.clone_from(&rollups.note);
+        return Ok(chosen);
+    }
+    let (width, with_min) = match rollup_shape(plan) {
+        Ok(shape) => shape,
+        Err(why) => {
+            stats.rollup_note = Some(format!("not used: {why}"));
+            return Ok(chosen);
+        }
+    };
+    let mut raw = Vec::new();
+    let mut per_file = vec![0usize; rollups.files.len()];
+    for ch in chosen {
+        let Some(key) = file.series().get(ch.id).map(|s| &s.key) else {
+            raw.push(ch);
+            continue;
+        };
+        let Some((k, ids)) = rollups.choose(key, &ch.pred, width)? else {
+            raw.push(ch);
+            continue;
+        };
+        per_file[k] += 1;
+        if run {
+            let parts = rollups.read(k, &ids, &ch.pred, with_min)?;
+            stats.rollup_buckets += parts.len() as u64;
+            sink.push_partials(ch.labels, &parts);
+        }
+    }
+    for (f, n) in rollups.files.iter().zip(per_file) {
+        if n > 0 {
+            stats
+                .rollup_series
+                .push((f.name(), f.res.name.to_string(), n));
+        }
+    }
+    if !raw.is_empty() {
+        stats.rollup_note = Some(format!(
+            "{} series read raw: no rollup file holds them at a resolution that divides the buckets with the time range on its boundaries (phase 05 keeps no count or sum of a counter, and skips constant series and steps near the resolution)",
+            raw.len()
+        ));
+    }
+    Ok(raw)
 }
 
 /// Groups first by their keys in order, then as the query orders them.

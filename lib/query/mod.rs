@@ -35,6 +35,7 @@ pub mod functions;
 pub mod index;
 pub mod plan;
 pub mod pred;
+pub mod rollups;
 pub mod table;
 
 use std::path::Path;
@@ -51,6 +52,7 @@ use crate::report::human_bytes;
 pub struct Engine {
     file: MetricsFile,
     index: index::LabelIndex,
+    rollups: Option<rollups::Rollups>,
 }
 
 /// A query's result with what it read.
@@ -91,7 +93,25 @@ impl Engine {
     /// Indexes an open file.
     pub fn new(file: MetricsFile) -> Self {
         let index = index::LabelIndex::build(file.series());
-        Engine { file, index }
+        Engine {
+            file,
+            index,
+            rollups: None,
+        }
+    }
+
+    /// Opens a `.metrics` file as [`Engine::open`] does, with the rollups
+    /// phase 05 made of it ([`rollups::Rollups::beside`]): aggregates they
+    /// can answer read them instead of raw blocks.
+    pub fn open_with_rollups(path: &Path) -> Result<Self> {
+        let mut engine = Self::open(path)?;
+        engine.rollups = Some(rollups::Rollups::beside(path, &engine.file)?);
+        Ok(engine)
+    }
+
+    /// The rollups this engine reads, if it was opened with them.
+    pub fn rollups(&self) -> Option<&rollups::Rollups> {
+        self.rollups.as_ref()
     }
 
     pub fn file(&self) -> &MetricsFile {
@@ -108,10 +128,14 @@ impl Engine {
         let start = Instant::now();
         // Each query reads, and counts, the timestamp columns it needs.
         self.file.forget_columns();
+        if let Some(r) = &self.rollups {
+            r.forget_columns();
+        }
         let parsed = ast::parse(sql)?;
         let plan = plan::bind(&parsed, &self.index)?;
         let run = plan.explain != Some(ast::Explain::Plan);
-        let (table, stats) = exec::execute(&self.file, &self.index, &plan, run)?;
+        let (table, stats) =
+            exec::execute(&self.file, &self.index, self.rollups.as_ref(), &plan, run)?;
         let table = match plan.explain {
             None => table,
             Some(mode) => Table {
@@ -154,6 +178,14 @@ pub fn explain_lines(plan: &plan::Plan, s: &Stats, analyzed: bool) -> Vec<String
         "  after label conditions: {} series",
         s.series_chosen
     ));
+    for (file, res, n) in &s.rollup_series {
+        out.push(format!(
+            "rollups: {n} series from {file}: its {res} buckets divide the query's and the time range falls on their boundaries"
+        ));
+    }
+    if let Some(note) = &s.rollup_note {
+        out.push(format!("rollups: {note}"));
+    }
     out.push(format!(
         "filter: {}",
         describe_pred(&plan.pred, &plan.schema.nums)
@@ -226,6 +258,9 @@ pub fn explain_lines(plan: &plan::Plan, s: &Stats, analyzed: bool) -> Vec<String
         out.push(format!("limit: {l}"));
     }
     if analyzed {
+        if !s.rollup_series.is_empty() {
+            out.push(format!("read: {} rollup buckets", s.rollup_buckets));
+        }
         out.push(format!(
             "read: {} blocks ({} of the file's), {} skipped by LIMIT",
             s.blocks_read,

@@ -1,0 +1,247 @@
+//! Phase 06 answering aggregates from phase 05's rollups: the same rows as
+//! the raw scan, far fewer bytes, and never from rollups of other data.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+
+use squeeze::query::{Engine, Output, Value};
+
+/// Runs phases 04 and 05 on what `00_generate` wrote in `dir`.
+fn roll_up(dir: &Path) {
+    ok(run_in(dir, "04_custom_binary", &[]));
+    ok(run_in(dir, "05_downsampling", &[]));
+}
+
+fn engines(dir: &Path) -> (Engine, Engine) {
+    let path = dir.join("04_custom.metrics");
+    (
+        Engine::open(&path).expect("raw engine"),
+        Engine::open_with_rollups(&path).expect("rollup engine"),
+    )
+}
+
+fn query(e: &Engine, sql: &str) -> Output {
+    e.query(sql).unwrap_or_else(|err| panic!("{sql}: {err}"))
+}
+
+fn explain(e: &Engine, sql: &str) -> String {
+    let o = query(e, &format!("EXPLAIN ANALYZE {sql}"));
+    o.table
+        .rows
+        .iter()
+        .map(|r| r.iter().map(Value::render).collect::<String>() + "\n")
+        .collect()
+}
+
+/// Same rows: keys, counts, minima and maxima bit for bit; sums and
+/// averages within a relative 1e-12 (bucket sums are added, not samples).
+fn assert_same_rows(raw: &Output, rolled: &Output, sql: &str) {
+    assert_eq!(raw.table.columns, rolled.table.columns, "{sql}");
+    assert_eq!(raw.table.rows.len(), rolled.table.rows.len(), "{sql}");
+    assert!(!raw.table.rows.is_empty(), "{sql} returned nothing");
+    for (a, b) in raw.table.rows.iter().zip(&rolled.table.rows) {
+        for ((x, y), col) in a.iter().zip(b).zip(&raw.table.columns) {
+            match (x, y) {
+                (Value::Float(x), Value::Float(y))
+                    if col.starts_with("sum") || col.starts_with("avg") =>
+                {
+                    let same = (x.is_nan() && y.is_nan())
+                        || x == y
+                        || (x - y).abs() <= 1e-12 * x.abs().max(y.abs());
+                    assert!(same, "{sql}: {col} {x} (raw) vs {y} (rollups)");
+                }
+                (Value::Float(x), Value::Float(y)) => {
+                    assert_eq!(x.to_bits(), y.to_bits(), "{sql}: {col} {x} vs {y}")
+                }
+                _ => assert_eq!(x, y, "{sql}: {col}"),
+            }
+        }
+    }
+}
+
+const HOURLY: &str = "SELECT time_bucket('1h', ts) AS h, host, avg(value), max(value), min(value), sum(value), count(*) FROM cpu_usage_percent";
+
+#[test]
+fn an_hourly_query_over_30_days_reads_20x_fewer_bytes_from_rollups_and_gives_the_raw_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(run_in(
+        dir.path(),
+        "00_generate",
+        // 30 days of 15 s scrapes of 4 series.
+        &["--series", "4", "--points", &(4 * 30 * 5760).to_string()],
+    ));
+    roll_up(dir.path());
+    let (raw, rolled) = engines(dir.path());
+    for sql in [
+        format!("{HOURLY} GROUP BY h, host ORDER BY h, host"),
+        format!("{HOURLY} WHERE ts >= '2024-01-03T00:00:00Z' AND ts < '2024-01-20T00:00:00Z' GROUP BY h, host"),
+        "SELECT count(*), max(value), avg(value) FROM cpu_usage_percent".into(),
+        "SELECT time_bucket('1d', ts) AS d, count(*), sum(value) FROM cpu_usage_percent GROUP BY d".into(),
+    ] {
+        let (a, b) = (query(&raw, &sql), query(&rolled, &sql));
+        assert_same_rows(&a, &b, &sql);
+        assert!(
+            !b.stats.rollup_series.is_empty(),
+            "{sql}: not answered from rollups: {:?}",
+            b.stats.rollup_note
+        );
+        assert_eq!(b.stats.rollup_series[0].0, "05_rollup_1h.metrics", "{sql}");
+        // Both open the raw file (its directory); the rollup files' roots
+        // are what rollups add at open.
+        let ra = a.stats.bytes_read;
+        let rb = b.stats.bytes_read + (b.stats.open_bytes - a.stats.open_bytes);
+        assert!(
+            ra >= 20 * rb,
+            "{sql}: raw read {ra} B, rollups {rb} B ({:.1}x)",
+            ra as f64 / rb as f64
+        );
+    }
+    let plan = explain(&rolled, &format!("{HOURLY} GROUP BY h, host"));
+    assert!(
+        plan.contains(" series from 05_rollup_1h.metrics: its 1h buckets divide"),
+        "{plan}"
+    );
+}
+
+#[test]
+fn rollups_answer_only_what_they_can_and_explain_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(run_in(
+        dir.path(),
+        "00_generate",
+        &["--series", "4", "--points", &(4 * 3 * 5760).to_string()],
+    ));
+    roll_up(dir.path());
+    let (raw, rolled) = engines(dir.path());
+    // A range on 5-minute boundaries but not on hours: the 5m rollups.
+    let sql = format!(
+        "{HOURLY} WHERE ts >= '2024-01-01T00:05:00Z' AND ts <= '2024-01-02T10:54:59.999999999Z' GROUP BY h, host"
+    );
+    let (a, b) = (query(&raw, &sql), query(&rolled, &sql));
+    assert_same_rows(&a, &b, &sql);
+    assert_eq!(
+        b.stats.rollup_series.first().map(|s| s.0.as_str()),
+        Some("05_rollup_5m.metrics"),
+        "{sql}"
+    );
+    // Off every boundary: raw.
+    let sql = format!("{HOURLY} WHERE ts >= '2024-01-01T00:00:01Z' GROUP BY h, host");
+    let (a, b) = (query(&raw, &sql), query(&rolled, &sql));
+    assert_same_rows(&a, &b, &sql);
+    assert!(b.stats.rollup_series.is_empty(), "{sql}");
+    assert!(explain(&rolled, &sql).contains("series read raw"), "{sql}");
+    // Buckets that 1h does not divide (90 minutes): the 15m rollups.
+    let sql = "SELECT time_bucket('90m', ts) AS t, count(*), max(value) FROM cpu_usage_percent GROUP BY t";
+    let (a, b) = (query(&raw, sql), query(&rolled, sql));
+    assert_same_rows(&a, &b, sql);
+    assert_eq!(
+        b.stats.rollup_series.first().map(|s| s.0.as_str()),
+        Some("05_rollup_15m.metrics")
+    );
+    // What rollups cannot answer, with the reason.
+    for (sql, why) in [
+        (
+            "SELECT time_bucket('1h', ts) AS h, percentile(value, 0.5) FROM cpu_usage_percent GROUP BY h",
+            "percentiles need raw samples",
+        ),
+        (
+            "SELECT time_bucket('1h', ts) AS h, count(*) FROM cpu_usage_percent WHERE value > 50 GROUP BY h",
+            "a condition on value needs raw samples",
+        ),
+        (
+            "SELECT time_bucket('1h', ts) AS h, last(value) FROM cpu_usage_percent GROUP BY h",
+            "last() needs raw samples",
+        ),
+        (
+            "SELECT ts, count(*) FROM cpu_usage_percent GROUP BY ts",
+            "grouping by exact timestamp",
+        ),
+    ] {
+        let (a, b) = (query(&raw, sql), query(&rolled, sql));
+        assert_eq!(a.table, b.table, "{sql}");
+        assert!(b.stats.rollup_series.is_empty(), "{sql}");
+        let plan = explain(&rolled, sql);
+        assert!(plan.contains(why), "{sql}: {plan}");
+    }
+}
+
+#[test]
+fn rollups_of_another_dataset_are_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(run_in(
+        dir.path(),
+        "00_generate",
+        &["--series", "4", "--points", "40000"],
+    ));
+    roll_up(dir.path());
+    // New data, phase 04 again, phase 05 not: the rollups are stale.
+    ok(run_in(
+        dir.path(),
+        "00_generate",
+        &["--series", "4", "--points", "40000", "--seed", "7"],
+    ));
+    ok(run_in(dir.path(), "04_custom_binary", &[]));
+    let (raw, rolled) = engines(dir.path());
+    let sql = format!("{HOURLY} GROUP BY h, host");
+    let (a, b) = (query(&raw, &sql), query(&rolled, &sql));
+    assert_eq!(a.table, b.table);
+    assert!(b.stats.rollup_series.is_empty());
+    let plan = explain(&rolled, &sql);
+    assert!(plan.contains("describe another dataset"), "{plan}");
+    // The binary says the same, and --no-rollups is quiet about it.
+    let out = ok(run_in(
+        dir.path(),
+        "06_query_engine",
+        &[&format!("EXPLAIN {sql}")],
+    ));
+    assert!(out.contains("rollups:"), "{out}");
+    let out = ok(run_in(
+        dir.path(),
+        "06_query_engine",
+        &["--no-rollups", &format!("EXPLAIN {sql}")],
+    ));
+    assert!(!out.contains("rollups:"), "{out}");
+}
+
+#[test]
+fn nan_samples_count_as_rows_and_make_sums_nan_as_in_the_raw_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    // Two gauges at 10 s over a day; one has NaN samples here and there
+    // and a whole NaN hour.
+    let mut csv = String::from("series,timestamp,value\n");
+    let start = 1_704_067_200i64;
+    for i in 0..8640i64 {
+        let t = start + 10 * i;
+        let hour = i / 360;
+        let a = if hour == 5 || i % 97 == 0 {
+            "NaN".to_string()
+        } else {
+            format!("{}.{}", 20 + (i * 7) % 13, i % 10)
+        };
+        csv.push_str(&format!("\"temp{{room=\"\"a\"\"}}\",{t},{a}\n"));
+        csv.push_str(&format!(
+            "\"temp{{room=\"\"b\"\"}}\",{t},{}.5\n",
+            (i * 3) % 17
+        ));
+    }
+    let file = dir.path().join("temp.csv");
+    std::fs::write(&file, csv).unwrap();
+    ok(run_in(
+        dir.path(),
+        "00_generate",
+        &["--import", file.to_str().unwrap()],
+    ));
+    roll_up(dir.path());
+    let (raw, rolled) = engines(dir.path());
+    for sql in [
+        "SELECT time_bucket('1h', ts) AS h, room, count(*), sum(value), avg(value), min(value), max(value) FROM temp GROUP BY h, room",
+        "SELECT room, count(*), sum(value), min(value), max(value) FROM temp GROUP BY room",
+    ] {
+        let (a, b) = (query(&raw, sql), query(&rolled, sql));
+        assert_same_rows(&a, &b, sql);
+        assert_eq!(b.stats.rollup_series.len(), 1, "{sql}");
+        assert_eq!(b.stats.rollup_series[0].2, 2, "{sql}");
+    }
+}
