@@ -69,27 +69,44 @@ pub fn skips(step: Option<i64>, res: &Resolution) -> bool {
     step.is_some_and(|s| res.ns <= s.saturating_mul(2))
 }
 
+/// Rollups are kept for a series only when their estimated bytes are at
+/// most `1 / MIN_SHRINK` of its samples' ([`rollup_series`]).
+pub const MIN_SHRINK: usize = 2;
+
+/// Bytes a series costs in a `.metrics` file beyond its values, as the
+/// estimate counts it: a directory entry, a share of the name pages and
+/// of the index (measured on the course's files: 6 to 12 bytes).
+const SERIES_OVERHEAD: usize = 10;
+
 /// Why a series has no rollups at a resolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Skip {
     /// The resolution is at most twice the series' step ([`skips`]).
     Step(i64),
+    /// Its rollups would not be at most half the bytes of its samples
+    /// (a short or sparse series, a step close to the resolution, or
+    /// samples that compress better than their sums): reading them would
+    /// save little, and storing them would cost more.
+    NotSmaller,
     /// Every sample has the same bits: the raw file keeps one number a
     /// window for it already, and its rollups would keep more.
     Constant,
 }
 
-/// Whether, and why, `s` has no rollups at `res`: the step rule first.
-pub fn skip_reason(s: &Series, res: &Resolution) -> Option<Skip> {
-    let step = series_step(&s.timestamps);
-    if skips(step, res) {
-        return step.map(Skip::Step);
-    }
-    let constant = s
-        .values
-        .windows(2)
-        .all(|w| w[0].to_bits() == w[1].to_bits());
-    constant.then_some(Skip::Constant)
+/// Which series rollups keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// Those whose rollups are at most `1 / MIN_SHRINK` of their samples'
+    /// bytes (phase 05, [`rollup_series`]).
+    Smaller,
+    /// Every series the step rule allows, constant ones aside: to study
+    /// the aggregates on small data.
+    All,
+}
+
+/// Whether, and why, `s` has no rollups at `res` ([`rollup_series`]).
+pub fn skip_reason(s: &Series, counter: bool, res: &Resolution) -> Option<Skip> {
+    rollup_series(s, counter, res, Keep::Smaller).err()
 }
 
 /// Nearest-rank percentile of sorted, NaN-free values (`q` in 0..=1).
@@ -286,6 +303,8 @@ pub struct Rollup {
     pub skipped_max_step: i64,
     /// Raw series skipped because they are constant ([`Skip::Constant`]).
     pub skipped_constant: usize,
+    /// Raw series whose rollups would not be half their bytes ([`Skip::NotSmaller`]).
+    pub skipped_larger: usize,
 }
 
 fn aggregate_series(
@@ -348,82 +367,27 @@ fn where_different(
 /// it is not 0. [`gauge_buckets`] and [`counter_buckets`] rebuild every
 /// bucket's aggregates, bit for bit.
 pub fn rollup(dataset: &Dataset, res: &Resolution) -> Rollup {
+    rollup_keeping(dataset, res, Keep::Smaller)
+}
+
+/// [`rollup`], keeping the series `keep` says.
+pub fn rollup_keeping(dataset: &Dataset, res: &Resolution, keep: Keep) -> Rollup {
     let mut out = Vec::new();
     let (mut series, mut counters, mut skipped, mut skipped_max_step) = (0, 0, 0, 0);
-    let mut skipped_constant = 0;
+    let (mut skipped_constant, mut skipped_larger) = (0, 0);
     for s in &dataset.series {
-        match skip_reason(s, res) {
-            Some(Skip::Step(step)) => {
+        let counter = dataset.is_counter(&s.key.metric);
+        match rollup_series(s, counter, res, keep) {
+            Err(Skip::Step(step)) => {
                 skipped += 1;
                 skipped_max_step = skipped_max_step.max(step);
-                continue;
             }
-            Some(Skip::Constant) => {
-                skipped_constant += 1;
-                continue;
-            }
-            None => series += 1,
-        }
-        let key = &s.key;
-        if dataset.is_counter(&key.metric) {
-            counters += 1;
-            let b = rollup_counter(s, res.ns);
-            let starts: Vec<i64> = b.iter().map(|b| b.start).collect();
-            let col = |f: fn(&CounterBucket) -> f64| b.iter().map(f).collect::<Vec<f64>>();
-            out.push(aggregate_series(key, "last", res, &starts, col(|b| b.last)));
-            out.push(aggregate_series(
-                key,
-                "increase",
-                res,
-                &starts,
-                col(|b| b.increase),
-            ));
-            out.extend(where_different(
-                key,
-                "resets",
-                res,
-                &starts,
-                col(|b| b.resets as f64),
-                |_| 0.0,
-            ));
-        } else {
-            let b = rollup_gauge(s, res.ns);
-            let starts: Vec<i64> = b.iter().map(|b| b.start).collect();
-            let col = |f: fn(&GaugeBucket) -> f64| b.iter().map(f).collect::<Vec<f64>>();
-            out.push(aggregate_series(
-                key,
-                "count",
-                res,
-                &starts,
-                col(|b| b.count as f64),
-            ));
-            out.push(aggregate_series(key, "sum", res, &starts, col(|b| b.sum)));
-            out.push(aggregate_series(key, "max", res, &starts, col(|b| b.max)));
-            let (p99, p95, min) = (col(|b| b.p99), col(|b| b.p95), col(|b| b.min));
-            out.extend(where_different(
-                key,
-                "p99",
-                res,
-                &starts,
-                p99.clone(),
-                |i| b[i].max,
-            ));
-            out.extend(where_different(
-                key,
-                "p95",
-                res,
-                &starts,
-                p95.clone(),
-                |i| p99[i],
-            ));
-            out.extend(where_different(key, "min", res, &starts, min, |i| p95[i]));
-            let nans = nan_buckets(s, res.ns);
-            if !nans.is_empty() {
-                let mut n = Series::new(rollup_key(key, GAUGE_NANS, res));
-                for (start, k) in nans {
-                    n.push(start, k as f64);
-                }
-                out.push(n);
+            Err(Skip::Constant) => skipped_constant += 1,
+            Err(Skip::NotSmaller) => skipped_larger += 1,
+            Ok(parts) => {
+                series += 1;
+                counters += usize::from(counter);
+                out.extend(parts);
             }
         }
     }
@@ -434,7 +398,121 @@ pub fn rollup(dataset: &Dataset, res: &Resolution) -> Rollup {
         skipped,
         skipped_max_step,
         skipped_constant,
+        skipped_larger,
     }
+}
+
+/// The rollup series of one raw series at `res` (a counter's when
+/// `counter`), or why it has none: the resolution is at most twice its
+/// step ([`skips`]), it is constant, or the rollups would not be at most
+/// half its samples' bytes. That last test encodes both with the value
+/// codec the `.metrics` blocks use ([`crate::codec::adaptive`]) and adds
+/// each series' overhead in the file (bucket timestamps, regular, a byte
+/// each); what it leaves out (the samples' timestamps) only makes the raw
+/// side look cheaper, so a kept rollup is smaller still.
+pub fn rollup_series(
+    s: &Series,
+    counter: bool,
+    res: &Resolution,
+    keep: Keep,
+) -> Result<Vec<Series>, Skip> {
+    let step = series_step(&s.timestamps);
+    if skips(step, res) {
+        if let Some(step) = step {
+            return Err(Skip::Step(step));
+        }
+    }
+    if s.values
+        .windows(2)
+        .all(|w| w[0].to_bits() == w[1].to_bits())
+    {
+        return Err(Skip::Constant);
+    }
+    let parts = if counter {
+        counter_parts(s, res)
+    } else {
+        gauge_parts(s, res)
+    };
+    if keep == Keep::All {
+        return Ok(parts);
+    }
+    let mut scratch = Vec::new();
+    let mut bytes = |values: &[f64]| {
+        scratch.clear();
+        crate::codec::adaptive::encode(values, &mut scratch);
+        scratch.len() + SERIES_OVERHEAD
+    };
+    let raw = bytes(&s.values);
+    let buckets = parts.first().map_or(0, Series::len);
+    let rolled: usize = buckets + parts.iter().map(|p| bytes(&p.values)).sum::<usize>();
+    if rolled.saturating_mul(MIN_SHRINK) > raw {
+        return Err(Skip::NotSmaller);
+    }
+    Ok(parts)
+}
+
+/// A counter's rollup series: `last` and `increase` in full, `resets`
+/// where it is not 0.
+fn counter_parts(s: &Series, res: &Resolution) -> Vec<Series> {
+    let key = &s.key;
+    let b = rollup_counter(s, res.ns);
+    let starts: Vec<i64> = b.iter().map(|b| b.start).collect();
+    let col = |f: fn(&CounterBucket) -> f64| b.iter().map(f).collect::<Vec<f64>>();
+    let mut out = vec![
+        aggregate_series(key, "last", res, &starts, col(|b| b.last)),
+        aggregate_series(key, "increase", res, &starts, col(|b| b.increase)),
+    ];
+    out.extend(where_different(
+        key,
+        "resets",
+        res,
+        &starts,
+        col(|b| b.resets as f64),
+        |_| 0.0,
+    ));
+    out
+}
+
+/// A gauge's rollup series: `count`, `sum` and `max` in full; `p99`,
+/// `p95` and `min` where each differs from the next one up; `nans` where
+/// a bucket holds NaN samples.
+fn gauge_parts(s: &Series, res: &Resolution) -> Vec<Series> {
+    let key = &s.key;
+    let b = rollup_gauge(s, res.ns);
+    let starts: Vec<i64> = b.iter().map(|b| b.start).collect();
+    let col = |f: fn(&GaugeBucket) -> f64| b.iter().map(f).collect::<Vec<f64>>();
+    let mut out = vec![
+        aggregate_series(key, "count", res, &starts, col(|b| b.count as f64)),
+        aggregate_series(key, "sum", res, &starts, col(|b| b.sum)),
+        aggregate_series(key, "max", res, &starts, col(|b| b.max)),
+    ];
+    let (p99, p95, min) = (col(|b| b.p99), col(|b| b.p95), col(|b| b.min));
+    out.extend(where_different(
+        key,
+        "p99",
+        res,
+        &starts,
+        p99.clone(),
+        |i| b[i].max,
+    ));
+    out.extend(where_different(
+        key,
+        "p95",
+        res,
+        &starts,
+        p95.clone(),
+        |i| p99[i],
+    ));
+    out.extend(where_different(key, "min", res, &starts, min, |i| p95[i]));
+    let nans = nan_buckets(s, res.ns);
+    if !nans.is_empty() {
+        let mut n = Series::new(rollup_key(key, GAUGE_NANS, res));
+        for (start, k) in nans {
+            n.push(start, k as f64);
+        }
+        out.push(n);
+    }
+    out
 }
 
 /// The samples of the rollup series `key` in `rollups`, by timestamp.
@@ -566,11 +644,16 @@ pub fn scaled_error(estimate: f64, truth: f64, range: f64) -> f64 {
 /// from `res` rollups with the same computed from the raw samples (see
 /// [`Loss`] for the definition).
 pub fn measure_loss(raw: &Dataset, res: &Resolution) -> Loss {
+    measure_loss_keeping(raw, res, Keep::Smaller)
+}
+
+/// [`measure_loss`] over the series `keep` says rollups keep.
+pub fn measure_loss_keeping(raw: &Dataset, res: &Resolution, keep: Keep) -> Loss {
     const HOUR: i64 = 3600 * NANOS_PER_SECOND;
     let mut loss = Loss::default();
     let mut sums = [0.0f64; 6];
     for s in &raw.series {
-        if skip_reason(s, res).is_some() {
+        if rollup_series(s, raw.is_counter(&s.key.metric), res, keep).is_err() {
             continue;
         }
         let range = value_range(&s.values);
@@ -705,6 +788,60 @@ mod tests {
     }
 
     /// A mix of gauges and counters whose order statistics sometimes tie.
+    // The aggregates are studied on small series, which the size rule
+    // would skip: these tests keep every series the step rule allows.
+    fn rollup(d: &Dataset, res: &Resolution) -> Rollup {
+        rollup_keeping(d, res, Keep::All)
+    }
+
+    fn measure_loss(d: &Dataset, res: &Resolution) -> Loss {
+        measure_loss_keeping(d, res, Keep::All)
+    }
+
+    fn skip_reason(s: &Series, counter: bool, res: &Resolution) -> Option<Skip> {
+        rollup_series(s, counter, res, Keep::All).err()
+    }
+
+    #[test]
+    fn phase_05_keeps_only_rollups_at_most_half_their_samples_bytes() {
+        // 26 noisy samples a minute apart (a Beringei-like series) and ten
+        // days of 15 s samples of the same kind.
+        let noisy = |i: i64| ((i * 7919 + 13) % 1009) as f64 / 10.0;
+        let d = Dataset::new(
+            "t",
+            vec![
+                regular("short", 26, 60, noisy),
+                regular("long", 57_600, 15, noisy),
+            ],
+        );
+        let hour = &RESOLUTIONS[3];
+        let r = super::rollup(&d, hour);
+        assert_eq!((r.series, r.skipped_larger), (1, 1));
+        assert_eq!(
+            super::skip_reason(&d.series[1], false, hour),
+            Some(Skip::NotSmaller)
+        );
+        assert!(r
+            .data
+            .series
+            .iter()
+            .all(|s| s.key.metric.starts_with("long_")));
+        // The estimate holds for the files themselves.
+        let opts = crate::format::metrics::BlockOptions::default();
+        let long = Dataset::new("t", vec![d.series[0].clone()]);
+        let raw = crate::format::metrics::encode(&long, opts)
+            .expect("raw")
+            .0
+            .len();
+        let rolled = crate::format::metrics::encode(&r.data, opts)
+            .expect("rollups")
+            .0
+            .len();
+        assert!(rolled * 2 <= raw, "rollups {rolled} B, raw {raw} B");
+        // Studying the aggregates, every series is kept.
+        assert_eq!(rollup(&d, hour).series, 2);
+    }
+
     fn mixed() -> Dataset {
         Dataset::new(
             "t",
@@ -728,7 +865,7 @@ mod tests {
         for res in &RESOLUTIONS {
             let r = rollup(&d, res);
             for s in &d.series {
-                if skip_reason(s, res).is_some() {
+                if skip_reason(s, d.is_counter(&s.key.metric), res).is_some() {
                     assert!(gauge_buckets(&r.data, &s.key, res).is_none());
                     continue;
                 }
@@ -849,7 +986,7 @@ mod tests {
         let r = rollup(&d, &RESOLUTIONS[1]);
         assert_eq!((r.series, r.skipped, r.skipped_constant), (2, 0, 1));
         assert_eq!(
-            skip_reason(&d.series[2], &RESOLUTIONS[0]),
+            skip_reason(&d.series[2], false, &RESOLUTIONS[0]),
             Some(Skip::Constant),
             "{}",
             d.series[2].key

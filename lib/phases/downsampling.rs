@@ -109,10 +109,29 @@ fn bytes_of_skipped(
         .series
         .iter()
         .zip(info)
-        .filter(|(s, i)| s.key == i.key && crate::downsample::skip_reason(s, res).is_some())
+        .filter(|(s, i)| {
+            s.key == i.key
+                && crate::downsample::skip_reason(s, raw.is_counter(&s.key.metric), res).is_some()
+        })
         .map(|(_, i)| i.data_len)
         .sum();
     skipped as f64 / total.max(1) as f64
+}
+
+/// Bytes of a `.metrics` file (phase 04's options) holding only the raw
+/// series that `res` rolls up: what their rollups stand in for.
+fn raw_bytes_of_rolled(
+    raw: &crate::model::Dataset,
+    res: &crate::downsample::Resolution,
+) -> Result<u64> {
+    let kept: Vec<crate::model::Series> = raw
+        .series
+        .iter()
+        .filter(|s| crate::downsample::skip_reason(s, raw.is_counter(&s.key.metric), res).is_none())
+        .cloned()
+        .collect();
+    let subset = crate::model::Dataset::new(raw.source.clone(), kept);
+    Ok(metrics::encode(&subset, BlockOptions::default())?.0.len() as u64)
 }
 
 /// Phase 05 with the defaults (no retention table).
@@ -150,6 +169,7 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
         "points",
         "bytes",
         "B/raw sample",
+        "of their raw",
         "vs NDJSON",
         "skipped",
         "avg: Σsum/Σcount",
@@ -177,8 +197,17 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
                 res.name
             ));
         }
+        if r.skipped_larger > 0 {
+            skipped_lines.push(format!(
+                "  {}: {} series skipped because their rollups would not be at most 1/{} of their samples' bytes (short or sparse series, or samples that compress better than their sums).",
+                res.name,
+                thousands(r.skipped_larger as u64),
+                crate::downsample::MIN_SHRINK
+            ));
+        }
         constant = r.skipped_constant;
-        retention.push((res.name, bytes_of_skipped(&raw, &raw_file, res)));
+        let skipped_share = bytes_of_skipped(&raw, &raw_file, res);
+        retention.push((res.name, skipped_share));
         let rolled = r.data;
         let path = ctx.path(&file_name(res.name));
         let ((bytes, _), write_ms) =
@@ -199,6 +228,9 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
         entry.lossless = false;
         entries.push(record(ctx, entry, write_ms, read_ms)?);
         let loss = measure_loss(&raw, res);
+        let rolled_raw = (r.series > 0)
+            .then(|| raw_bytes_of_rolled(&raw, res))
+            .transpose()?;
         let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
         table.add_row(vec![
             Cell::new(res.name),
@@ -209,6 +241,13 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
                 "{:.3}",
                 bytes as f64 / data.sample_count().max(1) as f64
             )),
+            // The rollups against a .metrics file of the raw series they roll up.
+            right(match rolled_raw {
+                Some(raw_bytes) => {
+                    format!("{:.1}%", 100.0 * bytes as f64 / raw_bytes.max(1) as f64)
+                }
+                None => "-".into(),
+            }),
             right(
                 ndjson
                     .as_ref()
@@ -216,7 +255,9 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
                     .map(|n| format!("{:.0}x", n.bytes as f64 / bytes.max(1) as f64))
                     .unwrap_or_else(|| "-".into()),
             ),
-            right(thousands((r.skipped + r.skipped_constant) as u64)),
+            right(thousands(
+                (r.skipped + r.skipped_constant + r.skipped_larger) as u64,
+            )),
             right(error_share(loss.avg)),
             right(error_share(loss.avg_of_avgs)),
             right(error_share(loss.max)),
