@@ -305,14 +305,25 @@ fn a_live_scrape_needs_a_default_timestamp() {
 // Declared types decide counter or gauge rollups in phase 05.
 #[test]
 fn declared_types_reach_the_rollups() {
-    let (dir, out) = course(
-        "typed.prom",
-        b"# TYPE requests counter\nrequests 1 1704067200000\nrequests 5 1704067260000\n# TYPE temp_total gauge\ntemp_total 3 1704067200000\ntemp_total 4 1704067260000\n",
-        &[],
-    );
+    // Two hours of samples 10 s apart: long enough that 5m rollups are at
+    // most half the samples' bytes, so phase 05 keeps them.
+    let mut text = String::from("# TYPE requests counter\n");
+    for i in 0..720u64 {
+        let t = 1_704_067_200_000 + i * 10_000;
+        text.push_str(&format!("requests {} {t}\n", i * 17 + (i * i) % 13));
+    }
+    text.push_str("# TYPE temp_total gauge\n");
+    for i in 0..720u64 {
+        let t = 1_704_067_200_000 + i * 10_000;
+        text.push_str(&format!(
+            "temp_total {}.{} {t}\n",
+            20 + (i * 7919) % 23,
+            i % 10
+        ));
+    }
+    let (dir, out) = course("typed.prom", text.as_bytes(), &[]);
     assert!(out.status.success(), "{}", stderr(&out));
-    // One sample a minute: 1m is skipped (at most twice the step), 5m is
-    // not; neither series is constant (a constant one has no rollups).
+    // Neither series is constant (a constant one has no rollups).
     let rollups = MetricsFile::open(&dir.path().join("out/05_rollup_5m.metrics")).unwrap();
     let names: Vec<&str> = rollups
         .series()

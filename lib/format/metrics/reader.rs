@@ -147,6 +147,9 @@ struct V3 {
     columns: RefCell<HashMap<(usize, usize), SharedColumn>>,
     /// Series found by [`MetricsFile::find`] on a lazily opened file.
     found: RefCell<BTreeMap<usize, SeriesInfo>>,
+    /// Name pages decoded by [`MetricsFile::find`], as index pages are
+    /// kept in `pages`: a file stays open for many lookups.
+    names: RefCell<HashMap<usize, Rc<Vec<SeriesKey>>>>,
 }
 
 /// Where the parts of a version 3 file are (see [`MetricsFile::v3_parts`]).
@@ -445,6 +448,7 @@ impl MetricsFile {
             pages: RefCell::new(HashMap::new()),
             columns: RefCell::new(HashMap::new()),
             found: RefCell::new(BTreeMap::new()),
+            names: RefCell::new(HashMap::new()),
         })
     }
 
@@ -642,7 +646,15 @@ impl MetricsFile {
             return Ok(None);
         }
         let p = p - 1;
-        let keys = self.name_page(p)?;
+        let cached = v3.names.borrow().get(&p).cloned();
+        let keys = match cached {
+            Some(keys) => keys,
+            None => {
+                let keys = Rc::new(self.name_page(p)?);
+                v3.names.borrow_mut().insert(p, keys.clone());
+                keys
+            }
+        };
         let Ok(i) = keys.binary_search(key) else {
             return Ok(None);
         };
