@@ -119,6 +119,49 @@ pub struct FileMeta {
     pub data_crc32c: u32,
 }
 
+/// The key of a cold file's NaN counts in its Parquet key-value metadata:
+/// a JSON object from each Float64 column's name to the number of NaN
+/// values in each row group, in row-group order (`{"price": [0, 3, 0]}`).
+///
+/// Parquet's statistics leave NaN out of a chunk's min and max (the
+/// `parquet` crate's writer skips them), so a row group whose max is 10.0
+/// may still hold a NaN, which sorts above every number (IEEE 754 total
+/// order, as the queries sort). Top-K pruning ([`crate::query`]) trusts a
+/// float chunk's min and max only where this says the row group has no NaN;
+/// a file without it (written before it existed) is read without that
+/// pruning, never wrongly pruned.
+pub const NAN_KEY: &str = "squeezed_signals.nan_counts";
+
+/// NaN values per row group of each Float64 column of `batch`, whose rows
+/// were written as row groups of `group_rows` rows, in order.
+fn nan_counts(
+    batch: &RecordBatch,
+    group_rows: &[usize],
+) -> std::collections::BTreeMap<String, Vec<u64>> {
+    use arrow_array::types::Float64Type;
+    let mut out = std::collections::BTreeMap::new();
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        let Some(values) = column.as_primitive_opt::<Float64Type>() else {
+            continue;
+        };
+        let values = values.values();
+        let mut counts = Vec::with_capacity(group_rows.len());
+        let mut at = 0usize;
+        for &rows in group_rows {
+            let end = (at + rows).min(values.len());
+            counts.push(
+                values[at.min(end)..end]
+                    .iter()
+                    .filter(|v| v.is_nan())
+                    .count() as u64,
+            );
+            at = end;
+        }
+        out.insert(field.name().clone(), counts);
+    }
+    out
+}
+
 /// A Parquet file of the cold tier, as listed in the catalog.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ColdFile {
@@ -458,6 +501,17 @@ fn write_days(
         let json = serde_json::to_string(&meta)
             .map_err(|e| Error::InvalidArgument(format!("describing {}: {e}", staged.display())))?;
         writer.append_key_value_metadata(KeyValue::new(META_KEY.to_string(), json));
+        let group_rows: Vec<usize> = writer
+            .flushed_row_groups()
+            .iter()
+            .map(|g| g.num_rows().max(0) as usize)
+            .collect();
+        if group_rows.iter().sum::<usize>() == sorted.num_rows() {
+            let nans = serde_json::to_string(&nan_counts(&sorted, &group_rows)).map_err(|e| {
+                Error::InvalidArgument(format!("describing {}: {e}", staged.display()))
+            })?;
+            writer.append_key_value_metadata(KeyValue::new(NAN_KEY.to_string(), nans));
+        }
         let sink = writer.into_inner().map_err(pq)?;
         sink.file.sync_all().map_err(|e| Error::io(&staged, e))?;
         let bytes = sink
@@ -625,6 +679,10 @@ pub struct ScanStats {
     pub bytes_checked: u64,
     pub check_ns: u64,
     pub rows_matched: u64,
+    /// Files and row groups a top-K query skipped because their statistics
+    /// could not beat its bound (also counted as pruned above).
+    pub topk_files_skipped: u64,
+    pub topk_row_groups_skipped: u64,
 }
 
 impl ScanStats {
@@ -642,6 +700,8 @@ impl ScanStats {
         self.bytes_checked += o.bytes_checked;
         self.check_ns += o.check_ns;
         self.rows_matched += o.rows_matched;
+        self.topk_files_skipped += o.topk_files_skipped;
+        self.topk_row_groups_skipped += o.topk_row_groups_skipped;
     }
 }
 
@@ -1076,119 +1136,219 @@ pub fn scan_file(
     cache: Option<&MetaCache>,
     mut f: impl FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<()> {
-    let counters = [
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-        Arc::new(AtomicU64::new(0)),
-    ];
-    let result = scan_counted(
-        path, listed, schema, preds, projection, batch_size, stats, cache, &mut f, &counters,
-    );
-    stats.bytes_read += counters[0].load(Ordering::Relaxed);
-    stats.bytes_checked += counters[1].load(Ordering::Relaxed);
-    stats.check_ns += counters[2].load(Ordering::Relaxed);
+    let reader = ColdReader::open(path, listed, schema, stats, cache)?;
+    let groups = reader.row_groups(preds, stats);
+    let result = reader.read(&groups, preds, projection, batch_size, stats, &mut f);
+    reader.finish(stats);
     result
 }
 
-#[allow(clippy::too_many_arguments)]
-fn scan_counted(
-    path: &Path,
-    listed: &ColdFile,
-    schema: &SchemaRef,
-    preds: &[Pred],
-    projection: &[usize],
-    batch_size: usize,
-    stats: &mut ScanStats,
-    cache: Option<&MetaCache>,
-    f: &mut impl FnMut(RecordBatch) -> Result<bool>,
-    counters: &[Arc<AtomicU64>; 3],
-) -> Result<()> {
-    let checked = match cache.and_then(|c| c.get(path)) {
-        Some(c) => c,
-        None => {
-            let c = check_first(path, listed, stats)?;
-            if let Some(cache) = cache {
-                cache.put(path, c.clone());
+/// A cold file opened (and checked, see [`scan_file`]) for reads of chosen
+/// row groups: the top-K path reads a file's row groups one at a time, in
+/// the order their statistics say, and skips those that cannot matter.
+/// [`ColdReader::finish`] adds the bytes it read and checked to the counts.
+pub struct ColdReader {
+    path: PathBuf,
+    checked: Checked,
+    /// Bytes read, bytes checked, nanoseconds checking.
+    counters: [Arc<AtomicU64>; 3],
+}
+
+/// A row group that may hold rows satisfying the predicates, and the rows
+/// to read of it (from the page index).
+#[derive(Clone, Debug)]
+pub struct RowGroupPick {
+    pub index: usize,
+    selection: Vec<RowSelector>,
+}
+
+impl ColdReader {
+    /// Opens the file at `path`, which must be the one the catalog row
+    /// `listed` describes (checked the first time, as [`scan_file`] says),
+    /// and checks that its columns are the store's.
+    pub fn open(
+        path: &Path,
+        listed: &ColdFile,
+        schema: &SchemaRef,
+        stats: &mut ScanStats,
+        cache: Option<&MetaCache>,
+    ) -> Result<ColdReader> {
+        let checked = match cache.and_then(|c| c.get(path)) {
+            Some(c) => c,
+            None => {
+                let c = check_first(path, listed, stats)?;
+                if let Some(cache) = cache {
+                    cache.put(path, c.clone());
+                }
+                c
             }
-            c
+        };
+        if !same_columns(checked.meta.schema(), schema) {
+            return Err(Error::corrupt(
+                path.display().to_string(),
+                0,
+                "the file's schema is not the store's schema",
+            ));
         }
-    };
-    let file = CheckedFile {
-        file: File::open(path).map_err(|e| Error::io(path, e))?,
-        path: path.to_path_buf(),
-        regions: checked.regions.clone(),
-        read: counters[0].clone(),
-        checked: counters[1].clone(),
-        check_ns: counters[2].clone(),
-    };
-    let builder = ParquetRecordBatchReaderBuilder::new_with_metadata(file, checked.meta);
-    let got = builder.schema();
-    let same = same_columns(got, schema);
-    if !same {
-        return Err(Error::corrupt(
-            path.display().to_string(),
-            0,
-            "the file's schema is not the store's schema",
-        ));
+        Ok(ColdReader {
+            path: path.to_path_buf(),
+            checked,
+            counters: [
+                Arc::new(AtomicU64::new(0)),
+                Arc::new(AtomicU64::new(0)),
+                Arc::new(AtomicU64::new(0)),
+            ],
+        })
     }
-    let meta = builder.metadata().clone();
-    let mut row_groups = Vec::new();
-    let mut selection: Vec<RowSelector> = Vec::new();
-    for rg in 0..meta.num_row_groups() {
-        stats.row_groups_total += 1;
-        let md = meta.row_group(rg);
-        let may = preds.iter().all(|p| {
-            md.columns()
-                .get(p.column)
-                .and_then(|c| c.statistics())
-                .and_then(chunk_stats)
-                .is_none_or(|s| p.kind.may_match(&s))
-        });
-        if !may {
-            stats.row_groups_pruned += 1;
-            continue;
+
+    fn meta(&self) -> &ParquetMetaData {
+        self.checked.meta.metadata()
+    }
+
+    /// The row groups that may hold rows satisfying `preds` (by their
+    /// statistics), each with its rows to read (by the page index); counts
+    /// row groups and pages, total and pruned.
+    pub fn row_groups(&self, preds: &[Pred], stats: &mut ScanStats) -> Vec<RowGroupPick> {
+        let meta = self.meta();
+        let mut out = Vec::new();
+        for rg in 0..meta.num_row_groups() {
+            stats.row_groups_total += 1;
+            let md = meta.row_group(rg);
+            let may = preds.iter().all(|p| {
+                md.columns()
+                    .get(p.column)
+                    .and_then(|c| c.statistics())
+                    .and_then(chunk_stats)
+                    .is_none_or(|s| p.kind.may_match(&s))
+            });
+            if !may {
+                stats.row_groups_pruned += 1;
+                continue;
+            }
+            let selection = match page_selection(meta, rg, preds, stats) {
+                Some(keep) => selectors(&keep),
+                None => vec![RowSelector::select(md.num_rows().max(0) as usize)],
+            };
+            out.push(RowGroupPick {
+                index: rg,
+                selection,
+            });
         }
-        row_groups.push(rg);
-        match page_selection(&meta, rg, preds, stats) {
-            Some(keep) => selection.extend(selectors(&keep)),
-            None => selection.push(RowSelector::select(md.num_rows() as usize)),
+        out
+    }
+
+    /// The least and greatest value of column `column` in row group `rg`,
+    /// under the order queries sort by (IEEE 754 total order for floats),
+    /// when the statistics prove them: integer and timestamp chunks with
+    /// statistics, float chunks with statistics whose row group holds no
+    /// NaN (by [`NAN_KEY`]). `None` when nothing is proven.
+    pub fn bounds(&self, rg: usize, column: usize) -> Option<Stats> {
+        let meta = self.meta();
+        let chunk = meta.row_groups().get(rg)?.columns().get(column)?;
+        match chunk_stats(chunk.statistics()?)? {
+            Stats::Int(lo, hi) => Some(Stats::Int(lo, hi)),
+            Stats::Float(lo, hi) => {
+                let name = self.checked.meta.schema().fields().get(column)?.name();
+                let counts = nan_counts_of(meta, name)?;
+                if counts.len() != meta.num_row_groups() || *counts.get(rg)? != 0 {
+                    return None;
+                }
+                if lo.is_nan() || hi.is_nan() || lo > hi {
+                    return None;
+                }
+                // A zero bound stands for both zeros (the writer writes
+                // -0.0 as a min and +0.0 as a max; widen to be sure).
+                let lo = if lo == 0.0 { -0.0 } else { lo };
+                let hi = if hi == 0.0 { 0.0 } else { hi };
+                Some(Stats::Float(lo, hi))
+            }
+            Stats::Str(..) => None,
         }
     }
-    if row_groups.is_empty() {
-        return Ok(());
+
+    /// Reads the rows of `groups` (in file order) that satisfy `preds`,
+    /// with the columns `projection`, passing batches to `f` until it
+    /// answers false.
+    pub fn read(
+        &self,
+        groups: &[RowGroupPick],
+        preds: &[Pred],
+        projection: &[usize],
+        batch_size: usize,
+        stats: &mut ScanStats,
+        f: &mut impl FnMut(RecordBatch) -> Result<bool>,
+    ) -> Result<()> {
+        if groups.is_empty() {
+            return Ok(());
+        }
+        let path = &self.path;
+        let file = CheckedFile {
+            file: File::open(path).map_err(|e| Error::io(path, e))?,
+            path: path.to_path_buf(),
+            regions: self.checked.regions.clone(),
+            read: self.counters[0].clone(),
+            checked: self.counters[1].clone(),
+            check_ns: self.counters[2].clone(),
+        };
+        let builder =
+            ParquetRecordBatchReaderBuilder::new_with_metadata(file, self.checked.meta.clone());
+        let mut needed: Vec<usize> = projection.to_vec();
+        needed.extend(preds.iter().map(|p| p.column));
+        needed.sort_unstable();
+        needed.dedup();
+        let mask = ProjectionMask::roots(builder.parquet_schema(), needed.iter().copied());
+        let selection: Vec<RowSelector> = groups
+            .iter()
+            .flat_map(|g| g.selection.iter().cloned())
+            .collect();
+        let reader = builder
+            .with_row_groups(groups.iter().map(|g| g.index).collect())
+            .with_row_selection(RowSelection::from(selection))
+            .with_projection(mask)
+            .with_batch_size(batch_size)
+            .build()
+            .map_err(|e| Error::parquet(path, e))?;
+        // Positions of the projection's columns in the read batches.
+        let positions: Vec<usize> = projection
+            .iter()
+            .map(|c| needed.binary_search(c).unwrap_or(0))
+            .collect();
+        for batch in reader {
+            let batch =
+                batch.map_err(|e| Error::arrow(format!("reading {}", path.display()), e))?;
+            let kept = filter_batch(preds, &batch)?;
+            if kept.num_rows() == 0 {
+                continue;
+            }
+            stats.rows_matched += kept.num_rows() as u64;
+            let out = kept
+                .project(&positions)
+                .map_err(|e| Error::arrow("projecting cold rows", e))?;
+            if !f(out)? {
+                break;
+            }
+        }
+        Ok(())
     }
-    let mut needed: Vec<usize> = projection.to_vec();
-    needed.extend(preds.iter().map(|p| p.column));
-    needed.sort_unstable();
-    needed.dedup();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), needed.iter().copied());
-    let reader = builder
-        .with_row_groups(row_groups.clone())
-        .with_row_selection(RowSelection::from(selection))
-        .with_projection(mask)
-        .with_batch_size(batch_size)
-        .build()
-        .map_err(|e| Error::parquet(path, e))?;
-    // Positions of the projection's columns in the read batches.
-    let positions: Vec<usize> = projection
+
+    /// Adds the bytes read and checked to `stats`.
+    pub fn finish(self, stats: &mut ScanStats) {
+        stats.bytes_read += self.counters[0].load(Ordering::Relaxed);
+        stats.bytes_checked += self.counters[1].load(Ordering::Relaxed);
+        stats.check_ns += self.counters[2].load(Ordering::Relaxed);
+    }
+}
+
+/// The NaN counts a file records for column `name` ([`NAN_KEY`]).
+fn nan_counts_of(meta: &ParquetMetaData, name: &str) -> Option<Vec<u64>> {
+    let kv = meta
+        .file_metadata()
+        .key_value_metadata()?
         .iter()
-        .map(|c| needed.binary_search(c).unwrap_or(0))
-        .collect();
-    for batch in reader {
-        let batch = batch.map_err(|e| Error::arrow(format!("reading {}", path.display()), e))?;
-        let kept = filter_batch(preds, &batch)?;
-        if kept.num_rows() == 0 {
-            continue;
-        }
-        stats.rows_matched += kept.num_rows() as u64;
-        let out = kept
-            .project(&positions)
-            .map_err(|e| Error::arrow("projecting cold rows", e))?;
-        if !f(out)? {
-            break;
-        }
-    }
-    Ok(())
+        .find(|k| k.key == NAN_KEY)?;
+    let mut all: std::collections::BTreeMap<String, Vec<u64>> =
+        serde_json::from_str(kv.value.as_deref()?).ok()?;
+    all.remove(name)
 }
 
 /// Compressed bytes of the row groups of `path` that hold at least one row

@@ -62,6 +62,12 @@ impl HotBatch {
         })
     }
 
+    /// The least and greatest timestamp of the batch (`(0, -1)` when empty).
+    pub fn time_range(&self) -> (i64, i64) {
+        let ix = self.index();
+        (ix.min_ts, ix.max_ts)
+    }
+
     /// The rows satisfying every predicate (full schema), using the index:
     /// `None` when nothing matches.
     pub fn matching(&self, preds: &[Pred]) -> Result<Option<RecordBatch>> {

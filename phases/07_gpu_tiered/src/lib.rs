@@ -32,6 +32,7 @@ pub mod query;
 pub mod recovery;
 pub mod schema;
 pub mod server;
+pub mod topk;
 pub mod wal;
 pub mod warm;
 

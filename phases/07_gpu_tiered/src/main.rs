@@ -232,6 +232,11 @@ struct QueryArgs {
     /// Print only counts: rows per tier, pruning, bytes read, time.
     #[arg(long)]
     stats: bool,
+    /// Run the query this many times more first (untimed answer, same
+    /// process, so the later runs find the files checked and their footers
+    /// cached), then print the median and best time of all runs.
+    #[arg(long, default_value_t = 0)]
+    repeat: usize,
 }
 
 #[derive(Debug, clap::Args)]
@@ -755,6 +760,14 @@ fn build_query(engine: &Engine, q: &QueryArgs) -> Result<Query> {
 
 fn query_cmd(engine: &Engine, q: &QueryArgs) -> Result<()> {
     let query = build_query(engine, q)?;
+    let mut times = Vec::with_capacity(q.repeat + 1);
+    for _ in 0..q.repeat {
+        let started = Instant::now();
+        let (_, s) = engine.query(&query)?.collect_batch()?;
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        eprintln!("{}", stats_line(s.rows_out, &s));
+    }
+    let started = Instant::now();
     let mut stream = engine.query(&query)?;
     let schema = stream.schema();
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
@@ -796,6 +809,16 @@ fn query_cmd(engine: &Engine, q: &QueryArgs) -> Result<()> {
     }
     let _ = out.flush();
     eprintln!("{}", stats_line(rows, &stream.stats));
+    if q.repeat > 0 {
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        times.sort_by(f64::total_cmp);
+        eprintln!(
+            "timing: median {:.2} ms, best {:.2} ms over {} runs",
+            times[times.len() / 2],
+            times[0],
+            times.len()
+        );
+    }
     Ok(())
 }
 
@@ -938,7 +961,14 @@ fn stats_line(rows: u64, s: &QueryStats) -> String {
         s.cold.verify_ms,
         s.cold.bytes_checked,
         s.cold.check_ms
-    )
+    ) + &if s.hot_batches_skipped + s.cold.topk_files_skipped + s.cold.topk_row_groups_skipped > 0 {
+        format!(
+            "; top-K skipped {} hot batches, {} files and {} row groups by their statistics",
+            s.hot_batches_skipped, s.cold.topk_files_skipped, s.cold.topk_row_groups_skipped
+        )
+    } else {
+        String::new()
+    }
 }
 
 fn jobs_cmd(config: Config, command: JobCommand) -> Result<()> {

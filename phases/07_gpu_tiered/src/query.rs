@@ -8,10 +8,19 @@
 //!
 //! Without a sort, results come cold first, then warm, then hot, and the
 //! cold files are read one at a time as the stream is consumed, so a limit
-//! stops reading early. With a sort, each source (every cold file, the warm
-//! tier, the hot tier) is sorted on its own (keeping only its first `limit`
-//! rows when there is a limit), and a k-way merge over the sources yields
-//! the result; ties keep source order (cold files by LSN, warm, hot).
+//! stops reading early.
+//!
+//! With a sort, rows come in the order [`crate::topk`] defines: by the sort
+//! column, ties to the earlier source (cold files in catalog order, warm,
+//! hot) and within it to the earlier row. A sort on a number or timestamp
+//! column with a limit takes the top-K path: a bounded buffer of the best
+//! `limit` rows, fed by the hot batches, the warm tier, then the cold row
+//! groups best statistics first, skipping every hot batch (by its time
+//! range, for a sort on time), cold file (by its catalog time range, for a
+//! sort on time) and row group (by its min/max) that cannot beat the
+//! buffer's current bound. Any other sort reads every source, sorts each
+//! stably (keeping its first `limit` rows when there is a limit), and
+//! merges them.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -27,7 +36,9 @@ use serde::{Deserialize, Serialize};
 use crate::cold::{self, ColdFile, ScanStats};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::filter::{bind_all, Filter, Pred, Scalar};
+use crate::filter::{bind_all, Filter, Pred, Scalar, Stats};
+use crate::hot::HotBatch;
+use crate::topk::{self, TopK};
 
 /// Sort order of a query.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -75,6 +86,8 @@ impl Query {
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct QueryStats {
     pub hot_rows: u64,
+    /// Hot batches a top-K query skipped by their time range.
+    pub hot_batches_skipped: u64,
     pub warm_rows: u64,
     pub cold_rows: u64,
     pub cold: ColdScanSummary,
@@ -101,6 +114,10 @@ pub struct ColdScanSummary {
     /// (every read), and the milliseconds it took.
     pub bytes_checked: u64,
     pub check_ms: f64,
+    /// Files and row groups a top-K query skipped because their statistics
+    /// could not beat its bound (counted in the pruned counts too).
+    pub topk_files_skipped: u64,
+    pub topk_row_groups_skipped: u64,
 }
 
 impl From<&ScanStats> for ColdScanSummary {
@@ -117,6 +134,8 @@ impl From<&ScanStats> for ColdScanSummary {
             verify_ms: s.verify_ns as f64 / 1e6,
             bytes_checked: s.bytes_checked,
             check_ms: s.check_ns as f64 / 1e6,
+            topk_files_skipped: s.topk_files_skipped,
+            topk_row_groups_skipped: s.topk_row_groups_skipped,
         }
     }
 }
@@ -241,7 +260,17 @@ impl Engine {
         } else {
             None
         };
-        for b in &hot {
+        // A sort on a number with a limit: the top-K path reads the hot
+        // batches itself.
+        let top_k = match (plan.sort, plan.limit) {
+            (Some((pos, descending)), Some(n)) => {
+                let column = plan.read[pos];
+                topk::rankable(self.schema().field(column).data_type())
+                    .then_some((n, pos, column, descending))
+            }
+            _ => None,
+        };
+        for b in hot.iter().filter(|_| top_k.is_none()) {
             if cap.is_some_and(|c| stats.hot_rows as usize >= c) {
                 break;
             }
@@ -287,6 +316,13 @@ impl Engine {
             None => {
                 stream.tail = warm;
                 stream.tail.extend(hot_rows);
+            }
+            // LIMIT 0: nothing to read.
+            Some(_) if stream.plan.limit == Some(0) => {}
+            Some(_) if top_k.is_some() => {
+                if let Some((n, pos, column, descending)) = top_k {
+                    stream.top_k(n, pos, column, descending, &hot, &warm)?;
+                }
             }
             Some(_) => {
                 let mut runs = Vec::new();
@@ -344,15 +380,175 @@ impl QueryStream {
         let schema = batches[0].schema();
         let all = arrow_select::concat::concat_batches(&schema, batches)
             .map_err(|e| Error::arrow("gathering rows to sort", e))?;
-        let options = SortOptions {
-            descending,
-            nulls_first: false,
-        };
-        let idx = arrow_ord::sort::sort_to_indices(all.column(pos), Some(options), self.plan.limit)
-            .map_err(|e| Error::arrow("sorting", e))?;
-        let sorted = arrow_select::take::take_record_batch(&all, &idx)
+        // Stable: ties keep the source's row order.
+        let idx = topk::sort_indices(all.column(pos), descending, self.plan.limit)?;
+        let sorted = arrow_select::take::take_record_batch(&all, &UInt32Array::from(idx))
             .map_err(|e| Error::arrow("sorting", e))?;
         Ok(Some(sorted))
+    }
+
+    /// The top-K path (see the module doc): the best `n` rows by the store
+    /// column `column` (at `pos` in the rows read), into `ready`.
+    fn top_k(
+        &mut self,
+        n: usize,
+        pos: usize,
+        column: usize,
+        descending: bool,
+        hot: &[Arc<HotBatch>],
+        warm: &[RecordBatch],
+    ) -> Result<()> {
+        let mut top = TopK::new(n);
+        if n == 0 {
+            return Ok(());
+        }
+        let files: Vec<ColdFile> = self.pending_files.drain(..).collect();
+        let source = |i: usize| {
+            u32::try_from(i).map_err(|_| Error::InvalidArgument("too many cold files".into()))
+        };
+        let (warm_src, hot_src) = (source(files.len())?, source(files.len() + 1)?);
+        let ranks_of = |b: &RecordBatch| {
+            topk::ranks(b.column(pos), descending)
+                .ok_or_else(|| Error::InvalidArgument("the sort column has no ranks".into()))
+        };
+        // Every source in one queue by its best key, smallest first: the
+        // warm tier's rows (already in memory, no statistics), each hot
+        // batch (by its time range, for a sort on time), each cold file
+        // (by its catalog time range, for a sort on time), and once a file
+        // is open, each of its row groups (by its min and max). Once an
+        // item cannot beat the bound, none after it can: keys only grow
+        // and the bound only shrinks.
+        #[derive(PartialEq, Eq, PartialOrd, Ord)]
+        enum Item {
+            Warm,
+            Hot(usize),
+            File(usize),
+            Group(usize, usize),
+        }
+        let mut queue: BinaryHeap<Reverse<(topk::Key, Item)>> = BinaryHeap::new();
+        queue.push(Reverse(((i64::MIN, warm_src, 0), Item::Warm)));
+        for (i, b) in hot.iter().enumerate() {
+            let best = if column == 0 {
+                let (lo, hi) = b.time_range();
+                topk::best_rank(&Stats::Int(lo, hi), descending)
+            } else {
+                None
+            };
+            queue.push(Reverse((
+                (best.unwrap_or(i64::MIN), hot_src, (i as u64) << 32),
+                Item::Hot(i),
+            )));
+        }
+        for (i, f) in files.iter().enumerate() {
+            let best = if column == 0 {
+                topk::best_rank(&Stats::Int(f.min_ts, f.max_ts), descending)
+            } else {
+                None
+            };
+            queue.push(Reverse((
+                (best.unwrap_or(i64::MIN), source(i)?, 0),
+                Item::File(i),
+            )));
+        }
+        let mut readers: Vec<Option<(cold::ColdReader, Vec<cold::RowGroupPick>)>> =
+            (0..files.len()).map(|_| None).collect();
+        let preds = self.plan.preds.clone();
+        let read = self.plan.read.clone();
+        let batch_size = self.plan.batch_size.max(65_536);
+        let result = (|| -> Result<()> {
+            while let Some(Reverse((key, item))) = queue.pop() {
+                top.tighten();
+                if !top.can_beat(key) {
+                    for Reverse((_, rest)) in
+                        std::iter::once(Reverse((key, item))).chain(queue.drain())
+                    {
+                        match rest {
+                            Item::Warm => {}
+                            Item::Hot(_) => self.stats.hot_batches_skipped += 1,
+                            Item::File(_) => {
+                                self.scan.files_pruned += 1;
+                                self.scan.topk_files_skipped += 1;
+                            }
+                            Item::Group(..) => {
+                                self.scan.row_groups_pruned += 1;
+                                self.scan.topk_row_groups_skipped += 1;
+                            }
+                        }
+                    }
+                    break;
+                }
+                match item {
+                    Item::Warm => {
+                        let mut at = 0u64;
+                        for b in warm {
+                            top.offer(b, &ranks_of(b)?, warm_src, |r| at + r as u64)?;
+                            at += b.num_rows() as u64;
+                        }
+                    }
+                    Item::Hot(i) => {
+                        if let Some(kept) = hot[i].matching(&preds)? {
+                            self.stats.hot_rows += kept.num_rows() as u64;
+                            let rows = kept
+                                .project(&read)
+                                .map_err(|e| Error::arrow("projecting hot rows", e))?;
+                            let first = (i as u64) << 32;
+                            top.offer(&rows, &ranks_of(&rows)?, hot_src, |r| first | r as u64)?;
+                        }
+                    }
+                    Item::File(i) => {
+                        let f = &files[i];
+                        let path = self.cold_dir.join(&f.path);
+                        let reader = cold::ColdReader::open(
+                            &path,
+                            f,
+                            &self.schema,
+                            &mut self.scan,
+                            Some(&self.cache),
+                        )?;
+                        let picks = reader.row_groups(&preds, &mut self.scan);
+                        for (g, pick) in picks.iter().enumerate() {
+                            let best = reader
+                                .bounds(pick.index, column)
+                                .and_then(|s| topk::best_rank(&s, descending));
+                            queue.push(Reverse((
+                                (
+                                    best.unwrap_or(i64::MIN),
+                                    source(i)?,
+                                    (pick.index as u64) << 32,
+                                ),
+                                Item::Group(i, g),
+                            )));
+                        }
+                        readers[i] = Some((reader, picks));
+                    }
+                    Item::Group(i, g) => {
+                        let Some((reader, picks)) = &readers[i] else {
+                            continue;
+                        };
+                        let pick = &picks[g..=g];
+                        let first = (pick[0].index as u64) << 32;
+                        let src = source(i)?;
+                        let mut ordinal = 0u64;
+                        let mut got = 0u64;
+                        reader.read(pick, &preds, &read, batch_size, &mut self.scan, &mut |b| {
+                            let r = ranks_of(&b)?;
+                            top.offer(&b, &r, src, |k| first | (ordinal + k as u64))?;
+                            ordinal += b.num_rows() as u64;
+                            got += b.num_rows() as u64;
+                            Ok(true)
+                        })?;
+                        self.stats.cold_rows += got;
+                    }
+                }
+            }
+            Ok(())
+        })();
+        for (reader, _) in readers.into_iter().flatten() {
+            reader.finish(&mut self.scan);
+        }
+        result?;
+        self.ready.extend(top.finish(self.plan.batch_size)?);
+        Ok(())
     }
 
     /// Merges sorted runs into `ready`, up to the limit.
