@@ -182,8 +182,40 @@ pub fn decimal_sum(values: &[f64]) -> Option<f64> {
     Some(total as f64 / crate::codec::adaptive::POW10[usize::from(e)])
 }
 
+/// Adds `x` to the compensated sum `(s, comp)` (Neumaier's variant of
+/// Kahan summation: the low-order bits each addition loses are kept apart;
+/// the sum is `s + comp`). Neumaier, "Rundungsfehleranalyse einiger
+/// Verfahren zur Summation endlicher Summen", ZAMM 54 (1974).
+pub fn neumaier(s: &mut f64, comp: &mut f64, x: f64) {
+    let t = *s + x;
+    *comp += if s.abs() >= x.abs() {
+        (*s - t) + x
+    } else {
+        (x - t) + *s
+    };
+    *s = t;
+}
+
+/// The compensated sum of `values` in their order ([`neumaier`]), as the
+/// query engine adds samples.
+pub fn compensated_sum(values: impl IntoIterator<Item = f64>) -> f64 {
+    let (mut s, mut comp) = (0.0, 0.0);
+    for x in values {
+        neumaier(&mut s, &mut comp, x);
+    }
+    // An infinite or NaN sum has no low-order bits to add back.
+    if s.is_finite() {
+        s + comp
+    } else {
+        s
+    }
+}
+
 /// Rolls a gauge up; buckets with only NaN samples are left out. `sum` is
-/// [`decimal_sum`] where the samples are decimals, else the `f64` sum.
+/// [`decimal_sum`] where the samples are decimals (exact, rounded once),
+/// else their compensated sum in time order ([`compensated_sum`]), as the
+/// query engine adds samples: never in sorted order, which overflows or
+/// cancels differently.
 pub fn rollup_gauge(s: &Series, res: i64) -> Vec<GaugeBucket> {
     let mut out = Vec::new();
     let mut sorted = Vec::new();
@@ -193,11 +225,12 @@ pub fn rollup_gauge(s: &Series, res: i64) -> Vec<GaugeBucket> {
         if sorted.is_empty() {
             continue;
         }
+        let sum = decimal_sum(&sorted).unwrap_or_else(|| compensated_sum(sorted.iter().copied()));
         sorted.sort_by(f64::total_cmp);
         out.push(GaugeBucket {
             start,
             count: sorted.len() as u64,
-            sum: decimal_sum(&sorted).unwrap_or_else(|| sorted.iter().sum()),
+            sum,
             min: sorted[0],
             max: sorted[sorted.len() - 1],
             p95: percentile(&sorted, 0.95),

@@ -126,12 +126,42 @@ fn rollups_answer_only_what_they_can_and_explain_says_why() {
         Some("05_rollup_5m.metrics"),
         "{sql}"
     );
-    // Off every boundary: raw.
-    let sql = format!("{HOURLY} WHERE ts >= '2024-01-01T00:00:01Z' GROUP BY h, host");
+    // Off every boundary: the hours inside from the 1h rollups, the
+    // edges (a second short of an hour, and 1.5 s) from raw samples.
+    let sql = format!(
+        "{HOURLY} WHERE ts >= '2024-01-01T00:00:01Z' AND ts < '2024-01-02T07:00:01.5Z' GROUP BY h, host"
+    );
+    let (a, b) = (query(&raw, &sql), query(&rolled, &sql));
+    assert_same_rows(&a, &b, &sql);
+    assert_eq!(
+        b.stats.rollup_series.first().map(|s| (s.0.as_str(), s.3)),
+        Some(("05_rollup_1h.metrics", 1)),
+        "{sql}"
+    );
+    assert!(b.stats.blocks_read > 0, "{sql}: the edges are raw");
+    assert!(b.stats.bytes_read < a.stats.bytes_read, "{sql}");
+    assert!(explain(&rolled, &sql).contains("edges"), "{sql}");
+    // No whole bucket of any resolution in the range: raw.
+    let sql = format!(
+        "{HOURLY} WHERE ts > '2024-01-01T00:00:01Z' AND ts < '2024-01-01T00:00:59Z' GROUP BY h, host"
+    );
     let (a, b) = (query(&raw, &sql), query(&rolled, &sql));
     assert_same_rows(&a, &b, &sql);
     assert!(b.stats.rollup_series.is_empty(), "{sql}");
     assert!(explain(&rolled, &sql).contains("series read raw"), "{sql}");
+    // Ranges written every way, on and off boundaries, agree with raw.
+    for range in [
+        "ts BETWEEN '2024-01-01T01:00:00Z' AND '2024-01-01T05:59:59.999999999Z'",
+        "ts > '2024-01-01T00:59:59.999999999Z' AND ts <= '2024-01-02T00:00:00Z'",
+        "ts >= '2024-01-01T01:00:00Z' AND ts < '2024-01-01T01:00:30Z'",
+        "ts < '2024-01-01T03:17:00Z'",
+        "ts >= '2024-01-02T23:59:59Z'",
+        "(ts < '2024-01-01T02:00:00Z' OR ts >= '2024-01-02T02:00:00Z')",
+    ] {
+        let sql = format!("{HOURLY} WHERE {range} GROUP BY h, host");
+        let (a, b) = (query(&raw, &sql), query(&rolled, &sql));
+        assert_same_rows(&a, &b, &sql);
+    }
     // Buckets that 1h does not divide (90 minutes): the 15m rollups.
     let sql = "SELECT time_bucket('90m', ts) AS t, count(*), max(value) FROM cpu_usage_percent GROUP BY t";
     let (a, b) = (query(&raw, sql), query(&rolled, sql));
@@ -244,4 +274,104 @@ fn nan_samples_count_as_rows_and_make_sums_nan_as_in_the_raw_scan() {
         assert_eq!(b.stats.rollup_series.len(), 1, "{sql}");
         assert_eq!(b.stats.rollup_series[0].2, 2, "{sql}");
     }
+}
+
+/// Imports `rows` of (series, seconds, value) and runs phases 04 and 05.
+fn imported(rows: &[(&str, i64, String)]) -> (tempfile::TempDir, Engine, Engine) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("series,timestamp,value\n");
+    for (s, t, v) in rows {
+        csv.push_str(&format!("\"{}\",{t},{v}\n", s.replace('"', "\"\"")));
+    }
+    let file = dir.path().join("data.csv");
+    std::fs::write(&file, csv).unwrap();
+    ok(run_in(
+        dir.path(),
+        "00_generate",
+        &["--import", file.to_str().unwrap()],
+    ));
+    roll_up(dir.path());
+    let (raw, rolled) = engines(dir.path());
+    (dir, raw, rolled)
+}
+
+#[test]
+fn sums_that_cancel_or_overflow_and_signed_zeros_give_the_raw_answer() {
+    let t0 = 1_704_067_200i64;
+    let noisy = |i: i64| format!("{}.{:02}", (i * 7919) % 97, (i * 31) % 100);
+    let mut rows = Vec::new();
+    for i in 0..1440i64 {
+        // Host a: 1e17 and -1e17 around a small value, in one bucket.
+        let a = match i {
+            10 => "1e17".to_string(),
+            11 => (10.0f64 / 3.0).to_string(),
+            12 => "-1e17".to_string(),
+            _ => noisy(i),
+        };
+        rows.push(("cpu{host=\"a\"}", t0 + 15 * i, a));
+        // Host b: a sine over whole periods (its sums cancel to ~0).
+        let b = (2.0 * std::f64::consts::PI * i as f64 / 97.0).sin();
+        rows.push(("cpu{host=\"b\"}", t0 + 15 * i, format!("{b:e}")));
+        // Zeros of both signs with negative values: min and max are zeros.
+        // Host d: each hour the negation of the one before, so that its
+        // hourly sums cancel exactly over two hours.
+        let x = ((i % 240) + 1) as f64 / 3.0;
+        let d = if (i / 240) % 2 == 0 { x } else { -x };
+        rows.push(("cpu{host=\"d\"}", t0 + 15 * i, format!("{d:e}")));
+        let z = ["0.0", "-0.0", "-1.5", "-2.25"][((i * 7) % 4) as usize];
+        rows.push(("z{host=\"c\"}", t0 + 15 * i, z.to_string()));
+    }
+    let (_dir, raw, rolled) = imported(&rows);
+    for sql in [
+        "SELECT host, count(*), sum(value), avg(value), min(value), max(value) FROM cpu GROUP BY host",
+        "SELECT time_bucket('1h', ts) AS h, host, sum(value), avg(value) FROM cpu GROUP BY h, host",
+        "SELECT time_bucket('1h', ts) AS h, min(value), max(value) FROM z GROUP BY h",
+    ] {
+        let (a, b) = (query(&raw, sql), query(&rolled, sql));
+        assert_same_rows(&a, &b, sql);
+    }
+    // Host d's sum over the whole range is its buckets' sums cancelling:
+    // the query is read again, raw, and EXPLAIN says so.
+    let sql = "SELECT sum(value) FROM cpu WHERE host = 'd'";
+    let (a, b) = (query(&raw, sql), query(&rolled, sql));
+    assert_eq!(a.table, b.table, "{sql}");
+    assert!(b.stats.rollup_series.is_empty(), "{sql}");
+    assert!(explain(&rolled, sql).contains("cancels"), "{sql}");
+    // Whatever the order of the rows, min is -0 and max is +0.
+    let o = query(
+        &raw,
+        "SELECT min(value), max(value) FROM z WHERE value >= 0",
+    );
+    let bits: Vec<u64> = o.table.rows[0]
+        .iter()
+        .map(|v| match v {
+            Value::Float(x) => x.to_bits(),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(bits, vec![(-0.0f64).to_bits(), 0.0f64.to_bits()]);
+
+    // Samples near the largest double: a sum may overflow in one order and
+    // not in another, so sums are not taken from rollups.
+    let mut rows = Vec::new();
+    for i in 0..1440i64 {
+        let v = match i {
+            300 | 301 => "1e308".to_string(),
+            302 => "-1e308".to_string(),
+            _ => noisy(i),
+        };
+        rows.push(("big{host=\"a\"}", t0 + 15 * i, v));
+    }
+    let (_dir, raw, rolled) = imported(&rows);
+    let sql =
+        "SELECT time_bucket('1h', ts) AS h, sum(value), avg(value), max(value) FROM big GROUP BY h";
+    let (a, b) = (query(&raw, sql), query(&rolled, sql));
+    assert_same_rows(&a, &b, sql);
+    assert!(b.stats.rollup_series.is_empty());
+    assert!(explain(&rolled, sql).contains("overflow"), "{sql}");
+    // Without a sum, the same data is answered from rollups.
+    let sql = "SELECT time_bucket('1h', ts) AS h, count(*), max(value) FROM big GROUP BY h";
+    let (a, b) = (query(&raw, sql), query(&rolled, sql));
+    assert_same_rows(&a, &b, sql);
+    assert!(!b.stats.rollup_series.is_empty());
 }

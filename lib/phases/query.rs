@@ -215,7 +215,7 @@ pub fn stats_line(o: &Output) -> String {
     let rollups: String = s
         .rollup_series
         .iter()
-        .map(|(file, _, n)| format!("; {n} series from {file}"))
+        .map(|(file, _, n, _)| format!("; {n} series from {file}"))
         .collect();
     format!(
         "{} rows in {:.3} ms; read {} of {} blocks ({:.2}%), {} ({:.2}% of the file); {} blocks pruned by time, {} by value{rollups}",

@@ -3,12 +3,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::ast::Cmp;
 use super::functions::{self, bucket_start, Columns};
 use super::index::{intersect, union, LabelIndex};
 use super::plan::{AggFn, AggSpec, GroupKey, Plan, Scalar, Shape, SourceSpec};
 use super::pred::{Pred, Tri};
 use super::rollups::{Partial, Rollups};
 use super::table::{Table, Value};
+use crate::downsample::neumaier;
 use crate::error::Result;
 use crate::format::metrics::{BlockMeta, MetricsFile};
 use crate::model::{Labels, Series};
@@ -46,8 +48,9 @@ pub struct Stats {
     pub file_blocks: u64,
     pub file_bytes: u64,
     pub open_bytes: u64,
-    /// Series answered from rollups: (file name, resolution, series).
-    pub rollup_series: Vec<(String, String, usize)>,
+    /// Series answered from rollups: (file name, resolution, series, of
+    /// them with raw samples at the edges of their time range).
+    pub rollup_series: Vec<(String, String, usize, usize)>,
     /// Rollup buckets read for them.
     pub rollup_buckets: u64,
     /// Why rollups were not used, or series were read raw beside them.
@@ -224,8 +227,9 @@ trait Sink {
 #[derive(Debug, Clone)]
 enum Acc {
     Count(u64),
-    /// Sum, its compensation (Neumaier), count.
-    Sum(f64, f64, u64),
+    /// Sum, its compensation (Neumaier), count, and the sum of the
+    /// magnitudes of the rollup buckets' sums added (0 for samples).
+    Sum(f64, f64, u64, f64),
     Min(f64, u64),
     Max(f64, u64),
     First(i64, f64, bool),
@@ -237,17 +241,30 @@ enum Acc {
     Twap(f64, f64, Option<(usize, i64, f64)>, f64, u64),
 }
 
-/// Adds `x` to the compensated sum `(s, comp)` (Neumaier's variant of
-/// Kahan summation: the low-order bits each addition loses are kept apart).
-fn neumaier(s: &mut f64, comp: &mut f64, x: f64) {
-    let t = *s + x;
-    *comp += if s.abs() >= x.abs() {
-        (*s - t) + x
+/// The smaller of two values, NaN passed over, and `-0.0` below `0.0`
+/// (so that the answer does not depend on the order of the rows).
+fn min_total(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b < a || (b == a && b.is_sign_negative()) {
+        b
     } else {
-        (x - t) + *s
-    };
-    *s = t;
+        a
+    }
 }
+
+/// The larger of two values, NaN passed over, and `0.0` above `-0.0`.
+fn max_total(a: f64, b: f64) -> f64 {
+    if a.is_nan() || b > a || (b == a && b.is_sign_positive()) {
+        b
+    } else {
+        a
+    }
+}
+
+/// A sum from rollup buckets is within `SUM_TOLERANCE` (relative) of
+/// the raw sum unless the buckets' sums cancel: each bucket's sum is
+/// rounded once (within `f64::EPSILON` of it, relative), so the merged
+/// sum may be off by `f64::EPSILON × Σ|bucket sums|`.
+const SUM_TOLERANCE: f64 = 1e-12;
 
 impl Acc {
     /// Adds what one rollup bucket says of its raw samples, as
@@ -259,19 +276,20 @@ impl Acc {
         let rows = p.count + p.nans;
         match self {
             Acc::Count(c) => *c += rows,
-            Acc::Sum(s, comp, c) if rows > 0 => {
+            Acc::Sum(s, comp, c, spread) if rows > 0 => {
                 neumaier(s, comp, if p.nans > 0 { f64::NAN } else { p.sum });
+                *spread += p.sum.abs();
                 *c += rows;
             }
             Acc::Min(m, c) => {
                 if p.count > 0 {
-                    *m = m.min(p.min);
+                    *m = min_total(*m, p.min);
                 }
                 *c += rows;
             }
             Acc::Max(m, c) => {
                 if p.count > 0 {
-                    *m = m.max(p.max);
+                    *m = max_total(*m, p.max);
                 }
                 *c += rows;
             }
@@ -279,10 +297,27 @@ impl Acc {
         }
     }
 
+    /// Whether a sum made partly of rollup buckets may be further than
+    /// [`SUM_TOLERANCE`] from the raw sum: its buckets' sums cancel, or it
+    /// is infinite (where the order of the additions decides the answer).
+    fn uncertain(&self) -> bool {
+        match self {
+            Acc::Sum(s, comp, _, spread) if *spread > 0.0 => {
+                // NaN comes from NaN samples, and is NaN in any order;
+                // overflow is ruled out before rollups are read (`magnitude`).
+                let sum = *s + *comp;
+                sum.is_infinite()
+                    || (sum.is_finite()
+                        && 2.0 * f64::EPSILON * spread > 0.5 * SUM_TOLERANCE * sum.abs())
+            }
+            _ => false,
+        }
+    }
+
     fn new(f: AggFn) -> Acc {
         match f {
             AggFn::Count => Acc::Count(0),
-            AggFn::Sum | AggFn::Avg => Acc::Sum(0.0, 0.0, 0),
+            AggFn::Sum | AggFn::Avg => Acc::Sum(0.0, 0.0, 0, 0.0),
             AggFn::Min => Acc::Min(f64::NAN, 0),
             AggFn::Max => Acc::Max(f64::NAN, 0),
             AggFn::First => Acc::First(0, 0.0, false),
@@ -301,18 +336,18 @@ impl Acc {
         let n = v.len() as u64;
         match self {
             Acc::Count(c) => *c += n,
-            Acc::Sum(s, comp, c) => {
+            Acc::Sum(s, comp, c, _) => {
                 for &x in v {
                     neumaier(s, comp, x);
                 }
                 *c += n;
             }
             Acc::Min(m, c) => {
-                *m = v.iter().fold(*m, |a, &b| a.min(b));
+                *m = v.iter().fold(*m, |a, &b| min_total(a, b));
                 *c += n;
             }
             Acc::Max(m, c) => {
-                *m = v.iter().fold(*m, |a, &b| a.max(b));
+                *m = v.iter().fold(*m, |a, &b| max_total(a, b));
                 *c += n;
             }
             Acc::First(t, x, set) => {
@@ -359,8 +394,8 @@ impl Acc {
     fn finish(&mut self, f: AggFn) -> Value {
         match (self, f) {
             (Acc::Count(c), _) => Value::Int(*c as i64),
-            (Acc::Sum(_, _, 0), _) => Value::Null,
-            (Acc::Sum(s, comp, c), f) => {
+            (Acc::Sum(_, _, 0, _), _) => Value::Null,
+            (Acc::Sum(s, comp, c, _), f) => {
                 // An infinite or NaN sum has no low-order bits to add back.
                 let sum = if s.is_finite() { *s + *comp } else { *s };
                 Value::Float(if f == AggFn::Sum {
@@ -487,6 +522,13 @@ impl AggSink<'_> {
                 self.states.len() - 1
             }
         }
+    }
+
+    /// Whether some sum made of rollup buckets may be off ([`Acc::uncertain`]).
+    fn uncertain(&self) -> bool {
+        self.states
+            .iter()
+            .any(|(_, buckets)| buckets.values().flatten().any(Acc::uncertain))
     }
 
     /// Adds the rollup buckets of one series (each inside one query bucket).
@@ -695,6 +737,23 @@ pub fn execute(
                 None => chosen,
             };
             feed(file, index, plan, &chosen, &mut sink, None, run, &mut stats)?;
+            // A sum whose rollup buckets cancel (or overflowed) is not
+            // the raw sum to the tolerance: the whole query again, raw.
+            if sink.uncertain() {
+                sink = AggSink::new(keys, aggs);
+                stats = Stats {
+                    file_blocks: stats.file_blocks,
+                    file_bytes: stats.file_bytes,
+                    open_bytes: stats.open_bytes,
+                    ..Stats::default()
+                };
+                let chosen = choose(file, index, plan.source.driver(), &plan.pred, &mut stats);
+                stats.rollup_note = Some(
+                    "read, then not used: a sum of rollup buckets cancels or overflows beyond the rounding the raw sum allows".into(),
+                );
+                feed(file, index, plan, &chosen, &mut sink, None, run, &mut stats)?;
+            }
+
             let mut rows = sink.finish();
             sort_rows(&mut rows, order, keys.len());
             if let Some(l) = limit {
@@ -742,7 +801,7 @@ pub fn execute(
 
 /// Why an aggregate query cannot take rollup buckets at all, or the query
 /// buckets' width (`None`: one over the range) and whether it needs `min`.
-fn rollup_shape(plan: &Plan) -> std::result::Result<(Option<i64>, bool), String> {
+fn rollup_shape(plan: &Plan) -> std::result::Result<(Option<i64>, bool, bool), String> {
     let Shape::Agg { keys, aggs, .. } = &plan.shape else {
         return Err("not an aggregate".into());
     };
@@ -770,11 +829,12 @@ fn rollup_shape(plan: &Plan) -> std::result::Result<(Option<i64>, bool), String>
             GroupKey::Label(_) => {}
         }
     }
-    let mut with_min = false;
+    let (mut with_min, mut sums) = (false, false);
     for a in aggs.iter() {
         match a.func {
             AggFn::Count => {}
-            AggFn::Sum | AggFn::Avg | AggFn::Max if a.col == 0 => {}
+            AggFn::Sum | AggFn::Avg if a.col == 0 => sums = true,
+            AggFn::Max if a.col == 0 => {}
             AggFn::Min if a.col == 0 => with_min = true,
             AggFn::Percentile(_) => {
                 return Err("percentiles need raw samples (rollups keep p95 and p99 per bucket, which do not combine)".into())
@@ -782,7 +842,25 @@ fn rollup_shape(plan: &Plan) -> std::result::Result<(Option<i64>, bool), String>
             f => return Err(format!("{}() needs raw samples", format!("{f:?}").to_lowercase())),
         }
     }
-    Ok((width, with_min))
+    Ok((width, with_min, sums))
+}
+
+/// A bound on the magnitude of any partial sum of a series' samples:
+/// Σ over its blocks of samples × the larger of |min| and |max| (from the
+/// index, no block read; infinite for infinite samples).
+fn magnitude(file: &MetricsFile, series: usize) -> Result<f64> {
+    Ok(file
+        .blocks(series)?
+        .iter()
+        .map(|b| {
+            let m = b.min.abs().max(b.max.abs());
+            if m.is_nan() {
+                0.0
+            } else {
+                m * b.count as f64
+            }
+        })
+        .sum())
 }
 
 /// Answers the series of an aggregate query that rollups can answer
@@ -800,42 +878,78 @@ fn from_rollups<'f>(
         stats.rollup_note.clone_from(&rollups.note);
         return Ok(chosen);
     }
-    let (width, with_min) = match rollup_shape(plan) {
+    let (width, with_min, sums) = match rollup_shape(plan) {
         Ok(shape) => shape,
         Err(why) => {
             stats.rollup_note = Some(format!("not used: {why}"));
             return Ok(chosen);
         }
     };
+    // Samples large enough that a partial sum may overflow: the raw sum
+    // then depends on the order of the additions, which buckets change.
+    if sums {
+        let mut bound = 0.0;
+        for c in &chosen {
+            bound += magnitude(file, c.id)?;
+        }
+        if bound.is_nan() || bound >= f64::MAX / 4.0 {
+            stats.rollup_note =
+                Some("not used: the samples are large enough that a sum may overflow".into());
+            return Ok(chosen);
+        }
+    }
     let mut raw = Vec::new();
-    let mut per_file = vec![0usize; rollups.files.len()];
+    let mut per_file = vec![(0usize, 0usize); rollups.files.len()];
+    let mut fully_raw = 0;
     for ch in chosen {
         let Some(key) = file.series().get(ch.id).map(|s| &s.key) else {
             raw.push(ch);
+            fully_raw += 1;
             continue;
         };
-        let Some((k, ids)) = rollups.choose(key, &ch.pred, width)? else {
+        let Some(choice) = rollups.choose(key, &ch.pred, width)? else {
             raw.push(ch);
+            fully_raw += 1;
             continue;
         };
-        per_file[k] += 1;
+        if let Some(n) = per_file.get_mut(choice.file) {
+            n.0 += 1;
+            n.1 += usize::from(!choice.edges.is_empty());
+        }
         if run {
-            let parts = rollups.read(k, &ids, &ch.pred, with_min)?;
+            let parts = rollups.read(&choice, with_min)?;
             stats.rollup_buckets += parts.len() as u64;
             sink.push_partials(ch.labels, &parts);
         }
+        // The edges of its range that no whole bucket covers: raw samples.
+        for &(lo, hi) in &choice.edges {
+            raw.push(Chosen {
+                id: ch.id,
+                labels: ch.labels,
+                pred: Pred::and(vec![
+                    ch.pred.clone(),
+                    Pred::Ts {
+                        op: Cmp::Ge,
+                        value: lo,
+                    },
+                    Pred::Ts {
+                        op: Cmp::Le,
+                        value: hi,
+                    },
+                ]),
+            });
+        }
     }
-    for (f, n) in rollups.files.iter().zip(per_file) {
+    for (f, (n, edged)) in rollups.files.iter().zip(per_file) {
         if n > 0 {
             stats
                 .rollup_series
-                .push((f.name(), f.res.name.to_string(), n));
+                .push((f.name(), f.res.name.to_string(), n, edged));
         }
     }
-    if !raw.is_empty() {
+    if fully_raw > 0 {
         stats.rollup_note = Some(format!(
-            "{} series read raw: no rollup file holds them at a resolution that divides the buckets with the time range on its boundaries (phase 05 keeps no count or sum of a counter, and skips constant series and steps near the resolution)",
-            raw.len()
+            "{fully_raw} series read raw: no rollup file holds them at a resolution that divides the buckets with a whole bucket in the time range (phase 05 keeps no count or sum of a counter, and skips constant series and series whose rollups would not shrink them)"
         ));
     }
     Ok(raw)

@@ -178,9 +178,16 @@ pub fn explain_lines(plan: &plan::Plan, s: &Stats, analyzed: bool) -> Vec<String
         "  after label conditions: {} series",
         s.series_chosen
     ));
-    for (file, res, n) in &s.rollup_series {
+    for (file, res, n, edged) in &s.rollup_series {
         out.push(format!(
-            "rollups: {n} series from {file}: its {res} buckets divide the query's and the time range falls on their boundaries"
+            "rollups: {n} series from {file}: its {res} buckets divide the query's{}",
+            if *edged == 0 {
+                " and the time range falls on their boundaries".to_string()
+            } else {
+                format!(
+                    "; for {edged} of them the time range's edges, which no whole bucket covers, are read raw"
+                )
+            }
         ));
     }
     if let Some(note) = &s.rollup_note {

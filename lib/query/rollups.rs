@@ -20,13 +20,15 @@
 //!
 //! 1. the resolution divides the query's bucket width (or there is no
 //!    bucket: one answer over the range),
-//! 2. the series' time condition is one range whose ends fall on the
-//!    resolution's bucket boundaries (or is open), and
-//! 3. the file holds the series (phase 05 skips counters' averages, series
-//!    whose step is close to the resolution, and constant series).
+//! 2. the series' time condition is one range (time comparisons joined
+//!    by `AND`) that whole buckets of the resolution cover, or failing
+//!    that in any file, that holds at least one whole bucket: the parts of
+//!    the range outside the whole buckets (its edges) are read raw, and
+//! 3. the file holds the series' count (counters have none; phase 05
+//!    skips constant series and series whose rollups would not shrink them).
 //!
-//! Any other series of the query is read raw, and the two kinds of answer
-//! are merged per group. Percentiles, `first`, `last`, `stddev`, `twap`,
+//! Any other series of the query, and the edges, are read raw, and the
+//! two kinds of answer are merged per group. Percentiles, `first`, `last`, `stddev`, `twap`,
 //! conditions on values and grouping by exact timestamp need the samples:
 //! such a query reads raw data only, and `EXPLAIN` says why.
 //!
@@ -67,6 +69,19 @@ pub struct Rollups {
     pub files: Vec<RollupFile>,
     /// Why there are none (or fewer than phase 05 writes), for `EXPLAIN`.
     pub note: Option<String>,
+}
+
+/// Where one series' answer comes from ([`Rollups::choose`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    /// Index of the rollup file in [`Rollups::files`].
+    pub file: usize,
+    /// The series' rollup ids in it (see [`Rollups::choose`]).
+    ids: [Option<usize>; 7],
+    /// The time range its buckets answer, `[lo, hi]` on bucket boundaries.
+    pub range: (i64, i64),
+    /// The parts of the query's range outside it, `[lo, hi]` each, read raw.
+    pub edges: Vec<(i64, i64)>,
 }
 
 /// What one rollup bucket says about the raw samples in it.
@@ -167,59 +182,85 @@ impl Rollups {
         }
     }
 
-    /// The coarsest file that can answer for `key` under `pred` (its labels
-    /// bound) with query buckets of `width` ns (`None`: one bucket), and
-    /// the series' ids in it: `count`, `sum`, `max`, then the optional
-    /// `p99`, `p95`, `min`, `nans`.
+    /// The file that answers for `key` under `pred` (its labels bound)
+    /// with query buckets of `width` ns (`None`: one bucket): of the files
+    /// whose resolution divides `width` and that hold the series, the
+    /// coarsest whose bucket boundaries hold the time range, else the
+    /// coarsest with at least one whole bucket inside it, the rest of the
+    /// range (its edges) being read raw.
     pub fn choose(
         &self,
         key: &SeriesKey,
         pred: &Pred,
         width: Option<i64>,
-    ) -> Result<Option<(usize, [Option<usize>; 7])>> {
+    ) -> Result<Option<Choice>> {
         let Some((lo, hi)) = interval(pred) else {
             return Ok(None);
         };
+        let mut with_edges = None;
         for (k, f) in self.files.iter().enumerate() {
             let r = f.res.ns;
-            if width.is_some_and(|w| w % r != 0) || !aligned(lo, hi, r) {
+            if width.is_some_and(|w| w % r != 0) {
                 continue;
             }
-            let find = |agg: &str| f.file.find(&rollup_key(key, agg, &f.res));
-            let Some(count) = find("count")? else {
+            let Some(inner) = inner_range(lo, hi, r) else {
                 continue;
             };
-            let mut ids = [Some(count), None, None, None, None, None, None];
-            for (i, agg) in ["sum", "max", "p99", "p95", "min", GAUGE_NANS]
-                .iter()
-                .enumerate()
-            {
-                ids[i + 1] = find(agg)?;
+            let edged = inner != (lo, hi);
+            if edged && with_edges.is_some() {
+                continue;
             }
-            if ids[1].is_none() || ids[2].is_none() {
-                return Err(Error::corrupt(
-                    f.path.display().to_string(),
-                    0,
-                    format!("the rollups of {key} have a count but no sum or max"),
-                ));
+            let Some(ids) = self.ids(k, key)? else {
+                continue;
+            };
+            let choice = Choice {
+                file: k,
+                ids,
+                range: inner,
+                edges: edges(lo, hi, inner),
+            };
+            if !edged {
+                return Ok(Some(choice));
             }
-            return Ok(Some((k, ids)));
+            with_edges = Some(choice);
         }
-        Ok(None)
+        Ok(with_edges)
     }
 
-    /// The buckets of one series in file `k` within the time range of
-    /// `pred`, rebuilt from the ids [`Rollups::choose`] gave; `with_min`
-    /// reads the columns that `min` falls back through.
-    pub fn read(
-        &self,
-        k: usize,
-        ids: &[Option<usize>; 7],
-        pred: &Pred,
-        with_min: bool,
-    ) -> Result<Vec<Partial>> {
-        let (lo, hi) = interval(pred).unwrap_or((i64::MIN, i64::MAX));
+    /// The series' ids in file `k`: `count`, `sum`, `max`, then the
+    /// optional `p99`, `p95`, `min`, `nans` (`None` if it has no count).
+    fn ids(&self, k: usize, key: &SeriesKey) -> Result<Option<[Option<usize>; 7]>> {
         let Some(f) = self.files.get(k) else {
+            return Ok(None);
+        };
+        let find = |agg: &str| f.file.find(&rollup_key(key, agg, &f.res));
+        let Some(count) = find("count")? else {
+            return Ok(None);
+        };
+        let mut ids = [Some(count), None, None, None, None, None, None];
+        for (i, agg) in ["sum", "max", "p99", "p95", "min", GAUGE_NANS]
+            .iter()
+            .enumerate()
+        {
+            ids[i + 1] = find(agg)?;
+        }
+        if ids[1].is_none() || ids[2].is_none() {
+            return Err(Error::corrupt(
+                f.path.display().to_string(),
+                0,
+                format!("the rollups of {key} have a count but no sum or max"),
+            ));
+        }
+        Ok(Some(ids))
+    }
+
+    /// The buckets of one series in the range [`Rollups::choose`] gave,
+    /// rebuilt from the file's columns; `with_min` reads the columns that
+    /// `min` falls back through.
+    pub fn read(&self, choice: &Choice, with_min: bool) -> Result<Vec<Partial>> {
+        let (lo, hi) = choice.range;
+        let ids = &choice.ids;
+        let Some(f) = self.files.get(choice.file) else {
             return Ok(Vec::new());
         };
         let read = |id: Option<usize>| -> Result<Option<crate::model::Series>> {
@@ -311,11 +352,34 @@ pub fn interval(p: &Pred) -> Option<(i64, i64)> {
     }
 }
 
-/// Whether `[lo, hi]` starts and ends on bucket boundaries of `r` ns (an
-/// open end counts as a boundary).
-pub fn aligned(lo: i64, hi: i64, r: i64) -> bool {
-    (lo == i64::MIN || lo.rem_euclid(r) == 0)
-        && (hi == i64::MAX || (hi as i128 + 1).rem_euclid(r as i128) == 0)
+/// The parts of `[lo, hi]` before and after `inner` (which it holds).
+fn edges(lo: i64, hi: i64, inner: (i64, i64)) -> Vec<(i64, i64)> {
+    let mut out = Vec::new();
+    if inner.0 > lo {
+        out.push((lo, inner.0 - 1));
+    }
+    if inner.1 < hi {
+        out.push((inner.1 + 1, hi));
+    }
+    out
+}
+
+/// The largest `[a, b]` inside `[lo, hi]` made of whole buckets of `r` ns
+/// (an open end stays open); `None` when no whole bucket fits.
+pub fn inner_range(lo: i64, hi: i64, r: i64) -> Option<(i64, i64)> {
+    let (r128, lo128, hi128) = (r as i128, lo as i128, hi as i128);
+    let a = if lo == i64::MIN {
+        lo128
+    } else {
+        (lo128 + r128 - 1).div_euclid(r128) * r128
+    };
+    // One past the last sample a whole bucket may hold.
+    let b = if hi == i64::MAX {
+        hi128
+    } else {
+        (hi128 + 1).div_euclid(r128) * r128 - 1
+    };
+    (a <= b && a >= i64::MIN as i128 && b <= i64::MAX as i128).then_some((a as i64, b as i64))
 }
 
 #[cfg(test)]
@@ -355,13 +419,21 @@ mod tests {
     }
 
     #[test]
-    fn alignment_needs_both_ends_on_boundaries() {
-        assert!(aligned(i64::MIN, i64::MAX, 60));
-        assert!(aligned(0, 59, 60));
-        assert!(aligned(-60, -1, 60));
-        assert!(!aligned(1, 59, 60));
-        assert!(!aligned(0, 60, 60));
-        assert!(aligned(120, i64::MAX, 60));
-        assert!(!aligned(i64::MIN, 58, 60));
+    fn the_inner_range_is_whole_buckets_and_open_ends_stay_open() {
+        assert_eq!(inner_range(0, 59, 60), Some((0, 59)));
+        assert_eq!(inner_range(1, 179, 60), Some((60, 179)));
+        assert_eq!(inner_range(1, 178, 60), Some((60, 119)));
+        assert_eq!(inner_range(1, 118, 60), None);
+        assert_eq!(inner_range(-61, -1, 60), Some((-60, -1)));
+        assert_eq!(inner_range(i64::MIN, 130, 60), Some((i64::MIN, 119)));
+        assert_eq!(inner_range(5, i64::MAX, 60), Some((60, i64::MAX)));
+        assert_eq!(
+            inner_range(i64::MIN, i64::MAX, 60),
+            Some((i64::MIN, i64::MAX))
+        );
+        assert_eq!(inner_range(10, 5, 60), None);
+        assert_eq!(edges(1, 178, (60, 119)), vec![(1, 59), (120, 178)]);
+        assert_eq!(edges(i64::MIN, 130, (i64::MIN, 119)), vec![(120, 130)]);
+        assert_eq!(edges(0, 59, (0, 59)), vec![]);
     }
 }
