@@ -338,6 +338,8 @@ pub struct Rollup {
     pub skipped_constant: usize,
     /// Raw series whose rollups would not be half their bytes ([`Skip::NotSmaller`]).
     pub skipped_larger: usize,
+    /// Whether each raw series (in the dataset's order) was rolled up.
+    pub rolled: Vec<bool>,
 }
 
 fn aggregate_series(
@@ -408,9 +410,12 @@ pub fn rollup_keeping(dataset: &Dataset, res: &Resolution, keep: Keep) -> Rollup
     let mut out = Vec::new();
     let (mut series, mut counters, mut skipped, mut skipped_max_step) = (0, 0, 0, 0);
     let (mut skipped_constant, mut skipped_larger) = (0, 0);
+    let mut rolled = Vec::with_capacity(dataset.series.len());
     for s in &dataset.series {
         let counter = dataset.is_counter(&s.key.metric);
-        match rollup_series(s, counter, res, keep) {
+        let parts = rollup_series(s, counter, res, keep);
+        rolled.push(parts.is_ok());
+        match parts {
             Err(Skip::Step(step)) => {
                 skipped += 1;
                 skipped_max_step = skipped_max_step.max(step);
@@ -432,6 +437,7 @@ pub fn rollup_keeping(dataset: &Dataset, res: &Resolution, keep: Keep) -> Rollup
         skipped_max_step,
         skipped_constant,
         skipped_larger,
+        rolled,
     }
 }
 

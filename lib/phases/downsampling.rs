@@ -97,38 +97,31 @@ impl Retention {
     }
 }
 
-/// The share of the raw file's block bytes that belongs to series `res` skips.
-fn bytes_of_skipped(
-    raw: &crate::model::Dataset,
-    file: &MetricsFile,
-    res: &crate::downsample::Resolution,
-) -> f64 {
+/// The share of the raw file's block bytes that belongs to series the
+/// rollup `rolled` leaves out (`rolled[i]`: series `i` was rolled up).
+fn bytes_of_skipped(raw: &crate::model::Dataset, file: &MetricsFile, rolled: &[bool]) -> f64 {
     let info = file.series();
     let total: u64 = info.iter().map(|i| i.data_len).sum();
     let skipped: u64 = raw
         .series
         .iter()
         .zip(info)
-        .filter(|(s, i)| {
-            s.key == i.key
-                && crate::downsample::skip_reason(s, raw.is_counter(&s.key.metric), res).is_some()
-        })
-        .map(|(_, i)| i.data_len)
+        .zip(rolled)
+        .filter(|((s, i), &r)| s.key == i.key && !r)
+        .map(|((_, i), _)| i.data_len)
         .sum();
     skipped as f64 / total.max(1) as f64
 }
 
 /// Bytes of a `.metrics` file (phase 04's options) holding only the raw
-/// series that `res` rolls up: what their rollups stand in for.
-fn raw_bytes_of_rolled(
-    raw: &crate::model::Dataset,
-    res: &crate::downsample::Resolution,
-) -> Result<u64> {
+/// series a rollup rolled up (`rolled[i]`): what their rollups stand in for.
+fn raw_bytes_of_rolled(raw: &crate::model::Dataset, rolled: &[bool]) -> Result<u64> {
     let kept: Vec<crate::model::Series> = raw
         .series
         .iter()
-        .filter(|s| crate::downsample::skip_reason(s, raw.is_counter(&s.key.metric), res).is_none())
-        .cloned()
+        .zip(rolled)
+        .filter(|(_, &r)| r)
+        .map(|(s, _)| s.clone())
         .collect();
     let subset = crate::model::Dataset::new(raw.source.clone(), kept);
     Ok(metrics::encode(&subset, BlockOptions::default())?.0.len() as u64)
@@ -206,7 +199,7 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
             ));
         }
         constant = r.skipped_constant;
-        let skipped_share = bytes_of_skipped(&raw, &raw_file, res);
+        let skipped_share = bytes_of_skipped(&raw, &raw_file, &r.rolled);
         retention.push((res.name, skipped_share));
         let rolled = r.data;
         let path = ctx.path(&file_name(res.name));
@@ -229,7 +222,7 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
         entries.push(record(ctx, entry, write_ms, read_ms)?);
         let loss = measure_loss(&raw, res);
         let rolled_raw = (r.series > 0)
-            .then(|| raw_bytes_of_rolled(&raw, res))
+            .then(|| raw_bytes_of_rolled(&raw, &r.rolled))
             .transpose()?;
         let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
         table.add_row(vec![
