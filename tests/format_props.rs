@@ -240,7 +240,9 @@ fn arb_dataset() -> impl Strategy<Value = Dataset> {
 /// (with jitter), series on their own clocks, many short series, constant
 /// and repeated value columns, label-free series.
 fn scraped_dataset() -> impl Strategy<Value = Dataset> {
-    let grid = (1i64..120, 1i64..90, 0i64..3, 0u8..4);
+    // Jitter 0..=2: milliseconds off the grid; 3: up to a second, at
+    // irregular instants (a column large enough to be stored in parts).
+    let grid = (1i64..240, 1i64..90, 0i64..4, 0u8..4);
     (
         prop::collection::vec(grid, 1..4),
         prop::collection::vec((0usize..4, 0u8..5, 1usize..8), 1..40),
@@ -254,7 +256,11 @@ fn scraped_dataset() -> impl Strategy<Value = Dataset> {
                             1_704_067_200_000_000_000
                                 + phase as i64 * 7_000_000_000
                                 + i * step * 1_000_000_000
-                                + (i * 7919 % 5) * jitter * 1_000_000
+                                + if jitter == 3 {
+                                    ((i * i * 7919 + i * 104_729) % 997) * 1_000_003
+                                } else {
+                                    (i * 7919 % 5) * jitter * 1_000_000
+                                }
                         })
                         .collect()
                 })
@@ -309,17 +315,32 @@ proptest! {
     /// Scrape-shaped datasets through `.metrics` with small pieces and
     /// blocks, read whole and series by series from a lazy open.
     #[test]
-    fn scraped_datasets_round_trip_and_look_up(d in scraped_dataset(), bytes in 24usize..600, samples in 1usize..300) {
+    fn scraped_datasets_round_trip_and_look_up(d in scraped_dataset(), bytes in 24usize..600, samples in 1usize..300, cut in 0.0f64..1.0, span in 0.0f64..0.3) {
         let options = BlockOptions { window_ns: 3_600_000_000_000, max_samples: samples, max_bytes: bytes };
         let encoded = metrics::encode(&d, options).map_err(|e| TestCaseError::fail(e.to_string()))?.0;
         let back = MetricsFile::from_bytes(encoded.clone(), "t").and_then(|f| f.read_all("t"));
         prop_assert!(back.is_ok(), "{:?}", back.err());
         prop_assert_eq!(d.bit_diff(&back.unwrap()), None);
-        let f = MetricsFile::from_bytes_lazy(encoded, "t").unwrap();
+        let f = MetricsFile::from_bytes_lazy(encoded.clone(), "t").unwrap();
         for (i, s) in d.series.iter().enumerate().step_by(3) {
             prop_assert_eq!(f.find(&s.key).unwrap(), Some(i));
             let got = f.read_series(i).unwrap();
             prop_assert_eq!(got.bit_diff(s), None);
+            // A range inside the series (a focused read: parts of columns).
+            if let (Some(&a), Some(&b)) = (s.timestamps.first(), s.timestamps.last()) {
+                let lo = a + ((b - a) as f64 * cut) as i64;
+                let hi = lo + ((b - a) as f64 * span) as i64;
+                let g = MetricsFile::from_bytes_lazy(encoded.clone(), "t").unwrap();
+                g.find(&s.key).unwrap();
+                let (got, _) = g.read_range(i, lo, hi).unwrap();
+                let mut want = Series::new(s.key.clone());
+                for (t, v) in s.timestamps.iter().zip(&s.values) {
+                    if (lo..=hi).contains(t) {
+                        want.push(*t, *v);
+                    }
+                }
+                prop_assert_eq!(got.bit_diff(&want), None, "{}..={}", lo, hi);
+            }
         }
     }
 }

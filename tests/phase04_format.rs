@@ -257,6 +257,49 @@ fn committed_fixtures_of_every_version_decode() {
     }
 }
 
+/// A committed version 3 file whose shared timestamp columns are stored in
+/// parts (market trades at random instants) decodes to its committed
+/// samples, whole and range by range, forever. `UPDATE_FIXTURES=1` writes
+/// it only when it is missing.
+#[test]
+fn committed_fixture_with_columns_in_parts_decodes() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let (file, csv) = (
+        dir.join("v3-parts.metrics"),
+        dir.join("v3-parts.expected.csv"),
+    );
+    if std::env::var_os("UPDATE_FIXTURES").is_some() && !file.exists() {
+        let d = generate(&GenerateConfig {
+            profile: squeeze::generate::Profile::Market,
+            series: 4,
+            points: 1_200,
+            ..GenerateConfig::default()
+        })
+        .unwrap();
+        let options = BlockOptions {
+            max_bytes: 160,
+            ..BlockOptions::default()
+        };
+        let (bytes, stats) = metrics::encode(&d, options).unwrap();
+        assert!(stats.parted_columns > 0, "{stats:?}");
+        std::fs::write(&file, bytes).unwrap();
+        std::fs::write(&csv, expected_csv(&d)).unwrap();
+    }
+    let f = MetricsFile::open(&file).unwrap();
+    let d = f.read_all("fixture").unwrap();
+    assert_eq!(expected_csv(&d), std::fs::read_to_string(&csv).unwrap());
+    // Range reads (a column's parts) give the samples of the whole read.
+    for (i, s) in d.series.iter().enumerate() {
+        for w in s.timestamps.windows(5).step_by(7) {
+            let g = MetricsFile::open_lazy(&file).unwrap();
+            let id = g.find(&s.key).unwrap().unwrap();
+            assert_eq!(id, i);
+            let (got, _) = g.read_range(id, w[0], w[4]).unwrap();
+            assert_eq!(got.timestamps, w, "{}", s.key);
+        }
+    }
+}
+
 /// The version 2 writer kept for comparisons is the one that wrote the
 /// committed version 2 fixture: it makes the same bytes.
 #[test]

@@ -77,6 +77,23 @@ fn every_kind() -> Dataset {
         ),
         series("empty", &[("x", "y")], &[]),
     ];
+    // Trades at irregular instants, two series on them: a shared column
+    // too large for one piece's budget, stored in parts.
+    let mut t = T0;
+    let trades: Vec<i64> = (0..90i64)
+        .map(|i| {
+            t += 1 + (i * 2_654_435_761 % 4_000_000_007).abs();
+            t
+        })
+        .collect();
+    for (name, f) in [("trade_price", 0.01), ("trade_size", 1.0)] {
+        let pts: Vec<(i64, f64)> = trades
+            .iter()
+            .enumerate()
+            .map(|(i, &t)| (t, (100 + i * 37 % 23) as f64 * f))
+            .collect();
+        out.push(series(name, &[("sym", "X")], &pts));
+    }
     for i in 0..12 {
         let t = T0 + i as i64 * 61 * S;
         out.push(series(
@@ -114,6 +131,7 @@ fn every_kind_of_piece_is_written() {
     assert!(st.constant_pieces >= 2, "{st:?}");
     assert!(st.shared_value_pieces >= 1, "{st:?}");
     assert!(st.pieces > st.blocks, "short series share blocks: {st:?}");
+    assert!(st.parted_columns >= 1, "a column in parts: {st:?}");
     let f = MetricsFile::from_bytes(bytes, "t").unwrap();
     let key = SeriesKey::new("long", Labels::from([("k".into(), "v".into())]));
     let long = f.find(&key).unwrap().unwrap();
@@ -166,6 +184,75 @@ fn a_lazy_lookup_finds_every_series_and_nothing_else() {
         let mut other = s.key.clone();
         other.labels.insert("zz".into(), "1".into());
         assert_eq!(f.find(&other).unwrap(), None);
+    }
+}
+
+/// A range read of a series on a shared column in parts reads the parts
+/// the range needs, gives exactly the samples inside it, and a damaged
+/// part it reads is an error while a damaged part it does not read
+/// changes nothing.
+#[test]
+fn a_range_read_of_a_column_in_parts_reads_only_the_parts_it_needs() {
+    let d = every_kind();
+    let (bytes, _) = encode(&d, options());
+    let key = SeriesKey::new("trade_price", Labels::from([("sym".into(), "X".into())]));
+    let want = d.series.iter().find(|s| s.key == key).unwrap();
+    let ranges: Vec<(i64, i64)> = (0..want.len() - 3)
+        .map(|i| (want.timestamps[i], want.timestamps[i + 3]))
+        .chain([
+            (i64::MIN, T0),
+            (want.timestamps[40] + 1, want.timestamps[41] - 1),
+        ])
+        .collect();
+    let expect = |lo: i64, hi: i64| -> Vec<(i64, u64)> {
+        want.timestamps
+            .iter()
+            .zip(&want.values)
+            .filter(|(t, _)| (lo..=hi).contains(*t))
+            .map(|(t, v)| (*t, v.to_bits()))
+            .collect()
+    };
+    let pairs = |s: &Series| -> Vec<(i64, u64)> {
+        s.timestamps
+            .iter()
+            .zip(&s.values)
+            .map(|(t, v)| (*t, v.to_bits()))
+            .collect()
+    };
+    let full = {
+        let f = MetricsFile::from_bytes_lazy(bytes.clone(), "t").unwrap();
+        let id = f.find(&key).unwrap().unwrap();
+        f.read_range(id, i64::MIN, i64::MAX).unwrap().1.bytes_read
+    };
+    let mut fewer = 0;
+    for &(lo, hi) in &ranges {
+        let f = MetricsFile::from_bytes_lazy(bytes.clone(), "t").unwrap();
+        let id = f.find(&key).unwrap().unwrap();
+        let (got, stats) = f.read_range(id, lo, hi).unwrap();
+        assert_eq!(pairs(&got), expect(lo, hi), "{lo}..={hi}");
+        fewer += usize::from(stats.bytes_read < full);
+    }
+    assert!(
+        fewer * 2 > ranges.len(),
+        "{fewer} of {} ranges read less",
+        ranges.len()
+    );
+    // Every bit flip: a clean error, or the right answer.
+    let (lo, hi) = (want.timestamps[50], want.timestamps[53]);
+    for bit in 0..bytes.len() * 8 {
+        let mut b = bytes.clone();
+        b[bit / 8] ^= 1 << (bit % 8);
+        let got = MetricsFile::from_bytes_lazy(b, "t").and_then(|f| match f.find(&key)? {
+            Some(id) => f.read_range(id, lo, hi).map(|r| Some(r.0)),
+            None => Ok(None),
+        });
+        if let Ok(Some(got)) = got {
+            assert_eq!(
+                pairs(&got),
+                expect(lo, hi),
+                "flip of bit {bit} changed the answer"
+            );
+        }
     }
 }
 

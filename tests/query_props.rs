@@ -33,14 +33,27 @@ fn dataset(seed: u64, n: usize) -> Dataset {
             .wrapping_add(1442695040888963407);
         (state >> 33) as usize
     };
+    // Even seeds: the two zones of a host share one clock at irregular
+    // nanosecond instants (shared timestamp columns, large enough to be
+    // stored in parts); odd seeds: every series on a grid of its own.
+    let shared = seed % 2 == 0;
     for host in ["a", "b", "c"] {
+        let mut clock = Vec::with_capacity(n);
+        let mut t = T0 + (next() % 5) as i64 * STEP;
+        for _ in 0..n {
+            clock.push(t);
+            t += STEP * (1 + (next() % 3) as i64) + (next() % 1_000_000_007) as i64;
+        }
         for zone in ["x", "y"] {
             let mut labels = Labels::new();
             labels.insert("host".into(), host.into());
             labels.insert("zone".into(), zone.into());
             let mut s = Series::new(SeriesKey::new("m", labels));
             let mut t = T0 + (next() % 5) as i64 * STEP;
-            for _ in 0..n {
+            for &tick in &clock {
+                if shared {
+                    t = tick;
+                }
                 // Mostly smooth values so blocks have narrow min/max.
                 let v = if next() % 4 == 0 {
                     palette[next() % palette.len()]
@@ -59,11 +72,46 @@ fn dataset(seed: u64, n: usize) -> Dataset {
 fn engine(d: &Dataset) -> Engine {
     let options = BlockOptions {
         window_ns: 600 * 1_000_000_000,
-        max_samples: 16,
-        max_bytes: 512,
+        max_samples: 40,
+        max_bytes: 96,
     };
     let (bytes, _) = metrics::encode(d, options).expect("encode");
     Engine::new(MetricsFile::from_bytes(bytes, "props.metrics").expect("open"))
+}
+
+/// Time ranges starting and ending everywhere over columns in parts: the
+/// engine reads the parts a range needs and returns every row inside it.
+#[test]
+fn time_ranges_over_columns_in_parts_match_a_naive_scan() {
+    let d = dataset(0, 120);
+    let e = engine(&d);
+    for k in 0..200i64 {
+        let lo = T0 + k * STEP * 3 / 2 + k * 7_777_777;
+        for span in [STEP / 2, 3 * STEP, 40 * STEP] {
+            let p = P::And(Box::new(P::Ts(">=", lo)), Box::new(P::Ts("<=", lo + span)));
+            let sql = format!("SELECT ts, host, zone, value FROM m WHERE {}", p.sql());
+            let got = e.query(&sql).unwrap();
+            let want = naive(&d, &p);
+            assert_eq!(got.table.rows.len(), want.len(), "{sql}");
+            for (row, (_, t, v)) in got.table.rows.iter().zip(&want) {
+                assert_eq!(time(&row[0]), *t, "{sql}");
+                assert_eq!(float(&row[3]).to_bits(), v.to_bits(), "{sql}");
+            }
+        }
+    }
+}
+
+#[test]
+fn shared_clocks_store_columns_in_parts() {
+    let options = BlockOptions {
+        window_ns: 600 * 1_000_000_000,
+        max_samples: 40,
+        max_bytes: 96,
+    };
+    let (_, st) = metrics::encode(&dataset(0, 120), options).unwrap();
+    assert!(st.parted_columns >= 3, "{st:?}");
+    let (_, st) = metrics::encode(&dataset(1, 120), options).unwrap();
+    assert_eq!(st.shared_columns, 0, "{st:?}");
 }
 
 /// A predicate as SQL text and as a Rust function of one row.

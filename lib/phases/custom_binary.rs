@@ -117,10 +117,19 @@ pub fn run(ctx: &Context, options: BlockOptions) -> Result<PhaseOutcome> {
             thousands(stats.blocks)
         ),
         format!(
-            "  Timestamps: {} of {} pieces read one of {} shared columns (series scraped together share one); the rest keep theirs in their block.",
+            "  Timestamps: {} of {} pieces read one of {} shared columns (series scraped together share one); the rest keep theirs in their block.{}",
             thousands(stats.shared_ts_pieces),
             thousands(stats.pieces),
-            thousands(stats.shared_columns)
+            thousands(stats.shared_columns),
+            if stats.parted_columns > 0 {
+                format!(
+                    " {} columns larger than {} B are stored in parts, so that a query reads the parts it needs.",
+                    thousands(stats.parted_columns),
+                    options.max_bytes
+                )
+            } else {
+                String::new()
+            }
         ),
         format!(
             "  Values: {} pieces are a constant kept in the index, {} repeat an earlier piece's values and point to them; the rest are adaptive blocks (03b).",

@@ -1003,6 +1003,7 @@ fn feed(
                 }
             }
             let mut buf = Series::default();
+            let (t_lo, t_hi) = plan.pred.time_bounds();
             // Adjacent blocks of one series are read together, up to
             // SPAN_BYTES at a time, unless LIMIT may stop the scan early.
             let coalesce = by_time.is_none() && plan.limit.is_none();
@@ -1046,7 +1047,9 @@ fn feed(
                 let raw = span.1.get(at..at + c.meta.length as usize).unwrap_or(&[]);
                 let times =
                     (c.tri != Tri::Always || sink.needs_time()).then_some(&mut buf.timestamps);
-                file.decode_block(ch.id, &c.meta, raw, times, &mut buf.values)?;
+                // Rows outside the query's time bounds may be left out (a
+                // large shared timestamp column is read in parts).
+                file.decode_block_within(ch.id, &c.meta, raw, times, &mut buf.values, t_lo, t_hi)?;
                 stats.blocks_read += 1;
                 let cols = [buf.values.as_slice()];
                 let more = sink.push(

@@ -383,9 +383,13 @@ fn inspect_v3(file: &MetricsFile, max_blocks: usize) -> Result<Inspection> {
             continue;
         }
         let raw = file.read_at(at, length, "shared column")?;
+        let in_parts = match raw.first() {
+            Some(&super::parts::IN_PARTS) => ", in parts",
+            _ => "",
+        };
         let _ = writeln!(
             o,
-            "@{at:<8} {length:>6} B  column {c} of window {w} ({})  {}  {samples} samples, {verdict}",
+            "@{at:<8} {length:>6} B  column {c} of window {w} ({})  {}  {samples} samples{in_parts}, {verdict}",
             format_timestamp(start),
             hex(&raw, 8)
         );

@@ -15,6 +15,7 @@
 //! │         adaptive block) |  (either part only if the piece has it)    │
 //! ├──────────────────────────────────────────────────────────────────────┤
 //! │ shared timestamp columns, window by window: | column | CRC32C |      │
+//! │   (a large one in parts: | header | CRC | part | CRC | part | ... )  │
 //! ├──────────────────────────────────────────────────────────────────────┤
 //! │ index pages: per run of series, column by column (bit-packed):       │
 //! │   pieces per series | window | flags | samples | shared column |     │
@@ -51,7 +52,8 @@
 //! version 2 for side-by-side benches.
 //!
 //! - `writer.rs`: slices, shared columns, pieces, packing; `writer_v2.rs`.
-//! - `index_page.rs`, `name_page.rs`, `root.rs`: the parts' codecs.
+//! - `index_page.rs`, `name_page.rs`, `root.rs`: the parts' codecs;
+//!   `parts.rs`: shared columns in parts.
 //! - `reader.rs`: [`MetricsFile`], all versions; `inspect.rs`: [`inspect`].
 //!
 //! `docs/src/format.md` is the exact specification, with a version table and
@@ -60,6 +62,7 @@
 mod index_page;
 mod inspect;
 mod name_page;
+mod parts;
 mod reader;
 mod root;
 mod writer;

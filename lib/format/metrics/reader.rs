@@ -24,7 +24,8 @@ use std::rc::Rc;
 
 use super::index_page::{self, IndexPage, PageShape, TsSource, ValueSource};
 use super::name_page;
-use super::root::Root;
+use super::parts::{self, Parts};
+use super::root::{ColumnEntry, Root};
 use super::{Footer, FOOTER_LEN, HEADER_LEN, MAGIC, READABLE_VERSIONS, VERSION};
 use crate::bytes::ByteReader;
 use crate::codec::delta::ColumnContext;
@@ -128,6 +129,8 @@ enum Source {
 
 /// A decoded shared timestamp column.
 type SharedColumn = Rc<Vec<i64>>;
+/// The parts header of a shared column, `None` when it is whole.
+type ColumnParts = Option<Rc<Parts>>;
 
 /// Where the parts of a version 3 file are, from its root.
 struct V3 {
@@ -145,6 +148,11 @@ struct V3 {
     pages: RefCell<HashMap<usize, Rc<LoadedPage>>>,
     /// Decoded shared columns by (window, column).
     columns: RefCell<HashMap<(usize, usize), SharedColumn>>,
+    /// Headers of shared columns in parts, by (window, column), read by
+    /// range queries; `None`: the column is not in parts.
+    column_parts: RefCell<HashMap<(usize, usize), ColumnParts>>,
+    /// Decoded parts of shared columns by (window, column, part).
+    part_ts: RefCell<HashMap<(usize, usize, usize), SharedColumn>>,
     /// Series found by [`MetricsFile::find`] on a lazily opened file.
     found: RefCell<BTreeMap<usize, SeriesInfo>>,
     /// Name pages decoded by [`MetricsFile::find`], as index pages are
@@ -447,6 +455,8 @@ impl MetricsFile {
             name_series,
             pages: RefCell::new(HashMap::new()),
             columns: RefCell::new(HashMap::new()),
+            column_parts: RefCell::new(HashMap::new()),
+            part_ts: RefCell::new(HashMap::new()),
             found: RefCell::new(BTreeMap::new()),
             names: RefCell::new(HashMap::new()),
         })
@@ -757,16 +767,15 @@ impl MetricsFile {
     pub fn forget_columns(&self) {
         if let Some(v3) = &self.v3 {
             v3.columns.borrow_mut().clear();
+            v3.column_parts.borrow_mut().clear();
+            v3.part_ts.borrow_mut().clear();
         }
     }
 
-    /// Samples of shared column `column` of window `window`, read and
-    /// decoded once.
-    fn shared_column(&self, window: usize, column: usize) -> Result<Rc<Vec<i64>>> {
+    /// The root's entry of shared column `column` of window `window`, and
+    /// its offset.
+    fn column_entry(&self, window: usize, column: usize) -> Result<(ColumnEntry, u64)> {
         let v3 = self.v3()?;
-        if let Some(c) = v3.columns.borrow().get(&(window, column)) {
-            return Ok(c.clone());
-        }
         let entry = v3
             .root
             .windows
@@ -779,16 +788,250 @@ impl MetricsFile {
                     format!("no shared column {column} in window {window}"),
                 )
             })?;
-        let at = v3.column_at[window][column];
+        Ok((*entry, v3.column_at[window][column]))
+    }
+
+    /// Samples of shared column `column` of window `window`, read whole
+    /// (one read) and decoded once.
+    fn shared_column(&self, window: usize, column: usize) -> Result<Rc<Vec<i64>>> {
+        let v3 = self.v3()?;
+        if let Some(c) = v3.columns.borrow().get(&(window, column)) {
+            return Ok(c.clone());
+        }
+        let (entry, at) = self.column_entry(window, column)?;
         let what = format!("shared timestamp column {column} of window {window}");
-        let body = self.read_checked(at, entry.length, &what)?;
-        let mut ts = Vec::with_capacity(entry.samples as usize);
-        let ctx = v3.root.window_context(window);
-        delta::decode_in_context(&body, entry.samples as usize, ctx, &mut ts)
-            .map_err(|e| e.within(format!("{}: {what} at byte {at}", self.name)))?;
-        let ts = Rc::new(ts);
+        let raw = self.read_at(at, entry.length, &what)?;
+        let ts = Rc::new(self.decode_column(window, &entry, at, &raw, &what)?);
         v3.columns.borrow_mut().insert((window, column), ts.clone());
         Ok(ts)
+    }
+
+    /// Decodes a whole shared column from its bytes `raw` (CRCs included),
+    /// whole or in parts.
+    fn decode_column(
+        &self,
+        window: usize,
+        entry: &ColumnEntry,
+        at: u64,
+        raw: &[u8],
+        what: &str,
+    ) -> Result<Vec<i64>> {
+        let v3 = self.v3()?;
+        let ctx = v3.root.window_context(window);
+        let samples = entry.samples as usize;
+        let mut ts = Vec::with_capacity(samples);
+        let what = format!("{}: {what}", self.name);
+        if parts::header_len(raw, &what)?.is_some() {
+            let p = parts::parse(raw, samples, entry.length, at, &what)?;
+            let q = super::root::quantum(v3.root.window_ns);
+            for (k, &(off, len, _)) in p.parts.iter().enumerate() {
+                let part = raw.get(off as usize..(off + len) as usize).ok_or_else(|| {
+                    Error::corrupt(&what, at + off, format!("part {k} runs past the column"))
+                })?;
+                parts::decode_part(
+                    &p,
+                    k,
+                    part,
+                    samples,
+                    ctx,
+                    q,
+                    entry.last,
+                    at + off,
+                    &what,
+                    &mut ts,
+                )?;
+            }
+            return Ok(ts);
+        }
+        if raw.len() < 4 {
+            return Err(Error::corrupt(
+                &what,
+                at,
+                format!("{} bytes cannot hold a CRC32C", raw.len()),
+            ));
+        }
+        let (body, tail) = raw.split_at(raw.len() - 4);
+        let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+        let crc = crc32c::crc32c(body);
+        if crc != stored {
+            return Err(Error::corrupt(
+                &what,
+                at,
+                format!("checksum mismatch: stored {stored:#010x}, computed {crc:#010x}"),
+            ));
+        }
+        delta::decode_in_context(body, samples, ctx, &mut ts)
+            .map_err(|e| e.within(format!("{what} at byte {at}")))?;
+        Ok(ts)
+    }
+
+    /// Timestamps `start .. start + n` of shared column `column` of window
+    /// `window`, or, when the column is in parts and `focus` is given,
+    /// only those of the parts whose bounds meet `focus` (a query reads a
+    /// part of a large column, not all of it). Returns the position of the
+    /// first timestamp returned, counted from `start`.
+    fn shared_timestamps(
+        &self,
+        window: usize,
+        column: usize,
+        start: usize,
+        n: usize,
+        focus: Option<(i64, i64)>,
+    ) -> Result<(usize, Vec<i64>)> {
+        let v3 = self.v3()?;
+        let whole = |ts: &[i64]| -> Result<(usize, Vec<i64>)> {
+            let slice = ts.get(start..start + n).ok_or_else(|| {
+                self.corrupt(
+                    &format!("shared timestamp column {column} of window {window}"),
+                    v3.column_at[window][column],
+                    format!(
+                        "samples {start}..{} of a {}-sample column",
+                        start + n,
+                        ts.len()
+                    ),
+                )
+            })?;
+            Ok((0, slice.to_vec()))
+        };
+        let cached = v3.columns.borrow().get(&(window, column)).cloned();
+        if let Some(ts) = cached {
+            return whole(&ts);
+        }
+        let Some((lo, hi)) = focus else {
+            return whole(&self.shared_column(window, column)?);
+        };
+        let Some(p) = self.column_parts(window, column)? else {
+            return whole(&self.shared_column(window, column)?);
+        };
+        let (entry, at) = self.column_entry(window, column)?;
+        let samples = entry.samples as usize;
+        if start.saturating_add(n) > samples {
+            return Err(self.corrupt(
+                &format!("shared timestamp column {column} of window {window}"),
+                at,
+                format!(
+                    "samples {start}..{} of a {samples}-sample column",
+                    start + n
+                ),
+            ));
+        }
+        let start_window = v3.root.window_start(window);
+        let q = super::root::quantum(v3.root.window_ns);
+        // Parts holding samples start .. start + n whose bounds meet the focus.
+        let per = p.per_part.max(1);
+        let wanted: Vec<usize> = (start / per..(start + n).div_ceil(per).min(p.parts.len()))
+            .filter(|&k| {
+                let (a, b) = p.bounds(k, start_window, q, entry.last);
+                a <= hi && b >= lo
+            })
+            .collect();
+        let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else {
+            return Ok((0, Vec::new()));
+        };
+        let what = format!("shared timestamp column {column} of window {window}");
+        let missing: Vec<usize> = (first..=last)
+            .filter(|k| !v3.part_ts.borrow().contains_key(&(window, column, *k)))
+            .collect();
+        if let (Some(&a), Some(&b)) = (missing.first(), missing.last()) {
+            // One read for the run of parts not decoded yet.
+            let from = p.parts[a].0;
+            let to = p.parts[b].0 + p.parts[b].1;
+            let raw = self.read_at(at + from, to - from, &what)?;
+            let full = format!("{}: {what}", self.name);
+            let ctx = v3.root.window_context(window);
+            for k in a..=b {
+                let (off, len, _) = p.parts[k];
+                let part = &raw[(off - from) as usize..(off - from + len) as usize];
+                let mut ts = Vec::with_capacity(p.samples(k, samples));
+                parts::decode_part(
+                    &p,
+                    k,
+                    part,
+                    samples,
+                    ctx,
+                    q,
+                    entry.last,
+                    at + off,
+                    &full,
+                    &mut ts,
+                )?;
+                v3.part_ts
+                    .borrow_mut()
+                    .insert((window, column, k), Rc::new(ts));
+            }
+        }
+        let (from, to) = ((first * per).max(start), ((last + 1) * per).min(start + n));
+        let mut out = Vec::with_capacity(to.saturating_sub(from));
+        for k in first..=last {
+            let ts = v3
+                .part_ts
+                .borrow()
+                .get(&(window, column, k))
+                .cloned()
+                .unwrap_or_default();
+            let base = k * per;
+            let a = from.max(base) - base;
+            let b = to.min(base + ts.len()).saturating_sub(base);
+            out.extend_from_slice(ts.get(a..b.max(a)).unwrap_or(&[]));
+        }
+        if out.len() != to.saturating_sub(from) {
+            return Err(self.corrupt(
+                &what,
+                at,
+                format!("parts give {} of samples {from}..{to}", out.len()),
+            ));
+        }
+        Ok((from - start, out))
+    }
+
+    /// The parts header of a shared column (read once: its first bytes,
+    /// then the rest of the header), or `None` when the column is whole,
+    /// in which case it is read and decoded whole here.
+    fn column_parts(&self, window: usize, column: usize) -> Result<ColumnParts> {
+        let v3 = self.v3()?;
+        if let Some(p) = v3.column_parts.borrow().get(&(window, column)) {
+            return Ok(p.clone());
+        }
+        let (entry, at) = self.column_entry(window, column)?;
+        let what = format!("shared timestamp column {column} of window {window}");
+        let full = format!("{}: {what}", self.name);
+        let mut head = self.read_at(at, entry.length.min(4), &what)?;
+        let found = match parts::header_len(&head, &full)? {
+            Some(h) => {
+                if h > entry.length || h < head.len() as u64 {
+                    return Err(Error::corrupt(
+                        &full,
+                        at,
+                        format!("a header of {h} bytes in a {}-byte column", entry.length),
+                    ));
+                }
+                let rest = self.read_at(at + head.len() as u64, h - head.len() as u64, &what)?;
+                head.extend_from_slice(&rest);
+                Some(Rc::new(parts::parse(
+                    &head,
+                    entry.samples as usize,
+                    entry.length,
+                    at,
+                    &full,
+                )?))
+            }
+            None => {
+                // Whole: read the rest and keep the decoded column.
+                let rest = self.read_at(
+                    at + head.len() as u64,
+                    entry.length - head.len() as u64,
+                    &what,
+                )?;
+                head.extend_from_slice(&rest);
+                let ts = Rc::new(self.decode_column(window, &entry, at, &head, &what)?);
+                v3.columns.borrow_mut().insert((window, column), ts);
+                None
+            }
+        };
+        v3.column_parts
+            .borrow_mut()
+            .insert((window, column), found.clone());
+        Ok(found)
     }
 
     fn parse_directory(&self, dir: &[u8], footer: &Footer) -> Result<Vec<SeriesInfo>> {
@@ -1199,6 +1442,7 @@ impl MetricsFile {
         timestamps: Option<&mut Vec<i64>>,
         values: &mut Vec<f64>,
         what: &str,
+        focus: Option<(i64, i64)>,
     ) -> Result<()> {
         let bad = |reason: String| self.corrupt(what, meta.offset, reason);
         let v3 = self.v3()?;
@@ -1291,16 +1535,20 @@ impl MetricsFile {
                     delta::decode_in_context(col, n, c, out).map_err(|e| e.within(what))?;
                 }
                 TsSource::Shared { column, start } => {
-                    let ts = self.shared_column(me.window as usize, column as usize)?;
-                    let start = start as usize;
-                    let slice = ts.get(start..start + n).ok_or_else(|| {
-                        bad(format!(
-                            "samples {start}..{} of a {}-sample column",
-                            start + n,
-                            ts.len()
-                        ))
-                    })?;
-                    out.extend_from_slice(slice);
+                    let (from, ts) = self.shared_timestamps(
+                        me.window as usize,
+                        column as usize,
+                        start as usize,
+                        n,
+                        focus,
+                    )?;
+                    // A focused read of a column in parts keeps the
+                    // samples of the parts it read.
+                    if ts.len() != n {
+                        values.truncate(v0 + from + ts.len());
+                        values.drain(v0..v0 + from);
+                    }
+                    out.extend_from_slice(&ts);
                 }
             }
             let ts = &out[t0..];
@@ -1338,13 +1586,48 @@ impl MetricsFile {
         series: usize,
         meta: &BlockMeta,
         raw: &[u8],
+        timestamps: Option<&mut Vec<i64>>,
+        values: &mut Vec<f64>,
+    ) -> Result<()> {
+        self.decode_block_focused(series, meta, raw, timestamps, values, None)
+    }
+
+    /// [`MetricsFile::decode_block`] for a query that needs only the
+    /// samples with `lo <= t <= hi`: every one of them is appended, and
+    /// others may be left out (a piece on a shared column in parts gives
+    /// the samples of the parts that meet `[lo, hi]`, read alone).
+    #[allow(clippy::too_many_arguments)]
+    pub fn decode_block_within(
+        &self,
+        series: usize,
+        meta: &BlockMeta,
+        raw: &[u8],
+        timestamps: Option<&mut Vec<i64>>,
+        values: &mut Vec<f64>,
+        lo: i64,
+        hi: i64,
+    ) -> Result<()> {
+        let focus = (lo != i64::MIN || hi != i64::MAX).then_some((lo, hi));
+        self.decode_block_focused(series, meta, raw, timestamps, values, focus)
+    }
+
+    /// [`MetricsFile::decode_block`]; with `focus`, a piece whose
+    /// timestamps are a shared column in parts may give only the samples
+    /// of the parts that meet the focus range (a superset of the samples
+    /// inside it).
+    fn decode_block_focused(
+        &self,
+        series: usize,
+        meta: &BlockMeta,
+        raw: &[u8],
         mut timestamps: Option<&mut Vec<i64>>,
         values: &mut Vec<f64>,
+        focus: Option<(i64, i64)>,
     ) -> Result<()> {
         let (t0, v0) = (timestamps.as_ref().map_or(0, |t| t.len()), values.len());
         // The happy path formats no error context; a failure decodes again
         // with the full context so that the error says where.
-        match self.decode_block_in(meta, raw, timestamps.as_deref_mut(), values, None) {
+        match self.decode_block_in(meta, raw, timestamps.as_deref_mut(), values, None, focus) {
             Ok(()) => Ok(()),
             Err(_) => {
                 if let Some(t) = timestamps.as_deref_mut() {
@@ -1352,8 +1635,14 @@ impl MetricsFile {
                 }
                 values.truncate(v0);
                 let what = self.block_what(series, meta)?;
-                let result =
-                    self.decode_block_in(meta, raw, timestamps.as_deref_mut(), values, Some(&what));
+                let result = self.decode_block_in(
+                    meta,
+                    raw,
+                    timestamps.as_deref_mut(),
+                    values,
+                    Some(&what),
+                    focus,
+                );
                 if let Some(t) = timestamps {
                     t.truncate(t0);
                 }
@@ -1370,10 +1659,11 @@ impl MetricsFile {
         timestamps: Option<&mut Vec<i64>>,
         values: &mut Vec<f64>,
         what: Option<&str>,
+        focus: Option<(i64, i64)>,
     ) -> Result<()> {
         let what = what.unwrap_or("block");
         if let BlockLoc::Piece { page, piece } = meta.loc {
-            return self.decode_piece(meta, page, piece, raw, timestamps, values, what);
+            return self.decode_piece(meta, page, piece, raw, timestamps, values, what, focus);
         }
         if raw.len() as u64 != meta.length || raw.len() < 4 {
             return Err(self.corrupt(
@@ -1442,8 +1732,9 @@ impl MetricsFile {
             ..ReadStats::default()
         };
         let mut last: Option<(u64, Vec<u8>)> = None;
+        let focus = (start != i64::MIN || end != i64::MAX).then_some((start, end));
         for b in blocks.iter().filter(|b| b.overlaps(start, end)) {
-            self.read_block_cached(series, b, &mut all, &mut last)?;
+            self.read_block_cached(series, b, &mut all, &mut last, focus)?;
             stats.blocks_read += 1;
         }
         let mut out = Series::new(all.key.clone());
@@ -1463,6 +1754,7 @@ impl MetricsFile {
         meta: &BlockMeta,
         out: &mut Series,
         last: &mut Option<(u64, Vec<u8>)>,
+        focus: Option<(i64, i64)>,
     ) -> Result<()> {
         let hit = last
             .as_ref()
@@ -1472,12 +1764,13 @@ impl MetricsFile {
         }
         let raw = last.as_ref().map(|(_, r)| r.as_slice()).unwrap_or(&[]);
         let before = out.timestamps.len();
-        self.decode_block(
+        self.decode_block_focused(
             series,
             meta,
             raw,
             Some(&mut out.timestamps),
             &mut out.values,
+            focus,
         )?;
         self.check_follows(series, meta, &out.timestamps, before)
     }
@@ -1516,7 +1809,7 @@ impl MetricsFile {
         for (i, info) in infos.iter().enumerate() {
             let mut s = Series::new(info.key.clone());
             for b in &self.blocks(i)? {
-                self.read_block_cached(i, b, &mut s, &mut last)?;
+                self.read_block_cached(i, b, &mut s, &mut last, None)?;
             }
             out.push(s);
         }

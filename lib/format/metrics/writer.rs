@@ -82,6 +82,9 @@ pub struct EncodeStats {
     /// Shared timestamp columns, and the pieces that use one.
     pub shared_columns: u64,
     pub shared_ts_pieces: u64,
+    /// Of the shared columns, those stored in parts (larger than
+    /// `max_bytes`: a range query reads the parts it needs).
+    pub parted_columns: u64,
     pub index_pages: u64,
     pub name_pages: u64,
     /// Header and footer.
@@ -194,7 +197,9 @@ fn shared_columns<'a>(
     slices: &[Vec<(usize, usize, usize)>],
     windows: &[i64],
     window_ns: i64,
+    max_bytes: usize,
 ) -> Vec<WindowColumns<'a>> {
+    let q = super::root::quantum(window_ns);
     let mut uses: Vec<HashMap<&'a [i64], usize>> = vec![HashMap::new(); windows.len()];
     // The base tick of a window: the tick most of its slices have.
     let mut ticks: Vec<HashMap<u64, usize>> = vec![HashMap::new(); windows.len()];
@@ -237,10 +242,7 @@ fn shared_columns<'a>(
             columns: Vec::new(),
         };
         for (i, ts) in chosen.into_iter().enumerate() {
-            let mut bytes = Vec::new();
-            delta::encode_smallest_in_context(ts, &mut fresh_context(context), &mut bytes);
-            let crc = crc32c::crc32c(&bytes);
-            bytes.extend_from_slice(&crc.to_le_bytes());
+            let bytes = super::parts::encode(ts, fresh_context(context), q, max_bytes);
             wc.ids.insert(ts, i as u32);
             wc.columns.push(ColumnEntry {
                 samples: ts.len() as u64,
@@ -489,7 +491,7 @@ pub fn encode(dataset: &Dataset, options: BlockOptions) -> Result<(Vec<u8>, Enco
         .map(|l| l.iter().map(|&(w, a, b)| (ordinal[&w], a, b)).collect())
         .collect();
     // 2. Shared timestamp columns, and each window's context.
-    let columns = shared_columns(dataset, &slices, &windows, window_ns);
+    let columns = shared_columns(dataset, &slices, &windows, window_ns, options.max_bytes);
     let contexts: Vec<(i64, u64)> = columns.iter().map(|c| c.context).collect();
 
     // 3 and 4. Pieces, pages, blocks.
@@ -582,6 +584,7 @@ pub fn encode(dataset: &Dataset, options: BlockOptions) -> Result<(Vec<u8>, Enco
     for (w, wc) in columns.into_iter().enumerate() {
         for bytes in &wc.bytes {
             out.extend_from_slice(bytes);
+            stats.parted_columns += u64::from(bytes.first() == Some(&super::parts::IN_PARTS));
         }
         stats.shared_columns += wc.columns.len() as u64;
         root.windows.push(WindowEntry {
