@@ -229,6 +229,8 @@ fn dictionary(values: &[f64]) -> Option<Vec<u64>> {
 /// few values is least reliable. Longer blocks estimate, then code the
 /// winner only.
 pub const EXHAUSTIVE: usize = 512;
+/// Blocks of up to this many values code only the estimated delta order.
+pub const SHORT: usize = 64;
 
 /// The most values [`decode`] takes in one block (the `.sse` file's blocks
 /// hold up to 8,192; the bound leaves room and stops a claimed count from
@@ -638,7 +640,7 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
         };
         // Every order, coded exactly, when the block is short; else the
         // estimated one.
-        let orders = if exhaustive {
+        let orders = if exhaustive && ks.len() > SHORT {
             0..=MAX_ORDER.min(ks.len().saturating_sub(1) as u8)
         } else {
             let o = choose_order(&ks);

@@ -61,6 +61,9 @@ const SLOT_BITS: f64 = 1.0;
 /// value (a table of counts), up to [`DIRECT_MAX`].
 const DIRECT_SPAN: u64 = 1024;
 const DIRECT_MAX: u64 = 1 << 20;
+/// Blocks of up to this many latents are sorted rather than counted; the
+/// histogram's sample is then the whole block (see [`prebins`]).
+const SORT_MAX: usize = 63;
 /// Buckets of the log-scale histogram: per side of the centre, 16 exact
 /// distances, then 8 buckets per octave up to 2^64.
 const SIDE: usize = 16 + 60 * 8;
@@ -131,7 +134,8 @@ fn bucket(v: u64, centre: u64) -> usize {
 }
 
 /// Distinct values, or narrow ranges, of `latents` in value order, with
-/// counts: `(lo, hi, count)`, at most [`PREBINS`] of them, without sorting.
+/// counts: `(lo, hi, count)`, at most [`PREBINS`] of them, sorting only
+/// short blocks.
 ///
 /// A narrow range of latents is counted value by value. A wide one goes
 /// into a log-scale histogram around the median of a sample: exact near
@@ -151,7 +155,30 @@ fn prebins(latents: &[u64], sc: &mut Scratch) {
         hi = hi.max(v);
     }
     let span = hi - lo;
-    if span < (4 * n as u64 + DIRECT_SPAN).min(DIRECT_MAX) {
+    let direct = span < (4 * n as u64 + DIRECT_SPAN).min(DIRECT_MAX);
+    if n <= SORT_MAX {
+        // A short block: sorting its latents is cheaper than a table of
+        // about a thousand counts, and gives the same units (distinct
+        // values, or the buckets below, in value order).
+        sc.sample.clear();
+        sc.sample.extend_from_slice(latents);
+        sc.sample.sort_unstable();
+        let centre = sc.sample[sc.sample.len() / 2];
+        for &v in &sc.sample {
+            let same = match sc.units.last() {
+                Some(u) if direct => u.1 == v,
+                Some(u) => bucket(u.1, centre) == bucket(v, centre),
+                None => false,
+            };
+            match sc.units.last_mut() {
+                Some(u) if same => {
+                    u.1 = v;
+                    u.2 += 1;
+                }
+                _ => sc.units.push((v, v, 1)),
+            }
+        }
+    } else if direct {
         sc.counts.clear();
         sc.counts.resize(span as usize + 1, 0);
         for &v in latents {
