@@ -50,7 +50,7 @@ use std::collections::HashMap;
 
 use crate::bytes::ByteReader;
 use crate::codec::adaptive::find_decimal;
-use crate::codec::varint::{unzigzag, write_i64, write_u64};
+use crate::codec::varint::{len_u64, unzigzag, write_i64, write_u64};
 use crate::codec::{entropy, intpack, xor};
 use crate::error::{Error, Result};
 
@@ -666,6 +666,21 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
         sc.latents.extend(values.iter().map(|v| v.to_bits()));
         entropy::encode_scratch(&sc.latents, &mut sc.candidate, &mut sc.entropy);
         keep(Choice::BinnedBits, sc, start, out, &mut best);
+    }
+    // A dictionary stores 8 bytes a distinct value: in a short block,
+    // skip it when that alone cannot beat the best so far (a block of
+    // distinct values). Long blocks leave it to `dictionary`, which stops
+    // counting at DICTIONARY_MAX.
+    if values.len() <= SHORT {
+        sc.latents.clear();
+        sc.latents.extend(values.iter().map(|v| v.to_bits()));
+        sc.latents.sort_unstable();
+        sc.latents.dedup();
+        let n = sc.latents.len();
+        let least = 1 + len_u64((n as u64).saturating_sub(1)) + 8 * n;
+        if least >= out.len() - start {
+            return best;
+        }
     }
     if let Some(dict) = dictionary(values) {
         sc.candidate.clear();
