@@ -47,6 +47,14 @@ pub struct ReportEntry {
     /// A reference point (another compressor on the same samples), not a phase.
     #[serde(default)]
     pub reference: bool,
+    /// Identity of the artifact's contents where the phase records one
+    /// (`.metrics` files: `MetricsFile::file_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_id: Option<String>,
+    /// Identity of the file this artifact was made from (rollups: the
+    /// phase 04 file they roll up).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_file_id: Option<String>,
 }
 
 impl ReportEntry {
@@ -83,6 +91,8 @@ impl ReportEntry {
             verified: false,
             dataset: dataset.into(),
             reference: false,
+            file_id: None,
+            source_file_id: None,
         }
     }
 

@@ -235,6 +235,47 @@ fn rollups_of_another_dataset_are_never_read() {
     assert!(!out.contains("rollups:"), "{out}");
 }
 
+/// A rollup file replaced behind the report's back (here: copied from a
+/// run on other data, its report entry made to match its size, as if the
+/// two sizes had collided) is never read: the entry records the identity
+/// of the file phase 05 wrote and of the raw file it rolled up.
+#[test]
+fn a_rollup_file_swapped_for_another_of_the_same_size_is_never_read() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for (dir, seed) in [(&a, "1"), (&b, "7")] {
+        ok(run_in(
+            dir.path(),
+            "00_generate",
+            &["--series", "4", "--points", "40000", "--seed", seed],
+        ));
+        roll_up(dir.path());
+    }
+    let name = "05_rollup_1h.metrics";
+    let entry = b.path().join("report/05.4.json");
+    let json = std::fs::read_to_string(&entry).unwrap();
+    assert!(json.contains(name), "{json}");
+    let (old, new) = (
+        std::fs::metadata(b.path().join(name)).unwrap().len(),
+        std::fs::metadata(a.path().join(name)).unwrap().len(),
+    );
+    std::fs::copy(a.path().join(name), b.path().join(name)).unwrap();
+    let patched = json.replace(&format!("\"bytes\": {old},"), &format!("\"bytes\": {new},"));
+    assert_ne!(patched, json, "the entry's size was patched");
+    std::fs::write(&entry, patched).unwrap();
+    let (raw, rolled) = engines(b.path());
+    let sql = format!("{HOURLY} GROUP BY h, host ORDER BY h, host");
+    let (x, y) = (query(&raw, &sql), query(&rolled, &sql));
+    assert_same_rows(&x, &y, &sql);
+    assert!(
+        y.stats.rollup_series.iter().all(|r| !r.0.contains(name)),
+        "{:?}",
+        y.stats.rollup_series
+    );
+    let plan = explain(&rolled, &sql);
+    assert!(plan.contains("from 05_rollup_15m.metrics"), "{plan}");
+    assert!(!plan.contains(name), "{plan}");
+}
+
 #[test]
 fn nan_samples_count_as_rows_and_make_sums_nan_as_in_the_raw_scan() {
     let dir = tempfile::tempdir().unwrap();

@@ -83,22 +83,22 @@ pub fn run(ctx: &Context, options: BlockOptions) -> Result<PhaseOutcome> {
     let path = ctx.path(metrics::FILE_NAME);
     let samples = data.sample_count();
     let ((bytes, stats), write_ms) = timed(|| metrics::write(&data, &path, options))?;
-    let (back, read_ms) = timed(|| MetricsFile::open(&path)?.read_all(&data.source))?;
+    let ((back, file_id), read_ms) = timed(|| {
+        let f = MetricsFile::open(&path)?;
+        Ok((f.read_all(&data.source)?, f.file_id()))
+    })?;
     verify(&path, &data, &back)?;
 
-    let entry = record(
-        ctx,
-        ReportEntry::new(
-            "04",
-            "custom binary (indexed blocks)",
-            &path,
-            bytes,
-            samples,
-            &fp,
-        ),
-        write_ms,
-        read_ms,
-    )?;
+    let mut entry = ReportEntry::new(
+        "04",
+        "custom binary (indexed blocks)",
+        &path,
+        bytes,
+        samples,
+        &fp,
+    );
+    entry.file_id = Some(file_id);
+    let entry = record(ctx, entry, write_ms, read_ms)?;
 
     let phase03 = compressed::encode(&data).0.len() as u64;
     let phase03b = adaptive::encode(&data).0.len() as u64;

@@ -205,7 +205,10 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
         let path = ctx.path(&file_name(res.name));
         let ((bytes, _), write_ms) =
             timed(|| metrics::write(&rolled, &path, rollup_block_options(res)))?;
-        let (back, read_ms) = timed(|| MetricsFile::open(&path)?.read_all(&rolled.source))?;
+        let ((back, file_id), read_ms) = timed(|| {
+            let f = MetricsFile::open(&path)?;
+            Ok((f.read_all(&rolled.source)?, f.file_id()))
+        })?;
         verify(&path, &rolled, &back)?;
         total_bytes += bytes;
         rollup_bytes.push(bytes);
@@ -219,6 +222,8 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
             &fp,
         );
         entry.lossless = false;
+        entry.file_id = Some(file_id);
+        entry.source_file_id = Some(raw_file.file_id());
         entries.push(record(ctx, entry, write_ms, read_ms)?);
         let loss = measure_loss(&raw, res);
         let rolled_raw = (r.series > 0)

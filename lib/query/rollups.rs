@@ -102,7 +102,9 @@ pub struct Partial {
 impl Rollups {
     /// The rollups phase 05 wrote beside `raw_path`, if the course's report
     /// entries there show they were made from the same dataset as the raw
-    /// file and are the files measured then (same sizes). Anything else
+    /// file and are the files measured then (same sizes and file ids,
+    /// `MetricsFile::file_id`, of the rollups and of the raw file they
+    /// were made from). Anything else
     /// (no report, another dataset, a file rewritten since) leaves the
     /// rollup unused, with a note saying why; a rollup file that cannot be
     /// opened is an error, as the raw file's would be.
@@ -128,6 +130,14 @@ impl Rollups {
                 raw.len()
             ));
         }
+        if raw_entry.file_id.as_deref() != Some(raw.file_id().as_str()) {
+            return none(format!(
+                "the phase 04 report entry describes {} as file {}, this file is {} (rerun phases 04 and 05)",
+                raw_entry.artifact,
+                raw_entry.file_id.as_deref().unwrap_or("(not recorded)"),
+                raw.file_id()
+            ));
+        }
         let mut files = Vec::new();
         let mut stale = Vec::new();
         for (k, res) in RESOLUTIONS.iter().enumerate() {
@@ -140,11 +150,17 @@ impl Rollups {
             if entry.dataset != raw_entry.dataset
                 || Path::new(&entry.artifact).file_name() != path.file_name()
                 || len != Some(entry.bytes)
+                || entry.source_file_id != raw_entry.file_id
             {
                 stale.push(res.name);
                 continue;
             }
             let file = MetricsFile::open_lazy(&path)?;
+            // The file is the one phase 05 wrote and measured.
+            if entry.file_id.as_deref() != Some(file.file_id().as_str()) {
+                stale.push(res.name);
+                continue;
+            }
             files.push(RollupFile {
                 res: *res,
                 path,

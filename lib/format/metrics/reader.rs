@@ -1156,6 +1156,19 @@ impl MetricsFile {
         self.len
     }
 
+    /// An identity of this file's contents, read at open: the CRC32C of
+    /// its footer (which holds the CRC32C of the root, whose lengths and
+    /// counts follow from every block, column and page) and its length, as
+    /// `crc-length` in hex. Two files of different samples share it only
+    /// if their roots match byte for byte and their footers collide;
+    /// phase 05 records the raw file's, and the query engine reads
+    /// rollups only beside the file they were made from.
+    pub fn file_id(&self) -> String {
+        let mut footer = Vec::with_capacity(FOOTER_LEN as usize);
+        self.footer.encode(&mut footer);
+        format!("{:08x}-{:x}", crc32c::crc32c(&footer), self.len)
+    }
+
     /// Whether the file holds no series.
     pub fn is_empty(&self) -> bool {
         self.footer.series_count == 0
