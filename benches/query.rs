@@ -1,5 +1,6 @@
 //! Phase 06 goals, measured: a one-series, one-hour query end to end
-//! (parse, plan, read, decode); a one-series query over 1% of the time
+//! (parse, plan, read, decode), on the default data and on the market
+//! profile (timestamp columns in parts); a one-series query over 1% of the time
 //! range; a full-scan `avg(value)` in samples per second on one core.
 //! The files live on disk (a temporary directory), read through the page
 //! cache, as the phase reads them.
@@ -62,6 +63,24 @@ fn bench(c: &mut Criterion) {
     );
     g.bench_function("every cpu series, 1% of the range, avg", |b| {
         b.iter(|| black_box(small.query(&pct_all).expect("query").table.rows.len()))
+    });
+    g.finish();
+
+    // The market profile: trades at random instants, whose shared
+    // timestamp columns are stored in parts (a range reads the parts it needs).
+    let (market, d) = engine_for(
+        &GenerateConfig {
+            profile: squeeze::generate::Profile::Market,
+            ..GenerateConfig::default()
+        },
+        dir.path(),
+        "market.metrics",
+    );
+    let (lo, _) = d.time_range().expect("samples");
+    let mut g = c.benchmark_group("query/market");
+    let hour = one_series(&d, lo + 3_600_000_000_000, lo + 7_200_000_000_000);
+    g.bench_function("one series, one hour", |b| {
+        b.iter(|| black_box(market.query(&hour).expect("query").table.rows.len()))
     });
     g.finish();
 
