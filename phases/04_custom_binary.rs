@@ -40,7 +40,7 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Print the layout of a .metrics file: header, blocks, block lists, directory, footer.
+    /// Print the layout of a .metrics file: header, blocks, shared columns, index and name pages, root, footer (versions 1, 2: block lists, directory).
     Inspect {
         /// The file (default: the phase 04 artifact in the output directory).
         file: Option<PathBuf>,
