@@ -64,7 +64,7 @@ impl Parts {
         let clamp = |x: i128| x.clamp(i64::MIN as i128, i64::MAX as i128) as i64;
         let lo = self.parts.get(k).map_or(i64::MAX, |p| clamp(at(p.2)));
         let hi = match self.parts.get(k + 1) {
-            Some(next) => clamp(at(next.2 + 1) - 1).min(last),
+            Some(next) => clamp(at(next.2.saturating_add(1)) - 1).min(last),
             None => last,
         };
         (lo, hi)
@@ -73,21 +73,26 @@ impl Parts {
 
 /// Encodes shared column `ts` in the window's context `ctx`, CRCs
 /// included: whole (`| column | CRC32C |`) when that takes at most
-/// `max_bytes`, else in parts of about `max_bytes / 4` bytes each.
+/// `max_bytes`, else in parts of about `max_bytes / 2` bytes each. A
+/// column whose timestamps go back in time stays whole (its parts'
+/// bounds would not hold).
 pub(crate) fn encode(ts: &[i64], ctx: ColumnContext, q: i64, max_bytes: usize) -> Vec<u8> {
     let mut whole = Vec::new();
     delta::encode_smallest_in_context(ts, &mut { ctx }, &mut whole);
-    let target = (max_bytes / 2).max(1);
-    let per_part = (ts.len() * target)
-        .div_ceil(whole.len().max(1))
-        .max(MIN_PART);
-    if whole.len() <= max_bytes || ts.len() <= per_part {
+    let target = (max_bytes / 2).max(1) as u128;
+    let per_part = (ts.len() as u128 * target)
+        .div_ceil(whole.len().max(1) as u128)
+        .max(MIN_PART as u128);
+    let sorted = ts.windows(2).all(|w| w[0] <= w[1]);
+    if whole.len() <= max_bytes || ts.len() as u128 <= per_part || !sorted {
         let crc = crc32c::crc32c(&whole);
         whole.extend_from_slice(&crc.to_le_bytes());
         return whole;
     }
     let mut body = Vec::new();
     let mut table = Vec::new();
+    // per_part < ts.len() here, so it fits a usize.
+    let per_part = per_part as usize;
     write_u64(&mut table, per_part as u64);
     write_u64(&mut table, ts.len().div_ceil(per_part) as u64);
     let mut prev = 0;
@@ -129,10 +134,14 @@ pub(crate) fn header_len(prefix: &[u8], what: &str) -> Result<Option<u64>> {
 /// Parses and checks the header of a column in parts (`header`: its
 /// first `header_len` bytes at least) of `samples` samples and
 /// `column_len` bytes, at file offset `at`.
+///
+/// Every part's first quantum must lie inside the window: at most
+/// `max_quantum` (the window's length in quanta).
 pub(crate) fn parse(
     header: &[u8],
     samples: usize,
     column_len: u64,
+    max_quantum: u64,
     at: u64,
     what: &str,
 ) -> Result<Parts> {
@@ -178,7 +187,12 @@ pub(crate) fn parse(
         let len = r.varint()?;
         first = first
             .checked_add(r.varint()?)
-            .ok_or_else(|| r.corrupt("part's first quantum overflows"))?;
+            .filter(|&f| f <= max_quantum)
+            .ok_or_else(|| {
+                r.corrupt(format!(
+                    "a part's first quantum beyond the window's {max_quantum}"
+                ))
+            })?;
         if len < 5 {
             return Err(r.corrupt(format!("a part of {len} bytes")));
         }
@@ -264,7 +278,15 @@ mod tests {
         let bytes = encode(&ts, ctx, q, 512);
         assert_eq!(bytes[0], IN_PARTS);
         let h = header_len(&bytes[..4], "c").unwrap().unwrap();
-        let parts = parse(&bytes[..h as usize], ts.len(), bytes.len() as u64, 0, "c").unwrap();
+        let parts = parse(
+            &bytes[..h as usize],
+            ts.len(),
+            bytes.len() as u64,
+            u64::MAX,
+            0,
+            "c",
+        )
+        .unwrap();
         assert!(parts.parts.len() >= 3, "{parts:?}");
         let mut all = Vec::new();
         for (k, &(at, len, _)) in parts.parts.iter().enumerate() {
@@ -288,6 +310,36 @@ mod tests {
             all.extend(one);
         }
         assert_eq!(all, ts);
+    }
+
+    /// A header whose CRC holds but whose first quanta lie beyond the
+    /// window is refused, and bounds never overflow.
+    #[test]
+    fn a_first_quantum_beyond_the_window_is_refused() {
+        let forged = |second: u64| {
+            let mut table = Vec::new();
+            for v in [2u64, 2, 9, 0, 9, second] {
+                write_u64(&mut table, v);
+            }
+            let h = 1 + 1 + table.len() + 4;
+            let mut out = vec![IN_PARTS, h as u8];
+            out.extend_from_slice(&table);
+            let crc = crc32c::crc32c(&out);
+            out.extend_from_slice(&crc.to_le_bytes());
+            out
+        };
+        let ok = forged(3);
+        let len = ok.len() as u64 + 18;
+        assert!(parse(&ok, 4, len, 4097, 0, "c").is_ok());
+        let bad = forged(u64::MAX);
+        assert!(parse(&bad, 4, len, 4097, 0, "c").is_err());
+        assert!(parse(&forged(4098), 4, len, 4097, 0, "c").is_err());
+        let p = Parts {
+            header_len: 0,
+            per_part: 2,
+            parts: vec![(0, 9, 0), (9, 9, u64::MAX)],
+        };
+        assert_eq!(p.bounds(0, i64::MAX, i64::MAX, i64::MAX).1, i64::MAX);
     }
 
     #[test]

@@ -822,8 +822,9 @@ impl MetricsFile {
         let mut ts = Vec::with_capacity(samples);
         let what = format!("{}: {what}", self.name);
         if parts::header_len(raw, &what)?.is_some() {
-            let p = parts::parse(raw, samples, entry.length, at, &what)?;
             let q = super::root::quantum(v3.root.window_ns);
+            let max_quantum = (v3.root.window_ns / q) as u64 + 1;
+            let p = parts::parse(raw, samples, entry.length, max_quantum, at, &what)?;
             for (k, &(off, len, _)) in p.parts.iter().enumerate() {
                 let part = raw.get(off as usize..(off + len) as usize).ok_or_else(|| {
                     Error::corrupt(&what, at + off, format!("part {k} runs past the column"))
@@ -1007,10 +1008,13 @@ impl MetricsFile {
                 }
                 let rest = self.read_at(at + head.len() as u64, h - head.len() as u64, &what)?;
                 head.extend_from_slice(&rest);
+                let q = super::root::quantum(v3.root.window_ns);
+                let max_quantum = (v3.root.window_ns / q) as u64 + 1;
                 Some(Rc::new(parts::parse(
                     &head,
                     entry.samples as usize,
                     entry.length,
+                    max_quantum,
                     at,
                     &full,
                 )?))

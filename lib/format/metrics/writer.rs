@@ -315,8 +315,8 @@ fn slice_pieces<'a>(
                 out.push(d);
                 break;
             }
-            let fit = (n as u64 * options.max_bytes as u64 / (item.len() as u64 + 4))
-                .clamp(1, n as u64 - 1);
+            let fit = (n as u128 * options.max_bytes as u128 / (item.len() as u128 + 4))
+                .clamp(1, n as u128 - 1);
             end = start + fit as usize;
         }
         start = end;
@@ -337,7 +337,9 @@ struct PageDraft<'a> {
 impl PageDraft<'_> {
     /// About the bytes the page will take: 2.5 a piece, 9 a block.
     fn estimate(&self, options: BlockOptions) -> usize {
-        let blocks = self.items.div_ceil(options.max_bytes.max(1) * 9 / 10 + 1);
+        let blocks = self
+            .items
+            .div_ceil(options.max_bytes.max(1).saturating_mul(9) / 10 + 1);
         self.drafts.len() * 5 / 2 + self.series.len() / 4 + blocks * 9 + 50
     }
 }
