@@ -90,6 +90,23 @@ pub const FOOTER_LEN: u64 = 40;
 /// File name of the phase 04 artifact in the output directory.
 pub const FILE_NAME: &str = "04_custom.metrics";
 
+/// The bytes of `raw` before the CRC32C in its last 4 bytes, or why not
+/// (too short, or the CRC does not match), for an error message.
+pub(crate) fn crc_body(raw: &[u8]) -> std::result::Result<&[u8], String> {
+    let Some(body_len) = raw.len().checked_sub(4) else {
+        return Err(format!("{} bytes cannot hold a CRC32C", raw.len()));
+    };
+    let (body, tail) = raw.split_at(body_len);
+    let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
+    let crc = crc32c::crc32c(body);
+    if crc != stored {
+        return Err(format!(
+            "checksum mismatch: stored {stored:#010x}, computed {crc:#010x}"
+        ));
+    }
+    Ok(body)
+}
+
 /// Footer fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Footer {

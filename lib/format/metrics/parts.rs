@@ -157,16 +157,8 @@ pub(crate) fn parse(
             format!("a header of {h} bytes in a {column_len}-byte column"),
         ));
     }
-    let (body, tail) = header[..h as usize].split_at(h as usize - 4);
-    let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
-    let crc = crc32c::crc32c(body);
-    if crc != stored {
-        return Err(Error::corrupt(
-            what,
-            at,
-            format!("header checksum mismatch: stored {stored:#010x}, computed {crc:#010x}"),
-        ));
-    }
+    let body = super::crc_body(&header[..h as usize])
+        .map_err(|e| Error::corrupt(what, at, format!("parts header: {e}")))?;
     let mut r = ByteReader::at_offset(body, at, what);
     r.u8()?;
     r.varint()?;
@@ -211,34 +203,40 @@ pub(crate) fn parse(
     })
 }
 
-/// Checks and decodes part `k` (`raw`: its bytes, CRC included),
-/// appending its timestamps to `out`; they must start in the quantum the
-/// header gives and lie inside the part's bounds.
-#[allow(clippy::too_many_arguments)]
+/// What decoding the parts of one column needs besides their bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Column {
+    /// Samples of the whole column.
+    pub samples: usize,
+    /// The window's context: its start and base tick.
+    pub ctx: ColumnContext,
+    /// Nanoseconds of a quantum of the window.
+    pub q: i64,
+    /// The column's last timestamp bound, from the root.
+    pub last: i64,
+}
+
+/// Checks and decodes part `k` of `column` (`raw`: its bytes, CRC
+/// included, at file offset `at`), appending its timestamps to `out`;
+/// they must start in the quantum the header gives and lie inside the
+/// part's bounds.
 pub(crate) fn decode_part(
     parts: &Parts,
+    column: &Column,
     k: usize,
     raw: &[u8],
-    samples: usize,
-    ctx: ColumnContext,
-    q: i64,
-    last: i64,
     at: u64,
     what: &str,
     out: &mut Vec<i64>,
 ) -> Result<()> {
+    let Column {
+        samples,
+        ctx,
+        q,
+        last,
+    } = *column;
     let bad = |reason: String| Error::corrupt(format!("{what}, part {k}"), at, reason);
-    if raw.len() < 4 {
-        return Err(bad(format!("{} bytes cannot hold a part", raw.len())));
-    }
-    let (body, tail) = raw.split_at(raw.len() - 4);
-    let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
-    let crc = crc32c::crc32c(body);
-    if crc != stored {
-        return Err(bad(format!(
-            "checksum mismatch: stored {stored:#010x}, computed {crc:#010x}"
-        )));
-    }
+    let body = super::crc_body(raw).map_err(bad)?;
     let t0 = out.len();
     delta::decode_in_context(body, parts.samples(k, samples), ctx, out)
         .map_err(|e| e.within(format!("{what}, part {k} at byte {at}")))?;
@@ -292,19 +290,13 @@ mod tests {
         for (k, &(at, len, _)) in parts.parts.iter().enumerate() {
             let mut one = Vec::new();
             let raw = &bytes[at as usize..(at + len) as usize];
-            decode_part(
-                &parts,
-                k,
-                raw,
-                ts.len(),
+            let column = Column {
+                samples: ts.len(),
                 ctx,
                 q,
-                i64::MAX,
-                at,
-                "c",
-                &mut one,
-            )
-            .unwrap();
+                last: i64::MAX,
+            };
+            decode_part(&parts, &column, k, raw, at, "c", &mut one).unwrap();
             let (lo, hi) = parts.bounds(k, 0, q, i64::MAX);
             assert!(one.iter().all(|t| (lo..=hi).contains(t)));
             all.extend(one);

@@ -475,21 +475,9 @@ impl MetricsFile {
             return Err(self.corrupt(what, offset, format!("{len} bytes cannot hold a CRC32C")));
         }
         let mut raw = self.read_at(offset, len, what)?;
-        let body_len = raw.len() - 4;
-        let stored = u32::from_le_bytes([
-            raw[body_len],
-            raw[body_len + 1],
-            raw[body_len + 2],
-            raw[body_len + 3],
-        ]);
-        let crc = crc32c::crc32c(&raw[..body_len]);
-        if crc != stored {
-            return Err(self.corrupt(
-                what,
-                offset,
-                format!("checksum mismatch: stored {stored:#010x}, computed {crc:#010x}"),
-            ));
-        }
+        let body_len = super::crc_body(&raw)
+            .map_err(|e| self.corrupt(what, offset, e))?
+            .len();
         raw.truncate(body_len);
         Ok(raw)
     }
@@ -825,42 +813,21 @@ impl MetricsFile {
             let q = super::root::quantum(v3.root.window_ns);
             let max_quantum = (v3.root.window_ns / q) as u64 + 1;
             let p = parts::parse(raw, samples, entry.length, max_quantum, at, &what)?;
+            let col = parts::Column {
+                samples,
+                ctx,
+                q,
+                last: entry.last,
+            };
             for (k, &(off, len, _)) in p.parts.iter().enumerate() {
                 let part = raw.get(off as usize..(off + len) as usize).ok_or_else(|| {
                     Error::corrupt(&what, at + off, format!("part {k} runs past the column"))
                 })?;
-                parts::decode_part(
-                    &p,
-                    k,
-                    part,
-                    samples,
-                    ctx,
-                    q,
-                    entry.last,
-                    at + off,
-                    &what,
-                    &mut ts,
-                )?;
+                parts::decode_part(&p, &col, k, part, at + off, &what, &mut ts)?;
             }
             return Ok(ts);
         }
-        if raw.len() < 4 {
-            return Err(Error::corrupt(
-                &what,
-                at,
-                format!("{} bytes cannot hold a CRC32C", raw.len()),
-            ));
-        }
-        let (body, tail) = raw.split_at(raw.len() - 4);
-        let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
-        let crc = crc32c::crc32c(body);
-        if crc != stored {
-            return Err(Error::corrupt(
-                &what,
-                at,
-                format!("checksum mismatch: stored {stored:#010x}, computed {crc:#010x}"),
-            ));
-        }
+        let body = super::crc_body(raw).map_err(|e| Error::corrupt(&what, at, e))?;
         delta::decode_in_context(body, samples, ctx, &mut ts)
             .map_err(|e| e.within(format!("{what} at byte {at}")))?;
         Ok(ts)
@@ -939,23 +906,17 @@ impl MetricsFile {
             let to = p.parts[b].0 + p.parts[b].1;
             let raw = self.read_at(at + from, to - from, &what)?;
             let full = format!("{}: {what}", self.name);
-            let ctx = v3.root.window_context(window);
+            let col = parts::Column {
+                samples,
+                ctx: v3.root.window_context(window),
+                q,
+                last: entry.last,
+            };
             for k in a..=b {
                 let (off, len, _) = p.parts[k];
                 let part = &raw[(off - from) as usize..(off - from + len) as usize];
                 let mut ts = Vec::with_capacity(p.samples(k, samples));
-                parts::decode_part(
-                    &p,
-                    k,
-                    part,
-                    samples,
-                    ctx,
-                    q,
-                    entry.last,
-                    at + off,
-                    &full,
-                    &mut ts,
-                )?;
+                parts::decode_part(&p, &col, k, part, at + off, &full, &mut ts)?;
                 v3.part_ts
                     .borrow_mut()
                     .insert((window, column, k), Rc::new(ts));
@@ -1492,14 +1453,7 @@ impl MetricsFile {
             if raw.len() < 4 {
                 return Err(bad(format!("{} bytes cannot hold a block", raw.len())));
             }
-            let (body, tail) = raw.split_at(raw.len() - 4);
-            let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
-            let crc = crc32c::crc32c(body);
-            if crc != stored {
-                return Err(bad(format!(
-                    "checksum mismatch: stored {stored:#010x}, computed {crc:#010x}"
-                )));
-            }
+            let body = super::crc_body(raw).map_err(bad)?;
             // Walk the block's items up to the ones this piece needs; the
             // whole block must parse.
             let mut r = ByteReader::at_offset(body, meta.offset, what);
@@ -1690,14 +1644,7 @@ impl MetricsFile {
             ));
         }
         let bad = |reason: String| self.corrupt(what, meta.offset, reason);
-        let (body, tail) = raw.split_at(raw.len() - 4);
-        let stored = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]);
-        let crc = crc32c::crc32c(body);
-        if crc != stored {
-            return Err(bad(format!(
-                "checksum mismatch: stored {stored:#010x}, computed {crc:#010x}"
-            )));
-        }
+        let body = super::crc_body(raw).map_err(bad)?;
         let ctx;
         let ctx_ref = if what == "block" {
             self.name.as_str()
