@@ -11,10 +11,12 @@ use squeeze::time::parse_duration;
 
 /// Phase 04: write the dataset as one self-contained, indexed binary file.
 ///
-/// The file starts with METRICS! and a version, holds the samples in blocks
-/// (one series, one aligned time window, each with a CRC32C), an index of
-/// every block (time range, count, min/max, length), a directory whose names
-/// and labels live once in a symbol table, and a fixed footer. With no
+/// The file starts with METRICS! and a version, holds the samples in
+/// checksummed blocks (the pieces of one aligned time window; short series
+/// share a block), timestamp columns shared by the series scraped together
+/// (large ones in parts), index pages coded column by column (each piece's
+/// time range, count, min/max and place), compressed name pages, a small
+/// root and a fixed footer. With no
 /// subcommand it writes output/04_custom.metrics, reads it back, verifies it
 /// and measures a one-series query over 1% of the time range.
 #[derive(Debug, Parser)]
@@ -44,7 +46,7 @@ enum Command {
     Inspect {
         /// The file (default: the phase 04 artifact in the output directory).
         file: Option<PathBuf>,
-        /// Show at most this many blocks of each series.
+        /// Show at most this many blocks of each index page (and shared columns).
         #[arg(long, default_value_t = 3)]
         blocks: usize,
     },
@@ -85,7 +87,7 @@ fn main() -> ExitCode {
                     return Err(squeeze::Error::Verify {
                         artifact: path.display().to_string(),
                         reason: format!(
-                            "{} block(s) failed their check, the first: {first}",
+                            "{} part(s) of the file (blocks, shared columns) failed their check, the first: {first}",
                             inspection.failures.len()
                         ),
                     });
@@ -99,12 +101,14 @@ fn main() -> ExitCode {
                     None => SeriesMatcher::all(),
                 };
                 let chosen = f.select(&m);
+                // Version 3 cuts series into pieces that share blocks.
+                let unit = if f.version() >= 3 { "pieces" } else { "blocks" };
                 for &i in &chosen {
                     let s = &f.series()[i];
-                    println!("{}  ({} samples, {} blocks)", s.key, s.samples, s.blocks);
+                    println!("{}  ({} samples, {} {unit})", s.key, s.samples, s.blocks);
                 }
                 println!(
-                    "{} of {} series match; reading the directory took {} bytes.",
+                    "{} of {} series match; opening the file (every name and index page) read {} bytes.",
                     chosen.len(),
                     f.series().len(),
                     f.open_bytes()

@@ -383,16 +383,41 @@ fn inspect_v3(file: &MetricsFile, max_blocks: usize) -> Result<Inspection> {
             continue;
         }
         let raw = file.read_at(at, length, "shared column")?;
-        let in_parts = match raw.first() {
-            Some(&super::parts::IN_PARTS) => ", in parts",
-            _ => "",
+        let parts = match super::parts::header_len(&raw, "shared column") {
+            Ok(Some(_)) => super::parts::parse(
+                &raw,
+                samples as usize,
+                length,
+                u64::MAX,
+                at,
+                "shared column",
+            )
+            .ok(),
+            _ => None,
         };
+        let in_parts = if parts.is_some() { ", in parts" } else { "" };
         let _ = writeln!(
             o,
             "@{at:<8} {length:>6} B  column {c} of window {w} ({})  {}  {samples} samples{in_parts}, {verdict}",
             format_timestamp(start),
             hex(&raw, 8)
         );
+        if let Some(p) = parts {
+            let _ = writeln!(
+                o,
+                "{:27}header {} B (P = {} samples a part), parts:{}",
+                "",
+                p.header_len,
+                p.per_part,
+                p.parts
+                    .iter()
+                    .map(|&(off, len, first)| format!(
+                        " @{} {len} B (from quantum {first})",
+                        at + off
+                    ))
+                    .collect::<String>()
+            );
+        }
     }
     if parts.columns.len() > max_blocks.max(8) {
         let _ = writeln!(
