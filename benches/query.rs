@@ -1,7 +1,8 @@
 //! Phase 06 goals, measured: a one-series, one-hour query end to end
 //! (parse, plan, read, decode), on the default data and on the market
 //! profile (timestamp columns in parts); a one-series query over 1% of the time
-//! range; a full-scan `avg(value)` in samples per second on one core.
+//! range; an hourly aggregate over a week from raw samples and from
+//! phase 05's rollups; a full-scan `avg(value)` in samples per second on one core.
 //! The files live on disk (a temporary directory), read through the page
 //! cache, as the phase reads them.
 //!
@@ -81,6 +82,43 @@ fn bench(c: &mut Criterion) {
     let hour = one_series(&d, lo + 3_600_000_000_000, lo + 7_200_000_000_000);
     g.bench_function("one series, one hour", |b| {
         b.iter(|| black_box(market.query(&hour).expect("query").table.rows.len()))
+    });
+    g.finish();
+
+    // An hourly aggregate over a week of 15 s samples, from the raw file
+    // and from phase 05's rollups beside it (phases 00, 04 and 05 run
+    // into a temporary directory first).
+    let rollup_dir = dir.path().join("rollups");
+    let ctx = squeeze::phases::Context::new(&rollup_dir);
+    let week = GenerateConfig {
+        series: 4,
+        points: 4 * 7 * 24 * 240,
+        ..GenerateConfig::default()
+    };
+    squeeze::phases::generate::run(
+        &ctx,
+        &squeeze::phases::generate::DatasetSource::Generate(week),
+    )
+    .expect("phase 00");
+    squeeze::phases::custom_binary::run(&ctx, BlockOptions::default()).expect("phase 04");
+    squeeze::phases::downsampling::run(&ctx).expect("phase 05");
+    let path = rollup_dir.join(metrics::FILE_NAME);
+    let raw = Engine::open(&path).expect("open");
+    let rolled = Engine::open_with_rollups(&path).expect("open with rollups");
+    let hourly = "SELECT time_bucket('1h', ts) AS h, host, avg(value), max(value), count(*) \
+                  FROM cpu_usage_percent GROUP BY h, host";
+    assert!(!rolled
+        .query(hourly)
+        .expect("query")
+        .stats
+        .rollup_series
+        .is_empty());
+    let mut g = c.benchmark_group("query/hourly-week");
+    g.bench_function("raw samples", |b| {
+        b.iter(|| black_box(raw.query(hourly).expect("query").table.rows.len()))
+    });
+    g.bench_function("rollups", |b| {
+        b.iter(|| black_box(rolled.query(hourly).expect("query").table.rows.len()))
     });
     g.finish();
 
