@@ -14,6 +14,26 @@ fn roll_up(dir: &Path) {
     ok(run_in(dir, "05_downsampling", &[]));
 }
 
+/// A new directory with `points` generated samples of 4 series (15 s
+/// apart), phases 04 and 05 run on them.
+fn rolled_up(points: u64, seed: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    ok(run_in(
+        dir.path(),
+        "00_generate",
+        &[
+            "--series",
+            "4",
+            "--points",
+            &points.to_string(),
+            "--seed",
+            seed,
+        ],
+    ));
+    roll_up(dir.path());
+    dir
+}
+
 fn engines(dir: &Path) -> (Engine, Engine) {
     let path = dir.join("04_custom.metrics");
     (
@@ -65,14 +85,8 @@ const HOURLY: &str = "SELECT time_bucket('1h', ts) AS h, host, avg(value), max(v
 
 #[test]
 fn an_hourly_query_over_30_days_reads_20x_fewer_bytes_from_rollups_and_gives_the_raw_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    ok(run_in(
-        dir.path(),
-        "00_generate",
-        // 30 days of 15 s scrapes of 4 series.
-        &["--series", "4", "--points", &(4 * 30 * 5760).to_string()],
-    ));
-    roll_up(dir.path());
+    // 30 days of 15 s scrapes of 4 series.
+    let dir = rolled_up(4 * 30 * 5760, "42");
     let (raw, rolled) = engines(dir.path());
     for sql in [
         format!("{HOURLY} GROUP BY h, host ORDER BY h, host"),
@@ -107,13 +121,7 @@ fn an_hourly_query_over_30_days_reads_20x_fewer_bytes_from_rollups_and_gives_the
 
 #[test]
 fn rollups_answer_only_what_they_can_and_explain_says_why() {
-    let dir = tempfile::tempdir().unwrap();
-    ok(run_in(
-        dir.path(),
-        "00_generate",
-        &["--series", "4", "--points", &(4 * 3 * 5760).to_string()],
-    ));
-    roll_up(dir.path());
+    let dir = rolled_up(4 * 3 * 5760, "42");
     let (raw, rolled) = engines(dir.path());
     // A range on 5-minute boundaries but not on hours: the 5m rollups.
     let sql = format!(
@@ -199,13 +207,7 @@ fn rollups_answer_only_what_they_can_and_explain_says_why() {
 
 #[test]
 fn rollups_of_another_dataset_are_never_read() {
-    let dir = tempfile::tempdir().unwrap();
-    ok(run_in(
-        dir.path(),
-        "00_generate",
-        &["--series", "4", "--points", "40000"],
-    ));
-    roll_up(dir.path());
+    let dir = rolled_up(40_000, "42");
     // New data, phase 04 again, phase 05 not: the rollups are stale.
     ok(run_in(
         dir.path(),
@@ -241,15 +243,7 @@ fn rollups_of_another_dataset_are_never_read() {
 /// of the file phase 05 wrote and of the raw file it rolled up.
 #[test]
 fn a_rollup_file_swapped_for_another_of_the_same_size_is_never_read() {
-    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    for (dir, seed) in [(&a, "1"), (&b, "7")] {
-        ok(run_in(
-            dir.path(),
-            "00_generate",
-            &["--series", "4", "--points", "40000", "--seed", seed],
-        ));
-        roll_up(dir.path());
-    }
+    let (a, b) = (rolled_up(40_000, "1"), rolled_up(40_000, "7"));
     let name = "05_rollup_1h.metrics";
     let entry = b.path().join("report/05.4.json");
     let json = std::fs::read_to_string(&entry).unwrap();

@@ -1560,7 +1560,7 @@ impl MetricsFile {
         timestamps: Option<&mut Vec<i64>>,
         values: &mut Vec<f64>,
     ) -> Result<()> {
-        self.decode_block_focused(series, meta, raw, timestamps, values, None)
+        self.decode_block_within(series, meta, raw, timestamps, values, i64::MIN, i64::MAX)
     }
 
     /// [`MetricsFile::decode_block`] for a query that needs only the
@@ -1573,28 +1573,12 @@ impl MetricsFile {
         series: usize,
         meta: &BlockMeta,
         raw: &[u8],
-        timestamps: Option<&mut Vec<i64>>,
+        mut timestamps: Option<&mut Vec<i64>>,
         values: &mut Vec<f64>,
         lo: i64,
         hi: i64,
     ) -> Result<()> {
         let focus = (lo != i64::MIN || hi != i64::MAX).then_some((lo, hi));
-        self.decode_block_focused(series, meta, raw, timestamps, values, focus)
-    }
-
-    /// [`MetricsFile::decode_block`]; with `focus`, a piece whose
-    /// timestamps are a shared column in parts may give only the samples
-    /// of the parts that meet the focus range (a superset of the samples
-    /// inside it).
-    fn decode_block_focused(
-        &self,
-        series: usize,
-        meta: &BlockMeta,
-        raw: &[u8],
-        mut timestamps: Option<&mut Vec<i64>>,
-        values: &mut Vec<f64>,
-        focus: Option<(i64, i64)>,
-    ) -> Result<()> {
         let (t0, v0) = (timestamps.as_ref().map_or(0, |t| t.len()), values.len());
         // The happy path formats no error context; a failure decodes again
         // with the full context so that the error says where.
@@ -1696,9 +1680,8 @@ impl MetricsFile {
             ..ReadStats::default()
         };
         let mut last: Option<(u64, Vec<u8>)> = None;
-        let focus = (start != i64::MIN || end != i64::MAX).then_some((start, end));
         for b in blocks.iter().filter(|b| b.overlaps(start, end)) {
-            self.read_block_cached(series, b, &mut all, &mut last, focus)?;
+            self.read_block_cached(series, b, &mut all, &mut last, (start, end))?;
             stats.blocks_read += 1;
         }
         let mut out = Series::new(all.key.clone());
@@ -1711,14 +1694,16 @@ impl MetricsFile {
         Ok((out, stats))
     }
 
-    /// [`MetricsFile::read_block`], reusing `last` when it holds the same block.
+    /// [`MetricsFile::read_block`], reusing `last` when it holds the same
+    /// block; only the samples in `lo..=hi` are needed (see
+    /// [`MetricsFile::decode_block_within`]).
     fn read_block_cached(
         &self,
         series: usize,
         meta: &BlockMeta,
         out: &mut Series,
         last: &mut Option<(u64, Vec<u8>)>,
-        focus: Option<(i64, i64)>,
+        (lo, hi): (i64, i64),
     ) -> Result<()> {
         let hit = last
             .as_ref()
@@ -1728,13 +1713,14 @@ impl MetricsFile {
         }
         let raw = last.as_ref().map(|(_, r)| r.as_slice()).unwrap_or(&[]);
         let before = out.timestamps.len();
-        self.decode_block_focused(
+        self.decode_block_within(
             series,
             meta,
             raw,
             Some(&mut out.timestamps),
             &mut out.values,
-            focus,
+            lo,
+            hi,
         )?;
         self.check_follows(series, meta, &out.timestamps, before)
     }
@@ -1773,7 +1759,7 @@ impl MetricsFile {
         for (i, info) in infos.iter().enumerate() {
             let mut s = Series::new(info.key.clone());
             for b in &self.blocks(i)? {
-                self.read_block_cached(i, b, &mut s, &mut last, None)?;
+                self.read_block_cached(i, b, &mut s, &mut last, (i64::MIN, i64::MAX))?;
             }
             out.push(s);
         }
