@@ -245,17 +245,7 @@ fn rollups_of_another_dataset_are_never_read() {
 fn a_rollup_file_swapped_for_another_of_the_same_size_is_never_read() {
     let (a, b) = (rolled_up(40_000, "1"), rolled_up(40_000, "7"));
     let name = "05_rollup_1h.metrics";
-    let entry = b.path().join("report/05.4.json");
-    let json = std::fs::read_to_string(&entry).unwrap();
-    assert!(json.contains(name), "{json}");
-    let (old, new) = (
-        std::fs::metadata(b.path().join(name)).unwrap().len(),
-        std::fs::metadata(a.path().join(name)).unwrap().len(),
-    );
-    std::fs::copy(a.path().join(name), b.path().join(name)).unwrap();
-    let patched = json.replace(&format!("\"bytes\": {old},"), &format!("\"bytes\": {new},"));
-    assert_ne!(patched, json, "the entry's size was patched");
-    std::fs::write(&entry, patched).unwrap();
+    swap_behind_the_report(a.path(), b.path(), name, "05.4");
     let (raw, rolled) = engines(b.path());
     let sql = format!("{HOURLY} GROUP BY h, host ORDER BY h, host");
     let (x, y) = (query(&raw, &sql), query(&rolled, &sql));
@@ -268,6 +258,41 @@ fn a_rollup_file_swapped_for_another_of_the_same_size_is_never_read() {
     let plan = explain(&rolled, &sql);
     assert!(plan.contains("from 05_rollup_15m.metrics"), "{plan}");
     assert!(!plan.contains(name), "{plan}");
+}
+
+/// The same for the raw file: rollups made from other samples than the
+/// file's are never read.
+#[test]
+fn a_raw_file_swapped_for_another_of_the_same_size_reads_no_rollups() {
+    let (a, b) = (rolled_up(40_000, "1"), rolled_up(40_000, "7"));
+    swap_behind_the_report(a.path(), b.path(), "04_custom.metrics", "04");
+    let (raw, rolled) = engines(b.path());
+    let sql = format!("{HOURLY} GROUP BY h, host ORDER BY h, host");
+    let (x, y) = (query(&raw, &sql), query(&rolled, &sql));
+    assert_eq!(x.table, y.table);
+    assert!(
+        y.stats.rollup_series.is_empty(),
+        "{:?}",
+        y.stats.rollup_series
+    );
+    let plan = explain(&rolled, &sql);
+    assert!(plan.contains("rerun phases 04 and 05"), "{plan}");
+}
+
+/// Copies `name` from `from` over the one in `to` and makes `to`'s report
+/// entry `phase` give its size, as if the two sizes had been equal.
+fn swap_behind_the_report(from: &Path, to: &Path, name: &str, phase: &str) {
+    let entry = to.join(format!("report/{phase}.json"));
+    let json = std::fs::read_to_string(&entry).unwrap();
+    assert!(json.contains(name), "{json}");
+    let (old, new) = (
+        std::fs::metadata(to.join(name)).unwrap().len(),
+        std::fs::metadata(from.join(name)).unwrap().len(),
+    );
+    std::fs::copy(from.join(name), to.join(name)).unwrap();
+    let patched = json.replace(&format!("\"bytes\": {old},"), &format!("\"bytes\": {new},"));
+    assert_ne!(patched, json, "the entry's size was patched");
+    std::fs::write(&entry, patched).unwrap();
 }
 
 #[test]
