@@ -101,6 +101,23 @@ pub struct ColdConfig {
     pub page_rows: usize,
 }
 
+impl ColdConfig {
+    /// The Parquet codec [`compression`](ColdConfig::compression) names;
+    /// an unknown name is [`Error::Config`].
+    pub fn parquet_compression(&self) -> Result<parquet::basic::Compression> {
+        use parquet::basic::{Compression, ZstdLevel};
+        match self.compression.as_str() {
+            "zstd" => Ok(Compression::ZSTD(ZstdLevel::default())),
+            "snappy" => Ok(Compression::SNAPPY),
+            "lz4" => Ok(Compression::LZ4_RAW),
+            "none" => Ok(Compression::UNCOMPRESSED),
+            other => Err(Error::Config(format!(
+                "cold_tier.compression {other:?}: expected zstd, snappy, lz4 or none"
+            ))),
+        }
+    }
+}
+
 /// Query execution.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -418,7 +435,7 @@ impl Config {
                 self.warm_tier.device
             ));
         }
-        crate::cold::compression(&self.cold_tier.compression)?;
+        self.cold_tier.parquet_compression()?;
         if self.cold_tier.row_group_rows == 0 || self.cold_tier.page_rows == 0 {
             return bad("cold_tier.row_group_rows and page_rows must be at least 1".into());
         }

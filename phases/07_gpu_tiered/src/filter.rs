@@ -170,6 +170,79 @@ impl Filter {
     }
 }
 
+/// Parses a time as users write it: integer nanoseconds since the Unix
+/// epoch, or a UTC time such as `2024-01-01T00:00:00Z` or `2024-01-01`
+/// (read by [`parse_time`]). The error says why, without
+/// naming where the text came from: the caller adds that.
+pub fn parse_time_or_ns(text: &str) -> std::result::Result<i64, String> {
+    text.parse::<i64>()
+        .or_else(|_| squeeze::time::parse_timestamp(text))
+}
+
+impl Filter {
+    /// Parses a condition written `column OP value`, OP one of `=`, `>`,
+    /// `>=`, `<`, `<=` and ` in ` (values separated by `|`): `side=buy`,
+    /// `price>=100`, `exchange in kraken|binance`. The value is read as the
+    /// column's type in `schema` (a timestamp as [`parse_time_or_ns`] reads it).
+    ///
+    /// Errors: [`Error::InvalidArgument`], starting with the text quoted,
+    /// for a missing operator, an unknown column, or a value that is not of
+    /// the column's type.
+    pub fn parse(text: &str, schema: &Schema) -> Result<Filter> {
+        let ops = [" in ", ">=", "<=", "=", ">", "<"];
+        let (at, op) = ops
+            .iter()
+            .filter_map(|op| text.find(op).map(|i| (i, *op)))
+            .min_by_key(|(i, op)| (*i, std::cmp::Reverse(op.len())))
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "{text:?}: expected `column OP value` with OP one of = > >= < <= in"
+                ))
+            })?;
+        let column = text[..at].trim();
+        let value = text[at + op.len()..].trim();
+        let field = schema
+            .field_with_name(column)
+            .map_err(|_| Error::InvalidArgument(format!("{text:?}: unknown column `{column}`")))?;
+        let scalar = |v: &str| -> Result<Scalar> {
+            let v = v.trim();
+            Ok(match field.data_type() {
+                DataType::Utf8 => Scalar::Str(v.to_string()),
+                DataType::Timestamp(..) => Scalar::Int(parse_time_or_ns(v).map_err(|why| {
+                    Error::InvalidArgument(format!(
+                        "{text:?}: {why} (write a time such as 2024-01-01T00:00:00Z, or integer nanoseconds)"
+                    ))
+                })?),
+                DataType::Float64 => Scalar::Float(v.parse().map_err(|_| {
+                    Error::InvalidArgument(format!("{text:?}: {v:?} is not a number"))
+                })?),
+                _ => Scalar::Int(v.parse().map_err(|_| {
+                    Error::InvalidArgument(format!("{text:?}: {v:?} is not an integer"))
+                })?),
+            })
+        };
+        let cond = match op {
+            " in " => Cond::In(value.split('|').map(scalar).collect::<Result<_>>()?),
+            "=" => Cond::Eq(scalar(value)?),
+            _ => {
+                let v = Some(scalar(value)?);
+                let (mut gt, mut gte, mut lt, mut lte) = (None, None, None, None);
+                match op {
+                    ">" => gt = v,
+                    ">=" => gte = v,
+                    "<" => lt = v,
+                    _ => lte = v,
+                }
+                Cond::Range { gt, gte, lt, lte }
+            }
+        };
+        Ok(Filter {
+            column: column.to_string(),
+            cond,
+        })
+    }
+}
+
 impl From<i64> for Scalar {
     fn from(v: i64) -> Self {
         Scalar::Int(v)

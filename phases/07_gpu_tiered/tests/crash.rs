@@ -37,7 +37,7 @@ use arrow_array::types::Int64Type;
 use arrow_array::RecordBatch;
 use rand::{Rng, SeedableRng};
 use tiered::gen::Generator;
-use tiered::query::Query;
+use tiered::read::query::Query;
 use tiered::schema::Mode;
 use tiered::Engine;
 
@@ -323,7 +323,7 @@ struct Clients {
 
 /// One client: sends batches until a connection fails or `stop` says so.
 fn client(addr: String, ledger: Arc<Mutex<Clients>>, stop: Arc<std::sync::atomic::AtomicBool>) {
-    let Ok(mut conn) = tiered::http::Conn::open(&addr) else {
+    let Ok(mut conn) = tiered::api::client::Conn::open(&addr) else {
         return;
     };
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -443,7 +443,7 @@ fn the_server_killed_at_random_moments_stores_every_acknowledged_batch_once() {
     // A last server: what the clients still hold is sent again, same keys.
     let (mut server, addr) = start_server(&config_path, None);
     let addr = addr.expect("the last server listens");
-    let mut conn = tiered::http::Conn::open(&addr).unwrap();
+    let mut conn = tiered::api::client::Conn::open(&addr).unwrap();
     loop {
         let Some(n) = ledger.lock().unwrap().retry.pop_front() else {
             break;

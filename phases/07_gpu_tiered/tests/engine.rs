@@ -15,7 +15,7 @@ use proptest::prelude::*;
 use tiered::error::Error;
 use tiered::filter::{bind_all, filter_batch, Filter, Scalar};
 use tiered::gen::{Generator, START_NS};
-use tiered::query::{Query, Sort};
+use tiered::read::query::{Query, Sort};
 use tiered::schema::Mode;
 use tiered::Engine;
 
@@ -408,7 +408,8 @@ fn jobs_ingest_generator_and_csv_and_report_failures() {
     let engine = Engine::open(small_config(dir.path(), Mode::Simple)).unwrap();
     let id = engine.with_catalog(|c| c.create_job("gen:2500:3")).unwrap();
     let mut seen = Vec::new();
-    let n = tiered::jobs::run(&engine, id, 1000, |done, total| seen.push((done, total))).unwrap();
+    let n = tiered::ingest::jobs::run(&engine, id, 1000, |done, total| seen.push((done, total)))
+        .unwrap();
     assert_eq!(n, 2500);
     assert_eq!(
         seen,
@@ -418,7 +419,7 @@ fn jobs_ingest_generator_and_csv_and_report_failures() {
     assert_eq!((job.state.as_str(), job.records_done), ("done", 2500));
     assert_eq!(engine.stats().unwrap().total(), 2500);
     // A job cannot start twice.
-    assert!(tiered::jobs::run(&engine, id, 1000, |_, _| {}).is_err());
+    assert!(tiered::ingest::jobs::run(&engine, id, 1000, |_, _| {}).is_err());
 
     let csv = dir.path().join("in.csv");
     std::fs::write(
@@ -429,7 +430,10 @@ fn jobs_ingest_generator_and_csv_and_report_failures() {
     let id = engine
         .with_catalog(|c| c.create_job(csv.to_str().unwrap()))
         .unwrap();
-    assert_eq!(tiered::jobs::run(&engine, id, 1000, |_, _| {}).unwrap(), 2);
+    assert_eq!(
+        tiered::ingest::jobs::run(&engine, id, 1000, |_, _| {}).unwrap(),
+        2
+    );
     let bad = dir.path().join("bad.csv");
     std::fs::write(
         &bad,
@@ -439,7 +443,7 @@ fn jobs_ingest_generator_and_csv_and_report_failures() {
     let id = engine
         .with_catalog(|c| c.create_job(bad.to_str().unwrap()))
         .unwrap();
-    let e = tiered::jobs::run(&engine, id, 1000, |_, _| {}).unwrap_err();
+    let e = tiered::ingest::jobs::run(&engine, id, 1000, |_, _| {}).unwrap_err();
     assert!(e.to_string().contains("bad.csv:2"), "{e}");
     let job = engine.with_catalog(|c| c.job(id)).unwrap();
     assert_eq!(job.state, "failed");
@@ -457,7 +461,7 @@ fn csv_files_as_spreadsheets_write_them() {
         let path = dir.path().join(name);
         std::fs::write(&path, text).unwrap();
         let mut out = Vec::new();
-        tiered::jobs::read_csv(&path, Mode::Simple, 1000, |b| {
+        tiered::ingest::files::read_csv(&path, Mode::Simple, 1000, |b| {
             out.push(b);
             Ok(true)
         })?;
@@ -556,7 +560,7 @@ fn quality_finds_gaps_and_duplicates_across_tiers() {
         engine.ingest(&b).unwrap();
     }
     engine.migrate_all().unwrap();
-    let q = tiered::quality::check(
+    let q = tiered::read::quality::check(
         &engine,
         "Q",
         START_NS,
@@ -603,7 +607,7 @@ fn the_warm_device_is_chosen_at_run_time_and_says_why() {
     drop(engine);
     config.warm_tier.device = "gpu".into();
     let forced = Engine::open(config);
-    match tiered::gpu::probe() {
+    match tiered::store::gpu::probe() {
         Ok(gpu) => {
             assert!(device.starts_with("GPU"), "{device}");
             assert!(device.contains(&gpu.name), "{device}");
@@ -784,7 +788,7 @@ fn one_key_sent_by_many_writers_at_once_is_stored_once_and_survives_migration_an
     engine.migrate_all().unwrap();
     let kept = engine
         .with_catalog(|c| {
-            c.idempotency_keys(tiered::catalog::KeyRetention {
+            c.idempotency_keys(tiered::store::catalog::KeyRetention {
                 max_keys: 10,
                 min_created_s: 0,
             })

@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 use arrow_array::RecordBatch;
 use common::{concat, files_under, row_keys, small_config};
 use tiered::config::Config;
+use tiered::engine::recovery;
 use tiered::filter::{Filter, Scalar};
 use tiered::gen::Generator;
-use tiered::query::{Query, Sort};
-use tiered::recovery;
+use tiered::read::query::{Query, Sort};
 use tiered::schema::Mode;
-use tiered::wal;
+use tiered::store::wal;
 use tiered::Engine;
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -324,10 +324,11 @@ fn bit_flips_in_cold_files_are_errors_naming_the_file_never_changed_answers() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(12);
-    let sample: Vec<&tiered::cold::ColdFile> = match std::env::var("SSIG_FLIP_FILES").as_deref() {
-        Ok("all") => files.iter().collect(),
-        _ => vec![&files[0], &files[files.len() - 1]],
-    };
+    let sample: Vec<&tiered::store::cold::ColdFile> =
+        match std::env::var("SSIG_FLIP_FILES").as_deref() {
+            Ok("all") => files.iter().collect(),
+            _ => vec![&files[0], &files[files.len() - 1]],
+        };
     let (mut reads, mut errors, mut same, mut changed, mut unnamed, mut panics) =
         (0, 0, 0, 0, 0, 0);
     let mut flips = 0;
@@ -721,7 +722,7 @@ fn a_job_left_running_by_a_stopped_process_is_marked_failed_at_open() {
     let (running, pending) = engine
         .with_catalog(|c| {
             let a = c.create_job("gen:1000")?;
-            c.set_job_state(a, "running", None)?;
+            c.set_job_state(a, tiered::store::catalog::JobState::Running, None)?;
             Ok((a, c.create_job("gen:10")?))
         })
         .unwrap();
@@ -1174,7 +1175,7 @@ fn leftovers_on_a_cold_directory_of_another_filesystem_go_to_its_own_quarantine(
     // What a full disk leaves: staged files cut short.
     let staging = config.cold_dir().join("_staging");
     std::fs::create_dir_all(&staging).unwrap();
-    let staged = staging.join(format!("19723-{}", tiered::cold::file_name(31, 33)));
+    let staged = staging.join(format!("19723-{}", tiered::store::cold::file_name(31, 33)));
     std::fs::write(&staged, b"PAR1 and then the disk was full").unwrap();
     let engine = Engine::open(config.clone()).unwrap();
     let q = &engine.opened().quarantined;
@@ -1230,8 +1231,10 @@ fn repair_of_a_healthy_store_that_ran_retention_changes_nothing() {
         .collect();
     assert!(partitions.len() >= 3, "{partitions:?}");
     // Delete the first day, then ingest more (the old days again too).
-    let second = tiered::cold::partition_day(partitions.iter().nth(1).unwrap()).unwrap();
-    let gone = engine.retention(0, second * tiered::cold::DAY_NS).unwrap();
+    let second = tiered::store::cold::partition_day(partitions.iter().nth(1).unwrap()).unwrap();
+    let gone = engine
+        .retention(0, second * tiered::store::cold::DAY_NS)
+        .unwrap();
     assert!(!gone.is_empty());
     drop(engine);
     days_of_data(&config, 6, 20);
@@ -1270,7 +1273,7 @@ fn a_lost_catalog_row_in_a_partition_retention_once_deleted_is_refused() {
     let engine = Engine::open(config.clone()).unwrap();
     let files = engine.with_catalog(|c| c.files()).unwrap();
     let first_day = files[0].partition.clone();
-    let day = tiered::cold::partition_day(&first_day).unwrap();
+    let day = tiered::store::cold::partition_day(&first_day).unwrap();
     let doomed: Vec<_> = files
         .iter()
         .filter(|f| f.partition == first_day)
@@ -1279,10 +1282,11 @@ fn a_lost_catalog_row_in_a_partition_retention_once_deleted_is_refused() {
     // Keep a copy of one file retention will delete.
     let copy = std::fs::read(config.cold_dir().join(&doomed[0].path)).unwrap();
     engine
-        .retention(0, (day + 1) * tiered::cold::DAY_NS)
+        .retention(0, (day + 1) * tiered::store::cold::DAY_NS)
         .unwrap();
     // The same day again: new files in the partition retention deleted.
-    let mut g = Generator::new(Mode::Trading, 77, 12).starting_at(day * tiered::cold::DAY_NS);
+    let mut g =
+        Generator::new(Mode::Trading, 77, 12).starting_at(day * tiered::store::cold::DAY_NS);
     g.mean_gap_ns = 2_000_000_000;
     for _ in 0..20 {
         engine.ingest(&g.batch(200).unwrap()).unwrap();

@@ -9,10 +9,10 @@ use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tiered::cold::DAY_NS;
+use tiered::api::client::{encode_segment, Conn, Response};
 use tiered::gen::{Generator, START_NS};
-use tiered::http::{encode_segment, Conn, Response};
 use tiered::schema::Mode;
+use tiered::store::cold::DAY_NS;
 
 struct Server {
     child: Child,
@@ -1114,7 +1114,7 @@ fn sigterm_the_moment_the_address_is_announced_is_a_clean_shutdown() {
 #[tokio::test]
 async fn a_handler_that_panics_is_a_500_and_the_server_goes_on() {
     use tower::ServiceExt;
-    let app = tiered::server::catch_panics(
+    let app = tiered::api::server::catch_panics(
         axum::Router::new()
             .route(
                 "/boom",
@@ -1136,7 +1136,7 @@ async fn a_handler_that_panics_is_a_500_and_the_server_goes_on() {
     assert_eq!(r.status(), 500);
     let body = axum::body::to_bytes(r.into_body(), 1 << 16).await.unwrap();
     assert!(String::from_utf8_lossy(&body).contains("the server goes on"));
-    assert!(tiered::server::handler_panics() >= 1);
+    assert!(tiered::api::server::handler_panics() >= 1);
     assert_eq!(call("/ok").await.unwrap().status(), 200);
 }
 
@@ -1707,7 +1707,7 @@ fn a_damaged_cold_file_is_an_error_status_or_an_unmistakable_last_line() {
         .with_catalog(|c| c.files())
         .unwrap();
     assert!(files.len() >= 2);
-    let flip = |f: &tiered::cold::ColdFile| {
+    let flip = |f: &tiered::store::cold::ColdFile| {
         let p = config.cold_dir().join(&f.path);
         let mut b = std::fs::read(&p).unwrap();
         b[200] ^= 1;

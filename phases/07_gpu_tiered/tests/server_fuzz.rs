@@ -148,7 +148,7 @@ async fn ten_thousand_mutated_bodies_get_4xx_or_2xx_and_no_panic() {
     config.storage.base_path = dir.path().to_path_buf();
     config.wal.fsync = false; // speed; durability is not what this tests
     let engine = Arc::new(Engine::open(config).unwrap());
-    let app = tiered::server::router(engine.clone(), &tiered::server::Limits::default());
+    let app = tiered::api::server::router(engine.clone(), &tiered::api::server::Limits::default());
 
     let seeds = seeds();
     let mut rng = ChaCha8Rng::seed_from_u64(16);
@@ -179,8 +179,16 @@ async fn ten_thousand_mutated_bodies_get_4xx_or_2xx_and_no_panic() {
         }
     }
     println!("{CASES} bodies: {ok} accepted, {refused} refused, {stored} records stored");
-    assert_eq!(tiered::decode::decoder_panics(), 0, "the decoder panicked");
-    assert_eq!(tiered::server::handler_panics(), 0, "a handler panicked");
+    assert_eq!(
+        tiered::ingest::decode::decoder_panics(),
+        0,
+        "the decoder panicked"
+    );
+    assert_eq!(
+        tiered::api::server::handler_panics(),
+        0,
+        "a handler panicked"
+    );
     assert!(refused > CASES as u64 / 2, "{refused}");
     let health = app
         .clone()

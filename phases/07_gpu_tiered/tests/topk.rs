@@ -14,7 +14,7 @@ use common::{concat, row_keys, small_config};
 use proptest::prelude::*;
 use tiered::filter::{Filter, Scalar};
 use tiered::gen::Generator;
-use tiered::query::{Query, QueryStats, Sort};
+use tiered::read::query::{Query, QueryStats, Sort};
 use tiered::schema::{Mode, UTC};
 use tiered::Engine;
 

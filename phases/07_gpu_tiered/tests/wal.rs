@@ -7,7 +7,7 @@ use arrow_array::{Float64Array, RecordBatch, StringArray, TimestampNanosecondArr
 use tiered::error::Error;
 use tiered::gen::Generator;
 use tiered::schema::{Mode, UTC};
-use tiered::wal::{self, Recovery, Wal};
+use tiered::store::wal::{self, Recovery, Wal};
 
 fn write_log(dir: &Path, batches: &[RecordBatch]) -> Vec<u64> {
     let schema = Mode::Simple.schema();

@@ -14,9 +14,9 @@
 //! `header_read_timeout_s` and there are at most `max_connections` of them
 //! ([`serve`]); an ingest body is read only once one of
 //! `max_concurrent_ingests` slots is free, at most `max_body_mb` of it, and
-//! is decoded without copies that grow with its text ([`crate::decode`]);
+//! is decoded without copies that grow with its text ([`crate::ingest::decode`]);
 //! other bodies are at most [`MAX_SMALL_BODY`]. Jobs read files only from
-//! the import directory ([`crate::jobs::confine`]). On shutdown the live
+//! the import directory ([`crate::ingest::jobs::confine`]). On shutdown the live
 //! feed ends, so that requests in flight can finish and the process exit.
 //!
 //! An ingest answers for its own records: 200 once they are durable (even
@@ -25,7 +25,7 @@
 //! were not stored. With an `Idempotency-Key` header a batch sent again is
 //! answered with the first answer (and `Idempotent-Replayed: true`) instead
 //! of being stored twice; the same key with another batch is a 422
-//! ([`crate::idempotency`]).
+//! ([`crate::store::idempotency`]).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -50,10 +50,10 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, watch, Semaphore};
 
 use crate::config::Config;
-use crate::decode::{BodyError, Format};
 use crate::engine::Engine;
 use crate::error::Error;
-use crate::query::Query;
+use crate::ingest::decode::{BodyError, Format};
+use crate::read::query::Query;
 use crate::schema::Mode;
 
 /// Media type of Arrow IPC streams.
@@ -376,7 +376,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     use hyper_util::rt::{TokioIo, TokioTimer};
     // Jobs read from here; an operator drops files in. (The command line
-    // checked it first: crate::jobs::check_import_dir.)
+    // checked it first: crate::ingest::jobs::check_import_dir.)
     let _ = std::fs::create_dir_all(engine.config().import_dir());
     let limits = &Limits {
         max_connections: connection_budget(limits.max_connections),
@@ -558,7 +558,7 @@ async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
                 "max_streams": limits.streams_in_effect(),
                 "max_running_jobs": limits.max_running_jobs,
                 "handler_panics": handler_panics(),
-                "decoder_panics": crate::decode::decoder_panics(),
+                "decoder_panics": crate::ingest::decode::decoder_panics(),
             },
         })))
     })
@@ -682,7 +682,7 @@ async fn ingest(State(s): State<AppState>, req: Request) -> ApiResult<Response> 
                     "an idempotency key is visible ASCII",
                 )
             })?;
-            crate::idempotency::check_key(text)
+            crate::store::idempotency::check_key(text)
                 .map_err(|e| ApiError::bad(Some("Idempotency-Key"), e.to_string()))?;
             Some(text.to_string())
         }
@@ -742,7 +742,7 @@ async fn ingest(State(s): State<AppState>, req: Request) -> ApiResult<Response> 
     // or not, and the answer says which.
     blocking(move || {
         let _slot = slot;
-        let batch = crate::decode::decode(engine.mode(), format, body)?;
+        let batch = crate::ingest::decode::decode(engine.mode(), format, body)?;
         if batch.num_rows() == 0 {
             return Ok(Json(json!({ "accepted": 0 })).into_response());
         }
@@ -894,14 +894,12 @@ fn time_param(params: &HashMap<String, String>, name: &str) -> ApiResult<i64> {
     let v = params
         .get(name)
         .ok_or_else(|| ApiError::bad(Some(name), format!("{name} is required")))?;
-    v.parse::<i64>()
-        .or_else(|_| squeeze::time::parse_timestamp(v))
-        .map_err(|why| {
-            ApiError::bad(
-                Some(name),
-                format!("{name}: {why} (nor integer nanoseconds)"),
-            )
-        })
+    crate::filter::parse_time_or_ns(v).map_err(|why| {
+        ApiError::bad(
+            Some(name),
+            format!("{name}: {why} (nor integer nanoseconds)"),
+        )
+    })
 }
 
 fn range_params(params: &HashMap<String, String>) -> ApiResult<(i64, i64)> {
@@ -939,7 +937,7 @@ async fn timeseries(
             format!("more than {MAX_BARS} bars: use a coarser frequency or a shorter range"),
         ));
     }
-    let key = crate::cache::Key {
+    let key = crate::store::cache::Key {
         kind: "ohlcv",
         symbol,
         start,
@@ -1144,27 +1142,29 @@ async fn create_job(
     };
     // A file must be inside the import directory; it is recorded as
     // `import:PATH` and shown so, never as the server's own path.
-    let source = match crate::jobs::Source::parse(&source)
+    let source = match crate::ingest::jobs::Source::parse(&source)
         .map_err(|e| ApiError::bad(Some("source"), e.to_string()))?
     {
-        crate::jobs::Source::Csv(p)
-        | crate::jobs::Source::Parquet(p)
-        | crate::jobs::Source::Import(p) => {
+        crate::ingest::jobs::Source::Csv(p)
+        | crate::ingest::jobs::Source::Parquet(p)
+        | crate::ingest::jobs::Source::Import(p) => {
             let config = s.engine.config().clone();
             blocking(move || {
-                crate::jobs::resolve_import(&p, &config)
+                crate::ingest::jobs::resolve_import(&p, &config)
                     .map_err(|e| ApiError::bad(Some("source"), e.to_string()))?;
                 let rel: PathBuf = p
                     .components()
                     .filter(|c| !matches!(c, std::path::Component::CurDir))
                     .collect();
                 rel.to_str()
-                    .map(|r| format!("{}{r}", crate::jobs::IMPORT_PREFIX))
+                    .map(|r| format!("{}{r}", crate::ingest::jobs::IMPORT_PREFIX))
                     .ok_or_else(|| ApiError::bad(Some("source"), "the path is not UTF-8"))
             })
             .await?
         }
-        crate::jobs::Source::Generator { records, .. } if records > s.limits.max_job_records => {
+        crate::ingest::jobs::Source::Generator { records, .. }
+            if records > s.limits.max_job_records =>
+        {
             return Err(ApiError::bad(
                 Some("source"),
                 format!(
@@ -1173,7 +1173,7 @@ async fn create_job(
                 ),
             ))
         }
-        crate::jobs::Source::Generator { .. } => source,
+        crate::ingest::jobs::Source::Generator { .. } => source,
     };
     let Ok(permit) = s.jobs.clone().try_acquire_owned() else {
         return Err(ApiError {
@@ -1193,7 +1193,7 @@ async fn create_job(
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         // Failure is recorded in the job's row.
-        let _ = crate::jobs::run(&engine, id, batch, |_, _| {});
+        let _ = crate::ingest::jobs::run(&engine, id, batch, |_, _| {});
     });
     Ok((
         StatusCode::ACCEPTED,
@@ -1251,7 +1251,7 @@ async fn quality(
         })?;
     // Computed and answered, not stored: a GET does not grow the catalog.
     blocking(move || {
-        Ok(Json(json!(crate::quality::measure_range(
+        Ok(Json(json!(crate::read::quality::measure_range(
             &engine, &symbol, start, end, interval
         )?)))
     })

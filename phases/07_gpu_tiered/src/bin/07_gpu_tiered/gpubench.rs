@@ -17,13 +17,13 @@ use arrow_array::RecordBatch;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::agg::{Buckets, Groups, MAX_BUCKETS};
-use crate::error::{Error, Result};
-use crate::filter::{bind_all, Filter, Pred, Scalar};
-use crate::gen::{Generator, START_NS};
-use crate::gpu::{self, Bandwidth, GpuWarm};
-use crate::schema::Mode;
-use crate::warm::{CpuWarm, DeviceMemory, WarmTier};
+use tiered::agg::{Buckets, Groups, MAX_BUCKETS};
+use tiered::error::{Error, Result};
+use tiered::filter::{bind_all, Filter, Pred, Scalar};
+use tiered::gen::{Generator, START_NS};
+use tiered::schema::Mode;
+use tiered::store::gpu::{self, Bandwidth, GpuWarm};
+use tiered::store::warm::{CpuWarm, DeviceMemory, WarmTier};
 
 /// Options of `gpubench`.
 #[derive(Debug, Clone, clap::Args)]
@@ -295,7 +295,7 @@ pub fn measure(args: &BenchArgs) -> Result<BenchReport> {
             dev.as_ref(),
             |t: &dyn WarmTier| t.scan(&preds, &all, None),
             |v| rows_of(v),
-            |a, b| crate::gpu::same_rows(a, b),
+            |a, b| tiered::store::gpu::same_rows(a, b),
         )?);
     }
     for (name, filters, buckets) in sample_aggregates(&s0, START_NS, end)? {

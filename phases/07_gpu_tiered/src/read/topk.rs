@@ -21,7 +21,7 @@
 //!   tier's records oldest first, the hot batches by LSN).
 //!
 //! The key is a total order over the rows, so the answer is one answer: the
-//! full sort ([`crate::query`]'s merge of stably sorted sources) and the
+//! full sort ([`crate::read::query`]'s merge of stably sorted sources) and the
 //! top-K path return the same rows in the same order, whatever the top-K
 //! path read first.
 //!

@@ -14,20 +14,16 @@
 //! error, from either, quotes the file's contents: errors name the file,
 //! the line and the column, and say what was expected.
 
-use std::io::BufRead;
 use std::path::Path;
-use std::sync::Arc;
 
-use arrow_array::{
-    ArrayRef, Float64Array, Int32Array, Int64Array, RecordBatch, StringArray,
-    TimestampNanosecondArray,
-};
+use arrow_array::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use super::files::{is_parquet, read_csv, read_csv_as, read_parquet, read_parquet_as};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::gen::Generator;
-use crate::schema::{Mode, UTC};
+use crate::store::catalog::JobState;
 
 /// Where a job reads from.
 #[derive(Clone, Debug, PartialEq)]
@@ -127,7 +123,10 @@ fn store_dirs(config: &crate::config::Config) -> Vec<std::path::PathBuf> {
         config.storage.base_path.clone(),
         config.wal_dir(),
         config.cold_dir(),
-        config.storage.base_path.join(crate::recovery::QUARANTINE),
+        config
+            .storage
+            .base_path
+            .join(crate::engine::recovery::QUARANTINE),
     ]
     .into_iter()
     .map(|p| real_path(&p).unwrap_or(p))
@@ -221,228 +220,6 @@ pub fn resolve_import(rel: &Path, config: &crate::config::Config) -> Result<std:
     Ok(real)
 }
 
-/// Reads a CSV file of the store's columns into batches of `batch_rows`.
-///
-/// Records are read by the `csv` crate as RFC 4180 says: quoted fields
-/// (`"ACME, Inc."`, `""` for a quote), LF or CRLF line ends, blank lines
-/// skipped; a UTF-8 byte-order mark (spreadsheets' "CSV UTF-8") is
-/// dropped; quoting the RFC does not allow (`"1"2`) is an error
-/// (`squeeze::import::rfc4180`). Text fields are kept as written. The header must name the store's columns in order (any letter
-/// case, surrounding spaces ignored). Errors name the file and line.
-pub fn read_csv(
-    path: &Path,
-    mode: Mode,
-    batch_rows: usize,
-    f: impl FnMut(RecordBatch) -> Result<bool>,
-) -> Result<()> {
-    read_csv_as(path, path, mode, batch_rows, f)
-}
-
-/// [`read_csv`], naming the file `shown` in errors (a job over HTTP shows
-/// its path inside the import directory, not the server's).
-pub fn read_csv_as(
-    real: &Path,
-    path: &Path,
-    mode: Mode,
-    batch_rows: usize,
-    mut f: impl FnMut(RecordBatch) -> Result<bool>,
-) -> Result<()> {
-    let file = std::fs::File::open(real).map_err(|e| Error::io(path, e))?;
-    let mut input = std::io::BufReader::new(file);
-    // Skip a byte-order mark, if any.
-    if input
-        .fill_buf()
-        .map_err(|e| Error::io(path, e))?
-        .starts_with(b"\xEF\xBB\xBF")
-    {
-        input.consume(3);
-    }
-    let mut records = squeeze::import::rfc4180::Records::new(input, false);
-    let schema = mode.schema();
-    let want: Vec<&str> = crate::schema::column_names(&schema);
-    let bad = |line: u64, msg: String| {
-        Error::InvalidArgument(format!("{}:{line}: {msg}", path.display()))
-    };
-    let csv_err = |e: squeeze::import::rfc4180::RecordError| match e.io {
-        Some(io) => Error::io(path, io),
-        None => bad(e.line, e.reason),
-    };
-    let mut record = csv::StringRecord::new();
-    if !records.read(&mut record).map_err(csv_err)? {
-        return Err(bad(1, "empty file, expected a header".into()));
-    }
-    let got: Vec<String> = record
-        .iter()
-        .map(|c| c.trim().to_ascii_lowercase())
-        .collect();
-    if got != want {
-        // Say where, not what: the file's text is never quoted.
-        let what = match got.iter().zip(&want).position(|(g, w)| g != w) {
-            Some(i) => format!("column {} is not `{}`", i + 1, want[i]),
-            None => format!("{} columns", got.len()),
-        };
-        return Err(bad(
-            1,
-            format!(
-                "the header must be `{}` for {} mode; {what}",
-                want.join(","),
-                mode.name()
-            ),
-        ));
-    }
-    let n = want.len();
-    let mut cols = CsvColumns::default();
-    while records.read(&mut record).map_err(csv_err)? {
-        let lineno = record.position().map_or(0, |p| p.line());
-        if record.len() != n {
-            return Err(bad(
-                lineno,
-                format!("{} fields, expected {n}", record.len()),
-            ));
-        }
-        // Text fields are kept as written (RFC 4180: spaces belong to the
-        // field); numbers and times are trimmed where they are read.
-        let fields: Vec<&str> = record.iter().collect();
-        cols.push(&fields, mode).map_err(|m| bad(lineno, m))?;
-        if cols.len() == batch_rows {
-            let batch = std::mem::take(&mut cols).finish(mode)?;
-            if !f(batch)? {
-                return Ok(());
-            }
-        }
-    }
-    if cols.len() > 0 {
-        f(cols.finish(mode)?)?;
-    }
-    Ok(())
-}
-
-#[derive(Default)]
-struct CsvColumns {
-    ts: Vec<i64>,
-    symbol: Vec<String>,
-    price: Vec<f64>,
-    volume: Vec<f64>,
-    side: Vec<String>,
-    exchange: Vec<String>,
-    trade_id: Vec<i64>,
-    flags: Vec<i32>,
-}
-
-impl CsvColumns {
-    fn len(&self) -> usize {
-        self.ts.len()
-    }
-
-    fn push(&mut self, f: &[&str], mode: Mode) -> std::result::Result<(), String> {
-        // Errors name the column and say what is wrong, never the text.
-        let ts = match f[0].trim().parse::<i64>() {
-            Ok(v) => v,
-            Err(_) => squeeze::time::parse_timestamp(f[0]).map_err(|why| {
-                format!(
-                    "timestamp: {} (write 2024-01-02T03:04:05Z or integer nanoseconds)",
-                    date_reason(&why)
-                )
-            })?,
-        };
-        let num = |name: &str, s: &str| {
-            let s = s.trim();
-            squeeze::import::parse_float(s).ok_or_else(|| {
-                if s.parse::<f64>().is_ok() {
-                    format!("{name}: out of the range of a 64-bit float")
-                } else {
-                    format!("{name}: not a number")
-                }
-            })
-        };
-        self.ts.push(ts);
-        self.symbol.push(f[1].to_string());
-        self.price.push(num("price", f[2])?);
-        self.volume.push(num("volume", f[3])?);
-        if mode == Mode::Trading {
-            self.side.push(f[4].to_string());
-            self.exchange.push(f[5].to_string());
-            self.trade_id.push(
-                f[6].trim()
-                    .parse()
-                    .map_err(|_| "trade_id: not an integer".to_string())?,
-            );
-            self.flags.push(
-                f[7].trim()
-                    .parse()
-                    .map_err(|_| "flags: not a 32-bit integer".to_string())?,
-            );
-        }
-        Ok(())
-    }
-
-    fn finish(self, mode: Mode) -> Result<RecordBatch> {
-        let mut columns: Vec<ArrayRef> = vec![
-            Arc::new(TimestampNanosecondArray::from(self.ts).with_timezone(UTC)),
-            Arc::new(StringArray::from(self.symbol)),
-            Arc::new(Float64Array::from(self.price)),
-            Arc::new(Float64Array::from(self.volume)),
-        ];
-        if mode == Mode::Trading {
-            columns.push(Arc::new(StringArray::from(self.side)));
-            columns.push(Arc::new(StringArray::from(self.exchange)));
-            columns.push(Arc::new(Int64Array::from(self.trade_id)));
-            columns.push(Arc::new(Int32Array::from(self.flags)));
-        }
-        RecordBatch::try_new(mode.schema(), columns).map_err(|e| Error::arrow("reading CSV", e))
-    }
-}
-
-/// Why a date-time did not parse, without the text: the parser's messages
-/// quote the input, so only the field it names (`parameter 'day'`, a word
-/// of its own vocabulary) is kept. `2023-02-29` gives "the day is out of
-/// range".
-fn date_reason(why: &str) -> String {
-    let field = why
-        .split("parameter '")
-        .nth(1)
-        .and_then(|rest| rest.split('\'').next())
-        .filter(|f| f.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
-    match field {
-        Some(f) => format!("not a valid date-time: the {f} is out of range"),
-        None if why.contains("out of range") => "out of range".to_string(),
-        None => "not a date-time".to_string(),
-    }
-}
-
-/// Reads a Parquet file in batches of `batch_rows`.
-pub fn read_parquet(
-    path: &Path,
-    batch_rows: usize,
-    f: impl FnMut(RecordBatch) -> Result<bool>,
-) -> Result<()> {
-    read_parquet_as(path, path, batch_rows, f)
-}
-
-/// [`read_parquet`], naming the file `path` in errors while reading `real`.
-pub fn read_parquet_as(
-    real: &Path,
-    path: &Path,
-    batch_rows: usize,
-    mut f: impl FnMut(RecordBatch) -> Result<bool>,
-) -> Result<()> {
-    let file = std::fs::File::open(real).map_err(|e| Error::io(path, e))?;
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .and_then(|b| b.with_batch_size(batch_rows).build())
-        .map_err(|e| Error::parquet(path, e))?;
-    for batch in reader {
-        let batch = batch.map_err(|e| Error::arrow(format!("reading {}", path.display()), e))?;
-        if !f(batch)? {
-            break;
-        }
-    }
-    Ok(())
-}
-
-fn is_parquet(p: &Path) -> bool {
-    p.extension().is_some_and(|e| e == "parquet")
-}
-
 /// Runs job `id` in this thread: marks it running, ingests its source batch
 /// by batch (stopping if the job is cancelled in the catalog), records
 /// progress, and marks it done or failed. `progress(done, total)` is called
@@ -454,21 +231,23 @@ pub fn run(
     mut progress: impl FnMut(u64, Option<u64>),
 ) -> Result<u64> {
     let job = engine.with_catalog(|c| c.job(id))?;
-    if job.state != "pending" {
+    if job.state != JobState::Pending {
         return Err(Error::InvalidArgument(format!(
             "job {id} is {}, only a pending job can start",
             job.state
         )));
     }
     let source = Source::parse(&job.source)?;
-    engine.with_catalog(|c| c.set_job_state(id, "running", None))?;
+    engine.with_catalog(|c| c.set_job_state(id, JobState::Running, None))?;
     // A file in the import directory: read at its real path, shown as its
     // path inside the directory.
     let imported = match &source {
         Source::Import(rel) => match resolve_import(rel, engine.config()) {
             Ok(real) => Some((real, rel.clone())),
             Err(e) => {
-                engine.with_catalog(|c| c.set_job_state(id, "failed", Some(&e.to_string())))?;
+                engine.with_catalog(|c| {
+                    c.set_job_state(id, JobState::Failed, Some(&e.to_string()))
+                })?;
                 return Err(e);
             }
         },
@@ -490,7 +269,7 @@ pub fn run(
     let mut step = |batch: RecordBatch| -> Result<bool> {
         loop {
             let state = engine.with_catalog(|c| c.job(id))?.state;
-            if state == "cancelled" {
+            if state == JobState::Cancelled {
                 return Err(Error::Cancelled(id));
             }
             match engine.ingest(&batch) {
@@ -541,12 +320,12 @@ pub fn run(
     };
     match result {
         Ok(()) => {
-            engine.with_catalog(|c| c.set_job_state(id, "done", None))?;
+            engine.with_catalog(|c| c.set_job_state(id, JobState::Done, None))?;
             Ok(done)
         }
         Err(Error::Cancelled(id)) => Err(Error::Cancelled(id)),
         Err(e) => {
-            engine.with_catalog(|c| c.set_job_state(id, "failed", Some(&e.to_string())))?;
+            engine.with_catalog(|c| c.set_job_state(id, JobState::Failed, Some(&e.to_string())))?;
             Err(e)
         }
     }

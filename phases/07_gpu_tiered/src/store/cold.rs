@@ -57,7 +57,6 @@ use parquet::arrow::arrow_reader::{
     RowSelector,
 };
 use parquet::arrow::{ArrowWriter, ProjectionMask};
-use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, SortingColumn};
 use parquet::file::page_index::column_index::ColumnIndexMetaData;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -76,19 +75,6 @@ pub const DAY_NS: i64 = 86_400_000_000_000;
 /// The staging directory inside the cold directory.
 pub const STAGING: &str = "_staging";
 
-/// The Parquet codec for a configuration name.
-pub fn compression(name: &str) -> Result<Compression> {
-    match name {
-        "zstd" => Ok(Compression::ZSTD(ZstdLevel::default())),
-        "snappy" => Ok(Compression::SNAPPY),
-        "lz4" => Ok(Compression::LZ4_RAW),
-        "none" => Ok(Compression::UNCOMPRESSED),
-        other => Err(Error::Config(format!(
-            "cold_tier.compression {other:?}: expected zstd, snappy, lz4 or none"
-        ))),
-    }
-}
-
 /// The key of a cold file's description in its Parquet key-value metadata.
 pub const META_KEY: &str = "squeezed_signals.cold";
 
@@ -99,7 +85,7 @@ pub const META_KEY: &str = "squeezed_signals.cold";
 pub struct FileMeta {
     /// 2 (1: written before stores had IDs, no `store_id`).
     pub format: u32,
-    /// The ID of the store that wrote the file (see [`crate::recovery`]):
+    /// The ID of the store that wrote the file (see [`crate::engine::recovery`]):
     /// a file of another store is never taken for this one's, nor deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub store_id: Option<String>,
@@ -126,7 +112,7 @@ pub struct FileMeta {
 /// Parquet's statistics leave NaN out of a chunk's min and max (the
 /// `parquet` crate's writer skips them), so a row group whose max is 10.0
 /// may still hold a NaN, which sorts above every number (IEEE 754 total
-/// order, as the queries sort). Top-K pruning ([`crate::query`]) trusts a
+/// order, as the queries sort). Top-K pruning ([`crate::read::query`]) trusts a
 /// float chunk's min and max only where this says the row group has no NaN;
 /// a file without it (written before it existed) is read without that
 /// pruning, never wrongly pruned.
@@ -358,7 +344,7 @@ fn writer_props(cfg: &ColdConfig) -> Result<WriterProperties> {
     for col in ["symbol", "side", "exchange", "flags"] {
         b = b.set_column_dictionary_enabled(ColumnPath::from(col), true);
     }
-    Ok(b.set_compression(compression(&cfg.compression)?)
+    Ok(b.set_compression(cfg.parquet_compression()?)
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_max_row_group_row_count(Some(cfg.row_group_rows))
         .set_data_page_row_count_limit(cfg.page_rows)
@@ -422,7 +408,7 @@ pub fn discard(cold_dir: &Path, files: &[ColdFile]) {
         let path = cold_dir.join(&f.path);
         if std::fs::remove_file(&path).is_ok() {
             if let Some(dir) = path.parent() {
-                let _ = crate::wal::sync_dir(dir);
+                let _ = crate::store::wal::sync_dir(dir);
             }
         }
     }
@@ -527,7 +513,7 @@ fn write_days(
             ));
         }
         let dir = cold_dir.join(&partition);
-        crate::wal::create_dirs_durable(cold_dir, Path::new(&partition))?;
+        crate::store::wal::create_dirs_durable(cold_dir, Path::new(&partition))?;
         let rel = PathBuf::from(&partition).join(&name);
         let dest = cold_dir.join(&rel);
         std::fs::rename(&staged, &dest).map_err(|e| Error::io(&dest, e))?;
@@ -544,9 +530,9 @@ fn write_days(
             lsn_hi,
             crc32c: sink.crc,
         });
-        crate::wal::sync_dir(&dir)?;
+        crate::store::wal::sync_dir(&dir)?;
     }
-    crate::wal::sync_dir(&staging)?;
+    crate::store::wal::sync_dir(&staging)?;
     Ok(())
 }
 
@@ -659,8 +645,10 @@ impl ChunkReader for CountingFile {
     }
 }
 
-/// What a cold scan did, for EXPLAIN-like output and the benchmarks.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// What a cold scan did, for EXPLAIN-like output and the benchmarks. As
+/// JSON (in query and aggregate statistics), times are milliseconds
+/// (`verify_ms`, `check_ms`) and `rows_matched` is left out.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ScanStats {
     pub files_total: u64,
     pub files_pruned: u64,
@@ -673,11 +661,14 @@ pub struct ScanStats {
     /// Bytes read to check files' checksums (the first read of each file),
     /// and the nanoseconds it took.
     pub bytes_verified: u64,
+    #[serde(rename = "verify_ms", serialize_with = "ns_as_ms")]
     pub verify_ns: u64,
     /// Bytes of the regions (pages) read that were checked against their
     /// checksums, and the nanoseconds it took.
     pub bytes_checked: u64,
+    #[serde(rename = "check_ms", serialize_with = "ns_as_ms")]
     pub check_ns: u64,
+    #[serde(skip)]
     pub rows_matched: u64,
     /// Files and row groups a top-K query skipped because their statistics
     /// could not beat its bound (also counted as pruned above).
@@ -685,7 +676,21 @@ pub struct ScanStats {
     pub topk_row_groups_skipped: u64,
 }
 
+fn ns_as_ms<S: serde::Serializer>(ns: &u64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_f64(*ns as f64 / 1e6)
+}
+
 impl ScanStats {
+    /// Milliseconds spent checking whole files' checksums.
+    pub fn verify_ms(&self) -> f64 {
+        self.verify_ns as f64 / 1e6
+    }
+
+    /// Milliseconds spent checking the pages' checksums.
+    pub fn check_ms(&self) -> f64 {
+        self.check_ns as f64 / 1e6
+    }
+
     /// Adds another scan's counts.
     pub fn add(&mut self, o: &ScanStats) {
         self.files_total += o.files_total;

@@ -83,13 +83,12 @@ use std::path::{Path, PathBuf};
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
-use crate::catalog::{Catalog, Migration};
-use crate::cold::{self, ColdFile};
 use crate::config::Config;
-use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::schema::Mode;
-use crate::wal::{self, Recovery};
+use crate::store::catalog::{Catalog, Migration};
+use crate::store::cold::{self, ColdFile};
+use crate::store::wal::{self, Recovery};
 
 /// The directory inside the store where files that are not garbage but
 /// cannot stay are moved, under their path relative to the store.
@@ -546,7 +545,7 @@ pub(crate) struct Checked {
     pub files: Vec<ColdFile>,
     pub watermark: u64,
     /// The files retention has deleted, by path.
-    pub retained: HashMap<PathBuf, crate::catalog::RetainedFile>,
+    pub retained: HashMap<PathBuf, crate::store::catalog::RetainedFile>,
 }
 
 /// Checks the catalog's rows against each other and the files on disk,
@@ -710,7 +709,7 @@ fn leftover_proof(
 fn retention_leftover(
     path: &Path,
     rel: &Path,
-    retained: &HashMap<PathBuf, crate::catalog::RetainedFile>,
+    retained: &HashMap<PathBuf, crate::store::catalog::RetainedFile>,
 ) -> Option<String> {
     let r = retained.get(rel)?;
     let (crc, len) = cold::file_checksum(path).ok()?;
@@ -915,7 +914,7 @@ fn move_into(
     })
 }
 
-/// What [`Engine::scrub`] found.
+/// What [`Engine::scrub`](crate::Engine::scrub) found.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct ScrubReport {
     pub files: u64,
@@ -929,43 +928,6 @@ pub struct ScrubReport {
     pub wal_records: u64,
     /// What is wrong with the WAL, if anything.
     pub wal_problem: Option<String>,
-}
-
-impl Engine {
-    /// Reads every cold file whole and checks it against the CRC-32C the
-    /// catalog recorded, and reads every WAL record and checks its CRC.
-    /// Damage is reported, not repaired; a file that cannot be read is
-    /// reported as such, not as damage.
-    pub fn scrub(&self) -> Result<ScrubReport> {
-        let (files, watermark) = {
-            let state = self.read();
-            (state.cold.clone(), state.watermark)
-        };
-        let cold_dir = self.config().cold_dir();
-        let mut report = ScrubReport::default();
-        for f in files.iter() {
-            let p = cold_dir.join(&f.path);
-            report.files += 1;
-            report.bytes += f.bytes;
-            match cold::verify(&p, f) {
-                Ok(()) => {}
-                Err(e @ Error::Io { .. }) => report.unreadable.push((p, e.to_string())),
-                Err(e) => report.damaged.push((p, e.to_string())),
-            }
-        }
-        let options = wal::ScanOptions {
-            owner: self.log_owner.clone(),
-            watermark: Some(watermark),
-            cut_damaged_tail: false,
-        };
-        match wal::scan_with(&self.config().wal_dir(), self.schema(), &options, |_, _| {
-            Ok(())
-        }) {
-            Ok(r) => report.wal_records = r.records,
-            Err(e) => report.wal_problem = Some(e.to_string()),
-        }
-        Ok(report)
-    }
 }
 
 /// What [`repair`] did.
@@ -998,7 +960,7 @@ struct OldCatalog {
     store_id: Option<(String, u64)>,
     /// The WAL segments it recorded, if it recorded them.
     wal_segments: Option<Vec<u64>>,
-    retained: HashMap<PathBuf, crate::catalog::RetainedFile>,
+    retained: HashMap<PathBuf, crate::store::catalog::RetainedFile>,
 }
 
 fn read_old(path: &Path, notes: &mut Vec<String>) -> OldCatalog {
@@ -1611,7 +1573,7 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
     // a gap; the runs wholly at or below the watermark are in the cold
     // tier, and go to quarantine (the log must not have a gap).
     let mut segments_aside: Vec<(wal::Segment, String)> = Vec::new();
-    let mut migrated_keys: Vec<crate::catalog::StoredKey> = Vec::new();
+    let mut migrated_keys: Vec<crate::store::catalog::StoredKey> = Vec::new();
     let last_run = runs.len().checked_sub(1);
     let above: Vec<&Run> = runs
         .iter()
@@ -1690,7 +1652,7 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
                     note: Some("written by repair from the WAL before a gap in it".into()),
                 });
                 migrated_keys.extend(keys.into_iter().map(|(lsn, records, k)| {
-                    crate::catalog::StoredKey {
+                    crate::store::catalog::StoredKey {
                         key: k.key,
                         fingerprint: k.fingerprint,
                         lsn,

@@ -24,7 +24,7 @@
 //! match the store's schema byte for byte.
 //!
 //! A record written with an idempotency key ([`KeyStamp`], see
-//! [`crate::idempotency`]) carries it in the same padding, between the
+//! [`crate::store::idempotency`]) carries it in the same padding, between the
 //! flatbuffer and the trailer, and says so with the trailer magic `SSWK`:
 //!
 //! ```text
@@ -108,7 +108,7 @@ pub struct WalStats {
     pub segments: u64,
 }
 
-/// An idempotency key as a WAL record carries it (see [`crate::idempotency`]).
+/// An idempotency key as a WAL record carries it (see [`crate::store::idempotency`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct KeyStamp {
     /// The client's key: 1 to 255 bytes of visible ASCII.

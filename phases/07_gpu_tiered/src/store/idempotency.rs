@@ -12,7 +12,7 @@
 //!
 //! # Where a key lives
 //!
-//! 1. In the WAL record of its batch (the key block, see [`crate::wal`]),
+//! 1. In the WAL record of its batch (the key block, see [`crate::store::wal`]),
 //!    written and fsynced with it: no crash can keep the batch and lose the
 //!    key, or the other way round.
 //! 2. In the catalog's `idempotency_keys`, written in the transaction that
@@ -22,7 +22,7 @@
 //!
 //! "The same batch" is the same records, columns and types: the
 //! fingerprint is XXH64 of the batch as the WAL encodes it
-//! ([`crate::wal::Encoded::fingerprint`]), so the same JSON sent again
+//! ([`crate::store::wal::Encoded::fingerprint`]), so the same JSON sent again
 //! matches, and so does the same records sent as Arrow instead.
 //!
 //! # Retention
@@ -41,10 +41,10 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use crate::catalog::{KeyRetention, StoredKey};
 use crate::config::IdempotencyConfig;
 use crate::error::{Error, Result};
-use crate::wal::{KeyStamp, MAX_KEY_BYTES};
+use crate::store::catalog::{KeyRetention, StoredKey};
+use crate::store::wal::{KeyStamp, MAX_KEY_BYTES};
 
 /// Checks a key as a client gave it: 1 to 255 bytes of visible ASCII (no
 /// spaces, no control characters), as HTTP header values carry them.
@@ -65,7 +65,7 @@ pub fn check_key(key: &str) -> Result<()> {
 
 /// Unix seconds now.
 pub fn now_s() -> i64 {
-    crate::catalog::now_secs()
+    crate::store::catalog::now_secs()
 }
 
 /// What `config` keeps as of now: the newest `max_keys`, none older than

@@ -10,10 +10,10 @@
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampNanosecondType;
 
-use crate::catalog::Quality;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::query::{Query, Sort};
+use crate::read::query::{Query, Sort};
+use crate::store::catalog::Quality;
 
 /// Computes the metrics from sorted timestamps.
 pub fn measure(symbol: &str, ts: &[i64], start: i64, end: i64, interval: i64) -> Result<Quality> {

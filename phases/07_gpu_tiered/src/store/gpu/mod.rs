@@ -16,6 +16,7 @@
 //! tier on generated data and compares them bit for bit ([`self_test`]); a
 //! device that disagrees is not used.
 
+mod self_test;
 mod warm;
 
 use std::collections::HashMap;
@@ -24,7 +25,8 @@ use std::sync::Arc;
 
 use cudarc::driver::{CudaContext, CudaFunction, CudaStream};
 
-pub use warm::{self_test, GpuWarm};
+pub use self_test::self_test;
+pub use warm::GpuWarm;
 
 /// The kernels' source, compiled at start.
 pub const KERNELS: &str = include_str!("kernels.cu");
@@ -144,7 +146,7 @@ pub fn probe() -> Result<Gpu, String> {
 
 /// True when two answers hold the same rows, bit for bit, in the same order.
 pub fn same_rows(a: &[arrow_array::RecordBatch], b: &[arrow_array::RecordBatch]) -> bool {
-    warm::same("", a, b).is_ok()
+    self_test::same("", a, b).is_ok()
 }
 
 /// Copy bandwidths of a device, in GB/s (1e9 bytes per second).
@@ -242,8 +244,8 @@ mod tests {
         // The self-test's own queries and aggregates find rows and agree on
         // the CPU, so a failure on a device is the device's.
         for mode in [Mode::Simple, Mode::Trading] {
-            let mut twin = crate::warm::CpuWarm::new(mode);
-            let (lo, hi, n) = warm::compare_with_cpu(&mut twin, mode).unwrap();
+            let mut twin = crate::store::warm::CpuWarm::new(mode);
+            let (lo, hi, n) = self_test::compare_with_cpu(&mut twin, mode).unwrap();
             assert!(lo < hi && n > 0);
         }
     }

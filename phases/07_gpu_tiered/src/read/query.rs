@@ -10,7 +10,7 @@
 //! cold files are read one at a time as the stream is consumed, so a limit
 //! stops reading early.
 //!
-//! With a sort, rows come in the order [`crate::topk`] defines: by the sort
+//! With a sort, rows come in the order [`crate::read::topk`] defines: by the sort
 //! column, ties to the earlier source (cold files in catalog order, warm,
 //! hot) and within it to the earlier row. A sort on a number or timestamp
 //! column with a limit takes the top-K path: a bounded buffer of the best
@@ -33,12 +33,12 @@ use arrow_row::{RowConverter, SortField};
 use arrow_schema::SchemaRef;
 use serde::{Deserialize, Serialize};
 
-use crate::cold::{self, ColdFile, ScanStats};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::filter::{bind_all, Filter, Pred, Scalar, Stats};
-use crate::hot::HotBatch;
-use crate::topk::{self, TopK};
+use crate::read::topk::{self, TopK};
+use crate::store::cold::{self, ColdFile, ScanStats};
+use crate::store::hot::HotBatch;
 
 /// Sort order of a query.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -90,54 +90,10 @@ pub struct QueryStats {
     pub hot_batches_skipped: u64,
     pub warm_rows: u64,
     pub cold_rows: u64,
-    pub cold: ColdScanSummary,
+    pub cold: ScanStats,
     pub rows_out: u64,
     #[serde(skip)]
     pub elapsed: Duration,
-}
-
-/// The cold tier's share, serializable.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
-pub struct ColdScanSummary {
-    pub files_total: u64,
-    pub files_pruned: u64,
-    pub row_groups_total: u64,
-    pub row_groups_pruned: u64,
-    pub pages_total: u64,
-    pub pages_pruned: u64,
-    pub bytes_read: u64,
-    /// Bytes read to check checksums: each cold file the first time the
-    /// engine reads it, and the milliseconds it took.
-    pub bytes_verified: u64,
-    pub verify_ms: f64,
-    /// Bytes of the pages read that were checked against their checksums
-    /// (every read), and the milliseconds it took.
-    pub bytes_checked: u64,
-    pub check_ms: f64,
-    /// Files and row groups a top-K query skipped because their statistics
-    /// could not beat its bound (counted in the pruned counts too).
-    pub topk_files_skipped: u64,
-    pub topk_row_groups_skipped: u64,
-}
-
-impl From<&ScanStats> for ColdScanSummary {
-    fn from(s: &ScanStats) -> Self {
-        ColdScanSummary {
-            files_total: s.files_total,
-            files_pruned: s.files_pruned,
-            row_groups_total: s.row_groups_total,
-            row_groups_pruned: s.row_groups_pruned,
-            pages_total: s.pages_total,
-            pages_pruned: s.pages_pruned,
-            bytes_read: s.bytes_read,
-            bytes_verified: s.bytes_verified,
-            verify_ms: s.verify_ns as f64 / 1e6,
-            bytes_checked: s.bytes_checked,
-            check_ms: s.check_ns as f64 / 1e6,
-            topk_files_skipped: s.topk_files_skipped,
-            topk_row_groups_skipped: s.topk_row_groups_skipped,
-        }
-    }
 }
 
 /// A planned query: bound predicates and column positions.
@@ -243,7 +199,7 @@ impl Engine {
         // One snapshot of every tier.
         let (hot, warm, files) = {
             let state = self.read();
-            let hot: Vec<Arc<crate::hot::HotBatch>> = state.hot.values().cloned().collect();
+            let hot: Vec<Arc<crate::store::hot::HotBatch>> = state.hot.values().cloned().collect();
             // Unsorted, a limit bounds what any one tier must supply.
             let cap = if plan.sort.is_none() {
                 plan.limit
@@ -638,7 +594,7 @@ impl QueryStream {
 
     fn finish(&mut self) {
         self.done = true;
-        self.stats.cold = ColdScanSummary::from(&self.scan);
+        self.stats.cold = self.scan.clone();
         self.stats.elapsed = self.started.elapsed();
     }
 

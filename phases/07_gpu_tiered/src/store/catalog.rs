@@ -18,7 +18,7 @@
 //!
 //! `idempotency_keys` keeps the idempotency keys of batches that have left
 //! the WAL for the cold tier (written in the migration's transaction, see
-//! [`crate::idempotency`]), within the configured retention.
+//! [`crate::store::idempotency`]), within the configured retention.
 //!
 //! `meta.catalog_version` is 2. A catalog from before (no version) that
 //! holds no file and no watermark is upgraded in place when opened; one
@@ -28,8 +28,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::cold::ColdFile;
 use crate::error::{Error, Result};
+use crate::store::cold::ColdFile;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (
@@ -212,12 +212,85 @@ pub struct RetainedFile {
     pub crc32c: u32,
 }
 
+/// Where an ingestion job is: `pending` until a worker takes it, then
+/// `running`, then one of the final states. Stored and served as its
+/// lowercase name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    Pending,
+    Running,
+    Done,
+    Failed,
+    Cancelled,
+}
+
+impl JobState {
+    /// Every state, in the order a job moves through them.
+    pub const ALL: [JobState; 5] = [
+        JobState::Pending,
+        JobState::Running,
+        JobState::Done,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
+    /// The name stored in the catalog and served by the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Pending => "pending",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the job will not change again.
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            JobState::Done | JobState::Failed | JobState::Cancelled
+        )
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for JobState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl rusqlite::types::ToSql for JobState {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+impl rusqlite::types::FromSql for JobState {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let s = v.as_str()?;
+        JobState::ALL
+            .into_iter()
+            .find(|j| j.as_str() == s)
+            .ok_or_else(|| {
+                rusqlite::types::FromSqlError::Other(format!("unknown job state {s:?}").into())
+            })
+    }
+}
+
 /// An ingestion job's row.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Job {
     pub id: i64,
     pub source: String,
-    pub state: String,
+    pub state: JobState,
     pub records_total: Option<i64>,
     pub records_done: i64,
     pub error: Option<String>,
@@ -897,7 +970,7 @@ impl Catalog {
     }
 
     /// Moves a job to `state` (setting start or finish times as fitting).
-    pub fn set_job_state(&self, id: i64, state: &str, error: Option<&str>) -> Result<()> {
+    pub fn set_job_state(&self, id: i64, state: JobState, error: Option<&str>) -> Result<()> {
         let now = now_secs();
         let n = self
             .conn
@@ -932,7 +1005,7 @@ impl Catalog {
         for &id in &ids {
             self.set_job_state(
                 id,
-                "failed",
+                JobState::Failed,
                 Some("interrupted: the process running it stopped before it finished; the records it stored are kept; create the job again to read the rest"),
             )?;
         }
@@ -955,8 +1028,8 @@ impl Catalog {
     /// stops before its next batch. Finished jobs are left as they are.
     pub fn cancel_job(&self, id: i64) -> Result<Job> {
         let job = self.job(id)?;
-        if job.state == "pending" || job.state == "running" {
-            self.set_job_state(id, "cancelled", None)?;
+        if !job.state.is_finished() {
+            self.set_job_state(id, JobState::Cancelled, None)?;
         }
         self.job(id)
     }
@@ -1177,7 +1250,7 @@ mod tests {
         let c = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
         let id = c.create_job("gen:100").unwrap();
         assert_eq!(c.job(id).unwrap().state, "pending");
-        c.set_job_state(id, "running", None).unwrap();
+        c.set_job_state(id, JobState::Running, None).unwrap();
         c.set_job_progress(id, 50, Some(100)).unwrap();
         let j = c.job(id).unwrap();
         assert_eq!(

@@ -27,7 +27,7 @@
 //! watermark and all in the WAL), and replays the records from the WAL. A
 //! crash after 2 leaves WAL records `<= hi`: recovery skips them. Either way
 //! each record is read back exactly once. What recovery checks first, and
-//! what it refuses, is in [`crate::recovery`].
+//! what it refuses, is in [`crate::engine::recovery`].
 //!
 //! # What an ingest answers
 //!
@@ -43,8 +43,13 @@
 //! by the next ingest, or by [`Engine::retry_moves`]. A failed migration
 //! deletes the files it wrote, which no catalog row lists, so that the
 //! next try starts clean. With an idempotency key
-//! ([`crate::idempotency`]), a batch sent again is answered with the first
+//! ([`crate::store::idempotency`]), a batch sent again is answered with the first
 //! answer instead of being stored twice.
+
+pub mod recovery;
+
+mod open;
+mod scrub;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,18 +61,18 @@ use arrow_array::types::TimestampNanosecondType;
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 
-use crate::cache::RangeCache;
+use crate::store::cache::RangeCache;
 
-use crate::catalog::Catalog;
-use crate::cold::{self, ColdFile};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::hot::HotBatch;
-use crate::idempotency::{Begin, KeyStats, KeyTable};
-use crate::recovery::{self, OpenReport};
 use crate::schema::{self, Mode};
-use crate::wal::{self, Recovery, Wal, WalStats};
-use crate::warm::{CpuWarm, WarmTier};
+use crate::store::catalog::Catalog;
+use crate::store::cold::{self, ColdFile};
+use crate::store::hot::HotBatch;
+use crate::store::idempotency::{Begin, KeyStats, KeyTable};
+use crate::store::wal::{self, Recovery, Wal, WalStats};
+use crate::store::warm::WarmTier;
+use recovery::OpenReport;
 
 /// Called with every batch once it is durable (the HTTP API's live feed).
 pub type Observer = Arc<dyn Fn(&RecordBatch) + Send + Sync>;
@@ -94,7 +99,7 @@ pub struct TierStats {
     pub warm_device: String,
     /// Device memory of the warm tier, when it lives on a GPU.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub warm_device_memory: Option<crate::warm::DeviceMemory>,
+    pub warm_device_memory: Option<crate::store::warm::DeviceMemory>,
     pub cold_records: u64,
     pub cold_files: u64,
     pub cold_bytes: u64,
@@ -171,7 +176,7 @@ const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 fn fail(slot: &mut Option<Failure>, e: &Error) {
-    let now = crate::catalog::now_secs();
+    let now = crate::store::catalog::now_secs();
     match slot {
         Some(f) => {
             f.error = e.to_string();
@@ -215,7 +220,7 @@ pub struct Engine {
     /// Finished answers (OHLCV documents of the HTTP API), kept exact by
     /// invalidation on every write and retention.
     answers: RangeCache,
-    /// Idempotency keys of stored batches (see [`crate::idempotency`]).
+    /// Idempotency keys of stored batches (see [`crate::store::idempotency`]).
     keys: KeyTable,
     /// Failed moves between tiers, and the migration's backoff.
     health: Mutex<MoveHealth>,
@@ -242,282 +247,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Engine {
-    /// Opens (or creates) the store the configuration describes: checks the
-    /// catalog, the cold files and the WAL against each other, changing
-    /// nothing, and refuses the store if they disagree; then cuts a torn WAL
-    /// tail, deletes what an interrupted migration left (only what it can
-    /// prove is garbage), moves files it cannot explain but need not refuse
-    /// for to quarantine, marks jobs a stopped process left running as
-    /// failed, replays the WAL, and is ready. See [`crate::recovery`].
-    pub fn open(config: Config) -> Result<Engine> {
-        Engine::open_with(config, false)
-    }
-
-    /// Opens the store to read it only (`stats`, `query`, `aggregate`,
-    /// `scrub`), changing nothing on disk: the same checks as
-    /// [`Engine::open`], but a torn WAL tail is left where it is (its
-    /// record is not read), leftovers are neither deleted nor moved, no
-    /// migration runs, and ingest is refused. What a read-write open would
-    /// do is listed in [`OpenReport::not_done`]. The lock is shared: readers
-    /// run beside each other, never beside a writer. A directory that holds
-    /// no store reads as an empty one, and nothing is created.
-    pub fn open_read_only(config: Config) -> Result<Engine> {
-        Engine::open_with(config, true)
-    }
-
-    fn open_with(config: Config, read_only: bool) -> Result<Engine> {
-        config.check()?;
-        let base = &config.storage.base_path;
-        if read_only && !recovery::store_exists(&config)? {
-            return Engine::empty(config);
-        }
-        if !read_only {
-            wal::create_dir_durable(base)?;
-        }
-        let lock_file = recovery::lock_store(base, !read_only)?;
-        let cold_dir = config.cold_dir();
-        let wal_dir = config.wal_dir();
-        if !read_only {
-            wal::create_dir_durable(&cold_dir)?;
-            wal::create_dir_durable(&wal_dir)?;
-        }
-        recovery::check_catalog_file(&config)?;
-        let catalog = if read_only {
-            recovery::open_catalog_read_only(&config.catalog_path())?
-        } else {
-            recovery::open_catalog(&config.catalog_path())?
-        };
-        let stored = match catalog.meta("mode")? {
-            None => None,
-            Some(m) => Some(Mode::parse(&m).ok_or_else(|| {
-                Error::corrupt(
-                    config.catalog_path().display().to_string(),
-                    0,
-                    format!("meta mode is {m:?}"),
-                )
-            })?),
-        };
-        let mode = match (stored, config.mode) {
-            (Some(s), Some(want)) if s != want => {
-                return Err(Error::Config(format!(
-                    "the store at {} holds {} records; it cannot be opened in {} mode",
-                    base.display(),
-                    s.name(),
-                    want.name()
-                )))
-            }
-            (Some(s), _) => s,
-            (None, want) => {
-                // A catalog that never described a store, in a store that
-                // holds data: it is not this store's.
-                recovery::refuse_if_data(&config, "holds no store (no mode)")?;
-                let m = want.unwrap_or(Mode::Simple);
-                if !read_only {
-                    catalog.set_meta("mode", m.name())?;
-                }
-                m
-            }
-        };
-        let mut config = config;
-        config.mode = Some(mode);
-        let schema = mode.schema();
-
-        // Check everything, changing nothing on disk.
-        let checked = recovery::check_catalog(&catalog, &cold_dir)?;
-        let watermark = checked.watermark;
-        // Whose store this is: its ID, created once (a store from before
-        // IDs gets one now; its segments and files so far carry none).
-        let identity = match catalog.store_id()? {
-            Some((id, from)) => recovery::Identity {
-                id: Some(id),
-                legacy_below: from,
-                new: false,
-            },
-            None if read_only => recovery::Identity::legacy(),
-            None if recovery::data_on_disk(&config)? == (0, 0) && watermark == 0 => {
-                recovery::Identity {
-                    id: Some(recovery::new_store_id()),
-                    legacy_below: 1,
-                    new: true,
-                }
-            }
-            None => recovery::Identity {
-                id: Some(recovery::new_store_id()),
-                legacy_below: u64::MAX,
-                new: true,
-            },
-        };
-        recovery::check_cold_owner(&cold_dir, &identity)?;
-        let on_disk = wal::list_segments(&wal_dir)?;
-        let segments = recovery::check_segments(
-            &config,
-            &schema,
-            identity.id.as_deref(),
-            catalog.wal_segments()?,
-            &on_disk,
-            watermark,
-        )?;
-        let warm = make_warm(&config, mode)?;
-        let mut state = State {
-            hot: BTreeMap::new(),
-            hot_rows: 0,
-            moved_through: watermark,
-            warm,
-            cold_rows: checked.files.iter().map(|f| f.rows).sum(),
-            cold: Arc::new(checked.files.clone()),
-            watermark,
-        };
-        let hot_limit = hot_threshold(&config);
-        let options = wal::ScanOptions {
-            owner: identity.scan_owner(),
-            watermark: Some(watermark),
-            cut_damaged_tail: false,
-        };
-        let mut recovery = wal::scan_with(&wal_dir, &schema, &options, |lsn, batch| {
-            state.hot_rows += batch.num_rows() as u64;
-            state.hot.insert(lsn, HotBatch::new(batch));
-            evict_hot(&mut state, hot_limit)
-        })?;
-        let cleanup = recovery::plan_cleanup(&config, &checked, &recovery, &identity)?;
-        let catalog = Arc::new(Mutex::new(catalog));
-
-        // Everything agrees: now act (or, read-only, say what would be done).
-        let (opened, wal) = if read_only {
-            let mut opened = cleanup.not_done(&recovery);
-            opened.not_done.extend(segments.not_done());
-            (opened, None)
-        } else {
-            let mut catalog_now = lock(&catalog);
-            if identity.new {
-                let from = if identity.legacy_below == 1 {
-                    1
-                } else {
-                    recovery.next_lsn
-                };
-                if let Some(id) = &identity.id {
-                    catalog_now.set_store_id(id, from)?;
-                }
-            }
-            if let Some(id) = &identity.id {
-                recovery::write_cold_owner(&cold_dir, id)?;
-            }
-            segments.apply(&mut catalog_now)?;
-            drop(catalog_now);
-            recovery.apply_cut(
-                &config
-                    .storage
-                    .base_path
-                    .join(recovery::QUARANTINE)
-                    .join("wal"),
-            )?;
-            let mut opened = cleanup.apply()?;
-            opened.segment_notes = segments.notes();
-            let wal = Wal::open_with(
-                &wal_dir,
-                schema.clone(),
-                &recovery,
-                wal::WalOptions {
-                    segment_bytes: config.segment_bytes(),
-                    fsync: config.wal.fsync,
-                    store_id: identity.id.clone(),
-                    registry: Some(Arc::new(CatalogSegments(catalog.clone()))),
-                },
-            )?;
-            wal.delete_through(watermark)?;
-            // This process holds the store's lock: a job still `running` in
-            // the catalog belongs to a process that stopped.
-            opened.interrupted_jobs = lock(&catalog).fail_interrupted_jobs()?;
-            (opened, Some(wal))
-        };
-        let keys = kept_keys(&config, &lock(&catalog), &recovery)?;
-        let log_owner = wal::Owner::Store {
-            id: identity.id.clone(),
-            legacy_below: if identity.new && identity.legacy_below != 1 {
-                recovery.next_lsn
-            } else {
-                identity.legacy_below
-            },
-        };
-        let answer_budget = (config.query.answer_cache_mb * 1e6) as usize;
-        let engine = Engine {
-            config,
-            mode,
-            schema,
-            wal,
-            state: RwLock::new(state),
-            catalog,
-            migrating: Mutex::new(()),
-            migrations: std::sync::atomic::AtomicU64::new(0),
-            background: AtomicBool::new(false),
-            signal: Mutex::new(()),
-            wanted: Condvar::new(),
-            migrated: Condvar::new(),
-            recovery,
-            opened,
-            observer: RwLock::new(None),
-            meta_cache: Arc::new(cold::MetaCache::default()),
-            answers: RangeCache::new(answer_budget),
-            keys,
-            health: Mutex::new(MoveHealth::default()),
-            log_owner,
-            store_id: identity.id,
-            _lock: Some(lock_file),
-        };
-        if read_only {
-            return Ok(engine);
-        }
-        // Every record is readable now; a migration that fails here is
-        // recorded and tried again later, like one after an ingest.
-        let _ = engine.maybe_migrate();
-        Ok(engine)
-    }
-
-    /// A read-only engine over a directory that holds no store: empty, and
-    /// nothing is created on disk.
-    fn empty(mut config: Config) -> Result<Engine> {
-        let mode = config.mode.unwrap_or(Mode::Simple);
-        config.mode = Some(mode);
-        let warm = make_warm(&config, mode)?;
-        let catalog = Catalog::open_in_memory()?;
-        let keys = KeyTable::new(&config.idempotency, Vec::new());
-        let answer_budget = (config.query.answer_cache_mb * 1e6) as usize;
-        Ok(Engine {
-            schema: mode.schema(),
-            mode,
-            wal: None,
-            state: RwLock::new(State {
-                hot: BTreeMap::new(),
-                hot_rows: 0,
-                moved_through: 0,
-                warm,
-                cold: Arc::new(Vec::new()),
-                cold_rows: 0,
-                watermark: 0,
-            }),
-            catalog: Arc::new(Mutex::new(catalog)),
-            migrating: Mutex::new(()),
-            migrations: std::sync::atomic::AtomicU64::new(0),
-            background: AtomicBool::new(false),
-            signal: Mutex::new(()),
-            wanted: Condvar::new(),
-            migrated: Condvar::new(),
-            recovery: Recovery {
-                next_lsn: 1,
-                ..Recovery::default()
-            },
-            opened: OpenReport::default(),
-            observer: RwLock::new(None),
-            meta_cache: Arc::new(cold::MetaCache::default()),
-            answers: RangeCache::new(answer_budget),
-            keys,
-            health: Mutex::new(MoveHealth::default()),
-            store_id: None,
-            log_owner: wal::Owner::none(),
-            _lock: None,
-            config,
-        })
-    }
-
     /// Whether the store was opened read-only ([`Engine::open_read_only`]).
     pub fn read_only(&self) -> bool {
         self.wal.is_none()
@@ -555,13 +284,13 @@ impl Engine {
         }
     }
 
-    /// The store's ID (see [`crate::recovery`]); `None` only for a store
+    /// The store's ID (see [`crate::engine::recovery`]); `None` only for a store
     /// opened read-only before it had one.
     pub fn store_id(&self) -> Option<&str> {
         self.store_id.as_deref()
     }
 
-    /// The cache of finished answers over time ranges (see [`crate::cache`]).
+    /// The cache of finished answers over time ranges (see [`crate::store::cache`]).
     pub fn answers(&self) -> &RangeCache {
         &self.answers
     }
@@ -607,7 +336,7 @@ impl Engine {
     /// before with the same batch answers that ingest's answer, and stores
     /// nothing ([`Ingested::replayed`]); with another batch it is an
     /// [`Error::KeyConflict`]. The key is written in the batch's WAL record,
-    /// so it is durable with it (see [`crate::idempotency`]).
+    /// so it is durable with it (see [`crate::store::idempotency`]).
     pub fn ingest_keyed(&self, batch: &RecordBatch, key: Option<&str>) -> Result<Ingested> {
         self.log()?;
         schema::validate(self.mode, batch)?;
@@ -1042,77 +771,6 @@ impl Engine {
         }
         Ok(doomed)
     }
-}
-
-/// The log's segments, recorded in the catalog as the log creates and
-/// deletes them (see [`crate::recovery`]: a recorded segment that is gone
-/// is noticed).
-struct CatalogSegments(Arc<Mutex<Catalog>>);
-
-impl wal::SegmentRegistry for CatalogSegments {
-    fn created(&self, first_lsn: u64) -> Result<()> {
-        lock(&self.0).record_segments(&[first_lsn])
-    }
-
-    fn deleted(&self, first_lsns: &[u64]) -> Result<()> {
-        lock(&self.0).forget_segments(first_lsns)
-    }
-}
-
-fn make_warm(config: &Config, mode: Mode) -> Result<Box<dyn WarmTier>> {
-    let device = config.warm_tier.device.as_str();
-    if device == "cpu" {
-        return Ok(Box::new(CpuWarm::new(mode)));
-    }
-    match gpu_warm(config, mode) {
-        Ok(w) => Ok(Box::new(w)),
-        Err(why) if device == "auto" => Ok(Box::new(CpuWarm::instead_of_gpu(mode, why))),
-        Err(why) => Err(Error::Config(format!(
-            "warm_tier.device is gpu, but {why}; use auto or cpu"
-        ))),
-    }
-}
-
-/// The GPU warm tier, its columns preallocated for the warm budget, once the
-/// budget fits the device and the device has passed the self-test against
-/// the CPU tier.
-fn gpu_warm(config: &Config, mode: Mode) -> std::result::Result<crate::gpu::GpuWarm, String> {
-    let gpu = Arc::new(crate::gpu::probe()?);
-    let budget = (config.warm_tier.max_memory_mb * 1e6) as usize;
-    if budget > gpu.total_mem / 10 * 9 {
-        return Err(format!(
-            "warm_tier.max_memory_mb ({} MB) does not fit the {} MB of {}",
-            config.warm_tier.max_memory_mb,
-            gpu.total_mem / 1_000_000,
-            gpu.name
-        ));
-    }
-    crate::gpu::self_test(&gpu, mode)?;
-    let row_bytes = match mode {
-        Mode::Simple => 28,
-        Mode::Trading => 48,
-    };
-    crate::gpu::GpuWarm::new(gpu, mode, budget / row_bytes + 1).map_err(|e| e.to_string())
-}
-
-/// The idempotency keys a store keeps: those of batches in the cold tier
-/// from the catalog, those of batches still in the log from their records.
-fn kept_keys(config: &Config, catalog: &Catalog, recovery: &Recovery) -> Result<KeyTable> {
-    let kept = crate::idempotency::retention(&config.idempotency);
-    let mut keys = catalog.idempotency_keys(kept)?;
-    keys.extend(
-        recovery
-            .keys
-            .iter()
-            .map(|(lsn, records, k)| crate::catalog::StoredKey {
-                key: k.key.clone(),
-                fingerprint: k.fingerprint,
-                lsn: *lsn,
-                records: *records,
-                created_s: k.created_s,
-            }),
-    );
-    Ok(KeyTable::new(&config.idempotency, keys))
 }
 
 fn hot_threshold(config: &Config) -> u64 {

@@ -1,0 +1,149 @@
+//! `aggregate`: bars per symbol and time bucket across the tiers.
+
+use std::io::Write;
+
+use tiered::agg::{Buckets, MAX_BUCKETS};
+use tiered::engine::Engine;
+use tiered::error::{Error, Result};
+use tiered::filter::Filter;
+use tiered::output;
+
+use crate::common::write_out;
+use crate::common::{time_arg, Format};
+use crate::query::condition;
+
+#[derive(Debug, clap::Args)]
+pub struct AggArgs {
+    /// symbol = S (repeat for IN); all symbols when absent.
+    #[arg(long)]
+    pub symbol: Vec<String>,
+    /// Start of the first bucket (UTC time or nanoseconds).
+    #[arg(long)]
+    pub from: String,
+    /// End (exclusive).
+    #[arg(long)]
+    pub to: String,
+    /// Bucket width, e.g. 1s, 1min, 1h, 1d.
+    #[arg(long, default_value = "1min")]
+    pub every: String,
+    /// A condition `column OP value`, as for `query --where`.
+    #[arg(long = "where")]
+    pub conditions: Vec<String>,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Print only counts: groups, rows per tier, where the warm share ran, time.
+    #[arg(long)]
+    pub stats: bool,
+}
+
+pub fn run(engine: &Engine, a: &AggArgs) -> Result<()> {
+    let every = squeeze::time::parse_duration(&a.every)
+        .ok()
+        .filter(|&e| e > 0)
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!("--every {:?}: use e.g. 1s, 1min, 1h", a.every))
+        })?;
+    let buckets = Buckets::new(
+        time_arg("--from", &a.from)?,
+        time_arg("--to", &a.to)?,
+        every,
+        MAX_BUCKETS,
+    )?;
+    let mut filters = Vec::new();
+    match a.symbol.len() {
+        0 => {}
+        1 => filters.push(Filter::eq("symbol", a.symbol[0].as_str())),
+        _ => filters.push(Filter::is_in("symbol", a.symbol.iter().map(String::as_str))),
+    }
+    for c in &a.conditions {
+        filters.push(condition(engine, c)?);
+    }
+    let (bars, s) = engine.aggregate(&filters, &buckets)?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let names = [
+        "symbol",
+        "time",
+        "trades",
+        "open",
+        "high",
+        "low",
+        "close",
+        "volume",
+        "mean_price",
+    ];
+    let rows = bars.iter().map(|b| {
+        vec![
+            b.symbol.to_string(),
+            output::fmt_ns(b.time),
+            b.trades.to_string(),
+            b.open.to_string(),
+            b.high.to_string(),
+            b.low.to_string(),
+            b.close.to_string(),
+            b.volume.to_string(),
+            (b.price_sum / b.trades as f64).to_string(),
+        ]
+    });
+    if !a.stats {
+        match a.format {
+            Format::Table => {
+                let mut table = comfy_table::Table::new();
+                table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
+                table.set_header(names);
+                for r in rows {
+                    table.add_row(r);
+                }
+                write_out(&mut out, &table.to_string())?;
+            }
+            Format::Csv => {
+                write_out(&mut out, &names.join(","))?;
+                for r in rows {
+                    write_out(&mut out, &r.join(","))?;
+                }
+            }
+            Format::Json => {
+                for b in &bars {
+                    let num = |v: f64| {
+                        serde_json::Number::from_f64(v)
+                            .map(serde_json::Value::Number)
+                            .unwrap_or(serde_json::Value::Null)
+                    };
+                    let v = serde_json::json!({
+                        "symbol": &*b.symbol,
+                        "time": output::fmt_ns(b.time),
+                        "trades": b.trades,
+                        "open": num(b.open),
+                        "high": num(b.high),
+                        "low": num(b.low),
+                        "close": num(b.close),
+                        "volume": num(b.volume),
+                        "mean_price": num(b.price_sum / b.trades as f64),
+                    });
+                    write_out(&mut out, &v.to_string())?;
+                }
+            }
+        }
+    }
+    match out.flush() {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            return Err(Error::io("<stdout>", e))
+        }
+        _ => {}
+    }
+    eprintln!(
+        "{} groups from {} hot + {} warm + {} cold rows; hot {:.2} ms, warm {:.2} ms on {}, cold {:.2} ms ({} of {} files read); {:.2} ms in all",
+        s.groups,
+        s.hot_rows,
+        s.warm_rows,
+        s.cold_rows,
+        s.hot_ms,
+        s.warm_ms,
+        s.warm_device,
+        s.cold_ms,
+        s.cold.files_total - s.cold.files_pruned,
+        s.cold.files_total,
+        s.total_ms
+    );
+    Ok(())
+}

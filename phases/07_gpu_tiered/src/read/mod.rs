@@ -1,0 +1,9 @@
+//! Reading the store: queries across the tiers ([`query`], with [`topk`]
+//! for a sort with a limit), bars per symbol and bucket ([`aggregate`]), and
+//! data quality ([`quality`]). Each adds methods to the
+//! [`Engine`](crate::Engine) or takes one; the engine knows nothing of them.
+
+pub mod aggregate;
+pub mod quality;
+pub mod query;
+pub mod topk;
