@@ -1,0 +1,123 @@
+//! A store written by an earlier version, committed in
+//! `tests/fixtures/store-v1/` (a catalog, a WAL segment holding a keyed
+//! batch, three Parquet files; how it was made is in
+//! `tests/fixtures/README.md`), must open in every later version, read-only
+//! and read-write, and give back every record it held, bit for bit:
+//! `store-v1.rows` lists them (columns joined by `|`, floats by their bits,
+//! sorted). A change that cannot read it is a change of format, and needs a
+//! migration, not a new fixture.
+
+mod common;
+
+use std::path::Path;
+
+use common::{concat, row_keys};
+use tiered::config::Config;
+use tiered::read::query::Query;
+use tiered::Engine;
+
+fn fixtures() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// The fixture copied into `dir` (opening may change a store), with the
+/// configuration it was written under.
+fn config(dir: &Path) -> Config {
+    copy_dir(&fixtures().join("store-v1"), dir);
+    let mut c = Config::load(Some(&fixtures().join("store-v1.config.json"))).unwrap();
+    c.storage.base_path = dir.to_path_buf();
+    c
+}
+
+fn all_rows(engine: &Engine) -> Vec<String> {
+    let (batch, _) = engine
+        .query(&Query::default())
+        .unwrap()
+        .collect_batch()
+        .unwrap();
+    let mut rows = row_keys(&concat(&[batch]));
+    rows.sort();
+    rows
+}
+
+fn want() -> Vec<String> {
+    std::fs::read_to_string(fixtures().join("store-v1.rows"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_v1_store_opens_read_only_and_holds_every_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open_read_only(config(dir.path())).unwrap();
+    let rows = all_rows(&engine);
+    let want = want();
+    assert_eq!(want.len(), 2002);
+    assert_eq!(rows.len(), want.len());
+    assert!(rows == want, "the records read differ from store-v1.rows");
+    let s = engine.stats().unwrap();
+    assert_eq!((s.cold_files, s.cold_records), (3, 1500), "{s:?}");
+    assert_eq!(s.total(), 2002);
+    let scrub = engine.scrub().unwrap();
+    assert!(
+        scrub.damaged.is_empty() && scrub.unreadable.is_empty(),
+        "{scrub:?}"
+    );
+    assert_eq!(scrub.wal_problem, None);
+}
+
+#[test]
+fn the_v1_store_opens_read_write_keeps_its_keys_and_takes_new_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let engine = Engine::open(config.clone()).unwrap();
+    assert!(
+        all_rows(&engine) == want(),
+        "the records read differ from store-v1.rows"
+    );
+    // The keyed batch in its WAL is recognised: the same batch under the
+    // same key is not stored again.
+    let mut keyed = Vec::new();
+    tiered::ingest::files::read_csv(
+        &fixtures().join("store-v1.keyed.csv"),
+        engine.mode(),
+        1000,
+        |b| {
+            keyed.push(b);
+            Ok(true)
+        },
+    )
+    .unwrap();
+    let again = engine
+        .ingest_keyed(&concat(&keyed), Some("fixture:0:0"))
+        .unwrap();
+    assert!(again.replayed, "{again:?}");
+    assert_eq!(engine.stats().unwrap().total(), 2002);
+    // New records go in, and survive a reopen with the old ones.
+    let mut g = tiered::gen::Generator::new(engine.mode(), 5, 3);
+    engine.ingest(&g.batch(100).unwrap()).unwrap();
+    drop(engine);
+    let engine = Engine::open(config).unwrap();
+    let rows = all_rows(&engine);
+    assert_eq!(rows.len(), 2102);
+    let want = want();
+    assert!(
+        want.iter().all(|r| rows.binary_search(r).is_ok()),
+        "a record of the fixture is gone after new ones were added"
+    );
+}
