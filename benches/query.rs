@@ -10,9 +10,9 @@
 //! full-scan dataset (default 10,000,000 samples).
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use squeeze::course::query_engine::{ident, literal};
 use squeeze::format::metrics::{self, BlockOptions};
 use squeeze::generate::{generate, GenerateConfig};
-use squeeze::phases::query::{ident, literal};
 use squeeze::query::{table::format_time, Engine};
 
 fn engine_for(
@@ -89,19 +89,19 @@ fn bench(c: &mut Criterion) {
     // and from phase 05's rollups beside it (phases 00, 04 and 05 run
     // into a temporary directory first).
     let rollup_dir = dir.path().join("rollups");
-    let ctx = squeeze::phases::Context::new(&rollup_dir);
+    let ctx = squeeze::course::Context::new(&rollup_dir);
     let week = GenerateConfig {
         series: 4,
         points: 4 * 7 * 24 * 240,
         ..GenerateConfig::default()
     };
-    squeeze::phases::generate::run(
+    squeeze::course::generate::run(
         &ctx,
-        &squeeze::phases::generate::DatasetSource::Generate(week),
+        &squeeze::course::generate::DatasetSource::Generate(week),
     )
     .expect("phase 00");
-    squeeze::phases::custom_binary::run(&ctx, BlockOptions::default()).expect("phase 04");
-    squeeze::phases::downsampling::run(&ctx).expect("phase 05");
+    squeeze::course::custom_binary::run(&ctx, BlockOptions::default()).expect("phase 04");
+    squeeze::course::downsampling::run(&ctx).expect("phase 05");
     let path = rollup_dir.join(metrics::FILE_NAME);
     let raw = Engine::open(&path).expect("open");
     let rolled = Engine::open_with_rollups(&path).expect("open with rollups");

@@ -5,6 +5,7 @@
 //! returns an error naming the structure (`what`), the byte offset and the
 //! reason. Nothing here slices without checking, so no input can panic it.
 
+use crate::codec::varint;
 use crate::error::{Error, Result};
 
 /// A cursor over `buf` that names what it reads in its errors.
@@ -138,9 +139,57 @@ impl<'a> ByteReader<'a> {
     }
 }
 
+/// LEB128 varints ([`crate::codec::varint`] writes them).
+impl ByteReader<'_> {
+    /// Reads a LEB128 varint.
+    #[inline]
+    pub fn varint(&mut self) -> Result<u64> {
+        let start = self.position();
+        let mut v = 0u64;
+        for i in 0..10 {
+            let byte = match self.try_u8() {
+                Some(b) => b,
+                None => return Err(self.truncated_at(start, "varint ends early")),
+            };
+            if i == 9 && byte > 1 {
+                return Err(self.corrupt_at(start, "varint overflows 64 bits"));
+            }
+            v |= ((byte & 0x7F) as u64) << (7 * i);
+            if byte & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(self.corrupt_at(start, "varint longer than 10 bytes"))
+    }
+
+    /// Reads a zigzag varint.
+    #[inline]
+    pub fn varint_i64(&mut self) -> Result<i64> {
+        Ok(varint::unzigzag(self.varint()?))
+    }
+
+    /// Reads a varint that counts items of at least `min_bytes` each, and
+    /// rejects it if the rest of the input could not hold that many.
+    pub fn count(&mut self, min_bytes: u64, what: &str) -> Result<usize> {
+        let start = self.position();
+        let n = self.varint()?;
+        if n.saturating_mul(min_bytes) > self.remaining() as u64 {
+            return Err(self.corrupt_at(
+                start,
+                format!(
+                    "{what} count {n} cannot fit in the {} bytes left",
+                    self.remaining()
+                ),
+            ));
+        }
+        usize::try_from(n)
+            .map_err(|_| self.corrupt_at(start, format!("{what} count {n} too large")))
+    }
+}
+
 /// Appends a varint length and the bytes of `s`.
 pub fn write_string(out: &mut Vec<u8>, s: &str) {
-    crate::codec::varint::write_u64(out, s.len() as u64);
+    varint::write_u64(out, s.len() as u64);
     out.extend_from_slice(s.as_bytes());
 }
 

@@ -5,10 +5,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use crate::course::generate::DatasetSource;
+use crate::course::{Context, DEFAULT_OUTPUT_DIR};
 use crate::generate::{GenerateConfig, Profile};
 use crate::import::{DuplicatePolicy, ImportFormat, ImportOptions, TimestampUnit};
-use crate::phases::generate::DatasetSource;
-use crate::phases::{Context, DEFAULT_OUTPUT_DIR};
 use crate::time::parse_duration;
 
 /// Options every phase binary takes.

@@ -29,7 +29,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     exit_with((|| {
-        squeeze::phases::generate::run(&args.common.context(), &args.source.to_source()?)?.print();
+        squeeze::course::generate::run(&args.common.context(), &args.source.to_source()?)?.print();
         Ok(())
     })())
 }

@@ -19,7 +19,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     exit_with((|| {
-        squeeze::phases::ndjson::run(&args.common.context())?.print();
+        squeeze::course::ndjson::run(&args.common.context())?.print();
         Ok(())
     })())
 }

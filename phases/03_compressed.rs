@@ -27,7 +27,7 @@ struct Args {
 fn main() -> ExitCode {
     let args = Args::parse();
     exit_with((|| {
-        squeeze::phases::compressed::run(&args.common.context(), args.references)?.print();
+        squeeze::course::compressed::run(&args.common.context(), args.references)?.print();
         Ok(())
     })())
 }

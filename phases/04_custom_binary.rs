@@ -76,7 +76,7 @@ fn main() -> ExitCode {
                     max_samples: args.block_samples.unwrap_or(d.max_samples),
                     max_bytes: args.block_bytes.unwrap_or(d.max_bytes),
                 };
-                squeeze::phases::custom_binary::run(&ctx, options)?.print();
+                squeeze::course::custom_binary::run(&ctx, options)?.print();
             }
             Some(Command::Inspect { file, blocks }) => {
                 let path = file.clone().unwrap_or_else(default_file);

@@ -36,7 +36,7 @@ fn parse_keep_raw(text: &str) -> Result<i64, String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     exit_with((|| {
-        squeeze::phases::downsampling::run_with(&args.common.context(), args.keep_raw)?.print();
+        squeeze::course::downsampling::run_with(&args.common.context(), args.keep_raw)?.print();
         Ok(())
     })())
 }

@@ -6,9 +6,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use squeeze::cli::{exit_with, CommonArgs};
+use squeeze::course::query_engine::{ident, stats_line};
 use squeeze::error::{Error, Result};
 use squeeze::format::metrics;
-use squeeze::phases::query::{ident, stats_line};
 use squeeze::query::{Engine, OutputFormat};
 
 /// Phase 06: query the phase-04 file with SQL.
@@ -216,7 +216,7 @@ fn main() -> ExitCode {
     exit_with((|| {
         let ctx = args.common.context();
         if args.demo {
-            for line in squeeze::phases::query::run(&ctx)? {
+            for line in squeeze::course::query_engine::run(&ctx)? {
                 println!("{line}");
             }
             return Ok(());

@@ -45,8 +45,14 @@ fn main() -> ExitCode {
             report.write(&ctx.output_dir)?;
             report
         } else {
-            let (outcomes, report) =
-                squeeze::phases::run_all(&ctx, &args.source.to_source()?, args.references)?;
+            let (outcomes, report) = squeeze::course::run_all(
+                &ctx,
+                &squeeze::course::RunOptions {
+                    source: args.source.to_source()?,
+                    references: args.references,
+                    blocks: squeeze::format::metrics::BlockOptions::default(),
+                },
+            )?;
             if !args.quiet {
                 for lines in &outcomes {
                     for line in lines {

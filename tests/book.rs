@@ -73,7 +73,7 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 /// they run; markers in the other chapters are checked after them.
 const CHAPTERS: &[&str] = &[
     "docs/src/introduction.md",
-    "docs/src/00-dataset.md",
+    "docs/src/00-generate.md",
     "docs/src/01-ndjson.md",
     "docs/src/02-columnar.md",
     "docs/src/03-compressed.md",

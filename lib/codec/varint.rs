@@ -14,9 +14,6 @@
 //! A `u64` takes 1 to 10 bytes. The reader rejects a truncated varint, an
 //! overlong one (more than 10 bytes) and a 10th byte that would overflow.
 
-use crate::bytes::ByteReader;
-use crate::error::Result;
-
 /// Maps a signed integer to an unsigned one: 0, -1, 1, -2 ... -> 0, 1, 2, 3 ...
 #[inline(always)]
 pub fn zigzag(v: i64) -> u64 {
@@ -52,56 +49,10 @@ pub fn len_u64(v: u64) -> usize {
     (64 - (v | 1).leading_zeros()).div_ceil(7) as usize
 }
 
-impl ByteReader<'_> {
-    /// Reads a LEB128 varint.
-    #[inline]
-    pub fn varint(&mut self) -> Result<u64> {
-        let start = self.position();
-        let mut v = 0u64;
-        for i in 0..10 {
-            let byte = match self.try_u8() {
-                Some(b) => b,
-                None => return Err(self.truncated_at(start, "varint ends early")),
-            };
-            if i == 9 && byte > 1 {
-                return Err(self.corrupt_at(start, "varint overflows 64 bits"));
-            }
-            v |= ((byte & 0x7F) as u64) << (7 * i);
-            if byte & 0x80 == 0 {
-                return Ok(v);
-            }
-        }
-        Err(self.corrupt_at(start, "varint longer than 10 bytes"))
-    }
-
-    /// Reads a zigzag varint.
-    #[inline]
-    pub fn varint_i64(&mut self) -> Result<i64> {
-        Ok(unzigzag(self.varint()?))
-    }
-
-    /// Reads a varint that counts items of at least `min_bytes` each, and
-    /// rejects it if the rest of the input could not hold that many.
-    pub fn count(&mut self, min_bytes: u64, what: &str) -> Result<usize> {
-        let start = self.position();
-        let n = self.varint()?;
-        if n.saturating_mul(min_bytes) > self.remaining() as u64 {
-            return Err(self.corrupt_at(
-                start,
-                format!(
-                    "{what} count {n} cannot fit in the {} bytes left",
-                    self.remaining()
-                ),
-            ));
-        }
-        usize::try_from(n)
-            .map_err(|_| self.corrupt_at(start, format!("{what} count {n} too large")))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bytes::ByteReader;
     use crate::error::Error;
 
     #[test]

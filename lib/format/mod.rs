@@ -1,17 +1,21 @@
-//! The on-disk formats, one module each. Every module opens with a drawing
-//! of its byte layout; `docs/src/` explains them chapter by chapter.
+//! The on-disk formats, one module each, named for what they are (the
+//! phases that write them are in [`crate::course`]). Every module opens with
+//! a drawing of its byte layout; `docs/src/` explains them chapter by
+//! chapter.
 //!
 //! | module | phase | file |
 //! |--------|-------|------|
 //! | [`dataset`] | 00 | `output/dataset.ssd`: the canonical dataset, raw and checksummed |
 //! | [`ndjson`] | 01 | `output/01_metrics.ndjson`: one JSON object per sample |
 //! | [`columnar`] | 02 | `output/02_columnar.msgpack`: metadata once, two columns per series |
-//! | [`compressed`] | 03 | `output/03_compressed.ssc`: delta-of-delta timestamps, XOR values |
+//! | [`gorilla`] | 03 | `output/03_compressed.ssc`: delta-of-delta timestamps, XOR values |
+//! | [`adaptive`] | 03b, 03c | `output/03b_adaptive.ssa`, `output/03c_entropy.sse`: shared columns, a value codec per block |
+//! | [`metrics`] | 04, 05 | `output/04_custom.metrics` and phase 05's rollups: blocks, a paged index, names, a root |
 
 pub mod adaptive;
 pub mod columnar;
-pub mod compressed;
 pub mod dataset;
+pub mod gorilla;
 pub mod metrics;
 pub mod ndjson;
 

@@ -141,7 +141,7 @@ impl Rollups {
         let mut files = Vec::new();
         let mut stale = Vec::new();
         for (k, res) in RESOLUTIONS.iter().enumerate() {
-            let path = dir.join(crate::phases::downsampling::file_name(res.name));
+            let path = dir.join(crate::course::downsampling::file_name(res.name));
             let entry = match ReportEntry::load(dir, &format!("05.{}", k + 1)) {
                 Ok(Some(e)) => e,
                 _ => continue,

@@ -59,7 +59,7 @@ fn block_layout(file: &MetricsFile, raw: &[u8]) -> Option<String> {
     };
     Some(format!(
         "timestamps {ts_len} B ({}), values {val_len} B ({values})",
-        crate::format::compressed::scheme_name(ts_scheme as usize)
+        crate::format::gorilla::scheme_name(ts_scheme as usize)
     ))
 }
 

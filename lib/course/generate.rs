@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
+use crate::course::{record, summary_line, thousands, timed, verify, Context, PhaseOutcome};
 use crate::error::Result;
 use crate::format::dataset;
 use crate::generate::{generate, GenerateConfig};
 use crate::import::{import_file_summary, ImportOptions, ImportSummary};
 use crate::model::Dataset;
-use crate::phases::{record, summary_line, thousands, timed, verify, Context, PhaseOutcome};
 use crate::report::ReportEntry;
 use crate::time::{format_duration, format_timestamp};
 

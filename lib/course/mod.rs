@@ -12,7 +12,7 @@ pub mod custom_binary;
 pub mod downsampling;
 pub mod generate;
 pub mod ndjson;
-pub mod query;
+pub mod query_engine;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -165,23 +165,107 @@ pub(crate) fn summary_line(entry: &ReportEntry, ndjson: Option<&ReportEntry>) ->
     )
 }
 
-/// Runs phases 00 to 06 in order, then gathers and writes the report.
-/// Returns each phase's explanation lines and the report.
-pub fn run_all(
-    ctx: &Context,
-    source: &generate::DatasetSource,
-    references: crate::reference::References,
-) -> Result<(Vec<Vec<String>>, Report)> {
-    let outcomes = [
-        generate::run(ctx, source)?,
-        ndjson::run(ctx)?,
-        columnar::run(ctx)?,
-        compressed::run(ctx, references)?,
-        custom_binary::run(ctx, crate::format::metrics::BlockOptions::default())?,
-        downsampling::run(ctx)?,
+/// The phases of the course, in the order they run. Each has one name at
+/// the edges: its binary (`03_compressed`), its module here
+/// ([`compressed`]), its chapter (`docs/src/03-compressed.md`) and its tests
+/// (`tests/phase03_*.rs`); the core modules it calls are named for what they
+/// are ([`crate::format::gorilla`], [`crate::codec::xor`]). Phases 03b and 03c
+/// run inside phase 03, phase 07 is its own crate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Generate,
+    Ndjson,
+    Columnar,
+    Compressed,
+    CustomBinary,
+    Downsampling,
+    QueryEngine,
+}
+
+/// What the orchestrator passes to the phases that take options.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where phase 00 takes its dataset from.
+    pub source: generate::DatasetSource,
+    /// The reference compressors phase 03 measures.
+    pub references: crate::reference::References,
+    /// Phase 04's block layout.
+    pub blocks: crate::format::metrics::BlockOptions,
+}
+
+impl Phase {
+    /// Every phase, in the order the course runs them.
+    pub const ALL: [Phase; 7] = [
+        Phase::Generate,
+        Phase::Ndjson,
+        Phase::Columnar,
+        Phase::Compressed,
+        Phase::CustomBinary,
+        Phase::Downsampling,
+        Phase::QueryEngine,
     ];
-    let mut lines: Vec<Vec<String>> = outcomes.into_iter().map(|o| o.lines).collect();
-    lines.push(query::run(ctx)?);
+
+    /// Its number, `00` to `06`.
+    pub fn number(self) -> &'static str {
+        match self {
+            Phase::Generate => "00",
+            Phase::Ndjson => "01",
+            Phase::Columnar => "02",
+            Phase::Compressed => "03",
+            Phase::CustomBinary => "04",
+            Phase::Downsampling => "05",
+            Phase::QueryEngine => "06",
+        }
+    }
+
+    /// Its name, as its module and (after the number) its binary spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::Generate => "generate",
+            Phase::Ndjson => "ndjson",
+            Phase::Columnar => "columnar",
+            Phase::Compressed => "compressed",
+            Phase::CustomBinary => "custom_binary",
+            Phase::Downsampling => "downsampling",
+            Phase::QueryEngine => "query_engine",
+        }
+    }
+
+    /// Its binary: `03_compressed`.
+    pub fn binary(self) -> String {
+        format!("{}_{}", self.number(), self.name())
+    }
+
+    /// Its chapter, relative to the repository: `docs/src/03-compressed.md`.
+    pub fn chapter(self) -> String {
+        format!(
+            "docs/src/{}-{}.md",
+            self.number(),
+            self.name().replace('_', "-")
+        )
+    }
+
+    /// Runs the phase and returns its explanation.
+    pub fn run(self, ctx: &Context, options: &RunOptions) -> Result<Vec<String>> {
+        Ok(match self {
+            Phase::Generate => generate::run(ctx, &options.source)?.lines,
+            Phase::Ndjson => ndjson::run(ctx)?.lines,
+            Phase::Columnar => columnar::run(ctx)?.lines,
+            Phase::Compressed => compressed::run(ctx, options.references)?.lines,
+            Phase::CustomBinary => custom_binary::run(ctx, options.blocks)?.lines,
+            Phase::Downsampling => downsampling::run(ctx)?.lines,
+            Phase::QueryEngine => query_engine::run(ctx)?,
+        })
+    }
+}
+
+/// Runs every phase of [`Phase::ALL`] in order, then gathers and writes the
+/// report. Returns each phase's explanation lines and the report.
+pub fn run_all(ctx: &Context, options: &RunOptions) -> Result<(Vec<Vec<String>>, Report)> {
+    let lines = Phase::ALL
+        .iter()
+        .map(|p| p.run(ctx, options))
+        .collect::<Result<Vec<_>>>()?;
     let report = ctx.report()?;
     report.write(&ctx.output_dir)?;
     Ok((lines, report))
@@ -190,6 +274,25 @@ pub fn run_all(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each phase's binary, module and chapter exist under the one name the
+    /// list gives it.
+    #[test]
+    fn every_phase_has_its_binary_module_and_chapter() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+        for p in Phase::ALL {
+            let bin = format!("phases/{}.rs", p.binary());
+            assert!(root.join(&bin).exists(), "{bin}");
+            assert!(
+                manifest.contains(&format!("name = \"{}\"", p.binary())),
+                "{p:?}"
+            );
+            let module = format!("lib/course/{}.rs", p.name());
+            assert!(root.join(&module).exists(), "{module}");
+            assert!(root.join(p.chapter()).exists(), "{}", p.chapter());
+        }
+    }
 
     #[test]
     fn thousands_groups_digits() {

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use squeeze::codec::delta::{self, TimestampScheme};
 use squeeze::codec::{rle, xor};
-use squeeze::format::{compressed, dataset};
+use squeeze::format::{dataset, gorilla};
 use squeeze::{Dataset, Labels, Series, SeriesKey};
 
 /// Floats with the awkward ones over-represented: NaN payloads, -0.0, ±inf,
@@ -130,7 +130,7 @@ proptest! {
             })
             .collect();
         let d = Dataset::new("prop", series);
-        let back = compressed::decode(&compressed::encode(&d).0).unwrap();
+        let back = gorilla::decode(&gorilla::encode(&d).0).unwrap();
         prop_assert_eq!(d.bit_diff(&back), None);
         let back = dataset::decode(&dataset::encode(&d)).unwrap();
         prop_assert_eq!(d.bit_diff(&back), None);
@@ -140,7 +140,7 @@ proptest! {
     fn decoders_never_panic_on_arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..200), n in 0usize..5000) {
         let _ = xor::decode(&bytes, n, &mut Vec::new());
         let _ = delta::decode(&bytes, n, &mut Vec::new());
-        let _ = compressed::decode(&bytes);
+        let _ = gorilla::decode(&bytes);
         let _ = dataset::decode(&bytes);
     }
 }
@@ -157,7 +157,7 @@ fn empty_and_single_sample_series() {
         s.values = vs;
         let d = Dataset::new("t", vec![s]);
         assert_eq!(
-            d.bit_diff(&compressed::decode(&compressed::encode(&d).0).unwrap()),
+            d.bit_diff(&gorilla::decode(&gorilla::encode(&d).0).unwrap()),
             None
         );
     }

@@ -1,6 +1,6 @@
 //! Golden-file query tests: every `tests/queries/*.sql` runs against a
 //! generated dataset and its output (CSV, a plan, or the error) must equal
-//! the `.out` file beside it. `SSIG_BLESS=1 cargo test --test query_golden`
+//! the `.out` file beside it. `SSIG_BLESS=1 cargo test --test phase06_query_golden`
 //! rewrites the `.out` files; review them with `git diff`.
 //!
 //! A `-- file: market` line in a case selects the market dataset

@@ -1,5 +1,5 @@
 //! Phase 03c compatibility fixtures: one block per scheme, written once
-//! (`UPDATE_FIXTURES=1 cargo test --test entropy_fixtures`) and committed
+//! (`UPDATE_FIXTURES=1 cargo test --test phase03c_entropy_fixtures`) and committed
 //! under `tests/fixtures/03c/`. Every later version must decode them to
 //! the same bits (decoded forever), and today's encoder must still write
 //! exactly those bytes (golden bytes: format drift fails loudly).

@@ -1,8 +1,8 @@
 //! Phase 02: columnar MessagePack.
 
+use crate::course::{record, summary_line, timed, verify, Context, PhaseOutcome};
 use crate::error::Result;
 use crate::format::columnar;
-use crate::phases::{record, summary_line, timed, verify, Context, PhaseOutcome};
 use crate::report::ReportEntry;
 
 pub fn run(ctx: &Context) -> Result<PhaseOutcome> {

@@ -1,9 +1,9 @@
 //! Phase 04: the self-contained binary format with an index.
 
+use crate::course::{record, summary_line, thousands, timed, verify, Context, PhaseOutcome};
 use crate::error::Result;
 use crate::format::metrics::{self, BlockOptions, MetricsFile};
-use crate::format::{adaptive, compressed};
-use crate::phases::{record, summary_line, thousands, timed, verify, Context, PhaseOutcome};
+use crate::format::{adaptive, gorilla};
 use crate::report::{human_bytes, ReportEntry};
 use crate::time::format_duration;
 
@@ -100,7 +100,7 @@ pub fn run(ctx: &Context, options: BlockOptions) -> Result<PhaseOutcome> {
     entry.file_id = Some(file_id);
     let entry = record(ctx, entry, write_ms, read_ms)?;
 
-    let phase03 = compressed::encode(&data).0.len() as u64;
+    let phase03 = gorilla::encode(&data).0.len() as u64;
     let phase03b = adaptive::encode(&data).0.len() as u64;
     let version2 = metrics::encode_v2(&data, metrics::v2_options())?.len() as u64;
     let ndjson = ReportEntry::load(&ctx.output_dir, "01")?;

@@ -2,12 +2,12 @@
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
+use crate::course::{record, summary_line, thousands, timed, verify, Context, PhaseOutcome};
 use crate::downsample::{
     error_share, measure_loss, rollup, Loss, COUNTER_AGGREGATES, GAUGE_AGGREGATES, RESOLUTIONS,
 };
 use crate::error::{Error, Result};
 use crate::format::metrics::{self, BlockOptions, MetricsFile};
-use crate::phases::{record, summary_line, thousands, timed, verify, Context, PhaseOutcome};
 use crate::report::{human_bytes, ReportEntry};
 
 /// Blocks of rollups span 480 buckets (1m: 8 h, 1h: 20 days), so that a

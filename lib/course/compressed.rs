@@ -6,11 +6,11 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use crate::codec::adaptive_entropy::Choice;
 use crate::codec::delta::{self, TimestampScheme};
 use crate::codec::varint::{len_u64, zigzag};
+use crate::course::{record, summary_line, timed, verify, Context, PhaseOutcome};
 use crate::error::Result;
 use crate::format::adaptive::{self, value_scheme_name, AdaptiveStats, ENTROPY};
-use crate::format::compressed::{self, scheme_name, Breakdown};
+use crate::format::gorilla::{self, scheme_name, Breakdown};
 use crate::model::Dataset;
-use crate::phases::{record, summary_line, timed, verify, Context, PhaseOutcome};
 use crate::report::ReportEntry;
 
 /// Bytes the dataset's columns take under each step of the technique ladder.
@@ -128,10 +128,10 @@ impl Ablation {
 /// Phase 03 (Gorilla) and 03b (adaptive), with the `references` run on the same samples.
 pub fn run(ctx: &Context, references: crate::reference::References) -> Result<PhaseOutcome> {
     let (data, fp) = ctx.load_dataset()?;
-    let path = ctx.path(compressed::FILE_NAME);
+    let path = ctx.path(gorilla::FILE_NAME);
     let samples = data.sample_count();
-    let ((bytes, breakdown), write_ms) = timed(|| compressed::write(&data, &path))?;
-    let (back, read_ms) = timed(|| compressed::read(&path))?;
+    let ((bytes, breakdown), write_ms) = timed(|| gorilla::write(&data, &path))?;
+    let (back, read_ms) = timed(|| gorilla::read(&path))?;
     verify(&path, &data, &back)?;
 
     let entry = record(

@@ -13,7 +13,7 @@
 use proptest::prelude::*;
 use squeeze::downsample::{rollup, RESOLUTIONS};
 use squeeze::format::metrics::{self, BlockOptions, MetricsFile};
-use squeeze::format::{adaptive, columnar, compressed, dataset, ndjson};
+use squeeze::format::{adaptive, columnar, dataset, gorilla, ndjson};
 use squeeze::{Dataset, Labels, Series, SeriesKey};
 
 fn tiny_blocks() -> BlockOptions {
@@ -41,7 +41,7 @@ fn round_trip_everywhere(d: &Dataset) -> Result<(), String> {
         }
     }
     check(".ssd", back, d)?;
-    check(".ssc", compressed::decode(&compressed::encode(d).0), d)?;
+    check(".ssc", gorilla::decode(&gorilla::encode(d).0), d)?;
     check(".ssa", adaptive::decode(&adaptive::encode(d).0), d)?;
     for (name, options) in [
         (".metrics", BlockOptions::default()),
@@ -177,7 +177,7 @@ fn many_label_free_series_round_trip() {
         assert!(d.bit_diff(&back).is_none());
         let back = adaptive::decode(&adaptive::encode(&d).0).unwrap();
         assert!(d.bit_diff(&back).is_none());
-        let back = compressed::decode(&compressed::encode(&d).0).unwrap();
+        let back = gorilla::decode(&gorilla::encode(&d).0).unwrap();
         assert!(d.bit_diff(&back).is_none());
     }
 }

@@ -1,0 +1,133 @@
+//! Phase 07 on the CPU: ingest, a filtered query and an aggregate, each
+//! through the engine as a user calls it. The store lives in a temporary
+//! directory; the warm tier is the CPU one (`warm_tier.device = cpu`) so
+//! that the numbers do not depend on a GPU being there.
+//!
+//! - `ingest/wal-fsync` and `ingest/no-fsync`: batches of 10,000 generated
+//!   trades into the WAL and the hot tier (records per second), with the
+//!   WAL fsynced per write (the default) and without (the CPU path alone).
+//! - `query/*`: one symbol over one hour of 1,000,000 records spread over
+//!   the three tiers (about 60% in Parquet), all columns, as NDJSON's
+//!   caller reads them (Arrow batches).
+//! - `aggregate/*`: one-minute bars of every symbol over the same data.
+//!
+//! `cargo bench -p gpu-tiered --bench tiered`; `SSIG_BENCH_RECORDS` sets the
+//! size of the query and aggregate store (default 1,000,000).
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use tiered::agg::{Buckets, MAX_BUCKETS};
+use tiered::config::Config;
+use tiered::filter::{Filter, Scalar};
+use tiered::gen::{Generator, START_NS};
+use tiered::read::query::Query;
+use tiered::schema::Mode;
+use tiered::Engine;
+
+const BATCH: usize = 10_000;
+const HOUR_NS: i64 = 3_600_000_000_000;
+
+fn config(dir: &std::path::Path, fsync: bool) -> Config {
+    let mut c = Config {
+        mode: Some(Mode::Trading),
+        ..Config::default()
+    };
+    c.storage.base_path = dir.to_path_buf();
+    c.warm_tier.device = "cpu".into();
+    c.wal.fsync = fsync;
+    c
+}
+
+fn ingest(c: &mut Criterion) {
+    let mut g = c.benchmark_group("ingest");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for fsync in [true, false] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let engine = Engine::open(config(dir.path(), fsync)).expect("open");
+        let mut gen = Generator::new(Mode::Trading, 1, 100);
+        let name = if fsync { "wal-fsync" } else { "no-fsync" };
+        g.bench_function(name, |b| {
+            b.iter_batched(
+                || gen.batch(BATCH).expect("batch"),
+                |batch| engine.ingest(&batch).expect("ingest"),
+                BatchSize::LargeInput,
+            )
+        });
+    }
+    g.finish();
+}
+
+/// A store of `n` trading records over the three tiers: the oldest
+/// migrated to Parquet, the rest as the thresholds leave them.
+fn store(dir: &std::path::Path, n: usize) -> Engine {
+    let mut c = config(dir, false);
+    c.hot_tier.max_records = n as u64 / 10;
+    c.warm_tier.max_memory_mb = (n as f64 * 48.0 * 0.3) / 1e6;
+    let engine = Engine::open(c).expect("open");
+    let mut gen = Generator::new(Mode::Trading, 7, 100);
+    for _ in 0..n.div_ceil(BATCH) {
+        engine
+            .ingest(&gen.batch(BATCH).expect("batch"))
+            .expect("ingest");
+    }
+    engine
+}
+
+fn reads(c: &mut Criterion) {
+    let n: usize = std::env::var("SSIG_BENCH_RECORDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = store(dir.path(), n);
+    let s = engine.stats().expect("stats");
+    eprintln!(
+        "store: {} records: hot {}, warm {}, cold {} in {} files",
+        s.total(),
+        s.hot_records,
+        s.warm_records,
+        s.cold_records,
+        s.cold_files
+    );
+    let one_hour = Query {
+        filters: vec![
+            Filter::eq("symbol", "BTC/USD"),
+            Filter::range(
+                "timestamp",
+                Some(Scalar::Int(START_NS)),
+                Some(Scalar::Int(START_NS + HOUR_NS)),
+            ),
+        ],
+        ..Query::default()
+    };
+    let mut g = c.benchmark_group("query");
+    g.bench_function("one symbol, one hour", |b| {
+        b.iter(|| {
+            engine
+                .query(&one_hour)
+                .expect("query")
+                .collect_batch()
+                .expect("rows")
+        })
+    });
+    g.finish();
+    let mut g = c.benchmark_group("aggregate");
+    g.throughput(Throughput::Elements(s.total()));
+    let buckets = Buckets::new(
+        START_NS,
+        START_NS + 24 * HOUR_NS,
+        60_000_000_000,
+        MAX_BUCKETS,
+    )
+    .expect("buckets");
+    g.bench_function("1-minute bars, every symbol", |b| {
+        b.iter(|| engine.aggregate(&[], &buckets).expect("aggregate"))
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().sample_size(10);
+    targets = ingest, reads
+}
+criterion_main!(benches);
