@@ -36,6 +36,7 @@ pub mod index;
 pub mod plan;
 pub mod pred;
 pub mod rollups;
+pub mod shell;
 pub mod table;
 
 use std::path::Path;
