@@ -7,7 +7,10 @@
 //! may use anything) is an edge from the file's module to the longest module
 //! the path names. A method call does not show up as a path, so an `impl`
 //! block in one module for a type of another (the read layer's
-//! `impl Engine`) counts as what it is: a use of the type's module.
+//! `impl Engine`) counts as what it is: a use of the type's module. A
+//! folder's `mod.rs` naming its own children (`mod warm; pub use
+//! warm::GpuWarm`) is not an edge: a folder is one unit, whose children
+//! may use their parent (`super::Gpu`).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
