@@ -812,6 +812,57 @@ fn aggregates_read_cold_files_in_parallel_and_answer_as_one_thread_does() {
     }
 }
 
+/// Queries without a limit read cold files in parallel: the rows come in
+/// the same order, and the counts are the same, on one thread as on several.
+#[test]
+fn queries_read_cold_files_in_parallel_and_answer_as_one_thread_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = filled(dir.path(), 30, 200);
+    engine.migrate_all().unwrap();
+    let mut g = Generator::new(Mode::Trading, 9, 12);
+    engine.ingest(&g.batch(300).unwrap()).unwrap();
+    assert!(engine.stats().unwrap().cold_files >= 4);
+    let queries = [
+        Query::default(),
+        Query {
+            filters: vec![Filter::eq("side", "sell")],
+            ..Query::default()
+        },
+        Query {
+            filters: vec![Filter::eq("symbol", g.symbol(1))],
+            sort: Some(Sort {
+                column: "price".into(),
+                descending: true,
+            }),
+            ..Query::default()
+        },
+    ];
+    for q in &queries {
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let (batch, st) = pool
+                .install(|| engine.query(q).unwrap().collect_batch())
+                .unwrap();
+            let mut cold = st.cold.clone();
+            (cold.verify_ns, cold.check_ns, cold.bytes_verified) = (0, 0, 0);
+            (row_keys(&batch), st.cold_rows, st.rows_out, cold)
+        };
+        let one = run(1);
+        assert!(one.1 > 0, "{q:?}");
+        for threads in [2, 3, 8] {
+            let many = run(threads);
+            assert!(
+                many.0 == one.0,
+                "{threads} threads: other rows or order, {q:?}"
+            );
+            assert_eq!((many.1, many.2, &many.3), (one.1, one.2, &one.3), "{q:?}");
+        }
+    }
+}
+
 #[test]
 fn one_key_sent_by_many_writers_at_once_is_stored_once_and_survives_migration_and_reopen() {
     let dir = tempfile::tempdir().unwrap();

@@ -31,6 +31,7 @@ use arrow_array::{Array, RecordBatch, UInt32Array};
 use arrow_ord::sort::SortOptions;
 use arrow_row::{RowConverter, SortField};
 use arrow_schema::SchemaRef;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::Engine;
@@ -180,6 +181,8 @@ pub struct QueryStream {
     started: Instant,
     pub stats: QueryStats,
     scan: ScanStats,
+    /// An error met reading ahead, returned once the rows before it are out.
+    failed: Option<Error>,
     done: bool,
 }
 
@@ -266,6 +269,7 @@ impl Engine {
             started,
             stats,
             scan,
+            failed: None,
             done: false,
         };
         match stream.plan.sort {
@@ -282,9 +286,9 @@ impl Engine {
             }
             Some(_) => {
                 let mut runs = Vec::new();
-                while let Some(f) = stream.pending_files.pop_front() {
-                    let rows = stream.read_file(&f, usize::MAX)?;
-                    if let Some(run) = stream.sorted_run(&rows)? {
+                let files: Vec<ColdFile> = stream.pending_files.drain(..).collect();
+                for rows in stream.read_files(&files) {
+                    if let Some(run) = stream.sorted_run(&rows?)? {
                         runs.push(run);
                     }
                 }
@@ -323,6 +327,44 @@ impl QueryStream {
         )?;
         self.stats.cold_rows += got as u64;
         Ok(out)
+    }
+
+    /// Reads every matching row of `files`, in parallel (a file per task,
+    /// on rayon's pool), and returns each file's rows, or its error, in the
+    /// order of `files`: the same rows and counts as reading them one after
+    /// another. Counts are added for the files read without error.
+    fn read_files(&mut self, files: &[ColdFile]) -> Vec<Result<Vec<RecordBatch>>> {
+        let (cold_dir, schema, plan, cache) =
+            (&self.cold_dir, &self.schema, &self.plan, &self.cache);
+        let read = files
+            .par_iter()
+            .map(|f| -> Result<(Vec<RecordBatch>, ScanStats)> {
+                let (mut scan, mut out) = (ScanStats::default(), Vec::new());
+                cold::scan_file(
+                    &cold_dir.join(&f.path),
+                    f,
+                    schema,
+                    &plan.preds,
+                    &plan.read,
+                    plan.batch_size,
+                    &mut scan,
+                    Some(cache),
+                    |b| {
+                        out.push(b);
+                        Ok(true)
+                    },
+                )?;
+                Ok((out, scan))
+            })
+            .collect::<Vec<_>>();
+        read.into_iter()
+            .map(|r| {
+                let (rows, scan) = r?;
+                self.stats.cold_rows += rows.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+                self.scan.add(&scan);
+                Ok(rows)
+            })
+            .collect()
     }
 
     /// Sorts a source's rows by the sort column, keeping the first `limit`.
@@ -612,6 +654,29 @@ impl QueryStream {
                     continue;
                 }
                 return self.emit(b);
+            }
+            if let Some(e) = self.failed.take() {
+                return Err(e);
+            }
+            if self.plan.limit.is_none() && !self.pending_files.is_empty() {
+                // No limit: every file is read whole, so the next few are
+                // read at once, one per core, and emitted in order.
+                let n = rayon::current_num_threads().min(self.pending_files.len());
+                let files: Vec<ColdFile> = self.pending_files.drain(..n).collect();
+                for rows in self.read_files(&files) {
+                    match rows {
+                        Ok(rows) => self.ready.extend(rows),
+                        // The rows of the files before it are emitted
+                        // first, as a serial read would have; nothing after.
+                        Err(e) => {
+                            self.pending_files.clear();
+                            self.tail.clear();
+                            self.failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                continue;
             }
             if let Some(f) = self.pending_files.pop_front() {
                 let want = self
