@@ -167,8 +167,9 @@ pub(crate) fn summary_line(entry: &ReportEntry, ndjson: Option<&ReportEntry>) ->
 
 /// The phases of the course, in the order they run. Each has one name at
 /// the edges: its binary (`03_compressed`), its module here
-/// ([`compressed`]), its chapter (`docs/src/03-compressed.md`) and its tests
-/// (`tests/phase03_*.rs`); the core modules it calls are named for what they
+/// ([`compressed`]), its chapter (`docs/src/03-compressed.md`) and, where it
+/// has tests of its own, their files (`tests/phase03_*.rs`; tests of several
+/// phases say which: `tests/phase01_to_03.rs`); the core modules it calls are named for what they
 /// are ([`crate::format::gorilla`], [`crate::codec::xor`]). Phases 03b and 03c
 /// run inside phase 03, phase 07 is its own crate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -766,4 +766,71 @@ mod tests {
         assert!(!p.kind.may_match(&Stats::Str("C".into(), "Z".into())));
         assert!(p.kind.may_match(&Stats::Str("AA".into(), "C".into())));
     }
+
+    #[test]
+    fn conditions_as_the_command_line_writes_them() {
+        let schema = Mode::Trading.schema();
+        let p = |t: &str| Filter::parse(t, &schema);
+        assert_eq!(p("side=buy").unwrap(), Filter::eq("side", "buy"));
+        assert_eq!(
+            p(" price >= 100 ").unwrap(),
+            Filter::range("price", Some(Scalar::Float(100.0)), None)
+        );
+        assert_eq!(
+            p("trade_id<5").unwrap().cond,
+            Cond::Range {
+                gt: None,
+                gte: None,
+                lt: Some(Scalar::Int(5)),
+                lte: None
+            }
+        );
+        assert_eq!(
+            p("price>1.5").unwrap().cond,
+            Cond::Range {
+                gt: Some(Scalar::Float(1.5)),
+                gte: None,
+                lt: None,
+                lte: None
+            }
+        );
+        assert_eq!(
+            p("flags<=2").unwrap().cond,
+            Cond::Range {
+                gt: None,
+                gte: None,
+                lt: None,
+                lte: Some(Scalar::Int(2))
+            }
+        );
+        assert_eq!(
+            p("exchange in kraken|binance").unwrap(),
+            Filter::is_in("exchange", ["kraken", "binance"])
+        );
+        // Times as date-times or nanoseconds, the same instant.
+        assert_eq!(
+            p("timestamp>=2024-01-01T00:00:00Z").unwrap(),
+            p("timestamp>=1704067200000000000").unwrap()
+        );
+        // The earliest operator wins, the longest at a place: `<=` not `<`.
+        assert_eq!(p("symbol=a<=b").unwrap(), Filter::eq("symbol", "a<=b"));
+    }
+
+    #[test]
+    fn a_bad_condition_says_what_and_quotes_it() {
+        let schema = Mode::Trading.schema();
+        let err = |t: &str| Filter::parse(t, &schema).unwrap_err().to_string();
+        assert!(
+            err("price").contains("expected `column OP value`"),
+            "{}",
+            err("price")
+        );
+        assert!(err("colour=red").contains("unknown column `colour`"));
+        assert!(err("price>=cheap").contains("\"cheap\" is not a number"));
+        assert!(err("trade_id=1.5").contains("is not an integer"));
+        assert!(err("price in 1|x").contains("\"x\" is not a number"));
+        let e = err("timestamp>=yesterday");
+        assert!(e.contains("\"timestamp>=yesterday\": \"yesterday\""), "{e}");
+        assert!(e.contains("write a time such as"), "{e}");
+    }
 }

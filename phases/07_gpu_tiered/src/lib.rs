@@ -14,7 +14,9 @@
 //! # Layers
 //!
 //! Each layer uses only the layers above it in this list, never one below
-//! it, and no two modules use each other (`tests/layers.rs` checks both):
+//! it, and no two modules use each other, a folder counting as one module
+//! (its `mod.rs` declares and re-exports its children, which may use it);
+//! `tests/layers.rs` checks both:
 //!
 //! 1. The vocabulary: [`error`], [`schema`], [`config`], [`filter`] (conditions
 //!    and their `column OP value` text), [`gen`] (generated trades),

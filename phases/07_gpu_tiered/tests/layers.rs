@@ -60,38 +60,189 @@ fn module_of(src: &Path, file: &Path) -> String {
     parts.join("::")
 }
 
-/// The code of a file: comments and its test module (from a
-/// `#[cfg(test)]` followed by `mod`, which the style puts last) removed.
+/// The code of a file: comments, string and character literals blanked
+/// (so that neither `//` in a string nor a path in a comment counts), and
+/// every `#[cfg(test)]` module (`mod name { ... }`, matched by its braces)
+/// removed, wherever it stands.
 fn code(text: &str) -> String {
-    let test_module = text
-        .match_indices("#[cfg(test)]")
-        .find(|(i, m)| text[i + m.len()..].trim_start().starts_with("mod "));
-    let text = match test_module {
-        Some((i, _)) => &text[..i],
-        None => text,
-    };
-    text.lines()
-        .map(|l| match l.find("//") {
-            Some(i) => &l[..i],
-            None => l,
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let mut depth = 0;
+                while i < b.len() {
+                    if b[i] == b'/' && b.get(i + 1) == Some(&b'*') {
+                        depth += 1;
+                        i += 2;
+                    } else if b[i] == b'*' && b.get(i + 1) == Some(&b'/') {
+                        depth -= 1;
+                        i += 2;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else {
+                        i += 1;
+                    }
+                }
+                out.push(' ');
+            }
+            b'r' if matches!(b.get(i + 1), Some(b'"' | b'#'))
+                && !b[..i]
+                    .last()
+                    .is_some_and(|c| c.is_ascii_alphanumeric() || *c == b'_') =>
+            {
+                // r"..." or r#"..."#
+                let mut j = i + 1;
+                let mut hashes = 0;
+                while b.get(j) == Some(&b'#') {
+                    hashes += 1;
+                    j += 1;
+                }
+                if b.get(j) != Some(&b'"') {
+                    out.push('r');
+                    i += 1;
+                    continue;
+                }
+                let close: Vec<u8> = std::iter::once(b'"')
+                    .chain(std::iter::repeat_n(b'#', hashes))
+                    .collect();
+                j += 1;
+                while j < b.len() && !b[j..].starts_with(&close) {
+                    j += 1;
+                }
+                i = j + close.len();
+                out.push_str("\"\"");
+            }
+            b'"' => {
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+                out.push_str("\"\"");
+            }
+            b'\'' if b.get(i + 2) == Some(&b'\'') || b.get(i + 1) == Some(&b'\\') => {
+                // A character literal ('x', '\n', '\''), not a lifetime.
+                i += 1;
+                while i < b.len() && b[i] != b'\'' {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+                out.push_str("' '");
+            }
+            c => {
+                out.push(c as char);
+                i += 1;
+            }
+        }
+    }
+    // Test modules, by brace matching.
+    while let Some(at) = out.find("#[cfg(test)]") {
+        let rest = &out[at + "#[cfg(test)]".len()..];
+        let item = rest.trim_start();
+        let start = out.len() - item.len();
+        let end = if item.starts_with("mod ") {
+            match (item.find('{'), item.find(';')) {
+                (Some(open), semi) if semi.is_none_or(|s| open < s) => {
+                    let mut depth = 0;
+                    let mut end = item.len();
+                    for (k, c) in item[open..].char_indices() {
+                        match c {
+                            '{' => depth += 1,
+                            '}' => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    end = open + k + 1;
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    start + end
+                }
+                // `#[cfg(test)] mod name;`: its file is a test file too.
+                _ => start + item.find(';').map_or(item.len(), |s| s + 1),
+            }
+        } else {
+            // Another item under #[cfg(test)] (a `use`, a function): only
+            // the attribute goes; the item still counts.
+            at + "#[cfg(test)]".len()
+        };
+        out.replace_range(at..end, "");
+    }
+    out
 }
 
-/// The paths after `prefix` in `code`: `crate::store::cold::{self, X}` gives
-/// `store::cold::`.
-fn paths_after<'a>(code: &'a str, prefix: &str) -> Vec<&'a str> {
+/// The paths in `code` that start with `prefix` (`crate::`, `super::`),
+/// with `use` groups expanded: `crate::{engine::Engine, store::{wal, cold}}`
+/// gives `engine::Engine`, `store::wal` and `store::cold`.
+fn paths_after(code: &str, prefix: &str) -> Vec<String> {
+    fn expand(tree: &str, base: &str, out: &mut Vec<String>) {
+        let tree = tree.trim();
+        if let Some(open) = tree.find('{') {
+            let head = tree[..open].trim().trim_end_matches("::");
+            let base = join(base, head);
+            let inner = &tree[open + 1..tree.rfind('}').unwrap_or(tree.len())];
+            let mut depth = 0;
+            let mut from = 0;
+            for (k, c) in inner.char_indices() {
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    ',' if depth == 0 => {
+                        expand(&inner[from..k], &base, out);
+                        from = k + 1;
+                    }
+                    _ => {}
+                }
+            }
+            expand(&inner[from..], &base, out);
+        } else {
+            let leaf = tree.split(" as ").next().unwrap_or(tree).trim();
+            if leaf != "self" && !leaf.is_empty() {
+                out.push(join(base, leaf));
+            } else {
+                out.push(base.to_string());
+            }
+        }
+    }
+    fn join(a: &str, b: &str) -> String {
+        match (a.is_empty(), b.is_empty()) {
+            (true, _) => b.to_string(),
+            (_, true) => a.to_string(),
+            _ => format!("{a}::{b}"),
+        }
+    }
     let mut out = Vec::new();
     let mut rest = code;
     while let Some(i) = rest.find(prefix) {
         let before = rest[..i].chars().next_back();
         let after = &rest[i + prefix.len()..];
-        let end = after
-            .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
-            .unwrap_or(after.len());
+        // The path runs to the end of its use-tree: balanced braces, then a
+        // character that cannot continue a path.
+        let mut depth = 0;
+        let mut end = after.len();
+        for (k, c) in after.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth > 0 => depth -= 1,
+                c if depth == 0 && !(c.is_alphanumeric() || c == '_' || c == ':') => {
+                    end = k;
+                    break;
+                }
+                _ => {}
+            }
+        }
         if !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
-            out.push(&after[..end]);
+            expand(&after[..end], "", &mut out);
         }
         rest = &after[end..];
     }
@@ -128,22 +279,28 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
     let mut edges = BTreeMap::new();
     for f in &files {
         let me = module_of(&src, f);
-        let text = code(&std::fs::read_to_string(f).unwrap());
+        let text = code(&std::fs::read_to_string(f).unwrap()).replace("self::super::", "super::");
         let mut to = BTreeSet::new();
         for p in paths_after(&text, "crate::") {
-            if let Some(m) = resolve(p, &modules) {
+            if let Some(m) = resolve(&p, &modules) {
                 to.insert(m);
             }
         }
-        // `super::` from a file module is its parent module.
-        let parent = me.rsplit_once("::").map_or("", |(p, _)| p);
+        // `super::` from a file module is its parent module; each further
+        // `super::` one more up.
         for p in paths_after(&text, "super::") {
-            let full = if parent.is_empty() {
-                p.to_string()
-            } else {
-                format!("{parent}::{p}")
+            let mut parent = me.rsplit_once("::").map_or("", |(p, _)| p).to_string();
+            let mut p = p.as_str();
+            while let Some(rest) = p.strip_prefix("super::").or((p == "super").then_some("")) {
+                parent = parent.rsplit_once("::").map_or("", |(p, _)| p).to_string();
+                p = rest;
+            }
+            let full = match (parent.is_empty(), p.is_empty()) {
+                (true, _) => p.to_string(),
+                (_, true) => parent.clone(),
+                _ => format!("{parent}::{p}"),
             };
-            to.insert(resolve(&full, &modules).unwrap_or_else(|| parent.to_string()));
+            to.insert(resolve(&full, &modules).unwrap_or(parent));
         }
         to.remove(&me);
         to.remove("");

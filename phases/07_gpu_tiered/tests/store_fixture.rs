@@ -81,6 +81,28 @@ fn the_v1_store_opens_read_only_and_holds_every_record() {
     assert_eq!(scrub.wal_problem, None);
 }
 
+/// The cold directory says whose it is (`cold/_store`): the fixture's
+/// store ID, from its catalog, is honoured, and a cold directory claimed by
+/// another store is refused.
+#[test]
+fn the_v1_store_keeps_its_id_and_its_cold_directory_is_checked_against_it() {
+    const ID: &str = "10e3c0b8463e1ce15294014288ed394e";
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let owner = std::fs::read_to_string(dir.path().join("cold/_store")).unwrap();
+    assert!(owner.contains(ID), "{owner}");
+    let engine = Engine::open_read_only(config.clone()).unwrap();
+    assert_eq!(engine.store_id(), Some(ID));
+    drop(engine);
+    std::fs::write(
+        dir.path().join("cold/_store"),
+        owner.replace(ID, "00000000000000000000000000000000"),
+    )
+    .unwrap();
+    assert!(Engine::open(config.clone()).is_err());
+    assert!(Engine::open_read_only(config).is_err());
+}
+
 #[test]
 fn the_v1_store_opens_read_write_keeps_its_keys_and_takes_new_records() {
     let dir = tempfile::tempdir().unwrap();

@@ -1,5 +1,5 @@
 //! Opening a store, one step per function: [`Engine::open`] takes the lock
-//! ([`lock_store`]), settles the mode ([`settle_mode`]), checks the catalog,
+//! ([`take_lock`]), settles the mode ([`settle_mode`]), checks the catalog,
 //! the cold files and the WAL against each other changing nothing
 //! ([`check_store`]), replays the WAL into the hot tier ([`replay`]), and
 //! only then, when everything agrees, acts ([`act`]: cuts a torn tail,
@@ -65,7 +65,7 @@ impl Engine {
         if read_only && !recovery::store_exists(&config)? {
             return Engine::empty(config);
         }
-        let lock_file = lock_store(&config, read_only)?;
+        let lock_file = take_lock(&config, read_only)?;
         let catalog = if read_only {
             recovery::open_catalog_read_only(&config.catalog_path())?
         } else {
@@ -168,7 +168,7 @@ impl Engine {
 
 /// Step 1: the store's directories (created when opening to write) and its
 /// lock, shared for readers, exclusive for the one writer.
-fn lock_store(config: &Config, read_only: bool) -> Result<File> {
+fn take_lock(config: &Config, read_only: bool) -> Result<File> {
     let base = &config.storage.base_path;
     if !read_only {
         wal::create_dir_durable(base)?;

@@ -61,13 +61,11 @@ pub fn open_read_only(config: Config) -> Result<Engine> {
 }
 
 pub fn time_arg(flag: &str, s: &str) -> Result<i64> {
-    s.parse::<i64>()
-        .or_else(|_| squeeze::time::parse_timestamp(s))
-        .map_err(|why| {
-            Error::InvalidArgument(format!(
-                "{flag} {why} (write a time such as 2024-01-01T00:00:00Z, or integer nanoseconds)"
-            ))
-        })
+    tiered::filter::parse_time_or_ns(s).map_err(|why| {
+        Error::InvalidArgument(format!(
+            "{flag} {why} (write a time such as 2024-01-01T00:00:00Z, or integer nanoseconds)"
+        ))
+    })
 }
 
 pub fn write_out(out: &mut impl Write, line: &str) -> Result<()> {
