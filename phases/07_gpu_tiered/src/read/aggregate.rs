@@ -4,9 +4,6 @@
 
 use std::time::Instant;
 
-use arrow_array::RecordBatch;
-use rayon::prelude::*;
-
 use crate::agg::{bars, fold, Bar, Buckets};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -67,50 +64,35 @@ impl Engine {
         fold(&mut groups, buckets, &rows)?;
         stats.hot_ms = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
-        // Cold files are read in parallel, as many at once as the pool has
-        // threads (one file per task), and folded one after another in file
-        // order into the groups, as the serial path folds them: only those
-        // files' matches are held at once, and the answer is the serial
-        // one, bit for bit.
-        let batch_size = self.config().query.output_batch_size.max(1);
-        let cold_dir = self.config().cold_dir();
         let mut scan = ScanStats {
             files_total: files.len() as u64,
             ..ScanStats::default()
         };
-        let candidates: Vec<_> = files
-            .iter()
-            .filter(|f| cold::file_may_match(f, &preds))
-            .collect();
-        scan.files_pruned = (files.len() - candidates.len()) as u64;
-        for chunk in candidates.chunks(rayon::current_num_threads().max(1)) {
-            let read = chunk
-                .par_iter()
-                .map(|f| -> Result<(Vec<RecordBatch>, ScanStats)> {
-                    let (mut file_scan, mut rows) = (ScanStats::default(), Vec::new());
-                    cold::scan_file(
-                        &cold_dir.join(&f.path),
-                        f,
-                        self.schema(),
-                        &preds,
-                        &[0, 1, 2, 3],
-                        batch_size,
-                        &mut file_scan,
-                        Some(self.meta_cache()),
-                        |b| {
-                            rows.push(b);
-                            Ok(true)
-                        },
-                    )?;
-                    Ok((rows, file_scan))
-                })
-                .collect::<Vec<_>>();
-            for r in read {
-                let (rows, file_scan) = r?;
-                stats.cold_rows += rows.iter().map(|b| b.num_rows() as u64).sum::<u64>();
-                scan.add(&file_scan);
-                fold(&mut groups, buckets, &rows)?;
+        let batch_size = self.config().query.output_batch_size.max(1);
+        let mut rows = Vec::new();
+        for f in files.iter() {
+            if !cold::file_may_match(f, &preds) {
+                scan.files_pruned += 1;
+                continue;
             }
+            cold::scan_file(
+                &self.config().cold_dir().join(&f.path),
+                f,
+                self.schema(),
+                &preds,
+                &[0, 1, 2, 3],
+                batch_size,
+                &mut scan,
+                Some(self.meta_cache()),
+                |b| {
+                    stats.cold_rows += b.num_rows() as u64;
+                    rows.push(b);
+                    Ok(true)
+                },
+            )?;
+            // A file at a time, so that only one file's matches are held.
+            fold(&mut groups, buckets, &rows)?;
+            rows.clear();
         }
         stats.cold_ms = t.elapsed().as_secs_f64() * 1e3;
         stats.cold = scan;
