@@ -383,10 +383,14 @@ pub fn merge_groups(into: &mut Groups, from: Groups) {
 
 /// Folds batches of `[timestamp, symbol, price, volume]` rows (already
 /// filtered) into `groups`; rows outside the buckets are skipped. The
-/// batches' groups are gathered first (keyed by borrowed symbols), then
-/// merged into `groups` once each.
+/// batches' groups are gathered first (keyed by borrowed symbols, their
+/// partials in one vector so that a partial, about a kilobyte with its
+/// exact sums, is moved once), then merged into `groups` once each, with
+/// one shared name per symbol.
 pub fn fold(groups: &mut Groups, buckets: &Buckets, batches: &[RecordBatch]) -> Result<()> {
-    let mut local: HashMap<(&str, u64), Partial, foldhash::fast::RandomState> = HashMap::default();
+    type Fast = foldhash::fast::RandomState;
+    let mut local: HashMap<(&str, u64), usize, Fast> = HashMap::default();
+    let mut parts: Vec<Partial> = Vec::new();
     for batch in batches {
         if batch.num_columns() < 4 {
             return Err(Error::InvalidArgument(
@@ -418,18 +422,31 @@ pub fn fold(groups: &mut Groups, buckets: &Buckets, batches: &[RecordBatch]) -> 
             let Some(b) = buckets.index(t) else {
                 continue;
             };
-            local
-                .entry((sym.value(r), b))
-                .or_default()
-                .add(t, price.value(r), volume.value(r));
+            let i = *local.entry((sym.value(r), b)).or_insert_with(|| {
+                parts.push(Partial::default());
+                parts.len() - 1
+            });
+            parts[i].add(t, price.value(r), volume.value(r));
         }
     }
-    for ((s, b), p) in local {
-        let key = (Arc::from(s), b);
-        match groups.get_mut(&key) {
-            Some(q) => q.merge(&p),
-            None => {
-                groups.insert(key, p);
+    let mut keys: Vec<(&str, u64)> = vec![("", 0); parts.len()];
+    for (k, i) in local {
+        keys[i] = k;
+    }
+    let mut names: HashMap<&str, Arc<str>, Fast> = HashMap::default();
+    for ((s, b), p) in keys.into_iter().zip(parts) {
+        let name = names.entry(s).or_insert_with(|| {
+            groups
+                .range((Arc::<str>::from(s), 0)..)
+                .next()
+                .filter(|((n, _), _)| &**n == s)
+                .map(|((n, _), _)| n.clone())
+                .unwrap_or_else(|| Arc::from(s))
+        });
+        match groups.entry((name.clone(), b)) {
+            std::collections::btree_map::Entry::Occupied(mut q) => q.get_mut().merge(&p),
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(p);
             }
         }
     }
