@@ -1,5 +1,5 @@
-//! Looking after a store: `stats`, `config`, `quality`, `retention`,
-//! `scrub` and `repair`.
+//! Looking after a store: `stats`, `migrate`, `config`, `quality`,
+//! `retention`, `scrub` and `repair`.
 
 use tiered::config::{Config, ENV_VARS};
 use tiered::error::{Error, Result};
@@ -97,6 +97,13 @@ pub fn stats(config: Config, StatsArgs { json }: StatsArgs) -> Result<()> {
             s.wal_bytes, s.cold_files, s.cold_bytes, s.watermark_lsn
         );
     }
+    Ok(())
+}
+
+pub fn migrate(config: Config) -> Result<()> {
+    let engine = open(config)?;
+    engine.migrate_all()?;
+    print_tiers(&engine.stats()?);
     Ok(())
 }
 

@@ -34,6 +34,11 @@ pub struct AggArgs {
     /// Print only counts: groups, rows per tier, where the warm share ran, time.
     #[arg(long)]
     pub stats: bool,
+    /// Run the aggregate this many times more first (same process, so the
+    /// later runs find the files checked and their footers cached), then
+    /// print the median and best time of all runs.
+    #[arg(long, default_value_t = 0)]
+    pub repeat: usize,
 }
 
 pub fn run(engine: &Engine, a: &AggArgs) -> Result<()> {
@@ -58,7 +63,21 @@ pub fn run(engine: &Engine, a: &AggArgs) -> Result<()> {
     for c in &a.conditions {
         filters.push(condition(engine, c)?);
     }
+    let mut times = Vec::with_capacity(a.repeat + 1);
+    for _ in 0..a.repeat {
+        times.push(engine.aggregate(&filters, &buckets)?.1.total_ms);
+    }
     let (bars, s) = engine.aggregate(&filters, &buckets)?;
+    if a.repeat > 0 {
+        times.push(s.total_ms);
+        times.sort_by(f64::total_cmp);
+        eprintln!(
+            "timing: median {:.2} ms, best {:.2} ms over {} runs",
+            times[times.len() / 2],
+            times[0],
+            times.len()
+        );
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let names = [

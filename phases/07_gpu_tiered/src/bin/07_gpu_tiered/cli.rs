@@ -82,6 +82,9 @@ pub enum Command {
     Retention(admin::RetentionArgs),
     /// Per-tier counts and bytes, WAL, catalog.
     Stats(admin::StatsArgs),
+    /// Move every record to the cold tier now (hot and warm end empty), as
+    /// migrations do: Parquet files first, then one catalog transaction.
+    Migrate,
     /// Print the effective configuration and the environment variables read.
     Config,
     /// Read every cold file whole and check it against the CRC-32C the

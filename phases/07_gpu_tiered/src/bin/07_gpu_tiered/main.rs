@@ -53,6 +53,7 @@ fn run(args: Args) -> tiered::Result<()> {
         Command::Quality(a) => admin::quality(config, a),
         Command::Retention(a) => admin::retention(config, a),
         Command::Stats(a) => admin::stats(config, a),
+        Command::Migrate => admin::migrate(config),
         Command::Config => admin::config(&config),
         Command::Scrub(a) => admin::scrub(config, a),
         Command::Repair(a) => admin::repair(&config, a),
