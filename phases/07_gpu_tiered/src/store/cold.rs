@@ -49,12 +49,12 @@ use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::TimestampNanosecondType;
-use arrow_array::{RecordBatch, UInt32Array};
-use arrow_schema::SchemaRef;
+use arrow_array::{BooleanArray, RecordBatch, UInt32Array};
+use arrow_schema::{ArrowError, SchemaRef};
 use bytes::Bytes;
 use parquet::arrow::arrow_reader::{
-    ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection,
-    RowSelector,
+    ArrowPredicateFn, ArrowReaderMetadata, ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    RowFilter, RowSelection, RowSelector,
 };
 use parquet::arrow::{ArrowWriter, ProjectionMask};
 use parquet::file::metadata::{PageIndexPolicy, ParquetMetaData, SortingColumn};
@@ -68,7 +68,7 @@ use parquet::file::metadata::KeyValue;
 
 use crate::config::ColdConfig;
 use crate::error::{Error, Result};
-use crate::filter::{filter_batch, Pred, Stats};
+use crate::filter::{eval_batch, filter_batch, Pred, Stats};
 
 /// Nanoseconds per day.
 pub const DAY_NS: i64 = 86_400_000_000_000;
@@ -1306,6 +1306,34 @@ impl ColdReader {
             .iter()
             .flat_map(|g| g.selection.iter().cloned())
             .collect();
+        // Late materialization: when a predicate is on a column the files
+        // are not sorted by (anything but symbol and timestamp, whose pages
+        // the page index already picks, so that most rows read pass), and
+        // the predicates need fewer columns than the read, the reader
+        // decodes the predicates' columns first and the others only for the
+        // rows that pass (parquet's RowFilter), as DuckDB and DataFusion do.
+        // The rows are filtered again below, which changes nothing: the
+        // same predicates on the same values.
+        let mut pred_cols: Vec<usize> = preds.iter().map(|p| p.column).collect();
+        pred_cols.sort_unstable();
+        pred_cols.dedup();
+        let unsorted_column = preds
+            .iter()
+            .any(|p| !matches!(p.name.as_str(), "timestamp" | "symbol"));
+        let builder = if unsorted_column && pred_cols.len() < needed.len() {
+            let owned = preds.to_vec();
+            let filter = ArrowPredicateFn::new(
+                ProjectionMask::roots(builder.parquet_schema(), pred_cols.iter().copied()),
+                move |batch: RecordBatch| match eval_batch(&owned, &batch) {
+                    Ok(Some(mask)) => Ok(mask),
+                    Ok(None) => Ok(BooleanArray::from(vec![true; batch.num_rows()])),
+                    Err(e) => Err(ArrowError::ComputeError(e.to_string())),
+                },
+            );
+            builder.with_row_filter(RowFilter::new(vec![Box::new(filter)]))
+        } else {
+            builder
+        };
         let reader = builder
             .with_row_groups(groups.iter().map(|g| g.index).collect())
             .with_row_selection(RowSelection::from(selection))
