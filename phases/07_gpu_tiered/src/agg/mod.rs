@@ -391,6 +391,7 @@ pub fn fold(groups: &mut Groups, buckets: &Buckets, batches: &[RecordBatch]) -> 
     type Fast = foldhash::fast::RandomState;
     let mut local: HashMap<(&str, u64), usize, Fast> = HashMap::default();
     let mut parts: Vec<Partial> = Vec::new();
+    let mut last: Option<((&str, u64), usize)> = None;
     for batch in batches {
         if batch.num_columns() < 4 {
             return Err(Error::InvalidArgument(
@@ -422,10 +423,20 @@ pub fn fold(groups: &mut Groups, buckets: &Buckets, batches: &[RecordBatch]) -> 
             let Some(b) = buckets.index(t) else {
                 continue;
             };
-            let i = *local.entry((sym.value(r), b)).or_insert_with(|| {
-                parts.push(Partial::default());
-                parts.len() - 1
-            });
+            // Rows come in runs of one group (cold files are sorted by
+            // symbol and time): the run's group is looked up once.
+            let key = (sym.value(r), b);
+            let i = match last {
+                Some((k, i)) if k == key => i,
+                _ => {
+                    let i = *local.entry(key).or_insert_with(|| {
+                        parts.push(Partial::default());
+                        parts.len() - 1
+                    });
+                    last = Some((key, i));
+                    i
+                }
+            };
             parts[i].add(t, price.value(r), volume.value(r));
         }
     }
