@@ -4,7 +4,9 @@
 
 use std::time::Instant;
 
-use crate::agg::{bars, fold, Bar, Buckets};
+use rayon::prelude::*;
+
+use crate::agg::{bars, fold, merge_groups, Bar, Buckets, Groups};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::filter::{bind_all, Filter, Scalar};
@@ -64,35 +66,53 @@ impl Engine {
         fold(&mut groups, buckets, &rows)?;
         stats.hot_ms = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
+        // Cold files are read and folded in parallel, one file per task
+        // (each holds one file's matches at a time), and their groups merged
+        // in file order. Partials are order-free (exact sums, first and last
+        // by timestamp then price), so the answer is the serial one, bit for
+        // bit, whatever order the tasks finish in.
+        let batch_size = self.config().query.output_batch_size.max(1);
+        let cold_dir = self.config().cold_dir();
+        let per_file = files
+            .par_iter()
+            .map(|f| -> Result<Option<(Groups, ScanStats, u64)>> {
+                if !cold::file_may_match(f, &preds) {
+                    return Ok(None);
+                }
+                let (mut scan, mut rows, mut n) = (ScanStats::default(), Vec::new(), 0u64);
+                cold::scan_file(
+                    &cold_dir.join(&f.path),
+                    f,
+                    self.schema(),
+                    &preds,
+                    &[0, 1, 2, 3],
+                    batch_size,
+                    &mut scan,
+                    Some(self.meta_cache()),
+                    |b| {
+                        n += b.num_rows() as u64;
+                        rows.push(b);
+                        Ok(true)
+                    },
+                )?;
+                let mut local = Groups::new();
+                fold(&mut local, buckets, &rows)?;
+                Ok(Some((local, scan, n)))
+            })
+            .collect::<Vec<_>>();
         let mut scan = ScanStats {
             files_total: files.len() as u64,
             ..ScanStats::default()
         };
-        let batch_size = self.config().query.output_batch_size.max(1);
-        let mut rows = Vec::new();
-        for f in files.iter() {
-            if !cold::file_may_match(f, &preds) {
-                scan.files_pruned += 1;
-                continue;
+        for r in per_file {
+            match r? {
+                None => scan.files_pruned += 1,
+                Some((local, file_scan, n)) => {
+                    merge_groups(&mut groups, local);
+                    scan.add(&file_scan);
+                    stats.cold_rows += n;
+                }
             }
-            cold::scan_file(
-                &self.config().cold_dir().join(&f.path),
-                f,
-                self.schema(),
-                &preds,
-                &[0, 1, 2, 3],
-                batch_size,
-                &mut scan,
-                Some(self.meta_cache()),
-                |b| {
-                    stats.cold_rows += b.num_rows() as u64;
-                    rows.push(b);
-                    Ok(true)
-                },
-            )?;
-            // A file at a time, so that only one file's matches are held.
-            fold(&mut groups, buckets, &rows)?;
-            rows.clear();
         }
         stats.cold_ms = t.elapsed().as_secs_f64() * 1e3;
         stats.cold = scan;
