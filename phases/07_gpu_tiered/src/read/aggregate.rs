@@ -4,13 +4,14 @@
 
 use std::time::Instant;
 
+use arrow_array::RecordBatch;
 use rayon::prelude::*;
 
 use crate::agg::{bars, fold, merge_groups, Bar, Buckets, Groups};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::filter::{bind_all, Filter, Scalar};
-use crate::store::cold::{self, ScanStats};
+use crate::store::cold::{self, ColdFile, ScanStats};
 
 /// Counts and times of an aggregate, per tier.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
@@ -66,54 +67,66 @@ impl Engine {
         fold(&mut groups, buckets, &rows)?;
         stats.hot_ms = t.elapsed().as_secs_f64() * 1e3;
         let t = Instant::now();
-        // Cold files are read and folded in parallel, one file per task
-        // (each holds one file's matches at a time), and their groups merged
-        // in file order. Partials are order-free (exact sums, first and last
-        // by timestamp then price), so the answer is the serial one, bit for
-        // bit, whatever order the tasks finish in.
+        // A cold file whose rows fall into few groups (many rows each) is
+        // read and folded on its own task, in parallel with the others, and
+        // its partials merged after; one whose rows spread over many groups
+        // is folded straight into the shared groups, one after another,
+        // since merging many partials costs more than the parallel fold
+        // saves. Partials are order-free (exact sums, first and last by
+        // timestamp then price), so the answer is the same bits either way
+        // and whatever order the tasks finish in.
         let batch_size = self.config().query.output_batch_size.max(1);
         let cold_dir = self.config().cold_dir();
-        let per_file = files
-            .par_iter()
-            .map(|f| -> Result<Option<(Groups, ScanStats, u64)>> {
-                if !cold::file_may_match(f, &preds) {
-                    return Ok(None);
-                }
-                let (mut scan, mut rows, mut n) = (ScanStats::default(), Vec::new(), 0u64);
-                cold::scan_file(
-                    &cold_dir.join(&f.path),
-                    f,
-                    self.schema(),
-                    &preds,
-                    &[0, 1, 2, 3],
-                    batch_size,
-                    &mut scan,
-                    Some(self.meta_cache()),
-                    |b| {
-                        n += b.num_rows() as u64;
-                        rows.push(b);
-                        Ok(true)
-                    },
-                )?;
-                let mut local = Groups::new();
-                fold(&mut local, buckets, &rows)?;
-                Ok(Some((local, scan, n)))
-            })
-            .collect::<Vec<_>>();
+        let read = |f: &ColdFile| -> Result<(Vec<RecordBatch>, ScanStats)> {
+            let (mut scan, mut rows) = (ScanStats::default(), Vec::new());
+            cold::scan_file(
+                &cold_dir.join(&f.path),
+                f,
+                self.schema(),
+                &preds,
+                &[0, 1, 2, 3],
+                batch_size,
+                &mut scan,
+                Some(self.meta_cache()),
+                |b| {
+                    rows.push(b);
+                    Ok(true)
+                },
+            )?;
+            Ok((rows, scan))
+        };
         let mut scan = ScanStats {
             files_total: files.len() as u64,
             ..ScanStats::default()
         };
-        for r in per_file {
-            match r? {
-                None => scan.files_pruned += 1,
-                Some((local, file_scan, n)) => {
-                    merge_groups(&mut groups, local);
-                    scan.add(&file_scan);
-                    stats.cold_rows += n;
-                }
-            }
+        let candidates: Vec<&ColdFile> = files
+            .iter()
+            .filter(|f| cold::file_may_match(f, &preds))
+            .collect();
+        scan.files_pruned = (files.len() - candidates.len()) as u64;
+        let (few, many): (Vec<&ColdFile>, Vec<&ColdFile>) = candidates
+            .into_iter()
+            .partition(|f| groups_bound(f, buckets).saturating_mul(ROWS_PER_GROUP) <= f.rows);
+        let folded = few
+            .par_iter()
+            .map(|f| -> Result<(Groups, ScanStats)> {
+                let (rows, file_scan) = read(f)?;
+                let mut local = Groups::new();
+                fold(&mut local, buckets, &rows)?;
+                Ok((local, file_scan))
+            })
+            .collect::<Vec<_>>();
+        for r in folded {
+            let (local, file_scan) = r?;
+            merge_groups(&mut groups, local);
+            scan.add(&file_scan);
         }
+        for f in many {
+            let (rows, file_scan) = read(f)?;
+            fold(&mut groups, buckets, &rows)?;
+            scan.add(&file_scan);
+        }
+        stats.cold_rows = scan.rows_matched;
         stats.cold_ms = t.elapsed().as_secs_f64() * 1e3;
         stats.cold = scan;
         stats.groups = groups.len() as u64;
@@ -121,4 +134,24 @@ impl Engine {
         stats.total_ms = started.elapsed().as_secs_f64() * 1e3;
         Ok((out, stats))
     }
+}
+
+/// A file is folded on its own task when its rows average at least this
+/// many a group.
+const ROWS_PER_GROUP: u64 = 16;
+
+/// The most groups a file's rows can fall into: its symbols times the
+/// buckets its time range meets (0 when it meets none).
+fn groups_bound(f: &ColdFile, buckets: &Buckets) -> u64 {
+    let lo = f.min_ts.max(buckets.start);
+    let hi = f.max_ts.min(buckets.end.saturating_sub(1));
+    if lo > hi || buckets.every <= 0 {
+        return 0;
+    }
+    let every = buckets.every as i128;
+    let first = (lo as i128 - buckets.start as i128) / every;
+    let last = (hi as i128 - buckets.start as i128) / every;
+    u64::try_from(last - first + 1)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(f.symbols.len().max(1) as u64)
 }
