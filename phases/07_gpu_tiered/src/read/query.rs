@@ -307,25 +307,10 @@ impl Engine {
 impl QueryStream {
     /// Reads one cold file's matching rows (stopping after `want` rows).
     fn read_file(&mut self, f: &ColdFile, want: usize) -> Result<Vec<RecordBatch>> {
-        let path = self.cold_dir.join(&f.path);
-        let mut out = Vec::new();
-        let mut got = 0usize;
-        cold::scan_file(
-            &path,
-            f,
-            &self.schema,
-            &self.plan.preds,
-            &self.plan.read,
-            self.plan.batch_size,
-            &mut self.scan,
-            Some(&self.cache),
-            |b| {
-                got += b.num_rows();
-                out.push(b);
-                Ok(got < want)
-            },
-        )?;
-        self.stats.cold_rows += got as u64;
+        let (cold_dir, schema, plan, cache) =
+            (&self.cold_dir, &self.schema, &self.plan, &self.cache);
+        let out = scan_rows(cold_dir, schema, plan, cache, f, want, &mut self.scan)?;
+        self.stats.cold_rows += out.iter().map(|b| b.num_rows() as u64).sum::<u64>();
         Ok(out)
     }
 
@@ -339,21 +324,8 @@ impl QueryStream {
         let read = files
             .par_iter()
             .map(|f| -> Result<(Vec<RecordBatch>, ScanStats)> {
-                let (mut scan, mut out) = (ScanStats::default(), Vec::new());
-                cold::scan_file(
-                    &cold_dir.join(&f.path),
-                    f,
-                    schema,
-                    &plan.preds,
-                    &plan.read,
-                    plan.batch_size,
-                    &mut scan,
-                    Some(cache),
-                    |b| {
-                        out.push(b);
-                        Ok(true)
-                    },
-                )?;
+                let mut scan = ScanStats::default();
+                let out = scan_rows(cold_dir, schema, plan, cache, f, usize::MAX, &mut scan)?;
                 Ok((out, scan))
             })
             .collect::<Vec<_>>();
@@ -729,6 +701,36 @@ impl Iterator for QueryStream {
             }
         }
     }
+}
+
+/// The matching rows of one cold file (stopping after `want` rows, or a
+/// batch past them), its counts added to `scan`.
+fn scan_rows(
+    cold_dir: &std::path::Path,
+    schema: &SchemaRef,
+    plan: &Plan,
+    cache: &cold::MetaCache,
+    f: &ColdFile,
+    want: usize,
+    scan: &mut ScanStats,
+) -> Result<Vec<RecordBatch>> {
+    let (mut out, mut got) = (Vec::new(), 0usize);
+    cold::scan_file(
+        &cold_dir.join(&f.path),
+        f,
+        schema,
+        &plan.preds,
+        &plan.read,
+        plan.batch_size,
+        scan,
+        Some(cache),
+        |b| {
+            got += b.num_rows();
+            out.push(b);
+            Ok(got < want)
+        },
+    )?;
+    Ok(out)
 }
 
 /// Indices helper kept for callers that gather rows by position.
