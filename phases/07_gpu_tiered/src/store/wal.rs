@@ -302,27 +302,51 @@ fn segment_header(schema: &Schema, first_lsn: u64, store_id: Option<&str>) -> Ve
 }
 
 /// A batch encoded for the log, not yet framed: the flatbuffer (padded to
-/// 8 bytes) and the body, and their fingerprint. [`Wal::encode`] makes it
-/// outside every lock; [`Wal::append_encoded`] frames and writes it.
+/// 8 bytes) and the body. [`Wal::encode`] makes it outside every lock;
+/// [`Wal::append_encoded`] frames and writes it.
 pub struct Encoded {
     fb: Vec<u8>,
     body: Vec<u8>,
-    fingerprint: u64,
 }
 
 impl Encoded {
+    fn new(batch: &RecordBatch) -> Result<Encoded> {
+        let (_dicts, encoded) = IpcDataGenerator::default()
+            .encode(
+                batch,
+                &mut DictionaryTracker::new(false),
+                &ipc_options(),
+                &mut Default::default(),
+            )
+            .map_err(|e| Error::arrow("encoding a WAL record", e))?;
+        let mut fb = encoded.ipc_message;
+        fb.resize(fb.len().div_ceil(8) * 8, 0);
+        Ok(Encoded {
+            fb,
+            body: encoded.arrow_data,
+        })
+    }
+
     /// XXH64 over the padded flatbuffer and the body: equal for equal
     /// batches (the same records, columns and types), so a retried batch
-    /// can be recognised by it.
+    /// can be recognised by it. Computed on each call (only keyed ingests
+    /// need it, so the others do not pay for hashing their bodies).
     pub fn fingerprint(&self) -> u64 {
-        self.fingerprint
+        let mut h = twox_hash::XxHash64::with_seed(0);
+        std::hash::Hasher::write(&mut h, &self.fb);
+        std::hash::Hasher::write(&mut h, &self.body);
+        std::hash::Hasher::finish(&h)
     }
 }
 
-/// A framed record, its LSN and checksum still to be set.
+/// A framed record, its LSN and checksum still to be set: `head` (the
+/// continuation marker, the metadata length, the flatbuffer, the key
+/// block, the trailer) and `body` are written one after the other, so the
+/// body is never copied into a frame buffer.
 struct Frame {
-    bytes: Vec<u8>,
-    /// Offset of the trailer in `bytes`.
+    head: Vec<u8>,
+    body: Vec<u8>,
+    /// Offset of the trailer in `head`.
     trailer: usize,
     /// CRC-32C of the metadata before the trailer and the body, before the
     /// LSN is appended.
@@ -353,7 +377,7 @@ impl Frame {
         let meta_len = fb.len() + key_block + TRAILER;
         let meta_len_i32 = i32::try_from(meta_len)
             .map_err(|_| Error::InvalidArgument("a WAL record's metadata is too large".into()))?;
-        let mut bytes = Vec::with_capacity(8 + meta_len + body.len());
+        let mut bytes = Vec::with_capacity(8 + meta_len);
         bytes.extend_from_slice(&CONTINUATION);
         bytes.extend_from_slice(&meta_len_i32.to_le_bytes());
         bytes.extend_from_slice(&fb);
@@ -373,9 +397,9 @@ impl Frame {
         let partial_crc = crc32c::crc32c_append(crc32c::crc32c(&bytes[8..trailer]), &body);
         bytes.extend_from_slice(magic);
         bytes.extend_from_slice(&[0; 12]);
-        bytes.extend_from_slice(&body);
         Ok(Frame {
-            bytes,
+            head: bytes,
+            body,
             trailer,
             partial_crc,
         })
@@ -384,33 +408,12 @@ impl Frame {
     fn seal(&mut self, lsn: u64) {
         let crc = crc32c::crc32c_append(self.partial_crc, &lsn.to_le_bytes());
         let t = self.trailer;
-        self.bytes[t + 4..t + 8].copy_from_slice(&crc.to_le_bytes());
-        self.bytes[t + 8..t + 16].copy_from_slice(&lsn.to_le_bytes());
+        self.head[t + 4..t + 8].copy_from_slice(&crc.to_le_bytes());
+        self.head[t + 8..t + 16].copy_from_slice(&lsn.to_le_bytes());
     }
-}
 
-impl Encoded {
-    fn new(batch: &RecordBatch) -> Result<Encoded> {
-        let (_dicts, encoded) = IpcDataGenerator::default()
-            .encode(
-                batch,
-                &mut DictionaryTracker::new(false),
-                &ipc_options(),
-                &mut Default::default(),
-            )
-            .map_err(|e| Error::arrow("encoding a WAL record", e))?;
-        let mut fb = encoded.ipc_message;
-        fb.resize(fb.len().div_ceil(8) * 8, 0);
-        let body = encoded.arrow_data;
-        let mut h = twox_hash::XxHash64::with_seed(0);
-        std::hash::Hasher::write(&mut h, &fb);
-        std::hash::Hasher::write(&mut h, &body);
-        let fingerprint = std::hash::Hasher::finish(&h);
-        Ok(Encoded {
-            fb,
-            body,
-            fingerprint,
-        })
+    fn len(&self) -> u64 {
+        (self.head.len() + self.body.len()) as u64
     }
 }
 
@@ -509,9 +512,7 @@ impl Writer {
     /// Writes frames (rolling segments at frame boundaries), then one fsync.
     fn write(&mut self, frames: &[(u64, Frame)]) -> Result<()> {
         for (lsn, frame) in frames {
-            if self.len > self.header_len
-                && self.len + frame.bytes.len() as u64 > self.segment_bytes
-            {
+            if self.len > self.header_len && self.len + frame.len() > self.segment_bytes {
                 if self.fsync {
                     self.file
                         .sync_data()
@@ -521,11 +522,12 @@ impl Writer {
                 self.roll(*lsn)?;
             }
             self.file
-                .write_all(&frame.bytes)
+                .write_all(&frame.head)
+                .and_then(|()| self.file.write_all(&frame.body))
                 .map_err(|e| Error::io(&self.path, e))?;
-            self.len += frame.bytes.len() as u64;
+            self.len += frame.len();
             self.stats.records += 1;
-            self.stats.bytes += frame.bytes.len() as u64;
+            self.stats.bytes += frame.len();
         }
         if self.fsync {
             self.file
