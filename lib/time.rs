@@ -127,8 +127,10 @@ pub fn parse_timestamp(text: &str) -> std::result::Result<i64, String> {
     })
 }
 
-/// Howard Hinnant's days-to-civil algorithm.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
+/// Days since 1970-01-01 to (year, month 1-12, day 1-31) in the proleptic
+/// Gregorian calendar: Howard Hinnant's days-to-civil algorithm
+/// (<https://howardhinnant.github.io/date_algorithms.html#civil_from_days>).
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z.rem_euclid(146_097);

@@ -985,30 +985,35 @@ pub fn ohlcv_json(
 ) -> crate::Result<String> {
     let buckets = crate::agg::Buckets::new(start, end, freq, crate::agg::MAX_BUCKETS)?;
     let (bars, _) = engine.aggregate(&[crate::filter::Filter::eq("symbol", symbol)], &buckets)?;
+    use std::fmt::Write as _;
     let mut out = String::with_capacity(64 + bars.len() * 160);
-    out.push_str(&format!(
-        "{{\"symbol\":{},\"frequency_ns\":{freq},\"bars\":[",
-        Value::String(symbol.to_string())
-    ));
-    let num = |v: f64| -> String {
-        serde_json::Number::from_f64(v)
-            .map(|n| n.to_string())
-            .unwrap_or_else(|| "null".into())
+    out.push_str("{\"symbol\":");
+    out.push_str(&Value::String(symbol.to_string()).to_string());
+    let _ = write!(out, ",\"frequency_ns\":{freq},\"bars\":[");
+    // Written straight into `out` (a day of 1-minute bars is 1,440 of
+    // them): JSON numbers as serde_json writes them, null when not finite.
+    let num = |out: &mut String, key: &str, v: f64| {
+        out.push_str(key);
+        match serde_json::Number::from_f64(v) {
+            Some(n) => {
+                let _ = write!(out, "{n}");
+            }
+            None => out.push_str("null"),
+        }
     };
     for (i, b) in bars.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&format!(
-            "{{\"time\":\"{}\",\"open\":{},\"high\":{},\"low\":{},\"close\":{},\"volume\":{},\"trades\":{}}}",
-            crate::output::fmt_ns(b.time),
-            num(b.open),
-            num(b.high),
-            num(b.low),
-            num(b.close),
-            num(b.volume),
-            b.trades
-        ));
+        out.push_str("{\"time\":\"");
+        crate::output::write_ns(&mut out, b.time);
+        out.push('"');
+        num(&mut out, ",\"open\":", b.open);
+        num(&mut out, ",\"high\":", b.high);
+        num(&mut out, ",\"low\":", b.low);
+        num(&mut out, ",\"close\":", b.close);
+        num(&mut out, ",\"volume\":", b.volume);
+        let _ = write!(out, ",\"trades\":{}}}", b.trades);
     }
     out.push_str("]}");
     Ok(out)

@@ -82,33 +82,123 @@ impl HotBatch {
         if !in_time {
             return Ok(None);
         }
-        let candidates = match preds.iter().find(|p| p.column == 1) {
-            Some(Pred {
-                kind: PredKind::StrSet(set),
-                ..
-            }) => {
-                let mut rows: Vec<u32> = set
-                    .iter()
-                    .filter_map(|s| ix.symbols.get(s))
-                    .flatten()
-                    .copied()
-                    .collect();
-                if rows.is_empty() {
-                    return Ok(None);
-                }
-                rows.sort_unstable();
-                Some(rows)
-            }
+        // The symbol set is answered exactly by the index, and conditions
+        // on the timestamp are checked on the candidate rows' values, so
+        // only rows that match are copied, and only the other conditions
+        // (if any) are evaluated on the copy.
+        let by_index = preds.iter().enumerate().find_map(|(i, p)| match &p.kind {
+            PredKind::StrSet(set) if p.column == 1 => Some((i, set)),
             _ => None,
+        });
+        let Some((at, set)) = by_index else {
+            let kept = filter_batch(preds, &self.batch)?;
+            return Ok((kept.num_rows() > 0).then_some(kept));
         };
-        let base = match candidates {
-            Some(rows) => {
-                arrow_select::take::take_record_batch(&self.batch, &UInt32Array::from(rows))
-                    .map_err(|e| Error::arrow("reading hot rows", e))?
-            }
-            None => self.batch.clone(),
+        let exact_on_time = |p: &Pred| {
+            p.column == 0 && matches!(p.kind, PredKind::IntRange(..) | PredKind::IntSet(_))
         };
-        let kept = filter_batch(preds, &base)?;
+        let time: Vec<&Pred> = preds.iter().filter(|p| exact_on_time(p)).collect();
+        let ts = self
+            .batch
+            .column(0)
+            .as_primitive::<TimestampNanosecondType>()
+            .values();
+        let mut rows: Vec<u32> = set
+            .iter()
+            .filter_map(|s| ix.symbols.get(s))
+            .flatten()
+            .copied()
+            .filter(|&r| {
+                ts.get(r as usize)
+                    .is_some_and(|&v| time.iter().all(|p| p.kind.int(v)))
+            })
+            .collect();
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        rows.sort_unstable();
+        let taken = arrow_select::take::take_record_batch(&self.batch, &UInt32Array::from(rows))
+            .map_err(|e| Error::arrow("reading hot rows", e))?;
+        let rest: Vec<Pred> = preds
+            .iter()
+            .enumerate()
+            .filter(|&(i, p)| i != at && !exact_on_time(p))
+            .map(|(_, p)| p.clone())
+            .collect();
+        if rest.is_empty() {
+            return Ok(Some(taken));
+        }
+        let kept = filter_batch(&rest, &taken)?;
         Ok((kept.num_rows() > 0).then_some(kept))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::filter::{bind_all, Filter, Scalar};
+    use crate::schema::Mode;
+    use arrow_array::{Float64Array, StringArray, TimestampNanosecondArray};
+    use proptest::prelude::*;
+    use std::sync::Arc;
+
+    fn batch(rows: &[(i64, u8, f64)]) -> RecordBatch {
+        let ts = TimestampNanosecondArray::from(rows.iter().map(|r| r.0).collect::<Vec<_>>())
+            .with_timezone("UTC");
+        let sym: Vec<String> = rows.iter().map(|r| format!("S{}", r.1)).collect();
+        RecordBatch::try_new(
+            Mode::Simple.schema(),
+            vec![
+                Arc::new(ts),
+                Arc::new(StringArray::from(sym)),
+                Arc::new(Float64Array::from(
+                    rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                )),
+                Arc::new(Float64Array::from(vec![1.0; rows.len()])),
+            ],
+        )
+        .unwrap()
+    }
+
+    proptest! {
+        /// The index path (symbols from the index, timestamps checked on
+        /// the candidates, other conditions on the copy) keeps exactly the
+        /// rows, in order, that evaluating every condition on the whole
+        /// batch keeps.
+        #[test]
+        fn matching_equals_filtering_the_whole_batch(
+            rows in prop::collection::vec((0i64..50, 0u8..5, -2.0f64..2.0), 0..60),
+            syms in prop::collection::vec(0u8..7, 0..3),
+            time in prop::option::of((0i64..50, 0i64..50)),
+            ts_in in prop::option::of(prop::collection::vec(0i64..50, 1..4)),
+            price_from in prop::option::of(-2.0f64..2.0),
+        ) {
+            let b = batch(&rows);
+            let mut filters = Vec::new();
+            if !syms.is_empty() {
+                filters.push(Filter::is_in("symbol", syms.iter().map(|s| format!("S{s}"))));
+            }
+            if let Some((lo, hi)) = time {
+                filters.push(Filter::range("timestamp", Some(Scalar::Int(lo)), Some(Scalar::Int(hi))));
+            }
+            if let Some(set) = ts_in {
+                filters.push(Filter::is_in("timestamp", set.into_iter().map(Scalar::Int)));
+            }
+            if let Some(p) = price_from {
+                filters.push(Filter::range("price", Some(Scalar::Float(p)), None));
+            }
+            let Ok(preds) = bind_all(&filters, &Mode::Simple.schema()) else {
+                return Ok(());
+            };
+            let got = HotBatch::new(b.clone()).matching(&preds).unwrap();
+            let want = filter_batch(&preds, &b).unwrap();
+            match got {
+                None => prop_assert_eq!(want.num_rows(), 0),
+                Some(g) => {
+                    prop_assert!(g.num_rows() > 0);
+                    prop_assert_eq!(g, want);
+                }
+            }
+        }
     }
 }
