@@ -79,6 +79,7 @@ def main():
     ap.add_argument("--store", default=str(ROOT / "target" / "peers07" / "store"))
     ap.add_argument("--keep", action="store_true", help="reuse the store if it is there")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--no-ingest", action="store_true", help="skip the ingest comparison")
     a = ap.parse_args()
 
     subprocess.run(
@@ -205,6 +206,9 @@ def main():
     def f(v):
         return "failed" if v is None else f"{v:.1f}"
 
+    if not a.no_ingest:
+        ingest_rows = ingest(store, files, a.records, a.runs)
+
     head = ["query", "rows (ours / DuckDB / chdb)", "ours ms", "DuckDB ms", "chdb ms", "answers agree"]
     if a.markdown:
         print("| " + " | ".join(head) + " |")
@@ -212,6 +216,97 @@ def main():
     for name, on, dn, cn, ms, dms, cms, agree in rows_out:
         cells = [name, f"{on} / {dn} / {cn}", f(ms), f(dms), f(cms), "yes" if agree else "NO"]
         print(("| " + " | ".join(cells) + " |") if a.markdown else "  ".join(cells))
+    if a.no_ingest:
+        return
+    print()
+    head = ["ingest", "ours M rows/s", "pyarrow M rows/s", "ours / pyarrow"]
+    if a.markdown:
+        print("| " + " | ".join(head) + " |")
+        print("|---|--:|--:|--:|")
+    for name, ours_rate, peer_rate in ingest_rows:
+        cells = [name, f"{ours_rate / 1e6:.2f}", f"{peer_rate / 1e6:.2f}", f"{ours_rate / peer_rate:.2f}x"]
+        print(("| " + " | ".join(cells) + " |") if a.markdown else "  ".join(cells))
+
+
+def ingest(store, files, records, runs, batch=100_000):
+    """Ingest rates, medians of `runs`: ours (`demo --pregenerate`, two
+    writers sharing fsyncs, batches of `batch`) into the memory tiers alone
+    (budgets large enough that nothing moves to Parquet) and with the
+    default budgets (a migration thread writing Parquet meanwhile), against
+    pyarrow writing the same rows (read back from the store's Parquet files,
+    in memory before the clock starts) as an Arrow IPC stream with an fsync
+    after every `batch` rows, and as one zstd Parquet file, fsynced.
+
+    Both sides write right after deleting their previous output (the demo
+    deletes its store after generating its batches; pyarrow truncates its
+    file), and the runs alternate: on a VM, memory freed a few seconds
+    earlier is slow to touch again (the host reclaims it), which halves a
+    writer's page-cache bandwidth, so a side that wrote into freshly freed
+    pages and one that did not would not be comparable."""
+    import pyarrow as pa
+    import pyarrow.ipc as ipc
+    import pyarrow.parquet as pq
+
+    mine = Path(store).parent / "ingest-ours"
+    theirs = Path(store).parent / "ingest-pyarrow"
+    shutil.rmtree(mine, ignore_errors=True)
+    shutil.rmtree(theirs, ignore_errors=True)
+    theirs.mkdir(parents=True)
+
+    def ours_once(extra_env, extra_args):
+        p = subprocess.run(
+            [BIN, "--storage", mine, "--mode", "trading", "demo", str(records), "--no-queries",
+             "--symbols", "100", "--pregenerate", "--batch-size", str(batch), *extra_args],
+            capture_output=True, text=True, env={**os.environ, **extra_env})
+        if p.returncode != 0:
+            sys.exit(f"demo failed:\n{p.stderr}")
+        m = re.search(r"records in [0-9.]+ s = ([0-9]+) records/s", p.stdout)
+        if not m:
+            sys.exit(f"no rate in: {p.stdout}")
+        return float(m.group(1))
+
+    table = pa.concat_tables([pq.read_table(f) for f in files]).replace_schema_metadata(None)
+    table = table.combine_chunks()
+    batches = table.to_batches(max_chunksize=batch)
+
+    def timed_rate(write):
+        t = time.perf_counter()
+        write()
+        return table.num_rows / (time.perf_counter() - t)
+
+    def ipc_stream():
+        with open(theirs / "stream.arrows", "wb") as fh:
+            w = ipc.new_stream(fh, table.schema)
+            for b in batches:
+                w.write_batch(b)
+                fh.flush()
+                os.fsync(fh.fileno())
+            w.close()
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def parquet_zstd():
+        path = theirs / "all.parquet"
+        pq.write_table(table, path, compression="zstd")
+        fd = os.open(path, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+
+    rates = {k: [] for k in ("memory", "ipc", "migrating", "parquet")}
+    for _ in range(runs):
+        rates["memory"].append(ours_once({"SSIG_HOT_MAX_RECORDS": str(records)}, ["--warm-mb", "100000"]))
+        rates["ipc"].append(timed_rate(ipc_stream))
+        rates["migrating"].append(ours_once({}, []))
+        rates["parquet"].append(timed_rate(parquet_zstd))
+    shutil.rmtree(mine, ignore_errors=True)
+    shutil.rmtree(theirs, ignore_errors=True)
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    print("ingest runs (M rows/s): " + "; ".join(
+        f"{k} " + ", ".join(f"{r / 1e6:.1f}" for r in v) for k, v in rates.items()), file=sys.stderr)
+    return [
+        ("into the memory tiers, WAL fsynced / IPC stream, fsync per 100k rows", med["memory"], med["ipc"]),
+        ("while migrating to Parquet / one zstd Parquet file", med["migrating"], med["parquet"]),
+    ]
 
 
 if __name__ == "__main__":

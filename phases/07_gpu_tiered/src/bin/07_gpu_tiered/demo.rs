@@ -42,6 +42,24 @@ pub struct DemoArgs {
     /// Keep what the store already holds (default: start empty).
     #[arg(long)]
     pub keep: bool,
+    /// Generate every batch before the clock starts, so that the rate is
+    /// the engine's alone (the generator otherwise runs beside the
+    /// writers, on the same cores). Holds the whole run in memory.
+    #[arg(long)]
+    pub pregenerate: bool,
+}
+
+/// Every batch of the run, as the ingest loop would generate them.
+fn pregenerate(mode: Mode, d: &DemoArgs) -> Result<Vec<RecordBatch>> {
+    let mut gen = Generator::new(mode, 42, d.symbols);
+    let mut out = Vec::new();
+    let mut made = 0u64;
+    while made < d.records {
+        let n = (d.records - made).min(d.batch_size as u64) as usize;
+        out.push(gen.batch(n)?);
+        made += n as u64;
+    }
+    Ok(out)
 }
 
 pub fn run(mut config: Config, d: &DemoArgs) -> Result<()> {
@@ -50,6 +68,14 @@ pub fn run(mut config: Config, d: &DemoArgs) -> Result<()> {
             "--batch-size and --writers must be at least 1".into(),
         ));
     }
+    // Generated before the old store is deleted, so that the run writes
+    // into the memory its deletion frees, as a writer that deletes its
+    // previous output and writes again does (see chapter 07 on measuring
+    // ingest in a VM). With --keep, the store's own mode decides, below.
+    let mut ready = match (d.pregenerate, d.keep) {
+        (true, false) => pregenerate(config.mode.unwrap_or(Mode::Simple), d)?,
+        _ => Vec::new(),
+    };
     let base = config.storage.base_path.clone();
     if !d.keep && base.exists() {
         let ours = base.join("catalog.sqlite").exists() || base.join("wal").exists();
@@ -98,6 +124,17 @@ pub fn run(mut config: Config, d: &DemoArgs) -> Result<()> {
         }
     );
     println!("\nINGESTION");
+    let mut gen = Generator::new(engine.mode(), 42, d.symbols);
+    if d.pregenerate && d.keep {
+        ready = pregenerate(engine.mode(), d)?;
+    }
+    if d.pregenerate {
+        println!(
+            "  {} batches generated before the clock started",
+            ready.len()
+        );
+    }
+    let mut ready = ready.into_iter();
     let started = Instant::now();
     let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(d.writers * 2);
     let rx = std::sync::Mutex::new(rx);
@@ -107,7 +144,6 @@ pub fn run(mut config: Config, d: &DemoArgs) -> Result<()> {
     bar.set_style(
         ProgressStyle::with_template("  {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let mut gen = Generator::new(engine.mode(), 42, d.symbols);
     let fsyncs0 = engine.wal_stats().fsyncs;
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| -> Result<()> {
@@ -140,7 +176,10 @@ pub fn run(mut config: Config, d: &DemoArgs) -> Result<()> {
         let mut last_draw = Instant::now() - Duration::from_secs(1);
         while sent < d.records {
             let n = (d.records - sent).min(d.batch_size as u64) as usize;
-            let batch = gen.batch(n)?;
+            let batch = match ready.next() {
+                Some(b) => b,
+                None => gen.batch(n)?,
+            };
             if tx.send(batch).is_err() {
                 break;
             }
