@@ -162,6 +162,7 @@ fn every_endpoint_and_every_error_code() {
         "/query",
         "/timeseries/{symbol}",
         "/stream",
+        "/ws",
         "/jobs",
         "/jobs/{id}",
         "/quality/{symbol}",
@@ -1744,4 +1745,143 @@ fn a_damaged_cold_file_is_an_error_status_or_an_unmistakable_last_line() {
         last["rows_before"].as_u64().unwrap() as usize,
         text.lines().count() - 1
     );
+}
+
+/// A WebSocket client (the `tungstenite` library) on `/ws?…`, over a
+/// socket whose reads give up after 20 s.
+fn websocket(addr: &str, query: &str) -> tungstenite::WebSocket<TcpStream> {
+    let tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let (ws, answer) = tungstenite::client(format!("ws://{addr}/ws{query}"), tcp).unwrap();
+    assert_eq!(answer.status(), 101);
+    ws
+}
+
+/// The next text message, skipping pings.
+fn next_text(ws: &mut tungstenite::WebSocket<TcpStream>) -> Value {
+    loop {
+        match ws.read().unwrap() {
+            tungstenite::Message::Text(t) => return serde_json::from_str(t.as_str()).unwrap(),
+            tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => {}
+            other => panic!("expected a text message, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_websocket_delivers_new_records_of_chosen_symbols_and_closes_at_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("store"), &[]);
+    let mut ws = websocket(&server.addr, "?symbols=LIVE/USD,ALSO/USD");
+    // The handshake is answered once the subscription exists.
+    let mut c = server.conn();
+    for (i, s) in ["OTHER/USD", "LIVE/USD", "OTHER/USD", "ALSO/USD"]
+        .iter()
+        .enumerate()
+    {
+        let r = post_json(
+            &mut c,
+            "/ingest",
+            &json!([{"timestamp": 5 + i, "symbol": s, "price": 9.5, "volume": 1}]),
+        );
+        assert_eq!(r.status, 200);
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let m = next_text(&mut ws);
+        assert_eq!(m["event"], "records", "{m}");
+        for row in m["records"].as_array().unwrap() {
+            seen.push((row["symbol"].clone(), row["price"].clone()));
+        }
+    }
+    assert_eq!(
+        seen,
+        [
+            (json!("LIVE/USD"), json!(9.5)),
+            (json!("ALSO/USD"), json!(9.5))
+        ]
+    );
+    // Shutdown: a close frame saying the server goes away, and the
+    // server exits.
+    let (done, closed) = std::sync::mpsc::channel();
+    std::thread::spawn(move || loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(frame)) => {
+                let _ = done.send(frame.map(|f| u16::from(f.code)));
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => panic!("the socket broke before a close frame: {e}"),
+        }
+    });
+    let (out, ok) = server.stop();
+    assert!(ok, "{out}");
+    assert_eq!(
+        closed.recv_timeout(Duration::from_secs(10)),
+        Ok(Some(1001)),
+        "no close frame 1001 (going away) at shutdown"
+    );
+}
+
+#[test]
+fn the_websocket_endpoint_refuses_plain_requests_and_bad_symbols_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("store"), &[]);
+    let mut c = server.conn();
+    let r = get(&mut c, "/ws");
+    assert!(r.status == 400 || r.status == 426, "{}", r.status);
+    assert!(json_body(&r)["error"].as_str().is_some(), "{}", r.text());
+    // A bad symbol is refused before the upgrade, with the same error as
+    // /stream's.
+    let long = "X".repeat(300);
+    let tcp = TcpStream::connect(&server.addr).unwrap();
+    match tungstenite::client(format!("ws://{}/ws?symbols={long}", server.addr), tcp) {
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(answer))) => {
+            assert_eq!(answer.status(), 400)
+        }
+        other => panic!("expected an HTTP 400, got {other:?}"),
+    }
+    let stream = get(&mut server.conn(), &format!("/stream?symbols={long}"));
+    assert_eq!(stream.status, 400);
+}
+
+#[test]
+fn websockets_count_as_feeds_and_keep_their_connection_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, config) = with_server_config(
+        dir.path(),
+        json!({"max_connections": 16, "header_read_timeout_s": 60.0}),
+    );
+    let server = Server::start(&store, &["--config", &config]);
+    // Feeds are at most half the connections, /ws and /stream together.
+    let sockets: Vec<_> = (0..7).map(|_| websocket(&server.addr, "")).collect();
+    let mut sse = TcpStream::connect(&server.addr).unwrap();
+    sse.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(sse, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(sse);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert_eq!(status_of(&line), 200, "{line}");
+    let tcp = TcpStream::connect(&server.addr).unwrap();
+    match tungstenite::client(format!("ws://{}/ws", server.addr), tcp) {
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(answer))) => {
+            assert_eq!(answer.status(), 503)
+        }
+        other => panic!("a ninth feed: expected 503, got {other:?}"),
+    }
+    // The seven sockets still hold their connections' slots although
+    // their HTTP connections have ended: eight idle connections fill the
+    // sixteen, and one more is refused at once.
+    let idle: Vec<_> = (0..8)
+        .map(|_| TcpStream::connect(&server.addr).unwrap())
+        .collect();
+    let mut extra = TcpStream::connect(&server.addr).unwrap();
+    extra
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut answer = String::new();
+    extra.read_to_string(&mut answer).unwrap();
+    assert_eq!(status_of(&answer), 503, "{answer}");
+    assert!(answer.contains("too many connections"), "{answer}");
+    drop((sockets, idle, reader));
 }

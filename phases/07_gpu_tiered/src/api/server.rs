@@ -1,5 +1,6 @@
 //! The HTTP API (`07_gpu_tiered serve`): ingest, query, OHLCV time series,
-//! stats, a live feed, jobs and data quality, over axum.
+//! stats, a live feed (server-sent events or a WebSocket), jobs and data
+//! quality, over axum.
 //!
 //! The engine is synchronous (an acknowledged write has been fsynced), so
 //! handlers run it on tokio's blocking pool. Bad input answers 400 with a
@@ -329,6 +330,7 @@ pub fn router_with(engine: Arc<Engine>, limits: &Limits, shutdown: Shutdown) -> 
         .route("/query", post(query))
         .route("/timeseries/{symbol}", get(timeseries))
         .route("/stream", get(stream))
+        .route("/ws", get(websocket))
         .route("/jobs", get(list_jobs))
         .route("/jobs/{id}", get(get_job))
         .route("/quality/{symbol}", get(quality))
@@ -427,8 +429,21 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn = http.serve_connection(TokioIo::new(stream), service);
+        // Each request carries the slot: a WebSocket keeps it once the
+        // connection below has handed its socket over and ended.
+        let slot = ConnectionSlot(Arc::new(slot));
+        let for_requests = slot.clone();
+        let service = tower::ServiceExt::map_request(
+            app.clone(),
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(for_requests.clone());
+                req
+            },
+        );
+        let service = hyper_util::service::TowerToHyperService::new(service);
+        let conn = http
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
         let shutdown = shutdown.clone();
         tokio::spawn(async move {
             let _slot = slot;
@@ -1021,10 +1036,8 @@ pub fn ohlcv_json(
 
 // ---- live feed ----
 
-async fn stream(
-    State(s): State<AppState>,
-    axum::extract::Query(params): axum::extract::Query<HashMap<String, String>>,
-) -> ApiResult<Response> {
+/// The symbols a feed asks for (`?symbols=A,B`; none: every symbol).
+fn feed_symbols(params: &HashMap<String, String>) -> ApiResult<Vec<String>> {
     let symbols: Vec<String> = match params.get("symbols") {
         None => Vec::new(),
         Some(list) => list.split(',').map(|x| x.trim().to_string()).collect(),
@@ -1032,25 +1045,55 @@ async fn stream(
     for sym in &symbols {
         check_symbol(sym)?;
     }
-    // Feeds hold their connection for as long as they last: at most
-    // `max_streams`, and never more than half the connections.
-    let Ok(permit) = s.streams.clone().try_acquire_owned() else {
-        let mut response = ApiError {
-            retry_after_s: Some(1),
-            ..ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "{} live feeds are open (server.max_streams, at most half of server.max_connections); retry",
-                    s.limits.streams_in_effect()
-                ),
-            )
-        }
-        .into_response();
-        response.headers_mut().insert(
-            header::CONNECTION,
-            header::HeaderValue::from_static("close"),
-        );
-        return Ok(response);
+    Ok(symbols)
+}
+
+/// A feed's permit, or `None` when the feeds are full. Feeds (`/stream`
+/// and `/ws` together) hold their connection for as long as they last: at
+/// most `max_streams`, and never more than half the connections.
+fn feed_permit(s: &AppState) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    s.streams.clone().try_acquire_owned().ok()
+}
+
+/// The answer to one feed more than [`feed_permit`] allows: 503 with
+/// `Retry-After` and `Connection: close`.
+fn feeds_full(s: &AppState) -> Response {
+    let mut response = ApiError {
+        retry_after_s: Some(1),
+        ..ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "{} live feeds are open (server.max_streams, at most half of server.max_connections); retry",
+                s.limits.streams_in_effect()
+            ),
+        )
+    }
+    .into_response();
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    response
+}
+
+/// The records of `batch` whose symbol is in `symbols` (all when it is
+/// empty), as a JSON array of row objects; `None` when there are none.
+fn feed_rows(batch: &RecordBatch, symbols: &[String]) -> Option<String> {
+    let syms = batch.column(1).as_string::<i32>();
+    let rows: Vec<Value> = (0..batch.num_rows())
+        .filter(|&r| symbols.is_empty() || symbols.iter().any(|s| s == syms.value(r)))
+        .map(|r| Value::Object(crate::output::json_row(batch, r)))
+        .collect();
+    (!rows.is_empty()).then(|| Value::Array(rows).to_string())
+}
+
+async fn stream(
+    State(s): State<AppState>,
+    axum::extract::Query(params): axum::extract::Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    let symbols = feed_symbols(&params)?;
+    let Some(permit) = feed_permit(&s) else {
+        return Ok(feeds_full(&s));
     };
     let rx = s.feed.subscribe();
     let stop = s.shutdown.clone();
@@ -1067,19 +1110,10 @@ async fn stream(
             };
             match received {
                 Ok(batch) => {
-                    let syms = batch.column(1).as_string::<i32>();
-                    let rows: Vec<Value> = (0..batch.num_rows())
-                        .filter(|&r| {
-                            symbols.is_empty() || symbols.iter().any(|s| s == syms.value(r))
-                        })
-                        .map(|r| Value::Object(crate::output::json_row(&batch, r)))
-                        .collect();
-                    if rows.is_empty() {
+                    let Some(rows) = feed_rows(&batch, &symbols) else {
                         continue;
-                    }
-                    let event = Event::default()
-                        .event("records")
-                        .data(Value::Array(rows).to_string());
+                    };
+                    let event = Event::default().event("records").data(rows);
                     let state = (rx, symbols, held);
                     return Some((Ok::<Event, std::convert::Infallible>(event), state));
                 }
@@ -1094,6 +1128,87 @@ async fn stream(
     Ok(Sse::new(events)
         .keep_alive(KeepAlive::default())
         .into_response())
+}
+
+/// The connection slot ([`serve`]'s `max_connections`) of the connection a
+/// request came on. A WebSocket keeps it after its HTTP connection has
+/// handed the socket over, so that open sockets stay counted.
+#[derive(Clone)]
+struct ConnectionSlot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
+
+/// `GET /ws?symbols=A,B`: the live feed of `/stream` over a WebSocket
+/// (RFC 6455). Each ingested batch's records of those symbols arrive as one
+/// text message `{"event":"records","records":[{…},…]}`; a reader too slow
+/// for the feed gets `{"event":"lagged","batches":N}` for the N batches it
+/// missed. Messages from the client are read (pings are answered) and
+/// otherwise ignored. The server pings every 15 s, and on shutdown sends a
+/// close frame with code 1001 (going away). A request that is not a
+/// WebSocket upgrade is answered with the error axum names (400, 405, 426)
+/// as JSON.
+async fn websocket(
+    State(s): State<AppState>,
+    axum::extract::Query(params): axum::extract::Query<HashMap<String, String>>,
+    slot: Option<axum::Extension<ConnectionSlot>>,
+    upgrade: Result<
+        axum::extract::ws::WebSocketUpgrade,
+        axum::extract::ws::rejection::WebSocketUpgradeRejection,
+    >,
+) -> ApiResult<Response> {
+    let upgrade = upgrade.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let symbols = feed_symbols(&params)?;
+    let Some(permit) = feed_permit(&s) else {
+        return Ok(feeds_full(&s));
+    };
+    let rx = s.feed.subscribe();
+    let stop = s.shutdown.clone();
+    let held = (permit, slot.map(|axum::Extension(slot)| slot));
+    Ok(upgrade.on_upgrade(move |socket| websocket_feed(socket, rx, symbols, stop, held)))
+}
+
+async fn websocket_feed<H>(
+    mut socket: axum::extract::ws::WebSocket,
+    mut rx: broadcast::Receiver<Arc<RecordBatch>>,
+    symbols: Vec<String>,
+    stop: Shutdown,
+    // The feed's permit and the connection's slot, given back at the end.
+    _held: H,
+) {
+    use axum::extract::ws::{close_code, CloseFrame, Message};
+    let mut ping = tokio::time::interval(Duration::from_secs(15));
+    ping.tick().await;
+    loop {
+        let message = tokio::select! {
+            received = rx.recv() => match received {
+                Ok(batch) => match feed_rows(&batch, &symbols) {
+                    Some(rows) => Message::Text(format!(r#"{{"event":"records","records":{rows}}}"#).into()),
+                    None => continue,
+                },
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    Message::Text(format!(r#"{{"event":"lagged","batches":{n}}}"#).into())
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            from_client = socket.recv() => match from_client {
+                // Closed by the client (axum answers its close frame), or
+                // the connection broke.
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => continue,
+            },
+            _ = ping.tick() => Message::Ping(Bytes::new()),
+            _ = stop.wait() => break,
+        };
+        // A client that stopped reading blocks the send; shutdown still
+        // ends the feed.
+        tokio::select! {
+            sent = socket.send(message) => if sent.is_err() { return },
+            _ = stop.wait() => break,
+        }
+    }
+    let close = Message::Close(Some(CloseFrame {
+        code: close_code::AWAY,
+        reason: "the server is shutting down".into(),
+    }));
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(close)).await;
 }
 
 // ---- jobs and quality ----
