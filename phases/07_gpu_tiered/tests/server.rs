@@ -1885,3 +1885,70 @@ fn websockets_count_as_feeds_and_keep_their_connection_slot() {
     assert!(answer.contains("too many connections"), "{answer}");
     drop((sockets, idle, reader));
 }
+
+#[test]
+fn coalesced_bar_requests_see_every_write_acknowledged_before_them() {
+    // With the answer cache off every request computes or joins a
+    // computation; one that joins must still see each trade acknowledged
+    // before it was sent, however many clients ask for the same bars.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        json!({"query": {"answer_cache_mb": 0.0}}).to_string(),
+    )
+    .unwrap();
+    let server = Server::start(
+        &dir.path().join("store"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let acknowledged = std::sync::atomic::AtomicU64::new(0);
+    let (threads, rounds) = (8u64, 15u64);
+    let path = format!(
+        "/timeseries/C%2FUSD?start={START_NS}&end={}&frequency=1min",
+        START_NS + DAY_NS
+    );
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (server, acknowledged, path) = (&server, &acknowledged, &path);
+            s.spawn(move || {
+                let mut c = server.conn();
+                for i in 0..rounds {
+                    // Readers only, every other thread: they ask while the
+                    // writers' trades arrive.
+                    if t % 2 == 0 {
+                        let ts = START_NS + ((t * rounds + i) as i64) * 1_000_000_000;
+                        let r = post_json(
+                            &mut c,
+                            "/ingest",
+                            &json!([{"timestamp": ts, "symbol": "C/USD", "price": 1.0 + i as f64, "volume": 1}]),
+                        );
+                        assert_eq!(r.status, 200, "{}", r.text());
+                        acknowledged.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    let before = acknowledged.load(std::sync::atomic::Ordering::SeqCst);
+                    let r = get(&mut c, path);
+                    assert_eq!(r.status, 200, "{}", r.text());
+                    let trades: u64 = json_body(&r)["bars"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|b| b["trades"].as_u64().unwrap())
+                        .sum();
+                    assert!(
+                        trades >= before,
+                        "an answer with {trades} trades after {before} were acknowledged"
+                    );
+                }
+            });
+        }
+    });
+    let stats = json_body(&get(&mut server.conn(), "/stats"));
+    let bars = &stats["bars"];
+    assert_eq!(
+        bars["computed"].as_u64().unwrap() + bars["joined"].as_u64().unwrap(),
+        threads * rounds,
+        "{bars}"
+    );
+    assert_eq!(bars["waiting"], 0, "{bars}");
+}

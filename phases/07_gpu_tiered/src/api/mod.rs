@@ -3,4 +3,5 @@
 //! tests.
 
 pub mod client;
+pub mod coalesce;
 pub mod server;

@@ -176,10 +176,15 @@ struct AppState {
     streams: Arc<Semaphore>,
     jobs: Arc<Semaphore>,
     limits: Arc<Limits>,
+    /// OHLCV computations: identical requests waiting together share one
+    /// ([`crate::api::coalesce`]).
+    bars: Arc<BarsCoalescer>,
 }
 
+type BarsCoalescer = crate::api::coalesce::Coalescer<crate::store::cache::Key, ApiResult<Arc<str>>>;
+
 /// An error answer: status and a JSON body naming the field when there is one.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
     message: String,
@@ -318,6 +323,11 @@ pub fn router_with(engine: Arc<Engine>, limits: &Limits, shutdown: Shutdown) -> 
         streams: Arc::new(Semaphore::new(limits.streams_in_effect())),
         jobs: Arc::new(Semaphore::new(limits.max_running_jobs.max(1))),
         limits: Arc::new(limits.clone()),
+        // As many bar computations at once as there are cores: more only
+        // share the cores, and requests that wait can be coalesced.
+        bars: Arc::new(BarsCoalescer::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()) * 2,
+        )),
     };
     let timeout = limits.timeout;
     // Requests that only read are cut off at the timeout (408). Those that
@@ -532,6 +542,7 @@ async fn health(State(s): State<AppState>) -> Json<Value> {
 async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
     let engine = s.engine.clone();
     let limits = s.limits.clone();
+    let bars = s.bars.stats();
     blocking(move || {
         let t = engine.stats()?;
         let a = engine.answers().stats();
@@ -565,6 +576,9 @@ async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
             "answer_cache": {
                 "entries": a.entries, "bytes": a.bytes, "hits": a.hits,
                 "misses": a.misses, "invalidated": a.invalidated,
+            },
+            "bars": {
+                "computed": bars.computed, "joined": bars.joined, "waiting": bars.waiting,
             },
             "server": {
                 "max_connections": limits.max_connections,
@@ -964,15 +978,21 @@ async fn timeseries(
     if let Some(body) = s.engine.answers().get(&key) {
         return Ok(ohlcv_response(String::from(&*body), "hit"));
     }
+    // Requests for the same bars that wait for a computation together get
+    // its one answer; none joins a computation already reading the store.
     let engine = s.engine.clone();
-    let body = blocking(move || {
-        let cache = engine.answers();
-        let ticket = cache.ticket();
-        let body: Arc<str> = ohlcv_json(&engine, &key.symbol, start, end, freq)?.into();
-        cache.put(ticket, key, body.clone());
-        Ok(body)
-    })
-    .await?;
+    let body = s
+        .bars
+        .run(key.clone(), move || {
+            blocking(move || {
+                let cache = engine.answers();
+                let ticket = cache.ticket();
+                let body: Arc<str> = ohlcv_json(&engine, &key.symbol, start, end, freq)?.into();
+                cache.put(ticket, key, body.clone());
+                Ok(body)
+            })
+        })
+        .await?;
     Ok(ohlcv_response(String::from(&*body), "miss"))
 }
 
