@@ -265,7 +265,26 @@ fn jobs_run_from_the_command_line() {
     bin(&store, &["jobs", "create", "gen:10"]);
     let o = bin(&store, &["jobs", "cancel", "2"]);
     assert!(stdout(&o).contains("job 2: cancelled"), "{}", stdout(&o));
-    let o = bin(&store, &["jobs", "cleanup", "--older-than-hours", "0"]);
+    // Ages that are not ages are refused, and delete nothing (NaN and
+    // negative hours used to delete every finished job).
+    for bad in [
+        &["--older-than-hours", "NaN"][..],
+        &["--older-than-hours", "-1"],
+        &["--older-than-hours", "inf"],
+        &["--max-age", "-1h"],
+        &["--max-age", "1 fortnight"],
+        &["--max-age", "1h", "--older-than-hours", "1"],
+    ] {
+        let o = bin(&store, &[&["jobs", "cleanup"][..], bad].concat());
+        assert!(!o.status.success(), "{bad:?}: {}", stdout(&o));
+    }
+    let o = bin(&store, &["jobs", "cleanup"]);
+    assert!(
+        stdout(&o).contains("deleted 0 finished jobs that finished at least 1d ago"),
+        "{}",
+        stdout(&o)
+    );
+    let o = bin(&store, &["jobs", "cleanup", "--max-age", "0s"]);
     assert!(
         stdout(&o).contains("deleted 2 finished jobs"),
         "{}",

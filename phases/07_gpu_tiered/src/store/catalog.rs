@@ -1034,10 +1034,12 @@ impl Catalog {
         self.job(id)
     }
 
-    /// Deletes finished jobs (done, failed, cancelled) that finished more
-    /// than `hours` ago; returns how many.
-    pub fn cleanup_jobs(&self, hours: f64) -> Result<usize> {
-        let cutoff = now_secs() - (hours * 3600.0) as i64;
+    /// Deletes finished jobs (done, failed, cancelled) that finished at
+    /// least `max_age` ago (to the second); returns how many. Pending and
+    /// running jobs are never deleted.
+    pub fn cleanup_jobs(&self, max_age: std::time::Duration) -> Result<usize> {
+        let age = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+        let cutoff = now_secs().saturating_sub(age);
         self.conn
             .execute(
                 "DELETE FROM jobs WHERE state IN ('done', 'failed', 'cancelled')
@@ -1259,8 +1261,12 @@ mod tests {
         );
         assert!(j.started_at.is_some());
         assert_eq!(c.cancel_job(id).unwrap().state, "cancelled");
-        assert_eq!(c.cleanup_jobs(1.0).unwrap(), 0, "finished just now");
-        assert_eq!(c.cleanup_jobs(0.0).unwrap(), 1);
+        let hour = std::time::Duration::from_secs(3600);
+        assert_eq!(c.cleanup_jobs(hour).unwrap(), 0, "finished just now");
+        assert_eq!(c.cleanup_jobs(std::time::Duration::MAX).unwrap(), 0);
+        let pending = c.create_job("gen:100").unwrap();
+        assert_eq!(c.cleanup_jobs(std::time::Duration::ZERO).unwrap(), 1);
+        assert_eq!(c.job(pending).unwrap().state, "pending", "kept");
         assert!(matches!(c.job(id), Err(Error::NotFound(_))));
         assert!(matches!(c.cancel_job(99), Err(Error::NotFound(_))));
     }

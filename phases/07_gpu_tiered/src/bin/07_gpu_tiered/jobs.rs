@@ -31,10 +31,16 @@ pub enum JobCommand {
     Cancel { id: i64 },
     /// Every job, newest first.
     List,
-    /// Delete finished jobs older than the given hours.
+    /// Delete finished jobs (done, failed or cancelled) that finished at
+    /// least --max-age ago. Pending and running jobs are kept.
     Cleanup {
-        #[arg(long, default_value_t = 24.0)]
-        older_than_hours: f64,
+        /// How long a finished job is kept: e.g. 24h, 90m, 7d, 0s (every
+        /// finished job).
+        #[arg(long, value_name = "DURATION", default_value = "24h", value_parser = parse_age)]
+        max_age: std::time::Duration,
+        /// The same in hours (the earlier spelling).
+        #[arg(long, hide = true, conflicts_with = "max_age", value_parser = parse_hours)]
+        older_than_hours: Option<std::time::Duration>,
     },
 }
 
@@ -113,10 +119,42 @@ pub fn run(config: Config, JobsArgs { command }: JobsArgs) -> Result<()> {
             }
             jobs.iter().for_each(show);
         }
-        JobCommand::Cleanup { older_than_hours } => {
-            let n = catalog_only()?.cleanup_jobs(older_than_hours)?;
-            println!("deleted {n} finished jobs older than {older_than_hours} hours");
+        JobCommand::Cleanup {
+            max_age,
+            older_than_hours,
+        } => {
+            let max_age = older_than_hours.unwrap_or(max_age);
+            let n = catalog_only()?.cleanup_jobs(max_age)?;
+            println!(
+                "deleted {n} finished jobs that finished at least {} ago",
+                squeeze::time::format_duration(
+                    i64::try_from(max_age.as_nanos()).unwrap_or(i64::MAX)
+                )
+            );
         }
     }
     Ok(())
+}
+
+/// `--max-age`: a duration as `squeeze::time::parse_duration` reads it
+/// (`24h`, `90m`, `7d`; never negative).
+fn parse_age(text: &str) -> std::result::Result<std::time::Duration, String> {
+    squeeze::time::parse_duration(text)
+        .map(|ns| std::time::Duration::from_nanos(ns.unsigned_abs()))
+        .map_err(|e| e.to_string())
+}
+
+/// `--older-than-hours`: a finite number of hours, at least 0 (NaN or a
+/// negative age would have deleted every finished job).
+fn parse_hours(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let hours: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of hours"))?;
+    if !hours.is_finite() || hours < 0.0 {
+        return Err(format!(
+            "{text:?}: hours must be a finite number, at least 0"
+        ));
+    }
+    std::time::Duration::try_from_secs_f64(hours * 3600.0).map_err(|e| format!("{text:?}: {e}"))
 }
