@@ -227,6 +227,15 @@ fn errors_are_one_line_naming_what_is_wrong() {
     );
     let o = bin(&store, &["jobs", "status", "99"]);
     assert!(stderr(&o).contains("job 99 not found"), "{}", stderr(&o));
+    // A time limit that is not a time: an error, not a panic.
+    for v in ["NaN", "0", "inf"] {
+        let o = bin(
+            &store,
+            &["loadtest", "--addr", "127.0.0.1:1", "--max-seconds", v],
+        );
+        assert_eq!(o.status.code(), Some(1), "{v}: {}", stderr(&o));
+        assert!(stderr(&o).contains("--max-seconds"), "{}", stderr(&o));
+    }
     let o = bin(&store, &["jobs", "create", "notes.txt"]);
     assert!(
         stderr(&o).contains("expected a .csv or .parquet file"),

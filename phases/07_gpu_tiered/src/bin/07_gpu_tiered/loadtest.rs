@@ -82,7 +82,18 @@ pub fn run(l: &LoadArgs) -> Result<()> {
         .collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let hits = std::sync::atomic::AtomicU64::new(0);
-    let deadline = Instant::now() + Duration::from_secs_f64(l.max_seconds);
+    let limit = Duration::try_from_secs_f64(l.max_seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "--max-seconds must be a positive number of seconds, got {}",
+                l.max_seconds
+            ))
+        })?;
+    let deadline = Instant::now()
+        .checked_add(limit)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 365));
     let started = Instant::now();
     let results: Vec<Result<(Vec<f64>, u64, u64)>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..l.clients)
