@@ -1952,3 +1952,56 @@ fn coalesced_bar_requests_see_every_write_acknowledged_before_them() {
     );
     assert_eq!(bars["waiting"], 0, "{bars}");
 }
+
+#[test]
+fn a_large_batch_reaches_both_feeds_in_messages_of_at_most_ten_thousand_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("store"), &[]);
+    let mut ws = websocket(&server.addr, "");
+    let mut sse = TcpStream::connect(&server.addr).unwrap();
+    sse.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(sse, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut sse = BufReader::new(sse);
+    let mut line = String::new();
+    sse.read_line(&mut line).unwrap();
+    assert_eq!(status_of(&line), 200, "{line}");
+    let n = 25_000;
+    let batch = Generator::new(Mode::Simple, 3, 4).batch(n).unwrap();
+    let r = server
+        .conn()
+        .request(
+            "POST",
+            "/ingest",
+            &[("Content-Type", "application/vnd.apache.arrow.stream")],
+            &arrow_body(&batch),
+        )
+        .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    // In order, whole, in pieces of at most 10,000.
+    let prices = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Float64Type>(
+        batch.column(2),
+    );
+    let want: Vec<f64> = prices.values().to_vec();
+    let mut sizes = Vec::new();
+    let mut got = Vec::new();
+    while got.len() < n {
+        let m = next_text(&mut ws);
+        let rows = m["records"].as_array().unwrap();
+        sizes.push(rows.len());
+        got.extend(rows.iter().map(|r| r["price"].as_f64().unwrap()));
+    }
+    assert_eq!(sizes, [10_000, 10_000, 5_000]);
+    assert_eq!(got, want);
+    let (mut events, mut got) = (Vec::new(), Vec::<f64>::new());
+    while got.len() < n {
+        line.clear();
+        assert!(sse.read_line(&mut line).unwrap() > 0);
+        if let Some(data) = line.trim_end().strip_prefix("data: ") {
+            let rows: Vec<Value> = serde_json::from_str(data).unwrap();
+            events.push(rows.len());
+            got.extend(rows.iter().map(|r| r["price"].as_f64().unwrap()));
+        }
+    }
+    assert_eq!(events, [10_000, 10_000, 5_000]);
+    assert_eq!(got, want);
+}

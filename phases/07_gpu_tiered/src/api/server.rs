@@ -1096,15 +1096,29 @@ fn feeds_full(s: &AppState) -> Response {
     response
 }
 
+/// Records in one feed message (an SSE event or a WebSocket message): a
+/// batch of a million records would otherwise be one message of about
+/// 100 MB, past what WebSocket clients accept by default (tungstenite:
+/// 64 MiB) and more than any reader wants to buffer.
+const FEED_MESSAGE_RECORDS: usize = 10_000;
+
 /// The records of `batch` whose symbol is in `symbols` (all when it is
-/// empty), as a JSON array of row objects; `None` when there are none.
-fn feed_rows(batch: &RecordBatch, symbols: &[String]) -> Option<String> {
+/// empty), as JSON arrays of row objects, at most [`FEED_MESSAGE_RECORDS`]
+/// each, in order; empty when there are none.
+fn feed_rows(batch: &RecordBatch, symbols: &[String]) -> Vec<String> {
     let syms = batch.column(1).as_string::<i32>();
-    let rows: Vec<Value> = (0..batch.num_rows())
+    let rows: Vec<usize> = (0..batch.num_rows())
         .filter(|&r| symbols.is_empty() || symbols.iter().any(|s| s == syms.value(r)))
-        .map(|r| Value::Object(crate::output::json_row(batch, r)))
         .collect();
-    (!rows.is_empty()).then(|| Value::Array(rows).to_string())
+    rows.chunks(FEED_MESSAGE_RECORDS)
+        .map(|chunk| {
+            let values = chunk
+                .iter()
+                .map(|&r| Value::Object(crate::output::json_row(batch, r)))
+                .collect();
+            Value::Array(values).to_string()
+        })
+        .collect()
 }
 
 async fn stream(
@@ -1130,22 +1144,28 @@ async fn stream(
             };
             match received {
                 Ok(batch) => {
-                    let Some(rows) = feed_rows(&batch, &symbols) else {
+                    let events: Vec<_> = feed_rows(&batch, &symbols)
+                        .into_iter()
+                        .map(|rows| {
+                            Ok::<Event, std::convert::Infallible>(
+                                Event::default().event("records").data(rows),
+                            )
+                        })
+                        .collect();
+                    if events.is_empty() {
                         continue;
-                    };
-                    let event = Event::default().event("records").data(rows);
-                    let state = (rx, symbols, held);
-                    return Some((Ok::<Event, std::convert::Infallible>(event), state));
+                    }
+                    return Some((events, (rx, symbols, held)));
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     let event = Event::default().event("lagged").data(n.to_string());
-                    return Some((Ok(event), (rx, symbols, held)));
+                    return Some((vec![Ok(event)], (rx, symbols, held)));
                 }
                 Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
     });
-    Ok(Sse::new(events)
+    Ok(Sse::new(events.flat_map(futures_util::stream::iter))
         .keep_alive(KeepAlive::default())
         .into_response())
 }
@@ -1157,8 +1177,9 @@ async fn stream(
 struct ConnectionSlot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
 
 /// `GET /ws?symbols=A,B`: the live feed of `/stream` over a WebSocket
-/// (RFC 6455). Each ingested batch's records of those symbols arrive as one
-/// text message `{"event":"records","records":[{…},…]}`; a reader too slow
+/// (RFC 6455). Each ingested batch's records of those symbols arrive as
+/// text messages `{"event":"records","records":[{…},…]}` of at most
+/// [`FEED_MESSAGE_RECORDS`] records each, in order; a reader too slow
 /// for the feed gets `{"event":"lagged","batches":N}` for the N batches it
 /// missed. Messages from the client are read (pings are answered) and
 /// otherwise ignored. The server pings every 15 s, and on shutdown sends a
@@ -1196,15 +1217,15 @@ async fn websocket_feed<H>(
     use axum::extract::ws::{close_code, CloseFrame, Message};
     let mut ping = tokio::time::interval(Duration::from_secs(15));
     ping.tick().await;
-    loop {
-        let message = tokio::select! {
+    'feed: loop {
+        let messages = tokio::select! {
             received = rx.recv() => match received {
-                Ok(batch) => match feed_rows(&batch, &symbols) {
-                    Some(rows) => Message::Text(format!(r#"{{"event":"records","records":{rows}}}"#).into()),
-                    None => continue,
-                },
+                Ok(batch) => feed_rows(&batch, &symbols)
+                    .into_iter()
+                    .map(|rows| Message::Text(format!(r#"{{"event":"records","records":{rows}}}"#).into()))
+                    .collect(),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    Message::Text(format!(r#"{{"event":"lagged","batches":{n}}}"#).into())
+                    vec![Message::Text(format!(r#"{{"event":"lagged","batches":{n}}}"#).into())]
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
@@ -1214,14 +1235,16 @@ async fn websocket_feed<H>(
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
                 Some(Ok(_)) => continue,
             },
-            _ = ping.tick() => Message::Ping(Bytes::new()),
+            _ = ping.tick() => vec![Message::Ping(Bytes::new())],
             _ = stop.wait() => break,
         };
-        // A client that stopped reading blocks the send; shutdown still
-        // ends the feed.
-        tokio::select! {
-            sent = socket.send(message) => if sent.is_err() { return },
-            _ = stop.wait() => break,
+        for message in messages {
+            // A client that stopped reading blocks the send; shutdown
+            // still ends the feed.
+            tokio::select! {
+                sent = socket.send(message) => if sent.is_err() { return },
+                _ = stop.wait() => break 'feed,
+            }
         }
     }
     let close = Message::Close(Some(CloseFrame {
