@@ -491,17 +491,10 @@ fn every_endpoint_and_every_error_code() {
 fn the_stream_delivers_new_records_of_chosen_symbols() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("store"), &[]);
-    let mut sse = TcpStream::connect(&server.addr).unwrap();
-    sse.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(
-        sse,
-        "GET /stream?symbols=LIVE/USD HTTP/1.1\r\nHost: x\r\n\r\n"
-    )
-    .unwrap();
-    let mut reader = BufReader::new(sse);
+    let (status, mut reader) =
+        open_feed(&server.addr, "?symbols=LIVE/USD", Duration::from_secs(20));
+    assert_eq!(status, 200);
     let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    assert!(line.contains("200"), "{line}");
     // Headers are out: the subscription exists. Ingest one record the
     // stream must skip and one it must deliver.
     let mut c = server.conn();
@@ -1049,13 +1042,8 @@ fn sigterm_ends_the_live_feed_and_the_server_exits() {
     let dir = tempfile::tempdir().unwrap();
     let store = dir.path().join("store");
     let mut server = Server::start(&store, &[]);
-    let mut sse = TcpStream::connect(&server.addr).unwrap();
-    sse.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(sse, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut reader = BufReader::new(sse);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    assert!(line.contains("200"), "{line}");
+    let (status, mut reader) = open_feed(&server.addr, "", Duration::from_secs(20));
+    assert_eq!(status, 200);
     let started = Instant::now();
     let pid = server.child.id().to_string();
     assert!(Command::new("kill")
@@ -1312,6 +1300,18 @@ fn a_failed_migration_answers_200_for_durable_records_and_a_retry_is_stored_once
 // ---- Answers that say what happened, and bounds that hold ----
 
 /// The status of a raw request sent on a new connection.
+/// Opens `/stream{query}` on a new connection whose reads give up after
+/// `timeout`: the status of its answer, and the reader past the status line.
+fn open_feed(addr: &str, query: &str, timeout: Duration) -> (u16, BufReader<TcpStream>) {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(timeout)).unwrap();
+    write!(s, "GET /stream{query} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(s);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    (status_of(&line), reader)
+}
+
 fn status_of(answer: &str) -> u16 {
     answer
         .split_whitespace()
@@ -1442,19 +1442,14 @@ fn live_feeds_cannot_take_every_connection() {
     let mut feeds = Vec::new();
     let (mut open, mut refused) = (0, 0);
     for _ in 0..16 {
-        let mut s = TcpStream::connect(&server.addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        write!(s, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-        let mut reader = BufReader::new(s);
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        match status_of(&line) {
+        let (status, reader) = open_feed(&server.addr, "", Duration::from_secs(5));
+        match status {
             200 => {
                 open += 1;
                 feeds.push(reader);
             }
             503 => refused += 1,
-            other => panic!("{other}: {line}"),
+            other => panic!("a feed answered {other}"),
         }
     }
     assert_eq!((open, refused), (8, 8), "half the connections at most");
@@ -1855,13 +1850,8 @@ fn websockets_count_as_feeds_and_keep_their_connection_slot() {
     let server = Server::start(&store, &["--config", &config]);
     // Feeds are at most half the connections, /ws and /stream together.
     let sockets: Vec<_> = (0..7).map(|_| websocket(&server.addr, "")).collect();
-    let mut sse = TcpStream::connect(&server.addr).unwrap();
-    sse.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    write!(sse, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut reader = BufReader::new(sse);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    assert_eq!(status_of(&line), 200, "{line}");
+    let (status, reader) = open_feed(&server.addr, "", Duration::from_secs(5));
+    assert_eq!(status, 200);
     let tcp = TcpStream::connect(&server.addr).unwrap();
     match tungstenite::client(format!("ws://{}/ws", server.addr), tcp) {
         Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(answer))) => {
@@ -1958,13 +1948,9 @@ fn a_large_batch_reaches_both_feeds_in_messages_of_at_most_ten_thousand_records(
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("store"), &[]);
     let mut ws = websocket(&server.addr, "");
-    let mut sse = TcpStream::connect(&server.addr).unwrap();
-    sse.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(sse, "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
-    let mut sse = BufReader::new(sse);
+    let (status, mut sse) = open_feed(&server.addr, "", Duration::from_secs(20));
+    assert_eq!(status, 200);
     let mut line = String::new();
-    sse.read_line(&mut line).unwrap();
-    assert_eq!(status_of(&line), 200, "{line}");
     let n = 25_000;
     let batch = Generator::new(Mode::Simple, 3, 4).batch(n).unwrap();
     let r = server
