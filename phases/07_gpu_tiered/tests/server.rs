@@ -1767,7 +1767,8 @@ fn next_text(ws: &mut tungstenite::WebSocket<TcpStream>) -> Value {
 fn the_websocket_delivers_new_records_of_chosen_symbols_and_closes_at_shutdown() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("store"), &[]);
-    let mut ws = websocket(&server.addr, "?symbols=LIVE/USD,ALSO/USD");
+    // Two parameters: their symbols together.
+    let mut ws = websocket(&server.addr, "?symbols=LIVE/USD&symbols=ALSO/USD,LIVE/USD");
     // The handshake is answered once the subscription exists.
     let mut c = server.conn();
     for (i, s) in ["OTHER/USD", "LIVE/USD", "OTHER/USD", "ALSO/USD"]
@@ -1944,7 +1945,7 @@ fn coalesced_bar_requests_see_every_write_acknowledged_before_them() {
 }
 
 #[test]
-fn a_large_batch_reaches_both_feeds_in_messages_of_at_most_ten_thousand_records() {
+fn a_large_batch_reaches_both_feeds_in_messages_of_at_most_five_thousand_records() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&dir.path().join("store"), &[]);
     let mut ws = websocket(&server.addr, "");
@@ -1963,7 +1964,7 @@ fn a_large_batch_reaches_both_feeds_in_messages_of_at_most_ten_thousand_records(
         )
         .unwrap();
     assert_eq!(r.status, 200, "{}", r.text());
-    // In order, whole, in pieces of at most 10,000.
+    // In order, whole, in pieces of at most 5,000.
     let prices = arrow_array::cast::AsArray::as_primitive::<arrow_array::types::Float64Type>(
         batch.column(2),
     );
@@ -1976,7 +1977,7 @@ fn a_large_batch_reaches_both_feeds_in_messages_of_at_most_ten_thousand_records(
         sizes.push(rows.len());
         got.extend(rows.iter().map(|r| r["price"].as_f64().unwrap()));
     }
-    assert_eq!(sizes, [10_000, 10_000, 5_000]);
+    assert_eq!(sizes, [5_000; 5]);
     assert_eq!(got, want);
     let (mut events, mut got) = (Vec::new(), Vec::<f64>::new());
     while got.len() < n {
@@ -1988,6 +1989,60 @@ fn a_large_batch_reaches_both_feeds_in_messages_of_at_most_ten_thousand_records(
             got.extend(rows.iter().map(|r| r["price"].as_f64().unwrap()));
         }
     }
-    assert_eq!(events, [10_000, 10_000, 5_000]);
+    assert_eq!(events, [5_000; 5]);
     assert_eq!(got, want);
+}
+
+/// Reads until the server's close frame; its code. Fails if the
+/// connection ends without one.
+fn close_code_of(ws: &mut tungstenite::WebSocket<TcpStream>) -> u16 {
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(frame)) => {
+                return frame.map_or(1005, |f| u16::from(f.code));
+            }
+            Ok(_) => {}
+            Err(e) => panic!("the connection ended without a close frame: {e}"),
+        }
+    }
+}
+
+#[test]
+fn the_websocket_answers_a_close_and_closes_on_clients_that_send_too_much() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("store"), &[]);
+    // A client's close frame is answered with one (RFC 6455 5.5.1).
+    let mut ws = websocket(&server.addr, "");
+    ws.close(None).unwrap();
+    loop {
+        match ws.read() {
+            Ok(tungstenite::Message::Close(_)) | Err(tungstenite::Error::ConnectionClosed) => break,
+            Ok(_) => {}
+            Err(e) => panic!("no close frame in answer to ours: {e}"),
+        }
+    }
+    // A message over 4 KiB: 1009 (message too big), nothing buffered.
+    let mut ws = websocket(&server.addr, "");
+    ws.send(tungstenite::Message::Text("x".repeat(10_000).into()))
+        .unwrap();
+    assert_eq!(close_code_of(&mut ws), 1009);
+    // Messages as fast as the client can send them: 1008 (policy).
+    let mut ws = websocket(&server.addr, "");
+    for _ in 0..200 {
+        if ws.send(tungstenite::Message::Text("hi".into())).is_err() {
+            break;
+        }
+    }
+    assert_eq!(close_code_of(&mut ws), 1008);
+    // The server is unharmed.
+    let mut c = server.conn();
+    assert_eq!(get(&mut c, "/health").status, 200);
+    let mut ws = websocket(&server.addr, "");
+    ws.send(tungstenite::Message::Ping(Vec::new().into()))
+        .unwrap();
+    let answer = ws.read().unwrap();
+    assert!(
+        matches!(answer, tungstenite::Message::Pong(_)),
+        "{answer:?}"
+    );
 }

@@ -2,47 +2,54 @@
 //! Thanos' or Cortex's query frontends do it), bounded by a number of
 //! computations at once, and kept correct for read-your-writes.
 //!
-//! A request waits for one of `concurrency` computation slots. While it
-//! waits, requests for the same key join it, and when it gets a slot all of
-//! them get its one answer. A request never joins a computation that has
-//! already *started*: the entry is withdrawn from the table before the
-//! computation begins, so every joined request arrived before the
-//! computation read the store, and every write acknowledged before any of
-//! them arrived is in the answer. This is not a cache: nothing is kept
-//! once the computation has answered its waiters.
+//! The first request for a key queues a computation for one of
+//! `concurrency` slots. While the computation waits for its slot, requests
+//! for the same key join it, and when it has run they all get its one
+//! answer. A request never joins a computation that has already *started*:
+//! the entry is withdrawn from the table before the computation begins, so
+//! every joined request arrived before the computation read the store, and
+//! every write acknowledged before any of them arrived is in the answer.
+//! This is not a cache: nothing is kept once the waiters have the answer.
 //!
-//! If the leading request goes away before its computation answers (its
-//! client disconnected, or its deadline passed), the waiters find the
-//! answer channel closed and start again, one of them leading.
+//! The queued computation belongs to no request: it keeps its place in the
+//! queue when the request that queued it goes away (its client
+//! disconnected, its deadline passed), and the slot goes to the
+//! computation itself (`compute` is handed the permit, to hold for as long
+//! as its work runs, on whatever thread that is), so abandoned requests
+//! never let more than `concurrency` computations run. A computation whose
+//! requests have all gone away by the time it gets a slot is not run.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 /// Counts of what the coalescer did, for `/stats`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct CoalesceStats {
-    /// Computations run.
+    /// Computations started.
     pub computed: u64,
-    /// Requests answered by another request's computation.
+    /// Requests answered by a computation another request queued.
     pub joined: u64,
-    /// Requests waiting now, for a slot or for another's answer.
+    /// Requests waiting now, for a slot or for an answer.
     pub waiting: u64,
+    /// Computations not run: every request for them had gone away.
+    pub abandoned: u64,
 }
 
 /// See the module's documentation. `K` names a computation (equal keys
 /// give equal answers when computed at the same moment); `V` is its answer.
 pub struct Coalescer<K, V> {
     waiting: Mutex<HashMap<K, Waiting<V>>>,
-    running: Semaphore,
+    running: Arc<Semaphore>,
     next_id: AtomicU64,
     computed: AtomicU64,
     joined: AtomicU64,
     waiting_now: AtomicU64,
+    abandoned: AtomicU64,
 }
 
 /// Counts a request in `waiting_now` while it lives.
@@ -66,35 +73,21 @@ struct Waiting<V> {
     answer: watch::Receiver<Option<V>>,
 }
 
-/// Withdraws a waiting entry from the table when dropped, if it is still
-/// the one this request put there.
-struct Withdraw<'a, K: Hash + Eq, V> {
-    table: &'a Mutex<HashMap<K, Waiting<V>>>,
-    key: &'a K,
-    id: u64,
-}
-
-impl<K: Hash + Eq, V> Drop for Withdraw<'_, K, V> {
-    fn drop(&mut self) {
-        // A poisoned lock only means another request panicked while
-        // holding it; the table itself is still consistent.
-        let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        if table.get(self.key).is_some_and(|w| w.id == self.id) {
-            table.remove(self.key);
-        }
-    }
-}
-
-impl<K: Hash + Eq + Clone, V: Clone> Coalescer<K, V> {
+impl<K, V> Coalescer<K, V>
+where
+    K: Hash + Eq + Clone + Send + 'static,
+    V: Clone + Send + Sync + 'static,
+{
     /// At most `concurrency` computations at once (at least one).
     pub fn new(concurrency: usize) -> Self {
         Coalescer {
             waiting: Mutex::new(HashMap::new()),
-            running: Semaphore::new(concurrency.max(1)),
+            running: Arc::new(Semaphore::new(concurrency.max(1))),
             next_id: AtomicU64::new(0),
             computed: AtomicU64::new(0),
             joined: AtomicU64::new(0),
             waiting_now: AtomicU64::new(0),
+            abandoned: AtomicU64::new(0),
         }
     }
 
@@ -103,61 +96,81 @@ impl<K: Hash + Eq + Clone, V: Clone> Coalescer<K, V> {
             computed: self.computed.load(Ordering::Relaxed),
             joined: self.joined.load(Ordering::Relaxed),
             waiting: self.waiting_now.load(Ordering::Relaxed),
+            abandoned: self.abandoned.load(Ordering::Relaxed),
         }
     }
 
-    /// The answer for `key`: `compute`'s, or that of a computation for the
-    /// same key that had not yet started when this request arrived.
-    pub async fn run<F, Fut>(&self, key: K, compute: F) -> V
+    /// The answer for `key`: that of a computation for `key` queued by this
+    /// request (`compute`, given the slot's permit) or by one before it
+    /// that had not started when this one arrived. `None` only if that
+    /// computation ended without an answer (it panicked).
+    ///
+    /// Must be called within a Tokio runtime: the computation is a task of
+    /// its own.
+    pub async fn run<F, Fut>(self: &Arc<Self>, key: K, compute: F) -> Option<V>
     where
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = V>,
+        F: FnOnce(OwnedSemaphorePermit) -> Fut + Send + 'static,
+        Fut: Future<Output = V> + Send + 'static,
     {
-        loop {
-            let (mut answer, lead) = {
-                let mut table = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-                match table.get(&key) {
-                    Some(w) => (w.answer.clone(), None),
-                    None => {
-                        let (tx, rx) = watch::channel(None);
-                        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                        table.insert(
-                            key.clone(),
-                            Waiting {
-                                id,
-                                answer: rx.clone(),
-                            },
-                        );
-                        (rx, Some((tx, id)))
+        let (mut answer, lead) = {
+            let mut table = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+            match table.get(&key) {
+                Some(w) => (w.answer.clone(), None),
+                None => {
+                    let (tx, rx) = watch::channel(None);
+                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    table.insert(
+                        key.clone(),
+                        Waiting {
+                            id,
+                            answer: rx.clone(),
+                        },
+                    );
+                    (rx, Some((tx, id)))
+                }
+            }
+        };
+        let queued = lead.is_some();
+        if let Some((tx, id)) = lead {
+            let mut acquire = Box::pin(self.running.clone().acquire_owned());
+            // Polled once here, so that the computation takes its place in
+            // the queue for a slot in this request's turn.
+            let ready = futures_util::FutureExt::now_or_never(acquire.as_mut());
+            let this = self.clone();
+            tokio::spawn(async move {
+                let slot = match ready {
+                    Some(slot) => slot,
+                    None => acquire.await,
+                };
+                // The semaphore is never closed.
+                let Ok(slot) = slot else {
+                    return;
+                };
+                // Withdrawn before the computation starts: later requests
+                // queue their own, and see every write acknowledged before
+                // them.
+                {
+                    let mut table = this.waiting.lock().unwrap_or_else(|p| p.into_inner());
+                    if table.get(&key).is_some_and(|w| w.id == id) {
+                        table.remove(&key);
                     }
                 }
-            };
-            let counted = Counted::new(&self.waiting_now);
-            let Some((tx, id)) = lead else {
-                // An error: the leader went away without an answer; again.
-                let answered = answer.wait_for(Option::is_some).await.ok();
-                if let Some(v) = answered.and_then(|v| v.clone()) {
-                    self.joined.fetch_add(1, Ordering::Relaxed);
-                    return v;
+                if tx.receiver_count() == 0 {
+                    this.abandoned.fetch_add(1, Ordering::Relaxed);
+                    return;
                 }
-                continue;
-            };
-            let withdraw = Withdraw {
-                table: &self.waiting,
-                key: &key,
-                id,
-            };
-            // The semaphore is never closed, so this only waits.
-            let _slot = self.running.acquire().await.ok();
-            drop(counted);
-            // Withdrawn before the computation starts: later requests
-            // start their own and see every write before them.
-            drop(withdraw);
-            let v = compute().await;
-            self.computed.fetch_add(1, Ordering::Relaxed);
-            let _ = tx.send(Some(v.clone()));
-            return v;
+                this.computed.fetch_add(1, Ordering::Relaxed);
+                let v = compute(slot).await;
+                let _ = tx.send(Some(v));
+            });
         }
+        let _counted = Counted::new(&self.waiting_now);
+        // An error: the computation ended without an answer.
+        let v = answer.wait_for(Option::is_some).await.ok()?.clone()?;
+        if !queued {
+            self.joined.fetch_add(1, Ordering::Relaxed);
+        }
+        Some(v)
     }
 }
 
@@ -165,7 +178,6 @@ impl<K: Hash + Eq + Clone, V: Clone> Coalescer<K, V> {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicU32;
-    use std::sync::Arc;
     use std::time::Duration;
 
     /// Yields until `done` holds: the tasks under test reach the state
@@ -184,60 +196,56 @@ mod tests {
             .unwrap()
     }
 
+    /// A computation that holds the only slot until `release` is sent.
+    fn hold_the_slot(c: &Arc<Coalescer<u8, u32>>) -> tokio::sync::oneshot::Sender<()> {
+        let (release, held) = tokio::sync::oneshot::channel::<()>();
+        let c = c.clone();
+        tokio::spawn(async move {
+            c.run(0, |slot| async move {
+                let _slot = slot;
+                held.await.unwrap_or(());
+                0
+            })
+            .await
+        });
+        release
+    }
+
     #[test]
     fn requests_that_wait_together_share_one_computation_and_others_do_not() {
         rt().block_on(async {
-            let c = Arc::new(Coalescer::<&str, u32>::new(1));
+            let c = Arc::new(Coalescer::<u8, u32>::new(1));
             let runs = Arc::new(AtomicU32::new(0));
-            // Hold the only slot, so that the requests below wait.
-            let (release, held) = tokio::sync::oneshot::channel::<()>();
-            let blocker = {
-                let c = c.clone();
-                tokio::spawn(async move {
-                    c.run("other", || async {
-                        held.await.unwrap_or(());
-                        0
-                    })
-                    .await
-                })
-            };
+            let release = hold_the_slot(&c);
             until(|| c.running.available_permits() == 0).await;
             let mut asks = Vec::new();
             for _ in 0..10 {
                 let (c, runs) = (c.clone(), runs.clone());
                 asks.push(tokio::spawn(async move {
                     c.run(
-                        "k",
-                        || async move { runs.fetch_add(1, Ordering::SeqCst) + 7 },
+                        1,
+                        |_slot| async move { runs.fetch_add(1, Ordering::SeqCst) + 7 },
                     )
                     .await
                 }));
             }
-            until(|| c.stats().waiting == 10).await;
+            // The holder of the slot, and the ten.
+            until(|| c.stats().waiting == 11).await;
             release.send(()).unwrap();
             for a in asks {
-                assert_eq!(a.await.unwrap(), 7);
+                assert_eq!(a.await.unwrap(), Some(7));
             }
-            assert_eq!(blocker.await.unwrap(), 0);
             assert_eq!(runs.load(Ordering::SeqCst), 1);
-            assert_eq!(
-                c.stats(),
-                CoalesceStats {
-                    computed: 2,
-                    joined: 9,
-                    waiting: 0
-                }
-            );
+            let s = c.stats();
+            assert_eq!((s.computed, s.joined, s.waiting), (2, 9, 0));
             // Nothing is kept: the next request computes again.
             let runs2 = runs.clone();
-            assert_eq!(
-                c.run(
-                    "k",
-                    || async move { runs2.fetch_add(1, Ordering::SeqCst) + 7 }
-                )
-                .await,
-                8
-            );
+            let again = c
+                .run(1, |_slot| async move {
+                    runs2.fetch_add(1, Ordering::SeqCst) + 7
+                })
+                .await;
+            assert_eq!(again, Some(8));
         });
     }
 
@@ -250,7 +258,7 @@ mod tests {
             let first = {
                 let c = c.clone();
                 tokio::spawn(async move {
-                    c.run(1, || async move {
+                    c.run(1, |_slot| async move {
                         let _ = started_tx.send(());
                         finish.await.unwrap_or(());
                         1
@@ -262,55 +270,98 @@ mod tests {
             // The first computation is under way: this one must run its own
             // (it may have to see a write acknowledged after the first began).
             // (Joining it would wait for ever: it finishes only after this.)
-            let second = tokio::time::timeout(Duration::from_secs(10), c.run(1, || async { 2 }))
+            let second = tokio::time::timeout(Duration::from_secs(10), c.run(1, |_| async { 2 }))
                 .await
                 .expect("the request joined a computation that had started");
-            assert_eq!(second, 2);
+            assert_eq!(second, Some(2));
             finish_tx.send(()).unwrap();
-            assert_eq!(first.await.unwrap(), 1);
+            assert_eq!(first.await.unwrap(), Some(1));
             assert_eq!(c.stats().joined, 0);
         });
     }
 
     #[test]
-    fn waiters_start_again_when_the_leader_goes_away() {
+    fn a_computation_outlives_the_request_that_queued_it_and_keeps_its_place() {
         rt().block_on(async {
             let c = Arc::new(Coalescer::<u8, u32>::new(1));
-            let (release, held) = tokio::sync::oneshot::channel::<()>();
-            let blocker = {
-                let c = c.clone();
+            let order = Arc::new(Mutex::new(Vec::new()));
+            let release = hold_the_slot(&c);
+            until(|| c.running.available_permits() == 0).await;
+            let ask = |key: u8| {
+                let (c, order) = (c.clone(), order.clone());
                 tokio::spawn(async move {
-                    c.run(0, || async {
-                        held.await.unwrap_or(());
-                        0
+                    c.run(key, move |_slot| async move {
+                        order.lock().unwrap().push(key);
+                        u32::from(key) * 100
                     })
                     .await
                 })
             };
-            until(|| c.running.available_permits() == 0).await;
-            // The leader waits for the slot, and is then dropped (its
-            // client went away).
-            let leader = {
-                let c = c.clone();
-                tokio::spawn(async move { c.run(1, || async { 100 }).await })
-            };
-            until(|| c.stats().waiting == 1).await;
-            let waiter = {
-                let c = c.clone();
-                tokio::spawn(async move { c.run(1, || async { 5 }).await })
-            };
+            // The request that queues key 1 goes away; one that joined it
+            // stays, and key 2 queues behind it. (The holder of the slot
+            // waits too.)
+            let leader = ask(1);
             until(|| c.stats().waiting == 2).await;
+            let joiner = ask(1);
+            until(|| c.stats().waiting == 3).await;
+            let behind = ask(2);
+            until(|| c.stats().waiting == 4).await;
             leader.abort();
             assert!(leader.await.unwrap_err().is_cancelled());
             release.send(()).unwrap();
-            assert_eq!(blocker.await.unwrap(), 0);
-            assert_eq!(
-                tokio::time::timeout(Duration::from_secs(5), waiter)
+            assert_eq!(joiner.await.unwrap(), Some(100));
+            assert_eq!(behind.await.unwrap(), Some(200));
+            assert_eq!(*order.lock().unwrap(), [1, 2], "key 1 kept its place");
+        });
+    }
+
+    #[test]
+    fn a_computation_nobody_waits_for_is_not_run_and_holds_its_slot_while_it_runs() {
+        rt().block_on(async {
+            let c = Arc::new(Coalescer::<u8, u32>::new(1));
+            let release = hold_the_slot(&c);
+            until(|| c.running.available_permits() == 0).await;
+            let runs = Arc::new(AtomicU32::new(0));
+            let gone = {
+                let (c, runs) = (c.clone(), runs.clone());
+                tokio::spawn(async move {
+                    c.run(
+                        1,
+                        |_slot| async move { runs.fetch_add(1, Ordering::SeqCst) },
+                    )
                     .await
-                    .unwrap()
-                    .unwrap(),
-                5
-            );
+                })
+            };
+            until(|| c.stats().waiting == 2).await;
+            gone.abort();
+            let _ = gone.await;
+            release.send(()).unwrap();
+            // A computation whose requester went away while it ran keeps
+            // the slot until its work ends (the permit moves into it).
+            let (go_tx, go) = std::sync::mpsc::channel::<()>();
+            let blocked = {
+                let c = c.clone();
+                tokio::spawn(async move {
+                    c.run(2, |slot| async move {
+                        tokio::task::spawn_blocking(move || {
+                            let _slot = slot;
+                            go.recv().unwrap_or(());
+                            5
+                        })
+                        .await
+                        .unwrap_or(0)
+                    })
+                    .await
+                })
+            };
+            until(|| c.stats().computed == 2).await;
+            blocked.abort();
+            let _ = blocked.await;
+            assert_eq!(c.running.available_permits(), 0, "the work still runs");
+            go_tx.send(()).unwrap();
+            until(|| c.running.available_permits() == 1).await;
+            assert_eq!(runs.load(Ordering::SeqCst), 0);
+            assert_eq!(c.stats().abandoned, 1);
         });
     }
 }

@@ -170,7 +170,7 @@ impl Shutdown {
 #[derive(Clone)]
 struct AppState {
     engine: Arc<Engine>,
-    feed: broadcast::Sender<Arc<RecordBatch>>,
+    feed: broadcast::Sender<Arc<FeedBatch>>,
     shutdown: Shutdown,
     ingests: Arc<Semaphore>,
     streams: Arc<Semaphore>,
@@ -309,11 +309,13 @@ pub fn router(engine: Arc<Engine>, limits: &Limits) -> Router {
 
 /// The router of [`serve`]: the live feed ends when `shutdown` is triggered.
 pub fn router_with(engine: Arc<Engine>, limits: &Limits, shutdown: Shutdown) -> Router {
-    let (feed, _) = broadcast::channel(64);
+    let (feed, _) = broadcast::channel(FEED_BATCHES);
     let publisher = feed.clone();
     engine.set_observer(Some(Arc::new(move |b: &RecordBatch| {
         // No subscriber is fine: the feed is best effort.
-        let _ = publisher.send(Arc::new(b.clone()));
+        if publisher.receiver_count() > 0 {
+            let _ = publisher.send(Arc::new(FeedBatch::new(b.clone())));
+        }
     })));
     let state = AppState {
         engine,
@@ -579,6 +581,7 @@ async fn stats(State(s): State<AppState>) -> ApiResult<Json<Value>> {
             },
             "bars": {
                 "computed": bars.computed, "joined": bars.joined, "waiting": bars.waiting,
+                "abandoned": bars.abandoned,
             },
             "server": {
                 "max_connections": limits.max_connections,
@@ -983,8 +986,11 @@ async fn timeseries(
     let engine = s.engine.clone();
     let body = s
         .bars
-        .run(key.clone(), move || {
+        .run(key.clone(), move |slot| {
             blocking(move || {
+                // The slot is held for as long as the work runs, even if
+                // every request for it has gone away.
+                let _slot = slot;
                 let cache = engine.answers();
                 let ticket = cache.ticket();
                 let body: Arc<str> = ohlcv_json(&engine, &key.symbol, start, end, freq)?.into();
@@ -992,7 +998,8 @@ async fn timeseries(
                 Ok(body)
             })
         })
-        .await?;
+        .await
+        .unwrap_or_else(|| Err(panicked()))?;
     Ok(ohlcv_response(String::from(&*body), "miss"))
 }
 
@@ -1056,14 +1063,18 @@ pub fn ohlcv_json(
 
 // ---- live feed ----
 
-/// The symbols a feed asks for (`?symbols=A,B`; none: every symbol).
-fn feed_symbols(params: &HashMap<String, String>) -> ApiResult<Vec<String>> {
-    let symbols: Vec<String> = match params.get("symbols") {
-        None => Vec::new(),
-        Some(list) => list.split(',').map(|x| x.trim().to_string()).collect(),
-    };
-    for sym in &symbols {
-        check_symbol(sym)?;
+/// The symbols a feed asks for: every `symbols` parameter, each a
+/// comma-separated list (`?symbols=A,B&symbols=C`), duplicates dropped;
+/// none: every symbol. An empty name (`symbols=`, `A,,B`) is an error.
+fn feed_symbols(params: &[(String, String)]) -> ApiResult<Vec<String>> {
+    let mut symbols: Vec<String> = Vec::new();
+    for (_, list) in params.iter().filter(|(k, _)| k == "symbols") {
+        for sym in list.split(',').map(str::trim) {
+            check_symbol(sym)?;
+            if !symbols.iter().any(|s| s == sym) {
+                symbols.push(sym.to_string());
+            }
+        }
     }
     Ok(symbols)
 }
@@ -1096,34 +1107,117 @@ fn feeds_full(s: &AppState) -> Response {
     response
 }
 
-/// Records in one feed message (an SSE event or a WebSocket message): a
-/// batch of a million records would otherwise be one message of about
-/// 100 MB, past what WebSocket clients accept by default (tungstenite:
-/// 64 MiB) and more than any reader wants to buffer.
-const FEED_MESSAGE_RECORDS: usize = 10_000;
+/// Records in one feed message (an SSE event or a WebSocket message),
+/// about 0.4 to 0.8 MB of JSON: under the 1 MiB that common WebSocket
+/// clients accept by default (Python's `websockets`), where a batch of a
+/// million records would be one message of about 100 MB.
+const FEED_MESSAGE_RECORDS: usize = 5_000;
 
-/// The records of `batch` whose symbol is in `symbols` (all when it is
-/// empty), as JSON arrays of row objects, at most [`FEED_MESSAGE_RECORDS`]
-/// each, in order; empty when there are none.
-fn feed_rows(batch: &RecordBatch, symbols: &[String]) -> Vec<String> {
-    let syms = batch.column(1).as_string::<i32>();
-    let rows: Vec<usize> = (0..batch.num_rows())
-        .filter(|&r| symbols.is_empty() || symbols.iter().any(|s| s == syms.value(r)))
-        .collect();
-    rows.chunks(FEED_MESSAGE_RECORDS)
-        .map(|chunk| {
-            let values = chunk
+/// Batches published to the live feeds before the oldest is dropped; a
+/// reader further behind is told how many it missed (`lagged`).
+const FEED_BATCHES: usize = 16;
+
+/// An ingested batch as the live feeds see it. Its JSON is made once, by
+/// the first feed that needs it and on the blocking pool, and shared by
+/// every feed; each feed only picks its symbols' rows and joins their
+/// text.
+pub struct FeedBatch {
+    batch: RecordBatch,
+    rendered: tokio::sync::OnceCell<Arc<Rendered>>,
+}
+
+#[derive(Default)]
+struct Rendered {
+    /// Each row as a JSON object.
+    rows: Vec<String>,
+    /// The rows of each symbol, ascending.
+    by_symbol: HashMap<String, Vec<u32>>,
+}
+
+impl FeedBatch {
+    fn new(batch: RecordBatch) -> FeedBatch {
+        FeedBatch {
+            batch,
+            rendered: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    async fn rendered(self: &Arc<Self>) -> Arc<Rendered> {
+        let this = self.clone();
+        self.rendered
+            .get_or_init(|| async move {
+                tokio::task::spawn_blocking(move || {
+                    let batch = &this.batch;
+                    let syms = batch.column(1).as_string::<i32>();
+                    let mut by_symbol: HashMap<String, Vec<u32>> = HashMap::new();
+                    for r in 0..batch.num_rows() {
+                        match by_symbol.get_mut(syms.value(r)) {
+                            Some(rows) => rows.push(r as u32),
+                            None => {
+                                by_symbol.insert(syms.value(r).to_string(), vec![r as u32]);
+                            }
+                        }
+                    }
+                    let rows = (0..batch.num_rows())
+                        .map(|r| Value::Object(crate::output::json_row(batch, r)).to_string())
+                        .collect();
+                    Arc::new(Rendered { rows, by_symbol })
+                })
+                .await
+                // A panic while rendering: the feeds skip this batch.
+                .unwrap_or_default()
+            })
+            .await
+            .clone()
+    }
+
+    /// The records whose symbol is in `symbols` (all when it is empty), in
+    /// order, as JSON arrays of at most [`FEED_MESSAGE_RECORDS`] row
+    /// objects, each wrapped as `prefix` + array + `suffix`; empty when
+    /// there are none.
+    async fn messages(
+        self: &Arc<Self>,
+        symbols: &[String],
+        prefix: &str,
+        suffix: &str,
+    ) -> Vec<String> {
+        let r = self.rendered().await;
+        let picked: Vec<u32> = if symbols.is_empty() {
+            (0..r.rows.len() as u32).collect()
+        } else {
+            let mut picked: Vec<u32> = symbols
                 .iter()
-                .map(|&r| Value::Object(crate::output::json_row(batch, r)))
+                .filter_map(|s| r.by_symbol.get(s))
+                .flatten()
+                .copied()
                 .collect();
-            Value::Array(values).to_string()
-        })
-        .collect()
+            picked.sort_unstable();
+            picked
+        };
+        picked
+            .chunks(FEED_MESSAGE_RECORDS)
+            .map(|chunk| {
+                let len: usize = chunk.iter().map(|&i| r.rows[i as usize].len() + 1).sum();
+                let mut text = String::with_capacity(prefix.len() + len + suffix.len() + 2);
+                text.push_str(prefix);
+                text.push('[');
+                for (n, &i) in chunk.iter().enumerate() {
+                    if n > 0 {
+                        text.push(',');
+                    }
+                    text.push_str(&r.rows[i as usize]);
+                }
+                text.push(']');
+                text.push_str(suffix);
+                text
+            })
+            .collect()
+    }
 }
 
 async fn stream(
     State(s): State<AppState>,
-    axum::extract::Query(params): axum::extract::Query<HashMap<String, String>>,
+    axum::extract::Query(params): axum::extract::Query<Vec<(String, String)>>,
 ) -> ApiResult<Response> {
     let symbols = feed_symbols(&params)?;
     let Some(permit) = feed_permit(&s) else {
@@ -1144,7 +1238,9 @@ async fn stream(
             };
             match received {
                 Ok(batch) => {
-                    let events: Vec<_> = feed_rows(&batch, &symbols)
+                    let events: Vec<_> = batch
+                        .messages(&symbols, "", "")
+                        .await
                         .into_iter()
                         .map(|rows| {
                             Ok::<Event, std::convert::Infallible>(
@@ -1176,19 +1272,33 @@ async fn stream(
 #[derive(Clone)]
 struct ConnectionSlot(#[allow(dead_code)] Arc<tokio::sync::OwnedSemaphorePermit>);
 
+/// The largest message or frame a WebSocket client may send: it has
+/// nothing to send but pings, pongs and a close frame, so what it sends is
+/// never buffered beyond this.
+const WS_MAX_CLIENT_MESSAGE: usize = 4 << 10;
+
+/// Messages a WebSocket client may send in a burst, and per second after
+/// it; past that the server closes the socket with 1008 (policy
+/// violation), so that a client sending as fast as it can does not keep a
+/// runtime thread busy.
+const WS_CLIENT_BURST: f64 = 32.0;
+const WS_CLIENT_PER_SECOND: f64 = 4.0;
+
 /// `GET /ws?symbols=A,B`: the live feed of `/stream` over a WebSocket
 /// (RFC 6455). Each ingested batch's records of those symbols arrive as
 /// text messages `{"event":"records","records":[{…},…]}` of at most
 /// [`FEED_MESSAGE_RECORDS`] records each, in order; a reader too slow
 /// for the feed gets `{"event":"lagged","batches":N}` for the N batches it
-/// missed. Messages from the client are read (pings are answered) and
-/// otherwise ignored. The server pings every 15 s, and on shutdown sends a
-/// close frame with code 1001 (going away). A request that is not a
-/// WebSocket upgrade is answered with the error axum names (400, 405, 426)
-/// as JSON.
+/// missed. The server pings every 15 s, answers a client's close frame
+/// with its own and ends, and on shutdown sends a close frame with code
+/// 1001 (going away). A client's messages are otherwise ignored: one over
+/// [`WS_MAX_CLIENT_MESSAGE`] bytes, or more than [`WS_CLIENT_BURST`] at
+/// once and [`WS_CLIENT_PER_SECOND`] a second after, ends the socket with
+/// 1009 or 1008. A GET that is not a WebSocket upgrade is answered with
+/// the error axum names (400, 426) as JSON.
 async fn websocket(
     State(s): State<AppState>,
-    axum::extract::Query(params): axum::extract::Query<HashMap<String, String>>,
+    axum::extract::Query(params): axum::extract::Query<Vec<(String, String)>>,
     slot: Option<axum::Extension<ConnectionSlot>>,
     upgrade: Result<
         axum::extract::ws::WebSocketUpgrade,
@@ -1203,12 +1313,15 @@ async fn websocket(
     let rx = s.feed.subscribe();
     let stop = s.shutdown.clone();
     let held = (permit, slot.map(|axum::Extension(slot)| slot));
-    Ok(upgrade.on_upgrade(move |socket| websocket_feed(socket, rx, symbols, stop, held)))
+    Ok(upgrade
+        .max_message_size(WS_MAX_CLIENT_MESSAGE)
+        .max_frame_size(WS_MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| websocket_feed(socket, rx, symbols, stop, held)))
 }
 
 async fn websocket_feed<H>(
     mut socket: axum::extract::ws::WebSocket,
-    mut rx: broadcast::Receiver<Arc<RecordBatch>>,
+    mut rx: broadcast::Receiver<Arc<FeedBatch>>,
     symbols: Vec<String>,
     stop: Shutdown,
     // The feed's permit and the connection's slot, given back at the end.
@@ -1217,41 +1330,70 @@ async fn websocket_feed<H>(
     use axum::extract::ws::{close_code, CloseFrame, Message};
     let mut ping = tokio::time::interval(Duration::from_secs(15));
     ping.tick().await;
-    'feed: loop {
+    // A token bucket for the client's messages.
+    let (mut tokens, mut refilled) = (WS_CLIENT_BURST, tokio::time::Instant::now());
+    let closing = |code, reason: &str| {
+        Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.into(),
+        }))
+    };
+    let last = 'feed: loop {
         let messages = tokio::select! {
             received = rx.recv() => match received {
-                Ok(batch) => feed_rows(&batch, &symbols)
+                Ok(batch) => batch.messages(&symbols, r#"{"event":"records","records":"#, "}").await
                     .into_iter()
-                    .map(|rows| Message::Text(format!(r#"{{"event":"records","records":{rows}}}"#).into()))
+                    .map(|text| Message::Text(text.into()))
                     .collect(),
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     vec![Message::Text(format!(r#"{{"event":"lagged","batches":{n}}}"#).into())]
                 }
-                Err(broadcast::error::RecvError::Closed) => break,
+                Err(broadcast::error::RecvError::Closed) => break closing(close_code::AWAY, "the server is shutting down"),
             },
             from_client = socket.recv() => match from_client {
-                // Closed by the client (axum answers its close frame), or
-                // the connection broke.
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(_)) => continue,
+                // Closed by the client: its close frame is answered (the
+                // reply is queued by the protocol library; flushed below).
+                Some(Ok(Message::Close(_))) => {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), futures_util::SinkExt::flush(&mut socket)).await;
+                    return;
+                }
+                // The connection broke.
+                None => return,
+                // A protocol violation, or a message over the limit.
+                Some(Err(e)) => {
+                    let too_big = matches!(
+                        e.into_inner().downcast_ref::<tungstenite::Error>(),
+                        Some(tungstenite::Error::Capacity(_))
+                    );
+                    break if too_big {
+                        closing(close_code::SIZE, "messages to the server are at most 4 KiB")
+                    } else {
+                        closing(close_code::PROTOCOL, "protocol error")
+                    };
+                }
+                Some(Ok(_)) => {
+                    let now = tokio::time::Instant::now();
+                    tokens = (tokens + now.duration_since(refilled).as_secs_f64() * WS_CLIENT_PER_SECOND).min(WS_CLIENT_BURST) - 1.0;
+                    refilled = now;
+                    if tokens < 0.0 {
+                        break closing(close_code::POLICY, "too many messages from the client");
+                    }
+                    continue;
+                }
             },
             _ = ping.tick() => vec![Message::Ping(Bytes::new())],
-            _ = stop.wait() => break,
+            _ = stop.wait() => break closing(close_code::AWAY, "the server is shutting down"),
         };
         for message in messages {
             // A client that stopped reading blocks the send; shutdown
             // still ends the feed.
             tokio::select! {
                 sent = socket.send(message) => if sent.is_err() { return },
-                _ = stop.wait() => break 'feed,
+                _ = stop.wait() => break 'feed closing(close_code::AWAY, "the server is shutting down"),
             }
         }
-    }
-    let close = Message::Close(Some(CloseFrame {
-        code: close_code::AWAY,
-        reason: "the server is shutting down".into(),
-    }));
-    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(close)).await;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), socket.send(last)).await;
 }
 
 // ---- jobs and quality ----
