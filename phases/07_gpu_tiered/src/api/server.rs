@@ -5,7 +5,8 @@
 //! The engine is synchronous (an acknowledged write has been fsynced), so
 //! handlers run it on tokio's blocking pool. Bad input answers 400 with a
 //! JSON body `{"error": …, "field": …}`; an oversized body 413; an unknown
-//! job or route 404; a request that runs past the timeout 408; an ingest
+//! job or route 404; a method an endpoint does not take 405 (JSON too, with
+//! `Allow`); a request that runs past the timeout 408; an ingest
 //! that finds no free slot in time 503 with `Retry-After`; a handler that
 //! panics 500 (and the server goes on). No SQL is built from request data:
 //! the catalog binds every value.
@@ -366,6 +367,12 @@ pub fn router_with(engine: Arc<Engine>, limits: &Limits, shutdown: Shutdown) -> 
             ApiError::new(
                 StatusCode::NOT_FOUND,
                 "no such endpoint (see /openapi.json)",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "this endpoint does not take that method (see /openapi.json)",
             )
         })
         // `/ingest` and `POST /jobs` read their bodies themselves.
