@@ -1839,6 +1839,21 @@ fn the_websocket_endpoint_refuses_plain_requests_and_bad_symbols_as_json() {
     }
     let stream = get(&mut server.conn(), &format!("/stream?symbols={long}"));
     assert_eq!(stream.status, 400);
+    // HEAD is answered as a GET without the upgrade headers is (400);
+    // another method is a 405 whose Allow names GET and HEAD.
+    for (method, status) in [("HEAD", 400), ("POST", 405)] {
+        let answer = raw(
+            &server.addr,
+            format!("{method} /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n").as_bytes(),
+        );
+        assert_eq!(status_of(&answer), status, "{answer}");
+        if status == 405 {
+            assert!(
+                answer.to_lowercase().contains("\r\nallow: get,head\r\n"),
+                "{answer}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -1853,16 +1868,10 @@ fn websockets_count_as_feeds_and_keep_their_connection_slot() {
     let sockets: Vec<_> = (0..7).map(|_| websocket(&server.addr, "")).collect();
     let (status, reader) = open_feed(&server.addr, "", Duration::from_secs(5));
     assert_eq!(status, 200);
-    let tcp = TcpStream::connect(&server.addr).unwrap();
-    match tungstenite::client(format!("ws://{}/ws", server.addr), tcp) {
-        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(answer))) => {
-            assert_eq!(answer.status(), 503)
-        }
-        other => panic!("a ninth feed: expected 503, got {other:?}"),
-    }
     // The seven sockets still hold their connections' slots although
     // their HTTP connections have ended: eight idle connections fill the
-    // sixteen, and one more is refused at once.
+    // sixteen, and one more is refused at once. (First, so that no
+    // connection is closing meanwhile.)
     let idle: Vec<_> = (0..8)
         .map(|_| TcpStream::connect(&server.addr).unwrap())
         .collect();
@@ -1874,7 +1883,27 @@ fn websockets_count_as_feeds_and_keep_their_connection_slot() {
     extra.read_to_string(&mut answer).unwrap();
     assert_eq!(status_of(&answer), 503, "{answer}");
     assert!(answer.contains("too many connections"), "{answer}");
-    drop((sockets, idle, reader));
+    drop((idle, extra));
+    // Once a connection is free again, a ninth feed is refused as a feed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Conn::open(&server.addr)
+        .and_then(|mut c| c.request("GET", "/health", &[], b""))
+        .map_or(true, |r| r.status != 200)
+    {
+        assert!(Instant::now() < deadline, "no connection came free");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let tcp = TcpStream::connect(&server.addr).unwrap();
+    match tungstenite::client(format!("ws://{}/ws", server.addr), tcp) {
+        Err(tungstenite::HandshakeError::Failure(tungstenite::Error::Http(answer))) => {
+            assert_eq!(answer.status(), 503);
+            let body =
+                String::from_utf8_lossy(answer.body().as_deref().unwrap_or_default()).into_owned();
+            assert!(body.contains("live feeds are open"), "{body}");
+        }
+        other => panic!("a ninth feed: expected 503, got {other:?}"),
+    }
+    drop((sockets, reader));
 }
 
 #[test]

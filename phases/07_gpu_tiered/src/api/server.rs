@@ -343,7 +343,11 @@ pub fn router_with(engine: Arc<Engine>, limits: &Limits, shutdown: Shutdown) -> 
         .route("/query", post(query))
         .route("/timeseries/{symbol}", get(timeseries))
         .route("/stream", get(stream))
-        .route("/ws", get(websocket))
+        // GET alone: `get` would route HEAD too, which cannot upgrade.
+        .route(
+            "/ws",
+            axum::routing::on(axum::routing::MethodFilter::GET, websocket),
+        )
         .route("/jobs", get(list_jobs))
         .route("/jobs/{id}", get(get_job))
         .route("/quality/{symbol}", get(quality))
@@ -1302,8 +1306,9 @@ const WS_CLIENT_PER_SECOND: f64 = 4.0;
 /// [`WS_MAX_CLIENT_MESSAGE`] bytes, or more than [`WS_CLIENT_BURST`] at
 /// once and [`WS_CLIENT_PER_SECOND`] a second after, ends the socket with
 /// 1009 or 1008. A GET that is not a WebSocket upgrade is answered with
-/// the error axum names (400, 426) as JSON.
+/// the error axum names (400, 426) as JSON, and so is HEAD (400).
 async fn websocket(
+    method: axum::http::Method,
     State(s): State<AppState>,
     axum::extract::Query(params): axum::extract::Query<Vec<(String, String)>>,
     slot: Option<axum::Extension<ConnectionSlot>>,
@@ -1312,7 +1317,18 @@ async fn websocket(
         axum::extract::ws::rejection::WebSocketUpgradeRejection,
     >,
 ) -> ApiResult<Response> {
-    let upgrade = upgrade.map_err(|e| ApiError::new(e.status(), e.body_text()))?;
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        // HEAD reaches a GET route (axum's `Allow` names both): answered
+        // as a GET without the upgrade headers is, never upgraded.
+        Err(_) if method == axum::http::Method::HEAD => {
+            return Err(ApiError::bad(
+                None,
+                "HEAD cannot open a WebSocket: send GET with the upgrade headers",
+            ));
+        }
+        Err(e) => return Err(ApiError::new(e.status(), e.body_text())),
+    };
     let symbols = feed_symbols(&params)?;
     let Some(permit) = feed_permit(&s) else {
         return Ok(feeds_full(&s));
