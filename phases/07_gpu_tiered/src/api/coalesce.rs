@@ -43,9 +43,10 @@ pub struct CoalesceStats {
 /// See the module's documentation. `K` names a computation (equal keys
 /// give equal answers when computed at the same moment); `V` is its answer.
 pub struct Coalescer<K, V> {
-    waiting: Mutex<HashMap<K, Waiting<V>>>,
+    /// The answer channel of each computation still waiting for a slot
+    /// (at most one per key: only its own task withdraws it).
+    waiting: Mutex<HashMap<K, watch::Receiver<Option<V>>>>,
     running: Arc<Semaphore>,
-    next_id: AtomicU64,
     computed: AtomicU64,
     joined: AtomicU64,
     waiting_now: AtomicU64,
@@ -68,11 +69,6 @@ impl Drop for Counted<'_> {
     }
 }
 
-struct Waiting<V> {
-    id: u64,
-    answer: watch::Receiver<Option<V>>,
-}
-
 impl<K, V> Coalescer<K, V>
 where
     K: Hash + Eq + Clone + Send + 'static,
@@ -83,7 +79,6 @@ where
         Coalescer {
             waiting: Mutex::new(HashMap::new()),
             running: Arc::new(Semaphore::new(concurrency.max(1))),
-            next_id: AtomicU64::new(0),
             computed: AtomicU64::new(0),
             joined: AtomicU64::new(0),
             waiting_now: AtomicU64::new(0),
@@ -115,23 +110,16 @@ where
         let (mut answer, lead) = {
             let mut table = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
             match table.get(&key) {
-                Some(w) => (w.answer.clone(), None),
+                Some(answer) => (answer.clone(), None),
                 None => {
                     let (tx, rx) = watch::channel(None);
-                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                    table.insert(
-                        key.clone(),
-                        Waiting {
-                            id,
-                            answer: rx.clone(),
-                        },
-                    );
-                    (rx, Some((tx, id)))
+                    table.insert(key.clone(), rx.clone());
+                    (rx, Some(tx))
                 }
             }
         };
         let queued = lead.is_some();
-        if let Some((tx, id)) = lead {
+        if let Some(tx) = lead {
             let mut acquire = Box::pin(self.running.clone().acquire_owned());
             // Polled once here, so that the computation takes its place in
             // the queue for a slot in this request's turn.
@@ -149,12 +137,10 @@ where
                 // Withdrawn before the computation starts: later requests
                 // queue their own, and see every write acknowledged before
                 // them.
-                {
-                    let mut table = this.waiting.lock().unwrap_or_else(|p| p.into_inner());
-                    if table.get(&key).is_some_and(|w| w.id == id) {
-                        table.remove(&key);
-                    }
-                }
+                this.waiting
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key);
                 if tx.receiver_count() == 0 {
                     this.abandoned.fetch_add(1, Ordering::Relaxed);
                     return;

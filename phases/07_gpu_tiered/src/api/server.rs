@@ -1132,7 +1132,7 @@ const FEED_BATCHES: usize = 16;
 /// the first feed that needs it and on the blocking pool, and shared by
 /// every feed; each feed only picks its symbols' rows and joins their
 /// text.
-pub struct FeedBatch {
+struct FeedBatch {
     batch: RecordBatch,
     rendered: tokio::sync::OnceCell<Arc<Rendered>>,
 }
