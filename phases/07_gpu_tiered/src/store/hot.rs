@@ -72,7 +72,7 @@ impl HotBatch {
     /// `None` when nothing matches.
     pub fn matching(&self, preds: &[Pred]) -> Result<Option<RecordBatch>> {
         if preds.is_empty() {
-            return Ok(Some(self.batch.clone()));
+            return Ok((self.batch.num_rows() > 0).then(|| self.batch.clone()));
         }
         let ix = self.index();
         let in_time = preds
