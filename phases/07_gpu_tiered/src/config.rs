@@ -89,6 +89,9 @@ pub struct WarmConfig {
     pub device: String,
 }
 
+/// Most bars the catalog may keep per (symbol, timeframe).
+pub const MAX_BARS_KEPT: usize = 100_000;
+
 /// The cold tier (Parquet files).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -99,6 +102,9 @@ pub struct ColdConfig {
     pub row_group_rows: usize,
     /// Rows per data page (the unit the page index prunes).
     pub page_rows: usize,
+    /// Materialised bars the catalog keeps per (symbol, timeframe), newest
+    /// first, for `bars` lookups; 0 keeps none (lookups read the raw rows).
+    pub bars_kept: usize,
 }
 
 impl ColdConfig {
@@ -254,6 +260,7 @@ impl Default for ColdConfig {
             compression: "zstd".into(),
             row_group_rows: 131_072,
             page_rows: 8192,
+            bars_kept: 1000,
         }
     }
 }
@@ -300,6 +307,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "SSIG_COLD_COMPRESSION",
         "cold_tier.compression (zstd | snappy | lz4 | none)",
     ),
+    ("SSIG_BARS_KEPT", "cold_tier.bars_kept"),
     ("SSIG_QUERY_BATCH_SIZE", "query.output_batch_size"),
     ("SSIG_ANSWER_CACHE_MB", "query.answer_cache_mb"),
     ("SSIG_MAX_BODY_MB", "server.max_body_mb"),
@@ -356,6 +364,7 @@ impl Config {
                 "SSIG_WARM_MAX_MEMORY_MB" => self.warm_tier.max_memory_mb = parse(key, &value)?,
                 "SSIG_DEVICE" => self.warm_tier.device = value,
                 "SSIG_COLD_COMPRESSION" => self.cold_tier.compression = value,
+                "SSIG_BARS_KEPT" => self.cold_tier.bars_kept = parse(key, &value)?,
                 "SSIG_QUERY_BATCH_SIZE" => self.query.output_batch_size = parse(key, &value)?,
                 "SSIG_ANSWER_CACHE_MB" => self.query.answer_cache_mb = parse(key, &value)?,
                 "SSIG_MAX_BODY_MB" => self.server.max_body_mb = parse(key, &value)?,
@@ -438,6 +447,12 @@ impl Config {
         self.cold_tier.parquet_compression()?;
         if self.cold_tier.row_group_rows == 0 || self.cold_tier.page_rows == 0 {
             return bad("cold_tier.row_group_rows and page_rows must be at least 1".into());
+        }
+        if self.cold_tier.bars_kept > MAX_BARS_KEPT {
+            return bad(format!(
+                "cold_tier.bars_kept must be at most {MAX_BARS_KEPT}, got {}",
+                self.cold_tier.bars_kept
+            ));
         }
         if self.query.output_batch_size == 0 {
             return bad("query.output_batch_size must be at least 1".into());

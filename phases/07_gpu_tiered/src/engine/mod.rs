@@ -66,6 +66,7 @@ use crate::store::cache::RangeCache;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::schema::{self, Mode};
+use crate::store::bars::BarsBuilder;
 use crate::store::catalog::Catalog;
 use crate::store::cold::{self, ColdFile};
 use crate::store::hot::HotBatch;
@@ -308,6 +309,11 @@ impl Engine {
     /// What opening the store deleted (proven leftovers) and quarantined.
     pub fn opened(&self) -> &OpenReport {
         &self.opened
+    }
+
+    /// Returns once no migration is running (one that was is finished).
+    pub(crate) fn wait_for_migration(&self) {
+        drop(lock(&self.migrating));
     }
 
     pub(crate) fn read(&self) -> RwLockReadGuard<'_, State> {
@@ -640,6 +646,8 @@ impl Engine {
             )
         };
         let only: Vec<RecordBatch> = batches.into_iter().map(|(_, b)| b).collect();
+        let keep = self.config.cold_tier.bars_kept;
+        let mut bars = (keep > 0).then(|| BarsBuilder::new(keep));
         // On failure it deletes what it wrote: the next try starts clean.
         let files = cold::write_migration(
             &self.config.cold_dir(),
@@ -648,17 +656,23 @@ impl Engine {
             &only,
             (lsn_lo, through),
             self.store_id.as_deref(),
+            &mut |day| match bars.as_mut() {
+                Some(b) => b.add(day),
+                None => Ok(()),
+            },
         )?;
+        let bars = bars.map(BarsBuilder::finish);
         crash_point("after-parquet");
         let keys = self.keys.in_range(lsn_lo, through);
         let committed = {
             let mut catalog = lock(&self.catalog);
-            match catalog.commit_migration_with_keys(
+            match catalog.commit_migration_with_bars(
                 &files,
                 lsn_lo,
                 through,
                 &keys,
                 Some(self.keys.retention()),
+                bars.as_ref().map(|b| (b, keep)),
             ) {
                 Ok(()) => Ok(()),
                 // A commit that reports an error may still have committed
@@ -740,7 +754,8 @@ impl Engine {
             return Ok(Vec::new());
         }
         let cutoff = cold::partition_of_day(cutoff_day);
-        let doomed = lock(&self.catalog).drop_partitions_before(&cutoff)?;
+        let doomed =
+            lock(&self.catalog).drop_partitions_before(&cutoff, cutoff_day * cold::DAY_NS)?;
         {
             let mut state = self.write();
             let keep: Vec<ColdFile> = state

@@ -112,7 +112,7 @@ impl Engine {
             )?;
             (opened, Some(wal))
         };
-        let engine = build(
+        let mut engine = build(
             config,
             state,
             wal,
@@ -125,6 +125,15 @@ impl Engine {
         if read_only {
             return Ok(engine);
         }
+        // Bars are derived from the cold tier: one that cannot be rebuilt
+        // (a cold file unreadable) leaves lookups to the raw rows, and the
+        // store opens.
+        engine.opened.bars = match engine.rebuild_bars_if_stale() {
+            Ok(note) => note,
+            Err(e) => Some(format!(
+                "the catalog's bars could not be rebuilt ({e}); bar lookups read the raw rows"
+            )),
+        };
         // Every record is readable now; a migration that fails here is
         // recorded and tried again later, like one after an ingest.
         let _ = engine.maybe_migrate();

@@ -125,6 +125,9 @@ pub struct OpenReport {
     /// Opened read-only: what a read-write open would have done, and did
     /// not.
     pub not_done: Vec<String>,
+    /// The catalog's bars rebuilt from the cold files (or why they could
+    /// not be: lookups then read the raw rows).
+    pub bars: Option<String>,
 }
 
 /// Takes the store's lock: an OS lock (`flock`) on the store directory
@@ -1645,6 +1648,9 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
                     &batches,
                     (lo, hi),
                     Some(&store_id),
+                    // Bars are rebuilt from the cold files when the store
+                    // opens after repair.
+                    &mut |_| Ok(()),
                 )?;
                 migrations.push(Migration {
                     lsn_lo: lo,

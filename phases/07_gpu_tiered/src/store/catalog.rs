@@ -20,15 +20,29 @@
 //! the WAL for the cold tier (written in the migration's transaction, see
 //! [`crate::store::idempotency`]), within the configured retention.
 //!
-//! `meta.catalog_version` is 2. A catalog from before (no version) that
+//! `bar_pages` keeps materialised OHLCV bars ([`crate::store::bars`]): the
+//! newest buckets per (symbol, timeframe), each with its exact partial, in
+//! pages of one span (an hour of 1-minute bars, a day of 1-hour bars; a
+//! page is one row, so a migration writes tens of rows, not thousands),
+//! each page a zstd frame with a CRC-32C, updated in the migration's own transaction. `bar_windows`
+//! says from which bucket a (symbol, timeframe) window is complete once
+//! older ones were dropped, and `meta.bars_watermark_lsn` which cold
+//! watermark the bars describe; when it is not the catalog's watermark (a
+//! repaired catalog, a store from before bars), the engine rebuilds them
+//! from the cold files when it opens.
+//!
+//! `meta.catalog_version` is 3. A catalog from before (no version) that
 //! holds no file and no watermark is upgraded in place when opened; one
 //! that does is refused, and `07_gpu_tiered repair` rebuilds it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::agg::Partial;
 use crate::error::{Error, Result};
+use crate::store::bars::{BarsUpdate, Timeframe};
 use crate::store::cold::ColdFile;
 
 const SCHEMA: &str = "
@@ -106,6 +120,21 @@ CREATE TABLE IF NOT EXISTS retained_files (
     crc32c     INTEGER NOT NULL,
     deleted_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS bar_pages (
+    symbol    TEXT    NOT NULL,
+    timeframe INTEGER NOT NULL,  -- seconds
+    page      INTEGER NOT NULL,  -- start of the page's span, ns since the epoch (UTC)
+    bars      INTEGER NOT NULL,  -- bars in it
+    state     BLOB    NOT NULL,  -- each bar: bucket (i64 LE), length (u16 LE), exact partial
+    crc       INTEGER NOT NULL,  -- CRC-32C of symbol, timeframe, page, state
+    PRIMARY KEY (symbol, timeframe, page)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS bar_windows (
+    symbol        TEXT    NOT NULL,
+    timeframe     INTEGER NOT NULL,
+    complete_from INTEGER NOT NULL,  -- bars from this bucket on hold every cold row
+    PRIMARY KEY (symbol, timeframe)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS retention_log (
     id         INTEGER PRIMARY KEY,
     partition  TEXT    NOT NULL,
@@ -718,15 +747,32 @@ impl Catalog {
         keys: &[StoredKey],
         retention: Option<KeyRetention>,
     ) -> Result<()> {
+        self.commit_migration_with_bars(files, lsn_lo, lsn_hi, keys, retention, None)
+    }
+
+    /// [`Catalog::commit_migration_with_keys`], and in the same transaction
+    /// the migration's bars (`(update, keep)`): merged into the kept ones
+    /// when those describe the watermark before this migration (else left
+    /// stale for the engine to rebuild).
+    pub fn commit_migration_with_bars(
+        &mut self,
+        files: &[ColdFile],
+        lsn_lo: u64,
+        lsn_hi: u64,
+        keys: &[StoredKey],
+        retention: Option<KeyRetention>,
+        bars: Option<(&BarsUpdate, usize)>,
+    ) -> Result<()> {
         let path = self.path.clone();
         let err = |e| Error::catalog(&path, e);
         let watermark = self.watermark()?;
+        let bars_current = self.bars_watermark()? == Some(watermark);
         if lsn_lo != watermark + 1 || lsn_hi < lsn_lo {
             return Err(Error::InvalidArgument(format!(
                 "a migration of LSNs {lsn_lo}..={lsn_hi} does not follow the watermark {watermark}"
             )));
         }
-        let tx = self.conn.transaction().map_err(err)?;
+        let mut tx = self.conn.transaction().map_err(err)?;
         insert_files(&tx, files).map_err(err)?;
         tx.execute(
             "INSERT INTO migrations (lsn_lo, lsn_hi, committed_at) VALUES (?1, ?2, ?3)",
@@ -738,7 +784,129 @@ impl Catalog {
         if let Some(r) = retention {
             prune_keys(&tx, r).map_err(err)?;
         }
+        if let (Some((update, keep)), true) = (bars, bars_current) {
+            // Bars are derived: if the kept ones cannot be merged into (a
+            // damaged row), the migration still commits, and the bars are
+            // marked stale for the engine to rebuild from the cold files.
+            let sp = tx.savepoint().map_err(&err)?;
+            match apply_bars(&sp, update, keep) {
+                Ok(()) => {
+                    upsert_meta(&sp, BARS_WATERMARK, &lsn_hi.to_string()).map_err(&err)?;
+                    sp.commit().map_err(&err)?;
+                }
+                Err(_) => {
+                    drop(sp);
+                    tx.execute("DELETE FROM meta WHERE key = ?1", [BARS_WATERMARK])
+                        .map_err(&err)?;
+                }
+            }
+        }
         tx.commit().map_err(err)
+    }
+
+    // ---- bars ----
+
+    /// The cold watermark the kept bars describe (`None`: never built).
+    pub fn bars_watermark(&self) -> Result<Option<u64>> {
+        match self.meta(BARS_WATERMARK)? {
+            None => Ok(None),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                Error::Inconsistent(format!(
+                    "{BARS_WATERMARK} {v:?} in the catalog is not a number"
+                ))
+            }),
+        }
+    }
+
+    /// Replaces every kept bar with `update` (built from the whole cold
+    /// tier), marked as describing `watermark`; refused if the catalog's
+    /// watermark moved on meanwhile.
+    pub fn replace_bars(&mut self, update: &BarsUpdate, keep: usize, watermark: u64) -> Result<()> {
+        let path = self.path.clone();
+        let err = |e| Error::catalog(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        let now: Option<String> = tx
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'cold_watermark_lsn'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        if now.unwrap_or_else(|| "0".into()) != watermark.to_string() {
+            return Err(Error::Inconsistent(
+                "the cold tier changed while its bars were rebuilt".into(),
+            ));
+        }
+        tx.execute_batch("DELETE FROM bar_pages; DELETE FROM bar_windows;")
+            .map_err(err)?;
+        apply_bars(&tx, update, keep).map_err(err)?;
+        upsert_meta(&tx, BARS_WATERMARK, &watermark.to_string()).map_err(err)?;
+        tx.commit().map_err(err)
+    }
+
+    /// The newest `limit` kept bars of (`symbol`, `tf`), newest first, with
+    /// the window's state, read in one transaction.
+    pub fn latest_bars(&mut self, symbol: &str, tf: Timeframe, limit: usize) -> Result<KeptBars> {
+        let path = self.path.clone();
+        let err = |e| Error::catalog(&path, e);
+        let tx = self.conn.transaction().map_err(err)?;
+        let meta = |k: &str| -> rusqlite::Result<Option<String>> {
+            tx.query_row("SELECT value FROM meta WHERE key = ?1", [k], |r| r.get(0))
+                .optional()
+        };
+        let num = |v: Option<String>| v.and_then(|v| v.parse::<u64>().ok());
+        let watermark = num(meta("cold_watermark_lsn").map_err(err)?).unwrap_or(0);
+        let bars_watermark = num(meta(BARS_WATERMARK).map_err(err)?);
+        let complete_from = tx
+            .query_row(
+                "SELECT complete_from FROM bar_windows WHERE symbol = ?1 AND timeframe = ?2",
+                params![symbol, tf.seconds],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(err)?;
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT page, state, crc FROM bar_pages WHERE symbol = ?1 AND timeframe = ?2
+                 ORDER BY page DESC",
+            )
+            .map_err(err)?;
+        let mut pages = stmt.query(params![symbol, tf.seconds]).map_err(err)?;
+        let mut rows = Vec::new();
+        while rows.len() < limit {
+            let Some(r) = pages.next().map_err(err)? else {
+                break;
+            };
+            let (page, state, crc): (i64, Vec<u8>, i64) = (
+                r.get(0).map_err(err)?,
+                r.get(1).map_err(err)?,
+                r.get(2).map_err(err)?,
+            );
+            let mut bars = read_page(symbol, tf, page, &state, crc).map_err(|e| match e {
+                Error::Corrupt {
+                    what,
+                    offset,
+                    reason,
+                } => Error::Corrupt {
+                    what: format!("{what} ({})", path.display()),
+                    offset,
+                    reason,
+                },
+                e => e,
+            })?;
+            rows.extend(std::mem::take(&mut bars).into_iter().rev());
+        }
+        rows.truncate(limit);
+        drop(pages);
+        drop(stmt);
+        tx.finish().map_err(err)?;
+        Ok(KeptBars {
+            rows,
+            complete_from,
+            watermark,
+            bars_watermark,
+        })
     }
 
     /// The idempotency keys kept here that `retention` still keeps, oldest
@@ -879,7 +1047,14 @@ impl Catalog {
     /// Removes the rows of every file in partitions strictly before
     /// `partition` (a `year=/month=/day=` string, which sorts by date); returns
     /// the removed files. The caller deletes them from disk after this commits.
-    pub fn drop_partitions_before(&mut self, partition: &str) -> Result<Vec<ColdFile>> {
+    /// Bars of buckets before `bars_before` (ns) go in the same transaction,
+    /// and a window complete from before it is complete from the start
+    /// (what the cold tier holds of its key is all in the window).
+    pub fn drop_partitions_before(
+        &mut self,
+        partition: &str,
+        bars_before: i64,
+    ) -> Result<Vec<ColdFile>> {
         let doomed: Vec<ColdFile> = self
             .files()?
             .into_iter()
@@ -924,6 +1099,14 @@ impl Catalog {
             )
             .map_err(err)?;
         }
+        // Pages never straddle a day, and retention cuts at a day.
+        tx.execute("DELETE FROM bar_pages WHERE page < ?1", [bars_before])
+            .map_err(err)?;
+        tx.execute(
+            "DELETE FROM bar_windows WHERE complete_from <= ?1",
+            [bars_before],
+        )
+        .map_err(err)?;
         tx.commit().map_err(err)?;
         Ok(doomed)
     }
@@ -1194,6 +1377,213 @@ fn insert_files(conn: &rusqlite::Connection, files: &[ColdFile]) -> rusqlite::Re
     Ok(())
 }
 
+/// The meta key of the watermark the kept bars describe.
+const BARS_WATERMARK: &str = "bars_watermark_lsn";
+
+/// What the catalog keeps of one (symbol, timeframe)'s bars.
+#[derive(Debug)]
+pub struct KeptBars {
+    /// (bucket start ns, partial), newest first.
+    pub rows: Vec<(i64, Partial)>,
+    /// Set once older buckets were dropped: the window holds every cold row
+    /// of buckets from here on, and nothing older.
+    pub complete_from: Option<i64>,
+    /// The catalog's cold watermark, and the one the bars describe.
+    pub watermark: u64,
+    pub bars_watermark: Option<u64>,
+}
+
+/// CRC-32C of a kept page's key and state.
+fn page_crc(symbol: &str, tf: Timeframe, page: i64, state: &[u8]) -> u32 {
+    let mut c = crc32c::crc32c(symbol.as_bytes());
+    c = crc32c::crc32c_append(c, &[0]);
+    c = crc32c::crc32c_append(c, &tf.seconds.to_le_bytes());
+    c = crc32c::crc32c_append(c, &page.to_le_bytes());
+    crc32c::crc32c_append(c, state)
+}
+
+/// The bars of a kept page, oldest first, after checking its CRC and that
+/// every bar belongs to the page.
+fn read_page(
+    symbol: &str,
+    tf: Timeframe,
+    page: i64,
+    state: &[u8],
+    crc: i64,
+) -> Result<Vec<(i64, Partial)>> {
+    let what = format!(
+        "the catalog's page of {} bars of {symbol} at {page}",
+        tf.name()
+    );
+    if page_crc(symbol, tf, page, state) as i64 != crc {
+        return Err(Error::corrupt(what, 0, "its CRC-32C does not match"));
+    }
+    // Every bar's stored form is under 720 bytes with its header.
+    let most = tf.page_bars() * 720;
+    let state = zstd::bulk::decompress(state, most).map_err(|e| {
+        Error::corrupt(&what, 0, format!("its zstd frame does not decompress: {e}"))
+    })?;
+    let mut out = Vec::new();
+    let mut at = 0usize;
+    while at < state.len() {
+        let Some(head) = state.get(at..at + 10) else {
+            return Err(Error::corrupt(
+                what,
+                at as u64,
+                "a bar's header is cut short",
+            ));
+        };
+        let bucket = i64::from_le_bytes(head[..8].try_into().unwrap_or_default());
+        let len = u16::from_le_bytes([head[8], head[9]]) as usize;
+        if tf.page(bucket) != page || tf.bucket(bucket) != bucket {
+            return Err(Error::corrupt(
+                what,
+                at as u64,
+                format!("bucket {bucket} is not one of the page's"),
+            ));
+        }
+        let Some(body) = state.get(at + 10..at + 10 + len) else {
+            return Err(Error::corrupt(
+                what,
+                at as u64,
+                "a bar's state is cut short",
+            ));
+        };
+        out.push((bucket, Partial::decode(body, &what)?));
+        at += 10 + len;
+    }
+    Ok(out)
+}
+
+/// A page's stored form: its bars in bucket order, one zstd frame (level
+/// 1: neighbouring bars share most of their bytes, about 2x smaller).
+fn write_page<'a>(
+    zstd: &mut zstd::bulk::Compressor<'_>,
+    bars: impl Iterator<Item = (i64, &'a Partial)>,
+) -> rusqlite::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(64 * 150);
+    for (bucket, p) in bars {
+        let body = p.encode();
+        out.extend_from_slice(&bucket.to_le_bytes());
+        // A partial's stored form is under 700 bytes (68 digits at most).
+        out.extend_from_slice(&(body.len() as u16).to_le_bytes());
+        out.extend_from_slice(&body);
+    }
+    zstd.compress(&out)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+}
+
+fn to_sql_error(e: Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+}
+
+fn to_sql_error_io(e: std::io::Error) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(e))
+}
+
+/// Merges `update` into the kept bars, page by page, keeping the newest
+/// pages that hold at least `keep` bars per key and raising each key's
+/// `complete_from` past what it drops (always to a page's start).
+fn apply_bars(tx: &rusqlite::Connection, update: &BarsUpdate, keep: usize) -> rusqlite::Result<()> {
+    let mut window = tx.prepare_cached(
+        "SELECT complete_from FROM bar_windows WHERE symbol = ?1 AND timeframe = ?2",
+    )?;
+    let mut get = tx.prepare_cached(
+        "SELECT state, crc FROM bar_pages WHERE symbol = ?1 AND timeframe = ?2 AND page = ?3",
+    )?;
+    let mut newest_page =
+        tx.prepare_cached("SELECT max(page) FROM bar_pages WHERE symbol = ?1 AND timeframe = ?2")?;
+    let mut put = tx.prepare_cached(
+        "INSERT OR REPLACE INTO bar_pages (symbol, timeframe, page, bars, state, crc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
+    let mut counts = tx.prepare_cached(
+        "SELECT page, bars FROM bar_pages WHERE symbol = ?1 AND timeframe = ?2 ORDER BY page DESC",
+    )?;
+    let mut cut = tx.prepare_cached(
+        "DELETE FROM bar_pages WHERE symbol = ?1 AND timeframe = ?2 AND page < ?3",
+    )?;
+    let mut set_window = tx.prepare_cached(
+        "INSERT OR REPLACE INTO bar_windows (symbol, timeframe, complete_from) VALUES (?1, ?2, ?3)",
+    )?;
+    let mut zstd = zstd::bulk::Compressor::new(1).map_err(to_sql_error_io)?;
+    for ((symbol, tf), key) in &update.keys {
+        let sym: &str = symbol;
+        let old: Option<i64> = window
+            .query_row(params![sym, tf.seconds], |r| r.get(0))
+            .optional()?;
+        let mut floor = old.max(key.floor);
+        // Pages after the newest kept one are new: nothing to merge with.
+        let newest: Option<i64> = newest_page.query_row(params![sym, tf.seconds], |r| r.get(0))?;
+        let mut pages: BTreeMap<i64, Vec<(i64, &Partial)>> = BTreeMap::new();
+        for (&bucket, p) in key.buckets.range(floor.unwrap_or(i64::MIN)..) {
+            pages.entry(tf.page(bucket)).or_default().push((bucket, p));
+        }
+        for (page, new) in pages {
+            let before: Option<(Vec<u8>, i64)> = if newest.is_some_and(|n| page <= n) {
+                get.query_row(params![sym, tf.seconds, page], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?
+            } else {
+                None
+            };
+            let (state, bars) = match before {
+                // A new page: its bars are the update's, written as they are.
+                None => (write_page(&mut zstd, new.iter().copied())?, new.len()),
+                Some((state, crc)) => {
+                    // A damaged page is not merged into: the caller marks
+                    // the bars stale (the migration still commits) and the
+                    // next open rebuilds them from the cold files.
+                    let mut bars: BTreeMap<i64, Partial> = read_page(sym, *tf, page, &state, crc)
+                        .map_err(to_sql_error)?
+                        .into_iter()
+                        .collect();
+                    for (bucket, p) in new {
+                        bars.entry(bucket).or_default().merge(p);
+                    }
+                    let state = write_page(&mut zstd, bars.iter().map(|(b, p)| (*b, p)))?;
+                    (state, bars.len())
+                }
+            };
+            put.execute(params![
+                sym,
+                tf.seconds,
+                page,
+                bars as i64,
+                state,
+                page_crc(sym, *tf, page, &state) as i64,
+            ])?;
+        }
+        // The newest pages holding `keep` bars stay; older ones go.
+        let mut held = 0usize;
+        let mut oldest_needed = None;
+        let mut older = false;
+        let mut rows = counts.query(params![sym, tf.seconds])?;
+        while let Some(r) = rows.next()? {
+            if oldest_needed.is_some() {
+                older = true;
+                break;
+            }
+            held += r.get::<_, i64>(1)? as usize;
+            if held >= keep {
+                oldest_needed = Some(r.get::<_, i64>(0)?);
+            }
+        }
+        drop(rows);
+        if older {
+            floor = floor.max(oldest_needed);
+        }
+        if let Some(f) = floor {
+            cut.execute(params![sym, tf.seconds, f])?;
+            if old != Some(f) {
+                set_window.execute(params![sym, tf.seconds, f])?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Sets `key` to `value` in the meta table, inside whatever transaction
 /// `conn` is (a `Transaction` derefs to its connection).
 fn upsert_meta(conn: &rusqlite::Connection, key: &str, value: &str) -> rusqlite::Result<()> {
@@ -1240,10 +1630,59 @@ mod tests {
         // A migration must follow the watermark.
         assert!(c.commit_migration(&[], 5, 6).is_err());
         let gone = c
-            .drop_partitions_before("year=2024/month=01/day=02")
+            .drop_partitions_before("year=2024/month=01/day=02", 0)
             .unwrap();
         assert_eq!(gone, vec![f]);
         assert!(c.files().unwrap().is_empty());
+    }
+
+    /// Small migrations, each adding a few buckets: the catalog keeps whole
+    /// pages holding at least `keep` bars, drops older pages, and says from
+    /// where its window is complete; bars merge across migrations.
+    #[test]
+    fn kept_bars_stay_bounded_and_merge_across_migrations() {
+        use crate::store::bars::{BarsUpdate, KeyUpdate, TIMEFRAMES};
+        let dir = tempfile::tempdir().unwrap();
+        let mut c = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
+        c.set_meta("bars_watermark_lsn", "0").unwrap();
+        let tf = TIMEFRAMES[0];
+        let keep = 7;
+        let mut all: BTreeMap<i64, Partial> = BTreeMap::new();
+        for m in 0..30u64 {
+            let mut key = KeyUpdate::default();
+            for i in 0..10 {
+                // Each migration's buckets overlap the one before's.
+                let bucket = (m as i64 * 8 + i) * tf.nanos();
+                let mut p = Partial::default();
+                p.add(bucket + i, m as f64 + 0.5, 1.0 + i as f64);
+                all.entry(bucket).or_default().merge(&p);
+                key.buckets.insert(bucket, Box::new(p));
+            }
+            let mut update = BarsUpdate::default();
+            update.keys.insert((std::sync::Arc::from("A"), tf), key);
+            c.commit_migration_with_bars(&[], m + 1, m + 1, &[], None, Some((&update, keep)))
+                .unwrap();
+            let kept = c.latest_bars("A", tf, 10_000).unwrap();
+            assert_eq!(kept.bars_watermark, Some(m + 1));
+            assert!(
+                kept.rows.len() < keep + tf.page_bars(),
+                "{}",
+                kept.rows.len()
+            );
+            if let Some(f) = kept.complete_from {
+                assert_eq!(tf.page(f), f);
+                assert!(kept.rows.len() >= keep);
+                assert!(kept.rows.iter().all(|(b, _)| *b >= f));
+            }
+            let want: Vec<(i64, Partial)> = all
+                .iter()
+                .rev()
+                .take(kept.rows.len())
+                .map(|(b, p)| (*b, p.clone()))
+                .collect();
+            assert_eq!(kept.rows, want);
+        }
+        assert!(c.latest_bars("A", tf, 1).unwrap().complete_from.is_some());
     }
 
     #[test]

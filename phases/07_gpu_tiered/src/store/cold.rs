@@ -372,6 +372,8 @@ fn writer_props(cfg: &ColdConfig) -> Result<WriterProperties> {
 /// already renamed into their partitions: no catalog lists them, and the
 /// WAL still holds their records), so that a retry, which may cover
 /// another range, leaves no file behind that the catalog does not list.
+/// `each_day` sees each day's rows, sorted by symbol then time, before
+/// they are written (the migration builds its bars from them).
 pub fn write_migration(
     cold_dir: &Path,
     cfg: &ColdConfig,
@@ -379,6 +381,7 @@ pub fn write_migration(
     batches: &[RecordBatch],
     (lsn_lo, lsn_hi): (u64, u64),
     store_id: Option<&str>,
+    each_day: &mut dyn FnMut(&RecordBatch) -> Result<()>,
 ) -> Result<Vec<ColdFile>> {
     let mut written = Vec::new();
     let mut staged = None;
@@ -389,6 +392,7 @@ pub fn write_migration(
         batches,
         (lsn_lo, lsn_hi),
         store_id,
+        each_day,
         &mut written,
         &mut staged,
     );
@@ -422,6 +426,7 @@ fn write_days(
     batches: &[RecordBatch],
     (lsn_lo, lsn_hi): (u64, u64),
     store_id: Option<&str>,
+    each_day: &mut dyn FnMut(&RecordBatch) -> Result<()>,
     files: &mut Vec<ColdFile>,
     staged_now: &mut Option<PathBuf>,
 ) -> Result<()> {
@@ -442,6 +447,7 @@ fn write_days(
         let part = arrow_select::take::take_record_batch(&all, &UInt32Array::from(rows))
             .map_err(|e| Error::arrow("splitting rows by day", e))?;
         let sorted = sort_symbol_time(&part)?;
+        each_day(&sorted)?;
         let partition = partition_of_day(day);
         let name = file_name(lsn_lo, lsn_hi);
         let staged = staging.join(format!("{day}-{name}"));

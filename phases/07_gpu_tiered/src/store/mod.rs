@@ -5,6 +5,7 @@
 //! knows only the ones listed before it here and the vocabulary; the
 //! [`engine`](crate::engine) puts them together.
 
+pub mod bars;
 pub mod cache;
 pub mod catalog;
 pub mod cold;

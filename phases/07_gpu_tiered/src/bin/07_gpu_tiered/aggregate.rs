@@ -2,11 +2,12 @@
 
 use std::io::Write;
 
-use tiered::agg::{Buckets, MAX_BUCKETS};
+use tiered::agg::{Bar, Buckets, MAX_BUCKETS};
 use tiered::engine::Engine;
 use tiered::error::{Error, Result};
 use tiered::filter::Filter;
 use tiered::output;
+use tiered::store::bars::Timeframe;
 
 use crate::common::write_out;
 use crate::common::{time_arg, Format};
@@ -70,14 +71,100 @@ pub fn run(engine: &Engine, a: &AggArgs) -> Result<()> {
     let (bars, s) = engine.aggregate(&filters, &buckets)?;
     if a.repeat > 0 {
         times.push(s.total_ms);
-        times.sort_by(f64::total_cmp);
-        eprintln!(
-            "timing: median {:.2} ms, best {:.2} ms over {} runs",
-            times[times.len() / 2],
-            times[0],
-            times.len()
-        );
+        print_timing(&mut times);
     }
+    if !a.stats {
+        write_bars(&bars, a.format)?;
+    }
+    eprintln!(
+        "{} groups from {} hot + {} warm + {} cold rows; hot {:.2} ms, warm {:.2} ms on {}, cold {:.2} ms ({} of {} files read); {:.2} ms in all",
+        s.groups,
+        s.hot_rows,
+        s.warm_rows,
+        s.cold_rows,
+        s.hot_ms,
+        s.warm_ms,
+        s.warm_device,
+        s.cold_ms,
+        s.cold.files_total - s.cold.files_pruned,
+        s.cold.files_total,
+        s.total_ms
+    );
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BarsArgs {
+    /// The symbol.
+    #[arg(long)]
+    pub symbol: String,
+    /// 1m, 5m, 1h or 1d.
+    #[arg(long, default_value = "1h")]
+    pub timeframe: String,
+    /// How many bars, newest last.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// Compute them from the raw rows of every tier instead of the
+    /// catalog's bars (the reference they must equal).
+    #[arg(long)]
+    pub from_raw: bool,
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Run the lookup this many times more first, then print the median
+    /// and best time of all runs.
+    #[arg(long, default_value_t = 0)]
+    pub repeat: usize,
+}
+
+pub fn latest(engine: &Engine, a: &BarsArgs) -> Result<()> {
+    let tf = Timeframe::parse(&a.timeframe)?;
+    let run = || {
+        if a.from_raw {
+            engine.latest_bars_from_raw(&a.symbol, tf, a.limit)
+        } else {
+            engine.latest_bars(&a.symbol, tf, a.limit)
+        }
+    };
+    let mut times = Vec::with_capacity(a.repeat + 1);
+    for _ in 0..a.repeat {
+        times.push(run()?.1.total_ms);
+    }
+    let (bars, s) = run()?;
+    if a.repeat > 0 {
+        times.push(s.total_ms);
+        print_timing(&mut times);
+    }
+    write_bars(&bars, a.format)?;
+    match (&s.why_raw, s.source) {
+        (Some(why), _) => eprintln!(
+            "{} bars from the raw rows ({why}): {} cold rows from {} files, {} memory rows; {:.2} ms",
+            bars.len(),
+            s.cold_rows,
+            s.cold_files_read,
+            s.memory_rows,
+            s.total_ms
+        ),
+        (None, "raw") => eprintln!(
+            "{} bars from the raw rows: {} cold rows from {} files, {} memory rows; {:.2} ms",
+            bars.len(),
+            s.cold_rows,
+            s.cold_files_read,
+            s.memory_rows,
+            s.total_ms
+        ),
+        _ => eprintln!(
+            "{} bars: {} from the catalog merged with {} rows in memory; {:.2} ms",
+            bars.len(),
+            s.catalog_bars,
+            s.memory_rows,
+            s.total_ms
+        ),
+    }
+    Ok(())
+}
+
+/// Writes bars to stdout as a table, CSV or JSON lines.
+pub fn write_bars(bars: &[Bar], format: Format) -> Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let names = [
@@ -104,8 +191,8 @@ pub fn run(engine: &Engine, a: &AggArgs) -> Result<()> {
             (b.price_sum / b.trades as f64).to_string(),
         ]
     });
-    if !a.stats {
-        match a.format {
+    {
+        match format {
             Format::Table => {
                 let mut table = comfy_table::Table::new();
                 table.load_preset(comfy_table::presets::UTF8_BORDERS_ONLY);
@@ -122,7 +209,7 @@ pub fn run(engine: &Engine, a: &AggArgs) -> Result<()> {
                 }
             }
             Format::Json => {
-                for b in &bars {
+                for b in bars {
                     let num = |v: f64| {
                         serde_json::Number::from_f64(v)
                             .map(serde_json::Value::Number)
@@ -150,19 +237,16 @@ pub fn run(engine: &Engine, a: &AggArgs) -> Result<()> {
         }
         _ => {}
     }
-    eprintln!(
-        "{} groups from {} hot + {} warm + {} cold rows; hot {:.2} ms, warm {:.2} ms on {}, cold {:.2} ms ({} of {} files read); {:.2} ms in all",
-        s.groups,
-        s.hot_rows,
-        s.warm_rows,
-        s.cold_rows,
-        s.hot_ms,
-        s.warm_ms,
-        s.warm_device,
-        s.cold_ms,
-        s.cold.files_total - s.cold.files_pruned,
-        s.cold.files_total,
-        s.total_ms
-    );
     Ok(())
+}
+
+/// The median and best of `times` (ms), on stderr.
+pub fn print_timing(times: &mut [f64]) {
+    times.sort_by(f64::total_cmp);
+    if let (Some(mid), Some(best)) = (times.get(times.len() / 2), times.first()) {
+        eprintln!(
+            "timing: median {mid:.2} ms, best {best:.2} ms over {} runs",
+            times.len()
+        );
+    }
 }

@@ -66,6 +66,12 @@ pub enum Command {
     /// high, low, close, volume, mean price. Each tier reduces its own rows
     /// (the warm tier on the GPU when it has one); sums are exact.
     Aggregate(aggregate::AggArgs),
+    /// The newest N bars of one symbol at 1m, 5m, 1h or 1d: the catalog's
+    /// materialised bars of the cold tier (kept per symbol and timeframe
+    /// at every migration) merged with the rows still in memory; the same
+    /// bits `aggregate` computes from the raw rows. Says where they came
+    /// from.
+    Bars(aggregate::BarsArgs),
     /// Measure the GPU warm tier against the CPU one on generated data:
     /// bandwidths (pinned/pageable host-to-device, device-to-device), warm
     /// ingest, range count, filters and aggregates side by side, results

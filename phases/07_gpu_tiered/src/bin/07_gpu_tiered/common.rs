@@ -29,6 +29,9 @@ pub fn open(config: Config) -> Result<Engine> {
     if let Some(kept) = &engine.recovery().cut_kept {
         eprintln!("recovery: the bytes cut are kept in {}", kept.display());
     }
+    if let Some(note) = &engine.opened().bars {
+        eprintln!("recovery: {note}");
+    }
     for id in &engine.opened().interrupted_jobs {
         eprintln!(
             "recovery: job {id} was running when its process stopped: marked failed (interrupted)"
