@@ -13,6 +13,11 @@
 //!   the three tiers (about 60% in Parquet), all columns, as NDJSON's
 //!   caller reads them (Arrow batches).
 //! - `aggregate/*`: one-minute bars of every symbol over the same data.
+//! - `bars/*`: the newest 100 one-hour bars of one symbol (of 100) in a
+//!   store of 600,000 trades over a week, all in Parquet but the newest
+//!   10,000: from the catalog's materialised bars alone (`Catalog::latest_bars`),
+//!   through the engine (those merged with the memory tiers), and computed
+//!   from the raw rows (`Engine::latest_bars_from_raw`, the reference).
 //!
 //! `cargo bench -p gpu-tiered --bench tiered`; `SSIG_BENCH_RECORDS` sets the
 //! size of the query and aggregate store (default 1,000,000).
@@ -24,6 +29,7 @@ use tiered::filter::{Filter, Scalar};
 use tiered::gen::{Generator, START_NS};
 use tiered::read::query::Query;
 use tiered::schema::Mode;
+use tiered::store::bars::Timeframe;
 use tiered::Engine;
 
 const BATCH: usize = 10_000;
@@ -130,12 +136,59 @@ fn reads(c: &mut Criterion) {
     g.finish();
 }
 
+fn bars(c: &mut Criterion) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let engine = Engine::open(config(dir.path(), false)).expect("open");
+    let mut gen = Generator::new(Mode::Trading, 11, 100);
+    gen.mean_gap_ns = 1_000_000_000;
+    for _ in 0..60 {
+        engine
+            .ingest(&gen.batch(BATCH).expect("batch"))
+            .expect("ingest");
+    }
+    engine.migrate_all().expect("migrate");
+    engine
+        .ingest(&gen.batch(BATCH).expect("batch"))
+        .expect("ingest");
+    let tf = Timeframe::parse("1h").expect("1h");
+    let symbol = gen.symbol(0);
+    let (from_catalog, stats) = engine.latest_bars(&symbol, tf, 100).expect("bars");
+    let (from_raw, _) = engine
+        .latest_bars_from_raw(&symbol, tf, 100)
+        .expect("raw bars");
+    assert_eq!(stats.source, "catalog");
+    assert_eq!(
+        from_catalog, from_raw,
+        "the catalog's bars are the raw rows' bars"
+    );
+    assert_eq!(from_catalog.len(), 100);
+    let mut g = c.benchmark_group("bars");
+    g.bench_function("newest 100 1h bars, catalog alone", |b| {
+        b.iter(|| {
+            engine
+                .with_catalog(|c| c.latest_bars(&symbol, tf, 100))
+                .expect("catalog")
+        })
+    });
+    g.bench_function("newest 100 1h bars, engine", |b| {
+        b.iter(|| engine.latest_bars(&symbol, tf, 100).expect("bars"))
+    });
+    g.bench_function("newest 100 1h bars, from raw rows", |b| {
+        b.iter(|| {
+            engine
+                .latest_bars_from_raw(&symbol, tf, 100)
+                .expect("raw bars")
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(10)
         .warm_up_time(std::time::Duration::from_secs(1))
         .measurement_time(std::time::Duration::from_secs(3));
-    targets = ingest, reads
+    targets = ingest, reads, bars
 }
 criterion_main!(benches);

@@ -166,6 +166,7 @@ fn every_endpoint_and_every_error_code() {
         "/jobs",
         "/jobs/{id}",
         "/quality/{symbol}",
+        "/bars/{symbol}",
         "/openapi.json",
     ] {
         assert!(
@@ -475,6 +476,40 @@ fn every_endpoint_and_every_error_code() {
             .len(),
         0
     );
+
+    // The newest bars: the three AAA/USD trades of 00:00:00-00:00:02 make
+    // one hourly bar, the same as /timeseries computes.
+    let b = json_body(&get(&mut c, "/bars/AAA%2FUSD?timeframe=1h&limit=5"));
+    assert_eq!(b["source"], "catalog", "{b}");
+    assert_eq!(b["timeframe"], "1h");
+    let t = json_body(&get(
+        &mut c,
+        "/timeseries/AAA%2FUSD?start=2024-01-01&end=2024-01-01T01:00:00Z&frequency=1h",
+    ));
+    assert_eq!(b["bars"], t["bars"], "{b} {t}");
+    assert_eq!(
+        (
+            b["bars"][0]["trades"].as_u64(),
+            b["bars"][0]["open"].as_f64()
+        ),
+        (Some(3), Some(1.5))
+    );
+    assert_eq!(
+        json_body(&get(&mut c, "/bars/NONE?timeframe=1d"))["bars"],
+        json!([])
+    );
+    expect_400(
+        &get(&mut c, "/bars/AAA%2FUSD?timeframe=2h"),
+        Some("timeframe"),
+        "1m, 5m, 1h, 1d",
+    );
+    for bad in ["0", "-1", "x", "100001"] {
+        expect_400(
+            &get(&mut c, &format!("/bars/AAA%2FUSD?limit={bad}")),
+            Some("limit"),
+            "from 1 to 100000",
+        );
+    }
 
     let r = get(&mut c, "/no/such/thing");
     assert_eq!(r.status, 404);

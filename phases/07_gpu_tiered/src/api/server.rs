@@ -351,6 +351,7 @@ pub fn router_with(engine: Arc<Engine>, limits: &Limits, shutdown: Shutdown) -> 
         .route("/jobs", get(list_jobs))
         .route("/jobs/{id}", get(get_job))
         .route("/quality/{symbol}", get(quality))
+        .route("/bars/{symbol}", get(latest_bars))
         .route("/openapi.json", get(openapi))
         .route_layer(middleware::from_fn(
             move |req: Request, next: Next| async move {
@@ -1042,9 +1043,18 @@ pub fn ohlcv_json(
     let mut out = String::with_capacity(64 + bars.len() * 160);
     out.push_str("{\"symbol\":");
     out.push_str(&Value::String(symbol.to_string()).to_string());
-    let _ = write!(out, ",\"frequency_ns\":{freq},\"bars\":[");
-    // Written straight into `out` (a day of 1-minute bars is 1,440 of
-    // them): JSON numbers as serde_json writes them, null when not finite.
+    let _ = write!(out, ",\"frequency_ns\":{freq},\"bars\":");
+    write_bars_json(&mut out, &bars);
+    out.push('}');
+    Ok(out)
+}
+
+/// Appends `bars` as a JSON array: `{"time","open","high","low","close",
+/// "volume","trades"}` each, written straight into `out` (a day of
+/// 1-minute bars is 1,440 of them): numbers as serde_json writes them,
+/// null when not finite.
+fn write_bars_json(out: &mut String, bars: &[crate::agg::Bar]) {
+    use std::fmt::Write as _;
     let num = |out: &mut String, key: &str, v: f64| {
         out.push_str(key);
         match serde_json::Number::from_f64(v) {
@@ -1054,22 +1064,73 @@ pub fn ohlcv_json(
             None => out.push_str("null"),
         }
     };
+    out.push('[');
     for (i, b) in bars.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
         out.push_str("{\"time\":\"");
-        crate::output::write_ns(&mut out, b.time);
+        crate::output::write_ns(out, b.time);
         out.push('"');
-        num(&mut out, ",\"open\":", b.open);
-        num(&mut out, ",\"high\":", b.high);
-        num(&mut out, ",\"low\":", b.low);
-        num(&mut out, ",\"close\":", b.close);
-        num(&mut out, ",\"volume\":", b.volume);
+        num(out, ",\"open\":", b.open);
+        num(out, ",\"high\":", b.high);
+        num(out, ",\"low\":", b.low);
+        num(out, ",\"close\":", b.close);
+        num(out, ",\"volume\":", b.volume);
         let _ = write!(out, ",\"trades\":{}}}", b.trades);
     }
-    out.push_str("]}");
-    Ok(out)
+    out.push(']');
+}
+
+/// `GET /bars/{symbol}?timeframe=1h&limit=100`: the newest bars of one
+/// symbol from the catalog's materialised bars and the memory tiers
+/// ([`Engine::latest_bars`]), oldest first, with where they came from.
+async fn latest_bars(
+    State(s): State<AppState>,
+    Path(symbol): Path<String>,
+    axum::extract::Query(params): axum::extract::Query<HashMap<String, String>>,
+) -> ApiResult<Response> {
+    check_symbol(&symbol)?;
+    let tf_text = params.get("timeframe").map(String::as_str).unwrap_or("1h");
+    let tf = crate::store::bars::Timeframe::parse(tf_text)
+        .map_err(|e| ApiError::bad(Some("timeframe"), e.to_string()))?;
+    let limit = match params.get("limit") {
+        None => 100,
+        Some(v) => v
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=crate::read::bars::MAX_LATEST).contains(n))
+            .ok_or_else(|| {
+                ApiError::bad(
+                    Some("limit"),
+                    format!(
+                        "limit {v:?}: a number of bars from 1 to {}",
+                        crate::read::bars::MAX_LATEST
+                    ),
+                )
+            })?,
+    };
+    let engine = s.engine.clone();
+    blocking(move || {
+        use std::fmt::Write as _;
+        let (bars, stats) = engine.latest_bars(&symbol, tf, limit)?;
+        let mut out = String::with_capacity(128 + bars.len() * 160);
+        let _ = write!(
+            out,
+            "{{\"symbol\":{},\"timeframe\":\"{}\",\"source\":\"{}\"",
+            Value::String(symbol),
+            tf.name(),
+            stats.source
+        );
+        if let Some(why) = &stats.why_raw {
+            let _ = write!(out, ",\"why_raw\":{}", Value::String(why.clone()));
+        }
+        out.push_str(",\"bars\":");
+        write_bars_json(&mut out, &bars);
+        out.push('}');
+        Ok(([(header::CONTENT_TYPE, "application/json")], out).into_response())
+    })
+    .await
 }
 
 // ---- live feed ----

@@ -272,6 +272,10 @@ impl Engine {
         let update = builder.finish();
         let n = update.len();
         self.with_catalog(|c| c.replace_bars(&update, keep, watermark))?;
+        if files.is_empty() {
+            // A new store: nothing was rebuilt, nothing to say.
+            return Ok(None);
+        }
         Ok(Some(format!(
             "rebuilt the catalog's bars from {} cold files ({} rows, {n} bars kept) in {:.1} s",
             files.len(),
