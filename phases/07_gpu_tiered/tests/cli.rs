@@ -425,3 +425,64 @@ fn output_piped_into_a_reader_that_stops_early_ends_quietly() {
         assert_ne!(o.status.code(), Some(101), "{args:?}: {err}");
     }
 }
+
+/// CSV output quotes what needs quoting: a symbol holding a comma, a quote
+/// or a line break reads back as one field (query, aggregate and bars).
+#[test]
+fn csv_output_quotes_fields_that_need_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let input = dir.path().join("odd.csv");
+    let odd = ["a,b", "say \"hi\"", "two\nlines"];
+    let mut w = csv::Writer::from_path(&input).unwrap();
+    w.write_record(["timestamp", "symbol", "price", "volume"])
+        .unwrap();
+    for (i, s) in odd.iter().enumerate() {
+        let ts = (1_704_067_200_000_000_000i64 + i as i64).to_string();
+        w.write_record([ts.as_str(), s, "1.5", "2"]).unwrap();
+    }
+    w.flush().unwrap();
+    drop(w);
+    let o = bin(&store, &["ingest", input.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let read = |args: &[&str]| -> Vec<csv::StringRecord> {
+        let o = bin(&store, args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        csv::Reader::from_reader(o.stdout.as_slice())
+            .records()
+            .map(|r| r.unwrap())
+            .collect()
+    };
+    let rows = read(&["query", "--format", "csv"]);
+    let got: Vec<&str> = rows.iter().map(|r| &r[1]).collect();
+    assert_eq!(got, odd);
+    for s in odd {
+        let agg = read(&[
+            "aggregate",
+            "--symbol",
+            s,
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-01-02",
+            "--every",
+            "1d",
+            "--format",
+            "csv",
+        ]);
+        let bars = read(&[
+            "bars",
+            "--symbol",
+            s,
+            "--timeframe",
+            "1d",
+            "--limit",
+            "5",
+            "--format",
+            "csv",
+        ]);
+        assert_eq!(agg.len(), 1);
+        assert_eq!(&agg[0][0], s);
+        assert_eq!(agg, bars, "{s}");
+    }
+}

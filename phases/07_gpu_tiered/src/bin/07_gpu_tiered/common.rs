@@ -71,6 +71,24 @@ pub fn time_arg(flag: &str, s: &str) -> Result<i64> {
     })
 }
 
+/// One CSV record (RFC 4180, by the `csv` crate): a field holding a comma,
+/// a quote or a line break is quoted, so that a symbol such as `a,b`
+/// stays one field.
+pub fn csv_line<S: AsRef<[u8]>>(cells: &[S]) -> Result<String> {
+    let mut w = csv::WriterBuilder::new()
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(Vec::new());
+    w.write_record(cells)
+        .map_err(|e| Error::InvalidArgument(format!("writing CSV: {e}")))?;
+    let mut bytes = w
+        .into_inner()
+        .map_err(|e| Error::InvalidArgument(format!("writing CSV: {e}")))?;
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+    }
+    String::from_utf8(bytes).map_err(|e| Error::InvalidArgument(format!("writing CSV: {e}")))
+}
+
 pub fn write_out(out: &mut impl Write, line: &str) -> Result<()> {
     match writeln!(out, "{line}") {
         Ok(()) => Ok(()),

@@ -9,7 +9,7 @@ use tiered::filter::{Filter, Scalar};
 use tiered::output;
 use tiered::read::query::{Query, QueryStats, Sort};
 
-use crate::common::{time_arg, write_out, Format};
+use crate::common::{csv_line, time_arg, write_out, Format};
 
 #[derive(Debug, clap::Args)]
 pub struct QueryArgs {
@@ -112,7 +112,7 @@ pub fn run(engine: &Engine, q: &QueryArgs) -> Result<()> {
     table.set_header(names.clone());
     let mut rows = 0u64;
     if matches!(q.format, Format::Csv) && !q.stats {
-        write_out(&mut out, &names.join(","))?;
+        write_out(&mut out, &csv_line(&names)?)?;
     }
     for batch in stream.by_ref() {
         let batch = batch?;
@@ -130,7 +130,7 @@ pub fn run(engine: &Engine, q: &QueryArgs) -> Result<()> {
                 Format::Table => {
                     table.add_row(cells);
                 }
-                Format::Csv => write_out(&mut out, &cells.join(","))?,
+                Format::Csv => write_out(&mut out, &csv_line(&cells)?)?,
                 Format::Json => {
                     let obj = output::json_row(&batch, r);
                     write_out(&mut out, &serde_json::Value::Object(obj).to_string())?;
