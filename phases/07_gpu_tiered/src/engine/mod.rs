@@ -67,7 +67,7 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::schema::{self, Mode};
 use crate::store::bars::BarsBuilder;
-use crate::store::catalog::Catalog;
+use crate::store::catalog::{BarsCommit, Catalog};
 use crate::store::cold::{self, ColdFile};
 use crate::store::hot::HotBatch;
 use crate::store::idempotency::{Begin, KeyStats, KeyTable};
@@ -664,6 +664,14 @@ impl Engine {
         let bars = bars.map(BarsBuilder::finish);
         crash_point("after-parquet");
         let keys = self.keys.in_range(lsn_lo, through);
+        // The cold tier before this migration: a symbol it lists has kept
+        // bars, so one without them was lost (the bars are then rebuilt).
+        let cold_before = self.read().cold.clone();
+        let in_cold = |symbol: &str| {
+            cold_before
+                .iter()
+                .any(|f| f.symbols.iter().any(|s| s == symbol))
+        };
         let committed = {
             let mut catalog = lock(&self.catalog);
             match catalog.commit_migration_with_bars(
@@ -672,7 +680,11 @@ impl Engine {
                 through,
                 &keys,
                 Some(self.keys.retention()),
-                bars.as_ref().map(|b| (b, keep)),
+                bars.as_ref().map(|update| BarsCommit {
+                    update,
+                    keep,
+                    in_cold: &in_cold,
+                }),
             ) {
                 Ok(()) => Ok(()),
                 // A commit that reports an error may still have committed

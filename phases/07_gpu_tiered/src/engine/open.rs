@@ -128,7 +128,7 @@ impl Engine {
         // Bars are derived from the cold tier: one that cannot be rebuilt
         // (a cold file unreadable) leaves lookups to the raw rows, and the
         // store opens.
-        engine.opened.bars = match engine.rebuild_bars_if_stale() {
+        engine.opened.bars = match engine.rebuild_bars(false) {
             Ok(note) => note,
             Err(e) => Some(format!(
                 "the catalog's bars could not be rebuilt ({e}); bar lookups read the raw rows"

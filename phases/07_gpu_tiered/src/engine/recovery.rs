@@ -931,6 +931,10 @@ pub struct ScrubReport {
     pub wal_records: u64,
     /// What is wrong with the WAL, if anything.
     pub wal_problem: Option<String>,
+    /// The catalog's pages of bars checked, and what is wrong with them
+    /// (derived data: `bars --rebuild` rebuilds them from the cold files).
+    pub bar_pages: u64,
+    pub bars_problems: Vec<String>,
 }
 
 /// What [`repair`] did.

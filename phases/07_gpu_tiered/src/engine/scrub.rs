@@ -1,7 +1,7 @@
 //! [`Engine::scrub`]: every byte of the store read and checked.
 
 use super::recovery::ScrubReport;
-use super::Engine;
+use super::{lock, Engine};
 use crate::error::{Error, Result};
 use crate::store::{cold, wal};
 
@@ -37,6 +37,18 @@ impl Engine {
         }) {
             Ok(r) => report.wal_records = r.records,
             Err(e) => report.wal_problem = Some(e.to_string()),
+        }
+        // The kept bars, when they describe the cold tier (stale ones are
+        // rebuilt by the next writing open, not damage).
+        let symbols: std::collections::BTreeSet<String> = files
+            .iter()
+            .flat_map(|f| f.symbols.iter().cloned())
+            .collect();
+        let current = lock(&self.catalog).bars_watermark()? == Some(watermark);
+        if current && self.config().cold_tier.bars_kept > 0 {
+            let (pages, problems) = lock(&self.catalog).check_bars(&symbols)?;
+            report.bar_pages = pages;
+            report.bars_problems = problems;
         }
         Ok(report)
     }

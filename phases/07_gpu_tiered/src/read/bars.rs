@@ -91,15 +91,17 @@ impl Engine {
         for _ in 0..8 {
             let kept = match self.with_catalog(|c| c.latest_bars(symbol, tf, limit)) {
                 Ok(k) => k,
-                Err(e @ Error::Corrupt { .. }) => return Ok(Err(e.to_string())),
+                Err(e @ Error::Corrupt { .. }) => return Ok(Err(self.damaged_bars(e.to_string()))),
                 Err(e) => return Err(e),
             };
             if kept.bars_watermark != Some(kept.watermark) {
                 return Ok(Err(format!(
-                    "the catalog's bars describe {} and the cold tier is at LSN {} \
-                     (they are rebuilt when the store next opens to write)",
+                    "the catalog's bars are not current ({}, the cold tier is at LSN {}); \
+                     the next open of the store to write rebuilds them",
                     kept.bars_watermark
-                        .map_or("nothing".to_string(), |w| format!("LSN {w}")),
+                        .map_or("none are marked current".to_string(), |w| {
+                            format!("they describe LSN {w}")
+                        }),
                     kept.watermark
                 )));
             }
@@ -126,6 +128,20 @@ impl Engine {
                         self.wait_for_migration();
                     }
                     continue;
+                }
+                // Every symbol of the cold tier has kept bars: none while
+                // its files list it means rows of the catalog were lost.
+                if !kept.key
+                    && state
+                        .cold
+                        .iter()
+                        .any(|f| f.symbols.iter().any(|s| s == symbol))
+                {
+                    drop(state);
+                    return Ok(Err(self.damaged_bars(format!(
+                        "the catalog keeps no {} bars of {symbol}, which the cold tier holds",
+                        tf.name()
+                    ))));
                 }
                 let mut rows = state.warm.scan(&preds, &[0, 1, 2, 3], None)?;
                 for hot in state.hot.values() {
@@ -157,6 +173,22 @@ impl Engine {
         Ok(Err(
             "migrations kept moving the cold tier during the lookup".into(),
         ))
+    }
+
+    /// Says why damaged bars are not used; a store open to write marks them
+    /// stale, so that every lookup reads raw rows (not only this one) and
+    /// the next writing open rebuilds them.
+    fn damaged_bars(&self, why: String) -> String {
+        if self.read_only() {
+            return format!("{why}; `07_gpu_tiered bars --rebuild` rebuilds the bars");
+        }
+        match self.with_catalog(|c| c.mark_bars_stale()) {
+            Ok(()) => format!(
+                "{why}; the bars are marked stale and the next open of the store to write rebuilds them \
+                 (or `07_gpu_tiered bars --rebuild`)"
+            ),
+            Err(e) => format!("{why} (and marking the bars stale failed: {e})"),
+        }
     }
 
     /// The same bars computed from every row of `symbol` in every tier
@@ -241,14 +273,28 @@ impl Engine {
 
     /// Rebuilds the catalog's bars from every cold file when they do not
     /// describe the cold tier (a repaired catalog, a store from before
-    /// bars); returns what it did, `None` when nothing was needed.
-    pub fn rebuild_bars_if_stale(&self) -> Result<Option<String>> {
+    /// bars, bars found damaged), or always with `force`; returns what it
+    /// did, `None` when nothing was needed. Before that, a quick check of
+    /// every key's row against its pages (no page is read) finds pages
+    /// or rows lost or added since, and has them rebuilt too.
+    pub fn rebuild_bars(&self, force: bool) -> Result<Option<String>> {
         let keep = self.config().cold_tier.bars_kept;
         if keep == 0 || self.read_only() {
             return Ok(None);
         }
         let (watermark, bars) = self.with_catalog(|c| Ok((c.watermark()?, c.bars_watermark()?)))?;
-        if bars == Some(watermark) {
+        let damaged = if bars == Some(watermark) && !force {
+            let symbols: std::collections::BTreeSet<String> = self
+                .read()
+                .cold
+                .iter()
+                .flat_map(|f| f.symbols.iter().cloned())
+                .collect();
+            self.with_catalog(|c| c.check_bar_keys(&symbols))?
+        } else {
+            Vec::new()
+        };
+        if bars == Some(watermark) && !force && damaged.is_empty() {
             return Ok(None);
         }
         let started = Instant::now();
@@ -272,12 +318,16 @@ impl Engine {
         let update = builder.finish();
         let n = update.len();
         self.with_catalog(|c| c.replace_bars(&update, keep, watermark))?;
-        if files.is_empty() {
+        if files.is_empty() && damaged.is_empty() && !force {
             // A new store: nothing was rebuilt, nothing to say.
             return Ok(None);
         }
+        let why = match damaged.first() {
+            Some(first) => format!(" ({} problems found, the first: {first})", damaged.len()),
+            None => String::new(),
+        };
         Ok(Some(format!(
-            "rebuilt the catalog's bars from {} cold files ({} rows, {n} bars kept) in {:.1} s",
+            "rebuilt the catalog's bars from {} cold files ({} rows, {n} bars kept) in {:.1} s{why}",
             files.len(),
             scan.rows_matched,
             started.elapsed().as_secs_f64()

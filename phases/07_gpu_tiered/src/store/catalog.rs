@@ -24,12 +24,15 @@
 //! newest buckets per (symbol, timeframe), each with its exact partial, in
 //! pages of one span (an hour of 1-minute bars, a day of 1-hour bars; a
 //! page is one row, so a migration writes tens of rows, not thousands),
-//! each page a zstd frame with a CRC-32C, updated in the migration's own transaction. `bar_windows`
-//! says from which bucket a (symbol, timeframe) window is complete once
-//! older ones were dropped, and `meta.bars_watermark_lsn` which cold
-//! watermark the bars describe; when it is not the catalog's watermark (a
-//! repaired catalog, a store from before bars), the engine rebuilds them
-//! from the cold files when it opens.
+//! each page a zstd frame with a CRC-32C, updated in the migration's own
+//! transaction. `bar_keys` has a row per (symbol, timeframe): from which
+//! bucket its pages are complete once older ones were dropped, and its
+//! pages' count, bars and summed CRCs, itself under a CRC-32C, so that a
+//! page deleted or added by anything else is noticed too.
+//! `meta.bars_watermark_lsn` says which cold watermark the bars describe;
+//! when it is not the catalog's watermark (a repaired catalog, a store
+//! from before bars, bars found damaged), the engine rebuilds them from the
+//! cold files when it next opens to write.
 //!
 //! `meta.catalog_version` is 3. A catalog from before (no version) that
 //! holds no file and no watermark is upgraded in place when opened; one
@@ -125,14 +128,18 @@ CREATE TABLE IF NOT EXISTS bar_pages (
     timeframe INTEGER NOT NULL,  -- seconds
     page      INTEGER NOT NULL,  -- start of the page's span, ns since the epoch (UTC)
     bars      INTEGER NOT NULL,  -- bars in it
-    state     BLOB    NOT NULL,  -- each bar: bucket (i64 LE), length (u16 LE), exact partial
     crc       INTEGER NOT NULL,  -- CRC-32C of symbol, timeframe, page, state
+    state     BLOB    NOT NULL,  -- zstd: each bar's bucket (i64 LE), length (u16 LE), exact partial
     PRIMARY KEY (symbol, timeframe, page)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS bar_windows (
+CREATE TABLE IF NOT EXISTS bar_keys (
     symbol        TEXT    NOT NULL,
     timeframe     INTEGER NOT NULL,
-    complete_from INTEGER NOT NULL,  -- bars from this bucket on hold every cold row
+    complete_from INTEGER,           -- NULL: the pages hold every cold row of the key
+    pages         INTEGER NOT NULL,  -- its bar_pages rows,
+    bars          INTEGER NOT NULL,  -- their bars,
+    page_crcs     INTEGER NOT NULL,  -- and the sum of their CRCs
+    crc           INTEGER NOT NULL,  -- CRC-32C of the fields before
     PRIMARY KEY (symbol, timeframe)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS retention_log (
@@ -761,7 +768,7 @@ impl Catalog {
         lsn_hi: u64,
         keys: &[StoredKey],
         retention: Option<KeyRetention>,
-        bars: Option<(&BarsUpdate, usize)>,
+        bars: Option<BarsCommit<'_>>,
     ) -> Result<()> {
         let path = self.path.clone();
         let err = |e| Error::catalog(&path, e);
@@ -784,12 +791,12 @@ impl Catalog {
         if let Some(r) = retention {
             prune_keys(&tx, r).map_err(err)?;
         }
-        if let (Some((update, keep)), true) = (bars, bars_current) {
+        if let (Some(bars), true) = (bars, bars_current) {
             // Bars are derived: if the kept ones cannot be merged into (a
             // damaged row), the migration still commits, and the bars are
             // marked stale for the engine to rebuild from the cold files.
             let sp = tx.savepoint().map_err(&err)?;
-            match apply_bars(&sp, update, keep) {
+            match apply_bars(&sp, bars) {
                 Ok(()) => {
                     upsert_meta(&sp, BARS_WATERMARK, &lsn_hi.to_string()).map_err(&err)?;
                     sp.commit().map_err(&err)?;
@@ -807,15 +814,114 @@ impl Catalog {
     // ---- bars ----
 
     /// The cold watermark the kept bars describe (`None`: never built).
+    /// A value that is not a number reads as `None` too: the bars are
+    /// derived, and rebuilt rather than trusted.
     pub fn bars_watermark(&self) -> Result<Option<u64>> {
-        match self.meta(BARS_WATERMARK)? {
-            None => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| {
-                Error::Inconsistent(format!(
-                    "{BARS_WATERMARK} {v:?} in the catalog is not a number"
-                ))
-            }),
+        Ok(self.meta(BARS_WATERMARK)?.and_then(|v| v.parse().ok()))
+    }
+
+    /// Marks the kept bars as not describing the cold tier (found damaged):
+    /// lookups read raw rows, and the next writing open rebuilds them.
+    pub fn mark_bars_stale(&self) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = ?1", [BARS_WATERMARK])
+            .map(|_| ())
+            .map_err(self.err())
+    }
+
+    /// The quick check of every kept bar's key: its row's CRC, its pages'
+    /// count, bars and summed CRCs against the row (no page is read), and
+    /// a row per timeframe for each of `symbols`. The problems found.
+    pub fn check_bar_keys(
+        &self,
+        symbols: &std::collections::BTreeSet<String>,
+    ) -> Result<Vec<String>> {
+        self.check_bars_with(symbols, false).map(|(_, p)| p)
+    }
+
+    /// Reads and checks every kept bar (each key row's CRC and its pages'
+    /// count, bars and CRCs, every page's CRC and contents), and that each
+    /// of `symbols` (those the cold tier holds) has a key row per
+    /// timeframe. Returns the pages checked and the problems found.
+    pub fn check_bars(
+        &self,
+        symbols: &std::collections::BTreeSet<String>,
+    ) -> Result<(u64, Vec<String>)> {
+        self.check_bars_with(symbols, true)
+    }
+
+    fn check_bars_with(
+        &self,
+        symbols: &std::collections::BTreeSet<String>,
+        pages_too: bool,
+    ) -> Result<(u64, Vec<String>)> {
+        let err = self.err();
+        let mut problems = Vec::new();
+        let keys: Vec<(String, i64)> = {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT symbol, timeframe FROM bar_pages
+                     UNION SELECT symbol, timeframe FROM bar_keys",
+                )
+                .map_err(&err)?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(&err)?;
+            rows.collect::<rusqlite::Result<_>>().map_err(&err)?
+        };
+        let mut pages = 0u64;
+        let mut seen = std::collections::BTreeSet::new();
+        for (symbol, seconds) in keys {
+            let Ok(tf) = Timeframe::parse(&format!("{seconds}s")) else {
+                problems.push(format!(
+                    "bars of {symbol} at an unknown timeframe of {seconds} s"
+                ));
+                continue;
+            };
+            seen.insert((symbol.clone(), tf));
+            let key = read_key(&self.conn, &symbol, tf)
+                .and_then(|k| check_key_pages(&self.conn, &symbol, tf, k.as_ref()));
+            if let Err(e) = key {
+                problems.push(e.to_string());
+            }
+            if !pages_too {
+                continue;
+            }
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT page, crc, state FROM bar_pages WHERE symbol = ?1 AND timeframe = ?2",
+                )
+                .map_err(&err)?;
+            let rows = stmt
+                .query_map(params![symbol, seconds], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, Vec<u8>>(2)?,
+                    ))
+                })
+                .map_err(&err)?;
+            for row in rows {
+                let (page, crc, state) = row.map_err(&err)?;
+                pages += 1;
+                if let Err(e) = read_page(&symbol, tf, page, &state, crc) {
+                    problems.push(e.to_string());
+                }
+            }
         }
+        for symbol in symbols {
+            for tf in crate::store::bars::TIMEFRAMES {
+                if !seen.contains(&(symbol.clone(), tf)) {
+                    problems.push(format!(
+                        "no kept {} bars of {symbol}, which the cold tier holds",
+                        tf.name()
+                    ));
+                }
+            }
+        }
+        Ok((pages, problems))
     }
 
     /// Replaces every kept bar with `update` (built from the whole cold
@@ -838,9 +944,17 @@ impl Catalog {
                 "the cold tier changed while its bars were rebuilt".into(),
             ));
         }
-        tx.execute_batch("DELETE FROM bar_pages; DELETE FROM bar_windows;")
+        tx.execute_batch("DELETE FROM bar_pages; DELETE FROM bar_keys;")
             .map_err(err)?;
-        apply_bars(&tx, update, keep).map_err(err)?;
+        apply_bars(
+            &tx,
+            BarsCommit {
+                update,
+                keep,
+                in_cold: &|_| false,
+            },
+        )
+        .map_err(err)?;
         upsert_meta(&tx, BARS_WATERMARK, &watermark.to_string()).map_err(err)?;
         tx.commit().map_err(err)
     }
@@ -858,17 +972,24 @@ impl Catalog {
         let num = |v: Option<String>| v.and_then(|v| v.parse::<u64>().ok());
         let watermark = num(meta("cold_watermark_lsn").map_err(err)?).unwrap_or(0);
         let bars_watermark = num(meta(BARS_WATERMARK).map_err(err)?);
-        let complete_from = tx
-            .query_row(
-                "SELECT complete_from FROM bar_windows WHERE symbol = ?1 AND timeframe = ?2",
-                params![symbol, tf.seconds],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(err)?;
+        let with_path = |e: Error| match e {
+            Error::Corrupt {
+                what,
+                offset,
+                reason,
+            } => Error::Corrupt {
+                what: format!("{what} ({})", path.display()),
+                offset,
+                reason,
+            },
+            e => e,
+        };
+        let key = read_key(&tx, symbol, tf).map_err(with_path)?;
+        check_key_pages(&tx, symbol, tf, key.as_ref()).map_err(with_path)?;
+        let complete_from = key.as_ref().and_then(|k| k.complete_from);
         let mut stmt = tx
             .prepare_cached(
-                "SELECT page, state, crc FROM bar_pages WHERE symbol = ?1 AND timeframe = ?2
+                "SELECT page, crc, state FROM bar_pages WHERE symbol = ?1 AND timeframe = ?2
                  ORDER BY page DESC",
             )
             .map_err(err)?;
@@ -878,23 +999,12 @@ impl Catalog {
             let Some(r) = pages.next().map_err(err)? else {
                 break;
             };
-            let (page, state, crc): (i64, Vec<u8>, i64) = (
+            let (page, crc, state): (i64, i64, Vec<u8>) = (
                 r.get(0).map_err(err)?,
                 r.get(1).map_err(err)?,
                 r.get(2).map_err(err)?,
             );
-            let mut bars = read_page(symbol, tf, page, &state, crc).map_err(|e| match e {
-                Error::Corrupt {
-                    what,
-                    offset,
-                    reason,
-                } => Error::Corrupt {
-                    what: format!("{what} ({})", path.display()),
-                    offset,
-                    reason,
-                },
-                e => e,
-            })?;
+            let mut bars = read_page(symbol, tf, page, &state, crc).map_err(with_path)?;
             rows.extend(std::mem::take(&mut bars).into_iter().rev());
         }
         rows.truncate(limit);
@@ -903,6 +1013,7 @@ impl Catalog {
         tx.finish().map_err(err)?;
         Ok(KeptBars {
             rows,
+            key: key.is_some(),
             complete_from,
             watermark,
             bars_watermark,
@@ -1062,7 +1173,7 @@ impl Catalog {
             .collect();
         let path = self.path.clone();
         let err = |e| Error::catalog(&path, e);
-        let tx = self.conn.transaction().map_err(err)?;
+        let mut tx = self.conn.transaction().map_err(err)?;
         let mut by_partition: std::collections::BTreeMap<&str, (i64, i64, i64)> =
             Default::default();
         for f in &doomed {
@@ -1099,14 +1210,17 @@ impl Catalog {
             )
             .map_err(err)?;
         }
-        // Pages never straddle a day, and retention cuts at a day.
-        tx.execute("DELETE FROM bar_pages WHERE page < ?1", [bars_before])
-            .map_err(err)?;
-        tx.execute(
-            "DELETE FROM bar_windows WHERE complete_from <= ?1",
-            [bars_before],
-        )
-        .map_err(err)?;
+        // Bars are derived: if they cannot be cut (a damaged key row),
+        // retention still commits and the bars are marked stale.
+        let sp = tx.savepoint().map_err(err)?;
+        match drop_bars_before(&sp, bars_before) {
+            Ok(()) => sp.commit().map_err(err)?,
+            Err(_) => {
+                drop(sp);
+                tx.execute("DELETE FROM meta WHERE key = ?1", [BARS_WATERMARK])
+                    .map_err(err)?;
+            }
+        }
         tx.commit().map_err(err)?;
         Ok(doomed)
     }
@@ -1385,6 +1499,9 @@ const BARS_WATERMARK: &str = "bars_watermark_lsn";
 pub struct KeptBars {
     /// (bucket start ns, partial), newest first.
     pub rows: Vec<(i64, Partial)>,
+    /// Whether the key has a row in `bar_keys` (every symbol the cold tier
+    /// holds has one per timeframe while the bars describe it).
+    pub key: bool,
     /// Set once older buckets were dropped: the window holds every cold row
     /// of buckets from here on, and nothing older.
     pub complete_from: Option<i64>,
@@ -1484,10 +1601,12 @@ fn to_sql_error_io(e: std::io::Error) -> rusqlite::Error {
 /// Merges `update` into the kept bars, page by page, keeping the newest
 /// pages that hold at least `keep` bars per key and raising each key's
 /// `complete_from` past what it drops (always to a page's start).
-fn apply_bars(tx: &rusqlite::Connection, update: &BarsUpdate, keep: usize) -> rusqlite::Result<()> {
-    let mut window = tx.prepare_cached(
-        "SELECT complete_from FROM bar_windows WHERE symbol = ?1 AND timeframe = ?2",
-    )?;
+fn apply_bars(tx: &rusqlite::Connection, bars: BarsCommit<'_>) -> rusqlite::Result<()> {
+    let BarsCommit {
+        update,
+        keep,
+        in_cold,
+    } = bars;
     let mut get = tx.prepare_cached(
         "SELECT state, crc FROM bar_pages WHERE symbol = ?1 AND timeframe = ?2 AND page = ?3",
     )?;
@@ -1503,15 +1622,21 @@ fn apply_bars(tx: &rusqlite::Connection, update: &BarsUpdate, keep: usize) -> ru
     let mut cut = tx.prepare_cached(
         "DELETE FROM bar_pages WHERE symbol = ?1 AND timeframe = ?2 AND page < ?3",
     )?;
-    let mut set_window = tx.prepare_cached(
-        "INSERT OR REPLACE INTO bar_windows (symbol, timeframe, complete_from) VALUES (?1, ?2, ?3)",
-    )?;
     let mut zstd = zstd::bulk::Compressor::new(1).map_err(to_sql_error_io)?;
     for ((symbol, tf), key) in &update.keys {
         let sym: &str = symbol;
-        let old: Option<i64> = window
-            .query_row(params![sym, tf.seconds], |r| r.get(0))
-            .optional()?;
+        // Merging into pages that are not those the key row records would
+        // make the loss permanent: refused, and the bars marked stale.
+        let key_row = read_key(tx, sym, *tf).map_err(to_sql_error)?;
+        check_key_pages(tx, sym, *tf, key_row.as_ref()).map_err(to_sql_error)?;
+        if key_row.is_none() && in_cold(sym) {
+            return Err(to_sql_error(Error::corrupt(
+                format!("the catalog's {} bars of {sym}", tf.name()),
+                0,
+                "no row, while the cold tier holds the symbol",
+            )));
+        }
+        let old: Option<i64> = key_row.and_then(|k| k.complete_from);
         let mut floor = old.max(key.floor);
         // Pages after the newest kept one are new: nothing to merge with.
         let newest: Option<i64> = newest_page.query_row(params![sym, tf.seconds], |r| r.get(0))?;
@@ -1576,10 +1701,162 @@ fn apply_bars(tx: &rusqlite::Connection, update: &BarsUpdate, keep: usize) -> ru
         }
         if let Some(f) = floor {
             cut.execute(params![sym, tf.seconds, f])?;
-            if old != Some(f) {
-                set_window.execute(params![sym, tf.seconds, f])?;
-            }
         }
+        write_key(tx, sym, *tf, floor)?;
+    }
+    Ok(())
+}
+
+/// A migration's bars as [`Catalog::commit_migration_with_bars`] takes them.
+#[derive(Clone, Copy)]
+pub struct BarsCommit<'a> {
+    pub update: &'a BarsUpdate,
+    /// Buckets kept per (symbol, timeframe).
+    pub keep: usize,
+    /// Whether the cold tier held the symbol before this migration: a key
+    /// without a row must then have lost it (asked only for those).
+    pub in_cold: &'a dyn Fn(&str) -> bool,
+}
+
+/// A `bar_keys` row.
+#[derive(Debug)]
+struct KeyRow {
+    complete_from: Option<i64>,
+    pages: i64,
+    bars: i64,
+    page_crcs: i64,
+}
+
+fn key_crc(symbol: &str, tf: Timeframe, k: &KeyRow) -> u32 {
+    let mut c = crc32c::crc32c(symbol.as_bytes());
+    c = crc32c::crc32c_append(c, &[0]);
+    c = crc32c::crc32c_append(c, &tf.seconds.to_le_bytes());
+    c = crc32c::crc32c_append(c, &[k.complete_from.is_some() as u8]);
+    c = crc32c::crc32c_append(c, &k.complete_from.unwrap_or(0).to_le_bytes());
+    for v in [k.pages, k.bars, k.page_crcs] {
+        c = crc32c::crc32c_append(c, &v.to_le_bytes());
+    }
+    c
+}
+
+/// The key row of (`symbol`, `tf`), its CRC checked.
+fn read_key(conn: &rusqlite::Connection, symbol: &str, tf: Timeframe) -> Result<Option<KeyRow>> {
+    let row = conn
+        .prepare_cached(
+            "SELECT complete_from, pages, bars, page_crcs, crc FROM bar_keys
+             WHERE symbol = ?1 AND timeframe = ?2",
+        )
+        .and_then(|mut s| {
+            s.query_row(params![symbol, tf.seconds], |r| {
+                Ok((
+                    KeyRow {
+                        complete_from: r.get(0)?,
+                        pages: r.get(1)?,
+                        bars: r.get(2)?,
+                        page_crcs: r.get(3)?,
+                    },
+                    r.get::<_, i64>(4)?,
+                ))
+            })
+            .optional()
+        })
+        .map_err(|e| Error::catalog(Path::new("bar_keys"), e))?;
+    match row {
+        Some((k, crc)) if key_crc(symbol, tf, &k) as i64 != crc => Err(Error::corrupt(
+            format!("the catalog's row of {} bars of {symbol}", tf.name()),
+            0,
+            "its CRC-32C does not match",
+        )),
+        other => Ok(other.map(|(k, _)| k)),
+    }
+}
+
+/// The count, bars and summed CRCs of the key's pages, as stored now.
+fn page_totals(
+    conn: &rusqlite::Connection,
+    symbol: &str,
+    tf: Timeframe,
+) -> rusqlite::Result<(i64, i64, i64)> {
+    conn.prepare_cached(
+        "SELECT count(*), coalesce(sum(bars), 0), coalesce(sum(crc), 0) FROM bar_pages
+         WHERE symbol = ?1 AND timeframe = ?2",
+    )?
+    .query_row(params![symbol, tf.seconds], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+}
+
+/// Checks that the key's pages are those its row describes (none without
+/// a row): a page deleted, added or replaced by anything but this module
+/// is an error.
+fn check_key_pages(
+    conn: &rusqlite::Connection,
+    symbol: &str,
+    tf: Timeframe,
+    key: Option<&KeyRow>,
+) -> Result<()> {
+    let (pages, bars, crcs) =
+        page_totals(conn, symbol, tf).map_err(|e| Error::catalog(Path::new("bar_pages"), e))?;
+    let want = key.map_or((0, 0, 0), |k| (k.pages, k.bars, k.page_crcs));
+    if (pages, bars, crcs) != want {
+        return Err(Error::corrupt(
+            format!("the catalog's pages of {} bars of {symbol}", tf.name()),
+            0,
+            format!(
+                "{pages} pages of {bars} bars, where its row records {} of {}",
+                want.0, want.1
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Rewrites the key row of (`symbol`, `tf`) from its pages as they are now.
+fn write_key(
+    conn: &rusqlite::Connection,
+    symbol: &str,
+    tf: Timeframe,
+    complete_from: Option<i64>,
+) -> rusqlite::Result<()> {
+    let (pages, bars, page_crcs) = page_totals(conn, symbol, tf)?;
+    let k = KeyRow {
+        complete_from,
+        pages,
+        bars,
+        page_crcs,
+    };
+    conn.prepare_cached(
+        "INSERT OR REPLACE INTO bar_keys
+             (symbol, timeframe, complete_from, pages, bars, page_crcs, crc)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        symbol,
+        tf.seconds,
+        complete_from,
+        pages,
+        bars,
+        page_crcs,
+        key_crc(symbol, tf, &k) as i64
+    ])
+    .map(|_| ())
+}
+
+/// Retention's share: pages before `before` (ns, a day's start; pages
+/// never straddle a day) go, and a key complete from at or before it is
+/// complete from the start (what the cold tier keeps of it is all there).
+fn drop_bars_before(conn: &rusqlite::Connection, before: i64) -> rusqlite::Result<()> {
+    conn.execute("DELETE FROM bar_pages WHERE page < ?1", [before])?;
+    let keys: Vec<(String, i64)> = {
+        let mut stmt = conn.prepare("SELECT symbol, timeframe FROM bar_keys")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    for (symbol, seconds) in keys {
+        let tf = Timeframe::parse(&format!("{seconds}s")).map_err(to_sql_error)?;
+        let key = read_key(conn, &symbol, tf).map_err(to_sql_error)?;
+        let from = key.and_then(|k| k.complete_from).filter(|&f| f > before);
+        write_key(conn, &symbol, tf, from)?;
     }
     Ok(())
 }
@@ -1660,7 +1937,12 @@ mod tests {
             }
             let mut update = BarsUpdate::default();
             update.keys.insert((std::sync::Arc::from("A"), tf), key);
-            c.commit_migration_with_bars(&[], m + 1, m + 1, &[], None, Some((&update, keep)))
+            let bars = BarsCommit {
+                update: &update,
+                keep,
+                in_cold: &|_| false,
+            };
+            c.commit_migration_with_bars(&[], m + 1, m + 1, &[], None, Some(bars))
                 .unwrap();
             let kept = c.latest_bars("A", tf, 10_000).unwrap();
             assert_eq!(kept.bars_watermark, Some(m + 1));

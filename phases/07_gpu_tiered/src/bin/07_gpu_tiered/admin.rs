@@ -146,12 +146,27 @@ pub fn scrub(config: Config, ScrubArgs { json }: ScrubArgs) -> Result<()> {
             None => println!("WAL: {} records checked", r.wal_records),
             Some(why) => println!("WAL: DAMAGED: {why}"),
         }
+        println!(
+            "bars: {} pages checked; {} problems",
+            r.bar_pages,
+            r.bars_problems.len()
+        );
+        for why in &r.bars_problems {
+            println!("  DAMAGED bars: {why}");
+        }
+        if !r.bars_problems.is_empty() {
+            println!("  (bars are derived: `07_gpu_tiered bars --rebuild` rebuilds them from the cold files)");
+        }
     }
-    if r.damaged.is_empty() && r.wal_problem.is_none() && r.unreadable.is_empty() {
+    if r.damaged.is_empty()
+        && r.wal_problem.is_none()
+        && r.unreadable.is_empty()
+        && r.bars_problems.is_empty()
+    {
         Ok(())
     } else {
         Err(Error::Inconsistent(format!(
-            "scrub found {} damaged cold files{}{}",
+            "scrub found {} damaged cold files{}{}{}",
             r.damaged.len(),
             if r.unreadable.is_empty() {
                 String::new()
@@ -165,6 +180,14 @@ pub fn scrub(config: Config, ScrubArgs { json }: ScrubArgs) -> Result<()> {
                 " and a damaged WAL"
             } else {
                 ""
+            },
+            if r.bars_problems.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " and {} problems in the catalog's bars (`bars --rebuild` rebuilds them)",
+                    r.bars_problems.len()
+                )
             }
         )))
     }

@@ -9,7 +9,7 @@ use tiered::filter::Filter;
 use tiered::output;
 use tiered::store::bars::Timeframe;
 
-use crate::common::write_out;
+use crate::common::{csv_line, write_out};
 use crate::common::{time_arg, Format};
 use crate::query::condition;
 
@@ -96,8 +96,8 @@ pub fn run(engine: &Engine, a: &AggArgs) -> Result<()> {
 #[derive(Debug, clap::Args)]
 pub struct BarsArgs {
     /// The symbol.
-    #[arg(long)]
-    pub symbol: String,
+    #[arg(long, required_unless_present = "rebuild")]
+    pub symbol: Option<String>,
     /// 1m, 5m, 1h or 1d.
     #[arg(long, default_value = "1h")]
     pub timeframe: String,
@@ -114,15 +114,32 @@ pub struct BarsArgs {
     /// and best time of all runs.
     #[arg(long, default_value_t = 0)]
     pub repeat: usize,
+    /// Rebuild the catalog's bars from every cold file (opens the store to
+    /// write), then answer if --symbol is given.
+    #[arg(long)]
+    pub rebuild: bool,
 }
 
-pub fn latest(engine: &Engine, a: &BarsArgs) -> Result<()> {
+pub fn latest(config: tiered::config::Config, a: &BarsArgs) -> Result<()> {
+    let engine = if a.rebuild {
+        let engine = crate::common::open(config)?;
+        match engine.rebuild_bars(true)? {
+            Some(note) => eprintln!("{note}"),
+            None => eprintln!("bars are off (cold_tier.bars_kept is 0): nothing to rebuild"),
+        }
+        engine
+    } else {
+        crate::common::open_read_only(config)?
+    };
+    let Some(symbol) = &a.symbol else {
+        return Ok(());
+    };
     let tf = Timeframe::parse(&a.timeframe)?;
     let run = || {
         if a.from_raw {
-            engine.latest_bars_from_raw(&a.symbol, tf, a.limit)
+            engine.latest_bars_from_raw(symbol, tf, a.limit)
         } else {
-            engine.latest_bars(&a.symbol, tf, a.limit)
+            engine.latest_bars(symbol, tf, a.limit)
         }
     };
     let mut times = Vec::with_capacity(a.repeat + 1);
@@ -203,9 +220,9 @@ pub fn write_bars(bars: &[Bar], format: Format) -> Result<()> {
                 write_out(&mut out, &table.to_string())?;
             }
             Format::Csv => {
-                write_out(&mut out, &names.join(","))?;
+                write_out(&mut out, &csv_line(&names)?)?;
                 for r in rows {
-                    write_out(&mut out, &r.join(","))?;
+                    write_out(&mut out, &csv_line(&r)?)?;
                 }
             }
             Format::Json => {

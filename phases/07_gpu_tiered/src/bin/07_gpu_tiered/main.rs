@@ -48,7 +48,7 @@ fn run(args: Args) -> tiered::Result<()> {
         Command::Ingest(a) => ingest::run(config, a),
         Command::Query(a) => query::run(&open_read_only(config)?, &a),
         Command::Aggregate(a) => aggregate::run(&open_read_only(config)?, &a),
-        Command::Bars(a) => aggregate::latest(&open_read_only(config)?, &a),
+        Command::Bars(a) => aggregate::latest(config, &a),
         Command::Gpubench(a) => gpubench::run(&a),
         Command::Jobs(a) => jobs::run(config, a),
         Command::Quality(a) => admin::quality(config, a),
