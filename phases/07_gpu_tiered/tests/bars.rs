@@ -61,6 +61,22 @@ fn by_aggregate(
     bars[skip..].to_vec()
 }
 
+/// Ingests `n` generated batches of `rows` (kept in `all`), then moves
+/// everything to the cold tier.
+fn fill_and_migrate(
+    engine: &Engine,
+    g: &mut Generator,
+    (n, rows): (usize, usize),
+    all: &mut Vec<RecordBatch>,
+) {
+    for _ in 0..n {
+        let b = g.batch(rows).unwrap();
+        engine.ingest(&b).unwrap();
+        all.push(b);
+    }
+    engine.migrate_all().unwrap();
+}
+
 fn span(batches: &[RecordBatch]) -> (i64, i64) {
     let mut lo = i64::MAX;
     let mut hi = i64::MIN;
@@ -231,12 +247,7 @@ fn a_damaged_kept_bar_is_not_used_and_does_not_stop_migrations() {
     let mut g = Generator::new(Mode::Simple, 3, 2);
     g.mean_gap_ns = 10_000_000_000;
     let mut all = Vec::new();
-    for _ in 0..4 {
-        let b = g.batch(500).unwrap();
-        engine.ingest(&b).unwrap();
-        all.push(b);
-    }
-    engine.migrate_all().unwrap();
+    fill_and_migrate(&engine, &mut g, (4, 500), &mut all);
     let symbol = g.symbol(0);
     let tf = Timeframe::parse("1h").unwrap();
     let path = dir.path().join("catalog.sqlite");
@@ -261,12 +272,7 @@ fn a_damaged_kept_bar_is_not_used_and_does_not_stop_migrations() {
     );
     // Later migrations still commit; the bars are marked stale instead of
     // merging into the damaged row, and the next open rebuilds them.
-    for _ in 0..3 {
-        let b = g.batch(500).unwrap();
-        engine.ingest(&b).unwrap();
-        all.push(b);
-    }
-    engine.migrate_all().unwrap();
+    fill_and_migrate(&engine, &mut g, (3, 500), &mut all);
     assert_eq!(engine.stats().unwrap().hot_records, 0);
     assert_eq!(engine.with_catalog(|c| c.bars_watermark()).unwrap(), None);
     let (got, stats) = engine.latest_bars(&symbol, tf, 5).unwrap();
@@ -340,15 +346,9 @@ fn hand_edits_of_the_kept_bars_are_noticed_scrubbed_and_rebuilt() {
     let mut g = Generator::new(Mode::Simple, 21, 3);
     g.mean_gap_ns = 20_000_000_000;
     let mut all = Vec::new();
-    {
-        let engine = Engine::open(config.clone()).unwrap();
-        for _ in 0..6 {
-            let b = g.batch(400).unwrap();
-            engine.ingest(&b).unwrap();
-            all.push(b);
-        }
-        engine.migrate_all().unwrap();
-    }
+    let engine = Engine::open(config.clone()).unwrap();
+    fill_and_migrate(&engine, &mut g, (6, 400), &mut all);
+    drop(engine);
     let symbol = g.symbol(0);
     let tf = Timeframe::parse("1h").unwrap();
     let path = dir.path().join("catalog.sqlite");

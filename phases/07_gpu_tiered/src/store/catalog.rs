@@ -758,7 +758,7 @@ impl Catalog {
     }
 
     /// [`Catalog::commit_migration_with_keys`], and in the same transaction
-    /// the migration's bars (`(update, keep)`): merged into the kept ones
+    /// the migration's bars ([`BarsCommit`]): merged into the kept ones
     /// when those describe the watermark before this migration (else left
     /// stale for the engine to rebuild).
     pub fn commit_migration_with_bars(
