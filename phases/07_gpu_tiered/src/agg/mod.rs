@@ -443,6 +443,12 @@ impl Partial {
     /// bytes for a bar of ordinary prices.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(160);
+        self.encode_into(&mut out);
+        out
+    }
+
+    /// [`Partial::encode`], appended to `out`.
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
         out.push(Self::VERSION);
         out.extend_from_slice(&self.count.to_le_bytes());
         out.extend_from_slice(&self.first.0.to_le_bytes());
@@ -457,9 +463,8 @@ impl Partial {
         ] {
             out.extend_from_slice(&k.to_le_bytes());
         }
-        self.price_sum.encode(&mut out);
-        self.volume_sum.encode(&mut out);
-        out
+        self.price_sum.encode(out);
+        self.volume_sum.encode(out);
     }
 
     /// Reads what [`Partial::encode`] wrote; anything else (short, long,

@@ -1580,11 +1580,13 @@ fn write_page<'a>(
 ) -> rusqlite::Result<Vec<u8>> {
     let mut out = Vec::with_capacity(64 * 150);
     for (bucket, p) in bars {
-        let body = p.encode();
         out.extend_from_slice(&bucket.to_le_bytes());
+        let at = out.len();
+        out.extend_from_slice(&[0, 0]);
+        p.encode_into(&mut out);
         // A partial's stored form is under 700 bytes (68 digits at most).
-        out.extend_from_slice(&(body.len() as u16).to_le_bytes());
-        out.extend_from_slice(&body);
+        let len = (out.len() - at - 2) as u16;
+        out[at..at + 2].copy_from_slice(&len.to_le_bytes());
     }
     zstd.compress(&out)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
