@@ -274,7 +274,7 @@ fn a_damaged_kept_bar_is_not_used_and_does_not_stop_migrations() {
     // merging into the damaged row, and the next open rebuilds them.
     fill_and_migrate(&engine, &mut g, (3, 500), &mut all);
     assert_eq!(engine.stats().unwrap().hot_records, 0);
-    assert_eq!(engine.with_catalog(|c| c.bars_watermark()).unwrap(), None);
+    assert!(!engine.with_catalog(|c| c.bars_current()).unwrap());
     let (got, stats) = engine.latest_bars(&symbol, tf, 5).unwrap();
     assert_eq!(stats.source, "raw");
     assert_eq!(
@@ -413,4 +413,51 @@ fn hand_edits_of_the_kept_bars_are_noticed_scrubbed_and_rebuilt() {
         );
         assert!(engine.scrub().unwrap().bars_problems.is_empty());
     }
+}
+
+/// An earlier build (before bars) ran retention on the store: the files
+/// went, the bars of their days stayed, the watermark did not move. The
+/// bars describe the files too, so they are stale and rebuilt, never
+/// answered with the deleted days.
+#[test]
+fn bars_left_behind_by_an_earlier_builds_retention_are_not_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(dir.path(), Mode::Simple);
+    let mut g = Generator::new(Mode::Simple, 31, 2);
+    g.mean_gap_ns = 60_000_000_000;
+    let mut all = Vec::new();
+    let engine = Engine::open(config.clone()).unwrap();
+    fill_and_migrate(&engine, &mut g, (8, 500), &mut all);
+    let path = dir.path().join("catalog.sqlite");
+    // The bars as they are, kept aside; retention by this build; then the
+    // bars put back as the earlier build would have left them.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute_batch(
+        "CREATE TABLE old_pages AS SELECT * FROM bar_pages;
+         CREATE TABLE old_keys AS SELECT * FROM bar_keys;
+         CREATE TABLE old_meta AS SELECT * FROM meta WHERE key = 'bars_watermark_lsn';",
+    )
+    .unwrap();
+    let (_, hi) = span(&all);
+    let gone = engine.retention(1, hi).unwrap();
+    assert!(!gone.is_empty());
+    conn.execute_batch(
+        "DELETE FROM bar_pages; INSERT INTO bar_pages SELECT * FROM old_pages;
+         DELETE FROM bar_keys; INSERT INTO bar_keys SELECT * FROM old_keys;
+         INSERT OR REPLACE INTO meta SELECT * FROM old_meta;",
+    )
+    .unwrap();
+    let symbol = g.symbol(0);
+    let tf = Timeframe::parse("1d").unwrap();
+    let want = |engine: &Engine| keys(&engine.latest_bars_from_raw(&symbol, tf, 30).unwrap().0);
+    let (got, s) = engine.latest_bars(&symbol, tf, 30).unwrap();
+    assert_eq!(s.source, "raw", "{s:?}");
+    assert!(s.why_raw.unwrap().contains("not current"));
+    assert_eq!(keys(&got), want(&engine));
+    drop(engine);
+    let engine = Engine::open(config).unwrap();
+    assert!(engine.opened().bars.is_some());
+    let (got, s) = engine.latest_bars(&symbol, tf, 30).unwrap();
+    assert_eq!(s.source, "catalog", "{s:?}");
+    assert_eq!(keys(&got), want(&engine));
 }

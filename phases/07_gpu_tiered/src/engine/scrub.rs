@@ -44,7 +44,7 @@ impl Engine {
             .iter()
             .flat_map(|f| f.symbols.iter().cloned())
             .collect();
-        let current = lock(&self.catalog).bars_watermark()? == Some(watermark);
+        let current = lock(&self.catalog).bars_current()?;
         if current && self.config().cold_tier.bars_kept > 0 {
             let (pages, problems) = lock(&self.catalog).check_bars(&symbols)?;
             report.bar_pages = pages;

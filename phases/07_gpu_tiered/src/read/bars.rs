@@ -94,15 +94,12 @@ impl Engine {
                 Err(e @ Error::Corrupt { .. }) => return Ok(Err(self.damaged_bars(e.to_string()))),
                 Err(e) => return Err(e),
             };
-            if kept.bars_watermark != Some(kept.watermark) {
+            if !kept.current {
                 return Ok(Err(format!(
-                    "the catalog's bars are not current ({}, the cold tier is at LSN {}); \
-                     the next open of the store to write rebuilds them",
-                    kept.bars_watermark
-                        .map_or("none are marked current".to_string(), |w| {
-                            format!("they describe LSN {w}")
-                        }),
-                    kept.watermark
+                    "the catalog's bars are not current (they describe {}, the cold tier is {}: \
+                     LSN;files:CRCs:rows); the next open of the store to write rebuilds them",
+                    kept.describes.as_deref().unwrap_or("nothing"),
+                    kept.cold
                 )));
             }
             if kept.rows.len() < limit && kept.complete_from.is_some() {
@@ -282,8 +279,9 @@ impl Engine {
         if keep == 0 || self.read_only() {
             return Ok(None);
         }
-        let (watermark, bars) = self.with_catalog(|c| Ok((c.watermark()?, c.bars_watermark()?)))?;
-        let damaged = if bars == Some(watermark) && !force {
+        let (watermark, current) =
+            self.with_catalog(|c| Ok((c.watermark()?, c.bars_current()?)))?;
+        let damaged = if current && !force {
             let symbols: std::collections::BTreeSet<String> = self
                 .read()
                 .cold
@@ -294,7 +292,7 @@ impl Engine {
         } else {
             Vec::new()
         };
-        if bars == Some(watermark) && !force && damaged.is_empty() {
+        if current && !force && damaged.is_empty() {
             return Ok(None);
         }
         let started = Instant::now();

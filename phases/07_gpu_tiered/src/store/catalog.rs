@@ -773,7 +773,7 @@ impl Catalog {
         let path = self.path.clone();
         let err = |e| Error::catalog(&path, e);
         let watermark = self.watermark()?;
-        let bars_current = self.bars_watermark()? == Some(watermark);
+        let bars_current = self.bars_current()?;
         if lsn_lo != watermark + 1 || lsn_hi < lsn_lo {
             return Err(Error::InvalidArgument(format!(
                 "a migration of LSNs {lsn_lo}..={lsn_hi} does not follow the watermark {watermark}"
@@ -798,7 +798,7 @@ impl Catalog {
             let sp = tx.savepoint().map_err(&err)?;
             match apply_bars(&sp, bars) {
                 Ok(()) => {
-                    upsert_meta(&sp, BARS_WATERMARK, &lsn_hi.to_string()).map_err(&err)?;
+                    mark_current(&sp).map_err(&err)?;
                     sp.commit().map_err(&err)?;
                 }
                 Err(_) => {
@@ -814,10 +814,20 @@ impl Catalog {
     // ---- bars ----
 
     /// The cold watermark the kept bars describe (`None`: never built).
-    /// A value that is not a number reads as `None` too: the bars are
-    /// derived, and rebuilt rather than trusted.
-    pub fn bars_watermark(&self) -> Result<Option<u64>> {
-        Ok(self.meta(BARS_WATERMARK)?.and_then(|v| v.parse().ok()))
+    /// Whether the kept bars describe the cold tier as the catalog lists it
+    /// now: `meta.bars_watermark_lsn` holds the watermark and a summary of
+    /// the files (count, summed CRCs, rows) as they were when the bars
+    /// last matched them, so that files added or deleted by anything that
+    /// did not update the bars (an earlier build's retention) make them
+    /// stale, as does a value that is anything else.
+    pub fn bars_current(&self) -> Result<bool> {
+        bars_current(&self.conn).map_err(self.err())
+    }
+
+    /// Records the kept bars as describing the cold tier as it is now (for
+    /// a catalog whose bars were built outside a migration, as in tests).
+    pub fn mark_bars_current(&self) -> Result<()> {
+        mark_current(&self.conn).map_err(self.err())
     }
 
     /// Marks the kept bars as not describing the cold tier (found damaged):
@@ -955,7 +965,7 @@ impl Catalog {
             },
         )
         .map_err(err)?;
-        upsert_meta(&tx, BARS_WATERMARK, &watermark.to_string()).map_err(err)?;
+        mark_current(&tx).map_err(err)?;
         tx.commit().map_err(err)
     }
 
@@ -971,7 +981,9 @@ impl Catalog {
         };
         let num = |v: Option<String>| v.and_then(|v| v.parse::<u64>().ok());
         let watermark = num(meta("cold_watermark_lsn").map_err(err)?).unwrap_or(0);
-        let bars_watermark = num(meta(BARS_WATERMARK).map_err(err)?);
+        let describes = meta(BARS_WATERMARK).map_err(err)?;
+        let cold = cold_state(&tx).map_err(err)?;
+        let current = describes.as_deref() == Some(cold.as_str());
         let with_path = |e: Error| match e {
             Error::Corrupt {
                 what,
@@ -1016,7 +1028,9 @@ impl Catalog {
             key: key.is_some(),
             complete_from,
             watermark,
-            bars_watermark,
+            current,
+            describes,
+            cold,
         })
     }
 
@@ -1174,6 +1188,7 @@ impl Catalog {
         let path = self.path.clone();
         let err = |e| Error::catalog(&path, e);
         let mut tx = self.conn.transaction().map_err(err)?;
+        let bars_were_current = bars_current(&tx).map_err(err)?;
         let mut by_partition: std::collections::BTreeMap<&str, (i64, i64, i64)> =
             Default::default();
         for f in &doomed {
@@ -1214,7 +1229,12 @@ impl Catalog {
         // retention still commits and the bars are marked stale.
         let sp = tx.savepoint().map_err(err)?;
         match drop_bars_before(&sp, bars_before) {
-            Ok(()) => sp.commit().map_err(err)?,
+            Ok(()) => {
+                if bars_were_current {
+                    mark_current(&sp).map_err(err)?;
+                }
+                sp.commit().map_err(err)?
+            }
             Err(_) => {
                 drop(sp);
                 tx.execute("DELETE FROM meta WHERE key = ?1", [BARS_WATERMARK])
@@ -1505,9 +1525,48 @@ pub struct KeptBars {
     /// Set once older buckets were dropped: the window holds every cold row
     /// of buckets from here on, and nothing older.
     pub complete_from: Option<i64>,
-    /// The catalog's cold watermark, and the one the bars describe.
+    /// The catalog's cold watermark.
     pub watermark: u64,
-    pub bars_watermark: Option<u64>,
+    /// Whether the bars describe the cold tier as listed now, what they
+    /// describe (`meta.bars_watermark_lsn`), and the cold tier now.
+    pub current: bool,
+    pub describes: Option<String>,
+    pub cold: String,
+}
+
+/// The cold tier as the bars must describe it: `LSN;files:crcs:rows`.
+fn cold_state(conn: &rusqlite::Connection) -> rusqlite::Result<String> {
+    let watermark: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'cold_watermark_lsn'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let (files, crcs, rows): (i64, i64, i64) = conn.query_row(
+        "SELECT count(*), coalesce(sum(crc32c), 0), coalesce(sum(rows), 0) FROM files",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    Ok(format!(
+        "{};{files}:{crcs}:{rows}",
+        watermark.as_deref().unwrap_or("0")
+    ))
+}
+
+fn bars_current(conn: &rusqlite::Connection) -> rusqlite::Result<bool> {
+    let describes: Option<String> = conn
+        .query_row(
+            "SELECT value FROM meta WHERE key = ?1",
+            [BARS_WATERMARK],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(describes.is_some_and(|d| cold_state(conn).is_ok_and(|c| c == d)))
+}
+
+fn mark_current(conn: &rusqlite::Connection) -> rusqlite::Result<()> {
+    upsert_meta(conn, BARS_WATERMARK, &cold_state(conn)?)
 }
 
 /// CRC-32C of a kept page's key and state.
@@ -1923,7 +1982,7 @@ mod tests {
         use crate::store::bars::{BarsUpdate, KeyUpdate, TIMEFRAMES};
         let dir = tempfile::tempdir().unwrap();
         let mut c = Catalog::open(&dir.path().join("c.sqlite")).unwrap();
-        c.set_meta("bars_watermark_lsn", "0").unwrap();
+        c.mark_bars_current().unwrap();
         let tf = TIMEFRAMES[0];
         let keep = 7;
         let mut all: BTreeMap<i64, Partial> = BTreeMap::new();
@@ -1947,7 +2006,7 @@ mod tests {
             c.commit_migration_with_bars(&[], m + 1, m + 1, &[], None, Some(bars))
                 .unwrap();
             let kept = c.latest_bars("A", tf, 10_000).unwrap();
-            assert_eq!(kept.bars_watermark, Some(m + 1));
+            assert!(kept.current);
             assert!(
                 kept.rows.len() < keep + tf.page_bars(),
                 "{}",
