@@ -129,7 +129,7 @@ CREATE TABLE IF NOT EXISTS bar_pages (
     page      INTEGER NOT NULL,  -- start of the page's span, ns since the epoch (UTC)
     bars      INTEGER NOT NULL,  -- bars in it
     crc       INTEGER NOT NULL,  -- CRC-32C of symbol, timeframe, page, state
-    state     BLOB    NOT NULL,  -- zstd: each bar's bucket (i64 LE), length (u16 LE), exact partial
+    state     BLOB    NOT NULL,  -- each bar's bucket (i64 LE), length (u16 LE), exact partial: after a 0 byte, or a zstd frame
     PRIMARY KEY (symbol, timeframe, page)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS bar_keys (
@@ -867,60 +867,76 @@ impl Catalog {
     ) -> Result<(u64, Vec<String>)> {
         let err = self.err();
         let mut problems = Vec::new();
-        let keys: Vec<(String, i64)> = {
-            let mut stmt = self
-                .conn
-                .prepare(
-                    "SELECT symbol, timeframe FROM bar_pages
-                     UNION SELECT symbol, timeframe FROM bar_keys",
-                )
-                .map_err(&err)?;
-            let rows = stmt
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .map_err(&err)?;
-            rows.collect::<rusqlite::Result<_>>().map_err(&err)?
-        };
-        let mut pages = 0u64;
         let mut seen = std::collections::BTreeSet::new();
-        for (symbol, seconds) in keys {
+        // Every key row against its pages' totals, in one pass.
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT k.symbol, k.timeframe, k.complete_from, k.pages, k.bars, k.page_crcs, k.crc,
+                        coalesce(p.n, 0), coalesce(p.b, 0), coalesce(p.c, 0)
+                 FROM bar_keys k LEFT JOIN
+                     (SELECT symbol, timeframe, count(*) AS n, sum(bars) AS b, sum(crc) AS c
+                      FROM bar_pages GROUP BY symbol, timeframe) p
+                 ON p.symbol = k.symbol AND p.timeframe = k.timeframe",
+            )
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    KeyRow {
+                        complete_from: r.get(2)?,
+                        pages: r.get(3)?,
+                        bars: r.get(4)?,
+                        page_crcs: r.get(5)?,
+                    },
+                    r.get::<_, i64>(6)?,
+                    (
+                        r.get::<_, i64>(7)?,
+                        r.get::<_, i64>(8)?,
+                        r.get::<_, i64>(9)?,
+                    ),
+                ))
+            })
+            .map_err(&err)?;
+        for row in rows {
+            let (symbol, seconds, k, crc, totals) = row.map_err(&err)?;
             let Ok(tf) = Timeframe::parse(&format!("{seconds}s")) else {
                 problems.push(format!(
                     "bars of {symbol} at an unknown timeframe of {seconds} s"
                 ));
                 continue;
             };
-            seen.insert((symbol.clone(), tf));
-            let key = read_key(&self.conn, &symbol, tf)
-                .and_then(|k| check_key_pages(&self.conn, &symbol, tf, k.as_ref()));
-            if let Err(e) = key {
-                problems.push(e.to_string());
+            let what = format!("the catalog's {} bars of {symbol}", tf.name());
+            if key_crc(&symbol, tf, &k) as i64 != crc {
+                problems.push(format!("{what}: its row's CRC-32C does not match"));
+            } else if totals != (k.pages, k.bars, k.page_crcs) {
+                problems.push(format!(
+                    "{what}: {} pages of {} bars, where its row records {} of {}",
+                    totals.0, totals.1, k.pages, k.bars
+                ));
             }
-            if !pages_too {
-                continue;
-            }
-            let mut stmt = self
-                .conn
-                .prepare_cached(
-                    "SELECT page, crc, state FROM bar_pages WHERE symbol = ?1 AND timeframe = ?2",
-                )
-                .map_err(&err)?;
-            let rows = stmt
-                .query_map(params![symbol, seconds], |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, Vec<u8>>(2)?,
-                    ))
-                })
-                .map_err(&err)?;
-            for row in rows {
-                let (page, crc, state) = row.map_err(&err)?;
-                pages += 1;
-                if let Err(e) = read_page(&symbol, tf, page, &state, crc) {
-                    problems.push(e.to_string());
-                }
-            }
+            seen.insert((symbol, tf));
         }
+        drop(stmt);
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT DISTINCT symbol, timeframe FROM bar_pages
+                 EXCEPT SELECT symbol, timeframe FROM bar_keys",
+            )
+            .map_err(&err)?;
+        let orphans = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(&err)?;
+        for o in orphans {
+            let (symbol, seconds) = o.map_err(&err)?;
+            problems.push(format!(
+                "pages of bars of {symbol} at {seconds} s without a row for them"
+            ));
+        }
+        drop(stmt);
         for symbol in symbols {
             for tf in crate::store::bars::TIMEFRAMES {
                 if !seen.contains(&(symbol.clone(), tf)) {
@@ -928,6 +944,34 @@ impl Catalog {
                         "no kept {} bars of {symbol}, which the cold tier holds",
                         tf.name()
                     ));
+                }
+            }
+        }
+        let mut pages = 0u64;
+        if pages_too {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT symbol, timeframe, page, crc, state FROM bar_pages")
+                .map_err(&err)?;
+            let rows = stmt
+                .query_map([], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                        r.get::<_, Vec<u8>>(4)?,
+                    ))
+                })
+                .map_err(&err)?;
+            for row in rows {
+                let (symbol, seconds, page, crc, state) = row.map_err(&err)?;
+                pages += 1;
+                let Ok(tf) = Timeframe::parse(&format!("{seconds}s")) else {
+                    continue;
+                };
+                if let Err(e) = read_page(&symbol, tf, page, &state, crc) {
+                    problems.push(e.to_string());
                 }
             }
         }
@@ -1596,9 +1640,16 @@ fn read_page(
     }
     // Every bar's stored form is under 720 bytes with its header.
     let most = tf.page_bars() * 720;
-    let state = zstd::bulk::decompress(state, most).map_err(|e| {
-        Error::corrupt(&what, 0, format!("its zstd frame does not decompress: {e}"))
-    })?;
+    let raw;
+    let state = match state.split_first() {
+        Some((0, bars)) => bars,
+        _ => {
+            raw = zstd::bulk::decompress(state, most).map_err(|e| {
+                Error::corrupt(&what, 0, format!("its zstd frame does not decompress: {e}"))
+            })?;
+            &raw[..]
+        }
+    };
     let mut out = Vec::new();
     let mut at = 0usize;
     while at < state.len() {
@@ -1647,9 +1698,20 @@ fn write_page<'a>(
         let len = (out.len() - at - 2) as u16;
         out[at..at + 2].copy_from_slice(&len.to_le_bytes());
     }
+    // A page of a few bars is kept as it is, behind a 0 byte: zstd's
+    // tables cost more than they save there (and most of a migration's
+    // time, for many thinly traded symbols). Larger pages are a zstd
+    // frame, whose first byte is never 0.
+    if out.len() < PAGE_COMPRESS_FROM {
+        out.insert(0, 0);
+        return Ok(out);
+    }
     zstd.compress(&out)
         .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
 }
+
+/// Raw page bytes from which a page is compressed (about 7 bars).
+const PAGE_COMPRESS_FROM: usize = 1024;
 
 fn to_sql_error(e: Error) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(e))
@@ -1669,10 +1731,8 @@ fn apply_bars(tx: &rusqlite::Connection, bars: BarsCommit<'_>) -> rusqlite::Resu
         in_cold,
     } = bars;
     let mut get = tx.prepare_cached(
-        "SELECT state, crc FROM bar_pages WHERE symbol = ?1 AND timeframe = ?2 AND page = ?3",
+        "SELECT bars, crc, state FROM bar_pages WHERE symbol = ?1 AND timeframe = ?2 AND page = ?3",
     )?;
-    let mut newest_page =
-        tx.prepare_cached("SELECT max(page) FROM bar_pages WHERE symbol = ?1 AND timeframe = ?2")?;
     let mut put = tx.prepare_cached(
         "INSERT OR REPLACE INTO bar_pages (symbol, timeframe, page, bars, state, crc)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -1680,16 +1740,10 @@ fn apply_bars(tx: &rusqlite::Connection, bars: BarsCommit<'_>) -> rusqlite::Resu
     let mut counts = tx.prepare_cached(
         "SELECT page, bars FROM bar_pages WHERE symbol = ?1 AND timeframe = ?2 ORDER BY page DESC",
     )?;
-    let mut cut = tx.prepare_cached(
-        "DELETE FROM bar_pages WHERE symbol = ?1 AND timeframe = ?2 AND page < ?3",
-    )?;
     let mut zstd = zstd::bulk::Compressor::new(1).map_err(to_sql_error_io)?;
     for ((symbol, tf), key) in &update.keys {
         let sym: &str = symbol;
-        // Merging into pages that are not those the key row records would
-        // make the loss permanent: refused, and the bars marked stale.
         let key_row = read_key(tx, sym, *tf).map_err(to_sql_error)?;
-        check_key_pages(tx, sym, *tf, key_row.as_ref()).map_err(to_sql_error)?;
         if key_row.is_none() && in_cold(sym) {
             return Err(to_sql_error(Error::corrupt(
                 format!("the catalog's {} bars of {sym}", tf.name()),
@@ -1697,27 +1751,34 @@ fn apply_bars(tx: &rusqlite::Connection, bars: BarsCommit<'_>) -> rusqlite::Resu
                 "no row, while the cold tier holds the symbol",
             )));
         }
-        let old: Option<i64> = key_row.and_then(|k| k.complete_from);
+        // The row's totals are carried forward, page by page, never
+        // recounted from the pages: a page lost or added behind this
+        // module's back stays a difference that the next check finds.
+        let mut row = key_row.unwrap_or(KeyRow {
+            complete_from: None,
+            pages: 0,
+            bars: 0,
+            page_crcs: 0,
+        });
+        let old = row.complete_from;
         let mut floor = old.max(key.floor);
-        // Pages after the newest kept one are new: nothing to merge with.
-        let newest: Option<i64> = newest_page.query_row(params![sym, tf.seconds], |r| r.get(0))?;
         let mut pages: BTreeMap<i64, Vec<(i64, &Partial)>> = BTreeMap::new();
         for (&bucket, p) in key.buckets.range(floor.unwrap_or(i64::MIN)..) {
             pages.entry(tf.page(bucket)).or_default().push((bucket, p));
         }
         for (page, new) in pages {
-            let before: Option<(Vec<u8>, i64)> = if newest.is_some_and(|n| page <= n) {
-                get.query_row(params![sym, tf.seconds, page], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
+            let before: Option<(i64, i64, Vec<u8>)> = get
+                .query_row(params![sym, tf.seconds, page], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                 })
-                .optional()?
-            } else {
-                None
-            };
+                .optional()?;
             let (state, bars) = match before {
                 // A new page: its bars are the update's, written as they are.
-                None => (write_page(&mut zstd, new.iter().copied())?, new.len()),
-                Some((state, crc)) => {
+                None => {
+                    row.pages += 1;
+                    (write_page(&mut zstd, new.iter().copied())?, new.len())
+                }
+                Some((old_bars, crc, state)) => {
                     // A damaged page is not merged into: the caller marks
                     // the bars stale (the migration still commits) and the
                     // next open rebuilds them from the cold files.
@@ -1728,42 +1789,49 @@ fn apply_bars(tx: &rusqlite::Connection, bars: BarsCommit<'_>) -> rusqlite::Resu
                     for (bucket, p) in new {
                         bars.entry(bucket).or_default().merge(p);
                     }
+                    row.bars -= old_bars;
+                    row.page_crcs -= crc;
                     let state = write_page(&mut zstd, bars.iter().map(|(b, p)| (*b, p)))?;
                     (state, bars.len())
                 }
             };
-            put.execute(params![
-                sym,
-                tf.seconds,
-                page,
-                bars as i64,
-                state,
-                page_crc(sym, *tf, page, &state) as i64,
-            ])?;
+            let crc = page_crc(sym, *tf, page, &state) as i64;
+            put.execute(params![sym, tf.seconds, page, bars as i64, state, crc])?;
+            row.bars += bars as i64;
+            row.page_crcs += crc;
         }
         // The newest pages holding `keep` bars stay; older ones go.
-        let mut held = 0usize;
-        let mut oldest_needed = None;
-        let mut older = false;
-        let mut rows = counts.query(params![sym, tf.seconds])?;
-        while let Some(r) = rows.next()? {
-            if oldest_needed.is_some() {
-                older = true;
-                break;
+        if row.bars as usize > keep {
+            let mut held = 0usize;
+            let mut needed = None;
+            let mut rows = counts.query(params![sym, tf.seconds])?;
+            while let Some(r) = rows.next()? {
+                if needed.is_some() {
+                    // An older page than those holding `keep` bars: the
+                    // window starts at the oldest of those.
+                    floor = floor.max(needed);
+                    break;
+                }
+                held += r.get::<_, i64>(1)? as usize;
+                if held >= keep {
+                    needed = Some(r.get::<_, i64>(0)?);
+                }
             }
-            held += r.get::<_, i64>(1)? as usize;
-            if held >= keep {
-                oldest_needed = Some(r.get::<_, i64>(0)?);
+        }
+        if floor != old {
+            if let Some(f) = floor {
+                let (pages, bars, crcs) = page_totals_before(tx, sym, *tf, f)?;
+                tx.prepare_cached(
+                    "DELETE FROM bar_pages WHERE symbol = ?1 AND timeframe = ?2 AND page < ?3",
+                )?
+                .execute(params![sym, tf.seconds, f])?;
+                row.pages -= pages;
+                row.bars -= bars;
+                row.page_crcs -= crcs;
             }
         }
-        drop(rows);
-        if older {
-            floor = floor.max(oldest_needed);
-        }
-        if let Some(f) = floor {
-            cut.execute(params![sym, tf.seconds, f])?;
-        }
-        write_key(tx, sym, *tf, floor)?;
+        row.complete_from = floor;
+        write_key_row(tx, sym, *tf, &row)?;
     }
     Ok(())
 }
@@ -1832,6 +1900,22 @@ fn read_key(conn: &rusqlite::Connection, symbol: &str, tf: Timeframe) -> Result<
     }
 }
 
+/// The count, bars and summed CRCs of the key's pages before `page`.
+fn page_totals_before(
+    conn: &rusqlite::Connection,
+    symbol: &str,
+    tf: Timeframe,
+    page: i64,
+) -> rusqlite::Result<(i64, i64, i64)> {
+    conn.prepare_cached(
+        "SELECT count(*), coalesce(sum(bars), 0), coalesce(sum(crc), 0) FROM bar_pages
+         WHERE symbol = ?1 AND timeframe = ?2 AND page < ?3",
+    )?
+    .query_row(params![symbol, tf.seconds, page], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    })
+}
+
 /// The count, bars and summed CRCs of the key's pages, as stored now.
 fn page_totals(
     conn: &rusqlite::Connection,
@@ -1872,20 +1956,13 @@ fn check_key_pages(
     Ok(())
 }
 
-/// Rewrites the key row of (`symbol`, `tf`) from its pages as they are now.
-fn write_key(
+/// Writes the key row of (`symbol`, `tf`) with its CRC.
+fn write_key_row(
     conn: &rusqlite::Connection,
     symbol: &str,
     tf: Timeframe,
-    complete_from: Option<i64>,
+    k: &KeyRow,
 ) -> rusqlite::Result<()> {
-    let (pages, bars, page_crcs) = page_totals(conn, symbol, tf)?;
-    let k = KeyRow {
-        complete_from,
-        pages,
-        bars,
-        page_crcs,
-    };
     conn.prepare_cached(
         "INSERT OR REPLACE INTO bar_keys
              (symbol, timeframe, complete_from, pages, bars, page_crcs, crc)
@@ -1894,11 +1971,11 @@ fn write_key(
     .execute(params![
         symbol,
         tf.seconds,
-        complete_from,
-        pages,
-        bars,
-        page_crcs,
-        key_crc(symbol, tf, &k) as i64
+        k.complete_from,
+        k.pages,
+        k.bars,
+        k.page_crcs,
+        key_crc(symbol, tf, k) as i64
     ])
     .map(|_| ())
 }
@@ -1907,7 +1984,6 @@ fn write_key(
 /// never straddle a day) go, and a key complete from at or before it is
 /// complete from the start (what the cold tier keeps of it is all there).
 fn drop_bars_before(conn: &rusqlite::Connection, before: i64) -> rusqlite::Result<()> {
-    conn.execute("DELETE FROM bar_pages WHERE page < ?1", [before])?;
     let keys: Vec<(String, i64)> = {
         let mut stmt = conn.prepare("SELECT symbol, timeframe FROM bar_keys")?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -1915,10 +1991,17 @@ fn drop_bars_before(conn: &rusqlite::Connection, before: i64) -> rusqlite::Resul
     };
     for (symbol, seconds) in keys {
         let tf = Timeframe::parse(&format!("{seconds}s")).map_err(to_sql_error)?;
-        let key = read_key(conn, &symbol, tf).map_err(to_sql_error)?;
-        let from = key.and_then(|k| k.complete_from).filter(|&f| f > before);
-        write_key(conn, &symbol, tf, from)?;
+        let Some(mut row) = read_key(conn, &symbol, tf).map_err(to_sql_error)? else {
+            continue;
+        };
+        let (pages, bars, crcs) = page_totals_before(conn, &symbol, tf, before)?;
+        row.pages -= pages;
+        row.bars -= bars;
+        row.page_crcs -= crcs;
+        row.complete_from = row.complete_from.filter(|&f| f > before);
+        write_key_row(conn, &symbol, tf, &row)?;
     }
+    conn.execute("DELETE FROM bar_pages WHERE page < ?1", [before])?;
     Ok(())
 }
 
