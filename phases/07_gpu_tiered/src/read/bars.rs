@@ -152,7 +152,7 @@ impl Engine {
             let mut partials: BTreeMap<i64, Partial> = kept.rows.into_iter().collect();
             let catalog_bars = partials.len() as u64;
             let memory_rows = rows.iter().map(|b| b.num_rows() as u64).sum();
-            fold_aligned(&mut partials, tf, from, &rows);
+            fold_aligned(&mut partials, tf, from, &rows)?;
             let name: Arc<str> = Arc::from(symbol);
             return Ok(Ok((
                 newest(&name, &partials, limit),
@@ -213,7 +213,7 @@ impl Engine {
         };
         let memory_rows: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
         let mut partials = BTreeMap::new();
-        fold_aligned(&mut partials, tf, i64::MIN, &rows);
+        fold_aligned(&mut partials, tf, i64::MIN, &rows)?;
         rows.clear();
         let cold_dir = self.config().cold_dir();
         let batch_size = self.config().query.output_batch_size.max(1);
@@ -245,7 +245,7 @@ impl Engine {
                 &mut scan,
                 Some(self.meta_cache()),
                 |b| {
-                    fold_aligned(&mut partials, tf, from, std::slice::from_ref(&b));
+                    fold_aligned(&mut partials, tf, from, std::slice::from_ref(&b))?;
                     Ok(true)
                 },
             )?;

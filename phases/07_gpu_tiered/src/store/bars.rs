@@ -172,18 +172,7 @@ impl BarsBuilder {
 
     /// Folds every row of `batch`.
     pub fn add(&mut self, batch: &RecordBatch) -> Result<()> {
-        if batch.num_columns() < 4 {
-            return Err(Error::InvalidArgument(
-                "bars need timestamp, symbol, price and volume columns".into(),
-            ));
-        }
-        let ts = batch
-            .column(0)
-            .as_primitive::<TimestampNanosecondType>()
-            .values();
-        let sym = batch.column(1).as_string::<i32>();
-        let price = batch.column(2).as_primitive::<Float64Type>().values();
-        let volume = batch.column(3).as_primitive::<Float64Type>().values();
+        let (ts, sym, price, volume) = columns(batch)?;
         let finest = TIMEFRAMES[0];
         for row in 0..batch.num_rows() {
             let bucket = finest.bucket(ts[row]);
@@ -268,6 +257,34 @@ impl BarsBuilder {
     }
 }
 
+/// The timestamp, symbol, price and volume columns of a batch of the
+/// store's schema; any other shape is an error, never a panic.
+type Columns<'a> = (
+    &'a [i64],
+    &'a arrow_array::StringArray,
+    &'a [f64],
+    &'a [f64],
+);
+
+fn columns(b: &RecordBatch) -> Result<Columns<'_>> {
+    let bad = || {
+        Error::InvalidArgument(
+            "bars need timestamp (ns), symbol (UTF-8), price and volume (f64) columns".into(),
+        )
+    };
+    if b.num_columns() < 4 {
+        return Err(bad());
+    }
+    let ts = b.column(0).as_primitive_opt::<TimestampNanosecondType>();
+    let sym = b.column(1).as_string_opt::<i32>();
+    let price = b.column(2).as_primitive_opt::<Float64Type>();
+    let volume = b.column(3).as_primitive_opt::<Float64Type>();
+    match (ts, sym, price, volume) {
+        (Some(t), Some(s), Some(p), Some(v)) => Ok((t.values(), s, p.values(), v.values())),
+        _ => Err(bad()),
+    }
+}
+
 /// Folds rows of one symbol (`[timestamp, symbol, price, volume, ...]`)
 /// into partials by `tf` bucket start; rows before `from` are skipped.
 pub fn fold_aligned(
@@ -275,14 +292,9 @@ pub fn fold_aligned(
     tf: Timeframe,
     from: i64,
     batches: &[RecordBatch],
-) {
+) -> Result<()> {
     for b in batches {
-        let ts = b
-            .column(0)
-            .as_primitive::<TimestampNanosecondType>()
-            .values();
-        let price = b.column(2).as_primitive::<Float64Type>().values();
-        let volume = b.column(3).as_primitive::<Float64Type>().values();
+        let (ts, _, price, volume) = columns(b)?;
         for row in 0..b.num_rows() {
             if ts[row] >= from {
                 into.entry(tf.bucket(ts[row]))
@@ -291,6 +303,7 @@ pub fn fold_aligned(
             }
         }
     }
+    Ok(())
 }
 
 /// The newest `limit` bars of `partials`, oldest first.
@@ -350,6 +363,31 @@ mod tests {
         assert_eq!(h.bucket(-1), -3_600_000_000_000);
     }
 
+    #[test]
+    fn batches_of_another_shape_are_an_error_not_a_panic() {
+        let b = RecordBatch::try_from_iter([
+            (
+                "timestamp",
+                Arc::new(Float64Array::from(vec![1.0])) as arrow_array::ArrayRef,
+            ),
+            ("symbol", Arc::new(StringArray::from(vec!["A"]))),
+            ("price", Arc::new(Float64Array::from(vec![1.0]))),
+            ("volume", Arc::new(Float64Array::from(vec![1.0]))),
+        ])
+        .unwrap();
+        assert!(BarsBuilder::new(5).add(&b).is_err());
+        assert!(fold_aligned(
+            &mut BTreeMap::new(),
+            TIMEFRAMES[0],
+            0,
+            std::slice::from_ref(&b)
+        )
+        .is_err());
+        assert!(BarsBuilder::new(5)
+            .add(&b.project(&[1, 2]).unwrap())
+            .is_err());
+    }
+
     proptest! {
         /// Whatever the row order and batch split, the builder's buckets
         /// are the bars of the rows: all of them, or with a small `keep`
@@ -374,7 +412,7 @@ mod tests {
                 for name in names {
                     let mine: Vec<_> = rows.iter().filter(|r| r.1 == name).copied().collect();
                     let mut want = BTreeMap::new();
-                    fold_aligned(&mut want, tf, i64::MIN, &[batch(&mine)]);
+                    fold_aligned(&mut want, tf, i64::MIN, &[batch(&mine)])?;
                     let Some(k) = update.keys.get(&(Arc::from(name), tf)) else {
                         prop_assert!(want.is_empty());
                         continue;
