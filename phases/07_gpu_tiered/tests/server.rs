@@ -376,11 +376,11 @@ fn every_endpoint_and_every_error_code() {
         (bars[0]["open"].as_f64(), bars[0]["trades"].as_u64()),
         (Some(1.5), Some(1))
     );
-    let bad = encode_segment("bad symbol!");
+    let bad = encode_segment(&"X".repeat(257));
     expect_400(
         &get(&mut c, &format!("/timeseries/{bad}?start=0&end=1")),
         Some("symbol"),
-        "letters, digits",
+        "1 to 256 bytes",
     );
     expect_400(
         &get(
@@ -2109,4 +2109,32 @@ fn the_websocket_answers_a_close_and_closes_on_clients_that_send_too_much() {
         matches!(answer, tungstenite::Message::Pong(_)),
         "{answer:?}"
     );
+}
+
+#[test]
+fn any_symbol_ingest_takes_can_be_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("store"), &[]);
+    let mut c = server.conn();
+    // Any symbol ingest takes can be read back (it used to refuse all but
+    // ASCII letters, digits and `/ . _ -` on reads only).
+    let odd = "ü€ A,B";
+    let r = post_json(
+        &mut c,
+        "/ingest",
+        &json!([{"timestamp": "2024-01-01T00:00:00Z", "symbol": odd, "price": 3.5, "volume": 1}]),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let path = encode_segment(odd);
+    for url in [
+        format!("/bars/{path}?timeframe=1d&limit=1"),
+        format!("/timeseries/{path}?start=2024-01-01&end=2024-01-02&frequency=1d"),
+    ] {
+        let v = json_body(&get(&mut c, &url));
+        assert_eq!(v["symbol"], odd, "{url}: {v}");
+        assert_eq!(v["bars"][0]["open"], 3.5, "{url}: {v}");
+    }
+    drop(c);
+    let (out, ok) = server.stop();
+    assert!(ok, "{out}");
 }

@@ -918,18 +918,23 @@ async fn query(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Ap
 
 // ---- time series ----
 
-/// A symbol as the API accepts it: 1 to 32 of letters, digits, `/ . _ -`.
+/// Longest symbol a read names (a bound on what a request makes us look up).
+pub const MAX_SYMBOL_BYTES: usize = 256;
+
+/// A symbol as the API reads it: any text the store can hold (ingest takes
+/// any symbol, so every one it took can be asked for), 1 to
+/// [`MAX_SYMBOL_BYTES`] bytes.
 pub fn check_symbol(s: &str) -> ApiResult<()> {
-    let ok = !s.is_empty()
-        && s.len() <= 32
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
-    if ok {
+    if (1..=MAX_SYMBOL_BYTES).contains(&s.len()) {
         Ok(())
     } else {
+        let shown: String = s.chars().take(40).collect();
         Err(ApiError::bad(
             Some("symbol"),
-            format!("symbol {s:?}: 1 to 32 letters, digits, '/', '.', '_' or '-'"),
+            format!(
+                "symbol {shown:?}{}: 1 to {MAX_SYMBOL_BYTES} bytes",
+                if shown.len() < s.len() { "…" } else { "" }
+            ),
         ))
     }
 }
