@@ -935,6 +935,9 @@ pub struct ScrubReport {
     /// (derived data: `bars --rebuild` rebuilds them from the cold files).
     pub bar_pages: u64,
     pub bars_problems: Vec<String>,
+    /// Why the bars were not checked (off, or not describing the cold
+    /// tier: the next writing open rebuilds them).
+    pub bars_not_checked: Option<String>,
 }
 
 /// What [`repair`] did.

@@ -45,7 +45,15 @@ impl Engine {
             .flat_map(|f| f.symbols.iter().cloned())
             .collect();
         let current = lock(&self.catalog).bars_current()?;
-        if current && self.config().cold_tier.bars_kept > 0 {
+        if self.config().cold_tier.bars_kept == 0 {
+            report.bars_not_checked = Some("cold_tier.bars_kept is 0".into());
+        } else if !current {
+            report.bars_not_checked = Some(
+                "they do not describe the cold tier as it is: the next open of the store to \
+                 write rebuilds them, or `07_gpu_tiered bars --rebuild`"
+                    .into(),
+            );
+        } else {
             let (pages, problems) = lock(&self.catalog).check_bars(&symbols)?;
             report.bar_pages = pages;
             report.bars_problems = problems;

@@ -96,10 +96,12 @@ impl Engine {
             };
             if !kept.current {
                 return Ok(Err(format!(
-                    "the catalog's bars are not current (they describe {}, the cold tier is {}: \
-                     LSN;files:CRCs:rows); the next open of the store to write rebuilds them",
-                    kept.describes.as_deref().unwrap_or("nothing"),
-                    kept.cold
+                    "the catalog's bars are not current (they describe {}; the cold tier is {}); \
+                     the next open of the store to write rebuilds them",
+                    kept.describes
+                        .as_deref()
+                        .map_or("nothing".into(), readable_state),
+                    readable_state(&kept.cold)
                 )));
             }
             if kept.rows.len() < limit && kept.complete_from.is_some() {
@@ -330,6 +332,15 @@ impl Engine {
             scan.rows_matched,
             started.elapsed().as_secs_f64()
         )))
+    }
+}
+
+/// `LSN;files:CRCs:rows` (what the catalog records) as words.
+fn readable_state(s: &str) -> String {
+    let parts: Vec<&str> = s.split([';', ':']).collect();
+    match parts[..] {
+        [lsn, files, _, rows] => format!("watermark LSN {lsn}, {files} files of {rows} rows"),
+        _ => format!("{s:?}"),
     }
 }
 

@@ -913,8 +913,8 @@ impl Catalog {
                 problems.push(format!("{what}: its row's CRC-32C does not match"));
             } else if totals != (k.pages, k.bars, k.page_crcs) {
                 problems.push(format!(
-                    "{what}: {} pages of {} bars, where its row records {} of {}",
-                    totals.0, totals.1, k.pages, k.bars
+                    "{what}: {}",
+                    pages_differ(totals, (k.pages, k.bars, k.page_crcs))
                 ));
             }
             seen.insert((symbol, tf));
@@ -1947,13 +1947,25 @@ fn check_key_pages(
         return Err(Error::corrupt(
             format!("the catalog's pages of {} bars of {symbol}", tf.name()),
             0,
-            format!(
-                "{pages} pages of {bars} bars, where its row records {} of {}",
-                want.0, want.1
-            ),
+            pages_differ((pages, bars, crcs), want),
         ));
     }
     Ok(())
+}
+
+/// Says how a key's pages (count, bars, summed CRCs) differ from its row.
+fn pages_differ(found: (i64, i64, i64), row: (i64, i64, i64)) -> String {
+    if (found.0, found.1) == (row.0, row.1) {
+        format!(
+            "its {} pages of {} bars are not those its row records (their CRCs differ)",
+            found.0, found.1
+        )
+    } else {
+        format!(
+            "{} pages of {} bars, where its row records {} of {}",
+            found.0, found.1, row.0, row.1
+        )
+    }
 }
 
 /// Writes the key row of (`symbol`, `tf`) with its CRC.

@@ -39,6 +39,7 @@ pub struct StatsArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ScrubArgs {
+    /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
 }
@@ -146,11 +147,14 @@ pub fn scrub(config: Config, ScrubArgs { json }: ScrubArgs) -> Result<()> {
             None => println!("WAL: {} records checked", r.wal_records),
             Some(why) => println!("WAL: DAMAGED: {why}"),
         }
-        println!(
-            "bars: {} pages checked; {} problems",
-            r.bar_pages,
-            r.bars_problems.len()
-        );
+        match &r.bars_not_checked {
+            Some(why) => println!("bars: not checked ({why})"),
+            None => println!(
+                "bars: {} pages checked; {} problems",
+                r.bar_pages,
+                r.bars_problems.len()
+            ),
+        }
         for why in &r.bars_problems {
             println!("  DAMAGED bars: {why}");
         }

@@ -95,10 +95,11 @@ pub fn run(engine: &Engine, a: &AggArgs) -> Result<()> {
 
 #[derive(Debug, clap::Args)]
 pub struct BarsArgs {
-    /// The symbol.
+    /// The symbol (required unless --rebuild).
     #[arg(long, required_unless_present = "rebuild")]
     pub symbol: Option<String>,
-    /// 1m, 5m, 1h or 1d.
+    /// 1m, 5m, 1h or 1d (the same lengths written otherwise, such as 60s
+    /// or 1min, are taken too).
     #[arg(long, default_value = "1h")]
     pub timeframe: String,
     /// How many bars, newest last.
@@ -154,30 +155,38 @@ pub fn latest(config: tiered::config::Config, a: &BarsArgs) -> Result<()> {
     write_bars(&bars, a.format)?;
     match (&s.why_raw, s.source) {
         (Some(why), _) => eprintln!(
-            "{} bars from the raw rows ({why}): {} cold rows from {} files, {} memory rows; {:.2} ms",
-            bars.len(),
+            "{} from the raw rows ({why}): {} cold rows from {} files, {} memory rows; {:.2} ms",
+            count_bars(bars.len()),
             s.cold_rows,
             s.cold_files_read,
             s.memory_rows,
             s.total_ms
         ),
         (None, "raw") => eprintln!(
-            "{} bars from the raw rows: {} cold rows from {} files, {} memory rows; {:.2} ms",
-            bars.len(),
+            "{} from the raw rows: {} cold rows from {} files, {} memory rows; {:.2} ms",
+            count_bars(bars.len()),
             s.cold_rows,
             s.cold_files_read,
             s.memory_rows,
             s.total_ms
         ),
         _ => eprintln!(
-            "{} bars: {} from the catalog merged with {} rows in memory; {:.2} ms",
-            bars.len(),
+            "{}: {} from the catalog merged with {} rows in memory; {:.2} ms",
+            count_bars(bars.len()),
             s.catalog_bars,
             s.memory_rows,
             s.total_ms
         ),
     }
     Ok(())
+}
+
+fn count_bars(n: usize) -> String {
+    if n == 1 {
+        "1 bar".into()
+    } else {
+        format!("{n} bars")
+    }
 }
 
 /// Writes bars to stdout as a table, CSV or JSON lines.

@@ -94,8 +94,9 @@ pub enum Command {
     /// Print the effective configuration and the environment variables read.
     Config,
     /// Read every cold file whole and check it against the CRC-32C the
-    /// catalog recorded; read every WAL record and check its CRC. Exits
-    /// non-zero if anything is damaged.
+    /// catalog recorded; read every WAL record and check its CRC; read
+    /// every page of the catalog's bars and check it against its CRC and
+    /// its key's row. Exits non-zero if anything is damaged.
     Scrub(admin::ScrubArgs),
     /// Rebuild the catalog from the cold files (each read whole and checked
     /// against its own description) and the WAL, when the catalog is
