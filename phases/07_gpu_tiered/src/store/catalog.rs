@@ -885,12 +885,7 @@ impl Catalog {
                 Ok((
                     r.get::<_, String>(0)?,
                     r.get::<_, i64>(1)?,
-                    KeyRow {
-                        complete_from: r.get(2)?,
-                        pages: r.get(3)?,
-                        bars: r.get(4)?,
-                        page_crcs: r.get(5)?,
-                    },
+                    KeyRow::at(r, 2)?,
                     r.get::<_, i64>(6)?,
                     (
                         r.get::<_, i64>(7)?,
@@ -1856,6 +1851,18 @@ struct KeyRow {
     page_crcs: i64,
 }
 
+impl KeyRow {
+    /// The row's four fields from `r`'s columns `at..at + 4`.
+    fn at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<KeyRow> {
+        Ok(KeyRow {
+            complete_from: r.get(at)?,
+            pages: r.get(at + 1)?,
+            bars: r.get(at + 2)?,
+            page_crcs: r.get(at + 3)?,
+        })
+    }
+}
+
 fn key_crc(symbol: &str, tf: Timeframe, k: &KeyRow) -> u32 {
     let mut c = crc32c::crc32c(symbol.as_bytes());
     c = crc32c::crc32c_append(c, &[0]);
@@ -1877,15 +1884,7 @@ fn read_key(conn: &rusqlite::Connection, symbol: &str, tf: Timeframe) -> Result<
         )
         .and_then(|mut s| {
             s.query_row(params![symbol, tf.seconds], |r| {
-                Ok((
-                    KeyRow {
-                        complete_from: r.get(0)?,
-                        pages: r.get(1)?,
-                        bars: r.get(2)?,
-                        page_crcs: r.get(3)?,
-                    },
-                    r.get::<_, i64>(4)?,
-                ))
+                Ok((KeyRow::at(r, 0)?, r.get::<_, i64>(4)?))
             })
             .optional()
         })
