@@ -75,24 +75,12 @@ impl Engine {
         // saves. Partials are order-free (exact sums, first and last by
         // timestamp then price), so the answer is the same bits either way
         // and whatever order the tasks finish in.
-        let batch_size = self.config().query.output_batch_size.max(1);
-        let cold_dir = self.config().cold_dir();
         let read = |f: &ColdFile| -> Result<(Vec<RecordBatch>, ScanStats)> {
             let (mut scan, mut rows) = (ScanStats::default(), Vec::new());
-            cold::scan_file(
-                &cold_dir.join(&f.path),
-                f,
-                self.schema(),
-                &preds,
-                &[0, 1, 2, 3],
-                batch_size,
-                &mut scan,
-                Some(self.meta_cache()),
-                |b| {
-                    rows.push(b);
-                    Ok(true)
-                },
-            )?;
+            super::scan_trades(self, f, &preds, &mut scan, |b| {
+                rows.push(b);
+                Ok(true)
+            })?;
             Ok((rows, scan))
         };
         let mut scan = ScanStats {

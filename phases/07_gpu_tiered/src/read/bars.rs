@@ -217,8 +217,6 @@ impl Engine {
         let mut partials = BTreeMap::new();
         fold_aligned(&mut partials, tf, i64::MIN, &rows)?;
         rows.clear();
-        let cold_dir = self.config().cold_dir();
-        let batch_size = self.config().query.output_batch_size.max(1);
         let mut scan = ScanStats::default();
         // Newest files first, so that older buckets can be skipped once
         // `limit` newer ones are known.
@@ -237,20 +235,10 @@ impl Engine {
             }
             read += 1;
             let from = bound.unwrap_or(i64::MIN);
-            cold::scan_file(
-                &cold_dir.join(&f.path),
-                f,
-                self.schema(),
-                &preds,
-                &[0, 1, 2, 3],
-                batch_size,
-                &mut scan,
-                Some(self.meta_cache()),
-                |b| {
-                    fold_aligned(&mut partials, tf, from, std::slice::from_ref(&b))?;
-                    Ok(true)
-                },
-            )?;
+            super::scan_trades(self, f, &preds, &mut scan, |b| {
+                fold_aligned(&mut partials, tf, from, std::slice::from_ref(&b))?;
+                Ok(true)
+            })?;
             while partials.len() > limit {
                 partials.pop_first();
             }
@@ -300,20 +288,9 @@ impl Engine {
         let started = Instant::now();
         let files = self.read().cold.clone();
         let mut builder = BarsBuilder::new(keep);
-        let cold_dir = self.config().cold_dir();
         let mut scan = ScanStats::default();
         for f in files.iter() {
-            cold::scan_file(
-                &cold_dir.join(&f.path),
-                f,
-                self.schema(),
-                &[],
-                &[0, 1, 2, 3],
-                self.config().query.output_batch_size.max(1),
-                &mut scan,
-                Some(self.meta_cache()),
-                |b| builder.add(&b).map(|()| true),
-            )?;
+            super::scan_trades(self, f, &[], &mut scan, |b| builder.add(&b).map(|()| true))?;
         }
         let update = builder.finish();
         let n = update.len();

