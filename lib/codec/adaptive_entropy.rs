@@ -206,22 +206,86 @@ fn from_latent(u: u64) -> i64 {
     (u ^ (1 << 63)) as i64
 }
 
-/// Distinct bit patterns by descending count (ties: first seen first), or
-/// `None` above [`DICTIONARY_MAX`].
-fn dictionary(values: &[f64]) -> Option<Vec<u64>> {
-    let mut seen: HashMap<u64, (u32, u32)> = HashMap::new();
-    for (i, v) in values.iter().enumerate() {
-        let next = seen.len() as u32;
-        let e = seen.entry(v.to_bits()).or_insert((0, next));
-        e.0 += 1;
-        if seen.len() > DICTIONARY_MAX {
-            return None;
+/// Distinct bit patterns by descending count (ties: first seen first)
+/// into `dict`, and each value's position in it into `indices`; `false`
+/// above [`DICTIONARY_MAX`] distinct values.
+///
+/// Short blocks sort `(bits, position)` pairs: for a few dozen values that
+/// is cheaper than hashing each twice. Long ones count in a hash map,
+/// which stops at the first value past [`DICTIONARY_MAX`].
+fn dictionary(
+    values: &[f64],
+    pairs: &mut Vec<(u64, u32)>,
+    dict: &mut Vec<u64>,
+    indices: &mut Vec<u64>,
+) -> bool {
+    dict.clear();
+    indices.clear();
+    // (bits, count, first position) of each distinct value.
+    let mut entries: Vec<(u64, u32, u32)> = Vec::new();
+    if values.len() <= SHORT {
+        pairs.clear();
+        pairs.extend(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v.to_bits(), i as u32)),
+        );
+        pairs.sort_unstable();
+        for &(bits, i) in pairs.iter() {
+            match entries.last_mut() {
+                Some(e) if e.0 == bits => e.1 += 1,
+                _ => entries.push((bits, 1, i)),
+            }
         }
-        let _ = i;
+    } else {
+        let mut seen: HashMap<u64, u32> = HashMap::new();
+        for (i, v) in values.iter().enumerate() {
+            let next = entries.len() as u32;
+            let at = *seen.entry(v.to_bits()).or_insert(next) as usize;
+            if at == entries.len() {
+                if entries.len() == DICTIONARY_MAX {
+                    return false;
+                }
+                entries.push((v.to_bits(), 0, i as u32));
+            }
+            entries[at].1 += 1;
+        }
     }
-    let mut entries: Vec<(u64, (u32, u32))> = seen.into_iter().collect();
-    entries.sort_by_key(|&(_, (count, first))| (std::cmp::Reverse(count), first));
-    Some(entries.into_iter().map(|(bits, _)| bits).collect())
+    if entries.len() > DICTIONARY_MAX {
+        return false;
+    }
+    // Positions in `dict` by first position (unique), then by entry.
+    let mut ranked: Vec<(u32, u32, u32)> = entries
+        .iter()
+        .enumerate()
+        .map(|(e, &(_, count, first))| (count, first, e as u32))
+        .collect();
+    ranked.sort_unstable_by_key(|&(count, first, _)| (std::cmp::Reverse(count), first));
+    let mut rank = vec![0u64; entries.len()];
+    for (r, &(_, _, e)) in ranked.iter().enumerate() {
+        dict.push(entries[e as usize].0);
+        rank[e as usize] = r as u64;
+    }
+    if values.len() <= SHORT {
+        // `pairs` are sorted by bits, so entries follow them in order.
+        indices.resize(values.len(), 0);
+        let mut e = 0;
+        for &(bits, i) in pairs.iter() {
+            if entries[e].0 != bits {
+                e += 1;
+            }
+            indices[i as usize] = rank[e];
+        }
+    } else {
+        let index: HashMap<u64, u64> = dict
+            .iter()
+            .enumerate()
+            .map(|(i, &b)| (b, i as u64))
+            .collect();
+        indices.extend(values.iter().map(|v| index[&v.to_bits()]));
+    }
+    true
 }
 
 /// Blocks of up to this many values try every scheme and every delta
@@ -247,6 +311,8 @@ pub struct Scratch {
     latents: Vec<u64>,
     ints: Vec<u8>,
     candidate: Vec<u8>,
+    pairs: Vec<(u64, u32)>,
+    dict: Vec<u64>,
     entropy: entropy::Scratch,
 }
 
@@ -256,9 +322,9 @@ pub struct Scratch {
 /// A: Euclid divides several times per value. Most series have no common
 /// divisor, and stop here after a few values at `g = 1`; for those that
 /// do (volumes in lots of 100), one remainder a value confirms `g`.
-fn common_divisor(diffs: &[i64]) -> u64 {
+fn common_divisor(diffs: impl IntoIterator<Item = i64>) -> u64 {
     let mut g = 0u64;
-    for &d in diffs {
+    for d in diffs {
         let m = d.unsigned_abs();
         if g == 0 {
             g = m;
@@ -293,7 +359,7 @@ fn encode_decimal_entropy(
                 .wrapping_sub(w[1].wrapping_sub(w[0]))
         })),
     }
-    let g = common_divisor(diffs);
+    let g = common_divisor(diffs.iter().copied());
     let mut flags = order;
     if g > 1 {
         flags |= FLAG_GCD;
@@ -357,19 +423,59 @@ fn class_offset_bits(c: usize, g_bits: f64) -> f64 {
     }
 }
 
-/// Estimated bits of coding integers whose classes have these counts.
-fn class_bits(counts: &[u32; CLASSES], g: u64) -> f64 {
-    let n: u32 = counts.iter().sum();
-    let log_n = (n.max(1) as f64).log2();
-    let g_bits = (g as f64).log2();
-    counts
-        .iter()
-        .enumerate()
-        .filter(|&(_, &c)| c > 0)
-        .map(|(class, &c)| {
-            32.0 + c as f64 * (log_n - (c as f64).log2() + class_offset_bits(class, g_bits))
-        })
-        .sum()
+/// `log2(c)` in `f64` for small counts from a table (the same values
+/// `f64::log2` gives: the table is filled by it), else computed.
+#[inline]
+fn log2_f64(c: u32) -> f64 {
+    static TABLE: std::sync::OnceLock<[f64; 1025]> = std::sync::OnceLock::new();
+    let t = TABLE.get_or_init(|| std::array::from_fn(|c| (c as f64).log2()));
+    match t.get(c as usize) {
+        Some(&l) => l,
+        None => (c as f64).log2(),
+    }
+}
+
+/// Counts of integers per class, with a bit set for each class in use so
+/// that the estimate visits only those (a block of 25 values fills a few
+/// of the 151).
+struct ClassCounts {
+    counts: [u32; CLASSES],
+    used: [u64; CLASSES.div_ceil(64)],
+}
+
+impl ClassCounts {
+    fn new() -> Self {
+        ClassCounts {
+            counts: [0; CLASSES],
+            used: [0; CLASSES.div_ceil(64)],
+        }
+    }
+
+    #[inline(always)]
+    fn add(&mut self, x: i64) {
+        let c = class(x);
+        self.counts[c] += 1;
+        self.used[c / 64] |= 1 << (c % 64);
+    }
+
+    /// Estimated bits of coding these integers: a header per class, the
+    /// entropy of the classes and the raw bits inside them, in class order.
+    fn bits(&self, g: u64) -> f64 {
+        let n: u32 = self.counts.iter().sum();
+        let log_n = log2_f64(n.max(1));
+        let g_bits = u32::try_from(g).map_or_else(|_| (g as f64).log2(), log2_f64);
+        let mut total = 0.0;
+        for (w, &word) in self.used.iter().enumerate() {
+            let mut word = word;
+            while word != 0 {
+                let class = w * 64 + word.trailing_zeros() as usize;
+                word &= word - 1;
+                let c = self.counts[class];
+                total += 32.0 + c as f64 * (log_n - log2_f64(c) + class_offset_bits(class, g_bits));
+            }
+        }
+        total
+    }
 }
 
 /// The delta order whose integers look cheapest, from cheap statistics
@@ -391,32 +497,33 @@ pub fn choose_order(ks: &[i64]) -> u8 {
     let mut sample: Vec<i64> = ks.iter().step_by(stride).copied().collect();
     sample.sort_unstable();
     let centre = sample[sample.len() / 2];
-    let mut counts = [[0u32; CLASSES]; 3];
-    counts[0][class(ks[0].wrapping_sub(centre))] += 1;
-    counts[0][class(ks[1].wrapping_sub(centre))] += 1;
+    let mut counts = [ClassCounts::new(), ClassCounts::new(), ClassCounts::new()];
+    counts[0].add(ks[0].wrapping_sub(centre));
+    counts[0].add(ks[1].wrapping_sub(centre));
     let mut d1 = ks[1].wrapping_sub(ks[0]);
-    counts[1][class(d1)] += 1;
+    counts[1].add(d1);
     for w in ks.windows(2).skip(1) {
         let d = w[1].wrapping_sub(w[0]);
-        counts[0][class(w[1].wrapping_sub(centre))] += 1;
-        counts[1][class(d)] += 1;
-        counts[2][class(d.wrapping_sub(d1))] += 1;
+        counts[0].add(w[1].wrapping_sub(centre));
+        counts[1].add(d);
+        counts[2].add(d.wrapping_sub(d1));
         d1 = d;
     }
     // Common divisors of a sample of each order's integers.
     let g = |order: usize| -> u64 {
-        let picks = (0..n - order).step_by(stride.max(1)).map(|i| match order {
-            0 => ks[i],
-            1 => ks[i + 1].wrapping_sub(ks[i]),
-            _ => ks[i + 2]
-                .wrapping_sub(ks[i + 1])
-                .wrapping_sub(ks[i + 1].wrapping_sub(ks[i])),
-        });
-        common_divisor(&picks.collect::<Vec<_>>())
+        common_divisor((0..n - order).step_by(stride.max(1)).map(|i| {
+            match order {
+                0 => ks[i],
+                1 => ks[i + 1].wrapping_sub(ks[i]),
+                _ => ks[i + 2]
+                    .wrapping_sub(ks[i + 1])
+                    .wrapping_sub(ks[i + 1].wrapping_sub(ks[i])),
+            }
+        }))
     };
     let mut best = (f64::INFINITY, 0u8);
     for (order, c) in counts.iter().enumerate() {
-        let bits = class_bits(c, g(order));
+        let bits = c.bits(g(order));
         if bits < best.0 {
             best = (bits, order as u8);
         }
@@ -458,6 +565,10 @@ fn digits(v: f64) -> (u8, u8) {
 /// This is how IBM's closing prices, in cents but for three values with
 /// four decimals, are coded in cents with three corrections.
 fn fewer_digits(values: &[f64], above: u8) -> Option<u8> {
+    if above == 0 {
+        // Integers already: no exponent below.
+        return None;
+    }
     let stride = values.len().div_ceil(64).max(1);
     let sample: Vec<(u8, u8)> = values.iter().step_by(stride).map(|&v| digits(v)).collect();
     let cost = |e: u8| -> f64 {
@@ -517,6 +628,21 @@ pub fn decimal_with_corrections(
 /// Encodes one block with the smallest exact scheme; returns the choice.
 pub fn encode(values: &[f64], out: &mut Vec<u8>) -> Choice {
     encode_with(values, out, &mut Scratch::default())
+}
+
+/// The fewest bytes [`xor::encode`] can write for `values`: 64 bits for
+/// the first, then 1 bit for a repeated value and at least 3 (a control
+/// code and a meaningful bit) for any other; nothing for no values.
+fn xor_lower_bound(values: &[f64]) -> usize {
+    if values.is_empty() {
+        return 0;
+    }
+    let changes = values
+        .windows(2)
+        .filter(|w| w[0].to_bits() != w[1].to_bits())
+        .count();
+    let repeats = values.len().saturating_sub(1) - changes;
+    (64 + repeats + 3 * changes).div_ceil(8)
 }
 
 /// Replaces the bytes after `start` with `candidate` if it is shorter.
@@ -585,24 +711,38 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
         sc.ks = ks;
         return best;
     }
-    best = Choice::Gorilla;
-    out.push(Choice::Gorilla.tag());
-    xor::encode(values, out);
     // Decimal candidates: (exponent, with corrections).
     let mut exponents: Vec<(u8, bool)> = Vec::with_capacity(2);
     match decimal {
         Some(e) => {
-            sc.candidate.clear();
-            sc.candidate.push(Choice::DecimalPacked.tag());
-            sc.candidate.push(e);
-            intpack::encode(&sc.ks, &mut sc.candidate);
-            keep(Choice::DecimalPacked, sc, start, out, &mut best);
+            // Gorilla first, replaced by the packed decimal when smaller;
+            // when the packed decimal is smaller than any XOR stream of
+            // these values could be, skip writing the XOR stream.
+            let packed = 2 + intpack::plan(&sc.ks).0;
+            if packed < 1 + xor_lower_bound(values) {
+                best = Choice::DecimalPacked;
+                out.push(Choice::DecimalPacked.tag());
+                out.push(e);
+                intpack::encode(&sc.ks, out);
+            } else {
+                best = Choice::Gorilla;
+                out.push(Choice::Gorilla.tag());
+                xor::encode(values, out);
+                sc.candidate.clear();
+                sc.candidate.push(Choice::DecimalPacked.tag());
+                sc.candidate.push(e);
+                intpack::encode(&sc.ks, &mut sc.candidate);
+                keep(Choice::DecimalPacked, sc, start, out, &mut best);
+            }
             exponents.push((e, false));
             if let Some(fewer) = fewer_digits(values, e) {
                 exponents.push((fewer, true));
             }
         }
         None => {
+            best = Choice::Gorilla;
+            out.push(Choice::Gorilla.tag());
+            xor::encode(values, out);
             let mut near = find_near_decimal(values, &mut sc.fewer_ks, &mut sc.fewer_corrections);
             if near.is_none() {
                 near = fewer_digits(values, 19);
@@ -682,24 +822,21 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
             return best;
         }
     }
-    if let Some(dict) = dictionary(values) {
+    let (mut dict, mut indices) = (
+        std::mem::take(&mut sc.dict),
+        std::mem::take(&mut sc.latents),
+    );
+    if dictionary(values, &mut sc.pairs, &mut dict, &mut indices) {
         sc.candidate.clear();
         sc.candidate.push(Choice::Dictionary.tag());
         write_u64(&mut sc.candidate, dict.len() as u64 - 1);
         for bits in &dict {
             sc.candidate.extend_from_slice(&bits.to_le_bytes());
         }
-        let index: HashMap<u64, u64> = dict
-            .iter()
-            .enumerate()
-            .map(|(i, &b)| (b, i as u64))
-            .collect();
-        sc.latents.clear();
-        sc.latents
-            .extend(values.iter().map(|v| index[&v.to_bits()]));
-        entropy::encode_scratch(&sc.latents, &mut sc.candidate, &mut sc.entropy);
+        entropy::encode_scratch(&indices, &mut sc.candidate, &mut sc.entropy);
         keep(Choice::Dictionary, sc, start, out, &mut best);
     }
+    (sc.dict, sc.latents) = (dict, indices);
     best
 }
 
@@ -1136,5 +1273,64 @@ mod tests {
             (0..64).map(|i| (i as f64 + 0.5).sqrt() * 1e-3).collect(),
             [0.3f64.sqrt(), 1.7f64.ln(), 9.1].to_vec(),
         ]
+    }
+
+    /// The dictionary the sorting path (short blocks) and the hashing path
+    /// (long blocks) build is the one defined: most frequent first, ties
+    /// by first position, every value's index pointing at its bits.
+    #[test]
+    fn dictionary_orders_by_count_then_first_position_on_both_paths() {
+        for len in [0, 1, 2, 7, SHORT - 1, SHORT, SHORT + 1, 300] {
+            for distinct in [1u64, 2, 5, 40] {
+                let values: Vec<f64> = (0..len as u64)
+                    .map(|i| f64::from_bits(noise(i) % distinct + (noise(i + 99) & 1) * 7))
+                    .collect();
+                let (mut pairs, mut dict, mut indices) = (Vec::new(), Vec::new(), Vec::new());
+                assert!(dictionary(&values, &mut pairs, &mut dict, &mut indices));
+                // The definition, counted the slow way.
+                let mut want: Vec<(u64, usize, usize)> = Vec::new();
+                for (i, v) in values.iter().enumerate() {
+                    match want.iter_mut().find(|w| w.0 == v.to_bits()) {
+                        Some(w) => w.1 += 1,
+                        None => want.push((v.to_bits(), 1, i)),
+                    }
+                }
+                want.sort_by_key(|&(_, count, first)| (std::cmp::Reverse(count), first));
+                let want: Vec<u64> = want.into_iter().map(|w| w.0).collect();
+                assert_eq!(dict, want, "len {len}, distinct {distinct}");
+                assert_eq!(indices.len(), values.len());
+                for (v, &i) in values.iter().zip(&indices) {
+                    assert_eq!(dict[i as usize], v.to_bits());
+                }
+            }
+        }
+        let many: Vec<f64> = (0..=DICTIONARY_MAX as u64).map(|i| i as f64).collect();
+        let (mut pairs, mut dict, mut indices) = (Vec::new(), Vec::new(), Vec::new());
+        assert!(!dictionary(&many, &mut pairs, &mut dict, &mut indices));
+        assert!(dictionary(&many[1..], &mut pairs, &mut dict, &mut indices));
+    }
+
+    /// The encoder skips the XOR stream when the packed decimal is smaller
+    /// than [`xor_lower_bound`]: it must never exceed what XOR writes.
+    #[test]
+    fn the_xor_lower_bound_never_exceeds_the_xor_stream() {
+        let mut blocks = fixtures();
+        blocks.push(vec![
+            f64::NAN,
+            -0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            5e-324,
+        ]);
+        for len in [1usize, 2, 3, 9, 64, 65] {
+            blocks.push((0..len as u64).map(|i| (noise(i) % 4) as f64).collect());
+            blocks.push((0..len as u64).map(|i| f64::from_bits(noise(i))).collect());
+            blocks.push(vec![-0.0; len]);
+        }
+        for values in blocks {
+            let mut out = Vec::new();
+            xor::encode(&values, &mut out);
+            assert!(xor_lower_bound(&values) <= out.len(), "{values:?}");
+        }
     }
 }

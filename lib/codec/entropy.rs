@@ -84,11 +84,18 @@ fn ceil_log2(n: usize) -> u32 {
     usize::BITS - n.saturating_sub(1).leading_zeros()
 }
 
-/// `log2(c)` for counts up to [`LOG2_TABLE`] from a table, else computed.
-fn log2_count(c: u64) -> f32 {
+/// `log2(c)` for counts up to [`LOG2_TABLE`]: look them up with
+/// [`log2_count`]. Taken once per call, not once per count: the lock's
+/// check sat in the binning's innermost loop.
+fn log2_table() -> &'static [f32] {
     static TABLE: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
-    let t = TABLE.get_or_init(|| (0..=LOG2_TABLE).map(|c| (c as f32).log2()).collect());
-    match t.get(c as usize) {
+    TABLE.get_or_init(|| (0..=LOG2_TABLE).map(|c| (c as f32).log2()).collect())
+}
+
+/// `log2(c)` from `table` ([`log2_table`]) when it holds `c`, else computed.
+#[inline(always)]
+fn log2_count(table: &[f32], c: u64) -> f32 {
+    match table.get(c as usize) {
         Some(&l) => l,
         None => (c as f32).log2(),
     }
@@ -109,6 +116,7 @@ pub struct Scratch {
     transitions: Vec<(u32, u8)>,
     lookup: Vec<u16>,
     sample: Vec<u64>,
+    bins: Vec<Bin>,
 }
 
 /// The histogram bucket of `v` around `centre`: buckets below the centre
@@ -258,7 +266,8 @@ pub fn choose_bins_with(latents: &[u64], sc: &mut Scratch, bins: &mut Vec<Bin>) 
         });
         return;
     }
-    let log_n = log2_count(latents.len() as u64);
+    let log2 = log2_table();
+    let log_n = log2_count(log2, latents.len() as u64);
     let b = pre.len();
     sc.best.clear();
     sc.best.resize(b + 1, f32::INFINITY);
@@ -277,7 +286,7 @@ pub fn choose_bins_with(latents: &[u64], sc: &mut Scratch, bins: &mut Vec<Bin>) 
             if META_BITS + c * w >= best {
                 break;
             }
-            let cost = sc.best[j] + META_BITS + c * (log_n - log2_count(count) + w);
+            let cost = sc.best[j] + META_BITS + c * (log_n - log2_count(log2, count) + w);
             if cost < best {
                 best = cost;
                 from = j;
@@ -332,9 +341,10 @@ pub fn encode(latents: &[u64], out: &mut Vec<u8>) {
 
 /// [`encode`] with reusable scratch buffers.
 pub fn encode_scratch(latents: &[u64], out: &mut Vec<u8>, sc: &mut Scratch) {
-    let mut bins = Vec::new();
+    let mut bins = std::mem::take(&mut sc.bins);
     choose_bins_with(latents, sc, &mut bins);
-    encode_bins(latents, &bins, out, sc)
+    encode_bins(latents, &bins, out, sc);
+    sc.bins = bins;
 }
 
 /// Appends `latents` coded with `bins` (sorted, disjoint, covering every latent).
