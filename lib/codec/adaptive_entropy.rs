@@ -435,43 +435,46 @@ fn log2_f64(c: u32) -> f64 {
     }
 }
 
-/// Counts of integers per class, with a bit set for each class in use so
-/// that the estimate visits only those (a block of 25 values fills a few
-/// of the 151).
+/// Counts of integers per class.
 struct ClassCounts {
-    counts: [u32; CLASSES],
-    used: [u64; CLASSES.div_ceil(64)],
+    counts: [u32; CLASSES_PADDED],
 }
+
+/// [`CLASSES`] rounded up to whole chunks of 8 counts.
+const CLASSES_PADDED: usize = CLASSES.div_ceil(8) * 8;
 
 impl ClassCounts {
     fn new() -> Self {
         ClassCounts {
-            counts: [0; CLASSES],
-            used: [0; CLASSES.div_ceil(64)],
+            counts: [0; CLASSES_PADDED],
         }
     }
 
     #[inline(always)]
     fn add(&mut self, x: i64) {
-        let c = class(x);
-        self.counts[c] += 1;
-        self.used[c / 64] |= 1 << (c % 64);
+        self.counts[class(x)] += 1;
     }
 
     /// Estimated bits of coding these integers: a header per class, the
     /// entropy of the classes and the raw bits inside them, in class order.
+    ///
+    /// Chunks of 8 empty classes are passed over with one test: a block
+    /// of 25 values fills a few of the 151.
     fn bits(&self, g: u64) -> f64 {
         let n: u32 = self.counts.iter().sum();
         let log_n = log2_f64(n.max(1));
         let g_bits = u32::try_from(g).map_or_else(|_| (g as f64).log2(), log2_f64);
         let mut total = 0.0;
-        for (w, &word) in self.used.iter().enumerate() {
-            let mut word = word;
-            while word != 0 {
-                let class = w * 64 + word.trailing_zeros() as usize;
-                word &= word - 1;
-                let c = self.counts[class];
-                total += 32.0 + c as f64 * (log_n - log2_f64(c) + class_offset_bits(class, g_bits));
+        for (k, chunk) in self.counts.chunks_exact(8).enumerate() {
+            if chunk.iter().fold(0, |any, &c| any | c) == 0 {
+                continue;
+            }
+            for (i, &c) in chunk.iter().enumerate() {
+                if c > 0 {
+                    let class = 8 * k + i;
+                    total +=
+                        32.0 + c as f64 * (log_n - log2_f64(c) + class_offset_bits(class, g_bits));
+                }
             }
         }
         total
