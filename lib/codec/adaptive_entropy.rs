@@ -348,7 +348,8 @@ fn encode_decimal_entropy(
     sc: &mut Scratch,
     out: &mut Vec<u8>,
 ) {
-    let order = order.min(ks.len() as u8);
+    // At most one order per integer (a byte would wrap at 256 values).
+    let order = order.min(u8::try_from(ks.len()).unwrap_or(u8::MAX));
     let diffs = &mut sc.diffs;
     diffs.clear();
     match order {
@@ -781,10 +782,10 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
         } else {
             (std::mem::take(&mut sc.ks), Vec::new())
         };
-        // Every order, coded exactly, when the block is short; else the
-        // estimated one.
+        // Every order, coded exactly, in blocks of SHORT + 1 to EXHAUSTIVE
+        // values; else the estimated one.
         let orders = if exhaustive && ks.len() > SHORT {
-            0..=MAX_ORDER.min(ks.len().saturating_sub(1) as u8)
+            0..=MAX_ORDER.min(u8::try_from(ks.len() - 1).unwrap_or(u8::MAX))
         } else {
             let o = choose_order(&ks);
             o..=o
@@ -1335,5 +1336,41 @@ mod tests {
             xor::encode(&values, &mut out);
             assert!(xor_lower_bound(&values) <= out.len(), "{values:?}");
         }
+    }
+
+    /// The delta order is capped by the block's length, not by its length
+    /// modulo 256: a block of 8,192 values (the `.sse` block) was coded as
+    /// plain values, and blocks of 256 m or 256 m + 1 values returned an
+    /// order other than the one their bytes hold.
+    #[test]
+    fn blocks_of_a_multiple_of_256_values_keep_their_delta_order() {
+        let trend = |n: usize| -> Vec<f64> {
+            (0..n as u64)
+                .map(|i| (100_000 + 3 * i + noise(i) % 3) as f64 / 100.0)
+                .collect()
+        };
+        for n in [
+            255, 256, 257, 258, 511, 512, 513, 768, 769, 8191, 8192, 8193,
+        ] {
+            let values = trend(n);
+            let (choice, bytes) = round_trip(&values);
+            assert!(
+                matches!(choice, Choice::DecimalEntropy { order } if order >= 1),
+                "{n} values: {choice:?}"
+            );
+            let per_value = bytes.len() as f64 / n as f64;
+            assert!(per_value < 0.5, "{n} values: {per_value} bytes a value");
+        }
+        // Alternating values: 513 of them chose order 2 and held order 1.
+        let alternating: Vec<f64> = (0..513)
+            .map(|i| {
+                f64::from_bits(if i % 2 == 0 {
+                    0x4000_0000_0000_0000
+                } else {
+                    0x4009_e377_9b97_f4a7
+                })
+            })
+            .collect();
+        round_trip(&alternating);
     }
 }
