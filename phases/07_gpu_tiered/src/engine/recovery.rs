@@ -130,19 +130,42 @@ pub struct OpenReport {
     pub bars: Option<String>,
 }
 
+/// How long [`lock_store`] waits for a lock held elsewhere before it
+/// refuses (see there why it waits at all).
+const LOCK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Takes the store's lock: an OS lock (`flock`) on the store directory
 /// itself, exclusive for a process that writes, shared for one that only
 /// reads (`stats`, `query`, `scrub`: they run beside each other, never
 /// beside a writer). The lock is on the directory's file descriptor, so
 /// deleting a file cannot defeat it; the `LOCK` file beside the data says
 /// which process holds it, for people, and is not the lock.
+///
+/// Q: Why try again for up to [`LOCK_PATIENCE`] before refusing?
+/// A: An `flock` belongs to the open file, and a process that starts a
+/// child copies its open files into the child until the child's `exec`
+/// closes them. A store closed by one thread while another thread of
+/// the same process starts a program (a test binary running tests side
+/// by side, a server running a tool) stays locked for that instant, and
+/// an open right after it was refused as "open in another process". A
+/// store truly held by another process is still refused, a moment later.
 pub(crate) fn lock_store(base: &Path, write: bool) -> Result<std::fs::File> {
     let dir = std::fs::File::open(base).map_err(|e| Error::io(base, e))?;
-    let locked = if write {
-        dir.try_lock()
-    } else {
-        dir.try_lock_shared()
+    let try_lock = || {
+        if write {
+            dir.try_lock()
+        } else {
+            dir.try_lock_shared()
+        }
     };
+    let waited = std::time::Instant::now();
+    let mut locked = try_lock();
+    while matches!(locked, Err(std::fs::TryLockError::WouldBlock))
+        && waited.elapsed() < LOCK_PATIENCE
+    {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        locked = try_lock();
+    }
     let info_path = base.join("LOCK");
     match locked {
         Ok(()) => {}
