@@ -581,6 +581,30 @@ fn a_file_the_catalog_lost_is_refused_not_deleted() {
     assert_eq!(parquet_under(&config.cold_dir()), cold);
 }
 
+/// A lock that outlives its holder for an instant (a child being started
+/// holds a copy of the open directory until its exec) delays an open; it
+/// does not refuse it. Before, the open failed at once as "open in
+/// another process", and CI failed on it once.
+#[test]
+fn a_lock_released_a_moment_later_delays_an_open_and_does_not_refuse_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = small_config(dir.path(), Mode::Trading);
+    drop(Engine::open(config.clone()).unwrap());
+    // What the child's copy does: an exclusive flock on the directory,
+    // released when the copy is closed.
+    let copy = std::fs::File::open(dir.path()).unwrap();
+    copy.lock().unwrap();
+    // The copy is closed 300 ms from now, well inside the open's second
+    // of patience; without it the open below found the lock taken.
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(copy);
+    });
+    let engine = Engine::open(config.clone());
+    release.join().unwrap();
+    assert!(engine.is_ok(), "{:?}", engine.err());
+}
+
 #[test]
 fn deleting_the_lock_file_does_not_let_a_second_writer_in() {
     let dir = tempfile::tempdir().unwrap();
