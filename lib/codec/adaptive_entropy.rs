@@ -253,9 +253,12 @@ fn dictionary(
         }
     }
     if entries.len() > DICTIONARY_MAX {
+        // A short block with more distinct values (none while SHORT is
+        // at most DICTIONARY_MAX; the long path stopped counting above).
         return false;
     }
-    // Positions in `dict` by first position (unique), then by entry.
+    // Each entry's position in `dict`: by count, then first position
+    // (unique, so the order is total).
     let mut ranked: Vec<(u32, u32, u32)> = entries
         .iter()
         .enumerate()
@@ -649,6 +652,13 @@ fn xor_lower_bound(values: &[f64]) -> usize {
     (64 + repeats + 3 * changes).div_ceil(8)
 }
 
+/// Appends a tag-2 block: exponent `e`, then `ks` bit-packed.
+fn write_packed(e: u8, ks: &[i64], out: &mut Vec<u8>) {
+    out.push(Choice::DecimalPacked.tag());
+    out.push(e);
+    intpack::encode(ks, out);
+}
+
 /// Replaces the bytes after `start` with `candidate` if it is shorter.
 fn keep(choice: Choice, sc: &Scratch, start: usize, out: &mut Vec<u8>, best: &mut Choice) {
     if sc.candidate.len() < out.len() - start {
@@ -674,9 +684,7 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
         // A constant decimal packs into 0 bits: 2 bytes + base; else 9 bytes.
         if constant {
             if let Some(e) = decimal.filter(|_| 2 + intpack::plan(&sc.ks).0 < 9) {
-                out.push(Choice::DecimalPacked.tag());
-                out.push(e);
-                intpack::encode(&sc.ks, out);
+                write_packed(e, &sc.ks, out);
                 return Choice::DecimalPacked;
             }
             out.push(Choice::Constant.tag());
@@ -707,9 +715,7 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
         }
         if 2 + intpack::plan(&ks).0 < out.len() - start {
             out.truncate(start);
-            out.push(Choice::DecimalPacked.tag());
-            out.push(e);
-            intpack::encode(&ks, out);
+            write_packed(e, &ks, out);
             best = Choice::DecimalPacked;
         }
         sc.ks = ks;
@@ -725,17 +731,13 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
             let packed = 2 + intpack::plan(&sc.ks).0;
             if packed < 1 + xor_lower_bound(values) {
                 best = Choice::DecimalPacked;
-                out.push(Choice::DecimalPacked.tag());
-                out.push(e);
-                intpack::encode(&sc.ks, out);
+                write_packed(e, &sc.ks, out);
             } else {
                 best = Choice::Gorilla;
                 out.push(Choice::Gorilla.tag());
                 xor::encode(values, out);
                 sc.candidate.clear();
-                sc.candidate.push(Choice::DecimalPacked.tag());
-                sc.candidate.push(e);
-                intpack::encode(&sc.ks, &mut sc.candidate);
+                write_packed(e, &sc.ks, &mut sc.candidate);
                 keep(Choice::DecimalPacked, sc, start, out, &mut best);
             }
             exponents.push((e, false));
