@@ -10,9 +10,15 @@ all three tiers, several WAL segments), then checks:
   - pyarrow's IPC stream reader reads every WAL segment, records that
     carry an idempotency key included;
   - the trade ids in the WAL and in the cold files together are exactly the
-    ingested ones, and the WAL holds every record not yet in the cold tier.
+    ingested ones, and the WAL holds every record not yet in the cold tier;
+  - after `migrate` and `retention`, the cold tier read as a Delta Lake
+    table by the `deltalake` Python package (delta-rs) holds exactly the
+    catalog's files, this store's transaction version is the watermark,
+    and hourly count/min/max/sum per symbol computed by DataFusion's and
+    DuckDB's Python packages over the table equal ours (`aggregate`).
 
-pyarrow and duckdb are pip-installed into target/interop-venv on first use.
+pyarrow, duckdb, deltalake and datafusion are pip-installed into
+target/interop-venv on first use.
 Usage: scripts/interop_07.py [--bin target/debug/07_gpu_tiered] [--records N]
 """
 
@@ -23,6 +29,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pyenv
@@ -30,8 +37,10 @@ import pyenv
 ROOT = Path(__file__).resolve().parent.parent
 
 
-pyenv.ensure("interop-venv", ["pyarrow", "duckdb"])
+pyenv.ensure("interop-venv", ["pyarrow", "duckdb", "deltalake", "datafusion"])
+import datafusion  # noqa: E402
 import duckdb  # noqa: E402
+from deltalake import DeltaTable  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.ipc as ipc  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
@@ -110,12 +119,12 @@ def main():
         con = duckdb.connect()
         (n,) = con.execute(
             "SELECT count(*) FROM read_parquet(?, hive_partitioning = true)",
-            [str(store / "cold" / "**" / "*.parquet")],
+            [str(store / "cold" / "year=*" / "**" / "*.parquet")],
         ).fetchone()
         check(n == stats["cold_records"], f"duckdb: {n} rows in the hive-partitioned cold tier")
         days = con.execute(
             "SELECT count(DISTINCT (year, month, day)) FROM read_parquet(?, hive_partitioning = true)",
-            [str(store / "cold" / "**" / "*.parquet")],
+            [str(store / "cold" / "year=*" / "**" / "*.parquet")],
         ).fetchone()[0]
         check(days == len({f[5] for f in files}), f"duckdb: {days} day partitions")
 
@@ -132,6 +141,76 @@ def main():
         check(wal_ids | cold_ids == set(range(1, total + 1)),
               "WAL and cold files together hold exactly the ingested trade ids "
               "(the keyed records read as plain IPC record batches)")
+
+        delta_table(run, store, total)
+
+
+HOUR_NS = 3_600_000_000_000
+
+
+def delta_table(run, store, total):
+    """The cold tier as a Delta Lake table, read by engines we did not write."""
+    run("migrate")
+    cold = store / "cold"
+    db = sqlite3.connect(store / "catalog.sqlite")
+    (store_id,) = db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()
+
+    def same_files(what):
+        stats = json.loads(run("stats", "--json"))
+        dt = DeltaTable(str(cold))
+        listed = sorted(r[0] for r in db.execute("SELECT path FROM files"))
+        held = sorted(str(Path(u).relative_to(cold)) for u in dt.file_uris())
+        check(held == listed, f"deltalake, {what}: the table (version {dt.version()}) holds "
+              f"exactly the catalog's {len(listed)} files")
+        check(dt.transaction_version(f"squeezed-signals/{store_id}") == stats["watermark_lsn"],
+              f"deltalake, {what}: this store's transaction version is the watermark")
+        dataset = dt.to_pyarrow_dataset()
+        rows = dataset.count_rows()
+        check(rows == stats["cold_records"], f"deltalake, {what}: {rows} rows, the cold tier's")
+        return dataset
+
+    dataset = same_files("after migrate")
+    check(dataset.count_rows() == total, "migrate: every record is in the table")
+    ts = dataset.to_table(columns=["timestamp"]).column("timestamp").to_pylist()
+    lo, hi = min(ts) // HOUR_NS * HOUR_NS, (max(ts) // HOUR_NS + 1) * HOUR_NS
+    ours = {}
+    for line in run("aggregate", "--from", str(lo), "--to", str(hi), "--every", "1h",
+                    "--format", "json").splitlines():
+        bar = json.loads(line)
+        ours[(bar["symbol"], bar["time"])] = bar
+
+    sql = f"""SELECT symbol, "timestamp" - ("timestamp" % {HOUR_NS}) AS bucket,
+                     count(*) AS trades, min(price) AS low, max(price) AS high,
+                     sum(volume) AS volume
+              FROM trades GROUP BY 1, 2"""
+    ctx = datafusion.SessionContext()
+    ctx.register_dataset("trades", dataset)
+    by_datafusion = ctx.sql(sql).to_pylist()
+    con = duckdb.connect()
+    con.register("trades", dataset)
+    by_duckdb = [dict(zip(("symbol", "bucket", "trades", "low", "high", "volume"), r))
+                 for r in con.execute(sql).fetchall()]
+    for name, rows in (("DataFusion", by_datafusion), ("DuckDB", by_duckdb)):
+        same = len(rows) == len(ours) > 1
+        for r in rows:
+            bar = ours.get((r["symbol"], run_time(r["bucket"])))
+            same = same and bar is not None and bar["trades"] == r["trades"] \
+                and bar["low"] == r["low"] and bar["high"] == r["high"] \
+                and abs(bar["volume"] - r["volume"]) <= 1e-9 * abs(bar["volume"])
+        check(same, f"{name} over the Delta table: {len(rows)} hourly bars, count/min/max "
+              "equal ours, volume sums within 1e-9 (theirs are not exactly rounded)")
+
+    # Retention of the first day (the keyed rows are on the second): the
+    # table's remove actions first, then the catalog's rows and the files.
+    run("retention", "--days", "1", "--now", "2024-01-03T00:00:00Z")
+    after = same_files("after retention")
+    check(0 < after.count_rows() < total, "retention removed the first day from the table")
+
+
+def run_time(ns):
+    """Nanoseconds as `aggregate --format json` prints a bucket's time."""
+    secs, frac = divmod(ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{frac:09d}Z"
 
 
 if __name__ == "__main__":

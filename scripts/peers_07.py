@@ -98,7 +98,7 @@ def main():
     stats = json.loads(run([BIN, "--storage", store, "stats", "--json"]).stdout)
     if stats["hot_records"] or stats["warm_records"]:
         sys.exit(f"records left outside the cold tier: {stats}")
-    files = sorted(glob.glob(f"{store}/cold/**/*.parquet", recursive=True))
+    files = sorted(glob.glob(f"{store}/cold/year=*/**/*.parquet", recursive=True))
     print(f"{stats['cold_records']} records in {len(files)} Parquet files", file=sys.stderr)
 
     # The store's time span and symbols, from DuckDB.
@@ -112,7 +112,7 @@ def main():
     last_hour = hi - 3_600_000_000_000
     day_end = hi + 1
 
-    ch_src = f"file('{store}/cold/**/*.parquet', Parquet)"
+    ch_src = f"file('{store}/cold/year=*/*/*/*.parquet', Parquet)"
     q3 = ", ".join(f"'{s}'" for s in three)
     # name, ours args, SQL (DuckDB), SQL (ClickHouse), checksum kind
     cases = [

@@ -135,11 +135,14 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
         next: 0,
     };
     let started = Instant::now();
-    // Exactly between the phases of a migration, twice each.
+    // Exactly between the phases of a migration (Parquet files, the Delta
+    // table's commit, the catalog's), twice each.
     for point in [
         "after-parquet",
+        "after-table",
         "after-catalog",
         "after-parquet",
+        "after-table",
         "after-catalog",
     ] {
         run_child(&config_path, &mut ledger, None, Some(point));
@@ -164,7 +167,7 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
     let tally = Tally::of(&stored, &ledger.begun, &ledger.acked);
     let unacked = ledger.begun.difference(&ledger.acked).count();
     println!(
-        "engine child: {kills} kills at random moments and 4 at crash points in {:.1} s; {} batches begun, \
+        "engine child: {kills} kills at random moments and 6 at crash points in {:.1} s; {} batches begun, \
          {} acknowledged; of the {unacked} not acknowledged, {} present whole; lost {}, duplicated {}, \
          phantom {}, torn {}",
         started.elapsed().as_secs_f64(),
@@ -177,8 +180,11 @@ fn sigkill_at_random_moments_loses_no_acknowledged_write() {
         tally.torn
     );
     tally.assert_clean("engine child");
-    let stats = Engine::open(config).unwrap().stats().unwrap();
+    let engine = Engine::open(config.clone()).unwrap();
+    let stats = engine.stats().unwrap();
     assert!(stats.cold_records > 0, "migrations happened: {stats:?}");
+    drop(engine);
+    common::assert_table_agrees(&config);
 }
 
 /// A store whose tiers are small enough that migrations run every few
@@ -382,7 +388,7 @@ fn the_server_killed_at_random_moments_stores_every_acknowledged_batch_once() {
     let (config, config_path) = crash_store(dir.path());
     let ledger = Arc::new(Mutex::new(Clients::default()));
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(16);
-    let points = ["after-wal", "after-parquet", "after-catalog"];
+    let points = ["after-wal", "after-parquet", "after-table", "after-catalog"];
     let mut at_points: BTreeMap<&str, usize> = BTreeMap::new();
     let started = Instant::now();
     for cycle in 0..kills {
@@ -493,6 +499,7 @@ fn the_server_killed_at_random_moments_stores_every_acknowledged_batch_once() {
         tally.torn
     );
     tally.assert_clean("server");
+    common::assert_table_agrees(&config);
     assert_eq!(
         tally.acknowledged,
         l.begun.len(),
@@ -552,7 +559,7 @@ fn the_cli_ingester_killed_and_rerun_stores_every_batch_once() {
     let dir = tempfile::tempdir().unwrap();
     let (config, config_path) = crash_store(dir.path());
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(61);
-    let points = ["after-wal", "after-parquet", "after-catalog"];
+    let points = ["after-wal", "after-parquet", "after-table", "after-catalog"];
     let mut at_points: BTreeMap<&str, usize> = BTreeMap::new();
     let (mut begun, mut acked) = (BTreeSet::new(), BTreeSet::new());
     let (mut killed, mut runs, mut files, mut already) = (0, 0, 0u64, 0u64);
@@ -650,5 +657,6 @@ fn the_cli_ingester_killed_and_rerun_stores_every_batch_once() {
         tally.torn
     );
     tally.assert_clean("CLI ingest");
+    common::assert_table_agrees(&config);
     assert_eq!(acked, begun, "every file was finished by its last run");
 }

@@ -49,6 +49,7 @@
 pub mod recovery;
 
 mod open;
+mod reconcile;
 mod scrub;
 
 use std::collections::BTreeMap;
@@ -228,6 +229,13 @@ pub struct Engine {
     /// The store's ID (written into cold files and WAL segments); `None`
     /// only when opened read-only before the store had one.
     store_id: Option<String>,
+    /// The cold tier's Delta table (see [`crate::store::table`]); `None`
+    /// when opened read-only.
+    table: Option<crate::store::table::ColdTable>,
+    /// Set when a migration's table commit succeeded and its catalog
+    /// commit did not: migrations stop until the store is reopened, whose
+    /// recovery takes the migration from the table.
+    table_ahead: AtomicBool,
     /// Whose segments the log holds (for [`Engine::scrub`]).
     pub(crate) log_owner: wal::Owner,
     /// Held (flock on the store directory) while the engine lives: one
@@ -620,7 +628,21 @@ impl Engine {
     }
 
     /// Runs one migration; the caller holds `migrating`.
+    ///
+    /// The order is what recovery relies on ([`reconcile`]): Parquet files
+    /// written and renamed into their partitions, then one commit to the
+    /// cold tier's Delta table (the files and this store's `txn` version,
+    /// the migration's last LSN), then the catalog's commit (files,
+    /// watermark, keys, bars). The table's commit is the point of no
+    /// return: before it the files are discarded on failure; after it they
+    /// are in the table, and a catalog that did not take them takes them
+    /// at the next open.
     fn migrate_locked(&self, everything: bool) -> Result<()> {
+        if self.table_ahead.load(Ordering::Acquire) {
+            return Err(Error::Inconsistent(
+                "a migration is in the cold tier's Delta table but not in the catalog (its commit failed); reopen the store to take it into the catalog".into(),
+            ));
+        }
         let budget = self.config.warm_budget_bytes() as f64;
         let target = (budget * self.config.warm_tier.migrate_to_pct) as u64;
         let (lsn_lo, through, batches) = {
@@ -663,6 +685,25 @@ impl Engine {
         )?;
         let bars = bars.map(BarsBuilder::finish);
         crash_point("after-parquet");
+        if let Some(table) = &self.table {
+            if let Err(e) = table.add(&files, through) {
+                // A commit that reports an error may still have been
+                // written: the table's txn version for this store says.
+                match table.state() {
+                    Ok(s) if s.committed_through >= Some(through) => {}
+                    Ok(_) => {
+                        cold::discard(&self.config.cold_dir(), &files);
+                        return Err(e);
+                    }
+                    // Unknown: the files stay for recovery to settle.
+                    Err(_) => {
+                        self.table_ahead.store(true, Ordering::Release);
+                        return Err(e);
+                    }
+                }
+            }
+            crash_point("after-table");
+        }
         let keys = self.keys.in_range(lsn_lo, through);
         // The cold tier before this migration: a symbol it lists has kept
         // bars, so one without them was lost (the bars are then rebuilt).
@@ -691,6 +732,12 @@ impl Engine {
                 // (an I/O error at the very end): the watermark says.
                 Err(e) => match catalog.watermark() {
                     Ok(w) if w >= through => Ok(()),
+                    // The table holds the files: they stay, and the next
+                    // open gives them to the catalog.
+                    _ if self.table.is_some() => {
+                        self.table_ahead.store(true, Ordering::Release);
+                        Err(e)
+                    }
                     Ok(w) if w < lsn_lo => {
                         // Not committed: the files are this migration's
                         // alone, listed nowhere. They go, so that a retry
@@ -766,6 +813,20 @@ impl Engine {
             return Ok(Vec::new());
         }
         let cutoff = cold::partition_of_day(cutoff_day);
+        // The table first: once it has removed the files, an interrupted
+        // retention is finished by the next open (its tombstones are the
+        // proof); the catalog's rows go next, the files last.
+        if let Some(table) = &self.table {
+            let going: Vec<ColdFile> = self
+                .read()
+                .cold
+                .iter()
+                .filter(|f| f.partition < cutoff)
+                .cloned()
+                .collect();
+            table.remove(&going)?;
+            crash_point("after-table-remove");
+        }
         let doomed =
             lock(&self.catalog).drop_partitions_before(&cutoff, cutoff_day * cold::DAY_NS)?;
         {

@@ -14,6 +14,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 
 use arrow_array::RecordBatch;
 
+use super::reconcile::{self, TablePlan};
 use super::recovery::{self, Checked, Cleanup, Identity, OpenReport, SegmentPlan};
 use super::{evict_hot, hot_threshold, lock, Engine, MoveHealth, State};
 use crate::config::Config;
@@ -25,6 +26,7 @@ use crate::store::cold;
 use crate::store::gpu::{self, GpuWarm};
 use crate::store::hot::HotBatch;
 use crate::store::idempotency::{self, KeyTable};
+use crate::store::table::ColdTable;
 use crate::store::wal::{self, Recovery, Wal};
 use crate::store::warm::{CpuWarm, WarmTier};
 
@@ -73,7 +75,24 @@ impl Engine {
         };
         let mode = settle_mode(&config, &catalog, read_only)?;
         config.mode = Some(mode);
-        let checks = check_store(&config, catalog, read_only)?;
+        let mut checks = check_store(&config, catalog, read_only)?;
+        // The cold tier's Delta table against the catalog: what a crash
+        // between their commits left is settled by the log's proof (a
+        // migration the table took is read as committed, before the WAL
+        // is replayed over it).
+        let table_plan = reconcile::check_table(
+            &config,
+            &checks.checked.files,
+            checks.checked.watermark,
+            checks.identity.id.as_deref(),
+        )?;
+        let checked = &mut checks.checked;
+        table_plan.apply_to(
+            &mut checked.files,
+            &mut checked.watermark,
+            &mut checked.removed_by_table,
+            &mut checked.held_by_table,
+        );
         let watermark = checks.checked.watermark;
         let mut state = State {
             hot: BTreeMap::new(),
@@ -96,21 +115,25 @@ impl Engine {
         let catalog = Arc::new(Mutex::new(catalog));
 
         // Everything agrees: now act (or, read-only, say what would be done).
-        let (opened, wal) = if read_only {
+        let (opened, wal, table) = if read_only {
             let mut opened = cleanup.not_done(&recovery);
             opened.not_done.extend(segments.not_done());
-            (opened, None)
+            opened
+                .not_done
+                .extend(table_plan.not_done(&config.cold_dir()));
+            (opened, None, None)
         } else {
-            let (opened, wal) = act(
+            let (opened, wal, table) = act(
                 &config,
                 &catalog,
                 &identity,
                 &segments,
                 &mut recovery,
                 cleanup,
+                table_plan,
                 watermark,
             )?;
-            (opened, Some(wal))
+            (opened, Some(wal), Some(table))
         };
         let mut engine = build(
             config,
@@ -122,6 +145,7 @@ impl Engine {
             identity,
             Some(lock_file),
         )?;
+        engine.table = table;
         if read_only {
             return Ok(engine);
         }
@@ -300,9 +324,12 @@ fn replay(
 }
 
 /// Step 5 (read-write only): records the store's ID and the WAL's
-/// segments, cuts a torn WAL tail into quarantine, applies the cold tier's
-/// cleanup, opens the log for appends and deletes its segments below the
-/// watermark, and fails the jobs a stopped process left running.
+/// segments, cuts a torn WAL tail into quarantine, makes the catalog and
+/// the cold tier's Delta table agree (creating the table if there is
+/// none), applies the cold tier's cleanup, opens the log for appends and
+/// deletes its segments below the watermark, and fails the jobs a stopped
+/// process left running.
+#[allow(clippy::too_many_arguments)]
 fn act(
     config: &Config,
     catalog: &Arc<Mutex<Catalog>>,
@@ -310,8 +337,9 @@ fn act(
     segments: &SegmentPlan,
     recovery: &mut Recovery,
     cleanup: Cleanup,
+    table_plan: TablePlan,
     watermark: u64,
-) -> Result<(OpenReport, Wal)> {
+) -> Result<(OpenReport, Wal, ColdTable)> {
     let mut catalog_now = lock(catalog);
     if identity.new {
         let from = if identity.legacy_below == 1 {
@@ -335,8 +363,20 @@ fn act(
             .join(recovery::QUARANTINE)
             .join("wal"),
     )?;
+    let store_id = identity
+        .id
+        .as_deref()
+        .ok_or_else(|| Error::Inconsistent("a store opened to write has no store ID".into()))?;
+    let (table, table_notes) = reconcile::apply(
+        table_plan,
+        config,
+        &mut lock(catalog),
+        store_id,
+        &recovery.keys,
+    )?;
     let mut opened = cleanup.apply()?;
     opened.segment_notes = segments.notes();
+    opened.table_notes = table_notes;
     let wal = Wal::open_with(
         &config.wal_dir(),
         config.mode.unwrap_or(Mode::Simple).schema(),
@@ -352,7 +392,7 @@ fn act(
     // This process holds the store's lock: a job still `running` in the
     // catalog belongs to a process that stopped.
     opened.interrupted_jobs = lock(catalog).fail_interrupted_jobs()?;
-    Ok((opened, wal))
+    Ok((opened, wal, table))
 }
 
 /// Step 6: the engine over what the steps before found.
@@ -407,6 +447,8 @@ fn build(
         health: Mutex::new(MoveHealth::default()),
         log_owner,
         store_id: identity.id,
+        table: None,
+        table_ahead: AtomicBool::new(false),
         _lock: lock_file,
         config,
     })

@@ -122,6 +122,9 @@ pub struct OpenReport {
     pub interrupted_jobs: Vec<i64>,
     /// What changed in the catalog's record of WAL segments.
     pub segment_notes: Vec<String>,
+    /// What was done to make the catalog and the cold tier's Delta table
+    /// agree (see [`super::reconcile`]).
+    pub table_notes: Vec<String>,
     /// Opened read-only: what a read-write open would have done, and did
     /// not.
     pub not_done: Vec<String>,
@@ -463,7 +466,8 @@ pub(crate) fn cold_files_on_disk(cold_dir: &Path) -> Result<(Vec<PathBuf>, Vec<P
 }
 
 /// Every `*.parquet` under `dir/rel`, relative to `dir`; the staging and
-/// quarantine directories are skipped unless they are where it starts.
+/// quarantine directories are skipped unless they are where it starts, and
+/// the Delta table's log always (its checkpoints are Parquet files too).
 fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let here = dir.join(rel);
     let entries = match std::fs::read_dir(&here) {
@@ -477,7 +481,11 @@ fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         let sub = rel.join(&name);
         let ty = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
         if ty.is_dir() {
-            if name != cold::STAGING && name != QUARANTINE && name != QUARANTINE_IN_PLACE {
+            if name != cold::STAGING
+                && name != QUARANTINE
+                && name != QUARANTINE_IN_PLACE
+                && name != crate::store::table::LOG_DIR
+            {
                 walk(dir, &sub, out)?;
             }
         } else if sub.extension().is_some_and(|x| x == "parquet") {
@@ -572,6 +580,11 @@ pub(crate) struct Checked {
     pub watermark: u64,
     /// The files retention has deleted, by path.
     pub retained: HashMap<PathBuf, crate::store::catalog::RetainedFile>,
+    /// Files the catalog listed and the cold tier's Delta table removed (an
+    /// interrupted retention; see [`super::reconcile`]): proven garbage.
+    pub removed_by_table: HashSet<PathBuf>,
+    /// Files the cold tier's Delta table holds: never deleted or moved.
+    pub held_by_table: HashSet<PathBuf>,
 }
 
 /// Checks the catalog's rows against each other and the files on disk,
@@ -654,6 +667,8 @@ pub(crate) fn check_catalog(catalog: &Catalog, cold_dir: &Path) -> Result<Checke
         files,
         watermark,
         retained,
+        removed_by_table: HashSet::new(),
+        held_by_table: HashSet::new(),
     })
 }
 
@@ -775,6 +790,22 @@ pub(crate) fn plan_cleanup(
     };
     for rel in parts.into_iter().filter(|r| !listed.contains(r.as_path())) {
         let path = cold_dir.join(&rel);
+        if checked.held_by_table.contains(&rel) {
+            // Part of the table readers see: never deleted or moved.
+            let range = cold::parse_path(&rel).map(|(_, lo, hi)| (lo, hi));
+            match range.map(|r| leftover_proof(&path, r, w, wal, identity)) {
+                Some(Verdict::Foreign(why)) => problems.push(foreign(&path, why)),
+                Some(Verdict::Unproven(why)) => problems.push(format!(
+                    "{}: not in the catalog, and not provably a leftover: {why}; the cold tier's Delta table holds it",
+                    path.display()
+                )),
+                _ => problems.push(format!(
+                    "{}: not in the catalog, and not provably a leftover: the cold tier's Delta table holds it, and it is not the migration the table took after the watermark",
+                    path.display()
+                )),
+            }
+            continue;
+        }
         let Some((_, lo, hi)) = cold::parse_path(&rel) else {
             plan.quarantine
                 .push((rel, "a Parquet file whose name is not a cold file's".into()));
@@ -783,6 +814,12 @@ pub(crate) fn plan_cleanup(
         match leftover_proof(&path, (lo, hi), w, wal, identity) {
             Verdict::Leftover(proof) => plan.delete.push((rel, proof)),
             Verdict::Foreign(why) => problems.push(foreign(&path, why)),
+            Verdict::Unproven(_) if checked.removed_by_table.contains(&rel) => {
+                plan.delete.push((
+                    rel,
+                    "the cold tier's Delta table removed it (a tombstone in its log) and the catalog listed it: a retention interrupted before the catalog dropped it".into(),
+                ))
+            }
             Verdict::Unproven(why) => match retention_leftover(&path, &rel, &checked.retained) {
                 Some(proof) => plan.delete.push((rel, proof)),
                 None => problems.push(format!(
@@ -1841,6 +1878,11 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
     std::fs::rename(&tmp, &cat_path).map_err(|e| Error::io(&cat_path, e))?;
     wal::sync_dir(cat_path.parent().unwrap_or(&base))?;
     write_cold_owner(&cold_dir, &store_id)?;
+    // The cold tier's Delta table mirrors the rebuilt catalog (a crash
+    // before this is settled by running repair again).
+    report.notes.extend(super::reconcile::mirror_catalog(
+        &cold_dir, &schema, &store_id, &kept, watermark,
+    )?);
     for (rel, why) in quarantine_list {
         report
             .quarantined

@@ -1223,19 +1223,32 @@ impl Catalog {
         partition: &str,
         bars_before: i64,
     ) -> Result<Vec<ColdFile>> {
-        self.cold_state = None;
         let doomed: Vec<ColdFile> = self
             .files()?
             .into_iter()
             .filter(|f| f.partition.as_str() < partition)
             .collect();
+        self.drop_files_and_bars(&doomed, Some(bars_before))?;
+        Ok(doomed)
+    }
+
+    /// Removes the rows of `files`, as retention does (they are recorded as
+    /// retained, so that a copy left on disk is proven a leftover), for a
+    /// retention the cold tier's Delta table committed and the catalog did
+    /// not. The bars are marked stale (rebuilt at the next writing open).
+    pub fn drop_files(&mut self, files: &[ColdFile]) -> Result<()> {
+        self.drop_files_and_bars(files, None)
+    }
+
+    fn drop_files_and_bars(&mut self, doomed: &[ColdFile], bars_before: Option<i64>) -> Result<()> {
+        self.cold_state = None;
         let path = self.path.clone();
         let err = |e| Error::catalog(&path, e);
         let mut tx = self.conn.transaction().map_err(err)?;
         let bars_were_current = bars_current(&tx).map_err(err)?;
         let mut by_partition: std::collections::BTreeMap<&str, (i64, i64, i64)> =
             Default::default();
-        for f in &doomed {
+        for f in doomed {
             tx.execute(
                 "DELETE FROM files WHERE path = ?1",
                 [f.path.to_string_lossy()],
@@ -1269,24 +1282,25 @@ impl Catalog {
             )
             .map_err(err)?;
         }
-        // Bars are derived: if they cannot be cut (a damaged key row),
-        // retention still commits and the bars are marked stale.
+        // Bars are derived: if they cannot be cut (a damaged key row, or
+        // no cut given), retention still commits and the bars are marked
+        // stale.
         let sp = tx.savepoint().map_err(err)?;
-        match drop_bars_before(&sp, bars_before) {
-            Ok(()) => {
+        match bars_before.map(|b| drop_bars_before(&sp, b)) {
+            Some(Ok(())) => {
                 if bars_were_current {
                     mark_current(&sp).map_err(err)?;
                 }
                 sp.commit().map_err(err)?
             }
-            Err(_) => {
+            _ => {
                 drop(sp);
                 tx.execute("DELETE FROM meta WHERE key = ?1", [BARS_WATERMARK])
                     .map_err(err)?;
             }
         }
         tx.commit().map_err(err)?;
-        Ok(doomed)
+        Ok(())
     }
 
     // ---- jobs ----

@@ -12,5 +12,6 @@ pub mod cold;
 pub mod gpu;
 pub mod hot;
 pub mod idempotency;
+pub mod table;
 pub mod wal;
 pub mod warm;

@@ -78,3 +78,26 @@ pub fn files_under(dir: &Path) -> std::collections::BTreeMap<std::path::PathBuf,
     }
     out
 }
+
+/// The cold tier's Delta table holds exactly the catalog's files, and the
+/// store's transaction version in it is the catalog's watermark.
+pub fn assert_table_agrees(config: &Config) {
+    use std::collections::BTreeSet;
+    use tiered::store::catalog::Catalog;
+    use tiered::store::table::ColdTable;
+    let catalog = Catalog::open_read_only(&config.catalog_path()).unwrap();
+    let (id, _) = catalog.store_id().unwrap().unwrap();
+    let listed: BTreeSet<_> = catalog
+        .files()
+        .unwrap()
+        .into_iter()
+        .map(|f| f.path)
+        .collect();
+    let state = ColdTable::open(&config.cold_dir(), &id)
+        .unwrap()
+        .state()
+        .unwrap();
+    let held: BTreeSet<_> = state.files.iter().map(|f| f.path.clone()).collect();
+    assert_eq!(held, listed, "the table's files are the catalog's");
+    assert_eq!(state.committed_through, Some(catalog.watermark().unwrap()));
+}

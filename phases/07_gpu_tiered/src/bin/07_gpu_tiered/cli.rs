@@ -16,8 +16,10 @@ use crate::{admin, aggregate, crash_child, demo, gpubench, ingest, jobs, loadtes
 /// Writes go to a write-ahead log (Arrow IPC, fsynced, group commit) and the
 /// hot tier; older records move to the warm tier (columns in memory, symbols
 /// dictionary-encoded; on the CPU in this build) and then to the cold tier
-/// (Parquet by day, sorted by symbol and time) listed in a SQLite catalog.
-/// Queries filter, sort and limit across all three.
+/// (Parquet by day, sorted by symbol and time): a Delta Lake table in
+/// `<storage>/cold`, which Spark, DuckDB, DataFusion or the `deltalake`
+/// Python package read as one table, with the engine's own bookkeeping in a
+/// SQLite catalog. Queries filter, sort and limit across all three.
 ///
 /// Configuration: defaults, then --config FILE (JSON), then SSIG_* variables
 /// (see `07_gpu_tiered config`), then --storage and --mode.
@@ -83,13 +85,15 @@ pub enum Command {
     /// expected interval, missing intervals, gaps, duplicates. Stored in the
     /// catalog.
     Quality(admin::QualityArgs),
-    /// Delete cold partitions more than DAYS days older than --now (catalog
-    /// rows and files together).
+    /// Delete cold partitions more than DAYS days older than --now: remove
+    /// actions in the cold tier's Delta table, then the catalog rows, then
+    /// the files.
     Retention(admin::RetentionArgs),
     /// Per-tier counts and bytes, WAL, catalog.
     Stats(admin::StatsArgs),
     /// Move every record to the cold tier now (hot and warm end empty), as
-    /// migrations do: Parquet files first, then one catalog transaction.
+    /// migrations do: Parquet files first, then one commit to the cold
+    /// tier's Delta table, then one catalog transaction.
     Migrate,
     /// Print the effective configuration and the environment variables read.
     Config,

@@ -26,6 +26,9 @@ pub fn open(config: Config) -> Result<Engine> {
     for note in &engine.opened().segment_notes {
         eprintln!("recovery: {note}");
     }
+    for note in &engine.opened().table_notes {
+        eprintln!("recovery: {note}");
+    }
     if let Some(kept) = &engine.recovery().cut_kept {
         eprintln!("recovery: the bytes cut are kept in {}", kept.display());
     }

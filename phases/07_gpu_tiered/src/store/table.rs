@@ -1,0 +1,460 @@
+//! The cold tier as an open table: a Delta Lake table whose root is the
+//! cold directory, written through delta-rs (`deltalake-core`).
+//!
+//! The Parquet files stay where [`cold`](super::cold) writes them
+//! (`year=YYYY/month=MM/day=DD/part-<lo>-<hi>.parquet`); what the table adds
+//! is its log, `_delta_log/`, a sequence of commits (JSON, a Parquet
+//! checkpoint every 100) that says which files make up the table at each
+//! version (the protocol: <https://github.com/delta-io/delta/blob/master/PROTOCOL.md>).
+//! Any Delta reader (Spark, Trino, DuckDB's `delta` extension, DataFusion,
+//! the `deltalake` Python package) reads the cold tier as one table from it.
+//!
+//! # What a commit says
+//!
+//! A migration commits one `add` action per file: its path, size,
+//! partition value (`date`, the file's UTC day), statistics (`numRecords`,
+//! `minValues`/`maxValues` of `timestamp` and `symbol`, `nullCount` 0 for
+//! every column) and tags naming the store that wrote it and the WAL range
+//! it holds; and one `txn` action (Delta's application transaction:
+//! `appId` = `squeezed-signals/<store id>`, `version` = the migration's
+//! last LSN). The txn version is how a store reads back, after a crash,
+//! the last migration the table took from it: written in the same atomic
+//! commit as the files, it can never disagree with them. Retention commits
+//! `remove` actions, whose tombstones are the proof that a file is no
+//! longer in the table.
+//!
+//! # Schema
+//!
+//! The table's columns are the store's (see [`crate::schema`]) plus the
+//! partition column `date` (Delta `date`), which is not stored in the
+//! files (the protocol takes it from each file's partition value).
+//! `timestamp` is a Delta `long` of nanoseconds since the epoch: Delta's
+//! `timestamp` type holds microseconds, and the store's nanoseconds would
+//! not survive it; the files keep their Parquet `TIMESTAMP(NANOS, UTC)`
+//! annotation, which readers of the table cast to `long`.
+//!
+//! # Calls
+//!
+//! delta-rs is asynchronous. Every call here runs on a thread of its own,
+//! on a one-thread tokio runtime made for the call and dropped on that
+//! thread, so it can be called (and a [`ColdTable`] dropped) from anywhere:
+//! a migration thread, a blocking task or an async task of the HTTP
+//! server. A panic inside delta-rs while it reads a damaged log is an error
+//! naming the table, not the end of the process.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use arrow_schema::{DataType as ArrowType, Schema};
+use deltalake_core::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake_core::kernel::{Action, Add, DataType, Remove, Transaction};
+use deltalake_core::protocol::{DeltaOperation, SaveMode};
+use deltalake_core::DeltaTable;
+use futures_util::StreamExt;
+
+use crate::error::{Error, Result};
+use crate::store::cold::{self, ColdFile};
+
+/// The table's log directory inside the cold directory.
+pub const LOG_DIR: &str = "_delta_log";
+/// The partition column.
+pub const PARTITION_COLUMN: &str = "date";
+/// The tag of an `add` action naming the store that wrote the file.
+pub const TAG_STORE: &str = "squeezed_signals.store";
+/// The tag of an `add` action giving the WAL range (`<lo>-<hi>`).
+pub const TAG_LSN: &str = "squeezed_signals.lsn";
+
+/// A file the table holds, as its `add` action describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableFile {
+    /// Relative to the table's root (the cold directory).
+    pub path: PathBuf,
+    pub bytes: u64,
+    /// The WAL range its name gives (`part-<lo>-<hi>.parquet`), if it is
+    /// named as a migration names its files.
+    pub lsn: Option<(u64, u64)>,
+}
+
+/// The table at its latest version.
+#[derive(Clone, Debug, Default)]
+pub struct TableState {
+    pub version: u64,
+    /// The last LSN this store committed to the table (its `txn` version).
+    pub committed_through: Option<u64>,
+    /// The files the table holds.
+    pub files: Vec<TableFile>,
+    /// The files removed from the table whose tombstones the log still keeps.
+    pub removed: HashSet<PathBuf>,
+}
+
+impl TableState {
+    /// The files the table holds, by path.
+    pub fn by_path(&self) -> HashMap<&Path, &TableFile> {
+        self.files.iter().map(|f| (f.path.as_path(), f)).collect()
+    }
+}
+
+/// The Delta table over one store's cold directory.
+pub struct ColdTable {
+    root: PathBuf,
+    app_id: String,
+    store_id: String,
+    table: Mutex<DeltaTable>,
+}
+
+impl std::fmt::Debug for ColdTable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ColdTable")
+            .field("root", &self.root)
+            .field("app_id", &self.app_id)
+            .finish()
+    }
+}
+
+/// Whether `cold_dir` holds a table (its log directory exists).
+pub fn exists(cold_dir: &Path) -> bool {
+    cold_dir.join(LOG_DIR).is_dir()
+}
+
+/// The table's application id for a store (`txn.appId`).
+pub fn app_id(store_id: &str) -> String {
+    format!("squeezed-signals/{store_id}")
+}
+
+/// `year=YYYY/month=MM/day=DD` as the `date` partition value `YYYY-MM-DD`.
+pub fn date_of_partition(partition: &str) -> Option<String> {
+    let day = cold::partition_day(partition)?;
+    let ts = squeeze::time::format_timestamp(day.saturating_mul(cold::DAY_NS));
+    ts.get(..10).map(str::to_string)
+}
+
+fn table_error(root: &Path, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Inconsistent(format!(
+        "the Delta table at {}: {what}: {e}",
+        root.display()
+    ))
+}
+
+/// The Delta type of a store column.
+fn delta_type(t: &ArrowType) -> Result<DataType> {
+    Ok(match t {
+        ArrowType::Timestamp(..) | ArrowType::Int64 => DataType::LONG,
+        ArrowType::Int32 => DataType::INTEGER,
+        ArrowType::Float64 => DataType::DOUBLE,
+        ArrowType::Utf8 => DataType::STRING,
+        other => {
+            return Err(Error::Config(format!(
+                "a column of type {other} has no Delta type here"
+            )))
+        }
+    })
+}
+
+impl ColdTable {
+    /// Opens the table in `cold_dir` (which [`exists`]).
+    pub fn open(cold_dir: &Path, store_id: &str) -> Result<ColdTable> {
+        let url = table_url(cold_dir)?;
+        let root = cold_dir.to_path_buf();
+        let table = run(&root, "open", async move {
+            let mut t = deltalake_core::DeltaTableBuilder::from_url(url)?.build()?;
+            t.load().await?;
+            Ok(t)
+        })?;
+        Ok(ColdTable {
+            root,
+            app_id: app_id(store_id),
+            store_id: store_id.to_string(),
+            table: Mutex::new(table),
+        })
+    }
+
+    /// Creates the table in `cold_dir` with the store's `schema` and the
+    /// `date` partition column; it holds no file.
+    pub fn create(cold_dir: &Path, schema: &Schema, store_id: &str) -> Result<ColdTable> {
+        let url = table_url(cold_dir)?;
+        let root = cold_dir.to_path_buf();
+        let mut columns = Vec::new();
+        for f in schema.fields() {
+            columns.push((f.name().clone(), delta_type(f.data_type())?));
+        }
+        let table = run(&root, "create", async move {
+            let t = DeltaTable::try_from_url(url).await?;
+            let mut create = t
+                .create()
+                .with_table_name("trades")
+                .with_comment("squeezed-signals phase 07 cold tier; timestamp: ns since the epoch");
+            for (name, ty) in columns {
+                create = create.with_column(name, ty, false, None);
+            }
+            create
+                .with_column(PARTITION_COLUMN, DataType::DATE, false, None)
+                .with_partition_columns([PARTITION_COLUMN])
+                .with_save_mode(SaveMode::ErrorIfExists)
+                .await
+        })?;
+        Ok(ColdTable {
+            root,
+            app_id: app_id(store_id),
+            store_id: store_id.to_string(),
+            table: Mutex::new(table),
+        })
+    }
+
+    /// The table's root (the cold directory).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The table at its latest version (read from the log again).
+    pub fn state(&self) -> Result<TableState> {
+        let mut guard = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let table = &mut *guard;
+        let app_id = self.app_id.clone();
+        run(&self.root, "read the log", async move {
+            table.update_state().await?;
+            let snapshot = table.snapshot()?;
+            let store = table.log_store();
+            let committed_through = snapshot
+                .transaction_version(store.as_ref(), app_id)
+                .await?
+                .map(|v| v.max(0) as u64);
+            let mut files = Vec::new();
+            for f in snapshot.log_data().iter() {
+                files.push(file_of(&f.path(), f.size()));
+            }
+            let mut removed = HashSet::new();
+            let mut tombstones = snapshot.all_tombstones(store.as_ref());
+            while let Some(t) = tombstones.next().await {
+                removed.insert(PathBuf::from(t?.path().to_string()));
+            }
+            Ok(TableState {
+                version: snapshot.version(),
+                committed_through,
+                files,
+                removed,
+            })
+        })
+    }
+
+    /// Commits `files` (a migration's, through LSN `through`) to the table
+    /// in one atomic commit with this store's `txn` version `through`.
+    /// Returns the table version it made.
+    pub fn add(&self, files: &[ColdFile], through: u64) -> Result<u64> {
+        let mut actions = Vec::with_capacity(files.len() + 1);
+        for f in files {
+            actions.push(Action::Add(self.add_action(f)?));
+        }
+        let txn = Transaction {
+            app_id: self.app_id.clone(),
+            version: i64::try_from(through)
+                .map_err(|_| Error::InvalidArgument(format!("LSN {through} is out of range")))?,
+            last_updated: Some(now_ms()),
+        };
+        self.commit(actions, Some(txn), write_operation())
+    }
+
+    /// Commits the removal of `files` from the table (retention). Files the
+    /// table does not hold are skipped; with none left, nothing is committed.
+    pub fn remove(&self, files: &[ColdFile]) -> Result<Option<u64>> {
+        let held: HashSet<PathBuf> = self.state()?.files.into_iter().map(|f| f.path).collect();
+        let now = now_ms();
+        let actions: Vec<Action> = files
+            .iter()
+            .filter(|f| held.contains(&f.path))
+            .map(|f| {
+                Action::Remove(Remove {
+                    path: path_str(&f.path),
+                    data_change: true,
+                    deletion_timestamp: Some(now),
+                    extended_file_metadata: Some(true),
+                    partition_values: date_of_partition(&f.partition)
+                        .map(|d| HashMap::from([(PARTITION_COLUMN.to_string(), Some(d))])),
+                    size: i64::try_from(f.bytes).ok(),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        if actions.is_empty() {
+            return Ok(None);
+        }
+        self.commit(actions, None, DeltaOperation::Delete { predicate: None })
+            .map(Some)
+    }
+
+    /// Commits the `remove` actions of files this store's table holds that
+    /// are gone for good (a repair that accepted their loss).
+    pub fn forget(&self, paths: &[PathBuf]) -> Result<Option<u64>> {
+        if paths.is_empty() {
+            return Ok(None);
+        }
+        let now = now_ms();
+        let actions = paths
+            .iter()
+            .map(|p| {
+                Action::Remove(Remove {
+                    path: path_str(p),
+                    data_change: true,
+                    deletion_timestamp: Some(now),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        self.commit(actions, None, DeltaOperation::Delete { predicate: None })
+            .map(Some)
+    }
+
+    fn commit(
+        &self,
+        actions: Vec<Action>,
+        txn: Option<Transaction>,
+        operation: DeltaOperation,
+    ) -> Result<u64> {
+        let mut guard = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        let table = &mut *guard;
+        run(&self.root, "commit", async move {
+            // The latest version first: another writer may have committed.
+            table.update_state().await?;
+            let mut props = CommitProperties::default();
+            if let Some(txn) = txn {
+                props = props.with_application_transaction(txn);
+            }
+            let done = CommitBuilder::from(props)
+                .with_actions(actions)
+                .build(Some(table.snapshot()?), table.log_store(), operation)
+                .await?;
+            let version = done.version;
+            table.state = Some(done.snapshot);
+            Ok(version)
+        })
+    }
+
+    fn add_action(&self, f: &ColdFile) -> Result<Add> {
+        let date = date_of_partition(&f.partition).ok_or_else(|| {
+            Error::InvalidArgument(format!("{}: not a day partition", f.partition))
+        })?;
+        let (min_symbol, max_symbol) = match (f.symbols.first(), f.symbols.last()) {
+            (Some(a), Some(b)) => (a.as_str(), b.as_str()),
+            _ => ("", ""),
+        };
+        let stats = serde_json::json!({
+            "numRecords": f.rows,
+            "minValues": { "timestamp": f.min_ts, "symbol": min_symbol },
+            "maxValues": { "timestamp": f.max_ts, "symbol": max_symbol },
+            "nullCount": { "timestamp": 0, "symbol": 0 },
+        });
+        Ok(Add {
+            path: path_str(&f.path),
+            partition_values: HashMap::from([(PARTITION_COLUMN.to_string(), Some(date))]),
+            size: i64::try_from(f.bytes)
+                .map_err(|_| Error::InvalidArgument(format!("{} bytes", f.bytes)))?,
+            modification_time: now_ms(),
+            data_change: true,
+            stats: Some(stats.to_string()),
+            tags: Some(HashMap::from([
+                (TAG_STORE.to_string(), Some(self.store_id.clone())),
+                (
+                    TAG_LSN.to_string(),
+                    Some(format!("{}-{}", f.lsn_lo, f.lsn_hi)),
+                ),
+            ])),
+            ..Default::default()
+        })
+    }
+}
+
+fn write_operation() -> DeltaOperation {
+    DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by: Some(vec![PARTITION_COLUMN.to_string()]),
+        predicate: None,
+    }
+}
+
+fn file_of(path: &str, size: i64) -> TableFile {
+    let path = PathBuf::from(path);
+    TableFile {
+        lsn: cold::parse_path(&path).map(|(_, lo, hi)| (lo, hi)),
+        bytes: size.max(0) as u64,
+        path,
+    }
+}
+
+/// A file's path as the log writes it (relative, `/`-separated).
+fn path_str(p: &Path) -> String {
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn table_url(cold_dir: &Path) -> Result<url::Url> {
+    let abs = std::path::absolute(cold_dir).map_err(|e| Error::io(cold_dir, e))?;
+    url::Url::from_directory_path(&abs)
+        .map_err(|()| Error::Config(format!("{}: not a directory path", abs.display())))
+}
+
+/// Runs `fut` to completion on a one-thread runtime made for it, on a
+/// thread of its own (so that it can be called from inside another
+/// runtime), turning a panic into an error naming the table.
+fn run<T: Send>(
+    root: &Path,
+    what: &str,
+    fut: impl Future<Output = std::result::Result<T, deltalake_core::DeltaTableError>> + Send,
+) -> Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Error::io(root, e))?;
+            runtime
+                .block_on(fut)
+                .map_err(|e| table_error(root, what, e))
+        })
+        .join()
+        .map_err(|p| {
+            let why = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".into());
+            table_error(root, what, format!("delta-rs panicked: {why}"))
+        })?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_become_dates() {
+        assert_eq!(
+            date_of_partition("year=2024/month=01/day=05").as_deref(),
+            Some("2024-01-05")
+        );
+        assert_eq!(
+            date_of_partition("year=1970/month=01/day=01").as_deref(),
+            Some("1970-01-01")
+        );
+        assert_eq!(date_of_partition("2024-01-05"), None);
+    }
+
+    #[test]
+    fn names_give_the_wal_range() {
+        let name = format!("year=2024/month=01/day=05/{}", cold::file_name(7, 9));
+        let f = file_of(&name, 10);
+        assert_eq!((f.lsn, f.bytes), (Some((7, 9)), 10));
+        let bare = file_of("x.parquet", -1);
+        assert_eq!((bare.lsn, bare.bytes), (None, 0));
+    }
+}
