@@ -78,6 +78,11 @@ pub enum Error {
     #[error("{0}")]
     Inconsistent(String),
 
+    /// The cold tier's Delta table could not be read or written (delta-rs'
+    /// error, without its backtrace).
+    #[error("{0}")]
+    Table(String),
+
     /// An idempotency key sent again with a different batch: the first
     /// batch stays stored, the second is refused.
     #[error("{0}")]

@@ -384,3 +384,142 @@ fn a_table_file_the_catalog_cannot_explain_is_refused_and_repair_settles_it() {
     Engine::open(config.clone()).unwrap();
     assert_agree(&config);
 }
+
+/// Appends a hand-written commit to the table's log (as another writer, or
+/// damage, would), one JSON action per line.
+fn hand_commit(config: &Config, actions: &[String]) {
+    let log = config.cold_dir().join(table::LOG_DIR);
+    let next = std::fs::read_dir(&log)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".json")?.parse::<u64>().ok()
+        })
+        .max()
+        .unwrap()
+        + 1;
+    let mut text = String::from(r#"{"commitInfo":{"timestamp":1,"operation":"WRITE"}}"#);
+    for a in actions {
+        text.push('\n');
+        text.push_str(a);
+    }
+    std::fs::write(log.join(format!("{next:020}.json")), text).unwrap();
+}
+
+fn add_action(path: &str, size: u64) -> String {
+    format!(
+        r#"{{"add":{{"path":"{path}","partitionValues":{{"date":"2024-01-01"}},"size":{size},"modificationTime":1,"dataChange":true}}}}"#
+    )
+}
+
+/// Each kind of entry another writer (or damage) can put in the log that
+/// the catalog cannot account for is refused with the repair hint, changes
+/// nothing (no file deleted), and `repair` makes the table hold exactly the
+/// catalog's files again: another spelling of a listed file (which the
+/// table's readers would read twice), a path that is no cold file's, a
+/// listed file with another size, and a lone `remove` of a listed file
+/// (no retention in progress: before, the open deleted the file).
+#[test]
+fn entries_nobody_can_account_for_are_refused_and_repair_restores_the_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = store(dir.path(), 3_000);
+    Engine::open(config.clone()).unwrap().migrate_all().unwrap();
+    let (ids, _) = trade_ids(&config);
+    let f = Catalog::open_read_only(&config.catalog_path())
+        .unwrap()
+        .files()
+        .unwrap()
+        .remove(0);
+    let raw = table::raw_path(&f);
+    let (dir_part, name) = raw.rsplit_once('/').unwrap();
+    let abs = config.cold_dir().join(&f.path);
+    let cases = [
+        ("alias", add_action(&format!("{dir_part}//{name}"), f.bytes)),
+        ("dot", add_action(&format!("{dir_part}/./{name}"), f.bytes)),
+        ("directory", add_action(dir_part, 4096)),
+        ("outside", add_action("../catalog.sqlite", 10)),
+        (
+            "absolute",
+            add_action(&format!("file://{}", abs.display()), f.bytes),
+        ),
+        ("size", add_action(&raw, f.bytes + 1)),
+        (
+            "lone remove",
+            format!(r#"{{"remove":{{"path":"{raw}","dataChange":true,"deletionTimestamp":1}}}}"#),
+        ),
+    ];
+    for (what, action) in cases {
+        hand_commit(&config, std::slice::from_ref(&action));
+        let before = common::files_under(&config.cold_dir());
+        let err = Engine::open(config.clone()).unwrap_err().to_string();
+        assert!(
+            err.contains("disagree") && err.contains("repair"),
+            "{what}: {err}"
+        );
+        let after = common::files_under(&config.cold_dir());
+        assert_eq!(
+            before.keys().collect::<Vec<_>>(),
+            after.keys().collect::<Vec<_>>(),
+            "{what}: nothing changed"
+        );
+        assert!(abs.exists(), "{what}: the file is still there");
+        tiered::engine::recovery::repair(&config, false).unwrap();
+        Engine::open(config.clone()).unwrap();
+        assert_agree(&config);
+        let state = table_state(&config);
+        assert!(
+            state.files.iter().all(|t| table::is_canonical(&t.raw)),
+            "{what}: {:?}",
+            state.files
+        );
+        let (seen, twice) = trade_ids(&config);
+        assert_eq!(seen, ids, "{what}");
+        assert!(!twice, "{what}");
+    }
+}
+
+/// A log that cannot be read (a commit cut short, garbage, a regular file
+/// in its place) refuses every open with what to do, and `repair` moves it
+/// to quarantine and makes the table anew from the catalog.
+#[test]
+fn a_log_that_cannot_be_read_is_refused_and_repair_sets_it_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let (config, _) = store(dir.path(), 3_000);
+    Engine::open(config.clone()).unwrap().migrate_all().unwrap();
+    let log = config.cold_dir().join(table::LOG_DIR);
+    let damage: [(&str, &dyn Fn()); 2] = [
+        ("garbage", &|| {
+            hand_commit(&config, &["{not json".to_string()])
+        }),
+        ("a file", &|| {
+            std::fs::remove_dir_all(&log).unwrap();
+            std::fs::write(&log, b"x").unwrap();
+        }),
+    ];
+    for (what, harm) in damage {
+        harm();
+        for read_only in [true, false] {
+            let e = if read_only {
+                Engine::open_read_only(config.clone()).unwrap_err()
+            } else {
+                Engine::open(config.clone()).unwrap_err()
+            };
+            let e = e.to_string();
+            assert!(
+                e.contains("repair") && e.contains("quarantine"),
+                "{what}: {e}"
+            );
+        }
+        let report = tiered::engine::recovery::repair(&config, false).unwrap();
+        assert!(
+            report
+                .quarantined
+                .iter()
+                .any(|q| q.from.ends_with(table::LOG_DIR)),
+            "{what}: {:?}",
+            report.quarantined
+        );
+        Engine::open(config.clone()).unwrap();
+        assert_agree(&config);
+    }
+}

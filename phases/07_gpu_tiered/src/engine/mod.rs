@@ -817,6 +817,9 @@ impl Engine {
         // retention is finished by the next open (its tombstones are the
         // proof); the catalog's rows go next, the files last.
         if let Some(table) = &self.table {
+            // The proof an open needs to finish it, should it stop between
+            // the table's commit and the catalog's.
+            lock(&self.catalog).begin_retention(&cutoff)?;
             let going: Vec<ColdFile> = self
                 .read()
                 .cold

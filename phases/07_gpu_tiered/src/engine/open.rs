@@ -85,6 +85,7 @@ impl Engine {
             &checks.checked.files,
             checks.checked.watermark,
             checks.identity.id.as_deref(),
+            checks.catalog.retention_pending()?.as_deref(),
         )?;
         let checked = &mut checks.checked;
         table_plan.apply_to(

@@ -23,7 +23,7 @@
 //! changes nothing and says what a writing open would do; its answers
 //! already read the cold tier as the table says.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
 use crate::config::Config;
@@ -115,16 +115,33 @@ impl TablePlan {
     }
 }
 
+/// What a damaged or unreadable log means for the user.
+const LOG_REPAIR: &str =
+    "`07_gpu_tiered repair` moves the log to quarantine and rebuilds the table from the catalog";
+
+/// Opens the table and reads it, saying what to do when it cannot be read.
+fn read_table(
+    cold_dir: &std::path::Path,
+    store_id: &str,
+) -> Result<(ColdTable, table::TableState)> {
+    let wrap = |e: Error| Error::Inconsistent(format!("{e}; nothing was changed; {LOG_REPAIR}"));
+    let t = ColdTable::open(cold_dir, store_id).map_err(wrap)?;
+    let state = t.state().map_err(wrap)?;
+    Ok((t, state))
+}
+
 /// Compares the table in the cold directory with the catalog's view (its
 /// `files` and `watermark`), changing nothing; refuses what it cannot
 /// explain (see the module doc). `store_id` is `None` only for a store
 /// opened read-only before it had an ID: there is nothing to compare
-/// under.
+/// under. `retention_pending` is the cutoff of a retention in progress
+/// ([`Catalog::retention_pending`](crate::store::catalog::Catalog::retention_pending)).
 pub(crate) fn check_table(
     config: &Config,
     files: &[ColdFile],
     watermark: u64,
     store_id: Option<&str>,
+    retention_pending: Option<&str>,
 ) -> Result<TablePlan> {
     let cold_dir = config.cold_dir();
     let Some(store_id) = store_id else {
@@ -137,42 +154,58 @@ pub(crate) fn check_table(
             ..TablePlan::default()
         });
     }
-    let t = ColdTable::open(&cold_dir, store_id)?;
-    let state = t.state()?;
-    let held = state.by_path();
-    let listed: HashSet<&std::path::Path> = files.iter().map(|f| f.path.as_path()).collect();
+    let (t, state) = read_table(&cold_dir, store_id)?;
+    let held = state.by_raw();
+    let listed: HashSet<String> = files.iter().map(table::raw_path).collect();
     let mut plan = TablePlan::default();
     let mut problems = Vec::new();
+    // Every entry must be a cold file's name, spelled as a migration
+    // spells it: another spelling of a listed file (`a//b`) would be read
+    // twice by the table's readers, and anything else is not ours.
+    for f in &state.files {
+        if !table::is_canonical(&f.raw) {
+            problems.push(format!(
+                "the Delta table holds {:?}, which is not a cold file's name as the engine writes it (year=YYYY/month=MM/day=DD/part-<lsn>-<lsn>.parquet)",
+                f.raw
+            ));
+        }
+    }
     for f in files {
-        match held.get(f.path.as_path()) {
+        let raw = table::raw_path(f);
+        match held.get(raw.as_str()) {
             Some(t) if t.bytes != f.bytes => problems.push(format!(
-                "{}: the Delta table says {} bytes, the catalog {}",
-                f.path.display(),
-                t.bytes,
-                f.bytes
+                "{raw}: the Delta table says {} bytes, the catalog {}",
+                t.bytes, f.bytes
             )),
             Some(_) => {}
-            None if state.removed.contains(&f.path) => plan.retired.push(f.clone()),
+            None if state.removed.contains(&f.path) => {
+                if retention_pending.is_some_and(|cutoff| f.partition.as_str() < cutoff) {
+                    plan.retired.push(f.clone());
+                } else {
+                    problems.push(format!(
+                        "{raw}: the catalog lists it and the Delta table removed it, but no retention of its partition was in progress (a remove this store did not write)"
+                    ));
+                }
+            }
             None => plan.backfill.push(f.clone()),
         }
     }
     let w = watermark;
     let through = state.committed_through.unwrap_or(0);
-    let unlisted: Vec<_> = state
-        .files
-        .iter()
-        .filter(|f| !listed.contains(f.path.as_path()))
-        .collect();
     let mut adopt = Vec::new();
     let schema = config.mode.unwrap_or(Mode::Simple).schema();
-    for f in unlisted {
+    for f in state
+        .files
+        .iter()
+        .filter(|f| table::is_canonical(&f.raw) && !listed.contains(&f.raw))
+    {
         let path = cold_dir.join(&f.path);
         let last = through > w && f.lsn == Some((w + 1, through));
         if !last {
             // On disk, it is the cold tier's cleanup that says why it
             // cannot stay (another store's, a lost catalog row, …) and
             // refuses; gone, it is said here.
-            if !path.exists() {
+            if !path.is_file() {
                 problems.push(format!(
                     "{}: in the Delta table, not in the catalog, and not on disk (not the migration after the watermark, LSN {w}, that the table took from this store, through LSN {through})",
                     path.display()
@@ -210,7 +243,7 @@ pub(crate) fn check_table(
     }
     if !problems.is_empty() {
         let mut msg = format!(
-            "the cold tier's Delta table ({}) and the catalog ({}) disagree; nothing was changed:",
+            "the cold tier's Delta table ({}) and the catalog ({}) disagree; nothing was changed; `07_gpu_tiered repair` rebuilds the catalog from the cold files and makes the table hold exactly them:",
             cold_dir.join(table::LOG_DIR).display(),
             config.catalog_path().display()
         );
@@ -277,6 +310,10 @@ pub(crate) fn apply(
             "finished a retention the Delta table had committed: {} files dropped from the catalog",
             plan.retired.len()
         ));
+    } else if catalog.retention_pending()?.is_some() {
+        // It stopped before its table commit: nothing to finish, and its
+        // mark must not vouch for a later, foreign `remove`.
+        catalog.end_retention()?;
     }
     let cold_dir = config.cold_dir();
     let table = match plan.table {
@@ -298,10 +335,12 @@ pub(crate) fn apply(
 }
 
 /// Makes the table hold exactly `kept` (what [`super::recovery::repair`]
-/// rebuilt the catalog from): files it holds that repair did not keep
-/// (set aside in quarantine, or gone) are removed from it, kept files it
-/// lacks are committed with this store's `txn` version `watermark`. A
-/// missing table is created. Returns what was done, in words.
+/// rebuilt the catalog from): entries it holds that are not a kept file
+/// spelled as a migration spells it, or of another size, are removed from
+/// it; kept files it lacks are committed, with this store's `txn` version
+/// `watermark`. A missing table is created. The caller has set aside a
+/// log that cannot be read ([`log_is_readable`]). Returns what was done,
+/// in words.
 pub(crate) fn mirror_catalog(
     cold_dir: &std::path::Path,
     schema: &arrow_schema::Schema,
@@ -320,27 +359,29 @@ pub(crate) fn mirror_catalog(
         ColdTable::create(cold_dir, schema, store_id)?
     };
     let state = t.state()?;
-    let keep: HashSet<&std::path::Path> = kept.iter().map(|f| f.path.as_path()).collect();
-    let held = state.by_path();
-    let gone: Vec<PathBuf> = state
+    let keep: HashMap<String, u64> = kept.iter().map(|f| (table::raw_path(f), f.bytes)).collect();
+    let gone: Vec<String> = state
         .files
         .iter()
-        .filter(|f| !keep.contains(f.path.as_path()))
-        .map(|f| f.path.clone())
+        .filter(|f| keep.get(&f.raw) != Some(&f.bytes))
+        .map(|f| f.raw.clone())
         .collect();
     if t.forget(&gone)?.is_some() {
         notes.push(format!(
-            "removed {} files repair did not keep from the Delta table: {}",
+            "removed {} entries repair did not keep from the Delta table: {}",
             gone.len(),
-            gone.iter()
-                .map(|p| p.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            gone.join(", ")
         ));
     }
+    let held: HashSet<&str> = state
+        .files
+        .iter()
+        .filter(|f| keep.get(&f.raw) == Some(&f.bytes))
+        .map(|f| f.raw.as_str())
+        .collect();
     let missing: Vec<ColdFile> = kept
         .iter()
-        .filter(|f| !held.contains_key(f.path.as_path()))
+        .filter(|f| !held.contains(table::raw_path(f).as_str()))
         .cloned()
         .collect();
     // The txn version is set to the rebuilt watermark even where it goes
@@ -356,4 +397,13 @@ pub(crate) fn mirror_catalog(
         }
     }
     Ok(notes)
+}
+
+/// Whether the table in `cold_dir` (which [`table::exists`]) can be read;
+/// `Err` says why not.
+pub(crate) fn log_is_readable(cold_dir: &std::path::Path) -> std::result::Result<(), String> {
+    ColdTable::open(cold_dir, "repair")
+        .and_then(|t| t.state())
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

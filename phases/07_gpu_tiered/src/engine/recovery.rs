@@ -1879,7 +1879,18 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
     wal::sync_dir(cat_path.parent().unwrap_or(&base))?;
     write_cold_owner(&cold_dir, &store_id)?;
     // The cold tier's Delta table mirrors the rebuilt catalog (a crash
-    // before this is settled by running repair again).
+    // before this is settled by running repair again); a log that cannot
+    // be read goes to quarantine first, and the table is made anew.
+    if crate::store::table::exists(&cold_dir) {
+        if let Err(why) = super::reconcile::log_is_readable(&cold_dir) {
+            report.quarantined.push(quarantine(
+                &base,
+                &cold_dir,
+                Path::new(crate::store::table::LOG_DIR),
+                &format!("the cold tier's Delta log could not be read ({why}); the table was made anew from the rebuilt catalog"),
+            )?);
+        }
+    }
     report.notes.extend(super::reconcile::mirror_catalog(
         &cold_dir, &schema, &store_id, &kept, watermark,
     )?);

@@ -1232,6 +1232,31 @@ impl Catalog {
         Ok(doomed)
     }
 
+    /// The cutoff partition of a retention in progress: set by
+    /// [`Catalog::begin_retention`] before the cold tier's Delta table
+    /// commits the retention's `remove` actions, cleared in the transaction
+    /// that drops the rows. It is the proof an open needs before it drops a
+    /// file the table removed (the file's partition is below it).
+    pub fn retention_pending(&self) -> Result<Option<String>> {
+        self.meta(RETENTION_PENDING)
+    }
+
+    /// Records that a retention of the partitions before `partition` is
+    /// about to commit to the cold tier's Delta table.
+    pub fn begin_retention(&self, partition: &str) -> Result<()> {
+        self.set_meta(RETENTION_PENDING, partition)
+    }
+
+    /// Clears [`Catalog::retention_pending`]: the open found nothing of
+    /// that retention in the table to finish (it stopped before its table
+    /// commit, and is run again by whoever runs retention).
+    pub fn end_retention(&self) -> Result<()> {
+        self.conn
+            .execute("DELETE FROM meta WHERE key = ?1", [RETENTION_PENDING])
+            .map_err(self.err())?;
+        Ok(())
+    }
+
     /// Removes the rows of `files`, as retention does (they are recorded as
     /// retained, so that a copy left on disk is proven a leftover), for a
     /// retention the cold tier's Delta table committed and the catalog did
@@ -1282,6 +1307,8 @@ impl Catalog {
             )
             .map_err(err)?;
         }
+        tx.execute("DELETE FROM meta WHERE key = ?1", [RETENTION_PENDING])
+            .map_err(err)?;
         // Bars are derived: if they cannot be cut (a damaged key row, or
         // no cut given), retention still commits and the bars are marked
         // stale.
@@ -1570,6 +1597,8 @@ fn insert_files(conn: &rusqlite::Connection, files: &[ColdFile]) -> rusqlite::Re
 }
 
 /// The meta key of the watermark the kept bars describe.
+/// The meta key of a retention in progress (see [`Catalog::retention_pending`]).
+pub const RETENTION_PENDING: &str = "retention_pending_before";
 const BARS_WATERMARK: &str = "bars_watermark_lsn";
 
 /// What the catalog keeps of one (symbol, timeframe)'s bars.

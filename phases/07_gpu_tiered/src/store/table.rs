@@ -69,7 +69,11 @@ pub const TAG_LSN: &str = "squeezed_signals.lsn";
 /// A file the table holds, as its `add` action describes it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableFile {
-    /// Relative to the table's root (the cold directory).
+    /// The path as the log spells it (percent-decoded): compared as a
+    /// string, never as a [`Path`], whose equality would take `a//b` or
+    /// `a/./b` for `a/b`.
+    pub raw: String,
+    /// [`TableFile::raw`] as a path, relative to the table's root.
     pub path: PathBuf,
     pub bytes: u64,
     /// The WAL range its name gives (`part-<lo>-<hi>.parquet`), if it is
@@ -90,10 +94,23 @@ pub struct TableState {
 }
 
 impl TableState {
-    /// The files the table holds, by path.
-    pub fn by_path(&self) -> HashMap<&Path, &TableFile> {
-        self.files.iter().map(|f| (f.path.as_path(), f)).collect()
+    /// The files the table holds, by their path as the log spells it.
+    pub fn by_raw(&self) -> HashMap<&str, &TableFile> {
+        self.files.iter().map(|f| (f.raw.as_str(), f)).collect()
     }
+}
+
+/// The path of `f` as the log spells it: `year=…/month=…/day=…/part-….parquet`.
+pub fn raw_path(f: &ColdFile) -> String {
+    path_str(&f.path)
+}
+
+/// Whether `raw` is a cold file's name spelled exactly as a migration
+/// writes it (what [`raw_path`] gives).
+pub fn is_canonical(raw: &str) -> bool {
+    cold::parse_path(Path::new(raw)).is_some_and(|(partition, lo, hi)| {
+        raw == format!("{partition}/{}", cold::file_name(lo, hi))
+    })
 }
 
 /// The Delta table over one store's cold directory.
@@ -113,9 +130,11 @@ impl std::fmt::Debug for ColdTable {
     }
 }
 
-/// Whether `cold_dir` holds a table (its log directory exists).
+/// Whether `cold_dir` holds a table (something is at its log's path).
 pub fn exists(cold_dir: &Path) -> bool {
-    cold_dir.join(LOG_DIR).is_dir()
+    // Anything under that name (a file, a dangling link) is a log that
+    // cannot be read, not the absence of one.
+    std::fs::symlink_metadata(cold_dir.join(LOG_DIR)).is_ok()
 }
 
 /// The table's application id for a store (`txn.appId`).
@@ -131,10 +150,25 @@ pub fn date_of_partition(partition: &str) -> Option<String> {
 }
 
 fn table_error(root: &Path, what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Inconsistent(format!(
-        "the Delta table at {}: {what}: {e}",
-        root.display()
+    Error::Table(format!(
+        "the cold tier's Delta table at {}: {what}: {}",
+        root.display(),
+        without_backtrace(&e.to_string())
     ))
+}
+
+/// delta-kernel's errors end with the backtrace of where they were made
+/// when `RUST_BACKTRACE` is set (`{source}\n{backtrace}`): the message is
+/// the lines before the first frame (`   0: symbol`).
+fn without_backtrace(text: &str) -> String {
+    let frame = |line: &str| {
+        let t = line.trim_start();
+        line.len() > t.len()
+            && t.split_once(": ")
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let lines: Vec<&str> = text.lines().take_while(|l| !frame(l)).collect();
+    lines.join("\n").trim_end().to_string()
 }
 
 /// The Delta type of a store column.
@@ -283,18 +317,18 @@ impl ColdTable {
             .map(Some)
     }
 
-    /// Commits the `remove` actions of files this store's table holds that
-    /// are gone for good (a repair that accepted their loss).
-    pub fn forget(&self, paths: &[PathBuf]) -> Result<Option<u64>> {
-        if paths.is_empty() {
+    /// Commits the `remove` actions of entries the table holds, by their
+    /// path as the log spells it ([`TableFile::raw`]), for `repair`.
+    pub fn forget(&self, raw_paths: &[String]) -> Result<Option<u64>> {
+        if raw_paths.is_empty() {
             return Ok(None);
         }
         let now = now_ms();
-        let actions = paths
+        let actions = raw_paths
             .iter()
             .map(|p| {
                 Action::Remove(Remove {
-                    path: path_str(p),
+                    path: p.clone(),
                     data_change: true,
                     deletion_timestamp: Some(now),
                     ..Default::default()
@@ -372,11 +406,12 @@ fn write_operation() -> DeltaOperation {
     }
 }
 
-fn file_of(path: &str, size: i64) -> TableFile {
-    let path = PathBuf::from(path);
+fn file_of(raw: &str, size: i64) -> TableFile {
+    let path = PathBuf::from(raw);
     TableFile {
         lsn: cold::parse_path(&path).map(|(_, lo, hi)| (lo, hi)),
         bytes: size.max(0) as u64,
+        raw: raw.to_string(),
         path,
     }
 }
@@ -447,6 +482,29 @@ mod tests {
             Some("1970-01-01")
         );
         assert_eq!(date_of_partition("2024-01-05"), None);
+    }
+
+    #[test]
+    fn backtraces_are_cut_from_messages() {
+        let e = "Invalid JSON in log record\n   0: buoyant_kernel::error::Error::with_backtrace\n             at src/error.rs:479:5\n   1: main";
+        assert_eq!(without_backtrace(e), "Invalid JSON in log record");
+        assert_eq!(without_backtrace("two\nlines: kept"), "two\nlines: kept");
+    }
+
+    #[test]
+    fn only_the_migrations_spelling_is_canonical() {
+        let name = format!("year=2024/month=01/day=05/{}", cold::file_name(7, 9));
+        assert!(is_canonical(&name));
+        for odd in [
+            name.replace("day=05/", "day=05//"),
+            name.replace("day=05/", "day=05/./"),
+            format!("/{name}"),
+            format!("file:///x/{name}"),
+            "year=2024/month=01/day=05".to_string(),
+            "../catalog.sqlite".to_string(),
+        ] {
+            assert!(!is_canonical(&odd), "{odd}");
+        }
     }
 
     #[test]
