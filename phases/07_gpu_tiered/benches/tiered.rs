@@ -18,11 +18,6 @@
 //!   10,000: from the catalog's materialised bars alone (`Catalog::latest_bars`),
 //!   through the engine (those merged with the memory tiers), and computed
 //!   from the raw rows (`Engine::latest_bars_from_raw`, the reference).
-//! - `table/commit one migration's files`: what every migration adds for
-//!   the cold tier's Delta table, one commit of 10 files (`add` actions and
-//!   the store's `txn`) to a table on the local disk, as the table grows
-//!   (each iteration is one more version; a checkpoint every 100 is in the
-//!   average, as a long-lived store pays it).
 //!
 //! `cargo bench -p gpu-tiered --bench tiered`; `SSIG_BENCH_RECORDS` sets the
 //! size of the query and aggregate store (default 1,000,000).
@@ -188,45 +183,12 @@ fn bars(c: &mut Criterion) {
     g.finish();
 }
 
-fn table(c: &mut Criterion) {
-    use tiered::store::cold::{self, ColdFile};
-    use tiered::store::table::ColdTable;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let t = ColdTable::create(dir.path(), &Mode::Trading.schema(), "bench").expect("table");
-    let mut lsn = 0u64;
-    let mut g = c.benchmark_group("table");
-    g.bench_function("commit one migration's files", |b| {
-        b.iter(|| {
-            lsn += 1;
-            let files: Vec<ColdFile> = (0..10)
-                .map(|day| {
-                    let partition = cold::partition_of_day(19_723 + day);
-                    ColdFile {
-                        path: std::path::Path::new(&partition).join(cold::file_name(lsn, lsn)),
-                        partition,
-                        rows: 100_000,
-                        min_ts: START_NS,
-                        max_ts: START_NS + HOUR_NS,
-                        symbols: vec!["BTC/USD".into(), "ETH/USD".into()],
-                        bytes: 2_000_000,
-                        lsn_lo: lsn,
-                        lsn_hi: lsn,
-                        crc32c: 0,
-                    }
-                })
-                .collect();
-            t.add(&files, lsn).expect("commit")
-        })
-    });
-    g.finish();
-}
-
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(10)
         .warm_up_time(std::time::Duration::from_secs(1))
         .measurement_time(std::time::Duration::from_secs(3));
-    targets = ingest, reads, bars, table
+    targets = ingest, reads, bars
 }
 criterion_main!(benches);

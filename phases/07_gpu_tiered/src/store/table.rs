@@ -348,8 +348,12 @@ impl ColdTable {
         let mut guard = self.table.lock().unwrap_or_else(|p| p.into_inner());
         let table = &mut *guard;
         run(&self.root, "commit", async move {
-            // The latest version first: another writer may have committed.
-            table.update_state().await?;
+            // The state this process last read or wrote: if another writer
+            // committed since, delta-rs reads the versions in between and
+            // checks them for conflicts before it writes (blind appends
+            // never conflict). A checkpoint every 100 commits, and log
+            // files past the table's retention deleted, as delta-rs does by
+            // default.
             let mut props = CommitProperties::default();
             if let Some(txn) = txn {
                 props = props.with_application_transaction(txn);
