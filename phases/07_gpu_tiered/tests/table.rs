@@ -52,6 +52,21 @@ fn store(dir: &Path, n: usize) -> (Config, PathBuf) {
     (config, path)
 }
 
+/// [`store`], with every record migrated to the cold tier.
+fn migrated(dir: &Path, n: usize) -> (Config, PathBuf) {
+    let (config, path) = store(dir, n);
+    Engine::open(config.clone()).unwrap().migrate_all().unwrap();
+    (config, path)
+}
+
+/// One of `notes` says `what`.
+fn assert_says(notes: &[String], what: &str) {
+    assert!(
+        notes.iter().any(|n| n.contains(what)),
+        "{what:?} in {notes:?}"
+    );
+}
+
 fn catalog_files(config: &Config) -> BTreeSet<PathBuf> {
     Catalog::open_read_only(&config.catalog_path())
         .unwrap()
@@ -107,10 +122,7 @@ fn crash(config_path: &Path, at: &str, args: &[&str]) {
 #[test]
 fn migrations_and_retention_reach_the_table() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, _) = store(dir.path(), 6_000);
-    let engine = Engine::open(config.clone()).unwrap();
-    engine.migrate_all().unwrap();
-    drop(engine);
+    let (config, _) = migrated(dir.path(), 6_000);
     assert_agree(&config);
     let before = table_state(&config);
     assert!(before.files.len() >= 3, "files in several days");
@@ -170,14 +182,7 @@ fn a_migration_the_table_took_and_the_catalog_did_not_is_taken_at_open() {
     // A read-only open reads the migration as committed, and says what a
     // writing open will do.
     let ro = Engine::open_read_only(config.clone()).unwrap();
-    assert!(
-        ro.opened()
-            .not_done
-            .iter()
-            .any(|n| n.contains("the Delta table committed")),
-        "{:?}",
-        ro.opened().not_done
-    );
+    assert_says(&ro.opened().not_done, "the Delta table committed");
     drop(ro);
     let (seen, twice) = trade_ids(&config);
     assert_eq!(seen, ids);
@@ -187,15 +192,7 @@ fn a_migration_the_table_took_and_the_catalog_did_not_is_taken_at_open() {
     );
 
     let engine = Engine::open(config.clone()).unwrap();
-    assert!(
-        engine
-            .opened()
-            .table_notes
-            .iter()
-            .any(|n| n.contains("took the migration")),
-        "{:?}",
-        engine.opened().table_notes
-    );
+    assert_says(&engine.opened().table_notes, "took the migration");
     let stats = engine.stats().unwrap();
     assert_eq!(stats.watermark_lsn, state.committed_through.unwrap());
     drop(engine);
@@ -235,10 +232,7 @@ fn a_migration_the_table_took_and_the_catalog_did_not_is_taken_at_open() {
 #[test]
 fn a_retention_the_table_committed_is_finished_at_open() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, path) = store(dir.path(), 6_000);
-    let engine = Engine::open(config.clone()).unwrap();
-    engine.migrate_all().unwrap();
-    drop(engine);
+    let (config, path) = migrated(dir.path(), 6_000);
     let (ids, _) = trade_ids(&config);
     let listed = catalog_files(&config);
     // Retention of everything before the last day, aborted after the
@@ -277,33 +271,17 @@ fn a_retention_the_table_committed_is_finished_at_open() {
 #[test]
 fn a_store_from_before_tables_gets_one_with_all_its_files() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, _) = store(dir.path(), 3_000);
-    Engine::open(config.clone()).unwrap().migrate_all().unwrap();
+    let (config, _) = migrated(dir.path(), 3_000);
     std::fs::remove_dir_all(config.cold_dir().join(table::LOG_DIR)).unwrap();
     let ro = Engine::open_read_only(config.clone()).unwrap();
-    assert!(
-        ro.opened()
-            .not_done
-            .iter()
-            .any(|n| n.contains("a Delta table would be created")),
-        "{:?}",
-        ro.opened().not_done
-    );
+    assert_says(&ro.opened().not_done, "a Delta table would be created");
     assert!(
         !table::exists(&config.cold_dir()),
         "read-only creates nothing"
     );
     drop(ro);
     let engine = Engine::open(config.clone()).unwrap();
-    assert!(
-        engine
-            .opened()
-            .table_notes
-            .iter()
-            .any(|n| n.contains("committed")),
-        "{:?}",
-        engine.opened().table_notes
-    );
+    assert_says(&engine.opened().table_notes, "committed");
     drop(engine);
     assert_agree(&config);
 }
@@ -338,8 +316,7 @@ fn checkpoints_in_the_log_are_kept_and_read() {
 #[test]
 fn a_table_file_the_catalog_cannot_explain_is_refused_and_repair_settles_it() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, _) = store(dir.path(), 3_000);
-    Engine::open(config.clone()).unwrap().migrate_all().unwrap();
+    let (config, _) = migrated(dir.path(), 3_000);
     let catalog = Catalog::open_read_only(&config.catalog_path()).unwrap();
     let (id, _) = catalog.store_id().unwrap().unwrap();
     let mut files = catalog.files().unwrap();
@@ -422,8 +399,7 @@ fn add_action(path: &str, size: u64) -> String {
 #[test]
 fn entries_nobody_can_account_for_are_refused_and_repair_restores_the_table() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, _) = store(dir.path(), 3_000);
-    Engine::open(config.clone()).unwrap().migrate_all().unwrap();
+    let (config, _) = migrated(dir.path(), 3_000);
     let (ids, _) = trade_ids(&config);
     let f = Catalog::open_read_only(&config.catalog_path())
         .unwrap()
@@ -484,8 +460,7 @@ fn entries_nobody_can_account_for_are_refused_and_repair_restores_the_table() {
 #[test]
 fn a_log_that_cannot_be_read_is_refused_and_repair_sets_it_aside() {
     let dir = tempfile::tempdir().unwrap();
-    let (config, _) = store(dir.path(), 3_000);
-    Engine::open(config.clone()).unwrap().migrate_all().unwrap();
+    let (config, _) = migrated(dir.path(), 3_000);
     let log = config.cold_dir().join(table::LOG_DIR);
     let damage: [(&str, &dyn Fn()); 2] = [
         ("garbage", &|| {

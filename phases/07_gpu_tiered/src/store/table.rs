@@ -196,12 +196,16 @@ impl ColdTable {
             t.load().await?;
             Ok(t)
         })?;
-        Ok(ColdTable {
+        Ok(ColdTable::over(root, store_id, table))
+    }
+
+    fn over(root: PathBuf, store_id: &str, table: DeltaTable) -> ColdTable {
+        ColdTable {
             root,
             app_id: app_id(store_id),
             store_id: store_id.to_string(),
             table: Mutex::new(table),
-        })
+        }
     }
 
     /// Creates the table in `cold_dir` with the store's `schema` and the
@@ -228,17 +232,7 @@ impl ColdTable {
                 .with_save_mode(SaveMode::ErrorIfExists)
                 .await
         })?;
-        Ok(ColdTable {
-            root,
-            app_id: app_id(store_id),
-            store_id: store_id.to_string(),
-            table: Mutex::new(table),
-        })
-    }
-
-    /// The table's root (the cold directory).
-    pub fn root(&self) -> &Path {
-        &self.root
+        Ok(ColdTable::over(root, store_id, table))
     }
 
     /// The table at its latest version (read from the log again).
