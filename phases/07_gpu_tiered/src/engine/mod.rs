@@ -732,22 +732,13 @@ impl Engine {
                 // (an I/O error at the very end): the watermark says.
                 Err(e) => match catalog.watermark() {
                     Ok(w) if w >= through => Ok(()),
-                    // The table holds the files: they stay, and the next
+                    // The table (which every writing engine has) holds the
+                    // files since its commit above: they stay, and the next
                     // open gives them to the catalog.
-                    _ if self.table.is_some() => {
+                    _ => {
                         self.table_ahead.store(true, Ordering::Release);
                         Err(e)
                     }
-                    Ok(w) if w < lsn_lo => {
-                        // Not committed: the files are this migration's
-                        // alone, listed nowhere. They go, so that a retry
-                        // with another range leaves no unlisted file.
-                        cold::discard(&self.config.cold_dir(), &files);
-                        Err(e)
-                    }
-                    // Unknown: leave them to recovery, which proves them
-                    // leftovers (or not) when the store next opens.
-                    _ => Err(e),
                 },
             }
         };

@@ -286,46 +286,49 @@ impl ColdTable {
     /// Commits the removal of `files` from the table (retention). Files the
     /// table does not hold are skipped; with none left, nothing is committed.
     pub fn remove(&self, files: &[ColdFile]) -> Result<Option<u64>> {
-        let held: HashSet<PathBuf> = self.state()?.files.into_iter().map(|f| f.path).collect();
-        let now = now_ms();
-        let actions: Vec<Action> = files
+        let held: HashSet<String> = self.state()?.files.into_iter().map(|f| f.raw).collect();
+        let removes = files
             .iter()
-            .filter(|f| held.contains(&f.path))
-            .map(|f| {
-                Action::Remove(Remove {
-                    path: path_str(&f.path),
-                    data_change: true,
-                    deletion_timestamp: Some(now),
-                    extended_file_metadata: Some(true),
-                    partition_values: date_of_partition(&f.partition)
-                        .map(|d| HashMap::from([(PARTITION_COLUMN.to_string(), Some(d))])),
-                    size: i64::try_from(f.bytes).ok(),
-                    ..Default::default()
-                })
+            .map(|f| (raw_path(f), f))
+            .filter(|(raw, _)| held.contains(raw))
+            .map(|(path, f)| Remove {
+                path,
+                extended_file_metadata: Some(true),
+                partition_values: date_of_partition(&f.partition)
+                    .map(|d| HashMap::from([(PARTITION_COLUMN.to_string(), Some(d))])),
+                size: i64::try_from(f.bytes).ok(),
+                ..Default::default()
             })
             .collect();
-        if actions.is_empty() {
-            return Ok(None);
-        }
-        self.commit(actions, None, DeltaOperation::Delete { predicate: None })
-            .map(Some)
+        self.commit_removes(removes)
     }
 
     /// Commits the `remove` actions of entries the table holds, by their
     /// path as the log spells it ([`TableFile::raw`]), for `repair`.
     pub fn forget(&self, raw_paths: &[String]) -> Result<Option<u64>> {
-        if raw_paths.is_empty() {
+        let removes = raw_paths
+            .iter()
+            .map(|p| Remove {
+                path: p.clone(),
+                ..Default::default()
+            })
+            .collect();
+        self.commit_removes(removes)
+    }
+
+    /// Commits `removes` (stamped now, as data changes), if there are any.
+    fn commit_removes(&self, removes: Vec<Remove>) -> Result<Option<u64>> {
+        if removes.is_empty() {
             return Ok(None);
         }
         let now = now_ms();
-        let actions = raw_paths
-            .iter()
-            .map(|p| {
+        let actions = removes
+            .into_iter()
+            .map(|r| {
                 Action::Remove(Remove {
-                    path: p.clone(),
                     data_change: true,
                     deletion_timestamp: Some(now),
-                    ..Default::default()
+                    ..r
                 })
             })
             .collect();
