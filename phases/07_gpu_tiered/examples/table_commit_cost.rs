@@ -11,6 +11,7 @@ use std::time::Instant;
 use tiered::gen::START_NS;
 use tiered::schema::Mode;
 use tiered::store::cold::{self, ColdFile};
+use tiered::store::objects::ColdStore;
 use tiered::store::table::ColdTable;
 
 const COMMITS: u64 = 500;
@@ -18,7 +19,11 @@ const FILES: i64 = 10;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir()?;
-    let table = ColdTable::create(dir.path(), &Mode::Trading.schema(), "example")?;
+    let table = ColdTable::create(
+        &ColdStore::local(dir.path()),
+        &Mode::Trading.schema(),
+        "example",
+    )?;
     let mut ms = Vec::new();
     for lsn in 1..=COMMITS {
         let files: Vec<ColdFile> = (0..FILES)
@@ -55,7 +60,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         COMMITS as i64 * FILES
     );
     let start = Instant::now();
-    let state = ColdTable::open(dir.path(), "example")?.state()?;
+    let state = ColdTable::open(&ColdStore::local(dir.path()), "example")?.state()?;
     println!(
         "open and read of the table ({} versions, {} files): {:.1} ms",
         state.version + 1,

@@ -105,6 +105,21 @@ pub struct ColdConfig {
     /// Materialised bars the catalog keeps per (symbol, timeframe), newest
     /// first, for `bars` lookups; 0 keeps none (lookups read the raw rows).
     pub bars_kept: usize,
+    /// Where the cold tier lives: `s3://bucket/prefix` for S3 or an
+    /// S3-compatible server, `file:///dir` for a local directory; absent,
+    /// `storage.cold_path`. Credentials come from the AWS environment
+    /// variables (see [`crate::store::objects`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The endpoint of an S3-compatible server (`http://host:port`), with
+    /// path-style requests; absent, AWS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Allows an `http://` endpoint (a test or a private network).
+    pub allow_http: bool,
+    /// The bucket's region, over `AWS_REGION`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 impl ColdConfig {
@@ -261,6 +276,10 @@ impl Default for ColdConfig {
             row_group_rows: 131_072,
             page_rows: 8192,
             bars_kept: 1000,
+            url: None,
+            endpoint: None,
+            allow_http: false,
+            region: None,
         }
     }
 }
@@ -308,6 +327,18 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "cold_tier.compression (zstd | snappy | lz4 | none)",
     ),
     ("SSIG_BARS_KEPT", "cold_tier.bars_kept"),
+    (
+        "SSIG_COLD_URL",
+        "cold_tier.url (s3://bucket/prefix | file:///dir)",
+    ),
+    (
+        "SSIG_COLD_ENDPOINT",
+        "cold_tier.endpoint (an S3-compatible server)",
+    ),
+    (
+        "SSIG_COLD_ALLOW_HTTP",
+        "cold_tier.allow_http (true | false)",
+    ),
     ("SSIG_QUERY_BATCH_SIZE", "query.output_batch_size"),
     ("SSIG_ANSWER_CACHE_MB", "query.answer_cache_mb"),
     ("SSIG_MAX_BODY_MB", "server.max_body_mb"),
@@ -365,6 +396,9 @@ impl Config {
                 "SSIG_DEVICE" => self.warm_tier.device = value,
                 "SSIG_COLD_COMPRESSION" => self.cold_tier.compression = value,
                 "SSIG_BARS_KEPT" => self.cold_tier.bars_kept = parse(key, &value)?,
+                "SSIG_COLD_URL" => self.cold_tier.url = Some(value),
+                "SSIG_COLD_ENDPOINT" => self.cold_tier.endpoint = Some(value),
+                "SSIG_COLD_ALLOW_HTTP" => self.cold_tier.allow_http = parse(key, &value)?,
                 "SSIG_QUERY_BATCH_SIZE" => self.query.output_batch_size = parse(key, &value)?,
                 "SSIG_ANSWER_CACHE_MB" => self.query.answer_cache_mb = parse(key, &value)?,
                 "SSIG_MAX_BODY_MB" => self.server.max_body_mb = parse(key, &value)?,
@@ -448,6 +482,9 @@ impl Config {
         if self.cold_tier.row_group_rows == 0 || self.cold_tier.page_rows == 0 {
             return bad("cold_tier.row_group_rows and page_rows must be at least 1".into());
         }
+        // A cold_tier.url that cannot be used is refused here (no request
+        // is made).
+        self.cold_store()?;
         if self.cold_tier.bars_kept > MAX_BARS_KEPT {
             return bad(format!(
                 "cold_tier.bars_kept must be at most {MAX_BARS_KEPT}, got {}",
@@ -544,9 +581,26 @@ impl Config {
         self.storage.base_path.join(&self.storage.wal_path)
     }
 
-    /// The cold tier directory.
+    /// The cold tier directory (of a local tier; see [`Config::cold_store`]).
     pub fn cold_dir(&self) -> PathBuf {
         self.storage.base_path.join(&self.storage.cold_path)
+    }
+
+    /// Where the cold tier lives: `cold_tier.url` if set, else
+    /// [`Config::cold_dir`]. An unusable URL is [`Error::Config`].
+    pub fn cold_store(&self) -> Result<crate::store::objects::ColdStore> {
+        use crate::store::objects::{ColdStore, RemoteOptions};
+        match &self.cold_tier.url {
+            None => Ok(ColdStore::local(self.cold_dir())),
+            Some(url) => ColdStore::from_url(
+                url,
+                &RemoteOptions {
+                    endpoint: self.cold_tier.endpoint.clone(),
+                    allow_http: self.cold_tier.allow_http,
+                    region: self.cold_tier.region.clone(),
+                },
+            ),
+        }
     }
 
     /// The catalog database.

@@ -199,6 +199,8 @@ fn fail(slot: &mut Option<Failure>, e: &Error) {
 /// The tiered store.
 pub struct Engine {
     config: Config,
+    /// Where the cold tier lives (a directory, or an object store).
+    cold: crate::store::objects::ColdStore,
     mode: Mode,
     schema: SchemaRef,
     /// The log; `None` when the store was opened read-only.
@@ -302,6 +304,12 @@ impl Engine {
     /// The cache of finished answers over time ranges (see [`crate::store::cache`]).
     pub fn answers(&self) -> &RangeCache {
         &self.answers
+    }
+
+    /// Where the cold tier lives, and (for an object store) what was
+    /// asked of it.
+    pub fn cold_store(&self) -> &crate::store::objects::ColdStore {
+        &self.cold
     }
 
     /// Parsed Parquet footers of the cold files.
@@ -672,7 +680,7 @@ impl Engine {
         let mut bars = (keep > 0).then(|| BarsBuilder::new(keep));
         // On failure it deletes what it wrote: the next try starts clean.
         let files = cold::write_migration(
-            &self.config.cold_dir(),
+            &self.cold,
             &self.config.cold_tier,
             &self.schema,
             &only,
@@ -692,7 +700,7 @@ impl Engine {
                 match table.state() {
                     Ok(s) if s.committed_through >= Some(through) => {}
                     Ok(_) => {
-                        cold::discard(&self.config.cold_dir(), &files);
+                        cold::discard(&self.cold, &files);
                         return Err(e);
                     }
                     // Unknown: the files stay for recovery to settle.
@@ -837,18 +845,18 @@ impl Engine {
         if !doomed.is_empty() {
             self.answers.clear();
         }
-        let cold_dir = self.config.cold_dir();
         for f in &doomed {
-            let p = cold_dir.join(&f.path);
-            self.meta_cache.forget(&p);
-            match std::fs::remove_file(&p) {
+            self.meta_cache.forget(&f.path);
+            match self.cold.remove(&f.path) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(Error::io(&p, e)),
+                Err(e) => return Err(Error::io(self.cold.name(&f.path), e)),
             }
-            if let Some(dir) = p.parent() {
+            if let Some(dir) = self.cold.local_dir().map(|d| d.join(&f.path)) {
                 // Empty partition directories go too; a non-empty one stays.
-                let _ = std::fs::remove_dir(dir);
+                if let Some(parent) = dir.parent() {
+                    let _ = std::fs::remove_dir(parent);
+                }
             }
         }
         Ok(doomed)

@@ -121,7 +121,7 @@ impl Engine {
             opened.not_done.extend(segments.not_done());
             opened
                 .not_done
-                .extend(table_plan.not_done(&config.cold_dir()));
+                .extend(table_plan.not_done(&config.cold_store()?));
             (opened, None, None)
         } else {
             let (opened, wal, table) = act(
@@ -209,7 +209,9 @@ fn take_lock(config: &Config, read_only: bool) -> Result<File> {
     }
     let lock_file = recovery::lock_store(base, !read_only)?;
     if !read_only {
-        wal::create_dir_durable(&config.cold_dir())?;
+        if let Some(dir) = config.cold_store()?.local_dir() {
+            wal::create_dir_durable(dir)?;
+        }
         wal::create_dir_durable(&config.wal_dir())?;
     }
     recovery::check_catalog_file(config)?;
@@ -258,8 +260,8 @@ fn settle_mode(config: &Config, catalog: &Catalog, read_only: bool) -> Result<Mo
 /// files so far carrying none), and the WAL's segments against the
 /// catalog's list. Changes nothing on disk.
 fn check_store(config: &Config, catalog: Catalog, read_only: bool) -> Result<Checks> {
-    let cold_dir = config.cold_dir();
-    let checked = recovery::check_catalog(&catalog, &cold_dir)?;
+    let cold = config.cold_store()?;
+    let checked = recovery::check_catalog(&catalog, &cold)?;
     let watermark = checked.watermark;
     let identity = match catalog.store_id()? {
         Some((id, from)) => Identity {
@@ -279,7 +281,7 @@ fn check_store(config: &Config, catalog: Catalog, read_only: bool) -> Result<Che
             new: true,
         },
     };
-    recovery::check_cold_owner(&cold_dir, &identity)?;
+    recovery::check_cold_owner(&cold, &identity)?;
     let on_disk = wal::list_segments(&config.wal_dir())?;
     let segments = recovery::check_segments(
         config,
@@ -353,7 +355,7 @@ fn act(
         }
     }
     if let Some(id) = &identity.id {
-        recovery::write_cold_owner(&config.cold_dir(), id)?;
+        recovery::write_cold_owner(&config.cold_store()?, id)?;
     }
     segments.apply(&mut catalog_now)?;
     drop(catalog_now);
@@ -428,6 +430,7 @@ fn build(
     };
     let answer_budget = (config.query.answer_cache_mb * 1e6) as usize;
     Ok(Engine {
+        cold: config.cold_store()?,
         schema: mode.schema(),
         mode,
         wal,

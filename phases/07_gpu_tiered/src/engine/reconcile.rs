@@ -32,6 +32,7 @@ use crate::schema::Mode;
 use crate::store::catalog::StoredKey;
 use crate::store::cold::{self, ColdFile};
 use crate::store::idempotency;
+use crate::store::objects::ColdStore;
 use crate::store::table::{self, ColdTable};
 use crate::store::wal::KeyStamp;
 
@@ -85,12 +86,12 @@ impl TablePlan {
     }
 
     /// What a writing open would do, in words (read-only opens).
-    pub fn not_done(&self, cold_dir: &std::path::Path) -> Vec<String> {
+    pub fn not_done(&self, cold: &ColdStore) -> Vec<String> {
         let mut out = Vec::new();
         if self.create {
             out.push(format!(
                 "a Delta table would be created in {} holding the catalog's {} files",
-                cold_dir.display(),
+                cold.root_name().display(),
                 self.backfill.len()
             ));
         } else if !self.backfill.is_empty() {
@@ -108,7 +109,7 @@ impl TablePlan {
         for f in &self.retired {
             out.push(format!(
                 "{} would be dropped from the catalog and deleted (the Delta table removed it)",
-                cold_dir.join(&f.path).display()
+                cold.name(&f.path).display()
             ));
         }
         out
@@ -120,12 +121,9 @@ const LOG_REPAIR: &str =
     "`07_gpu_tiered repair` moves the log to quarantine and rebuilds the table from the catalog";
 
 /// Opens the table and reads it, saying what to do when it cannot be read.
-fn read_table(
-    cold_dir: &std::path::Path,
-    store_id: &str,
-) -> Result<(ColdTable, table::TableState)> {
+fn read_table(cold: &ColdStore, store_id: &str) -> Result<(ColdTable, table::TableState)> {
     let wrap = |e: Error| Error::Inconsistent(format!("{e}; nothing was changed; {LOG_REPAIR}"));
-    let t = ColdTable::open(cold_dir, store_id).map_err(wrap)?;
+    let t = ColdTable::open(cold, store_id).map_err(wrap)?;
     let state = t.state().map_err(wrap)?;
     Ok((t, state))
 }
@@ -143,18 +141,18 @@ pub(crate) fn check_table(
     store_id: Option<&str>,
     retention_pending: Option<&str>,
 ) -> Result<TablePlan> {
-    let cold_dir = config.cold_dir();
+    let cold = config.cold_store()?;
     let Some(store_id) = store_id else {
         return Ok(TablePlan::default());
     };
-    if !table::exists(&cold_dir) {
+    if !table::exists(&cold)? {
         return Ok(TablePlan {
             create: true,
             backfill: files.to_vec(),
             ..TablePlan::default()
         });
     }
-    let (t, state) = read_table(&cold_dir, store_id)?;
+    let (t, state) = read_table(&cold, store_id)?;
     let held = state.by_raw();
     let listed: HashSet<String> = files.iter().map(table::raw_path).collect();
     let mut plan = TablePlan::default();
@@ -199,13 +197,13 @@ pub(crate) fn check_table(
         .iter()
         .filter(|f| table::is_canonical(&f.raw) && !listed.contains(&f.raw))
     {
-        let path = cold_dir.join(&f.path);
+        let path = cold.name(&f.path);
         let last = through > w && f.lsn == Some((w + 1, through));
         if !last {
             // On disk, it is the cold tier's cleanup that says why it
             // cannot stay (another store's, a lost catalog row, …) and
             // refuses; gone, it is said here.
-            if !path.is_file() {
+            if cold.len(&f.path).is_err() {
                 problems.push(format!(
                     "{}: in the Delta table, not in the catalog, and not on disk (not the migration after the watermark, LSN {w}, that the table took from this store, through LSN {through})",
                     path.display()
@@ -213,7 +211,7 @@ pub(crate) fn check_table(
             }
             continue;
         }
-        match cold::describe(&path, &f.path, &schema) {
+        match cold::describe(&cold, &f.path, &schema) {
             Ok(d) if d.store_id.as_deref() == Some(store_id) && d.file.bytes == f.bytes => {
                 adopt.push(d.file)
             }
@@ -244,7 +242,7 @@ pub(crate) fn check_table(
     if !problems.is_empty() {
         let mut msg = format!(
             "the cold tier's Delta table ({}) and the catalog ({}) disagree; nothing was changed; `07_gpu_tiered repair` rebuilds the catalog from the cold files and makes the table hold exactly them:",
-            cold_dir.join(table::LOG_DIR).display(),
+            cold.name(std::path::Path::new(table::LOG_DIR)).display(),
             config.catalog_path().display()
         );
         for p in &problems {
@@ -315,12 +313,11 @@ pub(crate) fn apply(
         // mark must not vouch for a later, foreign `remove`.
         catalog.end_retention()?;
     }
-    let cold_dir = config.cold_dir();
     let table = match plan.table {
         Some(t) => t,
         None => {
             let schema = config.mode.unwrap_or(Mode::Simple).schema();
-            ColdTable::create(&cold_dir, &schema, store_id)?
+            ColdTable::create(&config.cold_store()?, &schema, store_id)?
         }
     };
     if !plan.backfill.is_empty() {
@@ -342,21 +339,21 @@ pub(crate) fn apply(
 /// log that cannot be read ([`log_is_readable`]). Returns what was done,
 /// in words.
 pub(crate) fn mirror_catalog(
-    cold_dir: &std::path::Path,
+    cold: &ColdStore,
     schema: &arrow_schema::Schema,
     store_id: &str,
     kept: &[ColdFile],
     watermark: u64,
 ) -> Result<Vec<String>> {
     let mut notes = Vec::new();
-    let t = if table::exists(cold_dir) {
-        ColdTable::open(cold_dir, store_id)?
+    let t = if table::exists(cold)? {
+        ColdTable::open(cold, store_id)?
     } else {
         notes.push(format!(
             "created the cold tier's Delta table in {}",
-            cold_dir.display()
+            cold.root_name().display()
         ));
-        ColdTable::create(cold_dir, schema, store_id)?
+        ColdTable::create(cold, schema, store_id)?
     };
     let state = t.state()?;
     let keep: HashMap<String, u64> = kept.iter().map(|f| (table::raw_path(f), f.bytes)).collect();
@@ -399,10 +396,10 @@ pub(crate) fn mirror_catalog(
     Ok(notes)
 }
 
-/// Whether the table in `cold_dir` (which [`table::exists`]) can be read;
+/// Whether the table of the cold tier `cold` (which [`table::exists`]) can be read;
 /// `Err` says why not.
-pub(crate) fn log_is_readable(cold_dir: &std::path::Path) -> std::result::Result<(), String> {
-    ColdTable::open(cold_dir, "repair")
+pub(crate) fn log_is_readable(cold: &ColdStore) -> std::result::Result<(), String> {
+    ColdTable::open(cold, "repair")
         .and_then(|t| t.state())
         .map(|_| ())
         .map_err(|e| e.to_string())

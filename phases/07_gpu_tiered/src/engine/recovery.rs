@@ -88,6 +88,7 @@ use crate::error::{Error, Result};
 use crate::schema::Mode;
 use crate::store::catalog::{Catalog, Migration};
 use crate::store::cold::{self, ColdFile};
+use crate::store::objects::ColdStore;
 use crate::store::wal::{self, Recovery};
 
 /// The directory inside the store where files that are not garbage but
@@ -267,28 +268,28 @@ pub(crate) fn new_store_id() -> String {
 pub const COLD_OWNER: &str = "_store";
 
 /// The store ID the cold directory's owner file names, if it has one.
-pub(crate) fn cold_owner(cold_dir: &Path) -> Result<Option<String>> {
-    let path = cold_dir.join(COLD_OWNER);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => Ok(text
+pub(crate) fn cold_owner(cold: &ColdStore) -> Result<Option<String>> {
+    let rel = Path::new(COLD_OWNER);
+    match cold.read(rel) {
+        Ok(bytes) => Ok(String::from_utf8_lossy(&bytes)
             .lines()
             .find_map(|l| l.strip_prefix("store "))
             .map(|id| id.trim().to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io(&path, e)),
+        Err(e) => Err(Error::io(cold.name(rel), e)),
     }
 }
 
 /// Refuses a cold directory that another store owns.
-pub(crate) fn check_cold_owner(cold_dir: &Path, identity: &Identity) -> Result<()> {
-    let Some(owner) = cold_owner(cold_dir)? else {
+pub(crate) fn check_cold_owner(cold: &ColdStore, identity: &Identity) -> Result<()> {
+    let Some(owner) = cold_owner(cold)? else {
         return Ok(());
     };
     match identity.id.as_deref() {
         Some(id) if id == owner && !identity.new => Ok(()),
         _ => Err(Error::Inconsistent(format!(
-            "the cold directory {} belongs to store {owner} (its {COLD_OWNER} file), not to this store ({}); two stores cannot share a cold directory; nothing was changed; give this store its own storage.cold_path",
-            cold_dir.display(),
+            "the cold directory {} belongs to store {owner} (its {COLD_OWNER} file), not to this store ({}); two stores cannot share a cold directory; nothing was changed; give this store its own storage.cold_path (or cold_tier.url)",
+            cold.root_name().display(),
             match identity.id.as_deref() {
                 Some(id) if !identity.new => id,
                 _ => "no ID yet",
@@ -298,22 +299,28 @@ pub(crate) fn check_cold_owner(cold_dir: &Path, identity: &Identity) -> Result<(
 }
 
 /// Writes the cold directory's owner file (once; durably).
-pub(crate) fn write_cold_owner(cold_dir: &Path, id: &str) -> Result<()> {
-    if cold_owner(cold_dir)?.as_deref() == Some(id) {
+pub(crate) fn write_cold_owner(cold: &ColdStore, id: &str) -> Result<()> {
+    if cold_owner(cold)?.as_deref() == Some(id) {
         return Ok(());
     }
+    let text = format!(
+        "store {id}\nThis directory holds the cold tier of that squeezed-signals store only.\n"
+    );
+    let cold_dir = match cold {
+        ColdStore::Local(d) => d,
+        ColdStore::Remote(r) => {
+            let rel = Path::new(COLD_OWNER);
+            return r
+                .put(rel, text.into_bytes().into())
+                .map_err(|e| Error::io(cold.name(rel), e));
+        }
+    };
     let path = cold_dir.join(COLD_OWNER);
     let tmp = cold_dir.join(format!("{COLD_OWNER}.tmp"));
     std::fs::File::create(&tmp)
         .and_then(|mut f| {
             use std::io::Write;
-            f.write_all(
-                format!(
-                    "store {id}\nThis directory holds the cold tier of that squeezed-signals store only.\n"
-                )
-                .as_bytes(),
-            )
-            .and_then(|()| f.sync_all())
+            f.write_all(text.as_bytes()).and_then(|()| f.sync_all())
         })
         .map_err(|e| Error::io(&tmp, e))?;
     std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
@@ -457,7 +464,31 @@ impl SegmentPlan {
 
 /// Parquet files under the cold directory, relative to it: those in
 /// partitions, and those in the staging directory.
-pub(crate) fn cold_files_on_disk(cold_dir: &Path) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+pub(crate) fn cold_files_on_disk(cold: &ColdStore) -> Result<(Vec<PathBuf>, Vec<PathBuf>)> {
+    let cold_dir = match cold {
+        ColdStore::Local(d) => d,
+        // An object store has no staging: a file is PUT whole into its
+        // partition.
+        ColdStore::Remote(r) => {
+            let skip = [
+                cold::STAGING,
+                QUARANTINE,
+                QUARANTINE_IN_PLACE,
+                crate::store::table::LOG_DIR,
+            ];
+            let all = r.list_all().map_err(|e| Error::io(cold.root_name(), e))?;
+            let parts = all
+                .into_iter()
+                .map(|(rel, _)| rel)
+                .filter(|rel| rel.extension().is_some_and(|x| x == "parquet"))
+                .filter(|rel| {
+                    !rel.components()
+                        .any(|c| skip.iter().any(|s| c.as_os_str() == *s))
+                })
+                .collect();
+            return Ok((parts, Vec::new()));
+        }
+    };
     let mut parts = Vec::new();
     walk(cold_dir, Path::new(""), &mut parts)?;
     let mut staged = Vec::new();
@@ -499,7 +530,7 @@ fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// in the cold directory.
 pub(crate) fn data_on_disk(config: &Config) -> Result<(usize, usize)> {
     let segments = wal::list_segments(&config.wal_dir())?.len();
-    let (parts, staged) = cold_files_on_disk(&config.cold_dir())?;
+    let (parts, staged) = cold_files_on_disk(&config.cold_store()?)?;
     Ok((segments, parts.len() + staged.len()))
 }
 
@@ -520,10 +551,11 @@ pub(crate) fn refuse_if_data(config: &Config, why: &str) -> Result<()> {
     if segments == 0 && parquet == 0 {
         return Ok(());
     }
-    let owner = match cold_owner(&config.cold_dir())? {
+    let cold = config.cold_store()?;
+    let owner = match cold_owner(&cold)? {
         Some(id) => format!(
             "; the cold directory {} belongs to store {id} (its {COLD_OWNER} file): if that is not this store, give this one its own storage.cold_path (two stores cannot share one)",
-            config.cold_dir().display()
+            cold.root_name().display()
         ),
         None => String::new(),
     };
@@ -589,7 +621,7 @@ pub(crate) struct Checked {
 
 /// Checks the catalog's rows against each other and the files on disk,
 /// changing nothing; every problem found is listed in the refusal.
-pub(crate) fn check_catalog(catalog: &Catalog, cold_dir: &Path) -> Result<Checked> {
+pub(crate) fn check_catalog(catalog: &Catalog, cold: &ColdStore) -> Result<Checked> {
     let wrap = |e: Error| match e {
         Error::Catalog { .. } => Error::Inconsistent(format!("{e}; nothing was changed; {REPAIR}")),
         other => other,
@@ -644,17 +676,16 @@ pub(crate) fn check_catalog(catalog: &Catalog, cold_dir: &Path) -> Result<Checke
                 f.lsn_lo, f.lsn_hi
             ));
         }
-        let p = cold_dir.join(&f.path);
-        match std::fs::metadata(&p) {
+        let p = cold.name(&f.path);
+        match cold.len(&f.path) {
             Err(e) => problems.push(format!(
                 "{}: listed in the catalog but unreadable: {e}",
                 p.display()
             )),
-            Ok(m) if m.len() != f.bytes => problems.push(format!(
-                "{}: the catalog says {} bytes, the file has {}",
+            Ok(len) if len != f.bytes => problems.push(format!(
+                "{}: the catalog says {} bytes, the file has {len}",
                 p.display(),
                 f.bytes,
-                m.len()
             )),
             Ok(_) => {}
         }
@@ -684,7 +715,7 @@ fn refusal(what: &Path, problems: &[String]) -> Error {
 
 /// What opening will do to files the catalog does not list.
 pub(crate) struct Cleanup {
-    cold_dir: PathBuf,
+    cold: ColdStore,
     base: PathBuf,
     delete: Vec<(PathBuf, String)>,
     quarantine: Vec<(PathBuf, String)>,
@@ -707,13 +738,13 @@ enum Verdict {
 /// file's own description says the same range and this store's ID (or
 /// none, for a file written before the store had one).
 fn leftover_proof(
-    path: &Path,
+    (cold, rel): (&ColdStore, &Path),
     (lo, hi): (u64, u64),
     watermark: u64,
     wal: &Recovery,
     identity: &Identity,
 ) -> Verdict {
-    let meta = match cold::read_meta(path) {
+    let meta = match cold::read_meta(cold, rel) {
         Ok(m) => m,
         Err(why) => return Verdict::Unproven(why),
     };
@@ -748,12 +779,12 @@ fn leftover_proof(
 /// by a retention interrupted between its catalog commit and the deletion:
 /// the same path, size and CRC-32C as the file whose row it deleted.
 fn retention_leftover(
-    path: &Path,
+    cold: &ColdStore,
     rel: &Path,
     retained: &HashMap<PathBuf, crate::store::catalog::RetainedFile>,
 ) -> Option<String> {
     let r = retained.get(rel)?;
-    let (crc, len) = cold::file_checksum(path).ok()?;
+    let (crc, len) = cold::file_checksum(cold, rel).ok()?;
     (len == r.bytes && crc == r.crc32c).then(|| {
         format!(
             "retention deleted its catalog row (LSNs {}..={}, partition {}), and this is that file, byte for byte: an interrupted retention",
@@ -771,11 +802,11 @@ pub(crate) fn plan_cleanup(
     wal: &Recovery,
     identity: &Identity,
 ) -> Result<Cleanup> {
-    let cold_dir = config.cold_dir();
-    let (parts, staged) = cold_files_on_disk(&cold_dir)?;
+    let cold = config.cold_store()?;
+    let (parts, staged) = cold_files_on_disk(&cold)?;
     let listed: HashSet<&Path> = checked.files.iter().map(|f| f.path.as_path()).collect();
     let mut plan = Cleanup {
-        cold_dir: cold_dir.clone(),
+        cold: cold.clone(),
         base: config.storage.base_path.clone(),
         delete: Vec::new(),
         quarantine: Vec::new(),
@@ -789,11 +820,11 @@ pub(crate) fn plan_cleanup(
         )
     };
     for rel in parts.into_iter().filter(|r| !listed.contains(r.as_path())) {
-        let path = cold_dir.join(&rel);
+        let path = cold.name(&rel);
         if checked.held_by_table.contains(&rel) {
             // Part of the table readers see: never deleted or moved.
             let range = cold::parse_path(&rel).map(|(_, lo, hi)| (lo, hi));
-            match range.map(|r| leftover_proof(&path, r, w, wal, identity)) {
+            match range.map(|r| leftover_proof((&cold, &rel), r, w, wal, identity)) {
                 Some(Verdict::Foreign(why)) => problems.push(foreign(&path, why)),
                 Some(Verdict::Unproven(why)) => problems.push(format!(
                     "{}: not in the catalog, and not provably a leftover: {why}; the cold tier's Delta table holds it",
@@ -811,7 +842,7 @@ pub(crate) fn plan_cleanup(
                 .push((rel, "a Parquet file whose name is not a cold file's".into()));
             continue;
         };
-        match leftover_proof(&path, (lo, hi), w, wal, identity) {
+        match leftover_proof((&cold, &rel), (lo, hi), w, wal, identity) {
             Verdict::Leftover(proof) => plan.delete.push((rel, proof)),
             Verdict::Foreign(why) => problems.push(foreign(&path, why)),
             Verdict::Unproven(_) if checked.removed_by_table.contains(&rel) => {
@@ -820,7 +851,7 @@ pub(crate) fn plan_cleanup(
                     "the cold tier's Delta table removed it (a tombstone in its log) and the catalog listed it: a retention interrupted before the catalog dropped it".into(),
                 ))
             }
-            Verdict::Unproven(why) => match retention_leftover(&path, &rel, &checked.retained) {
+            Verdict::Unproven(why) => match retention_leftover(&cold, &rel, &checked.retained) {
                 Some(proof) => plan.delete.push((rel, proof)),
                 None => problems.push(format!(
                     "{}: not in the catalog, and not provably a leftover: {why}",
@@ -830,7 +861,7 @@ pub(crate) fn plan_cleanup(
         }
     }
     for rel in staged {
-        let path = cold_dir.join(&rel);
+        let path = cold.name(&rel);
         // Staged as `<day>-part-<lo>-<hi>.parquet`.
         let range = rel
             .file_name()
@@ -840,7 +871,7 @@ pub(crate) fn plan_cleanup(
                 cold::parse_path(&Path::new("year=1970/month=01/day=01").join(name))
             })
             .map(|(_, lo, hi)| (lo, hi));
-        match range.map(|range| leftover_proof(&path, range, w, wal, identity)) {
+        match range.map(|range| leftover_proof((&cold, &rel), range, w, wal, identity)) {
             Some(Verdict::Leftover(proof)) => plan.delete.push((rel, proof)),
             Some(Verdict::Foreign(why)) => problems.push(foreign(&path, why)),
             Some(Verdict::Unproven(why)) => plan.quarantine.push((
@@ -872,13 +903,13 @@ impl Cleanup {
         for (rel, proof) in &self.delete {
             report.not_done.push(format!(
                 "{} would be deleted ({proof})",
-                self.cold_dir.join(rel).display()
+                self.cold.name(rel).display()
             ));
         }
         for (rel, why) in &self.quarantine {
             report.not_done.push(format!(
                 "{} would be moved to quarantine ({why})",
-                self.cold_dir.join(rel).display()
+                self.cold.name(rel).display()
             ));
         }
         report
@@ -886,10 +917,14 @@ impl Cleanup {
 
     /// Deletes the proven leftovers and quarantines the rest.
     pub(crate) fn apply(self) -> Result<OpenReport> {
+        let cold_dir = match &self.cold {
+            ColdStore::Local(d) => d.clone(),
+            ColdStore::Remote(r) => return self.apply_remote(r),
+        };
         let mut report = OpenReport::default();
         let mut dirs = BTreeSet::new();
         for (rel, proof) in self.delete {
-            let p = self.cold_dir.join(&rel);
+            let p = cold_dir.join(&rel);
             std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
             if let Some(d) = p.parent() {
                 dirs.insert(d.to_path_buf());
@@ -899,14 +934,38 @@ impl Cleanup {
         for (rel, why) in self.quarantine {
             report
                 .quarantined
-                .push(quarantine(&self.base, &self.cold_dir, &rel, &why)?);
+                .push(quarantine(&self.base, &cold_dir, &rel, &why)?);
         }
         for d in dirs {
             wal::sync_dir(&d)?;
         }
-        let staging = self.cold_dir.join(cold::STAGING);
+        let staging = cold_dir.join(cold::STAGING);
         if std::fs::remove_dir(&staging).is_ok() {
-            wal::sync_dir(&self.cold_dir)?;
+            wal::sync_dir(&cold_dir)?;
+        }
+        Ok(report)
+    }
+
+    /// [`Cleanup::apply`] in an object store: leftovers are deleted, and
+    /// what is set aside moves (a copy, then a delete) under
+    /// `_quarantine/` in the tier's own prefix, with a `.why` object.
+    fn apply_remote(&self, r: &crate::store::objects::Remote) -> Result<OpenReport> {
+        let mut report = OpenReport::default();
+        for (rel, proof) in &self.delete {
+            let p = self.cold.name(rel);
+            self.cold.remove(rel).map_err(|e| Error::io(&p, e))?;
+            report.deleted.push((p, proof.clone()));
+        }
+        for (rel, why) in &self.quarantine {
+            let to = Path::new(QUARANTINE_IN_PLACE).join(rel);
+            let from = self.cold.name(rel);
+            r.set_aside(rel, &to, why)
+                .map_err(|e| Error::io(&from, e))?;
+            report.quarantined.push(Quarantined {
+                from,
+                to: self.cold.name(&to),
+                why: why.clone(),
+            });
         }
         Ok(report)
     }
@@ -1266,13 +1325,20 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
     if !base.is_dir() {
         return Err(Error::NotFound(format!("the store {}", base.display())));
     }
+    if config.cold_store()?.is_remote() {
+        return Err(Error::InvalidArgument(format!(
+            "repair of a cold tier in an object store ({}) is not built yet: it rebuilds the catalog from a local cold directory; nothing was changed",
+            config.cold_store()?.root_name().display()
+        )));
+    }
     let _lock = lock_store(&base, true)?;
     let cold_dir = config.cold_dir();
+    let cold = ColdStore::local(cold_dir.clone());
     let wal_dir = config.wal_dir();
     let cat_path = config.catalog_path();
     let mut report = RepairReport::default();
     let old = read_old(&cat_path, &mut report.notes);
-    let (parts, staged) = cold_files_on_disk(&cold_dir)?;
+    let (parts, staged) = cold_files_on_disk(&cold)?;
     let mode = repair_mode(config, &old, &cold_dir, &parts)?;
     report.mode = Some(mode);
     let schema = mode.schema();
@@ -1292,7 +1358,7 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
     let mut unreadable = Vec::new();
     for rel in &parts {
         let path = cold_dir.join(rel);
-        match cold::describe(&path, rel, &schema) {
+        match cold::describe(&cold, rel, &schema) {
             Ok(d) => described.push((rel.clone(), d)),
             Err(cold::DescribeError::Unreadable(e)) => {
                 unreadable.push(format!("{}: {e}", path.display()))
@@ -1354,7 +1420,7 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
             "a WAL segment belongs to store {other}, this store is {store_id}; nothing was changed; move it out of the WAL directory"
         )));
     }
-    if let Some(owner) = cold_owner(&cold_dir)? {
+    if let Some(owner) = cold_owner(&cold)? {
         if owner != store_id {
             return Err(Error::Inconsistent(format!(
                 "the cold directory {} belongs to store {owner} (its {COLD_OWNER} file), this store is {store_id}; nothing was changed",
@@ -1709,7 +1775,7 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
             if hi >= lo {
                 let (batches, keys) = records_of(&before.segments, &schema, (lo, hi))?;
                 let files = cold::write_migration(
-                    &cold_dir,
+                    &cold,
                     &config.cold_tier,
                     &schema,
                     &batches,
@@ -1877,12 +1943,12 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
     }
     std::fs::rename(&tmp, &cat_path).map_err(|e| Error::io(&cat_path, e))?;
     wal::sync_dir(cat_path.parent().unwrap_or(&base))?;
-    write_cold_owner(&cold_dir, &store_id)?;
+    write_cold_owner(&cold, &store_id)?;
     // The cold tier's Delta table mirrors the rebuilt catalog (a crash
     // before this is settled by running repair again); a log that cannot
     // be read goes to quarantine first, and the table is made anew.
-    if crate::store::table::exists(&cold_dir) {
-        if let Err(why) = super::reconcile::log_is_readable(&cold_dir) {
+    if crate::store::table::exists(&cold)? {
+        if let Err(why) = super::reconcile::log_is_readable(&cold) {
             report.quarantined.push(quarantine(
                 &base,
                 &cold_dir,
@@ -1892,7 +1958,7 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
         }
     }
     report.notes.extend(super::reconcile::mirror_catalog(
-        &cold_dir, &schema, &store_id, &kept, watermark,
+        &cold, &schema, &store_id, &kept, watermark,
     )?);
     for (rel, why) in quarantine_list {
         report

@@ -15,13 +15,12 @@ impl Engine {
             let state = self.read();
             (state.cold.clone(), state.watermark)
         };
-        let cold_dir = self.config().cold_dir();
         let mut report = ScrubReport::default();
         for f in files.iter() {
-            let p = cold_dir.join(&f.path);
+            let p = self.cold_store().name(&f.path);
             report.files += 1;
             report.bytes += f.bytes;
-            match cold::verify(&p, f) {
+            match cold::verify(self.cold_store(), f) {
                 Ok(()) => {}
                 Err(e @ Error::Io { .. }) => report.unreadable.push((p, e.to_string())),
                 Err(e) => report.damaged.push((p, e.to_string())),

@@ -29,7 +29,7 @@ pub(crate) fn scan_trades(
     each: impl FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<()> {
     cold::scan_file(
-        &engine.config().cold_dir().join(&f.path),
+        engine.cold_store(),
         f,
         engine.schema(),
         preds,

@@ -40,6 +40,7 @@ use crate::filter::{bind_all, Filter, Pred, Scalar, Stats};
 use crate::read::topk::{self, TopK};
 use crate::store::cold::{self, ColdFile, ScanStats};
 use crate::store::hot::HotBatch;
+use crate::store::objects::ColdStore;
 
 /// Sort order of a query.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -168,7 +169,7 @@ fn plan(engine: &Engine, q: &Query) -> Result<Plan> {
 /// The result of a query: an iterator of batches, and counts once drained.
 pub struct QueryStream {
     plan: Plan,
-    cold_dir: std::path::PathBuf,
+    cold: ColdStore,
     schema: SchemaRef,
     cache: Arc<cold::MetaCache>,
     /// Cold files still to read (unsorted queries read them lazily).
@@ -259,7 +260,7 @@ impl Engine {
             .collect();
         let mut stream = QueryStream {
             plan,
-            cold_dir: self.config().cold_dir(),
+            cold: self.cold_store().clone(),
             schema: self.schema().clone(),
             cache: self.meta_cache().clone(),
             pending_files: candidates,
@@ -307,9 +308,8 @@ impl Engine {
 impl QueryStream {
     /// Reads one cold file's matching rows (stopping after `want` rows).
     fn read_file(&mut self, f: &ColdFile, want: usize) -> Result<Vec<RecordBatch>> {
-        let (cold_dir, schema, plan, cache) =
-            (&self.cold_dir, &self.schema, &self.plan, &self.cache);
-        let out = scan_rows(cold_dir, schema, plan, cache, f, want, &mut self.scan)?;
+        let (cold, schema, plan, cache) = (&self.cold, &self.schema, &self.plan, &self.cache);
+        let out = scan_rows(cold, schema, plan, cache, f, want, &mut self.scan)?;
         self.stats.cold_rows += out.iter().map(|b| b.num_rows() as u64).sum::<u64>();
         Ok(out)
     }
@@ -319,13 +319,12 @@ impl QueryStream {
     /// order of `files`: the same rows and counts as reading them one after
     /// another. Counts are added for the files read without error.
     fn read_files(&mut self, files: &[ColdFile]) -> Vec<Result<Vec<RecordBatch>>> {
-        let (cold_dir, schema, plan, cache) =
-            (&self.cold_dir, &self.schema, &self.plan, &self.cache);
+        let (cold, schema, plan, cache) = (&self.cold, &self.schema, &self.plan, &self.cache);
         let read = files
             .par_iter()
             .map(|f| -> Result<(Vec<RecordBatch>, ScanStats)> {
                 let mut scan = ScanStats::default();
-                let out = scan_rows(cold_dir, schema, plan, cache, f, usize::MAX, &mut scan)?;
+                let out = scan_rows(cold, schema, plan, cache, f, usize::MAX, &mut scan)?;
                 Ok((out, scan))
             })
             .collect::<Vec<_>>();
@@ -467,9 +466,8 @@ impl QueryStream {
                     }
                     Item::File(i) => {
                         let f = &files[i];
-                        let path = self.cold_dir.join(&f.path);
                         let reader = cold::ColdReader::open(
-                            &path,
+                            &self.cold,
                             f,
                             &self.schema,
                             &mut self.scan,
@@ -706,7 +704,7 @@ impl Iterator for QueryStream {
 /// The matching rows of one cold file (stopping after `want` rows, or a
 /// batch past them), its counts added to `scan`.
 fn scan_rows(
-    cold_dir: &std::path::Path,
+    cold: &ColdStore,
     schema: &SchemaRef,
     plan: &Plan,
     cache: &cold::MetaCache,
@@ -716,7 +714,7 @@ fn scan_rows(
 ) -> Result<Vec<RecordBatch>> {
     let (mut out, mut got) = (Vec::new(), 0usize);
     cold::scan_file(
-        &cold_dir.join(&f.path),
+        cold,
         f,
         schema,
         &plan.preds,

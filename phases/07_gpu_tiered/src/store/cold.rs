@@ -69,6 +69,7 @@ use parquet::file::metadata::KeyValue;
 use crate::config::ColdConfig;
 use crate::error::{Error, Result};
 use crate::filter::{eval_batch, filter_batch, Pred, Stats};
+use crate::store::objects::{Blob, ColdStore};
 
 /// Nanoseconds per day.
 pub const DAY_NS: i64 = 86_400_000_000_000;
@@ -262,25 +263,23 @@ impl ColdFile {
     }
 }
 
-/// CRC-32C and length of a whole file, read in 1 MiB pieces.
-pub fn file_checksum(path: &Path) -> Result<(u32, u64)> {
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let mut buf = vec![0u8; 1 << 20];
-    let (mut crc, mut len) = (0u32, 0u64);
-    loop {
-        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            return Ok((crc, len));
-        }
-        crc = crc32c::crc32c_append(crc, &buf[..n]);
-        len += n as u64;
-    }
+/// CRC-32C and length of the whole file at `rel` in `store`.
+pub fn file_checksum(store: &ColdStore, rel: &Path) -> Result<(u32, u64)> {
+    let io = |e| Error::io(store.name(rel), e);
+    let blob = store.open(rel).map_err(io)?;
+    let mut crc = 0u32;
+    let len = blob
+        .read_all(|piece| crc = crc32c::crc32c_append(crc, piece))
+        .map_err(io)?;
+    Ok((crc, len))
 }
 
-/// Checks that `path` holds exactly the bytes the catalog recorded for
-/// `file` (length and CRC-32C); the error names the file.
-pub fn verify(path: &Path, file: &ColdFile) -> Result<()> {
-    let (crc, len) = file_checksum(path)?;
+/// Checks that the file `file` names in `store` holds exactly the bytes
+/// the catalog recorded for it (length and CRC-32C); the error names the
+/// file.
+pub fn verify(store: &ColdStore, file: &ColdFile) -> Result<()> {
+    let (crc, len) = file_checksum(store, &file.path)?;
+    let path = store.name(&file.path);
     if len != file.bytes {
         return Err(Error::corrupt(
             path.display().to_string(),
@@ -304,24 +303,40 @@ pub fn verify(path: &Path, file: &ColdFile) -> Result<()> {
     Ok(())
 }
 
-/// A writer that passes bytes to a file and keeps the CRC-32C and length of
+/// Where a file being written goes: a staged local file, or memory for
+/// one PUT to an object store.
+enum Out {
+    File(File),
+    Memory(Vec<u8>),
+}
+
+/// A writer that passes bytes on and keeps the CRC-32C and length of
 /// everything that went through.
 struct CrcWrite {
-    file: File,
+    out: Out,
     crc: u32,
     len: u64,
 }
 
 impl std::io::Write for CrcWrite {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.file.write(buf)?;
+        let n = match &mut self.out {
+            Out::File(f) => f.write(buf)?,
+            Out::Memory(v) => {
+                v.extend_from_slice(buf);
+                buf.len()
+            }
+        };
         self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
         self.len += n as u64;
         Ok(n)
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
-        self.file.flush()
+        match &mut self.out {
+            Out::File(f) => f.flush(),
+            Out::Memory(_) => Ok(()),
+        }
     }
 }
 
@@ -375,7 +390,7 @@ fn writer_props(cfg: &ColdConfig) -> Result<WriterProperties> {
 /// `each_day` sees each day's rows, sorted by symbol then time, before
 /// they are written (the migration builds its bars from them).
 pub fn write_migration(
-    cold_dir: &Path,
+    store: &ColdStore,
     cfg: &ColdConfig,
     schema: &SchemaRef,
     batches: &[RecordBatch],
@@ -386,7 +401,7 @@ pub fn write_migration(
     let mut written = Vec::new();
     let mut staged = None;
     let result = write_days(
-        cold_dir,
+        store,
         cfg,
         schema,
         batches,
@@ -400,19 +415,21 @@ pub fn write_migration(
         if let Some(path) = staged {
             let _ = std::fs::remove_file(path);
         }
-        discard(cold_dir, &written);
+        discard(store, &written);
     }
     result.map(|()| written)
 }
 
 /// Deletes the files of a migration that did not commit (best effort: what
 /// stays is proven a leftover, and deleted, when the store next opens).
-pub fn discard(cold_dir: &Path, files: &[ColdFile]) {
+pub fn discard(store: &ColdStore, files: &[ColdFile]) {
     for f in files {
-        let path = cold_dir.join(&f.path);
-        if std::fs::remove_file(&path).is_ok() {
-            if let Some(dir) = path.parent() {
-                let _ = crate::store::wal::sync_dir(dir);
+        if store.remove(&f.path).is_ok() {
+            if let Some(dir) = store
+                .local_dir()
+                .and_then(|d| d.join(&f.path).parent().map(Path::to_path_buf))
+            {
+                let _ = crate::store::wal::sync_dir(&dir);
             }
         }
     }
@@ -420,7 +437,7 @@ pub fn discard(cold_dir: &Path, files: &[ColdFile]) {
 
 #[allow(clippy::too_many_arguments)]
 fn write_days(
-    cold_dir: &Path,
+    store: &ColdStore,
     cfg: &ColdConfig,
     schema: &SchemaRef,
     batches: &[RecordBatch],
@@ -440,8 +457,12 @@ fn write_days(
             .or_default()
             .push(i as u32);
     }
-    let staging = cold_dir.join(STAGING);
-    std::fs::create_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
+    // A local tier stages each file and renames it into its partition; an
+    // object store takes it whole in one PUT (see `objects`).
+    let staging = store.local_dir().map(|d| d.join(STAGING));
+    if let Some(staging) = &staging {
+        std::fs::create_dir_all(staging).map_err(|e| Error::io(staging, e))?;
+    }
     let props = writer_props(cfg)?;
     for (day, rows) in by_day {
         let part = arrow_select::take::take_record_batch(&all, &UInt32Array::from(rows))
@@ -450,8 +471,11 @@ fn write_days(
         each_day(&sorted)?;
         let partition = partition_of_day(day);
         let name = file_name(lsn_lo, lsn_hi);
-        let staged = staging.join(format!("{day}-{name}"));
-        *staged_now = Some(staged.clone());
+        let rel = PathBuf::from(&partition).join(&name);
+        let staged = match &staging {
+            Some(dir) => dir.join(format!("{day}-{name}")),
+            None => store.name(&rel),
+        };
         let ts = sorted.column(0).as_primitive::<TimestampNanosecondType>();
         let mut symbols: Vec<String> = sorted
             .column(1)
@@ -474,9 +498,15 @@ fn write_days(
             data_bytes: 0,
             data_crc32c: 0,
         };
-        let file = File::create(&staged).map_err(|e| Error::io(&staged, e))?;
+        let out = match &staging {
+            Some(_) => {
+                *staged_now = Some(staged.clone());
+                Out::File(File::create(&staged).map_err(|e| Error::io(&staged, e))?)
+            }
+            None => Out::Memory(Vec::new()),
+        };
         let sink = CrcWrite {
-            file,
+            out,
             crc: 0,
             len: 0,
         };
@@ -505,25 +535,52 @@ fn write_days(
             writer.append_key_value_metadata(KeyValue::new(NAN_KEY.to_string(), nans));
         }
         let sink = writer.into_inner().map_err(pq)?;
-        sink.file.sync_all().map_err(|e| Error::io(&staged, e))?;
-        let bytes = sink
-            .file
-            .metadata()
-            .map_err(|e| Error::io(&staged, e))?
-            .len();
-        if bytes != sink.len {
-            return Err(Error::corrupt(
-                staged.display().to_string(),
-                bytes,
-                format!("wrote {} bytes but the file has {bytes}", sink.len),
-            ));
-        }
-        let dir = cold_dir.join(&partition);
-        crate::store::wal::create_dirs_durable(cold_dir, Path::new(&partition))?;
-        let rel = PathBuf::from(&partition).join(&name);
-        let dest = cold_dir.join(&rel);
-        std::fs::rename(&staged, &dest).map_err(|e| Error::io(&dest, e))?;
-        *staged_now = None;
+        let (crc, written) = (sink.crc, sink.len);
+        let bytes = match (sink.out, store) {
+            (Out::File(file), ColdStore::Local(cold_dir)) => {
+                file.sync_all().map_err(|e| Error::io(&staged, e))?;
+                let bytes = file.metadata().map_err(|e| Error::io(&staged, e))?.len();
+                if bytes != written {
+                    return Err(Error::corrupt(
+                        staged.display().to_string(),
+                        bytes,
+                        format!("wrote {written} bytes but the file has {bytes}"),
+                    ));
+                }
+                crate::store::wal::create_dirs_durable(cold_dir, Path::new(&partition))?;
+                let dest = cold_dir.join(&rel);
+                std::fs::rename(&staged, &dest).map_err(|e| Error::io(&dest, e))?;
+                *staged_now = None;
+                crate::store::wal::sync_dir(&cold_dir.join(&partition))?;
+                bytes
+            }
+            (Out::Memory(buf), ColdStore::Remote(remote)) => {
+                let bytes = buf.len() as u64;
+                // Listed before the PUT: a PUT that fails after the object
+                // was stored leaves it for `discard` to find.
+                files.push(ColdFile {
+                    partition: partition.clone(),
+                    path: rel.clone(),
+                    rows: meta.rows,
+                    min_ts: meta.min_ts,
+                    max_ts: meta.max_ts,
+                    symbols: meta.symbols.clone(),
+                    bytes,
+                    lsn_lo,
+                    lsn_hi,
+                    crc32c: crc,
+                });
+                remote
+                    .put(&rel, Bytes::from(buf))
+                    .map_err(|e| Error::io(&staged, e))?;
+                continue;
+            }
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "a cold file's writer does not match its store".into(),
+                ))
+            }
+        };
         files.push(ColdFile {
             partition,
             path: rel,
@@ -534,11 +591,12 @@ fn write_days(
             bytes,
             lsn_lo,
             lsn_hi,
-            crc32c: sink.crc,
+            crc32c: crc,
         });
-        crate::store::wal::sync_dir(&dir)?;
     }
-    crate::store::wal::sync_dir(&staging)?;
+    if let Some(staging) = &staging {
+        crate::store::wal::sync_dir(staging)?;
+    }
     Ok(())
 }
 
@@ -887,17 +945,18 @@ struct Checked {
 /// takes the CRC-32C of each region. The footer and page index are then
 /// parsed from the bytes that pass checked, so that nothing of the file is
 /// trusted before its checksum has matched.
-fn check_first(path: &Path, listed: &ColdFile, stats: &mut ScanStats) -> Result<Checked> {
+fn check_first(store: &ColdStore, listed: &ColdFile, stats: &mut ScanStats) -> Result<Checked> {
     let started = std::time::Instant::now();
-    let checked = check_whole(path, listed, stats);
+    let checked = check_whole(store, listed, stats);
     stats.verify_ns += started.elapsed().as_nanos() as u64;
     checked
 }
 
-fn check_whole(path: &Path, listed: &ColdFile, stats: &mut ScanStats) -> Result<Checked> {
+fn check_whole(store: &ColdStore, listed: &ColdFile, stats: &mut ScanStats) -> Result<Checked> {
+    let path = &store.name(&listed.path);
     let corrupt = |at: u64, why: String| Error::corrupt(path.display().to_string(), at, why);
-    let mut file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
+    let file = store.open(&listed.path).map_err(|e| Error::io(path, e))?;
+    let len = file.len();
     if len != listed.bytes {
         return Err(corrupt(
             len,
@@ -908,25 +967,29 @@ fn check_whole(path: &Path, listed: &ColdFile, stats: &mut ScanStats) -> Result<
         ));
     }
     let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Optional);
-    // Parsed before it is checked, only to know where the regions are.
-    let first = ArrowReaderMetadata::load(&file, options.clone());
+    // Parsed before it is checked, only to know where the regions are. An
+    // object is read whole in one GET first (its layout parsed from that,
+    // then checked), a local file twice (the footer, then every byte).
+    let whole_object = match &file {
+        Blob::Remote { .. } => Some(
+            file.read_at(0, len as usize)
+                .map_err(|e| Error::io(path, e))?,
+        ),
+        Blob::Local { .. } => None,
+    };
+    let first = match &whole_object {
+        Some(bytes) => ArrowReaderMetadata::load(bytes, options.clone()),
+        None => ArrowReaderMetadata::load(&file, options.clone()),
+    };
     let bounds = first
         .ok()
         .and_then(|m| Regions::layout(m.metadata(), len))
         .unwrap_or_else(|| vec![0, len]);
     let tail_start = bounds.iter().rev().nth(1).copied().unwrap_or(0);
     let mut crcs = vec![0u32; bounds.len().saturating_sub(1)];
-    let mut tail = Vec::with_capacity((len - tail_start) as usize);
+    let mut tail = Vec::with_capacity((len - tail_start.min(len)) as usize);
     let (mut whole, mut at, mut region) = (0u32, 0u64, 0usize);
-    let mut buf = vec![0u8; 1 << 20];
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| Error::io(path, e))?;
-    loop {
-        let n = file.read(&mut buf).map_err(|e| Error::io(path, e))?;
-        if n == 0 {
-            break;
-        }
-        let mut chunk = &buf[..n];
+    let mut each = |mut chunk: &[u8]| {
         whole = crc32c::crc32c_append(whole, chunk);
         while !chunk.is_empty() && region < crcs.len() {
             let take = ((bounds[region + 1] - at) as usize).min(chunk.len());
@@ -940,6 +1003,12 @@ fn check_whole(path: &Path, listed: &ColdFile, stats: &mut ScanStats) -> Result<
             if at == bounds[region + 1] {
                 region += 1;
             }
+        }
+    };
+    match &whole_object {
+        Some(bytes) => each(bytes),
+        None => {
+            file.read_all(each).map_err(|e| Error::io(path, e))?;
         }
     }
     stats.bytes_verified += at;
@@ -1019,7 +1088,7 @@ impl ChunkReader for Suffix {
 /// rot in a long-running server) is an error naming the file and the
 /// bytes, never a changed answer. Counts the bytes read and checked.
 pub struct CheckedFile {
-    file: File,
+    file: Blob,
     path: PathBuf,
     regions: Arc<Regions>,
     read: Arc<AtomicU64>,
@@ -1028,9 +1097,8 @@ pub struct CheckedFile {
 }
 
 impl CheckedFile {
-    fn read_at(&self, start: u64, length: usize) -> std::io::Result<Vec<u8>> {
-        let mut buf = vec![0; length];
-        self.file.read_exact_at(&mut buf, start)?;
+    fn read_at(&self, start: u64, length: usize) -> std::io::Result<Bytes> {
+        let buf = self.file.read_at(start, length)?;
         self.read.fetch_add(length as u64, Ordering::Relaxed);
         Ok(buf)
     }
@@ -1089,7 +1157,7 @@ impl ChunkReader for CheckedFile {
     fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
         let buf = self.read_at(start, length)?;
         self.check(start, &buf)?;
-        Ok(Bytes::from(buf))
+        Ok(buf)
     }
 }
 
@@ -1137,7 +1205,7 @@ impl MetaCache {
 /// checked against its region's checksum before it is decoded.
 #[allow(clippy::too_many_arguments)]
 pub fn scan_file(
-    path: &Path,
+    store: &ColdStore,
     listed: &ColdFile,
     schema: &SchemaRef,
     preds: &[Pred],
@@ -1147,7 +1215,7 @@ pub fn scan_file(
     cache: Option<&MetaCache>,
     mut f: impl FnMut(RecordBatch) -> Result<bool>,
 ) -> Result<()> {
-    let reader = ColdReader::open(path, listed, schema, stats, cache)?;
+    let reader = ColdReader::open(store, listed, schema, stats, cache)?;
     let groups = reader.row_groups(preds, stats);
     let result = reader.read(&groups, preds, projection, batch_size, stats, &mut f);
     reader.finish(stats);
@@ -1159,6 +1227,8 @@ pub fn scan_file(
 /// the order their statistics say, and skips those that cannot matter.
 /// [`ColdReader::finish`] adds the bytes it read and checked to the counts.
 pub struct ColdReader {
+    store: ColdStore,
+    rel: PathBuf,
     path: PathBuf,
     checked: Checked,
     /// Bytes read, bytes checked, nanoseconds checking.
@@ -1178,18 +1248,19 @@ impl ColdReader {
     /// `listed` describes (checked the first time, as [`scan_file`] says),
     /// and checks that its columns are the store's.
     pub fn open(
-        path: &Path,
+        store: &ColdStore,
         listed: &ColdFile,
         schema: &SchemaRef,
         stats: &mut ScanStats,
         cache: Option<&MetaCache>,
     ) -> Result<ColdReader> {
-        let checked = match cache.and_then(|c| c.get(path)) {
+        let path = &store.name(&listed.path);
+        let checked = match cache.and_then(|c| c.get(&listed.path)) {
             Some(c) => c,
             None => {
-                let c = check_first(path, listed, stats)?;
+                let c = check_first(store, listed, stats)?;
                 if let Some(cache) = cache {
-                    cache.put(path, c.clone());
+                    cache.put(&listed.path, c.clone());
                 }
                 c
             }
@@ -1202,6 +1273,8 @@ impl ColdReader {
             ));
         }
         Ok(ColdReader {
+            store: store.clone(),
+            rel: listed.path.clone(),
             path: path.to_path_buf(),
             checked,
             counters: [
@@ -1294,7 +1367,7 @@ impl ColdReader {
         }
         let path = &self.path;
         let file = CheckedFile {
-            file: File::open(path).map_err(|e| Error::io(path, e))?,
+            file: self.store.open(&self.rel).map_err(|e| Error::io(path, e))?,
             path: path.to_path_buf(),
             regions: self.checked.regions.clone(),
             read: self.counters[0].clone(),
@@ -1393,15 +1466,15 @@ fn nan_counts_of(meta: &ParquetMetaData, name: &str) -> Option<Vec<u64>> {
 /// Compressed bytes of the row groups of `path` that hold at least one row
 /// satisfying `preds` (found by reading every row group: for measuring how
 /// close a pruned scan comes to the minimum, not for queries).
-pub fn matching_row_group_bytes(path: &Path, preds: &[Pred]) -> Result<u64> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let builder =
-        ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| Error::parquet(path, e))?;
+pub fn matching_row_group_bytes(store: &ColdStore, rel: &Path, preds: &[Pred]) -> Result<u64> {
+    let path = &store.name(rel);
+    let file = store.read(rel).map_err(|e| Error::io(path, e))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file.clone())
+        .map_err(|e| Error::parquet(path, e))?;
     let meta = builder.metadata().clone();
     let mut total = 0;
     for rg in 0..meta.num_row_groups() {
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        let reader = ParquetRecordBatchReaderBuilder::try_new(file.clone())
             .and_then(|b| b.with_row_groups(vec![rg]).build())
             .map_err(|e| Error::parquet(path, e))?;
         let mut hit = false;
@@ -1422,8 +1495,8 @@ pub fn matching_row_group_bytes(path: &Path, preds: &[Pred]) -> Result<u64> {
 
 /// The description a cold file carries in its footer, read from the footer
 /// alone; `Ok(None)` for a file without one (written before descriptions).
-pub fn read_meta(path: &Path) -> std::result::Result<Option<FileMeta>, String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
+pub fn read_meta(store: &ColdStore, rel: &Path) -> std::result::Result<Option<FileMeta>, String> {
+    let file = store.open(rel).map_err(|e| e.to_string())?;
     let meta = parquet::file::metadata::ParquetMetaDataReader::new()
         .parse_and_finish(&file)
         .map_err(|e| format!("footer: {e}"))?;
@@ -1545,16 +1618,15 @@ impl RowDigest {
 /// row must fall in the partition's day. `Err` says why the file cannot be
 /// trusted.
 pub fn describe(
-    path: &Path,
+    store: &ColdStore,
     rel: &Path,
     schema: &SchemaRef,
 ) -> std::result::Result<Described, DescribeError> {
     let (partition, lsn_lo, lsn_hi) = parse_path(rel)
         .ok_or("its name is not year=YYYY/month=MM/day=DD/part-<lsn>-<lsn>.parquet")?;
-    let raw = std::fs::read(path).map_err(DescribeError::Unreadable)?;
-    let crc = crc32c::crc32c(&raw);
-    let bytes = raw.len() as u64;
-    let data = Bytes::from(raw);
+    let data = store.read(rel).map_err(DescribeError::Unreadable)?;
+    let crc = crc32c::crc32c(&data);
+    let bytes = data.len() as u64;
     let builder = ParquetRecordBatchReaderBuilder::try_new(data.clone())
         .map_err(|e| format!("footer: {e}"))?;
     let got = builder.schema();

@@ -12,6 +12,7 @@ pub mod cold;
 pub mod gpu;
 pub mod hot;
 pub mod idempotency;
+pub mod objects;
 pub mod table;
 pub mod wal;
 pub mod warm;

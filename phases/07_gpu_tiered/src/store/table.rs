@@ -56,6 +56,7 @@ use futures_util::StreamExt;
 
 use crate::error::{Error, Result};
 use crate::store::cold::{self, ColdFile};
+use crate::store::objects::ColdStore;
 
 /// The table's log directory inside the cold directory.
 pub const LOG_DIR: &str = "_delta_log";
@@ -130,11 +131,12 @@ impl std::fmt::Debug for ColdTable {
     }
 }
 
-/// Whether `cold_dir` holds a table (something is at its log's path).
-pub fn exists(cold_dir: &Path) -> bool {
+/// Whether the cold tier holds a table (something is at its log's path).
+pub fn exists(cold: &ColdStore) -> Result<bool> {
     // Anything under that name (a file, a dangling link) is a log that
     // cannot be read, not the absence of one.
-    std::fs::symlink_metadata(cold_dir.join(LOG_DIR)).is_ok()
+    let log = Path::new(LOG_DIR);
+    cold.exists(log).map_err(|e| Error::io(cold.name(log), e))
 }
 
 /// The table's application id for a store (`txn.appId`).
@@ -187,12 +189,12 @@ fn delta_type(t: &ArrowType) -> Result<DataType> {
 }
 
 impl ColdTable {
-    /// Opens the table in `cold_dir` (which [`exists`]).
-    pub fn open(cold_dir: &Path, store_id: &str) -> Result<ColdTable> {
-        let url = table_url(cold_dir)?;
-        let root = cold_dir.to_path_buf();
+    /// Opens the table of the cold tier `cold` (which [`exists`]).
+    pub fn open(cold: &ColdStore, store_id: &str) -> Result<ColdTable> {
+        let root = cold.root_name();
+        let builder = builder(cold)?;
         let table = run(&root, "open", async move {
-            let mut t = deltalake_core::DeltaTableBuilder::from_url(url)?.build()?;
+            let mut t = builder?.build()?;
             t.load().await?;
             Ok(t)
         })?;
@@ -210,15 +212,15 @@ impl ColdTable {
 
     /// Creates the table in `cold_dir` with the store's `schema` and the
     /// `date` partition column; it holds no file.
-    pub fn create(cold_dir: &Path, schema: &Schema, store_id: &str) -> Result<ColdTable> {
-        let url = table_url(cold_dir)?;
-        let root = cold_dir.to_path_buf();
+    pub fn create(cold: &ColdStore, schema: &Schema, store_id: &str) -> Result<ColdTable> {
+        let root = cold.root_name();
+        let builder = builder(cold)?;
         let mut columns = Vec::new();
         for f in schema.fields() {
             columns.push((f.name().clone(), delta_type(f.data_type())?));
         }
         let table = run(&root, "create", async move {
-            let t = DeltaTable::try_from_url(url).await?;
+            let t = builder?.build()?;
             let mut create = t
                 .create()
                 .with_table_name("trades")
@@ -432,10 +434,18 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
-fn table_url(cold_dir: &Path) -> Result<url::Url> {
-    let abs = std::path::absolute(cold_dir).map_err(|e| Error::io(cold_dir, e))?;
-    url::Url::from_directory_path(&abs)
-        .map_err(|()| Error::Config(format!("{}: not a directory path", abs.display())))
+/// A builder of the table at the cold tier's location, over our own client
+/// for an object store (see [`crate::store::objects`]).
+fn builder(
+    cold: &ColdStore,
+) -> Result<deltalake_core::DeltaResult<deltalake_core::DeltaTableBuilder>> {
+    let (url, backend) = cold.table_location()?;
+    Ok(
+        deltalake_core::DeltaTableBuilder::from_url(url.clone()).map(|b| match backend {
+            Some(store) => b.with_storage_backend(store, url),
+            None => b,
+        }),
+    )
 }
 
 /// Runs `fut` to completion on a one-thread runtime made for it, on a

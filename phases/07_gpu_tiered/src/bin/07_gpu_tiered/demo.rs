@@ -415,11 +415,10 @@ fn demo_queries(engine: &Engine, gen: &Generator) -> Result<()> {
         if !cold::file_may_match(f, &preds) {
             continue;
         }
-        let path = engine.config().cold_dir().join(&f.path);
-        minimum += cold::matching_row_group_bytes(&path, &preds)?;
+        minimum += cold::matching_row_group_bytes(engine.cold_store(), &f.path, &preds)?;
         let all: Vec<usize> = (0..engine.schema().fields().len()).collect();
         cold::scan_file(
-            &path,
+            engine.cold_store(),
             f,
             engine.schema(),
             &preds,

@@ -1,0 +1,685 @@
+//! Where the cold tier's bytes live: a local directory, or a prefix of a
+//! bucket in S3 or an S3-compatible server (MinIO, Ceph, R2, …), reached
+//! through the `object_store` crate (the Apache Arrow project's client,
+//! which delta-rs uses as well).
+//!
+//! Every read, write, listing and deletion of a cold file goes through a
+//! [`ColdStore`], by the file's path relative to the tier's root
+//! (`year=YYYY/month=MM/day=DD/part-<lo>-<hi>.parquet`). A local tier keeps
+//! the durability rules of a directory (staged file, fsync, rename, fsync
+//! of the directory); an object store needs none of them: a PUT is atomic
+//! (the object is whole or absent) and durable once acknowledged, so a
+//! file is uploaded straight to its partition and a crash leaves either
+//! nothing or a whole object that recovery can prove a leftover.
+//!
+//! # Configuration
+//!
+//! `cold_tier.url` = `s3://bucket/prefix` (or `file:///dir`; absent, the
+//! tier is `storage.cold_path` on local disk). Credentials and the region
+//! come from the usual AWS environment variables (`AWS_ACCESS_KEY_ID`,
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, `AWS_REGION`, …, read by
+//! `object_store`'s `AmazonS3Builder::from_env`); `cold_tier.endpoint`
+//! points at an S3-compatible server (path-style requests), and
+//! `cold_tier.allow_http` permits a plain-HTTP one.
+//!
+//! # Calls
+//!
+//! `object_store` is asynchronous; the engine is not. Every request runs
+//! on one process-wide I/O runtime (two threads, `cold-io`), whose HTTP
+//! connections therefore outlive any caller's runtime, and the caller
+//! waits on a channel, so a store can be used from a migration thread, a
+//! blocking task or an async task of the HTTP server alike.
+//!
+//! # Counting
+//!
+//! A remote store counts its requests (GETs, with bytes; PUTs, HEADs,
+//! DELETEs and LISTs) so that a query can say what it touched
+//! ([`ColdStore::requests`]).
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use futures_util::TryStreamExt;
+use object_store::aws::AmazonS3Builder;
+use object_store::path::Path as ObjPath;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::error::{Error, Result};
+
+/// Where the cold tier lives. Cheap to clone (a remote store is shared).
+#[derive(Clone, Debug)]
+pub enum ColdStore {
+    /// A directory on local disk.
+    Local(PathBuf),
+    /// A prefix in an object store.
+    Remote(Arc<Remote>),
+}
+
+/// A cold tier in an object store: the bucket's client, the prefix that is
+/// the tier's root, and counters of what was asked of it.
+pub struct Remote {
+    /// The client, rooted at the bucket.
+    store: Arc<dyn ObjectStore>,
+    /// The tier's root in the bucket (no leading or trailing `/`).
+    prefix: String,
+    /// `s3://bucket/prefix/`: the table's location.
+    url: url::Url,
+    counts: Counters,
+}
+
+impl std::fmt::Debug for Remote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Remote")
+            .field("url", &self.url.as_str())
+            .finish()
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    gets: AtomicU64,
+    get_bytes: AtomicU64,
+    puts: AtomicU64,
+    put_bytes: AtomicU64,
+    heads: AtomicU64,
+    deletes: AtomicU64,
+    lists: AtomicU64,
+    /// GETs by object key (for tests and `explain`: which files a query
+    /// touched).
+    by_key: Mutex<BTreeMap<String, u64>>,
+}
+
+/// What was asked of a remote cold tier since it was made (all zero for a
+/// local one).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Requests {
+    pub gets: u64,
+    pub get_bytes: u64,
+    pub puts: u64,
+    pub put_bytes: u64,
+    pub heads: u64,
+    pub deletes: u64,
+    pub lists: u64,
+}
+
+impl Requests {
+    /// The counts since `before`.
+    pub fn since(&self, before: &Requests) -> Requests {
+        Requests {
+            gets: self.gets - before.gets.min(self.gets),
+            get_bytes: self.get_bytes - before.get_bytes.min(self.get_bytes),
+            puts: self.puts - before.puts.min(self.puts),
+            put_bytes: self.put_bytes - before.put_bytes.min(self.put_bytes),
+            heads: self.heads - before.heads.min(self.heads),
+            deletes: self.deletes - before.deletes.min(self.deletes),
+            lists: self.lists - before.lists.min(self.lists),
+        }
+    }
+}
+
+/// Settings of a remote cold tier (from `cold_tier.*`).
+#[derive(Clone, Debug, Default)]
+pub struct RemoteOptions {
+    /// An S3-compatible server's endpoint (`http://127.0.0.1:9000`); `None`
+    /// for AWS.
+    pub endpoint: Option<String>,
+    /// Allow an `http://` endpoint.
+    pub allow_http: bool,
+    /// The region, over `AWS_REGION`.
+    pub region: Option<String>,
+}
+
+/// The process-wide runtime every object-store request runs on.
+fn io_runtime() -> Result<&'static tokio::runtime::Runtime> {
+    static IO: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    IO.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("cold-io")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+    })
+    .as_ref()
+    .map_err(|e| Error::Config(format!("starting the cold tier's I/O runtime: {e}")))
+}
+
+/// Runs `fut` on the I/O runtime and waits for it; a panic in it is an
+/// error, not the caller's end.
+fn block<T: Send + 'static>(
+    fut: impl Future<Output = object_store::Result<T>> + Send + 'static,
+) -> io::Result<T> {
+    let rt = io_runtime().map_err(io::Error::other)?;
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    rt.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    match rx.recv() {
+        Ok(r) => r.map_err(to_io),
+        Err(_) => Err(io::Error::other(
+            "an object-store request panicked or was cancelled",
+        )),
+    }
+}
+
+fn to_io(e: object_store::Error) -> io::Error {
+    match e {
+        object_store::Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, e),
+        object_store::Error::AlreadyExists { .. } => {
+            io::Error::new(io::ErrorKind::AlreadyExists, e)
+        }
+        other => io::Error::other(other),
+    }
+}
+
+impl ColdStore {
+    /// A local cold tier in `dir`.
+    pub fn local(dir: impl Into<PathBuf>) -> ColdStore {
+        ColdStore::Local(dir.into())
+    }
+
+    /// The cold tier at `url`: `file:///dir` or `s3://bucket[/prefix]`.
+    pub fn from_url(url: &str, options: &RemoteOptions) -> Result<ColdStore> {
+        let bad = |why: &str| Error::Config(format!("cold_tier.url {url:?}: {why}"));
+        let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+        match parsed.scheme() {
+            "file" => {
+                let dir = parsed
+                    .to_file_path()
+                    .map_err(|()| bad("not a local path"))?;
+                Ok(ColdStore::Local(dir))
+            }
+            "s3" | "s3a" => {
+                let bucket = parsed
+                    .host_str()
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| bad("no bucket (expected s3://bucket/prefix)"))?
+                    .to_string();
+                let prefix = parsed.path().trim_matches('/').to_string();
+                if prefix.split('/').any(|s| s == "." || s == "..") {
+                    return Err(bad("the prefix may not hold . or .. segments"));
+                }
+                let rt = io_runtime()?;
+                let mut b = AmazonS3Builder::from_env()
+                    .with_bucket_name(&bucket)
+                    .with_http_connector(object_store::client::SpawnedReqwestConnector::new(
+                        rt.handle().clone(),
+                    ));
+                if let Some(endpoint) = &options.endpoint {
+                    b = b
+                        .with_endpoint(endpoint.trim_end_matches('/'))
+                        .with_virtual_hosted_style_request(false);
+                }
+                if options.allow_http {
+                    b = b.with_allow_http(true);
+                }
+                if let Some(region) = &options.region {
+                    b = b.with_region(region);
+                }
+                let store = b.build().map_err(|e| bad(&e.to_string()))?;
+                let table_url = if prefix.is_empty() {
+                    format!("s3://{bucket}/")
+                } else {
+                    format!("s3://{bucket}/{prefix}/")
+                };
+                let url = url::Url::parse(&table_url).map_err(|e| bad(&e.to_string()))?;
+                register_s3_logstore();
+                Ok(ColdStore::Remote(Arc::new(Remote {
+                    store: Arc::new(store),
+                    prefix,
+                    url,
+                    counts: Counters::default(),
+                })))
+            }
+            other => Err(bad(&format!(
+                "unsupported scheme {other:?} (expected file:// or s3://)"
+            ))),
+        }
+    }
+
+    /// Whether the tier is in an object store.
+    pub fn is_remote(&self) -> bool {
+        matches!(self, ColdStore::Remote(_))
+    }
+
+    /// The local directory of a local tier.
+    pub fn local_dir(&self) -> Option<&Path> {
+        match self {
+            ColdStore::Local(d) => Some(d),
+            ColdStore::Remote(_) => None,
+        }
+    }
+
+    /// The tier's root, for messages: a directory or `s3://bucket/prefix/`.
+    pub fn root_name(&self) -> PathBuf {
+        match self {
+            ColdStore::Local(d) => d.clone(),
+            ColdStore::Remote(r) => PathBuf::from(r.url.as_str()),
+        }
+    }
+
+    /// `rel` as messages name it: a local path, or the object's URL.
+    pub fn name(&self, rel: &Path) -> PathBuf {
+        match self {
+            ColdStore::Local(d) => d.join(rel),
+            ColdStore::Remote(r) => PathBuf::from(format!("{}{}", r.url, slashed(rel))),
+        }
+    }
+
+    /// The table's location and, for a remote tier, the client rooted at
+    /// the bucket (delta-rs adds the prefix itself).
+    pub fn table_location(&self) -> Result<(url::Url, Option<Arc<dyn ObjectStore>>)> {
+        match self {
+            ColdStore::Local(d) => {
+                let abs = std::path::absolute(d).map_err(|e| Error::io(d, e))?;
+                let url = url::Url::from_directory_path(&abs).map_err(|()| {
+                    Error::Config(format!("{}: not a directory path", abs.display()))
+                })?;
+                Ok((url, None))
+            }
+            ColdStore::Remote(r) => Ok((r.url.clone(), Some(r.store.clone()))),
+        }
+    }
+
+    /// The size of the file at `rel`.
+    pub fn len(&self, rel: &Path) -> io::Result<u64> {
+        match self {
+            ColdStore::Local(d) => std::fs::metadata(d.join(rel)).map(|m| m.len()),
+            ColdStore::Remote(r) => r.head(rel),
+        }
+    }
+
+    /// Whether anything is at `rel` (a file, or for a local tier a
+    /// directory; for a remote one, any object under `rel/`).
+    pub fn exists(&self, rel: &Path) -> io::Result<bool> {
+        match self {
+            ColdStore::Local(d) => Ok(std::fs::symlink_metadata(d.join(rel)).is_ok()),
+            ColdStore::Remote(r) => Ok(!r.list(rel, true)?.is_empty()),
+        }
+    }
+
+    /// Opens the file at `rel` for reads at offsets.
+    pub fn open(&self, rel: &Path) -> io::Result<Blob> {
+        match self {
+            ColdStore::Local(d) => {
+                let file = std::fs::File::open(d.join(rel))?;
+                let len = file.metadata()?.len();
+                Ok(Blob::Local { file, len })
+            }
+            ColdStore::Remote(r) => {
+                let len = r.head(rel)?;
+                Ok(Blob::Remote {
+                    remote: r.clone(),
+                    key: r.key(rel),
+                    len,
+                })
+            }
+        }
+    }
+
+    /// The whole file at `rel`.
+    pub fn read(&self, rel: &Path) -> io::Result<Bytes> {
+        match self {
+            ColdStore::Local(d) => std::fs::read(d.join(rel)).map(Bytes::from),
+            ColdStore::Remote(r) => r.get(r.key(rel), None),
+        }
+    }
+
+    /// Deletes the file at `rel`; one that is not there is `NotFound`.
+    pub fn remove(&self, rel: &Path) -> io::Result<()> {
+        match self {
+            ColdStore::Local(d) => std::fs::remove_file(d.join(rel)),
+            ColdStore::Remote(r) => r.delete(rel),
+        }
+    }
+
+    /// What was asked of a remote tier so far (zeros for a local one).
+    pub fn requests(&self) -> Requests {
+        match self {
+            ColdStore::Local(_) => Requests::default(),
+            ColdStore::Remote(r) => r.requests(),
+        }
+    }
+
+    /// GETs so far by object key, for a remote tier.
+    pub fn gets_by_key(&self) -> BTreeMap<String, u64> {
+        match self {
+            ColdStore::Local(_) => BTreeMap::new(),
+            ColdStore::Remote(r) => r
+                .counts
+                .by_key
+                .lock()
+                .map(|m| m.clone())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// `rel` with `/` between its parts, as object keys and the table's log
+/// spell it.
+pub fn slashed(rel: &Path) -> String {
+    rel.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+impl Remote {
+    fn key(&self, rel: &Path) -> ObjPath {
+        let rel = slashed(rel);
+        if self.prefix.is_empty() {
+            ObjPath::from(rel)
+        } else {
+            ObjPath::from(format!("{}/{rel}", self.prefix))
+        }
+    }
+
+    fn requests(&self) -> Requests {
+        let c = &self.counts;
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        Requests {
+            gets: load(&c.gets),
+            get_bytes: load(&c.get_bytes),
+            puts: load(&c.puts),
+            put_bytes: load(&c.put_bytes),
+            heads: load(&c.heads),
+            deletes: load(&c.deletes),
+            lists: load(&c.lists),
+        }
+    }
+
+    fn head(&self, rel: &Path) -> io::Result<u64> {
+        self.counts.heads.fetch_add(1, Ordering::Relaxed);
+        let (store, key) = (self.store.clone(), self.key(rel));
+        block(async move { store.head(&key).await }).map(|m| m.size)
+    }
+
+    /// The object `key`, whole or the byte `range`.
+    fn get(&self, key: ObjPath, range: Option<std::ops::Range<u64>>) -> io::Result<Bytes> {
+        let c = &self.counts;
+        c.gets.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut m) = c.by_key.lock() {
+            *m.entry(key.to_string()).or_default() += 1;
+        }
+        let store = self.store.clone();
+        let bytes = block(async move {
+            match range {
+                Some(r) => store.get_range(&key, r).await,
+                None => store.get(&key).await?.bytes().await,
+            }
+        })?;
+        c.get_bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(bytes)
+    }
+
+    /// Uploads `bytes` as the object at `rel` (one atomic PUT).
+    pub fn put(&self, rel: &Path, bytes: Bytes) -> io::Result<()> {
+        self.counts.puts.fetch_add(1, Ordering::Relaxed);
+        self.counts
+            .put_bytes
+            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        let (store, key) = (self.store.clone(), self.key(rel));
+        block(async move { store.put(&key, PutPayload::from_bytes(bytes)).await }).map(|_| ())
+    }
+
+    /// Moves the object at `rel` to `to` (S3 has no rename: a copy, then a
+    /// delete), with a note `<to>.why` saying where it was and why.
+    pub fn set_aside(&self, rel: &Path, to: &Path, why: &str) -> io::Result<()> {
+        let mut to = to.to_path_buf();
+        let mut n = 1;
+        while self.head(&to).is_ok() {
+            to = PathBuf::from(format!("{}.{n}", to.display()));
+            n += 1;
+        }
+        let note = PathBuf::from(format!("{}.why", to.display()));
+        let text = format!("{}{}\n{why}\n", self.url, slashed(rel));
+        self.put(&note, Bytes::from(text))?;
+        self.counts.puts.fetch_add(1, Ordering::Relaxed);
+        let (store, from, dest) = (self.store.clone(), self.key(rel), self.key(&to));
+        block(async move { store.copy(&from, &dest).await })?;
+        self.delete(rel)
+    }
+
+    fn delete(&self, rel: &Path) -> io::Result<()> {
+        // S3 answers a DELETE of a missing key with success: ask first, so
+        // that "not there" is said as it is for a local file.
+        self.head(rel)?;
+        self.counts.deletes.fetch_add(1, Ordering::Relaxed);
+        let (store, key) = (self.store.clone(), self.key(rel));
+        block(async move { store.delete(&key).await })
+    }
+
+    /// Every object under `rel` (relative to the tier's root), with its
+    /// size; `first_only` stops at the first.
+    fn list(&self, rel: &Path, first_only: bool) -> io::Result<Vec<(PathBuf, u64)>> {
+        self.counts.lists.fetch_add(1, Ordering::Relaxed);
+        let store = self.store.clone();
+        let under = if rel.as_os_str().is_empty() {
+            (!self.prefix.is_empty()).then(|| ObjPath::from(self.prefix.as_str()))
+        } else {
+            Some(self.key(rel))
+        };
+        let strip = if self.prefix.is_empty() {
+            String::new()
+        } else {
+            format!("{}/", self.prefix)
+        };
+        block(async move {
+            let mut out = Vec::new();
+            let mut stream = store.list(under.as_ref());
+            while let Some(meta) = stream.try_next().await? {
+                let key = meta.location.to_string();
+                let rel = key.strip_prefix(&strip).unwrap_or(&key).to_string();
+                out.push((PathBuf::from(rel), meta.size));
+                if first_only {
+                    break;
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every object of the tier, relative to its root, with its size.
+    pub fn list_all(&self) -> io::Result<Vec<(PathBuf, u64)>> {
+        self.list(Path::new(""), false)
+    }
+}
+
+/// A cold file opened for reads at offsets: a local file, or an object
+/// whose size a HEAD gave (each read is one ranged GET).
+pub enum Blob {
+    Local {
+        file: std::fs::File,
+        len: u64,
+    },
+    Remote {
+        remote: Arc<Remote>,
+        key: ObjPath,
+        len: u64,
+    },
+}
+
+impl Blob {
+    /// The file's size in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Blob::Local { len, .. } | Blob::Remote { len, .. } => *len,
+        }
+    }
+
+    /// Whether the file is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// `length` bytes from `start`; fewer than asked is an error.
+    pub fn read_at(&self, start: u64, length: usize) -> io::Result<Bytes> {
+        match self {
+            Blob::Local { file, .. } => {
+                use std::os::unix::fs::FileExt;
+                let mut buf = vec![0; length];
+                file.read_exact_at(&mut buf, start)?;
+                Ok(Bytes::from(buf))
+            }
+            Blob::Remote { remote, key, len } => {
+                let end = start
+                    .checked_add(length as u64)
+                    .filter(|&e| e <= *len)
+                    .ok_or_else(|| {
+                        io::Error::new(
+                            io::ErrorKind::UnexpectedEof,
+                            format!("bytes {start}..+{length} are past the end ({len} bytes)"),
+                        )
+                    })?;
+                if length == 0 {
+                    return Ok(Bytes::new());
+                }
+                let got = remote.get(key.clone(), Some(start..end))?;
+                if got.len() != length {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        format!("asked for {length} bytes at {start}, got {}", got.len()),
+                    ));
+                }
+                Ok(got)
+            }
+        }
+    }
+
+    /// The whole file, passed to `each` in pieces in order (a local file
+    /// in 1 MiB reads, an object in one GET). Returns the bytes passed.
+    pub fn read_all(&self, mut each: impl FnMut(&[u8])) -> io::Result<u64> {
+        match self {
+            Blob::Local { file, .. } => {
+                use std::io::Read;
+                let mut file = file;
+                let mut buf = vec![0u8; 1 << 20];
+                let mut total = 0u64;
+                loop {
+                    let n = file.read(&mut buf)?;
+                    if n == 0 {
+                        return Ok(total);
+                    }
+                    each(&buf[..n]);
+                    total += n as u64;
+                }
+            }
+            Blob::Remote { remote, key, .. } => {
+                let bytes = remote.get(key.clone(), None)?;
+                each(&bytes);
+                Ok(bytes.len() as u64)
+            }
+        }
+    }
+}
+
+impl parquet::file::reader::Length for Blob {
+    fn len(&self) -> u64 {
+        Blob::len(self)
+    }
+}
+
+impl parquet::file::reader::ChunkReader for Blob {
+    type T = bytes::buf::Reader<Bytes>;
+
+    fn get_read(&self, start: u64) -> parquet::errors::Result<Self::T> {
+        use bytes::Buf;
+        let length = usize::try_from(self.len().saturating_sub(start))
+            .map_err(|e| parquet::errors::ParquetError::External(Box::new(e)))?;
+        Ok(self.get_bytes(start, length)?.reader())
+    }
+
+    fn get_bytes(&self, start: u64, length: usize) -> parquet::errors::Result<Bytes> {
+        Ok(self.read_at(start, length)?)
+    }
+}
+
+/// Lets delta-rs open tables at `s3://` URLs over a client we give it
+/// (`DeltaTableBuilder::with_storage_backend`), with its default log
+/// store: a commit is a PUT with `If-None-Match: *` of the next log file
+/// (S3's conditional writes, which `object_store` uses by default), so two
+/// writers can never both take a version. The `deltalake-aws` crate's log
+/// store (DynamoDB locking, the AWS SDK) is not needed for that.
+fn register_s3_logstore() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        struct Factory;
+        impl deltalake_core::logstore::LogStoreFactory for Factory {
+            fn with_options(
+                &self,
+                prefixed_store: deltalake_core::logstore::ObjectStoreRef,
+                root_store: deltalake_core::logstore::ObjectStoreRef,
+                location: &url::Url,
+                options: &deltalake_core::logstore::StorageConfig,
+            ) -> deltalake_core::DeltaResult<Arc<dyn deltalake_core::logstore::LogStore>>
+            {
+                Ok(deltalake_core::logstore::default_logstore(
+                    prefixed_store,
+                    root_store,
+                    location,
+                    options,
+                ))
+            }
+        }
+        let registry = deltalake_core::logstore::logstore_factories();
+        for scheme in ["s3://", "s3a://"] {
+            if let Ok(u) = url::Url::parse(scheme) {
+                if !registry.contains_key(&u) {
+                    registry.insert(u, Arc::new(Factory));
+                }
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_checked() {
+        let o = RemoteOptions::default();
+        assert!(matches!(
+            ColdStore::from_url("file:///tmp/x", &o),
+            Ok(ColdStore::Local(d)) if d == Path::new("/tmp/x")
+        ));
+        for bad in ["s3:///nobucket", "gs://b/p", "s3://b/../up", "not a url"] {
+            let e = ColdStore::from_url(bad, &o).err().map(|e| e.to_string());
+            assert!(
+                e.as_deref().is_some_and(|e| e.contains("cold_tier.url")),
+                "{bad}: {e:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn remote_names_are_urls_and_keys_are_prefixed() {
+        let o = RemoteOptions {
+            endpoint: Some("http://127.0.0.1:1".into()),
+            allow_http: true,
+            region: Some("us-east-1".into()),
+        };
+        let s = ColdStore::from_url("s3://bkt/a/b/", &o).expect("builds without contacting it");
+        let rel = Path::new("year=2024/month=01/day=02/part-1-2.parquet");
+        assert_eq!(
+            s.name(rel),
+            PathBuf::from("s3://bkt/a/b/year=2024/month=01/day=02/part-1-2.parquet")
+        );
+        let ColdStore::Remote(r) = &s else {
+            panic!("remote")
+        };
+        assert_eq!(
+            r.key(rel).as_ref(),
+            "a/b/year=2024/month=01/day=02/part-1-2.parquet"
+        );
+        assert_eq!(
+            s.table_location().map(|l| l.0.to_string()).ok().as_deref(),
+            Some("s3://bkt/a/b/")
+        );
+    }
+}
