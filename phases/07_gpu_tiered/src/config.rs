@@ -313,6 +313,22 @@ impl Default for ServerConfig {
     }
 }
 
+/// Where the cold tier lives ([`Config::cold_location`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ColdLocation {
+    /// A local directory.
+    Local(PathBuf),
+    /// A prefix (no leading or trailing `/`; empty for the bucket's root)
+    /// of an S3 bucket, on AWS or at `endpoint`.
+    S3 {
+        bucket: String,
+        prefix: String,
+        endpoint: Option<String>,
+        allow_http: bool,
+        region: Option<String>,
+    },
+}
+
 /// The environment variables read by [`Config::load`], with what they set.
 pub const ENV_VARS: &[(&str, &str)] = &[
     ("SSIG_STORAGE_PATH", "storage.base_path"),
@@ -484,7 +500,7 @@ impl Config {
         }
         // A cold_tier.url that cannot be used is refused here (no request
         // is made).
-        self.cold_store()?;
+        self.cold_location()?;
         if self.cold_tier.bars_kept > MAX_BARS_KEPT {
             return bad(format!(
                 "cold_tier.bars_kept must be at most {MAX_BARS_KEPT}, got {}",
@@ -587,19 +603,51 @@ impl Config {
     }
 
     /// Where the cold tier lives: `cold_tier.url` if set, else
-    /// [`Config::cold_dir`]. An unusable URL is [`Error::Config`].
-    pub fn cold_store(&self) -> Result<crate::store::objects::ColdStore> {
-        use crate::store::objects::{ColdStore, RemoteOptions};
-        match &self.cold_tier.url {
-            None => Ok(ColdStore::local(self.cold_dir())),
-            Some(url) => ColdStore::from_url(
-                url,
-                &RemoteOptions {
+    /// [`Config::cold_dir`]. A URL that cannot be used is [`Error::Config`]
+    /// (checked here, with no request made; `store::objects` makes the
+    /// client).
+    pub fn cold_location(&self) -> Result<ColdLocation> {
+        let Some(url) = &self.cold_tier.url else {
+            return Ok(ColdLocation::Local(self.cold_dir()));
+        };
+        let bad = |why: &str| Error::Config(format!("cold_tier.url {url:?}: {why}"));
+        let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
+        if parsed.query().is_some() || parsed.fragment().is_some() {
+            return Err(bad("a query or fragment has no meaning here"));
+        }
+        match parsed.scheme() {
+            "file" => parsed
+                .to_file_path()
+                .map(ColdLocation::Local)
+                .map_err(|()| bad("not a local path")),
+            "s3" | "s3a" => {
+                let bucket = parsed
+                    .host_str()
+                    .filter(|b| !b.is_empty())
+                    .ok_or_else(|| bad("no bucket (expected s3://bucket/prefix)"))?
+                    .to_string();
+                // The URL parser resolves `.` and `..` away; a prefix that
+                // says them is refused rather than silently moved.
+                let raw_path = url.split_once("://").map_or("", |(_, rest)| rest);
+                if raw_path.split(['/', '?', '#']).any(|s| {
+                    s == "."
+                        || s == ".."
+                        || s.eq_ignore_ascii_case("%2e%2e")
+                        || s.eq_ignore_ascii_case("%2e")
+                }) {
+                    return Err(bad("the prefix may not hold . or .. segments"));
+                }
+                Ok(ColdLocation::S3 {
+                    bucket,
+                    prefix: parsed.path().trim_matches('/').to_string(),
                     endpoint: self.cold_tier.endpoint.clone(),
                     allow_http: self.cold_tier.allow_http,
                     region: self.cold_tier.region.clone(),
-                },
-            ),
+                })
+            }
+            other => Err(bad(&format!(
+                "unsupported scheme {other:?} (expected file:// or s3://)"
+            ))),
         }
     }
 

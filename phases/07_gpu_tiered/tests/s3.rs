@@ -7,11 +7,13 @@
 //! tests check what the engine touched from the server's side.
 
 mod common;
+#[path = "common/s3_server.rs"]
+mod s3_server;
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::collections::BTreeSet;
+use std::path::Path;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::Int64Type;
@@ -24,116 +26,7 @@ use tiered::schema::Mode;
 use tiered::Engine;
 
 const DAY_NS: i64 = 86_400_000_000_000;
-const BUCKET: &str = "squeezed";
-const KEY_ID: &str = "test-access-key";
-const SECRET: &str = "test-secret-key";
-
-/// Requests the server answered: (method, path) in order.
-type Log = Arc<Mutex<Vec<(String, String)>>>;
-
-/// An S3 server over a folder, on a port of its own, stopped when dropped.
-struct Server {
-    endpoint: String,
-    root: PathBuf,
-    log: Log,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Server {
-    fn start(root: &Path) -> Server {
-        use s3s::auth::SimpleAuth;
-        use s3s::service::S3ServiceBuilder;
-        std::fs::create_dir_all(root.join(BUCKET)).unwrap();
-        let fs = s3s_fs::FileSystem::new(root).unwrap();
-        let mut b = S3ServiceBuilder::new(fs);
-        b.set_auth(SimpleAuth::from_single(KEY_ID, SECRET));
-        let service = b.build();
-        let log: Log = Arc::default();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
-        let served = log.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let mut rx = rx;
-                loop {
-                    let (socket, _) = tokio::select! {
-                        r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
-                        _ = &mut rx => break,
-                    };
-                    let svc = service.clone();
-                    let log = served.clone();
-                    let counted = hyper::service::service_fn(move |req| {
-                        log.lock()
-                            .unwrap()
-                            .push((req.method().to_string(), req.uri().path().to_string()));
-                        let svc = svc.clone();
-                        async move { hyper::service::Service::call(&svc, req).await }
-                    });
-                    tokio::spawn(async move {
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(socket), counted)
-                            .await;
-                    });
-                }
-            });
-        });
-        let addr = addr_rx.recv().unwrap();
-        Server {
-            endpoint: format!("http://{addr}"),
-            root: root.to_path_buf(),
-            log,
-            stop: Some(tx),
-            thread: Some(thread),
-        }
-    }
-
-    /// GETs of objects since `from` (an index into the log), by key
-    /// (`/bucket/` stripped).
-    fn gets_since(&self, from: usize) -> BTreeMap<String, usize> {
-        let mut out = BTreeMap::new();
-        for (m, p) in self.log.lock().unwrap()[from..].iter() {
-            if m == "GET" {
-                if let Some(key) = p.strip_prefix(&format!("/{BUCKET}/")) {
-                    // The request path is percent-encoded (`=` is `%3D`).
-                    let key = key.replace("%3D", "=").replace("%3d", "=");
-                    *out.entry(key).or_default() += 1;
-                }
-            }
-        }
-        out
-    }
-
-    fn requests(&self) -> usize {
-        self.log.lock().unwrap().len()
-    }
-
-    /// Object keys under `prefix` in the bucket, from the server's folder.
-    fn keys(&self, prefix: &str) -> BTreeSet<String> {
-        common::files_under(&self.root.join(BUCKET).join(prefix))
-            .into_keys()
-            .map(|p| p.to_string_lossy().replace('\\', "/"))
-            .collect()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+use s3_server::{Server, BUCKET, KEY_ID, SECRET};
 
 /// The engine's credentials: the AWS variables `object_store` reads, set
 /// once for this test binary (every test here uses the same ones).

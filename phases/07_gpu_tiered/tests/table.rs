@@ -81,7 +81,7 @@ fn catalog_files(config: &Config) -> BTreeSet<PathBuf> {
 fn table_state(config: &Config) -> table::TableState {
     let catalog = Catalog::open_read_only(&config.catalog_path()).unwrap();
     let (id, _) = catalog.store_id().unwrap().unwrap();
-    ColdTable::open(&config.cold_store().unwrap(), &id)
+    ColdTable::open(&tiered::store::objects::ColdStore::of(config).unwrap(), &id)
         .unwrap()
         .state()
         .unwrap()
@@ -276,7 +276,7 @@ fn a_store_from_before_tables_gets_one_with_all_its_files() {
     let ro = Engine::open_read_only(config.clone()).unwrap();
     assert_says(&ro.opened().not_done, "a Delta table would be created");
     assert!(
-        !table::exists(&config.cold_store().unwrap()).unwrap(),
+        !table::exists(&tiered::store::objects::ColdStore::of(&config).unwrap()).unwrap(),
         "read-only creates nothing"
     );
     drop(ro);
@@ -334,10 +334,13 @@ fn a_table_file_the_catalog_cannot_explain_is_refused_and_repair_settles_it() {
         .unwrap()
         .watermark()
         .unwrap();
-    ColdTable::open(&config.cold_store().unwrap(), &id)
-        .unwrap()
-        .add(std::slice::from_ref(&fake), watermark)
-        .unwrap();
+    ColdTable::open(
+        &tiered::store::objects::ColdStore::of(&config).unwrap(),
+        &id,
+    )
+    .unwrap()
+    .add(std::slice::from_ref(&fake), watermark)
+    .unwrap();
     let before = common::files_under(&config.storage.base_path);
     let err = Engine::open(config.clone()).unwrap_err().to_string();
     assert!(

@@ -26,6 +26,7 @@ use crate::store::cold;
 use crate::store::gpu::{self, GpuWarm};
 use crate::store::hot::HotBatch;
 use crate::store::idempotency::{self, KeyTable};
+use crate::store::objects::ColdStore;
 use crate::store::table::ColdTable;
 use crate::store::wal::{self, Recovery, Wal};
 use crate::store::warm::{CpuWarm, WarmTier};
@@ -121,7 +122,7 @@ impl Engine {
             opened.not_done.extend(segments.not_done());
             opened
                 .not_done
-                .extend(table_plan.not_done(&config.cold_store()?));
+                .extend(table_plan.not_done(&ColdStore::of(&config)?));
             (opened, None, None)
         } else {
             let (opened, wal, table) = act(
@@ -209,7 +210,7 @@ fn take_lock(config: &Config, read_only: bool) -> Result<File> {
     }
     let lock_file = recovery::lock_store(base, !read_only)?;
     if !read_only {
-        if let Some(dir) = config.cold_store()?.local_dir() {
+        if let Some(dir) = ColdStore::of(config)?.local_dir() {
             wal::create_dir_durable(dir)?;
         }
         wal::create_dir_durable(&config.wal_dir())?;
@@ -260,7 +261,7 @@ fn settle_mode(config: &Config, catalog: &Catalog, read_only: bool) -> Result<Mo
 /// files so far carrying none), and the WAL's segments against the
 /// catalog's list. Changes nothing on disk.
 fn check_store(config: &Config, catalog: Catalog, read_only: bool) -> Result<Checks> {
-    let cold = config.cold_store()?;
+    let cold = ColdStore::of(config)?;
     let checked = recovery::check_catalog(&catalog, &cold)?;
     let watermark = checked.watermark;
     let identity = match catalog.store_id()? {
@@ -355,7 +356,7 @@ fn act(
         }
     }
     if let Some(id) = &identity.id {
-        recovery::write_cold_owner(&config.cold_store()?, id)?;
+        recovery::write_cold_owner(&ColdStore::of(config)?, id)?;
     }
     segments.apply(&mut catalog_now)?;
     drop(catalog_now);
@@ -430,7 +431,7 @@ fn build(
     };
     let answer_budget = (config.query.answer_cache_mb * 1e6) as usize;
     Ok(Engine {
-        cold: config.cold_store()?,
+        cold: ColdStore::of(&config)?,
         schema: mode.schema(),
         mode,
         wal,

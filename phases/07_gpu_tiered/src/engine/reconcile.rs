@@ -141,7 +141,7 @@ pub(crate) fn check_table(
     store_id: Option<&str>,
     retention_pending: Option<&str>,
 ) -> Result<TablePlan> {
-    let cold = config.cold_store()?;
+    let cold = ColdStore::of(config)?;
     let Some(store_id) = store_id else {
         return Ok(TablePlan::default());
     };
@@ -317,7 +317,7 @@ pub(crate) fn apply(
         Some(t) => t,
         None => {
             let schema = config.mode.unwrap_or(Mode::Simple).schema();
-            ColdTable::create(&config.cold_store()?, &schema, store_id)?
+            ColdTable::create(&ColdStore::of(config)?, &schema, store_id)?
         }
     };
     if !plan.backfill.is_empty() {

@@ -530,7 +530,7 @@ fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 /// in the cold directory.
 pub(crate) fn data_on_disk(config: &Config) -> Result<(usize, usize)> {
     let segments = wal::list_segments(&config.wal_dir())?.len();
-    let (parts, staged) = cold_files_on_disk(&config.cold_store()?)?;
+    let (parts, staged) = cold_files_on_disk(&ColdStore::of(config)?)?;
     Ok((segments, parts.len() + staged.len()))
 }
 
@@ -551,7 +551,7 @@ pub(crate) fn refuse_if_data(config: &Config, why: &str) -> Result<()> {
     if segments == 0 && parquet == 0 {
         return Ok(());
     }
-    let cold = config.cold_store()?;
+    let cold = ColdStore::of(config)?;
     let owner = match cold_owner(&cold)? {
         Some(id) => format!(
             "; the cold directory {} belongs to store {id} (its {COLD_OWNER} file): if that is not this store, give this one its own storage.cold_path (two stores cannot share one)",
@@ -802,7 +802,7 @@ pub(crate) fn plan_cleanup(
     wal: &Recovery,
     identity: &Identity,
 ) -> Result<Cleanup> {
-    let cold = config.cold_store()?;
+    let cold = ColdStore::of(config)?;
     let (parts, staged) = cold_files_on_disk(&cold)?;
     let listed: HashSet<&Path> = checked.files.iter().map(|f| f.path.as_path()).collect();
     let mut plan = Cleanup {
@@ -1325,10 +1325,10 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
     if !base.is_dir() {
         return Err(Error::NotFound(format!("the store {}", base.display())));
     }
-    if config.cold_store()?.is_remote() {
+    if ColdStore::of(config)?.is_remote() {
         return Err(Error::InvalidArgument(format!(
             "repair of a cold tier in an object store ({}) is not built yet: it rebuilds the catalog from a local cold directory; nothing was changed",
-            config.cold_store()?.root_name().display()
+            ColdStore::of(config)?.root_name().display()
         )));
     }
     let _lock = lock_store(&base, true)?;

@@ -49,6 +49,7 @@ use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
+use crate::config::{ColdLocation, Config};
 use crate::error::{Error, Result};
 
 /// Where the cold tier lives. Cheap to clone (a remote store is shared).
@@ -122,18 +123,6 @@ impl Requests {
     }
 }
 
-/// Settings of a remote cold tier (from `cold_tier.*`).
-#[derive(Clone, Debug, Default)]
-pub struct RemoteOptions {
-    /// An S3-compatible server's endpoint (`http://127.0.0.1:9000`); `None`
-    /// for AWS.
-    pub endpoint: Option<String>,
-    /// Allow an `http://` endpoint.
-    pub allow_http: bool,
-    /// The region, over `AWS_REGION`.
-    pub region: Option<String>,
-}
-
 /// The process-wide runtime every object-store request runs on.
 fn io_runtime() -> Result<&'static tokio::runtime::Runtime> {
     static IO: OnceLock<std::result::Result<tokio::runtime::Runtime, String>> = OnceLock::new();
@@ -183,63 +172,55 @@ impl ColdStore {
         ColdStore::Local(dir.into())
     }
 
-    /// The cold tier at `url`: `file:///dir` or `s3://bucket[/prefix]`.
-    pub fn from_url(url: &str, options: &RemoteOptions) -> Result<ColdStore> {
-        let bad = |why: &str| Error::Config(format!("cold_tier.url {url:?}: {why}"));
-        let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
-        match parsed.scheme() {
-            "file" => {
-                let dir = parsed
-                    .to_file_path()
-                    .map_err(|()| bad("not a local path"))?;
-                Ok(ColdStore::Local(dir))
-            }
-            "s3" | "s3a" => {
-                let bucket = parsed
-                    .host_str()
-                    .filter(|b| !b.is_empty())
-                    .ok_or_else(|| bad("no bucket (expected s3://bucket/prefix)"))?
-                    .to_string();
-                let prefix = parsed.path().trim_matches('/').to_string();
-                if prefix.split('/').any(|s| s == "." || s == "..") {
-                    return Err(bad("the prefix may not hold . or .. segments"));
-                }
-                let rt = io_runtime()?;
-                let mut b = AmazonS3Builder::from_env()
-                    .with_bucket_name(&bucket)
-                    .with_http_connector(object_store::client::SpawnedReqwestConnector::new(
-                        rt.handle().clone(),
-                    ));
-                if let Some(endpoint) = &options.endpoint {
-                    b = b
-                        .with_endpoint(endpoint.trim_end_matches('/'))
-                        .with_virtual_hosted_style_request(false);
-                }
-                if options.allow_http {
-                    b = b.with_allow_http(true);
-                }
-                if let Some(region) = &options.region {
-                    b = b.with_region(region);
-                }
-                let store = b.build().map_err(|e| bad(&e.to_string()))?;
-                let table_url = if prefix.is_empty() {
-                    format!("s3://{bucket}/")
-                } else {
-                    format!("s3://{bucket}/{prefix}/")
-                };
-                let url = url::Url::parse(&table_url).map_err(|e| bad(&e.to_string()))?;
-                register_s3_logstore();
-                Ok(ColdStore::Remote(Arc::new(Remote {
-                    store: Arc::new(store),
-                    prefix,
-                    url,
-                    counts: Counters::default(),
-                })))
-            }
-            other => Err(bad(&format!(
-                "unsupported scheme {other:?} (expected file:// or s3://)"
-            ))),
+    /// The cold tier `config` names ([`Config::cold_location`]).
+    pub fn of(config: &Config) -> Result<ColdStore> {
+        ColdStore::at(&config.cold_location()?)
+    }
+
+    /// The cold tier at `location`; for S3, the client (no request is made).
+    pub fn at(location: &ColdLocation) -> Result<ColdStore> {
+        let (bucket, prefix, endpoint, allow_http, region) = match location {
+            ColdLocation::Local(dir) => return Ok(ColdStore::Local(dir.clone())),
+            ColdLocation::S3 {
+                bucket,
+                prefix,
+                endpoint,
+                allow_http,
+                region,
+            } => (bucket, prefix, endpoint, allow_http, region),
+        };
+        let bad = |why: &str| Error::Config(format!("cold_tier.url s3://{bucket}/{prefix}: {why}"));
+        let rt = io_runtime()?;
+        let mut b = AmazonS3Builder::from_env()
+            .with_bucket_name(bucket)
+            .with_http_connector(object_store::client::SpawnedReqwestConnector::new(
+                rt.handle().clone(),
+            ));
+        if let Some(endpoint) = endpoint {
+            b = b
+                .with_endpoint(endpoint.trim_end_matches('/'))
+                .with_virtual_hosted_style_request(false);
         }
+        if *allow_http {
+            b = b.with_allow_http(true);
+        }
+        if let Some(region) = region {
+            b = b.with_region(region);
+        }
+        let store = b.build().map_err(|e| bad(&e.to_string()))?;
+        let table_url = if prefix.is_empty() {
+            format!("s3://{bucket}/")
+        } else {
+            format!("s3://{bucket}/{prefix}/")
+        };
+        let url = url::Url::parse(&table_url).map_err(|e| bad(&e.to_string()))?;
+        register_s3_logstore();
+        Ok(ColdStore::Remote(Arc::new(Remote {
+            store: Arc::new(store),
+            prefix: prefix.clone(),
+            url,
+            counts: Counters::default(),
+        })))
     }
 
     /// Whether the tier is in an object store.
@@ -641,15 +622,31 @@ fn register_s3_logstore() {
 mod tests {
     use super::*;
 
+    fn with_url(url: &str) -> Config {
+        let mut c = Config::default();
+        c.cold_tier.url = Some(url.into());
+        c.cold_tier.endpoint = Some("http://127.0.0.1:1".into());
+        c.cold_tier.allow_http = true;
+        c.cold_tier.region = Some("us-east-1".into());
+        c
+    }
+
     #[test]
     fn urls_are_checked() {
-        let o = RemoteOptions::default();
         assert!(matches!(
-            ColdStore::from_url("file:///tmp/x", &o),
+            ColdStore::of(&with_url("file:///tmp/x")),
             Ok(ColdStore::Local(d)) if d == Path::new("/tmp/x")
         ));
-        for bad in ["s3:///nobucket", "gs://b/p", "s3://b/../up", "not a url"] {
-            let e = ColdStore::from_url(bad, &o).err().map(|e| e.to_string());
+        for bad in [
+            "s3:///nobucket",
+            "gs://b/p",
+            "s3://b/../up",
+            "s3://b/a/./c",
+            "s3://b/%2E%2E/up",
+            "s3://b/p?x=1",
+            "not a url",
+        ] {
+            let e = ColdStore::of(&with_url(bad)).err().map(|e| e.to_string());
             assert!(
                 e.as_deref().is_some_and(|e| e.contains("cold_tier.url")),
                 "{bad}: {e:?}"
@@ -659,12 +656,7 @@ mod tests {
 
     #[test]
     fn remote_names_are_urls_and_keys_are_prefixed() {
-        let o = RemoteOptions {
-            endpoint: Some("http://127.0.0.1:1".into()),
-            allow_http: true,
-            region: Some("us-east-1".into()),
-        };
-        let s = ColdStore::from_url("s3://bkt/a/b/", &o).expect("builds without contacting it");
+        let s = ColdStore::of(&with_url("s3://bkt/a/b/")).expect("builds without contacting it");
         let rel = Path::new("year=2024/month=01/day=02/part-1-2.parquet");
         assert_eq!(
             s.name(rel),

@@ -93,7 +93,7 @@ pub fn assert_table_agrees(config: &Config) {
         .into_iter()
         .map(|f| f.path)
         .collect();
-    let state = ColdTable::open(&config.cold_store().unwrap(), &id)
+    let state = ColdTable::open(&tiered::store::objects::ColdStore::of(config).unwrap(), &id)
         .unwrap()
         .state()
         .unwrap();

@@ -17,9 +17,13 @@ use crate::{admin, aggregate, crash_child, demo, gpubench, ingest, jobs, loadtes
 /// hot tier; older records move to the warm tier (columns in memory, symbols
 /// dictionary-encoded; on the CPU in this build) and then to the cold tier
 /// (Parquet by day, sorted by symbol and time): a Delta Lake table in
-/// `<storage>/cold`, which Spark, DuckDB, DataFusion or the `deltalake`
-/// Python package read as one table, with the engine's own bookkeeping in a
-/// SQLite catalog. Queries filter, sort and limit across all three.
+/// `<storage>/cold`, or in S3 or an S3-compatible server with
+/// `cold_tier.url = "s3://bucket/prefix"` (SSIG_COLD_URL; SSIG_COLD_ENDPOINT
+/// for a server other than AWS; credentials from AWS_ACCESS_KEY_ID and
+/// AWS_SECRET_ACCESS_KEY), which Spark, DuckDB, DataFusion or the
+/// `deltalake` Python package read as one table, with the engine's own
+/// bookkeeping in a SQLite catalog. Queries filter, sort and limit across
+/// all three.
 ///
 /// Configuration: defaults, then --config FILE (JSON), then SSIG_* variables
 /// (see `07_gpu_tiered config`), then --storage and --mode.
