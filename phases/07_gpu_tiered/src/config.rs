@@ -120,6 +120,10 @@ pub struct ColdConfig {
     /// The bucket's region, over `AWS_REGION`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Other stores write the same table (each with its own WAL, tiers and
+    /// catalog): file names carry the store's ID, the tier has no single
+    /// owner, and queries read the other stores' files from the table too.
+    pub shared: bool,
 }
 
 impl ColdConfig {
@@ -280,6 +284,7 @@ impl Default for ColdConfig {
             endpoint: None,
             allow_http: false,
             region: None,
+            shared: false,
         }
     }
 }
@@ -355,6 +360,7 @@ pub const ENV_VARS: &[(&str, &str)] = &[
         "SSIG_COLD_ALLOW_HTTP",
         "cold_tier.allow_http (true | false)",
     ),
+    ("SSIG_COLD_SHARED", "cold_tier.shared (true | false)"),
     ("SSIG_QUERY_BATCH_SIZE", "query.output_batch_size"),
     ("SSIG_ANSWER_CACHE_MB", "query.answer_cache_mb"),
     ("SSIG_MAX_BODY_MB", "server.max_body_mb"),
@@ -415,6 +421,7 @@ impl Config {
                 "SSIG_COLD_URL" => self.cold_tier.url = Some(value),
                 "SSIG_COLD_ENDPOINT" => self.cold_tier.endpoint = Some(value),
                 "SSIG_COLD_ALLOW_HTTP" => self.cold_tier.allow_http = parse(key, &value)?,
+                "SSIG_COLD_SHARED" => self.cold_tier.shared = parse(key, &value)?,
                 "SSIG_QUERY_BATCH_SIZE" => self.query.output_batch_size = parse(key, &value)?,
                 "SSIG_ANSWER_CACHE_MB" => self.query.answer_cache_mb = parse(key, &value)?,
                 "SSIG_MAX_BODY_MB" => self.server.max_body_mb = parse(key, &value)?,

@@ -201,6 +201,9 @@ pub struct Engine {
     config: Config,
     /// Where the cold tier lives (a directory, or an object store).
     cold: crate::store::objects::ColdStore,
+    /// Other stores' files in a shared cold tier, as last read from the
+    /// table (see [`Engine::cold_view`]).
+    others: Mutex<OtherStores>,
     mode: Mode,
     schema: SchemaRef,
     /// The log; `None` when the store was opened read-only.
@@ -252,6 +255,21 @@ impl std::fmt::Debug for Engine {
             .finish()
     }
 }
+
+/// Other stores' files in a shared table: each described once (read whole
+/// and checked against its own description), kept by its path in the log.
+#[derive(Default)]
+pub(crate) struct OtherStores {
+    /// This process's reader of the table (opened at first use).
+    table: Option<crate::store::table::ColdTable>,
+    read_at: Option<std::time::Instant>,
+    known: std::collections::HashMap<String, ColdFile>,
+    list: Arc<Vec<ColdFile>>,
+}
+
+/// How long a read of the shared table's other files is used before the
+/// table is read again.
+const OTHERS_FRESH: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -310,6 +328,83 @@ impl Engine {
     /// asked of it.
     pub fn cold_store(&self) -> &crate::store::objects::ColdStore {
         &self.cold
+    }
+
+    /// The cold files a read covers: this store's `own`, and in a shared
+    /// cold tier (`cold_tier.shared`) the other stores' files the table
+    /// lists, read from it again when the last read is older than a second.
+    /// Another store's file is described once (read whole and checked
+    /// against its own description and the table's size for it); one that
+    /// cannot be read is an error, never a file left out of the answer.
+    pub fn cold_view(&self, own: Arc<Vec<ColdFile>>) -> Result<Arc<Vec<ColdFile>>> {
+        if !self.config.cold_tier.shared {
+            return Ok(own);
+        }
+        let Some(me) = self.store_id.as_deref() else {
+            return Ok(own);
+        };
+        let mut o = lock(&self.others);
+        if o.read_at.is_none_or(|t| t.elapsed() >= OTHERS_FRESH) {
+            if o.table.is_none() && crate::store::table::exists(&self.cold)? {
+                o.table = Some(crate::store::table::ColdTable::open(&self.cold, me)?);
+            }
+            let files = match &o.table {
+                Some(t) => t.state()?.files,
+                None => Vec::new(),
+            };
+            let mut known = std::collections::HashMap::new();
+            for f in files {
+                let Some(id) = cold::store_of_path(&f.path) else {
+                    continue;
+                };
+                if id == me {
+                    continue;
+                }
+                if let Some(c) = o.known.remove(&f.raw) {
+                    known.insert(f.raw, c);
+                    continue;
+                }
+                let name = self.cold.name(&f.path);
+                let d = cold::describe(&self.cold, &f.path, &self.schema).map_err(|e| {
+                    Error::corrupt(
+                        name.display().to_string(),
+                        0,
+                        format!(
+                            "store {id}'s file in the shared cold tier cannot be read: {}",
+                            match e {
+                                cold::DescribeError::Unreadable(e) => e.to_string(),
+                                cold::DescribeError::Damaged(why) => why,
+                            }
+                        ),
+                    )
+                })?;
+                if d.store_id.as_deref() != Some(id.as_str()) || d.file.bytes != f.bytes {
+                    return Err(Error::corrupt(
+                        name.display().to_string(),
+                        0,
+                        format!(
+                            "the shared table lists it as store {id}'s, {} bytes; the file says store {:?}, {} bytes",
+                            f.bytes, d.store_id, d.file.bytes
+                        ),
+                    ));
+                }
+                known.insert(f.raw, d.file);
+            }
+            for gone in o.known.keys() {
+                self.meta_cache.forget(std::path::Path::new(gone));
+            }
+            let mut list: Vec<ColdFile> = known.values().cloned().collect();
+            list.sort_by(|a, b| a.path.cmp(&b.path));
+            o.list = Arc::new(list);
+            o.known = known;
+            o.read_at = Some(std::time::Instant::now());
+        }
+        if o.list.is_empty() {
+            return Ok(own);
+        }
+        let mut all = (*own).clone();
+        all.extend(o.list.iter().cloned());
+        Ok(Arc::new(all))
     }
 
     /// Parsed Parquet footers of the cold files.

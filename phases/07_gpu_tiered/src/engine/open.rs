@@ -282,7 +282,7 @@ fn check_store(config: &Config, catalog: Catalog, read_only: bool) -> Result<Che
             new: true,
         },
     };
-    recovery::check_cold_owner(&cold, &identity)?;
+    recovery::check_cold_owner(&cold, &identity, config.cold_tier.shared)?;
     let on_disk = wal::list_segments(&config.wal_dir())?;
     let segments = recovery::check_segments(
         config,
@@ -355,7 +355,8 @@ fn act(
             catalog_now.set_store_id(id, from)?;
         }
     }
-    if let Some(id) = &identity.id {
+    // A shared table has no single owner.
+    if let Some(id) = identity.id.as_ref().filter(|_| !config.cold_tier.shared) {
         recovery::write_cold_owner(&ColdStore::of(config)?, id)?;
     }
     segments.apply(&mut catalog_now)?;
@@ -432,6 +433,7 @@ fn build(
     let answer_budget = (config.query.answer_cache_mb * 1e6) as usize;
     Ok(Engine {
         cold: ColdStore::of(&config)?,
+        others: Mutex::new(super::OtherStores::default()),
         schema: mode.schema(),
         mode,
         wal,

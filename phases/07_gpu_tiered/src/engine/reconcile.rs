@@ -192,10 +192,15 @@ pub(crate) fn check_table(
     let through = state.committed_through.unwrap_or(0);
     let mut adopt = Vec::new();
     let schema = config.mode.unwrap_or(Mode::Simple).schema();
+    // In a shared table, other stores' files (named for them) are not this
+    // catalog's to take or explain.
+    let others = |f: &table::TableFile| {
+        config.cold_tier.shared && cold::store_of_path(&f.path).is_some_and(|id| id != store_id)
+    };
     for f in state
         .files
         .iter()
-        .filter(|f| table::is_canonical(&f.raw) && !listed.contains(&f.raw))
+        .filter(|f| table::is_canonical(&f.raw) && !listed.contains(&f.raw) && !others(f))
     {
         let path = cold.name(&f.path);
         let last = through > w && f.lsn == Some((w + 1, through));
@@ -317,7 +322,16 @@ pub(crate) fn apply(
         Some(t) => t,
         None => {
             let schema = config.mode.unwrap_or(Mode::Simple).schema();
-            ColdTable::create(&ColdStore::of(config)?, &schema, store_id)?
+            let cold = ColdStore::of(config)?;
+            match ColdTable::create(&cold, &schema, store_id) {
+                Ok(t) => t,
+                // Another store of a shared tier made it since the check:
+                // this store's files are committed to it all the same.
+                Err(_) if config.cold_tier.shared && table::exists(&cold)? => {
+                    ColdTable::open(&cold, store_id)?
+                }
+                Err(e) => return Err(e),
+            }
         }
     };
     if !plan.backfill.is_empty() {

@@ -281,10 +281,16 @@ pub(crate) fn cold_owner(cold: &ColdStore) -> Result<Option<String>> {
 }
 
 /// Refuses a cold directory that another store owns.
-pub(crate) fn check_cold_owner(cold: &ColdStore, identity: &Identity) -> Result<()> {
+pub(crate) fn check_cold_owner(cold: &ColdStore, identity: &Identity, shared: bool) -> Result<()> {
     let Some(owner) = cold_owner(cold)? else {
         return Ok(());
     };
+    if shared {
+        return Err(Error::Inconsistent(format!(
+            "cold_tier.shared is set, but the cold tier {} belongs to store {owner} alone (its {COLD_OWNER} file); nothing was changed; a table shared by several stores must be made by shared stores from the start",
+            cold.root_name().display()
+        )));
+    }
     match identity.id.as_deref() {
         Some(id) if id == owner && !identity.new => Ok(()),
         _ => Err(Error::Inconsistent(format!(
@@ -527,11 +533,15 @@ fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 /// What the store holds on disk: WAL segments, and Parquet files anywhere
-/// in the cold directory.
+/// in the cold directory (in a shared tier, those named for no store: the
+/// files named for a store are that store's, and a store with no catalog
+/// has no ID to own them by).
 pub(crate) fn data_on_disk(config: &Config) -> Result<(usize, usize)> {
     let segments = wal::list_segments(&config.wal_dir())?.len();
     let (parts, staged) = cold_files_on_disk(&ColdStore::of(config)?)?;
-    Ok((segments, parts.len() + staged.len()))
+    let ours = |rel: &PathBuf| !config.cold_tier.shared || cold::store_of_path(rel).is_none();
+    let parquet = parts.iter().chain(&staged).filter(|r| ours(r)).count();
+    Ok((segments, parquet))
 }
 
 /// Whether `config` points at a store: a catalog file, or data (WAL
@@ -819,7 +829,17 @@ pub(crate) fn plan_cleanup(
             path.display()
         )
     };
-    for rel in parts.into_iter().filter(|r| !listed.contains(r.as_path())) {
+    // In a shared table, another store's files (named for it) are its
+    // business: never read, deleted or moved here.
+    let others = |rel: &Path| {
+        config.cold_tier.shared
+            && cold::store_of_path(rel)
+                .is_some_and(|id| Some(id.as_str()) != identity.id.as_deref())
+    };
+    for rel in parts
+        .into_iter()
+        .filter(|r| !listed.contains(r.as_path()) && !others(r))
+    {
         let path = cold.name(&rel);
         if checked.held_by_table.contains(&rel) {
             // Part of the table readers see: never deleted or moved.
@@ -1324,6 +1344,11 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
     let base = config.storage.base_path.clone();
     if !base.is_dir() {
         return Err(Error::NotFound(format!("the store {}", base.display())));
+    }
+    if config.cold_tier.shared {
+        return Err(Error::InvalidArgument(
+            "repair of a store in a shared cold tier (cold_tier.shared) is not built yet: it would have to tell this store's files from the other stores' and rebuild only its own; nothing was changed".into(),
+        ));
     }
     if ColdStore::of(config)?.is_remote() {
         return Err(Error::InvalidArgument(format!(

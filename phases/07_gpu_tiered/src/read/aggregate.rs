@@ -52,6 +52,7 @@ impl Engine {
             stats.warm_device = state.warm.device();
             (hot, groups, state.cold.clone())
         };
+        let files = self.cold_view(files)?;
         stats.warm_rows = groups.values().map(|p| p.count).sum();
         let t = Instant::now();
         let mut rows = Vec::new();

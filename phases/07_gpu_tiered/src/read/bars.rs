@@ -60,6 +60,8 @@ impl Engine {
         let keep = self.config().cold_tier.bars_kept;
         let why_raw = if keep == 0 {
             "cold_tier.bars_kept is 0".to_string()
+        } else if self.config().cold_tier.shared {
+            "the cold tier is shared: the catalog keeps this store's bars only".to_string()
         } else if limit > keep {
             format!("{limit} bars asked for, the catalog keeps {keep} (cold_tier.bars_kept)")
         } else {
@@ -213,6 +215,7 @@ impl Engine {
             }
             (rows, state.cold.clone())
         };
+        let files = self.cold_view(files)?;
         let memory_rows: u64 = rows.iter().map(|b| b.num_rows() as u64).sum();
         let mut partials = BTreeMap::new();
         fold_aligned(&mut partials, tf, i64::MIN, &rows)?;

@@ -213,6 +213,7 @@ impl Engine {
             let warm = state.warm.scan(&plan.preds, &plan.read, cap)?;
             (hot, warm, state.cold.clone())
         };
+        let files = self.cold_view(files)?;
         let mut stats = QueryStats::default();
         let mut hot_rows = Vec::new();
         let cap = if plan.sort.is_none() {

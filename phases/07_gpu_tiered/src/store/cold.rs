@@ -171,13 +171,39 @@ pub struct ColdFile {
 /// The file name of a migration's file: `part-<lsn_lo>-<lsn_hi>.parquet`,
 /// 20 digits each.
 pub fn file_name(lsn_lo: u64, lsn_hi: u64) -> String {
-    format!("part-{lsn_lo:020}-{lsn_hi:020}.parquet")
+    file_name_of(lsn_lo, lsn_hi, None)
+}
+
+/// The file name of a migration's file in a table other stores write too
+/// (`cold_tier.shared`): `part-<lsn_lo>-<lsn_hi>-<store id>.parquet`, so
+/// that two stores' LSN ranges never name the same object.
+pub fn file_name_of(lsn_lo: u64, lsn_hi: u64, store: Option<&str>) -> String {
+    match store {
+        Some(id) => format!("part-{lsn_lo:020}-{lsn_hi:020}-{id}.parquet"),
+        None => format!("part-{lsn_lo:020}-{lsn_hi:020}.parquet"),
+    }
+}
+
+/// The store ID a shared table's file name carries ([`file_name_of`]),
+/// if `rel` is a cold file's path with one.
+pub fn store_of_path(rel: &Path) -> Option<String> {
+    parse_path(rel)?;
+    let name = rel.file_name()?.to_str()?.strip_suffix(".parquet")?;
+    let id = name.rsplit('-').next()?;
+    is_store_id(id).then(|| id.to_string())
+}
+
+/// A store ID: 32 lowercase hex digits.
+fn is_store_id(s: &str) -> bool {
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Splits a cold file's path (relative to the cold directory) into its
 /// partition and LSN range; `None` unless it is exactly
-/// `year=YYYY/month=MM/day=DD/part-<20 digits>-<20 digits>.parquet` with a
-/// real date and `lsn_lo <= lsn_hi`.
+/// `year=YYYY/month=MM/day=DD/part-<20 digits>-<20 digits>[-<store id>].parquet`
+/// with a real date and `lsn_lo <= lsn_hi`.
 pub fn parse_path(rel: &Path) -> Option<(String, u64, u64)> {
     let text = rel.to_str()?;
     let mut parts = text.split('/');
@@ -189,6 +215,11 @@ pub fn parse_path(rel: &Path) -> Option<(String, u64, u64)> {
     partition_day(&partition)?;
     let range = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
     let (lo, hi) = range.split_once('-')?;
+    let hi = match hi.split_once('-') {
+        Some((hi, id)) if is_store_id(id) => hi,
+        Some(_) => return None,
+        None => hi,
+    };
     if lo.len() != 20 || hi.len() != 20 {
         return None;
     }
@@ -470,7 +501,8 @@ fn write_days(
         let sorted = sort_symbol_time(&part)?;
         each_day(&sorted)?;
         let partition = partition_of_day(day);
-        let name = file_name(lsn_lo, lsn_hi);
+        // In a table other stores write too, the name carries this store.
+        let name = file_name_of(lsn_lo, lsn_hi, store_id.filter(|_| cfg.shared));
         let rel = PathBuf::from(&partition).join(&name);
         let staged = match &staging {
             Some(dir) => dir.join(format!("{day}-{name}")),

@@ -109,8 +109,13 @@ pub fn raw_path(f: &ColdFile) -> String {
 /// Whether `raw` is a cold file's name spelled exactly as a migration
 /// writes it (what [`raw_path`] gives).
 pub fn is_canonical(raw: &str) -> bool {
-    cold::parse_path(Path::new(raw)).is_some_and(|(partition, lo, hi)| {
-        raw == format!("{partition}/{}", cold::file_name(lo, hi))
+    let path = Path::new(raw);
+    cold::parse_path(path).is_some_and(|(partition, lo, hi)| {
+        let store = cold::store_of_path(path);
+        raw == format!(
+            "{partition}/{}",
+            cold::file_name_of(lo, hi, store.as_deref())
+        )
     })
 }
 
@@ -232,6 +237,12 @@ impl ColdTable {
                 .with_column(PARTITION_COLUMN, DataType::DATE, false, None)
                 .with_partition_columns([PARTITION_COLUMN])
                 .with_save_mode(SaveMode::ErrorIfExists)
+                // Version 0 or nothing: delta-rs would otherwise retry a
+                // create that lost the race for version 0 (another store
+                // of a shared tier made the table meanwhile) as version 1,
+                // a second CREATE whose new metadata fails every commit
+                // the other store then makes.
+                .with_commit_properties(CommitProperties::default().with_max_retries(0))
                 .await
         })?;
         Ok(ColdTable::over(root, store_id, table))

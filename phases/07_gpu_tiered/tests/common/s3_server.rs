@@ -40,6 +40,7 @@ impl Server {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let served = log.clone();
+        let create = Arc::new(tokio::sync::Mutex::new(()));
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -57,13 +58,28 @@ impl Server {
                     };
                     let svc = service.clone();
                     let log = served.clone();
-                    let counted = hyper::service::service_fn(move |req| {
-                        log.lock()
-                            .unwrap()
-                            .push((req.method().to_string(), req.uri().path().to_string()));
-                        let svc = svc.clone();
-                        async move { hyper::service::Service::call(&svc, req).await }
-                    });
+                    let create = create.clone();
+                    let counted = hyper::service::service_fn(
+                        move |req: hyper::Request<hyper::body::Incoming>| {
+                            log.lock()
+                                .unwrap()
+                                .push((req.method().to_string(), req.uri().path().to_string()));
+                            let svc = svc.clone();
+                            let create = create.clone();
+                            async move {
+                                // s3s-fs checks `If-None-Match: *` and then
+                                // writes: two such PUTs at once could both
+                                // pass. S3 makes the check and the write one
+                                // step; so does this lock.
+                                let _one = if req.headers().contains_key("if-none-match") {
+                                    Some(create.lock().await)
+                                } else {
+                                    None
+                                };
+                                hyper::service::Service::call(&svc, req).await
+                            }
+                        },
+                    );
                     tokio::spawn(async move {
                         let _ = hyper::server::conn::http1::Builder::new()
                             .serve_connection(hyper_util::rt::TokioIo::new(socket), counted)

@@ -1,0 +1,331 @@
+//! Several stores writing one cold table (`cold_tier.shared`): each with
+//! its own WAL, hot and warm tiers and catalog, all committing their
+//! Parquet files to one Delta table (on local disk, or in an S3 server
+//! started by the test), and each answering queries over the whole table
+//! plus its own memory tiers.
+//!
+//! `SSIG_CRASH_KILLS` sets the kills of the process harness (default 6 in
+//! CI; the figure used 20).
+
+mod common;
+#[path = "common/s3_server.rs"]
+mod s3_server;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampNanosecondType};
+use arrow_array::RecordBatch;
+use rand::{Rng, SeedableRng};
+use tiered::config::Config;
+use tiered::gen::Generator;
+use tiered::read::query::Query;
+use tiered::schema::Mode;
+use tiered::store::catalog::Catalog;
+use tiered::store::objects::ColdStore;
+use tiered::store::table::ColdTable;
+use tiered::Engine;
+
+const DAY_NS: i64 = 86_400_000_000_000;
+
+/// Store `name`'s configuration, its cold tier at `url`, shared.
+fn config(dir: &Path, name: &str, url: &str, server: Option<&s3_server::Server>) -> Config {
+    let mut config = common::small_config(&dir.join(name), Mode::Trading);
+    config.hot_tier.max_records = 1_500;
+    config.warm_tier.max_memory_mb = 0.1;
+    config.cold_tier.url = Some(url.to_string());
+    config.cold_tier.shared = true;
+    if let Some(s) = server {
+        config.cold_tier.endpoint = Some(s.endpoint.clone());
+        config.cold_tier.allow_http = true;
+    }
+    config
+}
+
+fn credentials() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::env::set_var("AWS_ACCESS_KEY_ID", s3_server::KEY_ID);
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", s3_server::SECRET);
+        std::env::set_var("AWS_REGION", "us-east-1");
+    });
+}
+
+/// `rows` generated trades with trade ids `first..`, over a few days.
+fn trades(first: i64, rows: usize, seed: usize) -> RecordBatch {
+    let b = Generator::new(Mode::Trading, 8, seed).batch(rows).unwrap();
+    let ts = b.column(0).as_primitive::<TimestampNanosecondType>();
+    let spread = arrow_array::TimestampNanosecondArray::from_iter_values(
+        ts.values()
+            .iter()
+            .enumerate()
+            .map(|(i, t)| t + (first + i as i64) % 3 * DAY_NS),
+    )
+    .with_timezone("UTC");
+    let ids = arrow_array::Int64Array::from_iter_values((0..rows as i64).map(|i| first + i));
+    let mut cols = b.columns().to_vec();
+    cols[0] = Arc::new(spread);
+    cols[6] = Arc::new(ids);
+    RecordBatch::try_new(b.schema(), cols).unwrap()
+}
+
+/// Every trade id a store reads (its tiers and the whole shared table),
+/// and how many rows.
+fn ids(config: &Config) -> (BTreeSet<i64>, usize) {
+    let engine = Engine::open_read_only(config.clone()).unwrap();
+    let q = Query {
+        columns: Some(vec!["trade_id".into()]),
+        ..Query::default()
+    };
+    let (ids, _) = engine.query(&q).unwrap().collect_batch().unwrap();
+    let all = ids.column(0).as_primitive::<Int64Type>().values().to_vec();
+    (all.iter().copied().collect(), all.len())
+}
+
+/// The table holds exactly the files the stores' catalogs list, and each
+/// store's txn version is its watermark.
+fn assert_table_is_the_catalogs(stores: &[&Config]) {
+    let mut listed = BTreeSet::new();
+    let mut state = None;
+    for c in stores {
+        let catalog = Catalog::open_read_only(&c.catalog_path()).unwrap();
+        let (id, _) = catalog.store_id().unwrap().unwrap();
+        for f in catalog.files().unwrap() {
+            assert!(
+                f.path.to_string_lossy().contains(&id),
+                "{:?} carries its store's ID",
+                f.path
+            );
+            assert!(listed.insert(f.path), "no file listed twice");
+        }
+        let s = ColdTable::open(&ColdStore::of(c).unwrap(), &id)
+            .unwrap()
+            .state()
+            .unwrap();
+        assert_eq!(
+            s.committed_through.unwrap_or(0),
+            catalog.watermark().unwrap()
+        );
+        state = Some(s);
+    }
+    let held: BTreeSet<PathBuf> = state.unwrap().files.into_iter().map(|f| f.path).collect();
+    assert_eq!(held, listed, "the table's files are the catalogs'");
+}
+
+/// Two stores, in two threads at once, ingesting and migrating into one
+/// table at `url`; both then read every row of both, once.
+fn two_writers(dir: &Path, url: &str, server: Option<&s3_server::Server>) {
+    let a = config(dir, "a", url, server);
+    let b = config(dir, "b", url, server);
+    let handles: Vec<_> = [(a.clone(), 0i64), (b.clone(), 1_000_000)]
+        .into_iter()
+        .map(|(config, base)| {
+            std::thread::spawn(move || {
+                let engine = Engine::open(config).unwrap();
+                for round in 0..8 {
+                    let first = base + round * 1_000;
+                    engine
+                        .ingest(&trades(first, 1_000, round as usize))
+                        .unwrap();
+                    engine.migrate_all().unwrap();
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+    let want: BTreeSet<i64> = (0..8_000).chain(1_000_000..1_008_000).collect();
+    for c in [&a, &b] {
+        assert_eq!(ids(c), (want.clone(), 16_000), "{:?}", c.storage.base_path);
+    }
+    assert_table_is_the_catalogs(&[&a, &b]);
+    // A store that is not shared refuses the table (other stores' files).
+    let mut alone = config(dir, "c", url, server);
+    alone.cold_tier.shared = false;
+    let e = Engine::open(alone).unwrap_err().to_string();
+    assert!(e.contains("nothing was changed"), "{e}");
+}
+
+#[test]
+fn two_stores_share_one_table_on_local_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    two_writers(dir.path(), &format!("file://{}", shared.display()), None);
+    // Nobody owns a shared tier.
+    assert!(!shared.join("_store").exists());
+}
+
+#[test]
+fn two_stores_share_one_table_on_s3() {
+    credentials();
+    let dir = tempfile::tempdir().unwrap();
+    let server = s3_server::Server::start(&dir.path().join("s3"));
+    two_writers(
+        dir.path(),
+        &format!("s3://{}/shared", s3_server::BUCKET),
+        Some(&server),
+    );
+}
+
+#[test]
+fn a_shared_store_refuses_a_tier_another_store_owns_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let cold = dir.path().join("cold");
+    let url = format!("file://{}", cold.display());
+    let mut alone = config(dir.path(), "a", &url, None);
+    alone.cold_tier.shared = false;
+    let engine = Engine::open(alone).unwrap();
+    engine.ingest(&trades(0, 1_000, 1)).unwrap();
+    engine.migrate_all().unwrap();
+    drop(engine);
+    let e = Engine::open(config(dir.path(), "b", &url, None))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("belongs to store"), "{e}");
+}
+
+/// Batch files of one writer: `files` CSVs of 10 batches of 300 trades,
+/// trade ids from `base`.
+fn write_csvs(dir: &Path, writer: &str, base: i64, files: usize) -> Vec<PathBuf> {
+    (0..files)
+        .map(|f| {
+            let path = dir.join(format!("{writer}-{f}.csv"));
+            let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+            writeln!(
+                out,
+                "timestamp,symbol,price,volume,side,exchange,trade_id,flags"
+            )
+            .unwrap();
+            let b = trades(base + f as i64 * 3_000, 3_000, f + 10);
+            let ts = b.column(0).as_primitive::<TimestampNanosecondType>();
+            let sym = b.column(1).as_string::<i32>();
+            let price = b.column(2).as_primitive::<Float64Type>();
+            let vol = b.column(3).as_primitive::<Float64Type>();
+            let side = b.column(4).as_string::<i32>();
+            let ex = b.column(5).as_string::<i32>();
+            let id = b.column(6).as_primitive::<Int64Type>();
+            let flags = b.column(7).as_primitive::<Int32Type>();
+            for r in 0..b.num_rows() {
+                writeln!(
+                    out,
+                    "{},{},{:?},{:?},{},{},{},{}",
+                    ts.value(r),
+                    sym.value(r),
+                    price.value(r),
+                    vol.value(r),
+                    side.value(r),
+                    ex.value(r),
+                    id.value(r),
+                    flags.value(r)
+                )
+                .unwrap();
+            }
+            out.flush().unwrap();
+            path
+        })
+        .collect()
+}
+
+/// Two writer processes (`07_gpu_tiered ingest FILE --idempotency-key K`,
+/// migrating as their warm tiers fill) on one table in the S3 server, one
+/// of them killed (SIGKILL) at a random moment again and again, each run
+/// again until its file is in: at the end both stores read every trade of
+/// every file exactly once.
+#[test]
+fn two_writer_processes_killed_at_random_keep_every_row_once() {
+    credentials();
+    let kills: usize = std::env::var("SSIG_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6);
+    let dir = tempfile::tempdir().unwrap();
+    let server = s3_server::Server::start(&dir.path().join("s3"));
+    let url = format!("s3://{}/killed", s3_server::BUCKET);
+    let writers: Vec<(Config, PathBuf, Vec<PathBuf>)> = [("a", 0i64), ("b", 10_000_000)]
+        .into_iter()
+        .map(|(name, base)| {
+            let config = config(dir.path(), name, &url, Some(&server));
+            let path = dir.path().join(format!("{name}.json"));
+            std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
+            let files = write_csvs(dir.path(), name, base, 3 + kills / 2);
+            (config, path, files)
+        })
+        .collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(22);
+    // Next file of each writer, and its running process.
+    let mut next = [0usize; 2];
+    let mut running: [Option<std::process::Child>; 2] = [None, None];
+    let (mut killed, started) = (0usize, Instant::now());
+    let spawn = |w: usize, f: usize| {
+        let (_, path, files) = &writers[w];
+        Command::new(env!("CARGO_BIN_EXE_07_gpu_tiered"))
+            .arg("--config")
+            .arg(path)
+            .arg("ingest")
+            .arg(&files[f])
+            .args(["--batch-size", "300"])
+            .args(["--idempotency-key", &format!("file-{f}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    loop {
+        for w in 0..2 {
+            if running[w].is_none() && next[w] < writers[w].2.len() {
+                running[w] = Some(spawn(w, next[w]));
+            }
+        }
+        if running.iter().all(Option::is_none) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "the writers did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(rng.gen_range(20..400)));
+        // Kill one writer while kills remain; reap the ones that ended.
+        let victim = rng.gen_range(0..2usize);
+        for w in 0..2 {
+            let Some(child) = running[w].as_mut() else {
+                continue;
+            };
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "writer {w} failed on its own");
+                next[w] += 1;
+                running[w] = None;
+            } else if w == victim && killed < kills {
+                child.kill().unwrap(); // SIGKILL
+                child.wait().unwrap();
+                killed += 1;
+                running[w] = None;
+            }
+        }
+    }
+    // Every record into the table, by each writer's own open.
+    for (config, _, _) in &writers {
+        Engine::open(config.clone()).unwrap().migrate_all().unwrap();
+    }
+    let mut want = BTreeSet::new();
+    for (w, base) in [0i64, 10_000_000].into_iter().enumerate() {
+        want.extend(base..base + writers[w].2.len() as i64 * 3_000);
+    }
+    for (config, _, _) in &writers {
+        let (got, rows) = ids(config);
+        assert_eq!(rows, want.len(), "no row twice");
+        assert_eq!(got, want, "every row");
+    }
+    assert_table_is_the_catalogs(&[&writers[0].0, &writers[1].0]);
+    println!(
+        "{killed} kills, {} rows, {:.1} s",
+        want.len(),
+        started.elapsed().as_secs_f64()
+    );
+}
