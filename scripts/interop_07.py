@@ -143,6 +143,7 @@ def main():
               "(the keyed records read as plain IPC record batches)")
 
         delta_table(run, store, total)
+        shared_table(args.bin, Path(tmp))
 
 
 HOUR_NS = 3_600_000_000_000
@@ -205,6 +206,49 @@ def delta_table(run, store, total):
     run("retention", "--days", "1", "--now", "2024-01-03T00:00:00Z")
     after = same_files("after retention")
     check(0 < after.count_rows() < total, "retention removed the first day from the table")
+
+
+def shared_table(binary, tmp):
+    """Two stores writing one table (`cold_tier.shared`), read whole by
+    DataFusion through the table's reader, and by each store."""
+    shared = tmp / "shared"
+    runs = []
+    for name, first in (("a", 1), ("b", 1_000_001)):
+        config = tmp / f"{name}.json"
+        config.write_text(json.dumps({
+            "mode": "trading",
+            "storage": {"base_path": str(tmp / name)},
+            "hot_tier": {"max_records": 2000},
+            "warm_tier": {"max_memory_mb": 0.1},
+            "cold_tier": {"url": shared.as_uri(), "shared": True},
+        }))
+        csv_path = tmp / f"{name}.csv"
+        with open(csv_path, "w") as fh:
+            fh.write("timestamp,symbol,price,volume,side,exchange,trade_id,flags\n")
+            for i in range(20_000):
+                fh.write(f"{1704067200000000000 + i * 7_000_000_000},S{i % 7}/USD,"
+                         f"{100 + i % 13}.25,{1 + i % 5},buy,kraken,{first + i},0\n")
+        run = lambda *a, c=config: subprocess.run(  # noqa: E731
+            [binary, "--config", str(c), *a], check=True, capture_output=True, text=True
+        ).stdout
+        run("ingest", str(csv_path), "--batch-size", "1000")
+        runs.append(run)
+    for run in runs:
+        run("migrate")
+    dataset = DeltaTable(str(shared)).to_pyarrow_dataset()
+    ctx = datafusion.SessionContext()
+    ctx.register_dataset("trades", dataset)
+    (row,) = ctx.sql("SELECT count(*) AS n, count(DISTINCT trade_id) AS ids FROM trades").to_pylist()
+    check(row["n"] == row["ids"] == 40_000,
+          f"DataFusion over the shared table: {row['n']} rows, each trade once, of two stores")
+    for name, run in zip("ab", runs):
+        ours = json.loads(run("stats", "--json"))
+        rows = [json.loads(line) for line in run(
+            "aggregate", "--from", "1704067200000000000", "--to", "1704240000000000000",
+            "--every", "1d", "--format", "json").splitlines()]
+        check(sum(r["trades"] for r in rows) == 40_000 and ours["cold_records"] == 20_000,
+              f"store {name} answers over the whole shared table (40,000 trades) "
+              "and holds 20,000 of its own")
 
 
 def run_time(ns):
