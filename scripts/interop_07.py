@@ -25,6 +25,7 @@ Usage: scripts/interop_07.py [--bin target/debug/07_gpu_tiered] [--records N]
 import argparse
 import glob
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -37,7 +38,10 @@ import pyenv
 ROOT = Path(__file__).resolve().parent.parent
 
 
-pyenv.ensure("interop-venv", ["pyarrow", "duckdb", "deltalake", "datafusion"])
+# moto's S3 server (with its flask front end) serves the cold tier over the
+# S3 protocol for the object-storage checks.
+pyenv.ensure("interop-venv", ["pyarrow", "duckdb", "deltalake", "datafusion", "boto3", "moto",
+                              "flask", "flask_cors"])
 import datafusion  # noqa: E402
 import duckdb  # noqa: E402
 from deltalake import DeltaTable  # noqa: E402
@@ -144,6 +148,7 @@ def main():
 
         delta_table(run, store, total)
         shared_table(args.bin, Path(tmp))
+        s3_table(args.bin, Path(tmp))
 
 
 HOUR_NS = 3_600_000_000_000
@@ -249,6 +254,77 @@ def shared_table(binary, tmp):
         check(sum(r["trades"] for r in rows) == 40_000 and ours["cold_records"] == 20_000,
               f"store {name} answers over the whole shared table (40,000 trades) "
               "and holds 20,000 of its own")
+
+
+def s3_table(binary, tmp):
+    """The cold tier in an S3 server we did not write (moto's, started
+    here on 127.0.0.1 and stopped at the end): ingest, kill -9, restart,
+    migrate, then the table read back through the `deltalake` package over
+    S3 by DataFusion, and by our own engine."""
+    import socket
+    import boto3
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                               "-p", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    creds = {"AWS_ACCESS_KEY_ID": "interop", "AWS_SECRET_ACCESS_KEY": "interop",
+             "AWS_REGION": "us-east-1"}
+    try:
+        s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="interop",
+                          aws_secret_access_key="interop", region_name="us-east-1")
+        for _ in range(100):
+            try:
+                s3.create_bucket(Bucket="cold")
+                break
+            except Exception:  # not listening yet
+                time.sleep(0.1)
+        config = tmp / "s3.json"
+        config.write_text(json.dumps({
+            "mode": "trading",
+            "storage": {"base_path": str(tmp / "s3store")},
+            "hot_tier": {"max_records": 2000},
+            "warm_tier": {"max_memory_mb": 0.1},
+            "cold_tier": {"url": "s3://cold/tier", "endpoint": endpoint, "allow_http": True},
+        }))
+        env = {**os.environ, **creds}
+        cmd = lambda *a: [binary, "--config", str(config), *a]  # noqa: E731
+        csv_path = tmp / "s3.csv"
+        with open(csv_path, "w") as fh:
+            fh.write("timestamp,symbol,price,volume,side,exchange,trade_id,flags\n")
+            for i in range(30_000):
+                fh.write(f"{1704067200000000000 + i * 9_000_000_000},S{i % 5}/USD,"
+                         f"{200 + i % 11}.5,{1 + i % 3},sell,kraken,{i + 1},0\n")
+        ingest = cmd("ingest", str(csv_path), "--batch-size", "500", "--idempotency-key", "s3")
+        kills = 0
+        for delay in (0.3, 0.6, 0.9):
+            child = subprocess.Popen(ingest, env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+            time.sleep(delay)
+            if child.poll() is None:
+                child.kill()  # SIGKILL
+                kills += 1
+            child.wait()
+        subprocess.run(ingest, env=env, check=True, capture_output=True)
+        subprocess.run(cmd("migrate"), env=env, check=True, capture_output=True)
+        stats = json.loads(subprocess.run(cmd("stats", "--json"), env=env, check=True,
+                                          capture_output=True, text=True).stdout)
+        check(stats["cold_records"] == 30_000,
+              f"ours, over moto's S3 server: 30000 rows after {kills} kills, all migrated")
+        opts = {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", **creds}
+        dt = DeltaTable("s3://cold/tier", storage_options=opts)
+        ctx = datafusion.SessionContext()
+        ctx.register_dataset("trades", dt.to_pyarrow_dataset())
+        (row,) = ctx.sql("SELECT count(*) AS n, count(DISTINCT trade_id) AS ids, "
+                         "sum(volume) AS vol FROM trades").to_pylist()
+        check(row["n"] == row["ids"] == 30_000 and row["vol"] == sum(1 + i % 3 for i in range(30_000)),
+              f"DataFusion over the Delta table in S3 (deltalake, version {dt.version()}): "
+              "every trade once, the volumes ours")
+    finally:
+        server.kill()
+        server.wait()
 
 
 def run_time(ns):
