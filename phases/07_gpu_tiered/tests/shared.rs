@@ -5,7 +5,12 @@
 //! plus its own memory tiers.
 //!
 //! `SSIG_CRASH_KILLS` sets the kills of the process harness (default 6 in
-//! CI; the issue's figure used 20).
+//! CI). For a large run, `SSIG_SHARED_FILES` and `SSIG_SHARED_FILE_ROWS`
+//! set each writer's files and their rows (default 3 + kills/2 files of
+//! 3,000; with more rows per file the tiers are made larger, so that a
+//! migration moves hundreds of thousands of rows), and `SSIG_SHARED_KEEP`
+//! names a directory to keep the S3 server's folder in (its bucket folder
+//! is the table, which the `deltalake` package then reads as a local one).
 
 mod common;
 #[path = "common/s3_server.rs"]
@@ -193,7 +198,7 @@ fn a_shared_store_refuses_a_tier_another_store_owns_alone() {
 
 /// Batch files of one writer: `files` CSVs of 10 batches of 300 trades,
 /// trade ids from `base`.
-fn write_csvs(dir: &Path, writer: &str, base: i64, files: usize) -> Vec<PathBuf> {
+fn write_csvs(dir: &Path, writer: &str, base: i64, files: usize, rows: usize) -> Vec<PathBuf> {
     (0..files)
         .map(|f| {
             let path = dir.join(format!("{writer}-{f}.csv"));
@@ -203,7 +208,7 @@ fn write_csvs(dir: &Path, writer: &str, base: i64, files: usize) -> Vec<PathBuf>
                 "timestamp,symbol,price,volume,side,exchange,trade_id,flags"
             )
             .unwrap();
-            let b = trades(base + f as i64 * 3_000, 3_000, f + 10);
+            let b = trades(base + (f * rows) as i64, rows, f + 10);
             let ts = b.column(0).as_primitive::<TimestampNanosecondType>();
             let sym = b.column(1).as_string::<i32>();
             let price = b.column(2).as_primitive::<Float64Type>();
@@ -245,16 +250,24 @@ fn two_writer_processes_killed_at_random_keep_every_row_once() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(6);
+    let env = |k: &str| std::env::var(k).ok().and_then(|v| v.parse::<usize>().ok());
+    let file_rows = env("SSIG_SHARED_FILE_ROWS").unwrap_or(3_000);
+    let file_count = env("SSIG_SHARED_FILES").unwrap_or(3 + kills / 2);
     let dir = tempfile::tempdir().unwrap();
     let server = s3_server::Server::start(&dir.path().join("s3"));
     let url = format!("s3://{}/killed", s3_server::BUCKET);
-    let writers: Vec<(Config, PathBuf, Vec<PathBuf>)> = [("a", 0i64), ("b", 10_000_000)]
+    let second = 1i64 << 40;
+    let writers: Vec<(Config, PathBuf, Vec<PathBuf>)> = [("a", 0i64), ("b", second)]
         .into_iter()
         .map(|(name, base)| {
-            let config = config(dir.path(), name, &url, Some(&server));
+            let mut config = config(dir.path(), name, &url, Some(&server));
+            if file_rows > 3_000 {
+                config.hot_tier.max_records = 100_000;
+                config.warm_tier.max_memory_mb = 32.0;
+            }
             let path = dir.path().join(format!("{name}.json"));
             std::fs::write(&path, serde_json::to_string(&config).unwrap()).unwrap();
-            let files = write_csvs(dir.path(), name, base, 3 + kills / 2);
+            let files = write_csvs(dir.path(), name, base, file_count, file_rows);
             (config, path, files)
         })
         .collect();
@@ -270,7 +283,7 @@ fn two_writer_processes_killed_at_random_keep_every_row_once() {
             .arg(path)
             .arg("ingest")
             .arg(&files[f])
-            .args(["--batch-size", "300"])
+            .args(["--batch-size", &(file_rows / 10).max(1).to_string()])
             .args(["--idempotency-key", &format!("file-{f}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -287,10 +300,11 @@ fn two_writer_processes_killed_at_random_keep_every_row_once() {
             break;
         }
         assert!(
-            started.elapsed() < Duration::from_secs(600),
+            started.elapsed() < Duration::from_secs(600 * (file_rows / 3_000).max(1) as u64),
             "the writers did not finish"
         );
-        std::thread::sleep(Duration::from_millis(rng.gen_range(20..400)));
+        let longest = (400 * file_rows / 3_000).clamp(400, 20_000) as u64;
+        std::thread::sleep(Duration::from_millis(rng.gen_range(20..longest)));
         // Kill one writer while kills remain; reap the ones that ended.
         let victim = rng.gen_range(0..2usize);
         for w in 0..2 {
@@ -314,8 +328,8 @@ fn two_writer_processes_killed_at_random_keep_every_row_once() {
         Engine::open(config.clone()).unwrap().migrate_all().unwrap();
     }
     let mut want = BTreeSet::new();
-    for (w, base) in [0i64, 10_000_000].into_iter().enumerate() {
-        want.extend(base..base + writers[w].2.len() as i64 * 3_000);
+    for (w, base) in [0i64, second].into_iter().enumerate() {
+        want.extend(base..base + (writers[w].2.len() * file_rows) as i64);
     }
     for (config, _, _) in &writers {
         let (got, rows) = ids(config);
@@ -323,6 +337,15 @@ fn two_writer_processes_killed_at_random_keep_every_row_once() {
         assert_eq!(got, want, "every row");
     }
     assert_table_is_the_catalogs(&[&writers[0].0, &writers[1].0]);
+    if let Ok(keep) = std::env::var("SSIG_SHARED_KEEP") {
+        let status = Command::new("cp")
+            .args(["-r"])
+            .arg(dir.path().join("s3"))
+            .arg(&keep)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
     println!(
         "{killed} kills, {} rows, {:.1} s",
         want.len(),
