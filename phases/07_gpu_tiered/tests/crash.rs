@@ -27,7 +27,7 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -511,45 +511,7 @@ fn the_server_killed_at_random_moments_stores_every_acknowledged_batch_once() {
 /// Writes batches `first..first + count` as a CSV file of the trading
 /// columns.
 fn write_csv(path: &std::path::Path, first: u64, count: u64) {
-    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
-    writeln!(
-        out,
-        "timestamp,symbol,price,volume,side,exchange,trade_id,flags"
-    )
-    .unwrap();
-    for n in first..first + count {
-        let b = numbered_batch(n);
-        let ts = b
-            .column(0)
-            .as_primitive::<arrow_array::types::TimestampNanosecondType>();
-        let sym = b.column(1).as_string::<i32>();
-        let price = b
-            .column(2)
-            .as_primitive::<arrow_array::types::Float64Type>();
-        let vol = b
-            .column(3)
-            .as_primitive::<arrow_array::types::Float64Type>();
-        let side = b.column(4).as_string::<i32>();
-        let ex = b.column(5).as_string::<i32>();
-        let id = b.column(6).as_primitive::<Int64Type>();
-        let flags = b.column(7).as_primitive::<arrow_array::types::Int32Type>();
-        for r in 0..b.num_rows() {
-            writeln!(
-                out,
-                "{},{},{:?},{:?},{},{},{},{}",
-                ts.value(r),
-                sym.value(r),
-                price.value(r),
-                vol.value(r),
-                side.value(r),
-                ex.value(r),
-                id.value(r),
-                flags.value(r)
-            )
-            .unwrap();
-        }
-    }
-    out.flush().unwrap();
+    common::write_trades_csv(path, (first..first + count).map(numbered_batch));
 }
 
 #[test]

@@ -17,14 +17,13 @@ mod common;
 mod s3_server;
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampNanosecondType};
+use arrow_array::types::{Int64Type, TimestampNanosecondType};
 use arrow_array::RecordBatch;
 use rand::{Rng, SeedableRng};
 use tiered::config::Config;
@@ -202,37 +201,7 @@ fn write_csvs(dir: &Path, writer: &str, base: i64, files: usize, rows: usize) ->
     (0..files)
         .map(|f| {
             let path = dir.join(format!("{writer}-{f}.csv"));
-            let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-            writeln!(
-                out,
-                "timestamp,symbol,price,volume,side,exchange,trade_id,flags"
-            )
-            .unwrap();
-            let b = trades(base + (f * rows) as i64, rows, f + 10);
-            let ts = b.column(0).as_primitive::<TimestampNanosecondType>();
-            let sym = b.column(1).as_string::<i32>();
-            let price = b.column(2).as_primitive::<Float64Type>();
-            let vol = b.column(3).as_primitive::<Float64Type>();
-            let side = b.column(4).as_string::<i32>();
-            let ex = b.column(5).as_string::<i32>();
-            let id = b.column(6).as_primitive::<Int64Type>();
-            let flags = b.column(7).as_primitive::<Int32Type>();
-            for r in 0..b.num_rows() {
-                writeln!(
-                    out,
-                    "{},{},{:?},{:?},{},{},{},{}",
-                    ts.value(r),
-                    sym.value(r),
-                    price.value(r),
-                    vol.value(r),
-                    side.value(r),
-                    ex.value(r),
-                    id.value(r),
-                    flags.value(r)
-                )
-                .unwrap();
-            }
-            out.flush().unwrap();
+            common::write_trades_csv(&path, [trades(base + (f * rows) as i64, rows, f + 10)]);
             path
         })
         .collect()

@@ -105,3 +105,44 @@ pub fn assert_table_agrees(config: &Config) {
         catalog.watermark().unwrap()
     );
 }
+
+/// Writes trading-mode `batches` as a CSV file with a header, floats in
+/// their shortest exact form (so that the ingester reads back the same
+/// bits).
+pub fn write_trades_csv(path: &Path, batches: impl IntoIterator<Item = RecordBatch>) {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float64Type, Int32Type, Int64Type, TimestampNanosecondType};
+    use std::io::Write;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    writeln!(
+        out,
+        "timestamp,symbol,price,volume,side,exchange,trade_id,flags"
+    )
+    .unwrap();
+    for b in batches {
+        let ts = b.column(0).as_primitive::<TimestampNanosecondType>();
+        let sym = b.column(1).as_string::<i32>();
+        let price = b.column(2).as_primitive::<Float64Type>();
+        let vol = b.column(3).as_primitive::<Float64Type>();
+        let side = b.column(4).as_string::<i32>();
+        let ex = b.column(5).as_string::<i32>();
+        let id = b.column(6).as_primitive::<Int64Type>();
+        let flags = b.column(7).as_primitive::<Int32Type>();
+        for r in 0..b.num_rows() {
+            writeln!(
+                out,
+                "{},{},{:?},{:?},{},{},{},{}",
+                ts.value(r),
+                sym.value(r),
+                price.value(r),
+                vol.value(r),
+                side.value(r),
+                ex.value(r),
+                id.value(r),
+                flags.value(r)
+            )
+            .unwrap();
+        }
+    }
+    out.flush().unwrap();
+}
