@@ -3,10 +3,13 @@
 //! A migration's rows are split by UTC day, sorted by (symbol, timestamp)
 //! and written as `year=YYYY/month=MM/day=DD/part-<first lsn>-<last lsn>.parquet`
 //! with page-level statistics and the page index, so that a reader prunes
-//! row groups and pages by symbol and time. Each file is written under
-//! `_staging/`, fsynced, then renamed into its partition (the new
-//! directories fsynced into their parents); the catalog row that makes it
-//! visible is committed after the rename (see `engine`).
+//! row groups and pages by symbol and time. On local disk each file is
+//! written under `_staging/`, fsynced, then renamed into its partition (the
+//! new directories fsynced into their parents); in an object store it is
+//! one PUT straight into its partition (see [`super::objects`]). The table
+//! commit and the catalog row that make it visible come after (see
+//! `engine`). In a table several stores write (`cold_tier.shared`) the
+//! name carries the store's ID ([`file_name_of`]).
 //!
 //! # What protects a file
 //!
