@@ -604,7 +604,7 @@ impl Config {
         self.storage.base_path.join(&self.storage.wal_path)
     }
 
-    /// The cold tier directory (of a local tier; see [`Config::cold_store`]).
+    /// The cold tier directory (of a local tier; see [`Config::cold_location`]).
     pub fn cold_dir(&self) -> PathBuf {
         self.storage.base_path.join(&self.storage.cold_path)
     }
