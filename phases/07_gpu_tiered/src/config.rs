@@ -120,6 +120,9 @@ pub struct ColdConfig {
     /// The bucket's region, over `AWS_REGION`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Seconds an object-store request may take, and its retries together
+    /// (a server that does not answer is an error after this).
+    pub timeout_s: f64,
     /// Other stores write the same table (each with its own WAL, tiers and
     /// catalog): file names carry the store's ID, the tier has no single
     /// owner, and queries read the other stores' files from the table too.
@@ -284,6 +287,7 @@ impl Default for ColdConfig {
             endpoint: None,
             allow_http: false,
             region: None,
+            timeout_s: 30.0,
             shared: false,
         }
     }
@@ -319,7 +323,7 @@ impl Default for ServerConfig {
 }
 
 /// Where the cold tier lives ([`Config::cold_location`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum ColdLocation {
     /// A local directory.
     Local(PathBuf),
@@ -331,6 +335,7 @@ pub enum ColdLocation {
         endpoint: Option<String>,
         allow_http: bool,
         region: Option<String>,
+        timeout_s: f64,
     },
 }
 
@@ -644,12 +649,50 @@ impl Config {
                 }) {
                     return Err(bad("the prefix may not hold . or .. segments"));
                 }
+                // Object keys as the table's readers spell them: a prefix
+                // the URL had to escape (spaces, `%`, non-ASCII) would be
+                // decoded by one client and not another.
+                let prefix = parsed.path().trim_matches('/').to_string();
+                let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=+".contains(c);
+                if !prefix.chars().all(safe)
+                    || (!prefix.is_empty() && prefix.split('/').any(str::is_empty))
+                {
+                    return Err(bad(
+                        "the prefix may hold only ASCII letters, digits and - _ . = + between single slashes",
+                    ));
+                }
+                let t = self.cold_tier.timeout_s;
+                if !(t.is_finite() && t > 0.0 && t <= 3600.0) {
+                    return Err(Error::Config(format!(
+                        "cold_tier.timeout_s must be in (0, 3600], got {t}"
+                    )));
+                }
+                if let Some(endpoint) = &self.cold_tier.endpoint {
+                    let e = url::Url::parse(endpoint).map_err(|e| {
+                        Error::Config(format!("cold_tier.endpoint {endpoint:?}: {e}"))
+                    })?;
+                    match e.scheme() {
+                        "https" => {}
+                        "http" if self.cold_tier.allow_http => {}
+                        "http" => {
+                            return Err(Error::Config(format!(
+                                "cold_tier.endpoint {endpoint:?} is plain HTTP: set cold_tier.allow_http (SSIG_COLD_ALLOW_HTTP=true) to use it"
+                            )))
+                        }
+                        other => {
+                            return Err(Error::Config(format!(
+                                "cold_tier.endpoint {endpoint:?}: scheme {other:?} (expected http or https)"
+                            )))
+                        }
+                    }
+                }
                 Ok(ColdLocation::S3 {
                     bucket,
-                    prefix: parsed.path().trim_matches('/').to_string(),
+                    prefix,
                     endpoint: self.cold_tier.endpoint.clone(),
                     allow_http: self.cold_tier.allow_http,
                     region: self.cold_tier.region.clone(),
+                    timeout_s: t,
                 })
             }
             other => Err(bad(&format!(

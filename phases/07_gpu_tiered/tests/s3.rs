@@ -288,3 +288,133 @@ fn a_bad_url_or_an_unreachable_server_is_an_error_that_names_it() {
     let e = Engine::open(config).unwrap_err().to_string();
     assert!(e.contains("s3://nobody/here"), "{e}");
 }
+
+/// Two stores opening one fresh prefix at the same moment: one takes it,
+/// the other is refused; neither ever replaces the other's objects.
+#[test]
+fn two_stores_racing_for_one_prefix_never_both_take_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("s3"));
+    for round in 0..4 {
+        let prefix = format!("race{round}");
+        let results: Vec<bool> = ["a", "b"]
+            .into_iter()
+            .map(|name| {
+                let config = config(
+                    &dir.path().join(format!("{prefix}-{name}")),
+                    &server,
+                    &prefix,
+                );
+                std::thread::spawn(move || {
+                    let Ok(engine) = Engine::open(config) else {
+                        return false;
+                    };
+                    ingest_days(&engine, 2_000, 1_000);
+                    engine.migrate_all().is_ok()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect();
+        assert_eq!(
+            results.iter().filter(|ok| **ok).count(),
+            1,
+            "round {round}: exactly one store took the prefix: {results:?}"
+        );
+        // The winner reopens and reads every row it acknowledged.
+        let winner = if results[0] { "a" } else { "b" };
+        let config = config(
+            &dir.path().join(format!("{prefix}-{winner}")),
+            &server,
+            &prefix,
+        );
+        let engine = Engine::open(config).unwrap();
+        assert_eq!(trade_ids(&engine).1, 2_000, "round {round}");
+    }
+}
+
+/// A store's prefix inside another's (`p` and `p/eu`): the outer store's
+/// open neither judges nor moves the inner one's objects.
+#[test]
+fn a_store_below_another_stores_prefix_is_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("s3"));
+    let outer = config(&dir.path().join("outer"), &server, "nest");
+    let inner = config(&dir.path().join("inner"), &server, "nest/eu");
+    for c in [&outer, &inner] {
+        let engine = Engine::open(c.clone()).unwrap();
+        ingest_days(&engine, 3_000, 1_000);
+        engine.migrate_all().unwrap();
+    }
+    let before = server.keys("nest/eu");
+    Engine::open(outer.clone()).unwrap().migrate_all().unwrap();
+    assert_eq!(server.keys("nest/eu"), before, "the inner store's objects");
+    let engine = Engine::open(inner).unwrap();
+    assert_eq!(trade_ids(&engine).1, 3_000);
+    let engine = Engine::open(outer).unwrap();
+    assert_eq!(trade_ids(&engine).1, 3_000);
+}
+
+/// A store whose configuration lost its cold_tier.url is refused (it is
+/// not "every cold file missing"), and so is repair; nothing changes.
+#[test]
+fn a_forgotten_cold_url_is_refused_and_repair_does_not_run_on_the_wrong_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("s3"));
+    let config = config(dir.path(), &server, "kept");
+    {
+        let engine = Engine::open(config.clone()).unwrap();
+        ingest_days(&engine, 2_000, 1_000);
+        engine.migrate_all().unwrap();
+    }
+    let mut forgot = config.clone();
+    forgot.cold_tier.url = None;
+    let files = |c: &Config| {
+        tiered::store::catalog::Catalog::open_read_only(&c.catalog_path())
+            .unwrap()
+            .files()
+            .unwrap()
+    };
+    let before = files(&config);
+    let e = Engine::open(forgot.clone()).unwrap_err().to_string();
+    assert!(
+        e.contains("records its cold tier at s3://squeezed/kept/"),
+        "{e}"
+    );
+    let e = tiered::engine::recovery::repair(&forgot, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("records its cold tier at s3://squeezed/kept/"),
+        "{e}"
+    );
+    assert_eq!(files(&config), before, "the catalog is unchanged");
+    assert!(
+        common::files_under(&forgot.cold_dir()).is_empty(),
+        "no local cold tier was made"
+    );
+    // Pointed back, it opens with every row.
+    let engine = Engine::open(config).unwrap();
+    assert_eq!(trade_ids(&engine).1, 2_000);
+}
+
+#[test]
+fn prefixes_and_endpoints_that_would_be_misread_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    for (url, endpoint, http, what) in [
+        ("s3://b/my dir", "http://127.0.0.1:1", true, "prefix"),
+        ("s3://b/pr%C3%A9fix", "http://127.0.0.1:1", true, "prefix"),
+        ("s3://b/a//x", "http://127.0.0.1:1", true, "prefix"),
+        ("s3://b/p", "http://127.0.0.1:1", false, "allow_http"),
+        ("s3://b/p", "not a url", true, "endpoint"),
+        ("s3://b/p", "ftp://127.0.0.1:1", true, "scheme"),
+    ] {
+        let mut c = common::small_config(dir.path(), Mode::Trading);
+        c.cold_tier.url = Some(url.into());
+        c.cold_tier.endpoint = Some(endpoint.into());
+        c.cold_tier.allow_http = http;
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains(what), "{url} {endpoint}: {e}");
+    }
+}

@@ -794,8 +794,18 @@ impl Engine {
                 // written: the table's txn version for this store says.
                 match table.state() {
                     Ok(s) if s.committed_through >= Some(through) => {}
-                    Ok(_) => {
+                    // On local disk a commit that failed was not written.
+                    Ok(_) if !self.cold.is_remote() => {
                         cold::discard(&self.cold, &files);
+                        return Err(e);
+                    }
+                    // In an object store the commit's PUT may still land
+                    // (a request timed out is not a request refused): the
+                    // files stay, migrations stop, and the next open
+                    // settles it from the table (adopted, or proven
+                    // leftovers and deleted).
+                    Ok(_) => {
+                        self.table_ahead.store(true, Ordering::Release);
                         return Err(e);
                     }
                     // Unknown: the files stay for recovery to settle.

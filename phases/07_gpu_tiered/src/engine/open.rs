@@ -262,6 +262,10 @@ fn settle_mode(config: &Config, catalog: &Catalog, read_only: bool) -> Result<Mo
 /// catalog's list. Changes nothing on disk.
 fn check_store(config: &Config, catalog: Catalog, read_only: bool) -> Result<Checks> {
     let cold = ColdStore::of(config)?;
+    // First: is this the cold tier the catalog knows (a forgotten
+    // cold_tier.url must not read as "every file missing")?
+    let known_id = catalog.store_id()?.map(|(id, _)| id);
+    recovery::check_cold_location(config, &catalog, &cold, known_id.as_deref())?;
     let checked = recovery::check_catalog(&catalog, &cold)?;
     let watermark = checked.watermark;
     let identity = match catalog.store_id()? {
@@ -356,9 +360,14 @@ fn act(
         }
     }
     // A shared table has no single owner.
+    let cold = ColdStore::of(config)?;
     if let Some(id) = identity.id.as_ref().filter(|_| !config.cold_tier.shared) {
-        recovery::write_cold_owner(&ColdStore::of(config)?, id)?;
+        recovery::write_cold_owner(&cold, id)?;
     }
+    catalog_now.set_meta(
+        recovery::COLD_LOCATION,
+        &cold.location_key(&config.storage.base_path),
+    )?;
     segments.apply(&mut catalog_now)?;
     drop(catalog_now);
     recovery.apply_cut(

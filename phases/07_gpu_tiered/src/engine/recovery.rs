@@ -267,6 +267,34 @@ pub(crate) fn new_store_id() -> String {
 /// for its own leftovers).
 pub const COLD_OWNER: &str = "_store";
 
+/// The catalog's record of where its cold tier is.
+pub const COLD_LOCATION: &str = "cold_location";
+
+/// Refuses a cold tier other than the one the catalog recorded
+/// ([`ColdStore::location_key`]; a writing open records it), unless it is
+/// that tier moved whole: its owner file names this store.
+pub(crate) fn check_cold_location(
+    config: &Config,
+    catalog: &Catalog,
+    cold: &ColdStore,
+    store_id: Option<&str>,
+) -> Result<()> {
+    let here = cold.location_key(&config.storage.base_path);
+    let Some(recorded) = catalog.meta(COLD_LOCATION)? else {
+        return Ok(());
+    };
+    if recorded == here {
+        return Ok(());
+    }
+    if !config.cold_tier.shared && store_id.is_some() && cold_owner(cold)?.as_deref() == store_id {
+        return Ok(());
+    }
+    Err(Error::Inconsistent(format!(
+        "the catalog {} records its cold tier at {recorded}, but the configuration puts it at {here} (cold_tier.url, storage.cold_path); nothing was changed; point the configuration back at {recorded}; a tier moved on purpose is taken where it is when its {COLD_OWNER} file, which names this store, moved with it",
+        config.catalog_path().display()
+    )))
+}
+
 /// The store ID the cold directory's owner file names, if it has one.
 pub(crate) fn cold_owner(cold: &ColdStore) -> Result<Option<String>> {
     let rel = Path::new(COLD_OWNER);
@@ -304,7 +332,10 @@ pub(crate) fn check_cold_owner(cold: &ColdStore, identity: &Identity, shared: bo
     }
 }
 
-/// Writes the cold directory's owner file (once; durably).
+/// Writes the cold directory's owner file (once; durably), only if there
+/// is none: two stores opening one fresh tier at once cannot both take it
+/// (a create-only PUT in an object store, a hard link on local disk), and
+/// the one that finds it taken by another store is refused.
 pub(crate) fn write_cold_owner(cold: &ColdStore, id: &str) -> Result<()> {
     if cold_owner(cold)?.as_deref() == Some(id) {
         return Ok(());
@@ -312,25 +343,36 @@ pub(crate) fn write_cold_owner(cold: &ColdStore, id: &str) -> Result<()> {
     let text = format!(
         "store {id}\nThis directory holds the cold tier of that squeezed-signals store only.\n"
     );
-    let cold_dir = match cold {
-        ColdStore::Local(d) => d,
-        ColdStore::Remote(r) => {
-            let rel = Path::new(COLD_OWNER);
-            return r
-                .put(rel, text.into_bytes().into())
-                .map_err(|e| Error::io(cold.name(rel), e));
+    let rel = Path::new(COLD_OWNER);
+    let written = match cold {
+        ColdStore::Remote(r) => r.put_new(rel, text.into_bytes().into()),
+        ColdStore::Local(dir) => {
+            let path = dir.join(COLD_OWNER);
+            let tmp = dir.join(format!("{COLD_OWNER}.{}.tmp", std::process::id()));
+            std::fs::File::create(&tmp)
+                .and_then(|mut f| {
+                    use std::io::Write;
+                    f.write_all(text.as_bytes()).and_then(|()| f.sync_all())
+                })
+                .map_err(|e| Error::io(&tmp, e))?;
+            let linked = std::fs::hard_link(&tmp, &path);
+            let _ = std::fs::remove_file(&tmp);
+            wal::sync_dir(dir)?;
+            linked
         }
     };
-    let path = cold_dir.join(COLD_OWNER);
-    let tmp = cold_dir.join(format!("{COLD_OWNER}.tmp"));
-    std::fs::File::create(&tmp)
-        .and_then(|mut f| {
-            use std::io::Write;
-            f.write_all(text.as_bytes()).and_then(|()| f.sync_all())
-        })
-        .map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-    wal::sync_dir(cold_dir)
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match cold_owner(cold)? {
+            Some(owner) if owner == id => Ok(()),
+            owner => Err(Error::Inconsistent(format!(
+                "the cold tier {} was just taken by store {} (its {COLD_OWNER} file), not this store ({id}); two stores cannot share a cold tier; nothing of this store was written there",
+                cold.root_name().display(),
+                owner.as_deref().unwrap_or("(unreadable)")
+            ))),
+        },
+        Err(e) => Err(Error::io(cold.name(rel), e)),
+    }
 }
 
 /// What opening will do to the catalog's record of WAL segments.
@@ -483,9 +525,17 @@ pub(crate) fn cold_files_on_disk(cold: &ColdStore) -> Result<(Vec<PathBuf>, Vec<
                 crate::store::table::LOG_DIR,
             ];
             let all = r.list_all().map_err(|e| Error::io(cold.root_name(), e))?;
+            // Only the day partitions are the tier's: a prefix below this
+            // one (`<prefix>/eu/…`) may be another store's tier, never to
+            // be judged, moved or deleted from here.
             let parts = all
                 .into_iter()
                 .map(|(rel, _)| rel)
+                .filter(|rel| {
+                    rel.components()
+                        .next()
+                        .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with("year="))
+                })
                 .filter(|rel| rel.extension().is_some_and(|x| x == "parquet"))
                 .filter(|rel| {
                     !rel.components()
@@ -564,7 +614,7 @@ pub(crate) fn refuse_if_data(config: &Config, why: &str) -> Result<()> {
     let cold = ColdStore::of(config)?;
     let owner = match cold_owner(&cold)? {
         Some(id) => format!(
-            "; the cold directory {} belongs to store {id} (its {COLD_OWNER} file): if that is not this store, give this one its own storage.cold_path (two stores cannot share one)",
+            "; the cold directory {} belongs to store {id} (its {COLD_OWNER} file): if that is not this store, give this one its own storage.cold_path or cold_tier.url (two stores cannot share one)",
             cold.root_name().display()
         ),
         None => String::new(),
@@ -674,6 +724,25 @@ pub(crate) fn check_catalog(catalog: &Catalog, cold: &ColdStore) -> Result<Check
     }
     let watermark = watermark.unwrap_or(0);
     let ranges: HashSet<(u64, u64)> = migrations.iter().map(|m| (m.lsn_lo, m.lsn_hi)).collect();
+    // An object store is listed once (sizes and all), not asked file by
+    // file; one that cannot be reached is that error, not a list of files
+    // "unreadable".
+    let sizes: Option<HashMap<PathBuf, u64>> = match cold {
+        ColdStore::Local(_) => None,
+        ColdStore::Remote(r) => Some(
+            r.list_all()
+                .map_err(|e| Error::io(cold.root_name(), e))?
+                .into_iter()
+                .collect(),
+        ),
+    };
+    let size_of = |rel: &Path| match &sizes {
+        Some(m) => m
+            .get(rel)
+            .copied()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no such object")),
+        None => cold.len(rel),
+    };
     for f in &files {
         let name = f.path.display();
         if let Err(why) = f.check() {
@@ -687,7 +756,7 @@ pub(crate) fn check_catalog(catalog: &Catalog, cold: &ColdStore) -> Result<Check
             ));
         }
         let p = cold.name(&f.path);
-        match cold.len(&f.path) {
+        match size_of(&f.path) {
             Err(e) => problems.push(format!(
                 "{}: listed in the catalog but unreadable: {e}",
                 p.display()
@@ -1110,6 +1179,8 @@ struct OldCatalog {
     /// The WAL segments it recorded, if it recorded them.
     wal_segments: Option<Vec<u64>>,
     retained: HashMap<PathBuf, crate::store::catalog::RetainedFile>,
+    /// Where it recorded its cold tier.
+    cold_location: Option<String>,
 }
 
 fn read_old(path: &Path, notes: &mut Vec<String>) -> OldCatalog {
@@ -1133,6 +1204,7 @@ fn read_old(path: &Path, notes: &mut Vec<String>) -> OldCatalog {
         }
     };
     old.mode = c.meta("mode").ok().flatten();
+    old.cold_location = c.meta(COLD_LOCATION).ok().flatten();
     old.readable = old.mode.is_some();
     match c.file_rows() {
         Ok(rows) => {
@@ -1352,7 +1424,7 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
     }
     if ColdStore::of(config)?.is_remote() {
         return Err(Error::InvalidArgument(format!(
-            "repair of a cold tier in an object store ({}) is not built yet: it rebuilds the catalog from a local cold directory; nothing was changed",
+            "repair of a cold tier in an object store ({}) is not built yet: it rebuilds the catalog from a local cold directory; nothing was changed; to repair, copy the objects under the prefix to a local directory, run repair with cold_tier.url = file:///that/directory, then copy them back (the objects of a repaired table are the directory's)",
             ColdStore::of(config)?.root_name().display()
         )));
     }
@@ -1363,6 +1435,22 @@ pub fn repair(config: &Config, accept_loss: bool) -> Result<RepairReport> {
     let cat_path = config.catalog_path();
     let mut report = RepairReport::default();
     let old = read_old(&cat_path, &mut report.notes);
+    // Repair rebuilds from the cold tier it is given: never from one the
+    // store did not use (a forgotten cold_tier.url).
+    let here = cold.location_key(&base);
+    let moved_whole = old
+        .store_id
+        .as_ref()
+        .is_some_and(|(id, _)| cold_owner(&cold).ok().flatten().as_deref() == Some(id.as_str()));
+    if let Some(recorded) = old
+        .cold_location
+        .as_ref()
+        .filter(|r| **r != here && !moved_whole)
+    {
+        return Err(Error::Inconsistent(format!(
+            "the catalog records its cold tier at {recorded}, but repair was given {here}; nothing was changed; run repair with the configuration that points at {recorded}"
+        )));
+    }
     let (parts, staged) = cold_files_on_disk(&cold)?;
     let mode = repair_mode(config, &old, &cold_dir, &parts)?;
     report.mode = Some(mode);

@@ -605,8 +605,10 @@ fn write_days(
                     lsn_hi,
                     crc32c: crc,
                 });
+                // Never over another object: a name taken (another store's
+                // file, a leftover) is an error, not a replaced file.
                 remote
-                    .put(&rel, Bytes::from(buf))
+                    .put_new(&rel, Bytes::from(buf))
                     .map_err(|e| Error::io(&staged, e))?;
                 continue;
             }

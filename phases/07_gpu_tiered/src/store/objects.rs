@@ -47,7 +47,7 @@ use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as ObjPath;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutPayload};
 
 use crate::config::{ColdLocation, Config};
 use crate::error::{Error, Result};
@@ -179,7 +179,7 @@ impl ColdStore {
 
     /// The cold tier at `location`; for S3, the client (no request is made).
     pub fn at(location: &ColdLocation) -> Result<ColdStore> {
-        let (bucket, prefix, endpoint, allow_http, region) = match location {
+        let (bucket, prefix, endpoint, allow_http, region, timeout_s) = match location {
             ColdLocation::Local(dir) => return Ok(ColdStore::Local(dir.clone())),
             ColdLocation::S3 {
                 bucket,
@@ -187,15 +187,28 @@ impl ColdStore {
                 endpoint,
                 allow_http,
                 region,
-            } => (bucket, prefix, endpoint, allow_http, region),
+                timeout_s,
+            } => (bucket, prefix, endpoint, allow_http, region, *timeout_s),
         };
+        let timeout = std::time::Duration::from_secs_f64(timeout_s);
         let bad = |why: &str| Error::Config(format!("cold_tier.url s3://{bucket}/{prefix}: {why}"));
         let rt = io_runtime()?;
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
             .with_http_connector(object_store::client::SpawnedReqwestConnector::new(
                 rt.handle().clone(),
-            ));
+            ))
+            // A request, and its retries together, within `timeout_s`.
+            .with_client_options(
+                object_store::ClientOptions::new()
+                    .with_timeout(timeout)
+                    .with_connect_timeout(timeout.min(std::time::Duration::from_secs(5))),
+            )
+            .with_retry(object_store::RetryConfig {
+                max_retries: 3,
+                retry_timeout: timeout,
+                ..Default::default()
+            });
         if let Some(endpoint) = endpoint {
             b = b
                 .with_endpoint(endpoint.trim_end_matches('/'))
@@ -221,6 +234,24 @@ impl ColdStore {
             url,
             counts: Counters::default(),
         })))
+    }
+
+    /// The tier's location as the catalog records it (`meta.cold_location`)
+    /// to tell a moved or forgotten one: `s3://bucket/prefix/` (not the
+    /// endpoint, which may change), or a local directory relative to the
+    /// store's `base` when inside it (`cold`), else absolute.
+    pub fn location_key(&self, base: &Path) -> String {
+        match self {
+            ColdStore::Remote(r) => r.url.to_string(),
+            ColdStore::Local(d) => {
+                let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+                let (d, base) = (abs(d), abs(base));
+                match d.strip_prefix(&base) {
+                    Ok(rel) => slashed(rel),
+                    Err(_) => d.display().to_string(),
+                }
+            }
+        }
     }
 
     /// Whether the tier is in an object store.
@@ -398,28 +429,43 @@ impl Remote {
         Ok(bytes)
     }
 
-    /// Uploads `bytes` as the object at `rel` (one atomic PUT).
-    pub fn put(&self, rel: &Path, bytes: Bytes) -> io::Result<()> {
+    /// Uploads `bytes` as the object at `rel` (one atomic PUT), only if no
+    /// object is there (`If-None-Match: *`): an object that is there is
+    /// never replaced, and the error is `AlreadyExists`.
+    pub fn put_new(&self, rel: &Path, bytes: Bytes) -> io::Result<()> {
         self.counts.puts.fetch_add(1, Ordering::Relaxed);
         self.counts
             .put_bytes
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         let (store, key) = (self.store.clone(), self.key(rel));
-        block(async move { store.put(&key, PutPayload::from_bytes(bytes)).await }).map(|_| ())
+        block(async move {
+            store
+                .put_opts(&key, PutPayload::from_bytes(bytes), PutMode::Create.into())
+                .await
+        })
+        .map(|_| ())
     }
 
     /// Moves the object at `rel` to `to` (S3 has no rename: a copy, then a
     /// delete), with a note `<to>.why` saying where it was and why.
     pub fn set_aside(&self, rel: &Path, to: &Path, why: &str) -> io::Result<()> {
+        // A free name: one that a HEAD says is not there (any other answer
+        // is an error, never taken for "free").
         let mut to = to.to_path_buf();
         let mut n = 1;
-        while self.head(&to).is_ok() {
+        loop {
+            match self.head(&to) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => return Err(e),
+            }
             to = PathBuf::from(format!("{}.{n}", to.display()));
             n += 1;
         }
         let note = PathBuf::from(format!("{}.why", to.display()));
         let text = format!("{}{}\n{why}\n", self.url, slashed(rel));
-        self.put(&note, Bytes::from(text))?;
+        self.put_new(&note, Bytes::from(text))?;
+        // The copy (a PUT with a source).
         self.counts.puts.fetch_add(1, Ordering::Relaxed);
         let (store, from, dest) = (self.store.clone(), self.key(rel), self.key(&to));
         block(async move { store.copy(&from, &dest).await })?;
@@ -453,6 +499,9 @@ impl Remote {
         block(async move {
             let mut out = Vec::new();
             let mut stream = store.list(under.as_ref());
+            // A key no object_store path can hold (a control character)
+            // ends the listing with an error naming it: skipping it would
+            // lose the rest of the listing.
             while let Some(meta) = stream.try_next().await? {
                 let key = meta.location.to_string();
                 let rel = key.strip_prefix(&strip).unwrap_or(&key).to_string();

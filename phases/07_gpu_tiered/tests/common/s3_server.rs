@@ -114,6 +114,11 @@ impl Server {
         out
     }
 
+    /// The folder the server serves (a folder per bucket).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     pub fn requests(&self) -> usize {
         self.log.lock().unwrap().len()
     }

@@ -77,6 +77,14 @@ pub fn run(mut config: Config, d: &DemoArgs) -> Result<()> {
         _ => Vec::new(),
     };
     let base = config.storage.base_path.clone();
+    // The demo starts over by deleting the store's directory; a cold tier
+    // elsewhere (an object store, a directory outside the store) is not
+    // deleted with it, and a fresh store would find it another's.
+    if !d.keep && config.cold_tier.url.is_some() {
+        return Err(Error::InvalidArgument(
+            "the demo deletes its store and starts over, but cold_tier.url puts the cold tier elsewhere, which it does not delete; run it without cold_tier.url, or with --keep".into(),
+        ));
+    }
     if !d.keep && base.exists() {
         let ours = base.join("catalog.sqlite").exists() || base.join("wal").exists();
         let empty = std::fs::read_dir(&base)
