@@ -1007,6 +1007,15 @@ fn two_stores_cannot_share_a_cold_directory_and_foreign_files_are_never_deleted(
     wal_only(&mut own, 40);
     let mut a = own.clone();
     a.storage.cold_path = shared.clone();
+    // A's catalog records its own cold directory: refused at once.
+    let e = Engine::open(a.clone()).unwrap_err().to_string();
+    assert!(e.contains("records its cold tier at"), "{e}");
+    assert_eq!(parquet_under(&shared), b_files, "nothing of B's deleted");
+    // A catalog from before that record: B's files are still told apart.
+    rusqlite::Connection::open(a.catalog_path())
+        .unwrap()
+        .execute("DELETE FROM meta WHERE key = 'cold_location'", [])
+        .unwrap();
     let e = Engine::open(a.clone()).unwrap_err().to_string();
     assert!(e.contains("belongs to another store"), "{e}");
     assert_eq!(parquet_under(&shared), b_files, "nothing of B's deleted");

@@ -795,6 +795,9 @@ fn refusal(what: &Path, problems: &[String]) -> Error {
 /// What opening will do to files the catalog does not list.
 pub(crate) struct Cleanup {
     cold: ColdStore,
+    /// This store's staging folder, relative to the tier (removed when
+    /// empty).
+    staging: PathBuf,
     base: PathBuf,
     delete: Vec<(PathBuf, String)>,
     quarantine: Vec<(PathBuf, String)>,
@@ -884,8 +887,13 @@ pub(crate) fn plan_cleanup(
     let cold = ColdStore::of(config)?;
     let (parts, staged) = cold_files_on_disk(&cold)?;
     let listed: HashSet<&Path> = checked.files.iter().map(|f| f.path.as_path()).collect();
+    let shared_id = identity.id.clone().filter(|_| config.cold_tier.shared);
     let mut plan = Cleanup {
         cold: cold.clone(),
+        staging: match &shared_id {
+            Some(id) => Path::new(cold::STAGING).join(id),
+            None => PathBuf::from(cold::STAGING),
+        },
         base: config.storage.base_path.clone(),
         delete: Vec::new(),
         quarantine: Vec::new(),
@@ -951,14 +959,18 @@ pub(crate) fn plan_cleanup(
     }
     for rel in staged {
         let path = cold.name(&rel);
-        // Staged as `<day>-part-<lo>-<hi>.parquet`.
-        let range = rel
+        // Staged as `<day>-part-<lo>-<hi>[-<store id>].parquet`.
+        let as_placed = rel
             .file_name()
             .and_then(|n| n.to_str())
             .and_then(|n| n.split_once('-'))
-            .and_then(|(_, name)| {
-                cold::parse_path(&Path::new("year=1970/month=01/day=01").join(name))
-            })
+            .map(|(_, name)| Path::new("year=1970/month=01/day=01").join(name));
+        if as_placed.as_deref().is_some_and(|p| others(p)) {
+            continue;
+        }
+        let range = as_placed
+            .as_deref()
+            .and_then(|placed| cold::parse_path(placed))
             .map(|(_, lo, hi)| (lo, hi));
         match range.map(|range| leftover_proof((&cold, &rel), range, w, wal, identity)) {
             Some(Verdict::Leftover(proof)) => plan.delete.push((rel, proof)),
@@ -1028,9 +1040,9 @@ impl Cleanup {
         for d in dirs {
             wal::sync_dir(&d)?;
         }
-        let staging = cold_dir.join(cold::STAGING);
+        let staging = cold_dir.join(&self.staging);
         if std::fs::remove_dir(&staging).is_ok() {
-            wal::sync_dir(&cold_dir)?;
+            wal::sync_dir(staging.parent().unwrap_or(&cold_dir))?;
         }
         Ok(report)
     }

@@ -493,7 +493,14 @@ fn write_days(
     }
     // A local tier stages each file and renames it into its partition; an
     // object store takes it whole in one PUT (see `objects`).
-    let staging = store.local_dir().map(|d| d.join(STAGING));
+    // In a table several stores write, each stages in a folder of its own
+    // (another's cleanup never empties or removes it under it).
+    let staging = store
+        .local_dir()
+        .map(|d| match store_id.filter(|_| cfg.shared) {
+            Some(id) => d.join(STAGING).join(id),
+            None => d.join(STAGING),
+        });
     if let Some(staging) = &staging {
         std::fs::create_dir_all(staging).map_err(|e| Error::io(staging, e))?;
     }
