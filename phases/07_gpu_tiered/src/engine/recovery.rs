@@ -965,12 +965,12 @@ pub(crate) fn plan_cleanup(
             .and_then(|n| n.to_str())
             .and_then(|n| n.split_once('-'))
             .map(|(_, name)| Path::new("year=1970/month=01/day=01").join(name));
-        if as_placed.as_deref().is_some_and(|p| others(p)) {
+        if as_placed.as_deref().is_some_and(&others) {
             continue;
         }
         let range = as_placed
             .as_deref()
-            .and_then(|placed| cold::parse_path(placed))
+            .and_then(cold::parse_path)
             .map(|(_, lo, hi)| (lo, hi));
         match range.map(|range| leftover_proof((&cold, &rel), range, w, wal, identity)) {
             Some(Verdict::Leftover(proof)) => plan.delete.push((rel, proof)),
