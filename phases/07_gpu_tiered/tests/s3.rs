@@ -28,20 +28,9 @@ use tiered::Engine;
 const DAY_NS: i64 = 86_400_000_000_000;
 use s3_server::{Server, BUCKET, KEY_ID, SECRET};
 
-/// The engine's credentials: the AWS variables `object_store` reads, set
-/// once for this test binary (every test here uses the same ones).
-fn credentials() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var("AWS_ACCESS_KEY_ID", KEY_ID);
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET);
-        std::env::set_var("AWS_REGION", "us-east-1");
-    });
-}
-
 /// A trading store whose cold tier is `s3://squeezed/<prefix>` on `server`.
 fn config(dir: &Path, server: &Server, prefix: &str) -> Config {
-    credentials();
+    s3_server::credentials();
     let mut config = common::small_config(&dir.join("store"), Mode::Trading);
     config.hot_tier.max_records = 100_000;
     config.warm_tier.max_memory_mb = 64.0;
@@ -270,7 +259,7 @@ fn a_migration_killed_between_its_steps_is_settled_at_open() {
 
 #[test]
 fn a_bad_url_or_an_unreachable_server_is_an_error_that_names_it() {
-    credentials();
+    s3_server::credentials();
     let dir = tempfile::tempdir().unwrap();
     let mut config = common::small_config(&dir.path().join("store"), Mode::Trading);
     config.cold_tier.url = Some("gs://elsewhere/x".into());

@@ -51,15 +51,6 @@ fn config(dir: &Path, name: &str, url: &str, server: Option<&s3_server::Server>)
     config
 }
 
-fn credentials() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        std::env::set_var("AWS_ACCESS_KEY_ID", s3_server::KEY_ID);
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", s3_server::SECRET);
-        std::env::set_var("AWS_REGION", "us-east-1");
-    });
-}
-
 /// `rows` generated trades with trade ids `first..`, over a few days.
 fn trades(first: i64, rows: usize, seed: usize) -> RecordBatch {
     let b = Generator::new(Mode::Trading, 8, seed).batch(rows).unwrap();
@@ -168,7 +159,7 @@ fn two_stores_share_one_table_on_local_disk() {
 
 #[test]
 fn two_stores_share_one_table_on_s3() {
-    credentials();
+    s3_server::credentials();
     let dir = tempfile::tempdir().unwrap();
     let server = s3_server::Server::start(&dir.path().join("s3"));
     two_writers(
@@ -214,7 +205,7 @@ fn write_csvs(dir: &Path, writer: &str, base: i64, files: usize, rows: usize) ->
 /// every file exactly once.
 #[test]
 fn two_writer_processes_killed_at_random_keep_every_row_once() {
-    credentials();
+    s3_server::credentials();
     let kills: usize = std::env::var("SSIG_CRASH_KILLS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -152,3 +152,15 @@ impl Drop for Server {
         }
     }
 }
+
+/// The engine's credentials for these servers: the AWS variables
+/// `object_store` reads, set once for the test binary (every test uses the
+/// same ones, so no test sees them change).
+pub fn credentials() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::env::set_var("AWS_ACCESS_KEY_ID", KEY_ID);
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", SECRET);
+        std::env::set_var("AWS_REGION", "us-east-1");
+    });
+}
