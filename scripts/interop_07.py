@@ -206,6 +206,20 @@ def delta_table(run, store, total):
         check(same, f"{name} over the Delta table: {len(rows)} hourly bars, count/min/max "
               "equal ours, volume sums within 1e-9 (theirs are not exactly rounded)")
 
+    # Filters on every kind of column, pruned by the table's statistics
+    # in DataFusion, against the files read whole by pyarrow (no pruning).
+    whole = pa.concat_tables([pq.read_table(u) for u in DeltaTable(str(cold)).file_uris()])
+    ids = whole.column("trade_id").to_pylist()
+    prices = sorted(whole.column("price").to_pylist())
+    mid_id, mid_price = sorted(ids)[len(ids) // 2], prices[len(prices) // 2]
+    want = sum(1 for i, p in zip(ids, whole.column("price").to_pylist())
+               if i < mid_id and p >= mid_price)
+    (got,) = ctx.sql(f"SELECT count(*) AS n FROM trades WHERE trade_id < {mid_id} "
+                     f"AND price >= {mid_price!r}").to_pylist()
+    check(got["n"] == want and want > 0,
+          f"DataFusion over the Delta table, filtered on trade_id and price: {want} rows, "
+          "as the files hold (the table's statistics prune nothing they should not)")
+
     # Retention of the first day (the keyed rows are on the second): the
     # table's remove actions first, then the catalog's rows and the files.
     run("retention", "--days", "1", "--now", "2024-01-03T00:00:00Z")

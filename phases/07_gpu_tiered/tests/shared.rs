@@ -263,7 +263,7 @@ fn two_writer_processes_killed_at_random_keep_every_row_once() {
             started.elapsed() < Duration::from_secs(600 * (file_rows / 3_000).max(1) as u64),
             "the writers did not finish"
         );
-        let longest = (400 * file_rows / 3_000).clamp(400, 20_000) as u64;
+        let longest = (400 * file_rows / 3_000).clamp(400, 4_000) as u64;
         std::thread::sleep(Duration::from_millis(rng.gen_range(20..longest)));
         // Kill one writer while kills remain; reap the ones that ended.
         let victim = rng.gen_range(0..2usize);

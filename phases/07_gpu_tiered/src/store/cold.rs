@@ -1535,6 +1535,82 @@ impl ColdReader {
     }
 }
 
+/// A cold file's statistics as a Delta `add` action writes them
+/// (`numRecords`, and `minValues`, `maxValues` and `nullCount` for every
+/// column), from its footer's row-group statistics. `None` when a column
+/// has no finite bound in some row group (an all-NaN chunk, an infinity,
+/// which JSON cannot hold): a reader given bounds for some columns and not
+/// others may read the missing ones as null bounds and skip the file, so
+/// such a file gets `numRecords` alone.
+pub fn delta_stats(store: &ColdStore, rel: &Path) -> Result<Option<serde_json::Value>> {
+    use serde_json::{json, Map, Value};
+    let path = store.name(rel);
+    let blob = store.open(rel).map_err(|e| Error::io(&path, e))?;
+    let meta = parquet::file::metadata::ParquetMetaDataReader::new()
+        .parse_and_finish(&blob)
+        .map_err(|e| Error::parquet(&path, e))?;
+    let schema = meta.file_metadata().schema_descr();
+    let (mut mins, mut maxs, mut nulls) = (Map::new(), Map::new(), Map::new());
+    for (i, column) in schema.columns().iter().enumerate() {
+        let (mut lo, mut hi, mut null_count): (Option<Value>, Option<Value>, u64) = (None, None, 0);
+        for rg in meta.row_groups() {
+            let Some(st) = rg.column(i).statistics() else {
+                return Ok(None);
+            };
+            null_count += st.null_count_opt().unwrap_or(0);
+            let bounds = match st {
+                Statistics::Int32(v) => v
+                    .min_opt()
+                    .zip(v.max_opt())
+                    .map(|(a, b)| (json!(a), json!(b))),
+                Statistics::Int64(v) => v
+                    .min_opt()
+                    .zip(v.max_opt())
+                    .map(|(a, b)| (json!(a), json!(b))),
+                Statistics::Double(v) => v
+                    .min_opt()
+                    .zip(v.max_opt())
+                    .filter(|(a, b)| a.is_finite() && b.is_finite())
+                    .map(|(a, b)| (json!(a), json!(b))),
+                Statistics::ByteArray(v) => v
+                    .min_opt()
+                    .zip(v.max_opt())
+                    .and_then(|(a, b)| Some((json!(a.as_utf8().ok()?), json!(b.as_utf8().ok()?)))),
+                _ => None,
+            };
+            let Some((a, b)) = bounds else {
+                return Ok(None);
+            };
+            let less = |x: &Value, y: &Value| match (x, y) {
+                (Value::String(x), Value::String(y)) => x < y,
+                _ => {
+                    x.as_f64().zip(y.as_f64()).is_some_and(|(x, y)| x < y)
+                        || x.as_i64().zip(y.as_i64()).is_some_and(|(x, y)| x < y)
+                }
+            };
+            if lo.as_ref().is_none_or(|l| less(&a, l)) {
+                lo = Some(a);
+            }
+            if hi.as_ref().is_none_or(|h| less(h, &b)) {
+                hi = Some(b);
+            }
+        }
+        let name = column.name().to_string();
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            return Ok(None);
+        };
+        mins.insert(name.clone(), lo);
+        maxs.insert(name.clone(), hi);
+        nulls.insert(name, json!(null_count));
+    }
+    Ok(Some(json!({
+        "numRecords": meta.file_metadata().num_rows(),
+        "minValues": mins,
+        "maxValues": maxs,
+        "nullCount": nulls,
+    })))
+}
+
 /// The NaN counts a file records for column `name` ([`NAN_KEY`]).
 fn nan_counts_of(meta: &ParquetMetaData, name: &str) -> Option<Vec<u64>> {
     let kv = meta

@@ -122,6 +122,8 @@ pub fn is_canonical(raw: &str) -> bool {
 /// The Delta table over one store's cold directory.
 pub struct ColdTable {
     root: PathBuf,
+    /// Where its files are (their footers give the `add` statistics).
+    cold: ColdStore,
     app_id: String,
     store_id: String,
     table: Mutex<DeltaTable>,
@@ -203,12 +205,13 @@ impl ColdTable {
             t.load().await?;
             Ok(t)
         })?;
-        Ok(ColdTable::over(root, store_id, table))
+        Ok(ColdTable::over(cold, store_id, table))
     }
 
-    fn over(root: PathBuf, store_id: &str, table: DeltaTable) -> ColdTable {
+    fn over(cold: &ColdStore, store_id: &str, table: DeltaTable) -> ColdTable {
         ColdTable {
-            root,
+            root: cold.root_name(),
+            cold: cold.clone(),
             app_id: app_id(store_id),
             store_id: store_id.to_string(),
             table: Mutex::new(table),
@@ -245,7 +248,7 @@ impl ColdTable {
                 .with_commit_properties(CommitProperties::default().with_max_retries(0))
                 .await
         })?;
-        Ok(ColdTable::over(root, store_id, table))
+        Ok(ColdTable::over(cold, store_id, table))
     }
 
     /// The table at its latest version (read from the log again).
@@ -382,16 +385,16 @@ impl ColdTable {
         let date = date_of_partition(&f.partition).ok_or_else(|| {
             Error::InvalidArgument(format!("{}: not a day partition", f.partition))
         })?;
-        let (min_symbol, max_symbol) = match (f.symbols.first(), f.symbols.last()) {
-            (Some(a), Some(b)) => (a.as_str(), b.as_str()),
-            _ => ("", ""),
-        };
-        let stats = serde_json::json!({
-            "numRecords": f.rows,
-            "minValues": { "timestamp": f.min_ts, "symbol": min_symbol },
-            "maxValues": { "timestamp": f.max_ts, "symbol": max_symbol },
-            "nullCount": { "timestamp": 0, "symbol": 0 },
-        });
+        // Every column's bounds, from the file's footer: a reader given
+        // some columns' bounds and not the others' may take the missing
+        // ones as null and skip the file for any filter on them (the
+        // `deltalake` package's pyarrow datasets do). Without bounds for
+        // every column (or a footer that cannot be read: bounds only
+        // prune, the row count is always right), the row count alone.
+        let stats = cold::delta_stats(&self.cold, &f.path)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| serde_json::json!({ "numRecords": f.rows }));
         Ok(Add {
             path: path_str(&f.path),
             partition_values: HashMap::from([(PARTITION_COLUMN.to_string(), Some(date))]),
