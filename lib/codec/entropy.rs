@@ -923,6 +923,79 @@ mod tests {
         }
     }
 
+    /// The bin program without any pruning: every bin `j..i` is costed.
+    fn choose_bins_unpruned(latents: &[u64]) -> Vec<Bin> {
+        let mut sc = Scratch::default();
+        prebins(latents, &mut sc);
+        let pre = &sc.prebins;
+        let log2 = log2_table();
+        let log_n = log2_count(log2, latents.len() as u64);
+        let b = pre.len();
+        let mut best = vec![f32::INFINITY; b + 1];
+        let mut from = vec![0; b + 1];
+        best[0] = 0.0;
+        for i in 1..=b {
+            let mut count = 0;
+            for j in (0..i).rev() {
+                count += pre[j].2;
+                let w = width(pre[i - 1].1 - pre[j].0) as f32;
+                let cost =
+                    best[j] + META_BITS + count as f32 * (log_n - log2_count(log2, count) + w);
+                if cost < best[i] {
+                    best[i] = cost;
+                    from[i] = j;
+                }
+            }
+        }
+        let mut bins = Vec::new();
+        let mut i = b;
+        while i > 0 {
+            let j = from[i];
+            bins.push(Bin {
+                lower: pre[j].0,
+                bits: width(pre[i - 1].1 - pre[j].0),
+                count: pre[j..i].iter().map(|p| p.2).sum(),
+            });
+            i = j;
+        }
+        bins.reverse();
+        bins
+    }
+
+    proptest::proptest! {
+        /// Pruning drops only bins that cannot win: the same bins as the
+        /// program that costs every one, on mixtures of a narrow bulk and
+        /// wide outliers, few and many values, direct and histogram pre-bins.
+        #[test]
+        fn pruning_keeps_the_cheapest_bins(
+            seed in proptest::prelude::any::<u64>(),
+            n in 2usize..3000,
+            bulk_bits in 0u32..20,
+            outlier_bits in 0u32..64,
+            outlier_per_mille in 0u64..300,
+        ) {
+            let mut x = seed | 1;
+            let mut next = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            let mask = |bits: u32| if bits == 0 { 0 } else { u64::MAX >> (64 - bits) };
+            let latents: Vec<u64> = (0..n)
+                .map(|_| {
+                    let r = next();
+                    if r % 1000 < outlier_per_mille {
+                        next() & mask(outlier_bits)
+                    } else {
+                        (1 << 40) + (next() & mask(bulk_bits))
+                    }
+                })
+                .collect();
+            proptest::prop_assert_eq!(choose_bins(&latents), choose_bins_unpruned(&latents));
+        }
+    }
+
     #[test]
     fn size_with_is_exact() {
         for v in [
