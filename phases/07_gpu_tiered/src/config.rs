@@ -661,6 +661,19 @@ impl Config {
                         "the prefix may hold only ASCII letters, digits and - _ . = + between single slashes",
                     ));
                 }
+                // A store's tier holds `year=…/` partitions, `_delta_log/`,
+                // `_store` and `_quarantine/` under its prefix, and its open
+                // judges every object there. A store whose prefix has such a
+                // segment could sit inside another store's tier, which would
+                // take its files for strays and set them aside.
+                if let Some(seg) = prefix
+                    .split('/')
+                    .find(|s| s.contains('=') || s.starts_with('_') || s.starts_with('.'))
+                {
+                    return Err(bad(&format!(
+                        "the prefix segment {seg:?} is spelled like a name inside a cold tier (a key=value partition, or a name starting with _ or .); another store at the prefix above would take this store's files for its own strays; choose a segment without = and not starting with _ or ."
+                    )));
+                }
                 let t = self.cold_tier.timeout_s;
                 if !(t.is_finite() && t > 0.0 && t <= 3600.0) {
                     return Err(Error::Config(format!(

@@ -1509,3 +1509,46 @@ fn bit_flips_after_a_file_was_first_read_are_errors_too_never_changed_answers() 
         assert_eq!(&answer(&engine, q).unwrap(), want);
     }
 }
+
+// ---- Another store inside this one's cold directory ----
+
+/// Stores whose base paths lie inside another store's cold directory (a
+/// plain name, a name spelled like a partition, the cold directory
+/// itself): the outer store's open neither judges nor moves their files,
+/// and each store still reads all of its own (found by a break test: the
+/// outer store moved the inner ones' files to its quarantine).
+#[test]
+fn stores_inside_another_stores_cold_directory_are_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let outer = small_config(&dir.path().join("outer"), Mode::Trading);
+    let want_outer = fill(&outer, 30);
+    let inner: Vec<Config> = ["inner", "year=2030", ""]
+        .iter()
+        .map(|name| small_config(&outer.cold_dir().join(name), Mode::Trading))
+        .collect();
+    let mut want = Vec::new();
+    for c in &inner {
+        want.push(fill(c, 30));
+    }
+    let files = |c: &Config| files_under(&c.cold_dir());
+    let before: Vec<_> = inner.iter().map(files).collect();
+    let engine = Engine::open(outer.clone()).unwrap();
+    assert!(
+        engine.opened().quarantined.is_empty(),
+        "{:?}",
+        engine.opened().quarantined
+    );
+    assert_eq!(everything(&engine), want_outer);
+    engine.migrate_all().unwrap();
+    drop(engine);
+    for ((c, want), before) in inner.iter().zip(&want).zip(&before) {
+        assert_eq!(&files(c), before, "{}", c.storage.base_path.display());
+        let engine = Engine::open(c.clone()).unwrap();
+        assert_eq!(
+            &everything(&engine),
+            want,
+            "{}",
+            c.storage.base_path.display()
+        );
+    }
+}

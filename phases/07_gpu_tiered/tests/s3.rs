@@ -395,6 +395,40 @@ fn prefixes_and_endpoints_that_would_be_misread_are_refused() {
         ("s3://b/my dir", "http://127.0.0.1:1", true, "prefix"),
         ("s3://b/pr%C3%A9fix", "http://127.0.0.1:1", true, "prefix"),
         ("s3://b/a//x", "http://127.0.0.1:1", true, "prefix"),
+        // Spelled like names inside a tier: a store there would sit in the
+        // tier of a store at the prefix above, which takes its files for
+        // strays.
+        (
+            "s3://b/q1/year=2024",
+            "http://127.0.0.1:1",
+            true,
+            "segment \"year=2024\"",
+        ),
+        (
+            "s3://b/q/year=2024/month=01/day=01",
+            "http://127.0.0.1:1",
+            true,
+            "partition",
+        ),
+        ("s3://b/env=prod", "http://127.0.0.1:1", true, "partition"),
+        (
+            "s3://b/q/_delta_log",
+            "http://127.0.0.1:1",
+            true,
+            "starting with _",
+        ),
+        (
+            "s3://b/q/_quarantine/x",
+            "http://127.0.0.1:1",
+            true,
+            "starting with _",
+        ),
+        (
+            "s3://b/q/.hidden",
+            "http://127.0.0.1:1",
+            true,
+            "starting with _ or .",
+        ),
         ("s3://b/p", "http://127.0.0.1:1", false, "allow_http"),
         ("s3://b/p", "not a url", true, "endpoint"),
         ("s3://b/p", "ftp://127.0.0.1:1", true, "scheme"),

@@ -547,14 +547,24 @@ pub(crate) fn cold_files_on_disk(cold: &ColdStore) -> Result<(Vec<PathBuf>, Vec<
     };
     let mut parts = Vec::new();
     walk(cold_dir, Path::new(""), &mut parts)?;
+    // As in an object store: only the day partitions are the tier's.
+    // Anything else in the directory (another store whose base path is
+    // here, say) is never judged, moved or deleted from here.
+    parts.retain(|rel| {
+        rel.components()
+            .next()
+            .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with("year="))
+    });
     let mut staged = Vec::new();
     walk(cold_dir, Path::new(cold::STAGING), &mut staged)?;
     Ok((parts, staged))
 }
 
 /// Every `*.parquet` under `dir/rel`, relative to `dir`; the staging and
-/// quarantine directories are skipped unless they are where it starts, and
-/// the Delta table's log always (its checkpoints are Parquet files too).
+/// quarantine directories are skipped unless they are where it starts, the
+/// Delta table's log always (its checkpoints are Parquet files too), and
+/// below `dir` any directory holding `catalog.sqlite` or `wal/` (another
+/// store's base path).
 fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     let here = dir.join(rel);
     let entries = match std::fs::read_dir(&here) {
@@ -562,6 +572,13 @@ fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io(&here, e)),
     };
+    // Below the tier's root, a directory with a catalog or a WAL is another
+    // store (its base path inside this tier): not this tier's to walk.
+    if !rel.as_os_str().is_empty()
+        && (here.join("catalog.sqlite").exists() || here.join("wal").is_dir())
+    {
+        return Ok(());
+    }
     for entry in entries {
         let entry = entry.map_err(|e| Error::io(&here, e))?;
         let name = entry.file_name();
@@ -582,7 +599,7 @@ fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// What the store holds on disk: WAL segments, and Parquet files anywhere
+/// What the store holds on disk: WAL segments, and Parquet files in the day partitions
 /// in the cold directory (in a shared tier, those named for no store: the
 /// files named for a store are that store's, and a store with no catalog
 /// has no ID to own them by).
