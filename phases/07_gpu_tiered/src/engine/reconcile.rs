@@ -246,7 +246,7 @@ pub(crate) fn check_table(
     }
     if !problems.is_empty() {
         let mut msg = format!(
-            "the cold tier's Delta table ({}) and the catalog ({}) disagree; nothing was changed; `07_gpu_tiered repair` rebuilds the catalog from the cold files and makes the table hold exactly them:",
+            "the cold tier's Delta table ({}) and the catalog ({}) disagree; nothing was changed; `07_gpu_tiered repair` rebuilds the catalog from the cold files and makes the table hold exactly them (for a cold tier in an object store or a shared one, `07_gpu_tiered repair --help` says how):",
             cold.name(std::path::Path::new(table::LOG_DIR)).display(),
             config.catalog_path().display()
         );

@@ -101,7 +101,7 @@ pub const QUARANTINE: &str = "quarantine";
 /// starts with `_`, as Hive-style readers expect).
 pub const QUARANTINE_IN_PLACE: &str = "_quarantine";
 
-const REPAIR: &str = "`07_gpu_tiered repair` rebuilds the catalog from the cold files and the WAL";
+const REPAIR: &str = "`07_gpu_tiered repair` rebuilds the catalog from the cold files and the WAL (for a cold tier in an object store or a shared one, `07_gpu_tiered repair --help` says how)";
 
 /// A file moved to quarantine.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -110,6 +110,13 @@ pub enum Command {
     /// against its own description) and the WAL, when the catalog is
     /// missing, empty or damaged. Deletes nothing: the old catalog and any
     /// file that cannot stay go to quarantine/ in the store.
+    ///
+    /// A cold tier in an object store (cold_tier.url = s3://…) is not
+    /// repaired in place yet: copy the objects under its prefix to a local
+    /// directory, run repair with cold_tier.url = file:///that/directory,
+    /// then copy them back (the objects of the repaired table are the
+    /// directory's). A store in a shared cold tier (cold_tier.shared) is not
+    /// repaired yet: it would have to tell its files from the other stores'.
     Repair(admin::RepairArgs),
     /// Serve the HTTP API (see /openapi.json) until Ctrl-C or SIGTERM.
     Serve(serve::ServeArgs),
