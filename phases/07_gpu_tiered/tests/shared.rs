@@ -186,6 +186,29 @@ fn a_shared_store_refuses_a_tier_another_store_owns_alone() {
     assert!(e.contains("belongs to store"), "{e}");
 }
 
+/// A store that is not shared, pointed at a shared table's tier, is
+/// refused with the reason (the files are other stores'), not only "the
+/// catalog is missing" (found by a break test); nothing changes.
+#[test]
+fn a_store_not_shared_is_told_the_tier_is_a_shared_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let cold = dir.path().join("cold");
+    let url = format!("file://{}", cold.display());
+    let engine = Engine::open(config(dir.path(), "a", &url, None)).unwrap();
+    engine.ingest(&trades(0, 1_000, 1)).unwrap();
+    engine.migrate_all().unwrap();
+    drop(engine);
+    let before = common::files_under(&cold);
+    let mut alone = config(dir.path(), "b", &url, None);
+    alone.cold_tier.shared = false;
+    let e = Engine::open(alone).unwrap_err().to_string();
+    assert!(
+        e.contains("named for stores of a shared tier") && e.contains("cold_tier.shared"),
+        "{e}"
+    );
+    assert_eq!(common::files_under(&cold), before, "nothing changed");
+}
+
 /// Batch files of one writer: `files` CSVs of 10 batches of 300 trades,
 /// trade ids from `base`.
 fn write_csvs(dir: &Path, writer: &str, base: i64, files: usize, rows: usize) -> Vec<PathBuf> {

@@ -636,8 +636,27 @@ pub(crate) fn refuse_if_data(config: &Config, why: &str) -> Result<()> {
         ),
         None => String::new(),
     };
+    // Files named for stores are a shared tier's: a store that is not
+    // shared finds them when pointed at one.
+    let named = if config.cold_tier.shared {
+        0
+    } else {
+        let (parts, _) = cold_files_on_disk(&cold)?;
+        parts
+            .iter()
+            .filter(|r| cold::store_of_path(r).is_some())
+            .count()
+    };
+    let shared = if named > 0 {
+        format!(
+            "; {named} of the Parquet files in {} are named for stores of a shared tier: if this store is to write that table with them, set cold_tier.shared; if not, give it its own storage.cold_path or cold_tier.url",
+            cold.root_name().display()
+        )
+    } else {
+        String::new()
+    };
     Err(Error::Inconsistent(format!(
-        "the catalog {} {why}, but the store holds {parquet} Parquet files and {segments} WAL segments; nothing was changed (no file was deleted); {REPAIR}{owner}",
+        "the catalog {} {why}, but the store holds {parquet} Parquet files and {segments} WAL segments; nothing was changed (no file was deleted); {REPAIR}{owner}{shared}",
         config.catalog_path().display()
     )))
 }
