@@ -531,11 +531,7 @@ pub(crate) fn cold_files_on_disk(cold: &ColdStore) -> Result<(Vec<PathBuf>, Vec<
             let parts = all
                 .into_iter()
                 .map(|(rel, _)| rel)
-                .filter(|rel| {
-                    rel.components()
-                        .next()
-                        .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with("year="))
-                })
+                .filter(|rel| in_day_partition(rel))
                 .filter(|rel| rel.extension().is_some_and(|x| x == "parquet"))
                 .filter(|rel| {
                     !rel.components()
@@ -550,14 +546,20 @@ pub(crate) fn cold_files_on_disk(cold: &ColdStore) -> Result<(Vec<PathBuf>, Vec<
     // As in an object store: only the day partitions are the tier's.
     // Anything else in the directory (another store whose base path is
     // here, say) is never judged, moved or deleted from here.
-    parts.retain(|rel| {
-        rel.components()
-            .next()
-            .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with("year="))
-    });
+    parts.retain(|rel| in_day_partition(rel));
     let mut staged = Vec::new();
     walk(cold_dir, Path::new(cold::STAGING), &mut staged)?;
     Ok((parts, staged))
+}
+
+/// Whether a path relative to the tier's root lies in a day partition
+/// (`year=…/`): the only part of a tier, local or in an object store, that
+/// is the tier's own. Anything else there (a prefix or a base path of
+/// another store) is never judged, moved or deleted.
+fn in_day_partition(rel: &Path) -> bool {
+    rel.components()
+        .next()
+        .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with("year="))
 }
 
 /// Every `*.parquet` under `dir/rel`, relative to `dir`; the staging and
@@ -599,8 +601,8 @@ fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// What the store holds on disk: WAL segments, and Parquet files in the day partitions
-/// in the cold directory (in a shared tier, those named for no store: the
+/// What the store holds on disk: WAL segments, and Parquet files in the
+/// cold tier's day partitions (in a shared tier, those named for no store: the
 /// files named for a store are that store's, and a store with no catalog
 /// has no ID to own them by).
 pub(crate) fn data_on_disk(config: &Config) -> Result<(usize, usize)> {
