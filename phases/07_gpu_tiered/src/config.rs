@@ -633,6 +633,19 @@ impl Config {
                 .map(ColdLocation::Local)
                 .map_err(|()| bad("not a local path")),
             "s3" | "s3a" => {
+                // Credentials in the URL would be dropped by the client (it
+                // reads them from the environment only) and written into
+                // logs and the catalog's record of the tier.
+                if !parsed.username().is_empty() || parsed.password().is_some() {
+                    return Err(Error::Config(
+                        "cold_tier.url: credentials do not go in the URL (it is not repeated here, so that they are not either); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN if any) in the environment".into(),
+                    ));
+                }
+                if parsed.port().is_some() {
+                    return Err(bad(
+                        "a port belongs to the server, not the bucket: give the server as cold_tier.endpoint (http://host:port) and the URL as s3://bucket/prefix",
+                    ));
+                }
                 let bucket = parsed
                     .host_str()
                     .filter(|b| !b.is_empty())
@@ -660,6 +673,13 @@ impl Config {
                     return Err(bad(
                         "the prefix may hold only ASCII letters, digits and - _ . = + between single slashes",
                     ));
+                }
+                if prefix.len() > MAX_PREFIX_BYTES {
+                    return Err(bad(&format!(
+                        "the prefix is {} bytes; S3 keys are at most 1,024 bytes and the tier's own names add up to {} to it, so keep the prefix to {MAX_PREFIX_BYTES} bytes",
+                        prefix.len(),
+                        1024 - MAX_PREFIX_BYTES
+                    )));
                 }
                 // A store's tier holds `year=…/` partitions, `_delta_log/`,
                 // `_store` and `_quarantine/` under its prefix, and its open
@@ -729,6 +749,13 @@ impl Config {
         (self.warm_tier.max_memory_mb * 1_048_576.0) as u64
     }
 }
+
+/// The longest object-store prefix a cold tier takes, in bytes: S3 keys
+/// are at most 1,024 bytes, and the longest key the tier writes under its
+/// prefix, a set-aside file's note
+/// (`/_quarantine/year=YYYY/month=MM/day=DD/part-<20>-<20>-<32>.parquet.why`,
+/// 130 bytes) or a Delta log checkpoint, takes at most 160 more.
+pub const MAX_PREFIX_BYTES: usize = 1024 - 160;
 
 /// A number for a message: as written for everyday sizes, in scientific
 /// notation when huge or tiny (`1e308`, not 309 digits).

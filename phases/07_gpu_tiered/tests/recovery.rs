@@ -1522,10 +1522,19 @@ fn stores_inside_another_stores_cold_directory_are_left_alone() {
     let dir = tempfile::tempdir().unwrap();
     let outer = small_config(&dir.path().join("outer"), Mode::Trading);
     let want_outer = fill(&outer, 30);
-    let inner: Vec<Config> = ["inner", "year=2030", ""]
+    let mut inner: Vec<Config> = ["inner", "year=2030", ""]
         .iter()
         .map(|name| small_config(&outer.cold_dir().join(name), Mode::Trading))
         .collect();
+    // Spelled like a partition, with a catalog, WAL and cold directory not
+    // named as the defaults are: its cold files lie at
+    // `year=2031/parquet/year=…/month=…/day=…/`, below a day partition's
+    // depth, so they are not the outer tier's.
+    let mut odd = small_config(&outer.cold_dir().join("year=2031"), Mode::Trading);
+    odd.storage.catalog = "meta.db".into();
+    odd.storage.wal_path = "log".into();
+    odd.storage.cold_path = "parquet".into();
+    inner.push(odd);
     let mut want = Vec::new();
     for c in &inner {
         want.push(fill(c, 30));

@@ -441,3 +441,74 @@ fn prefixes_and_endpoints_that_would_be_misread_are_refused() {
         assert!(e.contains(what), "{url} {endpoint}: {e}");
     }
 }
+
+/// A server on 127.0.0.1 that answers every request `200 OK` with `body`,
+/// as a web server's landing page might: not S3.
+fn not_s3(body: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                use std::io::{BufRead, BufReader, Read, Write};
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                loop {
+                    let mut length = 0usize;
+                    let mut line = String::new();
+                    loop {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let l = line.to_ascii_lowercase();
+                        if let Some(v) = l.strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap_or(0);
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                    }
+                    let mut request = vec![0; length];
+                    if reader.read_exact(&mut request).is_err() {
+                        return;
+                    }
+                    let ok = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if conn.write_all(ok.as_bytes()).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn an_endpoint_that_is_not_s3_is_said_once_not_file_by_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&dir.path().join("s3"));
+    let config = config(dir.path(), &server, "real");
+    {
+        let engine = Engine::open(config.clone()).unwrap();
+        ingest_days(&engine, 3_000, 1_000);
+        engine.migrate_all().unwrap();
+    }
+    // A landing page parses as a listing with nothing in it.
+    let mut elsewhere = config.clone();
+    elsewhere.cold_tier.endpoint = Some(not_s3("<html><body><h1>It works!</h1></body></html>"));
+    let e = Engine::open(elsewhere.clone()).unwrap_err().to_string();
+    assert!(e.contains("found no objects at all"), "{e}");
+    assert!(e.contains("is cold_tier.endpoint an S3 server"), "{e}");
+    assert!(!e.contains("no such object"), "said file by file: {e}");
+    // An empty body does not parse.
+    elsewhere.cold_tier.endpoint = Some(not_s3(""));
+    let e = Engine::open(elsewhere).unwrap_err().to_string();
+    assert!(e.contains("is cold_tier.endpoint an S3 server"), "{e}");
+    // Pointed back at the real server, every row is there.
+    let engine = Engine::open(config).unwrap();
+    assert_eq!(trade_ids(&engine).1, 3_000);
+}

@@ -542,7 +542,7 @@ pub(crate) fn cold_files_on_disk(cold: &ColdStore) -> Result<(Vec<PathBuf>, Vec<
         }
     };
     let mut parts = Vec::new();
-    walk(cold_dir, Path::new(""), &mut parts)?;
+    walk_partitions(cold_dir, Path::new(""), &mut parts)?;
     // As in an object store: only the day partitions are the tier's.
     // Anything else in the directory (another store whose base path is
     // here, say) is never judged, moved or deleted from here.
@@ -556,10 +556,55 @@ pub(crate) fn cold_files_on_disk(cold: &ColdStore) -> Result<(Vec<PathBuf>, Vec<
 /// (`year=…/`): the only part of a tier, local or in an object store, that
 /// is the tier's own. Anything else there (a prefix or a base path of
 /// another store) is never judged, moved or deleted.
+///
+/// Exactly the shape the tier writes: `year=…/month=…/day=…/<file>`. A
+/// file deeper than a day directory is never the tier's (a store whose
+/// base path is `cold/year=2030`, with its own catalog and WAL names, keeps
+/// its files at `year=2030/cold/year=…/…`).
 fn in_day_partition(rel: &Path) -> bool {
-    rel.components()
-        .next()
-        .is_some_and(|c| c.as_os_str().to_string_lossy().starts_with("year="))
+    let mut names = rel.components().map(|c| c.as_os_str().to_string_lossy());
+    PARTITION_LEVELS
+        .iter()
+        .all(|level| names.next().is_some_and(|n| n.starts_with(level)))
+        && names.next().is_some()
+        && names.next().is_none()
+}
+
+/// The directory levels of a day partition, outermost first.
+const PARTITION_LEVELS: [&str; 3] = ["year=", "month=", "day="];
+
+/// Every `*.parquet` in the day partitions of the tier at `dir`
+/// (`year=…/month=…/day=…/*.parquet`), relative to `dir`: the walk enters
+/// only directories named for the next partition level, so nothing else
+/// in the directory (another store's base path, a user's files) is read,
+/// let alone judged.
+fn walk_partitions(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let depth = rel.components().count();
+    let here = dir.join(rel);
+    let entries = match std::fs::read_dir(&here) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(&here, e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io(&here, e))?;
+        let name = entry.file_name();
+        let sub = rel.join(&name);
+        let ty = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
+        match PARTITION_LEVELS.get(depth) {
+            Some(level) => {
+                if ty.is_dir() && name.to_string_lossy().starts_with(level) {
+                    walk_partitions(dir, &sub, out)?;
+                }
+            }
+            None => {
+                if !ty.is_dir() && sub.extension().is_some_and(|x| x == "parquet") {
+                    out.push(sub);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Every `*.parquet` under `dir/rel`, relative to `dir`; the staging and
@@ -774,6 +819,18 @@ pub(crate) fn check_catalog(catalog: &Catalog, cold: &ColdStore) -> Result<Check
                 .collect(),
         ),
     };
+    // A listing with nothing in it while the catalog names files is one
+    // problem, said once: the wrong place, or a server that is not S3
+    // (one that answers 200 to everything lists nothing), or a tier
+    // emptied behind the store's back.
+    let listed_nothing = sizes.as_ref().is_some_and(HashMap::is_empty) && !files.is_empty();
+    if listed_nothing {
+        problems.push(format!(
+            "the catalog names {} files in the cold tier, but listing {} found no objects at all: is cold_tier.endpoint an S3 server, and are the bucket and prefix this store's? (if the objects were deleted, they are lost from the cold tier)",
+            files.len(),
+            cold.root_name().display()
+        ));
+    }
     let size_of = |rel: &Path| match &sizes {
         Some(m) => m
             .get(rel)
@@ -795,6 +852,7 @@ pub(crate) fn check_catalog(catalog: &Catalog, cold: &ColdStore) -> Result<Check
         }
         let p = cold.name(&f.path);
         match size_of(&f.path) {
+            Err(_) if listed_nothing => {}
             Err(e) => problems.push(format!(
                 "{}: listed in the catalog but unreadable: {e}",
                 p.display()

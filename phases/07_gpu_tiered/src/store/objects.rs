@@ -162,8 +162,30 @@ fn to_io(e: object_store::Error) -> io::Error {
         object_store::Error::AlreadyExists { .. } => {
             io::Error::new(io::ErrorKind::AlreadyExists, e)
         }
-        other => io::Error::other(other),
+        other => match no_credentials(&other.to_string()) {
+            Some(said) => io::Error::other(said),
+            // An answer the S3 client could not parse (an empty or HTML
+            // body) is most often a server that is not S3.
+            None if other.to_string().contains("Got invalid") => {
+                io::Error::other(format!("{other} (is cold_tier.endpoint an S3 server?)"))
+            }
+            None => io::Error::other(other),
+        },
     }
+}
+
+/// For an error that came from asking the EC2 instance metadata service
+/// for credentials, which `AmazonS3Builder::from_env` does when the
+/// environment has none (its default address `169.254.169.254`, or its
+/// token and credential paths, appear in the message): the error, saying
+/// that no credentials are set and which variables would set them.
+pub(crate) fn no_credentials(message: &str) -> Option<String> {
+    ["169.254.169.254", "/latest/api/token", "/latest/meta-data/iam"]
+        .iter()
+        .any(|s| message.contains(s))
+        .then(|| format!(
+            "no AWS credentials: none are set in the environment (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_WEB_IDENTITY_TOKEN_FILE, or AWS_CONTAINER_CREDENTIALS_FULL_URI), so the client asked the EC2 instance metadata service, which gave none ({message})"
+        ))
 }
 
 impl ColdStore {
@@ -694,6 +716,9 @@ mod tests {
             "s3://b/%2E%2E/up",
             "s3://b/p?x=1",
             "not a url",
+            "s3://user:pw@b/p",
+            "s3://user@b/p",
+            "s3://b:9000/p",
         ] {
             let e = ColdStore::of(&with_url(bad)).err().map(|e| e.to_string());
             assert!(
@@ -701,6 +726,43 @@ mod tests {
                 "{bad}: {e:?}"
             );
         }
+        // Credentials in the URL are refused, and not repeated back.
+        let e = ColdStore::of(&with_url("s3://AKIDEXAMPLE:s3cr3t@b/p"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("AWS_ACCESS_KEY_ID") && !e.contains("s3cr3t"),
+            "{e}"
+        );
+        // S3 keys are at most 1,024 bytes: the longest prefix the tier
+        // takes leaves room for its own names, one byte more is refused.
+        let long = |n: usize| format!("s3://b/{}", "a".repeat(n));
+        assert!(ColdStore::of(&with_url(&long(crate::config::MAX_PREFIX_BYTES))).is_ok());
+        let e = ColdStore::of(&with_url(&long(crate::config::MAX_PREFIX_BYTES + 1)))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("1,024 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_failed_ask_for_instance_credentials_says_none_are_set() {
+        let e = to_io(object_store::Error::Generic {
+            store: "S3",
+            source: "Error getting credentials: error sending request for url (http://169.254.169.254/latest/api/token)".into(),
+        });
+        let e = e.to_string();
+        assert!(
+            e.starts_with("no AWS credentials") && e.contains("AWS_ACCESS_KEY_ID"),
+            "{e}"
+        );
+        // Other errors are passed on as they are.
+        let e = to_io(object_store::Error::Generic {
+            store: "S3",
+            source: "connection refused".into(),
+        });
+        assert!(!e.to_string().contains("credentials"), "{e}");
     }
 
     #[test]

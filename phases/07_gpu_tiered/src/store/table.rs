@@ -159,10 +159,11 @@ pub fn date_of_partition(partition: &str) -> Option<String> {
 }
 
 fn table_error(root: &Path, what: &str, e: impl std::fmt::Display) -> Error {
+    let said = without_backtrace(&e.to_string());
+    let said = crate::store::objects::no_credentials(&said).unwrap_or(said);
     Error::Table(format!(
-        "the cold tier's Delta table at {}: {what}: {}",
+        "the cold tier's Delta table at {}: {what}: {said}",
         root.display(),
-        without_backtrace(&e.to_string())
     ))
 }
 

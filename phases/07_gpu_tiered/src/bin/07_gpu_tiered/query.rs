@@ -37,6 +37,11 @@ pub struct QueryArgs {
     /// Output columns, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub columns: Option<Vec<String>>,
+    /// How rows are printed. `csv` and `json` (one object a line) stream
+    /// rows as they are read: if the query then fails (a damaged file,
+    /// say), the rows before it are already out, the error goes to stderr
+    /// and the exit status is 1, so check it before using the output.
+    /// `table` prints nothing until every row is read.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
     /// Print only counts: rows per tier, pruning, bytes read, time.
