@@ -622,7 +622,17 @@ impl Config {
         let Some(url) = &self.cold_tier.url else {
             return Ok(ColdLocation::Local(self.cold_dir()));
         };
-        let bad = |why: &str| Error::Config(format!("cold_tier.url {url:?}: {why}"));
+        // Credentials in the URL would be dropped by the S3 client (it
+        // reads them from the environment only) and written into logs and
+        // the catalog's record of the tier: refused first, whatever else
+        // is wrong, and never repeated.
+        let shown = without_userinfo(url);
+        let bad = |why: &str| Error::Config(format!("cold_tier.url {shown:?}: {why}"));
+        if shown != *url {
+            return Err(Error::Config(
+                "cold_tier.url: credentials do not go in the URL (it is not repeated here, so that they are not either); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN if any) in the environment".into(),
+            ));
+        }
         let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
         if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(bad("a query or fragment has no meaning here"));
@@ -633,14 +643,6 @@ impl Config {
                 .map(ColdLocation::Local)
                 .map_err(|()| bad("not a local path")),
             "s3" | "s3a" => {
-                // Credentials in the URL would be dropped by the client (it
-                // reads them from the environment only) and written into
-                // logs and the catalog's record of the tier.
-                if !parsed.username().is_empty() || parsed.password().is_some() {
-                    return Err(Error::Config(
-                        "cold_tier.url: credentials do not go in the URL (it is not repeated here, so that they are not either); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN if any) in the environment".into(),
-                    ));
-                }
                 if parsed.port().is_some() {
                     return Err(bad(
                         "a port belongs to the server, not the bucket: give the server as cold_tier.endpoint (http://host:port) and the URL as s3://bucket/prefix",
@@ -750,6 +752,23 @@ impl Config {
     }
 }
 
+/// `url` with anything before an `@` in its authority (user, password)
+/// replaced by `***`: for messages, which must not repeat credentials.
+/// The authority is what follows the scheme's `:` (and `//`) up to the
+/// next `/`, `?` or `#`; a URL that does not parse is treated the same.
+pub fn without_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once(':') else {
+        return url.to_string();
+    };
+    let slashes = (rest.len() - rest.trim_start_matches('/').len()).min(2);
+    let (lead, rest) = rest.split_at(slashes);
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => format!("{scheme}:{lead}***{}", &rest[at..]),
+        None => url.to_string(),
+    }
+}
+
 /// The longest object-store prefix a cold tier takes, in bytes: S3 keys
 /// are at most 1,024 bytes, and the longest key the tier writes under its
 /// prefix, a set-aside file's note
@@ -770,6 +789,30 @@ pub fn fmt_num(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urls_with_credentials_are_refused_without_repeating_them() {
+        for url in [
+            "s3://AKID:SECRETXYZ@/p",
+            "s3://AKID:SECRETXYZ@bkt/p?x=1",
+            "s3:/AKID:SECRETXYZ@bkt/p",
+            "s3:AKID:SECRETXYZ@bkt/p",
+            "file://AKID:SECRETXYZ@host/tmp/x",
+            "http://AKID:SECRETXYZ@bkt/p",
+            "s3://AKID:SECRETXYZ@bkt:9000/p",
+            "s3a://:SECRETXYZ@bkt/p",
+        ] {
+            let mut c = Config::default();
+            c.cold_tier.url = Some(url.into());
+            let e = c.cold_location().map(|_| ()).unwrap_err().to_string();
+            assert!(!e.contains("SECRETXYZ"), "{url}: {e}");
+            assert!(e.contains("credentials"), "{url}: {e}");
+        }
+        assert_eq!(without_userinfo("s3://bkt/a@b"), "s3://bkt/a@b");
+        assert_eq!(without_userinfo("s3://u:p@bkt/a"), "s3://***@bkt/a");
+        assert_eq!(without_userinfo("no url"), "no url");
+        assert_eq!(without_userinfo("file:///tmp@x/y"), "file:///tmp@x/y");
+    }
 
     #[test]
     fn huge_and_tiny_numbers_are_written_short_in_messages() {

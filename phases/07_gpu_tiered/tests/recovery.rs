@@ -1535,10 +1535,36 @@ fn stores_inside_another_stores_cold_directory_are_left_alone() {
     odd.storage.wal_path = "log".into();
     odd.storage.cold_path = "parquet".into();
     inner.push(odd);
+    // Found by a break test: a store at a day partition's depth whose
+    // catalog is named like a Parquet file (it is SQLite), and one inside
+    // the staging directory with names of its own.
+    let mut in_day = small_config(
+        &outer.cold_dir().join("year=2024/month=01/day=01"),
+        Mode::Trading,
+    );
+    in_day.storage.catalog = "cat.parquet".into();
+    in_day.storage.wal_path = "w".into();
+    in_day.storage.cold_path = "d".into();
+    inner.push(in_day);
+    let mut in_staging = small_config(&outer.cold_dir().join("_staging/inner"), Mode::Trading);
+    in_staging.storage.catalog = "cat.db".into();
+    in_staging.storage.wal_path = "log".into();
+    in_staging.storage.cold_path = "data".into();
+    inner.push(in_staging);
     let mut want = Vec::new();
     for c in &inner {
         want.push(fill(c, 30));
     }
+    // Links in a day partition are not the tier's files: a link to a
+    // user's file, one to a directory, and a dangling one.
+    let day = outer.cold_dir().join("year=2024/month=01/day=02");
+    std::fs::create_dir_all(&day).unwrap();
+    let users = dir.path().join("users.parquet");
+    std::fs::write(&users, b"PAR1 a user's file PAR1").unwrap();
+    std::os::unix::fs::symlink(&users, day.join("link.parquet")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), day.join("dirlink.parquet")).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("gone"), day.join("dangling.parquet")).unwrap();
+    let links = ["link.parquet", "dirlink.parquet", "dangling.parquet"];
     let files = |c: &Config| files_under(&c.cold_dir());
     let before: Vec<_> = inner.iter().map(files).collect();
     let engine = Engine::open(outer.clone()).unwrap();
@@ -1550,6 +1576,13 @@ fn stores_inside_another_stores_cold_directory_are_left_alone() {
     assert_eq!(everything(&engine), want_outer);
     engine.migrate_all().unwrap();
     drop(engine);
+    for link in links {
+        assert!(
+            day.join(link).symlink_metadata().is_ok(),
+            "{link} was moved"
+        );
+    }
+    assert!(users.exists());
     for ((c, want), before) in inner.iter().zip(&want).zip(&before) {
         assert_eq!(&files(c), before, "{}", c.storage.base_path.display());
         let engine = Engine::open(c.clone()).unwrap();

@@ -528,15 +528,22 @@ pub(crate) fn cold_files_on_disk(cold: &ColdStore) -> Result<(Vec<PathBuf>, Vec<
             // Only the day partitions are the tier's: a prefix below this
             // one (`<prefix>/eu/…`) may be another store's tier, never to
             // be judged, moved or deleted from here.
+            // Nor is a key the tier never writes: a name outside the
+            // characters of its own names (one a client would spell
+            // another way, so that moving it could fail halfway), or an
+            // object too short to be Parquet (a folder marker) unless it is
+            // named as the tier's own files are (then it is a damaged one).
             let parts = all
                 .into_iter()
-                .map(|(rel, _)| rel)
-                .filter(|rel| in_day_partition(rel))
-                .filter(|rel| rel.extension().is_some_and(|x| x == "parquet"))
-                .filter(|rel| {
+                .filter(|(rel, _)| in_day_partition(rel))
+                .filter(|(rel, _)| rel.extension().is_some_and(|x| x == "parquet"))
+                .filter(|(rel, _)| {
                     !rel.components()
                         .any(|c| skip.iter().any(|s| c.as_os_str() == *s))
                 })
+                .filter(|(rel, _)| rel.to_str().is_some_and(|t| t.chars().all(tier_char)))
+                .filter(|(rel, len)| *len >= MIN_PARQUET_BYTES || cold::parse_path(rel).is_some())
+                .map(|(rel, _)| rel)
                 .collect();
             return Ok((parts, Vec::new()));
         }
@@ -548,8 +555,73 @@ pub(crate) fn cold_files_on_disk(cold: &ColdStore) -> Result<(Vec<PathBuf>, Vec<
     // here, say) is never judged, moved or deleted from here.
     parts.retain(|rel| in_day_partition(rel));
     let mut staged = Vec::new();
-    walk(cold_dir, Path::new(cold::STAGING), &mut staged)?;
+    walk_staging(cold_dir, &mut staged)?;
     Ok((parts, staged))
+}
+
+/// The fewest bytes a Parquet file has: `PAR1`, a footer length, `PAR1`.
+const MIN_PARQUET_BYTES: u64 = 12;
+
+/// Whether `c` may appear in a name the tier writes (partitions, files,
+/// store IDs): ASCII letters and digits, `-`, `_`, `.`, `=` and `/`.
+fn tier_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-_.=/".contains(c)
+}
+
+/// Whether the file at `path` is a regular file that starts with
+/// Parquet's magic bytes (`PAR1`) and is long enough to be one.
+fn looks_like_parquet(path: &Path) -> bool {
+    use std::io::Read;
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let long_enough = f
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.len() >= MIN_PARQUET_BYTES);
+    let mut magic = [0u8; 4];
+    long_enough && f.read_exact(&mut magic).is_ok() && &magic == b"PAR1"
+}
+
+/// The files a migration staged and left in `<cold>/_staging/`: the tier
+/// stages `_staging/<day>-<file>.parquet`, or in a shared tier
+/// `_staging/<store id>/<day>-<file>.parquet`, so only regular files there
+/// (and in folders named by a store ID) are judged; anything else, a
+/// store whose base path is in it, say, is never read, moved or deleted.
+fn walk_staging(cold_dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let staging = Path::new(cold::STAGING);
+    let mut dirs = vec![staging.to_path_buf()];
+    let here = cold_dir.join(staging);
+    match std::fs::read_dir(&here) {
+        Ok(entries) => {
+            for entry in entries {
+                let entry = entry.map_err(|e| Error::io(&here, e))?;
+                let ty = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
+                let name = entry.file_name();
+                if ty.is_dir() && name.to_str().is_some_and(cold::is_store_id) {
+                    dirs.push(staging.join(name));
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io(&here, e)),
+    }
+    for rel in dirs {
+        let here = cold_dir.join(&rel);
+        let entries = match std::fs::read_dir(&here) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io(&here, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(&here, e))?;
+            let ty = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
+            let sub = rel.join(entry.file_name());
+            if ty.is_file() && sub.extension().is_some_and(|x| x == "parquet") {
+                out.push(sub);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Whether a path relative to the tier's root lies in a day partition
@@ -597,50 +669,21 @@ fn walk_partitions(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()>
                     walk_partitions(dir, &sub, out)?;
                 }
             }
+            // A name the tier gives its own files is judged whatever it
+            // is (a link, say, where someone moved the file: an unreadable
+            // one is refused, never taken for lost). Any other name only
+            // when it is a regular Parquet file: a link is not the tier's
+            // (moving it would change what it points to), and a store
+            // whose base path is here may call its catalog `x.parquet`.
             None => {
-                if !ty.is_dir() && sub.extension().is_some_and(|x| x == "parquet") {
+                if !ty.is_dir()
+                    && sub.extension().is_some_and(|x| x == "parquet")
+                    && (cold::parse_path(&sub).is_some()
+                        || (ty.is_file() && looks_like_parquet(&entry.path())))
+                {
                     out.push(sub);
                 }
             }
-        }
-    }
-    Ok(())
-}
-
-/// Every `*.parquet` under `dir/rel`, relative to `dir`; the staging and
-/// quarantine directories are skipped unless they are where it starts, the
-/// Delta table's log always (its checkpoints are Parquet files too), and
-/// below `dir` any directory holding `catalog.sqlite` or `wal/` (another
-/// store's base path).
-fn walk(dir: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let here = dir.join(rel);
-    let entries = match std::fs::read_dir(&here) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io(&here, e)),
-    };
-    // Below the tier's root, a directory with a catalog or a WAL is another
-    // store (its base path inside this tier): not this tier's to walk.
-    if !rel.as_os_str().is_empty()
-        && (here.join("catalog.sqlite").exists() || here.join("wal").is_dir())
-    {
-        return Ok(());
-    }
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io(&here, e))?;
-        let name = entry.file_name();
-        let sub = rel.join(&name);
-        let ty = entry.file_type().map_err(|e| Error::io(entry.path(), e))?;
-        if ty.is_dir() {
-            if name != cold::STAGING
-                && name != QUARANTINE
-                && name != QUARANTINE_IN_PLACE
-                && name != crate::store::table::LOG_DIR
-            {
-                walk(dir, &sub, out)?;
-            }
-        } else if sub.extension().is_some_and(|x| x == "parquet") {
-            out.push(sub);
         }
     }
     Ok(())
@@ -824,12 +867,14 @@ pub(crate) fn check_catalog(catalog: &Catalog, cold: &ColdStore) -> Result<Check
     // (one that answers 200 to everything lists nothing), or a tier
     // emptied behind the store's back.
     let listed_nothing = sizes.as_ref().is_some_and(HashMap::is_empty) && !files.is_empty();
+    // Said alone, without the advice to repair: the catalog is not what
+    // is wrong, and repair cannot help.
     if listed_nothing {
-        problems.push(format!(
-            "the catalog names {} files in the cold tier, but listing {} found no objects at all: is cold_tier.endpoint an S3 server, and are the bucket and prefix this store's? (if the objects were deleted, they are lost from the cold tier)",
+        return Err(Error::Inconsistent(format!(
+            "the catalog names {} files in the cold tier, but listing {} found no objects at all: is cold_tier.endpoint an S3 server, and are the bucket and prefix this store's? (if the objects were deleted, they are lost from the cold tier); nothing was changed",
             files.len(),
             cold.root_name().display()
-        ));
+        )));
     }
     let size_of = |rel: &Path| match &sizes {
         Some(m) => m
@@ -852,7 +897,6 @@ pub(crate) fn check_catalog(catalog: &Catalog, cold: &ColdStore) -> Result<Check
         }
         let p = cold.name(&f.path);
         match size_of(&f.path) {
-            Err(_) if listed_nothing => {}
             Err(e) => problems.push(format!(
                 "{}: listed in the catalog but unreadable: {e}",
                 p.display()

@@ -197,7 +197,7 @@ pub fn store_of_path(rel: &Path) -> Option<String> {
 }
 
 /// A store ID: 32 lowercase hex digits.
-fn is_store_id(s: &str) -> bool {
+pub fn is_store_id(s: &str) -> bool {
     s.len() == 32
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))

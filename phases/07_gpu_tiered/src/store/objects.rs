@@ -174,6 +174,18 @@ fn to_io(e: object_store::Error) -> io::Error {
     }
 }
 
+/// For the S3 client's refusal of half a key pair in the environment, which
+/// half is missing, in the variables' names.
+fn half_a_key_pair(message: &str) -> Option<&'static str> {
+    if message.contains("Missing SecretAccessKey") {
+        Some("AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not: set both, or neither (then the instance's credentials are used)")
+    } else if message.contains("Missing AccessKeyId") {
+        Some("AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not: set both, or neither (then the instance's credentials are used)")
+    } else {
+        None
+    }
+}
+
 /// For an error that came from asking the EC2 instance metadata service
 /// for credentials, which `AmazonS3Builder::from_env` does when the
 /// environment has none (its default address `169.254.169.254`, or its
@@ -242,7 +254,10 @@ impl ColdStore {
         if let Some(region) = region {
             b = b.with_region(region);
         }
-        let store = b.build().map_err(|e| bad(&e.to_string()))?;
+        let store = b.build().map_err(|e| {
+            let said = e.to_string();
+            bad(half_a_key_pair(&said).unwrap_or(&said))
+        })?;
         let table_url = if prefix.is_empty() {
             format!("s3://{bucket}/")
         } else {
@@ -487,10 +502,17 @@ impl Remote {
         let note = PathBuf::from(format!("{}.why", to.display()));
         let text = format!("{}{}\n{why}\n", self.url, slashed(rel));
         self.put_new(&note, Bytes::from(text))?;
-        // The copy (a PUT with a source).
+        // The copy (a PUT with a source). If it fails, the note goes too:
+        // left alone it would hold the name, and every later attempt
+        // would fail on it.
         self.counts.puts.fetch_add(1, Ordering::Relaxed);
         let (store, from, dest) = (self.store.clone(), self.key(rel), self.key(&to));
-        block(async move { store.copy(&from, &dest).await })?;
+        if let Err(e) = block(async move { store.copy(&from, &dest).await }) {
+            self.counts.deletes.fetch_add(1, Ordering::Relaxed);
+            let (store, key) = (self.store.clone(), self.key(&note));
+            let _ = block(async move { store.delete(&key).await });
+            return Err(e);
+        }
         self.delete(rel)
     }
 
@@ -533,6 +555,21 @@ impl Remote {
                 }
             }
             Ok(out)
+        })
+        .map_err(|e| {
+            // S3 answers a listing 404 only for a bucket that is not
+            // there; a web server that is not S3 answers it so too.
+            if e.kind() == io::ErrorKind::NotFound || e.to_string().contains("status code: 404") {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "a listing of the bucket was answered 404 (not found): the bucket {:?} does not exist at this endpoint, or cold_tier.endpoint is not an S3 server",
+                        self.url.host_str().unwrap_or_default()
+                    ),
+                )
+            } else {
+                e
+            }
         })
     }
 
@@ -744,6 +781,20 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(e.contains("1,024 bytes"), "{e}");
+    }
+
+    #[test]
+    fn half_a_key_pair_names_the_missing_variable() {
+        // The client's own errors, as it spells them.
+        let missing_secret = object_store::Error::Generic {
+            store: "S3",
+            source: "Missing SecretAccessKey".into(),
+        };
+        let said = half_a_key_pair(&missing_secret.to_string()).unwrap_or_default();
+        assert!(said.contains("AWS_SECRET_ACCESS_KEY is not"), "{said}");
+        let said = half_a_key_pair("Generic S3 error: Missing AccessKeyId").unwrap_or_default();
+        assert!(said.contains("AWS_ACCESS_KEY_ID is not"), "{said}");
+        assert_eq!(half_a_key_pair("connection refused"), None);
     }
 
     #[test]
