@@ -132,6 +132,11 @@ pub struct OpenReport {
     /// The catalog's bars rebuilt from the cold files (or why they could
     /// not be: lookups then read the raw rows).
     pub bars: Option<String>,
+    /// Strays in an object store that could not be moved because their
+    /// key cannot be addressed as it was listed (a folder marker
+    /// `x.parquet/`, whose slash the client drops): left where they are,
+    /// and said.
+    pub left: Vec<String>,
 }
 
 /// How long [`lock_store`] waits for a lock held elsewhere before it
@@ -1200,8 +1205,21 @@ impl Cleanup {
         for (rel, why) in &self.quarantine {
             let to = Path::new(QUARANTINE_IN_PLACE).join(rel);
             let from = self.cold.name(rel);
-            r.set_aside(rel, &to, why)
-                .map_err(|e| Error::io(&from, e))?;
+            match r.set_aside(rel, &to, why) {
+                Ok(()) => {}
+                // Listed, yet not there under the key the client spells
+                // from the listing: not the tier's file (the tier writes no
+                // such key), and nothing to move. Failing here would stop
+                // every write until someone deleted it.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    report.left.push(format!(
+                        "{}: judged a stray ({why}), but it cannot be moved: the object store has no object under the key it was listed as (a folder marker, say); left where it is",
+                        from.display()
+                    ));
+                    continue;
+                }
+                Err(e) => return Err(Error::io(&from, e)),
+            }
             report.quarantined.push(Quarantined {
                 from,
                 to: self.cold.name(&to),

@@ -43,6 +43,9 @@ pub fn open(config: Config) -> Result<Engine> {
     for (p, proof) in &engine.opened().deleted {
         eprintln!("recovery: deleted {} ({proof})", p.display());
     }
+    for note in &engine.opened().left {
+        eprintln!("recovery: {note}");
+    }
     for q in &engine.opened().quarantined {
         eprintln!(
             "recovery: quarantined {} -> {} ({})",
