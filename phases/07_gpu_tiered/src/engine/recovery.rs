@@ -529,7 +529,9 @@ pub(crate) fn cold_files_on_disk(cold: &ColdStore) -> Result<(Vec<PathBuf>, Vec<
                 QUARANTINE_IN_PLACE,
                 crate::store::table::LOG_DIR,
             ];
-            let all = r.list_all().map_err(|e| Error::io(cold.root_name(), e))?;
+            let all = r
+                .list_partitions()
+                .map_err(|e| Error::io(cold.root_name(), e))?;
             // Only the day partitions are the tier's: a prefix below this
             // one (`<prefix>/eu/…`) may be another store's tier, never to
             // be judged, moved or deleted from here.
@@ -855,13 +857,13 @@ pub(crate) fn check_catalog(catalog: &Catalog, cold: &ColdStore) -> Result<Check
     }
     let watermark = watermark.unwrap_or(0);
     let ranges: HashSet<(u64, u64)> = migrations.iter().map(|m| (m.lsn_lo, m.lsn_hi)).collect();
-    // An object store is listed once (sizes and all), not asked file by
+    // An object store's partitions are listed (sizes and all), not asked file by
     // file; one that cannot be reached is that error, not a list of files
     // "unreadable".
     let sizes: Option<HashMap<PathBuf, u64>> = match cold {
         ColdStore::Local(_) => None,
         ColdStore::Remote(r) => Some(
-            r.list_all()
+            r.list_partitions()
                 .map_err(|e| Error::io(cold.root_name(), e))?
                 .into_iter()
                 .collect(),

@@ -556,26 +556,46 @@ impl Remote {
             }
             Ok(out)
         })
-        .map_err(|e| {
-            // S3 answers a listing 404 only for a bucket that is not
-            // there; a web server that is not S3 answers it so too.
-            if e.kind() == io::ErrorKind::NotFound || e.to_string().contains("status code: 404") {
-                io::Error::new(
-                    io::ErrorKind::NotFound,
-                    format!(
-                        "a listing of the bucket was answered 404 (not found): the bucket {:?} does not exist at this endpoint, or cold_tier.endpoint is not an S3 server",
-                        self.url.host_str().unwrap_or_default()
-                    ),
-                )
-            } else {
-                e
-            }
-        })
+        .map_err(|e| self.listing_error(e))
     }
 
-    /// Every object of the tier, relative to its root, with its size.
-    pub fn list_all(&self) -> io::Result<Vec<(PathBuf, u64)>> {
-        self.list(Path::new(""), false)
+    /// A listing's error, said for what it most likely means: S3 answers
+    /// a listing 404 only for a bucket that is not there, and a web server
+    /// that is not S3 answers it so too.
+    fn listing_error(&self, e: io::Error) -> io::Error {
+        if e.kind() == io::ErrorKind::NotFound || e.to_string().contains("status code: 404") {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "a listing of the bucket was answered 404 (not found): the bucket {:?} does not exist at this endpoint, or cold_tier.endpoint is not an S3 server",
+                    self.url.host_str().unwrap_or_default()
+                ),
+            )
+        } else {
+            e
+        }
+    }
+
+    /// Every object in the tier's day partitions (`year=…/…`), relative to
+    /// its root, with its size: a listing of the prefix's first level
+    /// (with a delimiter), then one of each `year=` folder. Nothing else
+    /// under the prefix is listed, so a key there that the client cannot
+    /// parse (an empty, `.` or `..` segment: `notes//readme.txt`) does not
+    /// stop the tier's listing; one inside a partition still does, with an
+    /// error naming it.
+    pub fn list_partitions(&self) -> io::Result<Vec<(PathBuf, u64)>> {
+        self.counts.lists.fetch_add(1, Ordering::Relaxed);
+        let store = self.store.clone();
+        let under = (!self.prefix.is_empty()).then(|| ObjPath::from(self.prefix.as_str()));
+        let top = block(async move { store.list_with_delimiter(under.as_ref()).await })
+            .map_err(|e| self.listing_error(e))?;
+        let mut out = Vec::new();
+        for folder in &top.common_prefixes {
+            if let Some(name) = folder.filename().filter(|n| n.starts_with("year=")) {
+                out.extend(self.list(Path::new(name), false)?);
+            }
+        }
+        Ok(out)
     }
 }
 
