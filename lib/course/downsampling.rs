@@ -254,8 +254,6 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
     let mut finer: Option<(Rollup, &Resolution)> = None;
     for (k, res) in RESOLUTIONS.iter().enumerate() {
         let r = rollup(&raw, res);
-        let finer_bytes =
-            next_finer_bytes(&raw, &r.rolled, finer.as_ref().map(|(f, fr)| (f, *fr)))?;
         if r.skipped > 0 {
             skipped_lines.push(format!(
                 "  {}: {} series skipped for their step (up to {}): {} is at most twice it, so a bucket would hold two samples or fewer.",
@@ -304,6 +302,12 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
         let rolled_raw = (r.series > 0)
             .then(|| raw_bytes_of_rolled(&raw, &r.rolled))
             .transpose()?;
+        // With no finer resolution, the next finer level is the raw
+        // samples: the bytes just measured.
+        let finer_bytes = match &finer {
+            None => rolled_raw,
+            Some((f, fr)) => next_finer_bytes(&raw, &r.rolled, Some((f, *fr)))?,
+        };
         let right = |s: String| Cell::new(s).set_alignment(CellAlignment::Right);
         table.add_row(vec![
             Cell::new(res.name),

@@ -626,13 +626,12 @@ impl Config {
         // reads them from the environment only) and written into logs and
         // the catalog's record of the tier: refused first, whatever else
         // is wrong, and never repeated.
-        let shown = without_userinfo(url);
-        let bad = |why: &str| Error::Config(format!("cold_tier.url {shown:?}: {why}"));
-        if shown != *url {
+        if without_userinfo(url) != *url {
             return Err(Error::Config(
                 "cold_tier.url: credentials do not go in the URL (it is not repeated here, so that they are not either); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN if any) in the environment".into(),
             ));
         }
+        let bad = |why: &str| Error::Config(format!("cold_tier.url {url:?}: {why}"));
         let parsed = url::Url::parse(url).map_err(|e| bad(&e.to_string()))?;
         if parsed.query().is_some() || parsed.fragment().is_some() {
             return Err(bad("a query or fragment has no meaning here"));
