@@ -7,7 +7,7 @@ set -euo pipefail
 out=${1:?usage: scripts/rollup_sizes.sh OUT_DIR [PCP_CSV BOZO_CSV]}
 pcp=${2:-}
 bozo=${3:-}
-cargo build --release -q --bin 00_generate --bin 04_custom_binary --bin 05_downsampling
+cargo build --release -q -p squeezed-signals --bin 00_generate --bin 04_custom_binary --bin 05_downsampling
 B=${CARGO_TARGET_DIR:-target}/release
 here=$(cd "$(dirname "$0")/.." && pwd)
 beringei="$here/../shared/data/beringei-5000.csv"
