@@ -14,7 +14,10 @@
 //! between its timestamps, [`series_step`]) is skipped for that series: a
 //! bucket would hold two samples or fewer and keep more numbers than it
 //! replaces. A constant series (every sample the same bits) is skipped at
-//! every resolution: its raw file holds one number a window ([`skip_reason`]). NaN samples are left out of every aggregate (and of `count`).
+//! every resolution: its raw file holds one number a window. A series is
+//! also skipped where its rollups would not be at most half its samples'
+//! bytes, or at most [`FINER_PERCENT`]% of its rollups at the next finer
+//! resolution that keeps it ([`rollup_series`], [`skip_reason`]). NaN samples are left out of every aggregate (and of `count`).
 //! Percentiles use the nearest-rank method. Rollups are lossy:
 //! [`measure_loss`] says by how much, against the raw samples.
 
@@ -73,6 +76,12 @@ pub fn skips(step: Option<i64>, res: &Resolution) -> bool {
 /// most `1 / MIN_SHRINK` of its samples' ([`rollup_series`]).
 pub const MIN_SHRINK: usize = 2;
 
+/// A coarser resolution is kept for a series only when its estimated
+/// bytes are at most `FINER_PERCENT`% of the next finer resolution that
+/// keeps the series ([`rollup_series`]): a query falls back to that finer
+/// one, which then costs it little more.
+pub const FINER_PERCENT: usize = 90;
+
 /// Bytes a series costs in a `.metrics` file beyond its values, as the
 /// estimate counts it: a directory entry, a share of the name pages and
 /// of the index (measured on the course's files: 6 to 12 bytes).
@@ -91,6 +100,11 @@ pub enum Skip {
     /// Every sample has the same bits: the raw file keeps one number a
     /// window for it already, and its rollups would keep more.
     Constant,
+    /// Its rollups would be more than [`FINER_PERCENT`]% of the bytes of
+    /// its rollups at this finer resolution, which keeps it (a short
+    /// series whose buckets are as many there, or one whose sums compress
+    /// better at the finer step): queries take those.
+    NotSmallerThanFiner(&'static str),
 }
 
 /// Which series rollups keep.
@@ -338,6 +352,9 @@ pub struct Rollup {
     pub skipped_constant: usize,
     /// Raw series whose rollups would not be half their bytes ([`Skip::NotSmaller`]).
     pub skipped_larger: usize,
+    /// Raw series whose rollups would not be smaller enough than at a
+    /// finer resolution ([`Skip::NotSmallerThanFiner`]), per finer resolution.
+    pub skipped_finer: Vec<(&'static str, usize)>,
     /// Whether each raw series (in the dataset's order) was rolled up.
     pub rolled: Vec<bool>,
 }
@@ -410,6 +427,7 @@ pub fn rollup_keeping(dataset: &Dataset, res: &Resolution, keep: Keep) -> Rollup
     let mut out = Vec::new();
     let (mut series, mut counters, mut skipped, mut skipped_max_step) = (0, 0, 0, 0);
     let (mut skipped_constant, mut skipped_larger) = (0, 0);
+    let mut skipped_finer: Vec<(&'static str, usize)> = Vec::new();
     let mut rolled = Vec::with_capacity(dataset.series.len());
     for s in &dataset.series {
         let counter = dataset.is_counter(&s.key.metric);
@@ -422,6 +440,12 @@ pub fn rollup_keeping(dataset: &Dataset, res: &Resolution, keep: Keep) -> Rollup
             }
             Err(Skip::Constant) => skipped_constant += 1,
             Err(Skip::NotSmaller) => skipped_larger += 1,
+            Err(Skip::NotSmallerThanFiner(name)) => {
+                match skipped_finer.iter_mut().find(|(n, _)| *n == name) {
+                    Some((_, k)) => *k += 1,
+                    None => skipped_finer.push((name, 1)),
+                }
+            }
             Ok(parts) => {
                 series += 1;
                 counters += usize::from(counter);
@@ -437,24 +461,64 @@ pub fn rollup_keeping(dataset: &Dataset, res: &Resolution, keep: Keep) -> Rollup
         skipped_max_step,
         skipped_constant,
         skipped_larger,
+        skipped_finer,
         rolled,
     }
 }
 
 /// The rollup series of one raw series at `res` (a counter's when
 /// `counter`), or why it has none: the resolution is at most twice its
-/// step ([`skips`]), it is constant, or the rollups would not be at most
-/// half its samples' bytes. That last test encodes both with the value
-/// codec the `.metrics` blocks use ([`crate::codec::adaptive`]) and adds
-/// each series' overhead in the file (bucket timestamps, regular, a byte
-/// each); what it leaves out (the samples' timestamps) only makes the raw
-/// side look cheaper, so a kept rollup is smaller still.
+/// step ([`skips`]), it is constant, its rollups would not be at most
+/// half its samples' bytes, or they would not be at most
+/// [`FINER_PERCENT`]% of its rollups at the next finer resolution of
+/// [`RESOLUTIONS`] that keeps it (each finer one judged by these same
+/// rules). The size tests encode values with the codec the `.metrics`
+/// blocks use ([`crate::codec::adaptive`]) and add each series' overhead
+/// in the file (bucket timestamps, regular, a byte each); what they leave
+/// out (the samples' timestamps) only makes the raw side look cheaper,
+/// so a kept rollup is smaller still.
 pub fn rollup_series(
     s: &Series,
     counter: bool,
     res: &Resolution,
     keep: Keep,
 ) -> Result<Vec<Series>, Skip> {
+    let parts = parts_at(s, counter, res)?;
+    if keep == Keep::All {
+        return Ok(parts);
+    }
+    let mut estimate = Estimate::default();
+    let raw = estimate.values(&s.values);
+    let rolled = estimate.parts(&parts);
+    if rolled.saturating_mul(MIN_SHRINK) > raw {
+        return Err(Skip::NotSmaller);
+    }
+    // The finer resolutions in turn (RESOLUTIONS is finest first), each
+    // kept under the rules this one is: the last kept is the next finer.
+    let mut finer: Option<(&'static str, usize)> = None;
+    for r in RESOLUTIONS.iter().filter(|r| r.ns < res.ns) {
+        let Ok(p) = parts_at(s, counter, r) else {
+            continue;
+        };
+        let bytes = estimate.parts(&p);
+        if bytes.saturating_mul(MIN_SHRINK) <= raw && finer.is_none_or(|(_, f)| shrinks(bytes, f)) {
+            finer = Some((r.name, bytes));
+        }
+    }
+    match finer {
+        Some((name, f)) if !shrinks(rolled, f) => Err(Skip::NotSmallerThanFiner(name)),
+        _ => Ok(parts),
+    }
+}
+
+/// Whether `bytes` are at most [`FINER_PERCENT`]% of a finer level's.
+fn shrinks(bytes: usize, finer: usize) -> bool {
+    bytes.saturating_mul(100) <= finer.saturating_mul(FINER_PERCENT)
+}
+
+/// The rollup series of `s` at `res` before any size rule, or why the
+/// step or the values rule them out.
+fn parts_at(s: &Series, counter: bool, res: &Resolution) -> Result<Vec<Series>, Skip> {
     let step = series_step(&s.timestamps);
     if skips(step, res) {
         if let Some(step) = step {
@@ -467,27 +531,33 @@ pub fn rollup_series(
     {
         return Err(Skip::Constant);
     }
-    let parts = if counter {
+    Ok(if counter {
         counter_parts(s, res)
     } else {
         gauge_parts(s, res)
-    };
-    if keep == Keep::All {
-        return Ok(parts);
+    })
+}
+
+/// The size estimate of [`rollup_series`], with one scratch buffer.
+#[derive(Default)]
+struct Estimate {
+    scratch: Vec<u8>,
+}
+
+impl Estimate {
+    /// Bytes of one series' values in a `.metrics` file, overhead included.
+    fn values(&mut self, values: &[f64]) -> usize {
+        self.scratch.clear();
+        crate::codec::adaptive::encode(values, &mut self.scratch);
+        self.scratch.len() + SERIES_OVERHEAD
     }
-    let mut scratch = Vec::new();
-    let mut bytes = |values: &[f64]| {
-        scratch.clear();
-        crate::codec::adaptive::encode(values, &mut scratch);
-        scratch.len() + SERIES_OVERHEAD
-    };
-    let raw = bytes(&s.values);
-    let buckets = parts.first().map_or(0, Series::len);
-    let rolled: usize = buckets + parts.iter().map(|p| bytes(&p.values)).sum::<usize>();
-    if rolled.saturating_mul(MIN_SHRINK) > raw {
-        return Err(Skip::NotSmaller);
+
+    /// Bytes of the rollup series of one raw series: their values and
+    /// one byte per bucket timestamp (the first part has every bucket).
+    fn parts(&mut self, parts: &[Series]) -> usize {
+        let buckets = parts.first().map_or(0, Series::len);
+        buckets + parts.iter().map(|p| self.values(&p.values)).sum::<usize>()
     }
-    Ok(parts)
 }
 
 /// A counter's rollup series: `last` and `increase` in full, `resets`
@@ -879,6 +949,41 @@ mod tests {
         assert!(rolled * 2 <= raw, "rollups {rolled} B, raw {raw} B");
         // Studying the aggregates, every series is kept.
         assert_eq!(rollup(&d, hour).series, 2);
+    }
+
+    #[test]
+    fn a_coarser_resolution_is_kept_only_when_smaller_than_the_finer_one_kept() {
+        // 14 minutes of noisy 1 s samples from the top of an hour: one
+        // bucket at 15m and at 1h alike, so 1h would repeat 15m's bytes.
+        let noisy = |i: i64| ((i * 7919 + 13) % 1009) as f64 / 10.0;
+        let short = regular("short", 840, 1, noisy);
+        let hour = &RESOLUTIONS[3];
+        let quarter = &RESOLUTIONS[2];
+        assert!(super::skip_reason(&short, false, quarter).is_none());
+        assert_eq!(
+            super::skip_reason(&short, false, hour),
+            Some(Skip::NotSmallerThanFiner("15m"))
+        );
+        let d = Dataset::new("t", vec![short.clone(), regular("long", 57_600, 15, noisy)]);
+        let r = super::rollup(&d, hour);
+        assert_eq!((r.series, r.skipped_finer.clone()), (1, vec![("15m", 1)]));
+        let rolled: Vec<(&str, bool)> = d
+            .series
+            .iter()
+            .zip(&r.rolled)
+            .map(|(s, &k)| (s.key.metric.as_str(), k))
+            .collect();
+        assert_eq!(rolled, vec![("long", true), ("short", false)]);
+        // A long series shrinks at every step and keeps every resolution.
+        for res in &RESOLUTIONS[1..] {
+            assert!(
+                super::skip_reason(&d.series[0], false, res).is_none(),
+                "{}",
+                res.name
+            );
+        }
+        // Its loss is measured over the series kept.
+        assert_eq!(super::measure_loss(&d, hour).hours, 240);
     }
 
     fn mixed() -> Dataset {

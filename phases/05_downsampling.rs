@@ -10,7 +10,11 @@ use squeeze::cli::{exit_with, CommonArgs};
 /// Gauges keep count, sum, min, max, p95 and p99 per bucket (avg is
 /// sum/count); counters (declared by the source's # TYPE, else named
 /// *_total) keep last value, increase across resets and reset count. A
-/// resolution at or below twice a series' step is skipped for it. Each
+/// resolution is skipped for a series when it is at or below twice the
+/// series' step, when the series is constant, when its rollups would not be
+/// at most half its samples' bytes, or at most 90% of its rollups at the
+/// next finer resolution that keeps it; the phase says how many and why,
+/// and skipped series are answered from raw samples or finer rollups. Each
 /// resolution is written in the phase 04 format as
 /// output/05_rollup_RES.metrics and read back. Downsampling is lossy: the
 /// phase measures the error of hourly averages, maxima and p99s rebuilt from
