@@ -519,17 +519,19 @@ fn shrinks(bytes: usize, finer: usize) -> bool {
 /// The rollup series of `s` at `res` before any size rule, or why the
 /// step or the values rule them out.
 fn parts_at(s: &Series, counter: bool, res: &Resolution) -> Result<Vec<Series>, Skip> {
-    let step = series_step(&s.timestamps);
-    if skips(step, res) {
-        if let Some(step) = step {
-            return Err(Skip::Step(step));
-        }
-    }
+    // Constant first: it holds at every resolution, so each series is
+    // counted once under one reason at each.
     if s.values
         .windows(2)
         .all(|w| w[0].to_bits() == w[1].to_bits())
     {
         return Err(Skip::Constant);
+    }
+    let step = series_step(&s.timestamps);
+    if skips(step, res) {
+        if let Some(step) = step {
+            return Err(Skip::Step(step));
+        }
     }
     Ok(if counter {
         counter_parts(s, res)

@@ -77,15 +77,22 @@ fn long_range_probe(
 
 /// What a retention policy costs over a year: raw samples for `keep_raw`,
 /// then one resolution's rollups for the rest of the year; series that
-/// resolution skips stay raw all year.
+/// resolution skips stay raw all year. The bytes of a file that grow with
+/// the time it covers (blocks, timestamp columns, index pages) scale with
+/// the days kept; those that do not (names, header, footer:
+/// [`MetricsFile::fixed_bytes`]) are counted once per file kept.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Retention {
     pub resolution: &'static str,
-    /// Bytes a day of raw samples of every series, and of the rollups.
+    /// Growing bytes a day: raw samples of every series, raw samples of
+    /// the series the resolution skips (a file of them alone), rollups.
     pub raw_per_day: f64,
+    pub skipped_per_day: f64,
     pub rollup_per_day: f64,
-    /// Share of the raw bytes that belongs to series this resolution skips.
-    pub skipped_share: f64,
+    /// Bytes that do not grow: the raw file's, the rollup file's (0 when
+    /// it holds no series).
+    pub raw_fixed: f64,
+    pub rollup_fixed: f64,
 }
 
 impl Retention {
@@ -93,25 +100,45 @@ impl Retention {
     pub fn year_bytes(&self, keep_raw_days: f64) -> f64 {
         let keep = keep_raw_days.clamp(0.0, 365.0);
         let rolled = 365.0 - keep;
-        self.raw_per_day * keep
-            + (self.rollup_per_day + self.raw_per_day * self.skipped_share) * rolled
+        let rollup_fixed = if rolled > 0.0 { self.rollup_fixed } else { 0.0 };
+        self.raw_fixed
+            + self.raw_per_day * keep
+            + (self.rollup_per_day + self.skipped_per_day) * rolled
+            + rollup_fixed
+    }
+
+    /// Bytes over 365 days of raw samples only.
+    pub fn raw_year_bytes(&self) -> f64 {
+        self.raw_fixed + self.raw_per_day * 365.0
     }
 }
 
-/// The share of the raw file's block bytes that belongs to series the
-/// rollup `rolled` leaves out (`rolled[i]`: series `i` was rolled up).
-fn bytes_of_skipped(raw: &crate::model::Dataset, file: &MetricsFile, rolled: &[bool]) -> f64 {
-    let info = file.series();
-    let total: u64 = info.iter().map(|i| i.data_len).sum();
-    let skipped: u64 = raw
+/// Bytes of a `.metrics` file that grow with time, and those that do not
+/// ([`MetricsFile::fixed_bytes`]).
+fn growing_and_fixed(file: &MetricsFile) -> (u64, u64) {
+    let fixed = file.fixed_bytes();
+    (file.len().saturating_sub(fixed), fixed)
+}
+
+/// [`growing_and_fixed`] of a `.metrics` file (phase 04's options) of the
+/// raw series a rollup skips (`rolled[i]` false); `(0, 0)` when none.
+fn skipped_file(raw: &crate::model::Dataset, rolled: &[bool]) -> Result<(u64, u64)> {
+    let skipped: Vec<crate::model::Series> = raw
         .series
         .iter()
-        .zip(info)
         .zip(rolled)
-        .filter(|((s, i), &r)| s.key == i.key && !r)
-        .map(|((_, i), _)| i.data_len)
-        .sum();
-    skipped as f64 / total.max(1) as f64
+        .filter(|(_, &r)| !r)
+        .map(|(s, _)| s.clone())
+        .collect();
+    if skipped.is_empty() {
+        return Ok((0, 0));
+    }
+    let subset = crate::model::Dataset::new(raw.source.clone(), skipped);
+    let bytes = metrics::encode(&subset, BlockOptions::default())?.0;
+    Ok(growing_and_fixed(&MetricsFile::from_bytes(
+        bytes,
+        "skipped series",
+    )?))
 }
 
 /// Bytes of a `.metrics` file (phase 04's options) holding only the raw
@@ -248,8 +275,9 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
     let mut entries = Vec::new();
     let mut losses: Vec<(&str, Loss)> = Vec::new();
     let mut skipped_lines = Vec::new();
-    let mut retention: Vec<(&'static str, f64)> = Vec::new();
-    let mut rollup_bytes = Vec::new();
+    // Per resolution: growing bytes of its skipped series, growing and
+    // fixed bytes of its rollup file (with --keep-raw only).
+    let mut retention: Vec<(&'static str, u64, (u64, u64))> = Vec::new();
     let mut constant = 0;
     let mut finer: Option<(Rollup, &Resolution)> = None;
     for (k, res) in RESOLUTIONS.iter().enumerate() {
@@ -282,19 +310,24 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
             ));
         }
         constant = r.skipped_constant;
-        let skipped_share = bytes_of_skipped(&raw, &raw_file, &r.rolled);
-        retention.push((res.name, skipped_share));
         let rolled = &r.data;
         let path = ctx.path(&file_name(res.name));
         let ((bytes, _), write_ms) =
             timed(|| metrics::write(rolled, &path, rollup_block_options(res)))?;
-        let ((back, file_id), read_ms) = timed(|| {
+        let ((back, file_id, parts), read_ms) = timed(|| {
             let f = MetricsFile::open(&path)?;
-            Ok((f.read_all(&rolled.source)?, f.file_id()))
+            Ok((
+                f.read_all(&rolled.source)?,
+                f.file_id(),
+                growing_and_fixed(&f),
+            ))
         })?;
         verify(&path, rolled, &back)?;
         total_bytes += bytes;
-        rollup_bytes.push(bytes);
+        if keep_raw.is_some() {
+            let rollup = if r.series > 0 { parts } else { (0, 0) };
+            retention.push((res.name, skipped_file(&raw, &r.rolled)?.0, rollup));
+        }
         // One report row per resolution; samples are the raw samples it stands for.
         let mut entry = ReportEntry::new(
             &format!("05.{}", k + 1),
@@ -440,29 +473,36 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
                 "--keep-raw needs data that spans some time".into(),
             ));
         }
-        let raw_bytes = raw_file.len() as f64;
+        let (raw_growing, raw_fixed) = growing_and_fixed(&raw_file);
         let keep_days = keep as f64 / (86_400.0 * crate::time::NANOS_PER_SECOND as f64);
         lines.push(format!(
-            "  Retention over a year, scaled linearly from this run ({} of data; names, which do not grow with time, are scaled too, so a short run overstates): raw samples for {}, then rollups; series a resolution skips stay raw.",
+            "  Retention over a year, scaled from this run ({} of data): raw samples for {}, then rollups; series a resolution skips stay raw. What grows with time (blocks, timestamps, index) is scaled; names are counted once per file kept.",
             crate::time::format_duration(span),
             crate::time::format_duration(keep)
         ));
-        let year_raw = raw_bytes / days * 365.0;
-        lines.push(format!("    raw only: {}", human_bytes(year_raw as u64)));
-        for ((name, skipped_share), bytes) in retention.iter().zip(&rollup_bytes) {
+        let per_day = |b: u64| b as f64 / days;
+        let mut year_raw = None;
+        for (name, skipped, (rollup_growing, rollup_fixed)) in &retention {
             let r = Retention {
                 resolution: name,
-                raw_per_day: raw_bytes / days,
-                rollup_per_day: *bytes as f64 / days,
-                skipped_share: *skipped_share,
+                raw_per_day: per_day(raw_growing),
+                skipped_per_day: per_day(*skipped),
+                rollup_per_day: per_day(*rollup_growing),
+                raw_fixed: raw_fixed as f64,
+                rollup_fixed: *rollup_fixed as f64,
             };
+            let raw_only = r.raw_year_bytes();
+            if year_raw.is_none() {
+                lines.push(format!("    raw only: {}", human_bytes(raw_only as u64)));
+                year_raw = Some(raw_only);
+            }
             let year = r.year_bytes(keep_days);
             lines.push(format!(
-                "    then {}: {} ({:.1}% of raw only; {:.1}% of the raw bytes are skipped series)",
+                "    then {}: {} ({:.1}% of raw only; skipped series, kept raw, are {:.1}% of the raw bytes a day)",
                 name,
                 human_bytes(year as u64),
-                100.0 * year / year_raw.max(1.0),
-                100.0 * skipped_share
+                100.0 * year / raw_only.max(1.0),
+                100.0 * *skipped as f64 / raw_growing.max(1) as f64
             ));
         }
     }
@@ -486,13 +526,42 @@ mod tests {
         let r = Retention {
             resolution: "1h",
             raw_per_day: 100.0,
+            skipped_per_day: 10.0,
             rollup_per_day: 2.0,
-            skipped_share: 0.1,
+            raw_fixed: 7.0,
+            rollup_fixed: 3.0,
         };
-        assert_eq!(r.year_bytes(365.0), 36_500.0);
-        assert_eq!(r.year_bytes(0.0), 365.0 * (2.0 + 10.0));
-        assert_eq!(r.year_bytes(5.0), 500.0 + 360.0 * 12.0);
-        assert_eq!(r.year_bytes(1000.0), 36_500.0, "at most a year");
+        assert_eq!(r.raw_year_bytes(), 7.0 + 36_500.0);
+        assert_eq!(r.year_bytes(365.0), 7.0 + 36_500.0, "no rollups kept");
+        assert_eq!(r.year_bytes(0.0), 7.0 + 365.0 * (2.0 + 10.0) + 3.0);
+        assert_eq!(r.year_bytes(5.0), 7.0 + 500.0 + 360.0 * 12.0 + 3.0);
+        assert_eq!(r.year_bytes(1000.0), r.raw_year_bytes(), "at most a year");
+    }
+
+    #[test]
+    fn names_do_not_grow_with_time_and_blocks_do() {
+        let file = |points_per_series: u64| {
+            let d = generate(&GenerateConfig {
+                series: 20,
+                points: 20 * points_per_series,
+                ..GenerateConfig::default()
+            })
+            .expect("generate");
+            let bytes = metrics::encode(&d, BlockOptions::default())
+                .expect("encode")
+                .0;
+            let f = MetricsFile::from_bytes(bytes, "t").expect("open");
+            (growing_and_fixed(&f), f.len())
+        };
+        // 15 s samples: 1 and 4 windows of 6 hours.
+        let ((grow1, fixed1), len1) = file(1_440);
+        let ((grow4, fixed4), len4) = file(5_760);
+        assert_eq!((grow1 + fixed1, grow4 + fixed4), (len1, len4));
+        assert!(grow4 > 3 * grow1, "growing {grow1} -> {grow4} B");
+        // The same names; pages sized to the data, so larger pages
+        // compress them a little better.
+        assert!(fixed4 <= fixed1, "fixed {fixed1} -> {fixed4} B");
+        assert!(fixed1 > 100, "20 series' names: {fixed1} B");
     }
 
     // Issue 19's goal "each rollup smaller than the next finer resolution",

@@ -1155,6 +1155,22 @@ impl MetricsFile {
         self.bytes_read.get()
     }
 
+    /// Bytes of the file that do not grow with the time it covers:
+    /// header, name pages and footer (version 3). Blocks, shared
+    /// timestamp columns, index pages (a piece per series and window) and
+    /// the root (an entry per window) are the rest. Versions 1 and 2 keep
+    /// names and index in one directory, counted here whole.
+    pub fn fixed_bytes(&self) -> u64 {
+        let names = match &self.v3 {
+            Some(v3) => v3.root.name_pages.iter().map(|p| p.length).sum(),
+            None => self.footer.directory_len,
+        };
+        HEADER_LEN
+            .saturating_add(names)
+            .saturating_add(FOOTER_LEN)
+            .min(self.len)
+    }
+
     /// The format version of the file.
     pub fn version(&self) -> u32 {
         self.footer.version
