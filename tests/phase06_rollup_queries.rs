@@ -435,3 +435,36 @@ fn sums_that_cancel_or_overflow_and_signed_zeros_give_the_raw_answer() {
     assert_same_rows(&a, &b, sql);
     assert!(!b.stats.rollup_series.is_empty());
 }
+
+/// Series that a coarser resolution skips because their finer rollups are
+/// smaller (14 minutes of 5 s samples from the top of an hour: one bucket
+/// at 15m and at 1h alike) are answered from the finer rollups, with the
+/// raw rows.
+#[test]
+fn series_a_coarser_resolution_skips_are_answered_from_the_finer_one() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(run_in(
+        dir.path(),
+        "00_generate",
+        &["--series", "200", "--points", "33600", "--interval", "5s"],
+    ));
+    roll_up(dir.path());
+    let (raw, rolled) = engines(dir.path());
+    let mut files = std::collections::BTreeSet::new();
+    for metric in [
+        "cpu_usage_percent",
+        "memory_used_bytes",
+        "disk_free_bytes",
+        "http_request_duration_seconds",
+    ] {
+        let sql = format!(
+            "SELECT time_bucket('1h', ts) AS h, host, avg(value), max(value), min(value), sum(value), count(*) FROM {metric} GROUP BY h, host ORDER BY h, host"
+        );
+        let (a, b) = (query(&raw, &sql), query(&rolled, &sql));
+        assert_same_rows(&a, &b, &sql);
+        files.extend(b.stats.rollup_series.iter().map(|r| r.0.clone()));
+    }
+    // The 1h file holds none of them; the 15m one answers for some.
+    assert!(!files.contains("05_rollup_1h.metrics"), "{files:?}");
+    assert!(files.contains("05_rollup_15m.metrics"), "{files:?}");
+}
