@@ -652,6 +652,9 @@ impl Config {
                     .filter(|b| !b.is_empty())
                     .ok_or_else(|| bad("no bucket (expected s3://bucket/prefix)"))?
                     .to_string();
+                if let Some(why) = bad_bucket_name(&bucket) {
+                    return Err(bad(&why));
+                }
                 // The URL parser resolves `.` and `..` away; a prefix that
                 // says them is refused rather than silently moved.
                 let raw_path = url.split_once("://").map_or("", |(_, rest)| rest);
@@ -666,7 +669,13 @@ impl Config {
                 // Object keys as the table's readers spell them: a prefix
                 // the URL had to escape (spaces, `%`, non-ASCII) would be
                 // decoded by one client and not another.
-                let prefix = parsed.path().trim_matches('/').to_string();
+                // One leading slash (the URL's) and one trailing one are
+                // not part of the prefix; any other empty segment
+                // (`s3://b//p`) would be a different key, so it is refused
+                // rather than dropped.
+                let path = parsed.path();
+                let path = path.strip_prefix('/').unwrap_or(path);
+                let prefix = path.strip_suffix('/').unwrap_or(path).to_string();
                 let safe = |c: char| c.is_ascii_alphanumeric() || "-_./=+".contains(c);
                 if !prefix.chars().all(safe)
                     || (!prefix.is_empty() && prefix.split('/').any(str::is_empty))
@@ -782,6 +791,36 @@ pub fn fmt_num(v: f64) -> String {
         format!("{v:e}")
     } else {
         format!("{v}")
+    }
+}
+
+/// Why `bucket` cannot name an S3 bucket, or `None`. The rule is the one
+/// every S3 server shares: 3 to 255 characters of ASCII letters, digits,
+/// `.`, `-` and `_`, starting and ending with a letter or a digit, no `..`
+/// (AWS's rule for new buckets is stricter: 63 characters, lower case,
+/// no `_`; older buckets and other servers allow those, so they are let
+/// through and the server says). Anything else (a `%` escape, a space)
+/// would reach the server spelled one way or another, never as written.
+pub(crate) fn bad_bucket_name(bucket: &str) -> Option<String> {
+    let n = bucket.len();
+    let ends_ok = |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric());
+    if !(3..=255).contains(&n) {
+        Some(format!("the bucket name {bucket:?} is {n} characters; S3 bucket names are 3 to 63 (255 for older buckets)"))
+    } else if let Some(c) = bucket
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || ".-_".contains(*c)))
+    {
+        Some(format!("the bucket name {bucket:?} holds {c:?}; S3 bucket names hold only letters, digits, '.', '-' (and '_' in older buckets)"))
+    } else if !ends_ok(bucket.chars().next()) || !ends_ok(bucket.chars().last()) {
+        Some(format!(
+            "the bucket name {bucket:?} must start and end with a letter or a digit"
+        ))
+    } else if bucket.contains("..") {
+        Some(format!(
+            "the bucket name {bucket:?} holds '..'; S3 bucket names never do"
+        ))
+    } else {
+        None
     }
 }
 

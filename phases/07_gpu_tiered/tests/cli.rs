@@ -486,3 +486,25 @@ fn csv_output_quotes_fields_that_need_it() {
         assert_eq!(agg, bars, "{s}");
     }
 }
+
+/// A credential variable set but empty is refused before any request,
+/// naming it (the S3 client would send it, and every request would be
+/// refused as a bad signature).
+#[test]
+fn an_empty_credential_variable_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_07_gpu_tiered"))
+        .arg("--storage")
+        .arg(dir.path().join("store"))
+        .arg("stats")
+        .env("SSIG_COLD_URL", "s3://bkt/p")
+        .env("SSIG_COLD_ENDPOINT", "http://127.0.0.1:9")
+        .env("SSIG_COLD_ALLOW_HTTP", "true")
+        .env("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
+        .env("AWS_SECRET_ACCESS_KEY", "")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("AWS_SECRET_ACCESS_KEY is set but empty"), "{e}");
+}

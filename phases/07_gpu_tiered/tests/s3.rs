@@ -392,46 +392,46 @@ fn a_forgotten_cold_url_is_refused_and_repair_does_not_run_on_the_wrong_tier() {
 fn prefixes_and_endpoints_that_would_be_misread_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     for (url, endpoint, http, what) in [
-        ("s3://b/my dir", "http://127.0.0.1:1", true, "prefix"),
-        ("s3://b/pr%C3%A9fix", "http://127.0.0.1:1", true, "prefix"),
-        ("s3://b/a//x", "http://127.0.0.1:1", true, "prefix"),
+        ("s3://bkt/my dir", "http://127.0.0.1:1", true, "prefix"),
+        ("s3://bkt/pr%C3%A9fix", "http://127.0.0.1:1", true, "prefix"),
+        ("s3://bkt/a//x", "http://127.0.0.1:1", true, "prefix"),
         // Spelled like names inside a tier: a store there would sit in the
         // tier of a store at the prefix above, which takes its files for
         // strays.
         (
-            "s3://b/q1/year=2024",
+            "s3://bkt/q1/year=2024",
             "http://127.0.0.1:1",
             true,
             "segment \"year=2024\"",
         ),
         (
-            "s3://b/q/year=2024/month=01/day=01",
+            "s3://bkt/q/year=2024/month=01/day=01",
             "http://127.0.0.1:1",
             true,
             "partition",
         ),
-        ("s3://b/env=prod", "http://127.0.0.1:1", true, "partition"),
+        ("s3://bkt/env=prod", "http://127.0.0.1:1", true, "partition"),
         (
-            "s3://b/q/_delta_log",
+            "s3://bkt/q/_delta_log",
             "http://127.0.0.1:1",
             true,
             "starting with _",
         ),
         (
-            "s3://b/q/_quarantine/x",
+            "s3://bkt/q/_quarantine/x",
             "http://127.0.0.1:1",
             true,
             "starting with _",
         ),
         (
-            "s3://b/q/.hidden",
+            "s3://bkt/q/.hidden",
             "http://127.0.0.1:1",
             true,
             "starting with _ or .",
         ),
-        ("s3://b/p", "http://127.0.0.1:1", false, "allow_http"),
-        ("s3://b/p", "not a url", true, "endpoint"),
-        ("s3://b/p", "ftp://127.0.0.1:1", true, "scheme"),
+        ("s3://bkt/p", "http://127.0.0.1:1", false, "allow_http"),
+        ("s3://bkt/p", "not a url", true, "endpoint"),
+        ("s3://bkt/p", "ftp://127.0.0.1:1", true, "scheme"),
     ] {
         let mut c = common::small_config(dir.path(), Mode::Trading);
         c.cold_tier.url = Some(url.into());

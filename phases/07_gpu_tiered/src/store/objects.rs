@@ -200,6 +200,25 @@ pub(crate) fn no_credentials(message: &str) -> Option<String> {
         ))
 }
 
+/// The first of the credential variables the S3 client reads that is set
+/// but empty (the client would use it as it is).
+fn empty_credential_variable() -> Option<&'static str> {
+    empty_credential_variable_in(|v| std::env::var_os(v))
+}
+
+/// [`empty_credential_variable`] with the environment given as `var`.
+fn empty_credential_variable_in(
+    var: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> Option<&'static str> {
+    [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ]
+    .into_iter()
+    .find(|v| var(v).is_some_and(|x| x.is_empty()))
+}
+
 impl ColdStore {
     /// A local cold tier in `dir`.
     pub fn local(dir: impl Into<PathBuf>) -> ColdStore {
@@ -226,6 +245,11 @@ impl ColdStore {
         };
         let timeout = std::time::Duration::from_secs_f64(timeout_s);
         let bad = |why: &str| Error::Config(format!("cold_tier.url s3://{bucket}/{prefix}: {why}"));
+        if let Some(var) = empty_credential_variable() {
+            return Err(bad(&format!(
+                "{var} is set but empty: unset it, or set it to the credential (an empty one would be sent, and every request refused as a bad signature)"
+            )));
+        }
         let rt = io_runtime()?;
         let mut b = AmazonS3Builder::from_env()
             .with_bucket_name(bucket)
@@ -768,14 +792,24 @@ mod tests {
         for bad in [
             "s3:///nobucket",
             "gs://b/p",
-            "s3://b/../up",
-            "s3://b/a/./c",
-            "s3://b/%2E%2E/up",
-            "s3://b/p?x=1",
+            "s3://bkt/../up",
+            "s3://bkt/a/./c",
+            "s3://bkt/%2E%2E/up",
+            "s3://bkt/p?x=1",
             "not a url",
             "s3://user:pw@b/p",
             "s3://user@b/p",
-            "s3://b:9000/p",
+            "s3://bkt:9000/p",
+            // An empty segment is a different key: refused, not dropped.
+            "s3://bkt//p",
+            "s3://bkt/p//q",
+            "s3://bkt/p//",
+            // Names no S3 bucket can have.
+            "s3://ab/p",
+            "s3://my%20bucket/p",
+            "s3://-b-/p",
+            "s3://a..b/p",
+            "s3://b.",
         ] {
             let e = ColdStore::of(&with_url(bad)).err().map(|e| e.to_string());
             assert!(
@@ -794,7 +828,7 @@ mod tests {
         );
         // S3 keys are at most 1,024 bytes: the longest prefix the tier
         // takes leaves room for its own names, one byte more is refused.
-        let long = |n: usize| format!("s3://b/{}", "a".repeat(n));
+        let long = |n: usize| format!("s3://bkt/{}", "a".repeat(n));
         assert!(ColdStore::of(&with_url(&long(crate::config::MAX_PREFIX_BYTES))).is_ok());
         let e = ColdStore::of(&with_url(&long(crate::config::MAX_PREFIX_BYTES + 1)))
             .err()
@@ -815,6 +849,57 @@ mod tests {
         let said = half_a_key_pair("Generic S3 error: Missing AccessKeyId").unwrap_or_default();
         assert!(said.contains("AWS_ACCESS_KEY_ID is not"), "{said}");
         assert_eq!(half_a_key_pair("connection refused"), None);
+    }
+
+    #[test]
+    fn prefixes_and_bucket_names_are_kept_as_written() {
+        for (url, bucket, prefix) in [
+            ("s3://bkt", "bkt", ""),
+            ("s3://bkt/", "bkt", ""),
+            ("s3://bkt/a/b/", "bkt", "a/b"),
+            // Older buckets (and other servers) allow upper case and `_`.
+            ("s3://Old_Bucket/p", "Old_Bucket", "p"),
+            ("s3://my.bucket-1/p", "my.bucket-1", "p"),
+        ] {
+            match with_url(url).cold_location() {
+                Ok(crate::config::ColdLocation::S3 {
+                    bucket: b,
+                    prefix: p,
+                    ..
+                }) => assert_eq!((b.as_str(), p.as_str()), (bucket, prefix), "{url}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn an_empty_credential_variable_is_named() {
+        let env = |set: &'static [(&'static str, &'static str)]| {
+            move |v: &str| {
+                set.iter()
+                    .find(|(k, _)| *k == v)
+                    .map(|(_, x)| std::ffi::OsString::from(x))
+            }
+        };
+        assert_eq!(empty_credential_variable_in(env(&[])), None);
+        assert_eq!(
+            empty_credential_variable_in(env(&[
+                ("AWS_ACCESS_KEY_ID", "AKID"),
+                ("AWS_SECRET_ACCESS_KEY", "")
+            ])),
+            Some("AWS_SECRET_ACCESS_KEY")
+        );
+        assert_eq!(
+            empty_credential_variable_in(env(&[("AWS_SESSION_TOKEN", "")])),
+            Some("AWS_SESSION_TOKEN")
+        );
+        assert_eq!(
+            empty_credential_variable_in(env(&[
+                ("AWS_ACCESS_KEY_ID", "AKID"),
+                ("AWS_SECRET_ACCESS_KEY", "x")
+            ])),
+            None
+        );
     }
 
     #[test]
