@@ -118,6 +118,15 @@ pub enum Keep {
     All,
 }
 
+/// Blocks of rollups span 480 buckets (1m: 8 h, 1h: 20 days), so that a
+/// block of a coarse resolution holds as many points as a raw block does.
+pub fn rollup_block_options(res: &Resolution) -> crate::format::metrics::BlockOptions {
+    crate::format::metrics::BlockOptions {
+        window_ns: res.ns.saturating_mul(480),
+        ..crate::format::metrics::BlockOptions::default()
+    }
+}
+
 /// Whether, and why, `s` has no rollups at `res` ([`rollup_series`]).
 pub fn skip_reason(s: &Series, counter: bool, res: &Resolution) -> Option<Skip> {
     rollup_series(s, counter, res, Keep::Smaller).err()
@@ -357,6 +366,9 @@ pub struct Rollup {
     pub skipped_finer: Vec<(&'static str, usize)>,
     /// Whether each raw series (in the dataset's order) was rolled up.
     pub rolled: Vec<bool>,
+    /// Why each raw series (in the dataset's order) was not: `None` where
+    /// it was rolled up.
+    pub skips: Vec<Option<Skip>>,
 }
 
 fn aggregate_series(
@@ -429,10 +441,12 @@ pub fn rollup_keeping(dataset: &Dataset, res: &Resolution, keep: Keep) -> Rollup
     let (mut skipped_constant, mut skipped_larger) = (0, 0);
     let mut skipped_finer: Vec<(&'static str, usize)> = Vec::new();
     let mut rolled = Vec::with_capacity(dataset.series.len());
+    let mut skips = Vec::with_capacity(dataset.series.len());
     for s in &dataset.series {
         let counter = dataset.is_counter(&s.key.metric);
         let parts = rollup_series(s, counter, res, keep);
         rolled.push(parts.is_ok());
+        skips.push(parts.as_ref().err().copied());
         match parts {
             Err(Skip::Step(step)) => {
                 skipped += 1;
@@ -463,20 +477,26 @@ pub fn rollup_keeping(dataset: &Dataset, res: &Resolution, keep: Keep) -> Rollup
         skipped_larger,
         skipped_finer,
         rolled,
+        skips,
     }
 }
 
 /// The rollup series of one raw series at `res` (a counter's when
-/// `counter`), or why it has none: the resolution is at most twice its
-/// step ([`skips`]), it is constant, its rollups would not be at most
-/// half its samples' bytes, or they would not be at most
-/// [`FINER_PERCENT`]% of its rollups at the next finer resolution of
-/// [`RESOLUTIONS`] that keeps it (each finer one judged by these same
-/// rules). The size tests encode values with the codec the `.metrics`
-/// blocks use ([`crate::codec::adaptive`]) and add each series' overhead
-/// in the file (bucket timestamps, regular, a byte each); what they leave
-/// out (the samples' timestamps) only makes the raw side look cheaper,
-/// so a kept rollup is smaller still.
+/// `counter`), or why it has none: it is constant, the resolution is at
+/// most twice its step ([`skips`]), its rollups would not be at most half
+/// its samples' bytes, or they would not be at most [`FINER_PERCENT`]% of
+/// its rollups at the next finer resolution of [`RESOLUTIONS`] that keeps
+/// it (each finer one judged by these same rules).
+///
+/// Against the samples, the estimate encodes values with the codec the
+/// `.metrics` blocks use ([`crate::codec::adaptive`]) and adds each
+/// series' overhead in the file (bucket timestamps, regular, a byte
+/// each); what it leaves out (the samples' timestamps) only makes the raw
+/// side look cheaper, so a kept rollup is smaller still. Against a finer
+/// resolution, both are written as `.metrics` files of their own (blocks,
+/// shared timestamps, constants in the index, names; the bytes of an
+/// empty file taken off), since there the timestamps and the columns that
+/// never change, which the file keeps for nearly nothing, decide.
 pub fn rollup_series(
     s: &Series,
     counter: bool,
@@ -489,8 +509,7 @@ pub fn rollup_series(
     }
     let mut estimate = Estimate::default();
     let raw = estimate.values(&s.values);
-    let rolled = estimate.parts(&parts);
-    if rolled.saturating_mul(MIN_SHRINK) > raw {
+    if estimate.parts(&parts).saturating_mul(MIN_SHRINK) > raw {
         return Err(Skip::NotSmaller);
     }
     // The finer resolutions in turn (RESOLUTIONS is finest first), each
@@ -500,14 +519,34 @@ pub fn rollup_series(
         let Ok(p) = parts_at(s, counter, r) else {
             continue;
         };
-        let bytes = estimate.parts(&p);
-        if bytes.saturating_mul(MIN_SHRINK) <= raw && finer.is_none_or(|(_, f)| shrinks(bytes, f)) {
+        if estimate.parts(&p).saturating_mul(MIN_SHRINK) > raw {
+            continue;
+        }
+        let bytes = file_bytes(&p, r);
+        if finer.is_none_or(|(_, f)| shrinks(bytes, f)) {
             finer = Some((r.name, bytes));
         }
     }
     match finer {
-        Some((name, f)) if !shrinks(rolled, f) => Err(Skip::NotSmallerThanFiner(name)),
+        Some((name, f)) if !shrinks(file_bytes(&parts, res), f) => {
+            Err(Skip::NotSmallerThanFiner(name))
+        }
         _ => Ok(parts),
+    }
+}
+
+/// Bytes the rollup series `parts` take in a `.metrics` file of their own
+/// at `res`, less those of an empty file; `usize::MAX` if they cannot be
+/// written (then nothing is smaller than them, and they are not kept).
+fn file_bytes(parts: &[Series], res: &Resolution) -> usize {
+    use crate::format::metrics;
+    let opts = rollup_block_options(res);
+    let len = |series: Vec<Series>| {
+        metrics::encode(&Dataset::new("", series), opts).map(|(bytes, _)| bytes.len())
+    };
+    match (len(parts.to_vec()), len(Vec::new())) {
+        (Ok(b), Ok(empty)) => b.saturating_sub(empty),
+        _ => usize::MAX,
     }
 }
 

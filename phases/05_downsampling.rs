@@ -27,14 +27,23 @@ struct Args {
     #[command(flatten)]
     common: CommonArgs,
 
-    /// Also print what keeping raw samples this long (e.g. 7d), then each
-    /// resolution's rollups, costs over a year, scaled from this run's sizes.
+    /// Also print what keeping raw samples this long (e.g. 7d; at most 365d),
+    /// then each resolution's rollups, costs over a year, scaled from this
+    /// run's sizes.
     #[arg(long, value_name = "DURATION", value_parser = parse_keep_raw)]
     keep_raw: Option<i64>,
 }
 
 fn parse_keep_raw(text: &str) -> Result<i64, String> {
-    squeeze::time::parse_duration(text).map_err(|e| e.to_string())
+    const YEAR: i64 = 365 * 86_400 * squeeze::time::NANOS_PER_SECOND;
+    if text.trim_start().starts_with('-') {
+        return Err("a duration is not negative".into());
+    }
+    let ns = squeeze::time::parse_duration(text).map_err(|e| e.to_string())?;
+    if ns > YEAR {
+        return Err("at most a year (365d): the table is what a year costs".into());
+    }
+    Ok(ns)
 }
 
 fn main() -> ExitCode {
