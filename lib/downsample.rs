@@ -16,8 +16,9 @@
 //! replaces. A constant series (every sample the same bits) is skipped at
 //! every resolution: its raw file holds one number a window. A series is
 //! also skipped where its rollups would not be at most half its samples'
-//! bytes, or at most [`FINER_PERCENT`]% of its rollups at the next finer
-//! resolution that keeps it ([`rollup_series`], [`skip_reason`]). NaN samples are left out of every aggregate (and of `count`).
+//! bytes, or at most [`FINER_PERCENT`]% of its rollups at the nearest
+//! finer resolution that keeps it ([`rollup_series`], [`skip_reason`]).
+//! NaN samples are left out of every aggregate (and of `count`).
 //! Percentiles use the nearest-rank method. Rollups are lossy:
 //! [`measure_loss`] says by how much, against the raw samples.
 
@@ -76,10 +77,11 @@ pub fn skips(step: Option<i64>, res: &Resolution) -> bool {
 /// most `1 / MIN_SHRINK` of its samples' ([`rollup_series`]).
 pub const MIN_SHRINK: usize = 2;
 
-/// A coarser resolution is kept for a series only when its estimated
-/// bytes are at most `FINER_PERCENT`% of the next finer resolution that
-/// keeps the series ([`rollup_series`]): a query falls back to that finer
-/// one, which then costs it little more.
+/// A coarser resolution is kept for a series only when its rollups, in a
+/// `.metrics` file of their own, are at most `FINER_PERCENT`% of its
+/// rollups at the nearest finer resolution that keeps it
+/// ([`rollup_series`]): a query falls back to that finer one, which then
+/// costs it little more.
 pub const FINER_PERCENT: usize = 90;
 
 /// Bytes a series costs in a `.metrics` file beyond its values, as the
@@ -102,8 +104,8 @@ pub enum Skip {
     Constant,
     /// Its rollups would be more than [`FINER_PERCENT`]% of the bytes of
     /// its rollups at this finer resolution, which keeps it (a short
-    /// series whose buckets are as many there, or one whose sums compress
-    /// better at the finer step): queries take those.
+    /// series, or a periodic one whose buckets hold the same numbers at
+    /// both): queries take those.
     NotSmallerThanFiner(&'static str),
 }
 
