@@ -778,17 +778,39 @@ pub fn value_range(values: &[f64]) -> f64 {
     }
 }
 
+/// Half of [`value_range`], which is finite for any finite samples
+/// (`1e308 − (−1e308)` is not; half of each is).
+fn half_range(values: &[f64]) -> f64 {
+    let (lo, hi) = values
+        .iter()
+        .filter(|v| !v.is_nan())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
+            (lo.min(v), hi.max(v))
+        });
+    if lo <= hi {
+        hi * 0.5 - lo * 0.5
+    } else {
+        0.0
+    }
+}
+
 /// `|estimate − truth|` as a share of `range`, absolute where the range is
 /// zero (or not finite: a series holding ±inf).
 pub fn scaled_error(estimate: f64, truth: f64, range: f64) -> f64 {
+    scaled_by_half(estimate, truth, range * 0.5)
+}
+
+/// [`scaled_error`] with half the range: the difference is taken at half
+/// scale too, so that samples near ±`f64::MAX` do not overflow it.
+fn scaled_by_half(estimate: f64, truth: f64, half_range: f64) -> f64 {
     if estimate == truth || (estimate.is_nan() && truth.is_nan()) {
         return 0.0;
     }
-    let diff = (estimate - truth).abs();
-    if range > 0.0 && range.is_finite() {
-        diff / range
+    let half_diff = (estimate * 0.5 - truth * 0.5).abs();
+    if half_range > 0.0 && half_range.is_finite() {
+        half_diff / half_range
     } else {
-        diff
+        half_diff * 2.0
     }
 }
 
@@ -808,7 +830,7 @@ pub fn measure_loss_keeping(raw: &Dataset, res: &Resolution, keep: Keep) -> Loss
         if rollup_series(s, raw.is_counter(&s.key.metric), res, keep).is_err() {
             continue;
         }
-        let range = value_range(&s.values);
+        let range = half_range(&s.values);
         if raw.is_counter(&s.key.metric) {
             let hourly = rollup_counter(s, HOUR);
             let fine = rollup_counter(s, res.ns);
@@ -819,7 +841,7 @@ pub fn measure_loss_keeping(raw: &Dataset, res: &Resolution, keep: Keep) -> Loss
                     inc += fine[j].increase;
                     j += 1;
                 }
-                sums[5] += scaled_error(inc, h.increase, range);
+                sums[5] += scaled_by_half(inc, h.increase, range);
                 loss.counter_hours += 1;
             }
             continue;
@@ -841,15 +863,19 @@ pub fn measure_loss_keeping(raw: &Dataset, res: &Resolution, keep: Keep) -> Loss
             }
             let count: u64 = part.iter().map(|b| b.count).sum();
             let sum: f64 = part.iter().map(|b| b.sum).sum();
-            let avg_of_avgs = part.iter().map(GaugeBucket::avg).sum::<f64>() / k as f64;
+            let avg_of_avgs = part.iter().map(|b| b.avg() / k as f64).sum::<f64>();
             let max = part.iter().map(|b| b.max).fold(f64::NEG_INFINITY, f64::max);
             let p99_max = part.iter().map(|b| b.p99).fold(f64::NEG_INFINITY, f64::max);
-            let p99_w = part.iter().map(|b| b.p99 * b.count as f64).sum::<f64>() / count as f64;
-            sums[0] += scaled_error(sum / count as f64, h.avg(), range);
-            sums[1] += scaled_error(avg_of_avgs, h.avg(), range);
-            sums[2] += scaled_error(max, h.max, range);
-            sums[3] += scaled_error(p99_max, h.p99, range);
-            sums[4] += scaled_error(p99_w, h.p99, range);
+            // Weights first: p99 × count overflows near f64::MAX.
+            let p99_w = part
+                .iter()
+                .map(|b| b.p99 * (b.count as f64 / count as f64))
+                .sum::<f64>();
+            sums[0] += scaled_by_half(sum / count as f64, h.avg(), range);
+            sums[1] += scaled_by_half(avg_of_avgs, h.avg(), range);
+            sums[2] += scaled_by_half(max, h.max, range);
+            sums[3] += scaled_by_half(p99_max, h.p99, range);
+            sums[4] += scaled_by_half(p99_w, h.p99, range);
             loss.hours += 1;
         }
     }
@@ -1317,6 +1343,43 @@ mod tests {
         // At one-hour resolution nothing is lost.
         let exact = measure_loss(&d, &RESOLUTIONS[3]);
         assert_eq!((exact.avg_of_avgs, exact.p99_max_of_buckets), (0.0, 0.0));
+    }
+
+    #[test]
+    fn loss_near_the_largest_doubles_is_finite() {
+        // ±1e308 in turn, and a ramp from -1e305 to 1e305: the range, the
+        // differences and the weighted p99 would overflow at full scale.
+        // (Sums of an hour of samples near f64::MAX overflow in the
+        // rollups themselves, as they do in a raw query's sum.)
+        let d = Dataset::new(
+            "t",
+            vec![
+                regular(
+                    "flip",
+                    2_000,
+                    15,
+                    |i| if i % 2 == 0 { 1e308 } else { -1e308 },
+                ),
+                regular("ramp", 2_000, 15, |i| 1e305 * (i - 1_000) as f64 / 1_000.0),
+            ],
+        );
+        for res in &RESOLUTIONS {
+            let l = measure_loss(&d, res);
+            assert!(l.hours > 0, "{}", res.name);
+            for (what, x) in [
+                ("avg", l.avg),
+                ("avg of avgs", l.avg_of_avgs),
+                ("max", l.max),
+                ("p99 max", l.p99_max_of_buckets),
+                ("p99 weighted", l.p99_weighted),
+            ] {
+                assert!(
+                    x.is_finite() && (0.0..=1.0).contains(&x),
+                    "{} {what}: {x}",
+                    res.name
+                );
+            }
+        }
     }
 
     #[test]
