@@ -123,6 +123,23 @@ pub fn parse_default_timestamp(text: &str) -> crate::Result<i64> {
     crate::time::parse_timestamp(text).map_err(bad)
 }
 
+/// Writes `text` and a newline to standard output, for the binaries'
+/// front ends. A closed pipe (`| head`) ends the process with exit code 0,
+/// as a Unix filter ends (`println!` panics there); any other failure to
+/// write (a full disk under `>`) ends it with `error: …` and exit code 1.
+pub fn say(text: impl std::fmt::Display) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => {
+            eprintln!("error: writing standard output: {e}");
+            std::process::exit(1)
+        }
+    }
+}
+
 /// Turns a phase's result into an exit code, printing `error: ...` on failure.
 pub fn exit_with(result: crate::Result<()>) -> ExitCode {
     match result {

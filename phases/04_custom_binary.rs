@@ -82,7 +82,7 @@ fn main() -> ExitCode {
                 let path = file.clone().unwrap_or_else(default_file);
                 let f = MetricsFile::open(&path)?;
                 let inspection = metrics::inspect(&f, *blocks)?;
-                print!("{}", inspection.text);
+                squeeze::cli::say(inspection.text.trim_end_matches('\n'));
                 if let Some(first) = inspection.failures.first() {
                     return Err(squeeze::Error::Verify {
                         artifact: path.display().to_string(),
@@ -105,14 +105,17 @@ fn main() -> ExitCode {
                 let unit = if f.version() >= 3 { "pieces" } else { "blocks" };
                 for &i in &chosen {
                     let s = &f.series()[i];
-                    println!("{}  ({} samples, {} {unit})", s.key, s.samples, s.blocks);
+                    squeeze::cli::say(format!(
+                        "{}  ({} samples, {} {unit})",
+                        s.key, s.samples, s.blocks
+                    ));
                 }
-                println!(
+                squeeze::cli::say(format!(
                     "{} of {} series match; opening the file (every name and index page) read {} bytes.",
                     chosen.len(),
                     f.series().len(),
                     f.open_bytes()
-                );
+                ));
             }
         }
         Ok(())

@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         let ctx = args.common.context();
         if args.demo {
             for line in squeeze::course::query_engine::run(&ctx)? {
-                println!("{line}");
+                squeeze::cli::say(line);
             }
             return Ok(());
         }

@@ -56,31 +56,31 @@ fn main() -> ExitCode {
             if !args.quiet {
                 for lines in &outcomes {
                     for line in lines {
-                        println!("{line}");
+                        squeeze::cli::say(line);
                     }
-                    println!();
+                    squeeze::cli::say("");
                 }
             }
             report
         };
-        println!("Comparative report: {}", report.source);
-        println!("{}", report.table());
+        squeeze::cli::say(format!("Comparative report: {}", report.source));
+        squeeze::cli::say(report.table());
         if !report.stale.is_empty() {
-            println!(
+            squeeze::cli::say(format!(
                 "(left out entries of phases {} measured on another dataset: run them again)",
                 report.stale.join(", ")
-            );
+            ));
         }
-        println!(
+        squeeze::cli::say(format!(
             "Wrote {}/report.md, report.json and report.svg in {:.2} s.",
             ctx.output_dir.display(),
             start.elapsed().as_secs_f64()
-        );
+        ));
         if !args.quiet && !args.report_only {
-            println!(
+            squeeze::cli::say(format!(
                 "Next, phase 07 (the tiered engine, its own crate): \
                  cargo run --release --bin 07_gpu_tiered -- demo 1000000"
-            );
+            ));
         }
         Ok(())
     })())

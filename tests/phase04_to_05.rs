@@ -248,3 +248,35 @@ fn phase05_keep_raw_prints_a_year_of_retention() {
         assert!(stderr(&o).contains(says), "{arg}: {}", stderr(&o));
     }
 }
+
+/// Output piped into a reader that stops early (`| head`) ends the
+/// process quietly, as a Unix filter ends: no panic, no "Broken pipe".
+#[test]
+fn output_piped_into_a_reader_that_stops_early_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    small_dataset(dir.path());
+    ok(run_in(dir.path(), "04_custom_binary", &[]));
+    let out = dir.path().to_str().unwrap();
+    for (name, args) in [
+        ("04_custom_binary", &["-o", out, "series"][..]),
+        ("04_custom_binary", &["-o", out, "inspect"][..]),
+        ("05_downsampling", &["-o", out][..]),
+        ("06_query_engine", &["-o", out, "--demo"][..]),
+    ] {
+        let mut child = std::process::Command::new(bin(name))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the command writes (`| head -0`).
+        drop(child.stdout.take());
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{name} {args:?}: {err}"
+        );
+        assert_eq!(o.status.code(), Some(0), "{name} {args:?}: {err}");
+    }
+}

@@ -35,10 +35,11 @@ pub struct PhaseOutcome {
 }
 
 impl PhaseOutcome {
-    /// Prints the explanation to standard output.
+    /// Prints the explanation to standard output (a closed pipe ends the
+    /// process quietly: [`crate::cli::say`]).
     pub fn print(&self) {
         for line in &self.lines {
-            println!("{line}");
+            crate::cli::say(line);
         }
     }
 }
