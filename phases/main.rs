@@ -77,10 +77,10 @@ fn main() -> ExitCode {
             start.elapsed().as_secs_f64()
         ));
         if !args.quiet && !args.report_only {
-            squeeze::cli::say(format!(
+            squeeze::cli::say(
                 "Next, phase 07 (the tiered engine, its own crate): \
-                 cargo run --release --bin 07_gpu_tiered -- demo 1000000"
-            ));
+                 cargo run --release --bin 07_gpu_tiered -- demo 1000000",
+            );
         }
         Ok(())
     })())
