@@ -427,9 +427,10 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
                 None => "-".into(),
             }),
             right(
+                // An empty file stands for nothing: no ratio.
                 ndjson
                     .as_ref()
-                    .filter(|n| n.dataset == fp)
+                    .filter(|n| n.dataset == fp && r.series > 0)
                     .map(|n| format!("{:.0}x", n.bytes as f64 / bytes.max(1) as f64))
                     .unwrap_or_else(|| "-".into()),
             ),
@@ -707,6 +708,11 @@ mod tests {
                 })
                 .collect::<Vec<_>>()
         };
+        // A day flat but for its last samples, one series alone: the
+        // file's fixed bytes weigh as much as its rollups.
+        let mut bump = day("bump", |i| if i < 5_755 { 100.0 } else { (100 + i) as f64 });
+        bump.truncate(1);
+        smaller_than_next_finer(&crate::model::Dataset::new("bump", bump));
         for (name, f) in [
             ("saw", (|i| (i % 20) as f64 * 0.5) as fn(i64) -> f64),
             ("steps", |i| (i % 4 + 1) as f64),
