@@ -772,35 +772,26 @@ pub struct Loss {
     pub counter_increase: f64,
 }
 
-/// The value range of a series' samples (NaN left out; 0 when none).
-pub fn value_range(values: &[f64]) -> f64 {
+/// The smallest and largest of `values`, NaN left out (`None` if none).
+fn extremes(values: &[f64]) -> Option<(f64, f64)> {
     let (lo, hi) = values
         .iter()
         .filter(|v| !v.is_nan())
         .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
             (lo.min(v), hi.max(v))
         });
-    if lo <= hi {
-        hi - lo
-    } else {
-        0.0
-    }
+    (lo <= hi).then_some((lo, hi))
+}
+
+/// The value range of a series' samples (NaN left out; 0 when none).
+pub fn value_range(values: &[f64]) -> f64 {
+    extremes(values).map_or(0.0, |(lo, hi)| hi - lo)
 }
 
 /// Half of [`value_range`], which is finite for any finite samples
 /// (`1e308 − (−1e308)` is not; half of each is).
 fn half_range(values: &[f64]) -> f64 {
-    let (lo, hi) = values
-        .iter()
-        .filter(|v| !v.is_nan())
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| {
-            (lo.min(v), hi.max(v))
-        });
-    if lo <= hi {
-        hi * 0.5 - lo * 0.5
-    } else {
-        0.0
-    }
+    extremes(values).map_or(0.0, |(lo, hi)| hi * 0.5 - lo * 0.5)
 }
 
 /// `|estimate − truth|` as a share of `range`, absolute where the range is

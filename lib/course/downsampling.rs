@@ -135,6 +135,32 @@ fn skipped_file(raw: &crate::model::Dataset, skips: &[Option<Skip>]) -> Result<(
     )?))
 }
 
+/// The keys every rollup series of the raw series `key` at `res` may
+/// have (gauge and counter aggregates, and `nans`).
+fn aggregate_keys<'a>(
+    key: &'a crate::model::SeriesKey,
+    res: &'a Resolution,
+) -> impl Iterator<Item = crate::model::SeriesKey> + 'a {
+    GAUGE_AGGREGATES
+        .iter()
+        .chain(&COUNTER_AGGREGATES)
+        .chain(std::iter::once(&GAUGE_NANS))
+        .map(move |a| rollup_key(key, a, res))
+}
+
+/// The series of rollup `f` whose keys are in `names`.
+fn rollups_named(
+    f: &Rollup,
+    names: &std::collections::HashSet<crate::model::SeriesKey>,
+) -> Vec<crate::model::Series> {
+    f.data
+        .series
+        .iter()
+        .filter(|s| names.contains(&s.key))
+        .cloned()
+        .collect()
+}
+
 /// [`growing_and_fixed`], summed, of the rollups at finer resolutions
 /// (`finer`, finest first) of the series a rollup skips because those are
 /// smaller ([`Skip::NotSmallerThanFiner`]): what a store keeps for them.
@@ -150,21 +176,9 @@ fn finer_held_files(
             .iter()
             .zip(skips)
             .filter(|(_, k)| *k == &Some(Skip::NotSmallerThanFiner(res.name)))
-            .flat_map(|(s, _)| {
-                GAUGE_AGGREGATES
-                    .iter()
-                    .chain(&COUNTER_AGGREGATES)
-                    .chain(std::iter::once(&GAUGE_NANS))
-                    .map(|a| rollup_key(&s.key, a, res))
-            })
+            .flat_map(|(s, _)| aggregate_keys(&s.key, res))
             .collect();
-        let series: Vec<crate::model::Series> = f
-            .data
-            .series
-            .iter()
-            .filter(|s| names.contains(&s.key))
-            .cloned()
-            .collect();
+        let series = rollups_named(f, &names);
         if series.is_empty() {
             continue;
         }
@@ -227,17 +241,7 @@ fn next_finer_bytes(
     for i in (0..raw.series.len()).filter(|&i| rolled.get(i) == Some(&true)) {
         match held_by(i) {
             None => samples.push(raw.series[i].clone()),
-            Some(k) => {
-                let key = &raw.series[i].key;
-                let res = finer[k].1;
-                by_level[k].extend(
-                    GAUGE_AGGREGATES
-                        .iter()
-                        .chain(&COUNTER_AGGREGATES)
-                        .chain(std::iter::once(&GAUGE_NANS))
-                        .map(|a| rollup_key(key, a, res)),
-                );
-            }
+            Some(k) => by_level[k].extend(aggregate_keys(&raw.series[i].key, finer[k].1)),
         }
     }
     let mut parts = Vec::new();
@@ -249,13 +253,7 @@ fn next_finer_bytes(
         );
     }
     for ((f, res), names) in finer.iter().zip(&by_level) {
-        let series: Vec<crate::model::Series> = f
-            .data
-            .series
-            .iter()
-            .filter(|s| names.contains(&s.key))
-            .cloned()
-            .collect();
+        let series = rollups_named(f, names);
         if !series.is_empty() {
             parts.push(
                 metrics::encode(&subset(series), rollup_block_options(res))?
