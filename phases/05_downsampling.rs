@@ -30,7 +30,7 @@ struct Args {
     /// Also print what keeping raw samples this long (e.g. 7d; at most 365d),
     /// then each resolution's rollups, costs over a year, scaled from this
     /// run's sizes.
-    #[arg(long, value_name = "DURATION", value_parser = parse_keep_raw)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_keep_raw, allow_hyphen_values = true)]
     keep_raw: Option<i64>,
 }
 
