@@ -468,8 +468,10 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
             COUNTER_AGGREGATES.join(", ")
         ),
         format!(
-            "  Each is a series named {{metric}}_{{aggregate}}_{{resolution}}: count, sum, max, last and increase in full; p99, p95 and min only where each differs from the next one up (p99 from max, p95 from p99, min from p95), resets only where not 0: at most {} series for {gauges} gauges and {counters} counters.",
-            gauges * GAUGE_AGGREGATES.len() + counters * COUNTER_AGGREGATES.len(),
+            "  Each is a series named {{metric}}_{{aggregate}}_{{resolution}}: count, sum, max, last and increase in full; p99, p95 and min only where each differs from the next one up (p99 from max, p95 from p99, min from p95), resets only where not 0, and a gauge's {GAUGE_NANS} where its buckets hold NaN samples: at most {} series for {gauges} {} and {counters} {}.",
+            gauges * (GAUGE_AGGREGATES.len() + 1) + counters * COUNTER_AGGREGATES.len(),
+            if gauges == 1 { "gauge" } else { "gauges" },
+            if counters == 1 { "counter" } else { "counters" },
         ),
         format!(
             "  Loss: the mean error of hourly answers rebuilt from each resolution against the raw samples, as a share of each series' value range (max − min; absolute where that is 0), over (series, hour) pairs ({} gauge pairs at 1h). Σsum/Σcount and the max of maxes are exact up to rounding; averaging the averages is not; no rollup gives back an exact p99.",
