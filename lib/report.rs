@@ -55,6 +55,10 @@ pub struct ReportEntry {
     /// phase 04 file they roll up).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source_file_id: Option<String>,
+    /// The artifact holds no series (a rollup resolution that skipped
+    /// every one): it stands for nothing, so no ratio to NDJSON.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub holds_nothing: bool,
 }
 
 impl ReportEntry {
@@ -93,6 +97,7 @@ impl ReportEntry {
             reference: false,
             file_id: None,
             source_file_id: None,
+            holds_nothing: false,
         }
     }
 
@@ -178,7 +183,7 @@ impl Report {
             .map(|e| e.bytes);
         for e in &mut self.entries {
             e.ratio_to_ndjson = ndjson
-                .filter(|_| e.bytes > 0)
+                .filter(|_| e.bytes > 0 && !e.holds_nothing)
                 .map(|n| n as f64 / e.bytes as f64);
         }
     }
@@ -420,6 +425,25 @@ mod tests {
         assert_eq!(r.stale, vec!["02".to_string()]);
         assert_eq!(r.entries[1].ratio_to_ndjson, Some(20.0));
         assert_eq!(r.entries[1].bytes_per_sample, 5.0);
+    }
+
+    #[test]
+    fn an_artifact_that_holds_nothing_has_no_ratio() {
+        let dir = tempfile::tempdir().unwrap();
+        entry("01", 10_000).save(dir.path()).unwrap();
+        let mut empty = entry("05.1", 68);
+        empty.holds_nothing = true;
+        empty.save(dir.path()).unwrap();
+        let r = Report::gather(dir.path(), "src", "fp").unwrap();
+        let e = r.entries.iter().find(|e| e.phase == "05.1").expect("05.1");
+        assert!(e.holds_nothing, "kept through the JSON");
+        assert_eq!(e.ratio_to_ndjson, None);
+        assert!(
+            r.markdown()
+                .contains("| 05.1 | x | 68 B | 100 | 0.680 | - |"),
+            "{}",
+            r.markdown()
+        );
     }
 
     #[test]

@@ -388,6 +388,7 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
             &fp,
         );
         entry.lossless = false;
+        entry.holds_nothing = r.series == 0;
         entry.file_id = Some(file_id);
         entry.source_file_id = Some(raw_file.file_id());
         entries.push(record(ctx, entry, write_ms, read_ms)?);

@@ -147,7 +147,7 @@ pub fn thousands(n: u64) -> String {
 /// The line every phase ends its explanation with.
 pub(crate) fn summary_line(entry: &ReportEntry, ndjson: Option<&ReportEntry>) -> String {
     let ratio = ndjson
-        .filter(|n| entry.bytes > 0 && n.dataset == entry.dataset)
+        .filter(|n| entry.bytes > 0 && !entry.holds_nothing && n.dataset == entry.dataset)
         .map(|n| {
             format!(
                 ", {:.1}x smaller than NDJSON",
