@@ -823,11 +823,23 @@ pub fn measure_loss(raw: &Dataset, res: &Resolution) -> Loss {
 
 /// [`measure_loss`] over the series `keep` says rollups keep.
 pub fn measure_loss_keeping(raw: &Dataset, res: &Resolution, keep: Keep) -> Loss {
+    let rolled: Vec<bool> = raw
+        .series
+        .iter()
+        .map(|s| rollup_series(s, raw.is_counter(&s.key.metric), res, keep).is_ok())
+        .collect();
+    measure_loss_of(raw, res, &rolled)
+}
+
+/// [`measure_loss`] over the series `rolled` says were rolled up
+/// (`rolled[i]`: raw series `i`, as [`Rollup::rolled`] holds it), for a
+/// caller that has the rollup already and need not weigh them again.
+pub fn measure_loss_of(raw: &Dataset, res: &Resolution, rolled: &[bool]) -> Loss {
     const HOUR: i64 = 3600 * NANOS_PER_SECOND;
     let mut loss = Loss::default();
     let mut sums = [0.0f64; 6];
-    for s in &raw.series {
-        if rollup_series(s, raw.is_counter(&s.key.metric), res, keep).is_err() {
+    for (i, s) in raw.series.iter().enumerate() {
+        if rolled.get(i) != Some(&true) {
             continue;
         }
         let range = half_range(&s.values);

@@ -4,7 +4,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
 use crate::course::{record, summary_line, thousands, timed, verify, Context, PhaseOutcome};
 use crate::downsample::{
-    error_share, measure_loss, rollup, rollup_key, Loss, Resolution, Rollup, Skip,
+    error_share, measure_loss_of, rollup, rollup_key, Loss, Resolution, Rollup, Skip,
     COUNTER_AGGREGATES, GAUGE_AGGREGATES, GAUGE_NANS, RESOLUTIONS,
 };
 use crate::error::{Error, Result};
@@ -392,7 +392,7 @@ pub fn run_with(ctx: &Context, keep_raw: Option<i64>) -> Result<PhaseOutcome> {
         entry.file_id = Some(file_id);
         entry.source_file_id = Some(raw_file.file_id());
         entries.push(record(ctx, entry, write_ms, read_ms)?);
-        let loss = measure_loss(&raw, res);
+        let loss = measure_loss_of(&raw, res, &r.rolled);
         let rolled_raw = (r.series > 0)
             .then(|| raw_bytes_of_rolled(&raw, &r.rolled))
             .transpose()?;
