@@ -281,7 +281,9 @@ pub fn choose_bins_with(latents: &[u64], sc: &mut Scratch, bins: &mut Vec<Bin>) 
         let mut from = i - 1;
         for j in (0..i).rev() {
             count += pre[j].2;
-            let c = count as f32;
+            // Through i64: one signed conversion instead of the unsigned
+            // sequence (the same value: count is at most the block's length).
+            let c = count as i64 as f32;
             let w = width(hi - pre[j].0) as f32;
             if META_BITS + c * w >= best {
                 break;
@@ -352,17 +354,40 @@ pub fn encode_with(latents: &[u64], bins: &[Bin], out: &mut Vec<u8>) {
     encode_bins(latents, bins, out, &mut Scratch::default())
 }
 
+/// Appends `latents` as one bin over their whole range: frame of
+/// reference, `width(max - min)` bits a value, no table and no tANS state
+/// (what [`encode`] writes when its program picks one bin). Short blocks
+/// use it: below about 64 values a table rarely pays for its header, and
+/// choosing bins costs more than coding them.
+pub fn encode_one_bin(latents: &[u64], out: &mut Vec<u8>) {
+    let (mut lo, mut hi) = (u64::MAX, 0);
+    for &v in latents {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if latents.is_empty() {
+        (lo, hi) = (0, 0);
+    }
+    write_u64(out, 0);
+    write_one_bin(latents, lo, width(hi - lo), out);
+}
+
+/// The payload of a one-bin block after its bin count: lower end, width,
+/// offsets.
+fn write_one_bin(latents: &[u64], lower: u64, bits: u32, out: &mut Vec<u8>) {
+    write_u64(out, lower);
+    out.push(bits as u8);
+    let mut w = BitWriter::append_to(std::mem::take(out));
+    for &v in latents {
+        w.write_bits(v - lower, bits);
+    }
+    *out = w.finish();
+}
+
 fn encode_bins(latents: &[u64], bins: &[Bin], out: &mut Vec<u8>, sc: &mut Scratch) {
     write_u64(out, bins.len() as u64 - 1);
     if bins.len() == 1 {
-        let bin = bins[0];
-        write_u64(out, bin.lower);
-        out.push(bin.bits as u8);
-        let mut w = BitWriter::append_to(std::mem::take(out));
-        for &v in latents {
-            w.write_bits(v - bin.lower, bin.bits);
-        }
-        *out = w.finish();
+        write_one_bin(latents, bins[0].lower, bins[0].bits, out);
         return;
     }
     let counts: Vec<u64> = bins.iter().map(|b| b.count).collect();

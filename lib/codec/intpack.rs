@@ -30,61 +30,99 @@ fn width(span: u64) -> u32 {
     64 - span.leading_zeros()
 }
 
+/// What [`encode`] will write for some integers: the size, the mode, and
+/// the base and width it packs with (from one pass over them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Encoded size in bytes.
+    pub size: usize,
+    /// 0: frame of reference over the values; 1: over their deltas.
+    pub mode: u8,
+    /// Mode 0: the smallest value; mode 1: the smallest delta.
+    base: i64,
+    /// Bits a packed value.
+    width: u32,
+}
+
 /// The encoded size in bytes and the mode that gives it.
 pub fn plan(ks: &[i64]) -> (usize, u8) {
+    let p = plan_full(ks);
+    (p.size, p.mode)
+}
+
+/// [`plan`] with the base and width, for [`encode_planned`].
+pub fn plan_full(ks: &[i64]) -> Plan {
     let Some(&first) = ks.first() else {
-        return (2 + 1, 0);
+        return Plan {
+            size: 2 + 1,
+            mode: 0,
+            base: 0,
+            width: 0,
+        };
     };
     let (mut lo, mut hi) = (first, first);
     let (mut dlo, mut dhi) = (i64::MAX, i64::MIN);
-    for w in ks.windows(2) {
-        let d = w[1] - w[0];
+    let mut prev = first;
+    for &k in &ks[1..] {
+        let d = k - prev;
         dlo = dlo.min(d);
         dhi = dhi.max(d);
-    }
-    for &k in ks {
         lo = lo.min(k);
         hi = hi.max(k);
+        prev = k;
     }
-    let for_bits = width(hi.wrapping_sub(lo) as u64) as usize * ks.len();
+    let for_width = width(hi.wrapping_sub(lo) as u64);
+    let for_bits = for_width as usize * ks.len();
     let for_size = 1 + len_u64(zigzag(lo)) + 1 + for_bits.div_ceil(8);
+    let packed_for = Plan {
+        size: for_size,
+        mode: 0,
+        base: lo,
+        width: for_width,
+    };
     if ks.len() < 2 {
-        return (for_size, 0);
+        return packed_for;
     }
-    let d_bits = width(dhi.wrapping_sub(dlo) as u64) as usize * (ks.len() - 1);
+    let d_width = width(dhi.wrapping_sub(dlo) as u64);
+    let d_bits = d_width as usize * (ks.len() - 1);
     let d_size = 1 + len_u64(zigzag(first)) + len_u64(zigzag(dlo)) + 1 + d_bits.div_ceil(8);
     if d_size < for_size {
-        (d_size, 1)
+        Plan {
+            size: d_size,
+            mode: 1,
+            base: dlo,
+            width: d_width,
+        }
     } else {
-        (for_size, 0)
+        packed_for
     }
 }
 
 /// Appends `ks` (each within ±[`LIMIT`]) in the smaller mode.
 pub fn encode(ks: &[i64], out: &mut Vec<u8>) {
-    let (_, mode) = plan(ks);
-    out.push(mode);
-    if mode == 0 {
-        let lo = ks.iter().copied().min().unwrap_or(0);
-        let hi = ks.iter().copied().max().unwrap_or(0);
-        let w = width(hi.wrapping_sub(lo) as u64);
-        write_i64(out, lo);
+    encode_planned(ks, &plan_full(ks), out)
+}
+
+/// Appends `ks` as `plan` (which must be [`plan_full`] of `ks`) says:
+/// exactly `plan.size` bytes.
+pub fn encode_planned(ks: &[i64], plan: &Plan, out: &mut Vec<u8>) {
+    let (base, w) = (plan.base, plan.width);
+    out.push(plan.mode);
+    if plan.mode == 0 {
+        write_i64(out, base);
         out.push(w as u8);
         let mut bw = BitWriter::append_to(std::mem::take(out));
         for &k in ks {
-            bw.write_bits(k.wrapping_sub(lo) as u64, w);
+            bw.write_bits(k.wrapping_sub(base) as u64, w);
         }
         *out = bw.finish();
     } else {
-        let dlo = ks.windows(2).map(|w| w[1] - w[0]).min().unwrap_or(0);
-        let dhi = ks.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
-        let w = width(dhi.wrapping_sub(dlo) as u64);
-        write_i64(out, ks[0]);
-        write_i64(out, dlo);
+        write_i64(out, ks.first().copied().unwrap_or(0));
+        write_i64(out, base);
         out.push(w as u8);
         let mut bw = BitWriter::append_to(std::mem::take(out));
         for d in ks.windows(2).map(|w| w[1] - w[0]) {
-            bw.write_bits(d.wrapping_sub(dlo) as u64, w);
+            bw.write_bits(d.wrapping_sub(base) as u64, w);
         }
         *out = bw.finish();
     }
