@@ -51,7 +51,7 @@
 use std::collections::HashMap;
 
 use crate::bytes::ByteReader;
-use crate::codec::adaptive::find_decimal;
+use crate::codec::adaptive::{find_decimal, round_half_away};
 use crate::codec::varint::{len_u64, unzigzag, write_i64, write_u64, zigzag};
 use crate::codec::{entropy, intpack, xor};
 use crate::error::{Error, Result};
@@ -83,7 +83,7 @@ pub fn find_near_decimal(
         ks.clear();
         corrections.clear();
         for &v in values {
-            let k = (v * scale).round();
+            let k = round_half_away(v * scale);
             if k.is_nan() || k.abs() > intpack::LIMIT as f64 {
                 continue 'exponent;
             }
@@ -611,7 +611,7 @@ const LOG2_10: f64 = std::f64::consts::LOG2_10;
 fn digits(v: f64) -> (u8, u8) {
     let mut near = 19;
     for (e, &scale) in POW10.iter().enumerate() {
-        let k = (v * scale).round();
+        let k = round_half_away(v * scale);
         if !k.is_finite() || k.abs() > intpack::LIMIT as f64 {
             continue;
         }
@@ -691,7 +691,7 @@ pub fn decimal_with_corrections(
     corrections.clear();
     let mut prev = 0i64;
     for &v in values {
-        let k = (v * scale).round();
+        let k = round_half_away(v * scale);
         let k = if k.is_finite() && k.abs() <= intpack::LIMIT as f64 {
             k as i64
         } else {
