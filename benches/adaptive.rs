@@ -5,7 +5,10 @@
 //! values per second. Before timing, it checks every round trip and prints
 //! bytes per value per series for 03b, 03c and pco (one chunk per column).
 //!
-//! `python3 scripts/datasets.py && cargo bench --bench adaptive`
+//! `python3 scripts/datasets.py && cargo bench --bench adaptive`; with
+//! `SSIG_BENCH_PCP=/tmp/pcp.csv` (a PCP archive converted by
+//! `scripts/pcp_to_csv.py`) it measures that archive too, and prints its
+//! sizes as totals only.
 
 use std::time::Duration;
 
@@ -75,14 +78,16 @@ fn entropy_decode(d: &Dataset, bytes: &[u8], ends: &[usize], out: &mut Vec<f64>)
     n
 }
 
-/// Bytes per value of 03b, 03c and pco for each series, and in total;
-/// asserts the 03c round trip bit for bit.
-fn size_table(d: &Dataset) {
+/// Bytes per value of 03b, 03c and pco for each series (when
+/// `per_series`), and in total; asserts the 03c round trip bit for bit.
+fn size_table(d: &Dataset, per_series: bool) {
     let (mut t03b, mut t03c, mut tpco, mut n) = (0, 0, 0, 0);
     let mut at_or_below = 0;
-    eprintln!(
-        "series,values,03b_bytes_per_value,03c_bytes_per_value,pco_bytes_per_value,03c_over_pco"
-    );
+    if per_series {
+        eprintln!(
+            "series,values,03b_bytes_per_value,03c_bytes_per_value,pco_bytes_per_value,03c_over_pco"
+        );
+    }
     for s in &d.series {
         let one = Dataset::new("one", vec![s.clone()]);
         let (b, _) = adaptive_encode(&one);
@@ -97,6 +102,10 @@ fn size_table(d: &Dataset) {
         let p = pco_encode(&one)[0].len();
         let v = s.values.len().max(1) as f64;
         at_or_below += (c.len() <= p) as usize;
+        (t03b, t03c, tpco, n) = (t03b + b.len(), t03c + c.len(), tpco + p, n + s.values.len());
+        if !per_series {
+            continue;
+        }
         eprintln!(
             "{},{},{:.3},{:.3},{:.3},{:.3}",
             s.key,
@@ -106,7 +115,6 @@ fn size_table(d: &Dataset) {
             p as f64 / v,
             c.len() as f64 / p as f64
         );
-        (t03b, t03c, tpco, n) = (t03b + b.len(), t03c + c.len(), tpco + p, n + s.values.len());
     }
     let v = n.max(1) as f64;
     eprintln!(
@@ -158,8 +166,13 @@ fn tsz_encode(d: &Dataset) -> Vec<Box<[u8]>> {
 fn bench(c: &mut Criterion) {
     let mut all = common::datasets();
     if let Some(real) = common::real_series() {
-        size_table(&real);
+        size_table(&real, true);
         all.push(("real-series".to_string(), real));
+    }
+    if let Some(pcp) = common::pcp() {
+        eprintln!("PCP archive, {} series:", pcp.series.len());
+        size_table(&pcp, false);
+        all.push(("pcp".to_string(), pcp));
     }
     for (name, d) in all {
         let n = d.sample_count();

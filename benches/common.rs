@@ -38,6 +38,14 @@ pub fn real_series() -> Option<Dataset> {
         .then(|| import_file(&path, &ImportOptions::default()).expect("series.csv imports"))
 }
 
+/// A Performance Co-Pilot archive as long CSV (`scripts/pcp_to_csv.py`),
+/// when `SSIG_BENCH_PCP` names one: thousands of real host series, mostly
+/// counters, in blocks of every length.
+pub fn pcp() -> Option<Dataset> {
+    let path = std::env::var_os("SSIG_BENCH_PCP")?;
+    Some(import_file(Path::new(&path), &ImportOptions::default()).expect("SSIG_BENCH_PCP imports"))
+}
+
 /// Both datasets with their names.
 pub fn datasets() -> Vec<(String, Dataset)> {
     let (b, name) = beringei();

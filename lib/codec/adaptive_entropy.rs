@@ -43,9 +43,9 @@
 //! checked bit for bit), so no scheme can lose a bit.
 //!
 //! The chooser computes each applicable scheme's exact size and keeps the
-//! smallest: every delta order in blocks of [`SHORT`] + 1 to
-//! [`EXHAUSTIVE`] values, the estimated one elsewhere; blocks of up to
-//! [`SHORT`] values code integers as one bin, without a table.
+//! smallest (every scheme up to [`EXHAUSTIVE`] values), in the delta order
+//! it estimates; blocks of up to [`SHORT`] values code integers as one
+//! bin, without a table.
 //! The count of values is not stored here.
 
 use std::collections::HashMap;
@@ -293,10 +293,12 @@ fn dictionary(
     true
 }
 
-/// Blocks of up to this many values try every scheme and every delta
-/// order, coded exactly: cheap at this size, and where an estimate from
-/// few values is least reliable. Longer blocks estimate, then code the
-/// winner only.
+/// Blocks of up to this many values try every scheme (in the estimated
+/// delta order). Longer blocks try the others only when no exact decimal
+/// exists. Coding every order exactly here instead, as the first version
+/// did, saved 0.41 % of a PCP archive's value bytes (most of its blocks
+/// hold 65 to 256 values) for 30 % less encoding speed, and nothing on
+/// the real series.
 pub const EXHAUSTIVE: usize = 512;
 /// Blocks of up to this many values code their integers as one bin
 /// (frame of reference, no table: [`entropy::encode_one_bin`]), in the
@@ -741,10 +743,10 @@ fn keep(choice: Choice, sc: &Scratch, start: usize, out: &mut Vec<u8>, best: &mu
 
 /// [`encode`] with reusable scratch buffers.
 ///
-/// Blocks of up to [`EXHAUSTIVE`] values code every applicable scheme and
-/// order and keep the smallest. Longer ones take the fast road: an exact
-/// decimal estimates its delta order ([`choose_order`]) and codes that one
-/// order, tries fewer digits with corrections only when a sample suggests
+/// Every block codes decimals in one delta order, the one [`choose_order`]
+/// picks. Blocks of up to [`EXHAUSTIVE`] values code every applicable
+/// scheme and keep the smallest. Longer ones take the fast road: an exact
+/// decimal tries fewer digits with corrections only when a sample suggests
 /// it ([`fewer_digits`]), and sizes the packed decimal without writing it;
 /// the other schemes are tried only when no exact decimal exists.
 pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choice {
@@ -865,21 +867,13 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
         } else {
             (std::mem::take(&mut sc.ks), Vec::new())
         };
-        // Every order, coded exactly, in blocks of SHORT + 1 to EXHAUSTIVE
-        // values; else the estimated one.
-        let orders = if exhaustive && ks.len() > SHORT {
-            0..=MAX_ORDER.min(u8::try_from(ks.len() - 1).unwrap_or(u8::MAX))
-        } else {
-            let o = choose_order(&ks);
-            o..=o
-        };
-        for order in orders {
-            let mut candidate = std::mem::take(&mut sc.candidate);
-            candidate.clear();
-            encode_decimal_entropy(e, order, &ks, &cs, sc, &mut candidate);
-            sc.candidate = candidate;
-            keep(Choice::DecimalEntropy { order }, sc, start, out, &mut best);
-        }
+        // The estimated order only (one bin's widths in short blocks).
+        let order = choose_order(&ks);
+        let mut candidate = std::mem::take(&mut sc.candidate);
+        candidate.clear();
+        encode_decimal_entropy(e, order, &ks, &cs, sc, &mut candidate);
+        sc.candidate = candidate;
+        keep(Choice::DecimalEntropy { order }, sc, start, out, &mut best);
         if corrected {
             (sc.fewer_ks, sc.fewer_corrections) = (ks, cs);
         } else {
