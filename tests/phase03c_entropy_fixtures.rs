@@ -93,6 +93,19 @@ fn fixtures() -> Vec<(&'static str, Vec<f64>, Choice)> {
             Choice::Dictionary,
         ),
         (
+            "multiple",
+            // A file system's fullness in percent: blocks used times
+            // 100 / blocks, a step that is no power of ten, at full
+            // precision (no decimal of fewer than 15 digits).
+            (0..300u64)
+                .scan(8_625_260i64, |used, i| {
+                    *used += (noise(i) >> 52) as i64 - 1000;
+                    Some(*used as f64 * 100.0 / 12_176_504.0)
+                })
+                .collect(),
+            Choice::Multiple { order: 1 },
+        ),
+        (
             "binned_bits",
             // Mantissas at random, exponents within 2^-40 ..= 2^40: no
             // decimal, not even near one, fits them all.

@@ -16,6 +16,7 @@
 //! | 3 | decimal, entropy-coded | `e` (1 byte), order `d` and flags (1 byte), see below | gauges (`d` 0), smooth series (`d` 1), trends (`d` 2) |
 //! | 4 | dictionary | `m - 1` (varint), `m` values (8 bytes LE each, most frequent first), [`crate::codec::entropy`] over the `n` indices | few distinct values that are not short decimals |
 //! | 5 | binned bits | [`crate::codec::entropy`] over the `n` raw bit patterns | true doubles: bins split sign, exponent and top mantissa from raw low bits (as ALP-RD does) |
+//! | 6 | multiple | divisor `s` (f64 LE, positive, finite), then as tag 3 after `e`: value = `k / s` plus its correction | a step that is no power of ten, kept to full precision: a share of a fixed size, minutes as hours (pco's float multiplier) |
 //!
 //! Tag 3 in full:
 //!
@@ -114,14 +115,21 @@ pub enum Choice {
     Constant,
     Gorilla,
     DecimalPacked,
-    DecimalEntropy { order: u8 },
+    DecimalEntropy {
+        order: u8,
+    },
     Dictionary,
     BinnedBits,
+    /// Integers `k` times a step that is no power of ten (`k / s`, `s` any
+    /// positive double), entropy-coded like a decimal, with corrections.
+    Multiple {
+        order: u8,
+    },
 }
 
 impl Choice {
     /// Rows of phase 03's table, in order; [`Choice::label`] indexes it.
-    pub const LABELS: usize = 8;
+    pub const LABELS: usize = 11;
 
     /// A dense index for statistics: 0..[`Choice::LABELS`].
     pub fn label(self) -> usize {
@@ -132,6 +140,7 @@ impl Choice {
             Self::DecimalEntropy { order } => 3 + order.min(MAX_ORDER) as usize,
             Self::Dictionary => 6,
             Self::BinnedBits => 7,
+            Self::Multiple { order } => 8 + order.min(MAX_ORDER) as usize,
         }
     }
 
@@ -146,6 +155,9 @@ impl Choice {
             },
             6 => Self::Dictionary,
             7 => Self::BinnedBits,
+            8..=10 => Self::Multiple {
+                order: (label - 8) as u8,
+            },
             _ => return None,
         })
     }
@@ -161,6 +173,9 @@ impl Choice {
             Self::DecimalEntropy { .. } => "decimal ANS, delta-of-deltas",
             Self::Dictionary => "dictionary",
             Self::BinnedBits => "binned bits",
+            Self::Multiple { order: 0 } => "multiple ANS, values",
+            Self::Multiple { order: 1 } => "multiple ANS, deltas",
+            Self::Multiple { .. } => "multiple ANS, delta-of-deltas",
         }
     }
 
@@ -183,6 +198,9 @@ impl Choice {
             Self::BinnedBits => {
                 "no short decimal: bins code the sign, exponent and top bits, the rest is raw"
             }
+            Self::Multiple { .. } => {
+                "k times a step that is no power of ten (a share, a rate, minutes / 60), corrected to the bit"
+            }
         }
     }
 
@@ -194,6 +212,7 @@ impl Choice {
             Self::DecimalEntropy { .. } => 3,
             Self::Dictionary => 4,
             Self::BinnedBits => 5,
+            Self::Multiple { .. } => 6,
         }
     }
 }
@@ -362,10 +381,20 @@ fn common_divisor(diffs: impl IntoIterator<Item = i64>) -> u64 {
     g.max(1)
 }
 
-/// Appends a tag-3 block: integers `ks` at exponent `e` in delta `order`,
-/// and `corrections` unless they are all 0.
+/// What a tag-3 or tag-6 block divides its integers by.
+#[derive(Debug, Clone, Copy)]
+enum Head {
+    /// Tag 3: `10^e`.
+    Decimal(u8),
+    /// Tag 6: any positive finite double.
+    Divisor(f64),
+}
+
+/// Appends a tag-3 block (integers `ks` over `10^e`) or a tag-6 block
+/// (over a divisor), in delta `order`, with `corrections` unless they are
+/// all 0.
 fn encode_decimal_entropy(
-    e: u8,
+    head: Head,
     order: u8,
     ks: &[i64],
     corrections: &[i64],
@@ -393,8 +422,16 @@ fn encode_decimal_entropy(
     if corrected {
         flags |= FLAG_CORRECTIONS;
     }
-    out.push(Choice::DecimalEntropy { order }.tag());
-    out.push(e);
+    match head {
+        Head::Decimal(e) => {
+            out.push(Choice::DecimalEntropy { order }.tag());
+            out.push(e);
+        }
+        Head::Divisor(s) => {
+            out.push(Choice::Multiple { order }.tag());
+            out.extend_from_slice(&s.to_bits().to_le_bytes());
+        }
+    }
     out.push(flags);
     if g > 1 {
         write_u64(out, g - 1);
@@ -420,6 +457,10 @@ fn encode_decimal_entropy(
         out.extend_from_slice(&sc.ints);
         latents.clear();
         latents.extend(corrections.iter().map(|&c| to_latent(c)));
+        // Corrections are mostly 0 with a few wide ones: bins, even in a
+        // short block, or one wide value would widen every 0.
+        encode_latents(latents, out, &mut sc.entropy, false);
+        return;
     }
     encode_latents(latents, out, &mut sc.entropy, sc.one_bin);
 }
@@ -637,14 +678,16 @@ fn digits(v: f64) -> (u8, u8) {
 ///
 /// This is how IBM's closing prices, in cents but for three values with
 /// four decimals, are coded in cents with three corrections.
+const FEWER_SAMPLE: usize = 64;
+
 fn fewer_digits(values: &[f64], above: u8) -> Option<u8> {
     if above == 0 {
         // Integers already: no exponent below.
         return None;
     }
-    let stride = values.len().div_ceil(64).max(1);
-    // At most 64 samples: no allocation per block.
-    let mut held = [(0u8, 0u8); 64];
+    let stride = values.len().div_ceil(FEWER_SAMPLE).max(1);
+    // At most FEWER_SAMPLE samples: no allocation per block.
+    let mut held = [(0u8, 0u8); FEWER_SAMPLE];
     let mut taken = 0;
     for (slot, &v) in held.iter_mut().zip(values.iter().step_by(stride)) {
         *slot = digits(v);
@@ -688,7 +731,18 @@ pub fn decimal_with_corrections(
     ks: &mut Vec<i64>,
     corrections: &mut Vec<i64>,
 ) {
-    let scale = POW10[e as usize];
+    scaled_with_corrections(values, POW10[e as usize], ks, corrections)
+}
+
+/// [`decimal_with_corrections`] over any divisor `scale`: `k = round(v ×
+/// scale)`, corrected to the bits of `k / scale`, as the decoder computes
+/// it.
+fn scaled_with_corrections(
+    values: &[f64],
+    scale: f64,
+    ks: &mut Vec<i64>,
+    corrections: &mut Vec<i64>,
+) {
     ks.clear();
     corrections.clear();
     let mut prev = 0i64;
@@ -703,6 +757,177 @@ pub fn decimal_with_corrections(
         corrections.push(v.to_bits().wrapping_sub((k as f64 / scale).to_bits()) as i64);
         prev = k;
     }
+}
+
+/// Values sampled by [`find_divisor`].
+const DIVISOR_SAMPLE: usize = 64;
+/// The largest integer [`find_divisor`] accepts for a sampled value: a
+/// step finer than this says "no step", and its integers would be wide.
+const MAX_MULTIPLE: f64 = (1u64 << 40) as f64;
+
+/// A divisor `s` such that every value of a sample is within a hundredth
+/// of an integer over `s` (`v × s` near `k`): the values are multiples of
+/// a step `1/s` that is not a power of ten. `None` when the sample holds
+/// a non-finite value, a single value, or no step up to a twelfth of its
+/// smallest gap fits.
+///
+/// A share of a fixed size (a file system's `used / size × 100`), minutes
+/// counted in hours (`k / 60`, rounded to ten digits), a rate per interval:
+/// no short decimal exists, so 03b falls back to XOR, but the integers
+/// `k` are small and smooth. This is pco's float-multiplier mode. The
+/// step is the smallest gap between sorted sample values or a twelfth of
+/// it; it is then refined on the largest value (`|v| / round(|v| / step)`:
+/// a gap is a difference of nearby values and carries their rounding), and
+/// snapped to an integer divisor when `1 / step` is one to 1e-9 (60, 3600).
+/// The encoder verifies nothing here: corrections make any divisor exact,
+/// and a poor one simply loses to the other schemes.
+fn find_divisor(values: &[f64]) -> Option<f64> {
+    let stride = values.len().div_ceil(DIVISOR_SAMPLE).max(1);
+    let mut held = [0f64; DIVISOR_SAMPLE];
+    let mut n = 0;
+    for (slot, &v) in held.iter_mut().zip(values.iter().step_by(stride)) {
+        if !v.is_finite() {
+            return None;
+        }
+        *slot = v;
+        n += 1;
+    }
+    let sample = &mut held[..n];
+    sample.sort_unstable_by(f64::total_cmp);
+    let far = sample.iter().fold(0f64, |m, v| m.max(v.abs()));
+    let gap = sample
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .filter(|&d| d > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    if !(gap.is_finite() && far > 0.0) {
+        return None;
+    }
+    // The smallest gap or a small fraction of it; else the approximate
+    // common divisor of every gap (a sample's gaps are often many steps).
+    let tolerance = far * 1e-9;
+    let sample_ref = &*sample;
+    let common = move || {
+        sample_ref
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .filter(|&d| d > tolerance)
+            .take(16)
+            .fold(0.0, |g, d| {
+                // Euclid's remainders pile up rounding (a quotient of
+                // thousands times a gap's error): refine the divisor on
+                // the larger input, divided by its count of steps.
+                let h = approximate_gcd(g, d, tolerance);
+                let top = g.max(d);
+                let count = round_half_away(top / h);
+                if h > 0.0 && (1.0..=MAX_MULTIPLE).contains(&count) {
+                    top / count
+                } else {
+                    h
+                }
+            })
+    };
+    let steps = (1..=12u32)
+        .map(|m| gap / f64::from(m))
+        .chain(std::iter::once_with(common));
+    let span = sample[n - 1] - sample[0];
+    steps.into_iter().find_map(|rough| {
+        // The step from the whole span (its rounding spread over every
+        // step in it), then the divisor from the largest value.
+        let count = round_half_away(span / rough);
+        if !(1.0..=MAX_MULTIPLE).contains(&count) {
+            return None;
+        }
+        let top = round_half_away(far / (span / count));
+        if !(1.0..=MAX_MULTIPLE).contains(&top) {
+            return None;
+        }
+        let scale = top / far;
+        let whole = round_half_away(scale);
+        let scale = if whole >= 1.0 && (scale - whole).abs() <= scale * 1e-9 {
+            whole
+        } else {
+            scale
+        };
+        let fits = |v: f64| {
+            let x = v * scale;
+            (x - round_half_away(x)).abs() <= 0.01
+        };
+        (scale.is_finite() && scale > 0.0 && sample.iter().all(|&v| fits(v))).then_some(scale)
+    })
+}
+
+/// The greatest common divisor of `a` and `b` up to `tolerance`: Euclid's
+/// algorithm on doubles, a remainder within `tolerance` of 0 or of the
+/// divisor counting as none (at most 64 steps).
+fn approximate_gcd(a: f64, b: f64, tolerance: f64) -> f64 {
+    let (mut a, mut b) = (a.max(b), a.min(b));
+    for _ in 0..64 {
+        if b <= tolerance {
+            return a;
+        }
+        // a - trunc(a / b) × b: the remainder up to rounding, which the
+        // tolerance absorbs (libm's exact fmod was a tenth of Beringei's
+        // encoding time).
+        let q = a / b;
+        if q >= MAX_MULTIPLE {
+            return 0.0;
+        }
+        let r = (a - (q as i64) as f64 * b).max(0.0);
+        (a, b) = (b, r.min(b - r));
+    }
+    0.0
+}
+
+/// Blocks whose best so far takes more than this many bits a value try
+/// [`find_divisor`]: below it, a divisor has little left to win.
+const DIVISOR_MIN_BITS: usize = 10;
+/// Exact decimals with fewer digits than this do not try a divisor.
+const DIVISOR_MIN_DIGITS: u8 = 9;
+
+/// Tries a tag-6 block (integers over a divisor, with corrections) when
+/// the best so far is wide enough to be worth it; keeps it if smaller.
+///
+/// With an exact decimal at `10^e`, a divisor `10^e / g` for a whole `g`
+/// is what tag 3 already codes (its common divisor): only other divisors
+/// are tried.
+fn try_divisor(
+    values: &[f64],
+    decimal: Option<u8>,
+    sc: &mut Scratch,
+    start: usize,
+    out: &mut Vec<u8>,
+    best: &mut Choice,
+) {
+    // A step that is no power of ten shows only in values kept to (almost)
+    // full precision: a decimal of 8 digits or fewer rounds it away.
+    if values.len() < 8
+        || (out.len() - start) * 8 <= DIVISOR_MIN_BITS * values.len()
+        || decimal.is_some_and(|e| e < DIVISOR_MIN_DIGITS)
+    {
+        return;
+    }
+    let Some(scale) = find_divisor(values) else {
+        return;
+    };
+    if let Some(e) = decimal {
+        let g = POW10[e as usize] / scale;
+        if (g - round_half_away(g)).abs() <= 1e-6 {
+            return;
+        }
+    }
+    let (mut ks, mut cs) = (
+        std::mem::take(&mut sc.fewer_ks),
+        std::mem::take(&mut sc.fewer_corrections),
+    );
+    scaled_with_corrections(values, scale, &mut ks, &mut cs);
+    let order = choose_order(&ks);
+    let mut candidate = std::mem::take(&mut sc.candidate);
+    candidate.clear();
+    encode_decimal_entropy(Head::Divisor(scale), order, &ks, &cs, sc, &mut candidate);
+    sc.candidate = candidate;
+    keep(Choice::Multiple { order }, sc, start, out, best);
+    (sc.fewer_ks, sc.fewer_corrections) = (ks, cs);
 }
 
 /// Encodes one block with the smallest exact scheme; returns the choice.
@@ -774,7 +999,7 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
     if let (Some(e), false) = (decimal, exhaustive) {
         let ks = std::mem::take(&mut sc.ks);
         let order = choose_order(&ks);
-        encode_decimal_entropy(e, order, &ks, &[], sc, out);
+        encode_decimal_entropy(Head::Decimal(e), order, &ks, &[], sc, out);
         best = Choice::DecimalEntropy { order };
         if let Some(fewer) = fewer_digits(values, e) {
             let (mut fks, mut fcs) = (
@@ -785,7 +1010,7 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
             let order = choose_order(&fks);
             let mut candidate = std::mem::take(&mut sc.candidate);
             candidate.clear();
-            encode_decimal_entropy(fewer, order, &fks, &fcs, sc, &mut candidate);
+            encode_decimal_entropy(Head::Decimal(fewer), order, &fks, &fcs, sc, &mut candidate);
             sc.candidate = candidate;
             keep(Choice::DecimalEntropy { order }, sc, start, out, &mut best);
             (sc.fewer_ks, sc.fewer_corrections) = (fks, fcs);
@@ -797,6 +1022,7 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
             best = Choice::DecimalPacked;
         }
         sc.ks = ks;
+        try_divisor(values, decimal, sc, start, out, &mut best);
         return best;
     }
     // Decimal candidates: (exponent, with corrections).
@@ -871,7 +1097,7 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
         let order = choose_order(&ks);
         let mut candidate = std::mem::take(&mut sc.candidate);
         candidate.clear();
-        encode_decimal_entropy(e, order, &ks, &cs, sc, &mut candidate);
+        encode_decimal_entropy(Head::Decimal(e), order, &ks, &cs, sc, &mut candidate);
         sc.candidate = candidate;
         keep(Choice::DecimalEntropy { order }, sc, start, out, &mut best);
         if corrected {
@@ -880,6 +1106,7 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
             sc.ks = ks;
         }
     }
+    try_divisor(values, decimal, sc, start, out, &mut best);
     if decimal.is_none() {
         sc.candidate.clear();
         sc.candidate.push(Choice::BinnedBits.tag());
@@ -1047,13 +1274,23 @@ fn decode_block(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> 
             xor::decode(rest, n, out).map_err(|e| e.within("value block (gorilla-xor)"))?;
             Ok(Choice::Gorilla)
         }
-        2 | 3 => {
+        2 | 3 | 6 => {
             let mut r = ByteReader::at_offset(payload, 0, WHAT);
             r.u8()?;
-            let e = r.u8()?;
-            let scale = *POW10
-                .get(e as usize)
-                .ok_or_else(|| r.corrupt(format!("decimal exponent {e} is above 18")))?;
+            let (e, scale) = if tag == 6 {
+                let s = f64::from_bits(r.u64_le()?);
+                if !(s.is_finite() && s > 0.0) {
+                    return Err(r.corrupt(format!("divisor {s:e} (positive and finite)")));
+                }
+                // Any e but 0 makes push_scaled divide.
+                (1, s)
+            } else {
+                let e = r.u8()?;
+                let scale = *POW10
+                    .get(e as usize)
+                    .ok_or_else(|| r.corrupt(format!("decimal exponent {e} is above 18")))?;
+                (e, scale)
+            };
             out.reserve(n.min(payload.len() * 8 + 16));
             // Dividing by 10^0 = 1 is exact: one expression for every `e`.
             let push = |out: &mut Vec<f64>, k: i64| out.push(k as f64 / scale);
@@ -1170,7 +1407,11 @@ fn decode_block(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> 
                 )
                 .map_err(|err| err.within(format!("value block (ULP corrections) at byte {at}")))?;
             }
-            Ok(Choice::DecimalEntropy { order })
+            Ok(if tag == 6 {
+                Choice::Multiple { order }
+            } else {
+                Choice::DecimalEntropy { order }
+            })
         }
         4 => {
             let mut r = ByteReader::at_offset(payload, 0, WHAT);
@@ -1356,6 +1597,75 @@ mod tests {
     }
 
     #[test]
+    fn a_divisor_is_found_where_values_are_multiples_of_a_step() {
+        // Minutes as hours rounded to ten digits: k / 60.
+        let hours: Vec<f64> = (0..40u64)
+            .map(|i| {
+                let k = 4000 + (noise(i) >> 58) as i64;
+                (k as f64 / 60.0 * 1e10).round() / 1e10
+            })
+            .collect();
+        assert_eq!(find_divisor(&hours), Some(60.0));
+        // A share of a fixed size: used × 100 / size (its gaps are several
+        // steps each: the common divisor of the gaps finds the step).
+        let share: Vec<f64> = (0..300u64)
+            .map(|i| {
+                (8_625_260 + 37 * i as i64 + (noise(i) >> 60) as i64) as f64 * 100.0 / 12_176_504.0
+            })
+            .collect();
+        let s = find_divisor(&share).expect("a step");
+        assert!((s - 121_765.04).abs() < 1e-6, "{s}");
+        let (mut ks, mut cs) = (Vec::new(), Vec::new());
+        scaled_with_corrections(&share, s, &mut ks, &mut cs);
+        assert!(cs.iter().all(|c| c.abs() <= 2), "corrections of a few ULPs");
+        // No step: random doubles, a NaN, one value, nothing.
+        let random: Vec<f64> = (0..64).map(|i| f64::from_bits(noise(i) >> 2)).collect();
+        assert_eq!(find_divisor(&random), None);
+        assert_eq!(find_divisor(&[1.5, f64::NAN, 2.5]), None);
+        assert_eq!(find_divisor(&[7.25; 10]), None);
+        assert_eq!(find_divisor(&[]), None);
+        // Each codes as a multiple (k / s) and comes back bit for bit.
+        let (choice, _) = round_trip(&share);
+        assert!(matches!(choice, Choice::Multiple { .. }), "{choice:?}");
+        let (choice, _) = round_trip(&hours);
+        assert!(matches!(choice, Choice::Multiple { .. }), "{choice:?}");
+    }
+
+    #[test]
+    fn a_multiple_block_with_a_bad_divisor_is_an_error() {
+        let share: Vec<f64> = (0..100u64)
+            .map(|i| (8_625_260 + (noise(i) >> 50) as i64) as f64 * 100.0 / 12_176_504.0)
+            .collect();
+        let (choice, good) = round_trip(&share);
+        assert!(matches!(choice, Choice::Multiple { .. }), "{choice:?}");
+        for bad in [0.0, -60.0, f64::NAN, f64::INFINITY, -0.0, f64::NEG_INFINITY] {
+            let mut block = good.clone();
+            block[1..9].copy_from_slice(&bad.to_bits().to_le_bytes());
+            let err = decode(&block, share.len(), &mut Vec::new()).unwrap_err();
+            assert!(err.to_string().contains("divisor"), "{bad}: {err}");
+        }
+    }
+
+    /// Corrections in a short block keep their bins: one wide correction
+    /// must not widen every 0 (one-bin coding would).
+    #[test]
+    fn corrections_in_short_blocks_are_binned() {
+        // Four decimals, but for one value with eleven (102.1 / 19).
+        let mut values: Vec<f64> = (0..50u64)
+            .map(|i| (30_000 + (noise(i) >> 54) as i64) as f64 / 10_000.0)
+            .collect();
+        values[12] = 102.1 / 19.0;
+        let (choice, bytes) = round_trip(&values);
+        assert!(
+            matches!(choice, Choice::DecimalEntropy { .. }),
+            "{choice:?}"
+        );
+        // One bin would give every correction the width of the wide one
+        // (40-odd bits: 250 bytes and more); bins keep the zeros cheap.
+        assert!(bytes.len() < 160, "{} bytes", bytes.len());
+    }
+
+    #[test]
     fn golden_bytes_per_scheme() {
         let (c, b) = round_trip(&[f64::NAN, f64::NAN]);
         assert_eq!(
@@ -1402,6 +1712,9 @@ mod tests {
                 .collect(),
             (0..64).map(|i| (i as f64 + 0.5).sqrt() * 1e-3).collect(),
             [0.3f64.sqrt(), 1.7f64.ln(), 9.1].to_vec(),
+            (0..64u64)
+                .map(|i| (8_625_260 + (noise(i) >> 50) as i64) as f64 * 100.0 / 12_176_504.0)
+                .collect(),
         ]
     }
 
