@@ -83,6 +83,7 @@ fn entropy_decode(d: &Dataset, bytes: &[u8], ends: &[usize], out: &mut Vec<f64>)
 fn size_table(d: &Dataset, per_series: bool) {
     let (mut t03b, mut t03c, mut tpco, mut n) = (0, 0, 0, 0);
     let mut at_or_below = 0;
+    let mut worst = (0.0f64, String::new());
     if per_series {
         eprintln!(
             "series,values,03b_bytes_per_value,03c_bytes_per_value,pco_bytes_per_value,03c_over_pco"
@@ -102,6 +103,10 @@ fn size_table(d: &Dataset, per_series: bool) {
         let p = pco_encode(&one)[0].len();
         let v = s.values.len().max(1) as f64;
         at_or_below += (c.len() <= p) as usize;
+        let ratio = c.len() as f64 / p.max(1) as f64;
+        if ratio > worst.0 {
+            worst = (ratio, s.key.to_string());
+        }
         (t03b, t03c, tpco, n) = (t03b + b.len(), t03c + c.len(), tpco + p, n + s.values.len());
         if !per_series {
             continue;
@@ -118,12 +123,15 @@ fn size_table(d: &Dataset, per_series: bool) {
     }
     let v = n.max(1) as f64;
     eprintln!(
-        "all,{n},{:.3},{:.3},{:.3},{:.3}  (03c at or below pco on {at_or_below} of {} series)",
+        "all,{n},{:.3},{:.3},{:.3},{:.3}  (03c at or below pco on {at_or_below} of {} series; \
+         the most above: {:.3}x, {})",
         t03b as f64 / v,
         t03c as f64 / v,
         tpco as f64 / v,
         t03c as f64 / tpco as f64,
-        d.series.len()
+        d.series.len(),
+        worst.0,
+        worst.1
     );
 }
 
@@ -165,6 +173,10 @@ fn tsz_encode(d: &Dataset) -> Vec<Box<[u8]>> {
 
 fn bench(c: &mut Criterion) {
     let mut all = common::datasets();
+    for (name, d) in &all {
+        eprintln!("{name}, {} series:", d.series.len());
+        size_table(d, false);
+    }
     if let Some(real) = common::real_series() {
         size_table(&real, true);
         all.push(("real-series".to_string(), real));
