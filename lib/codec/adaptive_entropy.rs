@@ -450,9 +450,13 @@ fn encode_decimal_entropy(
     } else {
         latents.extend(diffs.iter().map(|&d| to_latent(d)));
     }
+    // A short block whose integers are mostly one value (a gauge at its
+    // ceiling, with a few readings below) still takes a table: it makes
+    // that value almost free, where one bin charges it the full width.
+    let one_bin = sc.one_bin && !mostly_one_value(latents);
     if corrected {
         sc.ints.clear();
-        encode_latents(latents, &mut sc.ints, &mut sc.entropy, sc.one_bin);
+        encode_latents(latents, &mut sc.ints, &mut sc.entropy, one_bin);
         write_u64(out, sc.ints.len() as u64);
         out.extend_from_slice(&sc.ints);
         latents.clear();
@@ -462,7 +466,27 @@ fn encode_decimal_entropy(
         encode_latents(latents, out, &mut sc.entropy, false);
         return;
     }
-    encode_latents(latents, out, &mut sc.entropy, sc.one_bin);
+    encode_latents(latents, out, &mut sc.entropy, one_bin);
+}
+
+/// Whether one value is at least half of `latents` (at most [`SHORT`] of
+/// them are looked at): the case where a table beats one bin by far.
+fn mostly_one_value(latents: &[u64]) -> bool {
+    let mut held = [0u64; SHORT];
+    let n = latents.len().min(SHORT);
+    held[..n].copy_from_slice(&latents[..n]);
+    let held = &mut held[..n];
+    held.sort_unstable();
+    let (mut run, mut longest) = (0, 0);
+    for (i, &v) in held.iter().enumerate() {
+        run = if i > 0 && held[i - 1] == v {
+            run + 1
+        } else {
+            1
+        };
+        longest = longest.max(run);
+    }
+    n >= 8 && 2 * longest >= n
 }
 
 /// Classes of the order estimate: the integers -15..=15 one by one, then
@@ -1663,6 +1687,82 @@ mod tests {
         // One bin would give every correction the width of the wide one
         // (40-odd bits: 250 bytes and more); bins keep the zeros cheap.
         assert!(bytes.len() < 160, "{} bytes", bytes.len());
+    }
+
+    /// Beringei's ods_4329: a gauge at its ceiling (1200.0) with a few
+    /// readings below, some with eight decimals. One bin charged every
+    /// 1200.0 the full width (175 bytes, pco 153); a table makes it cheap.
+    #[test]
+    fn a_short_block_mostly_one_value_takes_a_table() {
+        let values = [
+            1200.0,
+            1187.5,
+            1149.5,
+            1126.15384615,
+            1097.94871795,
+            1180.54054054,
+            1037.64705882,
+            1107.33333333,
+            1037.33333333,
+            1056.25,
+            1078.75,
+            1172.66666667,
+            1142.5,
+            1067.5,
+            1200.0,
+            1189.0,
+            1192.5,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1199.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1194.5,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1199.5,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1170.0,
+            989.5,
+            839.0,
+            1106.0,
+            1170.0,
+            1200.0,
+            1200.0,
+            1200.0,
+            1200.0,
+        ];
+        let (_, bytes) = round_trip(&values);
+        assert!(bytes.len() < 150, "{} bytes", bytes.len());
+        let ceiling = to_latent(12000);
+        let mut latents = vec![ceiling; 30];
+        latents.extend((0..30).map(|i| to_latent(11000 + i)));
+        assert!(mostly_one_value(&latents));
+        latents.push(to_latent(1));
+        assert!(!mostly_one_value(&latents), "30 of 61 is less than half");
+        assert!(!mostly_one_value(&[ceiling; 7]), "too few to matter");
     }
 
     #[test]
