@@ -1766,6 +1766,19 @@ mod tests {
     }
 
     #[test]
+    fn values_whose_integers_reach_2_pow_62_round_trip() {
+        let edge = (1u64 << 62) as f64;
+        round_trip(&[-edge, edge]);
+        round_trip(
+            &(0..20)
+                .map(|i| if i % 2 == 0 { edge } else { -edge })
+                .collect::<Vec<_>>(),
+        );
+        let mut out = Vec::new();
+        crate::codec::adaptive::encode(&[-edge, edge], &mut out);
+    }
+
+    #[test]
     fn golden_bytes_per_scheme() {
         let (c, b) = round_trip(&[f64::NAN, f64::NAN]);
         assert_eq!(

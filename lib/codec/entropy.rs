@@ -509,7 +509,11 @@ enum Table {
 fn read_table(r: &mut ByteReader<'_>) -> Result<Table> {
     let bins = r.varint()?;
     if bins >= 1 << ans::MAX_LOG {
-        return Err(r.corrupt(format!("{} bins, at most {}", bins + 1, 1 << ans::MAX_LOG)));
+        return Err(r.corrupt(format!(
+            "{} bins, at most {}",
+            u128::from(bins) + 1,
+            1 << ans::MAX_LOG
+        )));
     }
     let bins = bins as usize + 1;
     if bins == 1 {
@@ -869,6 +873,15 @@ pub fn size_with(latents: &[u64], bins: &[Bin]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A bin count of 2^64 is an error that says so, not an overflow in
+    /// its own message (a debug build panicked; found by a break test).
+    #[test]
+    fn the_largest_bin_count_is_an_error() {
+        let payload = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        let err = decode(&payload, 1, |_| {}).unwrap_err().to_string();
+        assert!(err.contains("18446744073709551616 bins"), "{err}");
+    }
 
     fn round_trip(latents: &[u64]) -> Vec<u8> {
         let mut out = Vec::new();

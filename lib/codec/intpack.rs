@@ -64,7 +64,9 @@ pub fn plan_full(ks: &[i64]) -> Plan {
     let (mut dlo, mut dhi) = (i64::MAX, i64::MIN);
     let mut prev = first;
     for &k in &ks[1..] {
-        let d = k - prev;
+        // Wrapping, as the decoder adds them back: integers may reach
+        // ±2^62 (LIMIT as f64 rounds up to it), whose difference is 2^63.
+        let d = k.wrapping_sub(prev);
         dlo = dlo.min(d);
         dhi = dhi.max(d);
         lo = lo.min(k);
@@ -121,7 +123,7 @@ pub fn encode_planned(ks: &[i64], plan: &Plan, out: &mut Vec<u8>) {
         write_i64(out, base);
         out.push(w as u8);
         let mut bw = BitWriter::append_to(std::mem::take(out));
-        for d in ks.windows(2).map(|w| w[1] - w[0]) {
+        for d in ks.windows(2).map(|w| w[1].wrapping_sub(w[0])) {
             bw.write_bits(d.wrapping_sub(base) as u64, w);
         }
         *out = bw.finish();
@@ -204,6 +206,16 @@ mod tests {
         decode(&out, ks.len(), |k| back.push(k)).unwrap();
         assert_eq!(back, ks);
         out
+    }
+
+    /// The decimal search lets k reach ±2^62 (`LIMIT as f64` rounds up to
+    /// it): deltas of 2^63 wrap, in the encoder as in the decoder (a debug
+    /// build overflowed here; found by a break test).
+    #[test]
+    fn integers_at_plus_and_minus_2_pow_62_round_trip() {
+        let edge = 1i64 << 62;
+        round_trip(&[-edge, edge]);
+        round_trip(&[edge, -edge, edge, -edge, 0, i64::MAX, i64::MIN]);
     }
 
     #[test]
