@@ -469,24 +469,22 @@ fn encode_decimal_entropy(
     encode_latents(latents, out, &mut sc.entropy, one_bin);
 }
 
-/// Whether one value is at least half of `latents` (at most [`SHORT`] of
-/// them are looked at): the case where a table beats one bin by far.
+/// Whether one value is more than half of `latents` (and there are at
+/// least 8): the case where a table beats one bin by far. Boyer and
+/// Moore's majority vote, then a count: two passes, no sort.
 fn mostly_one_value(latents: &[u64]) -> bool {
-    let mut held = [0u64; SHORT];
-    let n = latents.len().min(SHORT);
-    held[..n].copy_from_slice(&latents[..n]);
-    let held = &mut held[..n];
-    held.sort_unstable();
-    let (mut run, mut longest) = (0, 0);
-    for (i, &v) in held.iter().enumerate() {
-        run = if i > 0 && held[i - 1] == v {
-            run + 1
+    let (mut candidate, mut lead) = (0u64, 0usize);
+    for &v in latents {
+        if lead == 0 {
+            (candidate, lead) = (v, 1);
+        } else if v == candidate {
+            lead += 1;
         } else {
-            1
-        };
-        longest = longest.max(run);
+            lead -= 1;
+        }
     }
-    n >= 8 && 2 * longest >= n
+    let count = latents.iter().filter(|&&v| v == candidate).count();
+    latents.len() >= 8 && 2 * count > latents.len()
 }
 
 /// Classes of the order estimate: the integers -15..=15 one by one, then
@@ -1759,9 +1757,17 @@ mod tests {
         let ceiling = to_latent(12000);
         let mut latents = vec![ceiling; 30];
         latents.extend((0..30).map(|i| to_latent(11000 + i)));
-        assert!(mostly_one_value(&latents));
+        assert!(
+            !mostly_one_value(&latents),
+            "30 of 60 is not more than half"
+        );
+        latents.push(ceiling);
+        assert!(mostly_one_value(&latents), "31 of 61");
         latents.push(to_latent(1));
-        assert!(!mostly_one_value(&latents), "30 of 61 is less than half");
+        assert!(
+            !mostly_one_value(&latents),
+            "31 of 62 is not more than half"
+        );
         assert!(!mostly_one_value(&[ceiling; 7]), "too few to matter");
     }
 
