@@ -14,6 +14,23 @@ fn bits(v: &[f64]) -> Vec<u64> {
     v.iter().map(|x| x.to_bits()).collect()
 }
 
+/// Encodes `v` as one block: decoded bit for bit with the same choice,
+/// and every prefix of the block refused.
+fn block_round_trip(v: &[f64]) -> Result<(), TestCaseError> {
+    let mut out = Vec::new();
+    let choice = adaptive_entropy::encode(v, &mut out);
+    let mut back = Vec::new();
+    prop_assert_eq!(
+        adaptive_entropy::decode(&out, v.len(), &mut back).unwrap(),
+        choice
+    );
+    prop_assert_eq!(bits(&back), bits(v));
+    for cut in 0..out.len() {
+        prop_assert!(adaptive_entropy::decode(&out[..cut], v.len(), &mut Vec::new()).is_err());
+    }
+    Ok(())
+}
+
 /// Encodes `symbols` with `weights`, decodes them back, returns the bits used.
 fn ans_round_trip(weights: &[u32], log: u32, symbols: &[u16]) -> Result<u64, TestCaseError> {
     let enc = ans::Encoder::new(weights, log).unwrap();
@@ -145,14 +162,7 @@ proptest! {
         Just(-0.0), Just(f64::NAN), Just(f64::INFINITY), Just(f64::MIN_POSITIVE / 4.0),
         (0u64..1 << 52).prop_map(f64::from_bits),
     ], 1..600)) {
-        let mut out = Vec::new();
-        let choice = adaptive_entropy::encode(&v, &mut out);
-        let mut back = Vec::new();
-        prop_assert_eq!(adaptive_entropy::decode(&out, v.len(), &mut back).unwrap(), choice);
-        prop_assert_eq!(bits(&back), bits(&v));
-        for cut in 0..out.len() {
-            prop_assert!(adaptive_entropy::decode(&out[..cut], v.len(), &mut Vec::new()).is_err());
-        }
+        block_round_trip(&v)?;
     }
 
     /// Multiples of a step that is no power of ten (`k / s` for any
@@ -176,14 +186,7 @@ proptest! {
             let at = at % v.len();
             v[at] = f64::from_bits(bits);
         }
-        let mut out = Vec::new();
-        let choice = adaptive_entropy::encode(&v, &mut out);
-        let mut back = Vec::new();
-        prop_assert_eq!(adaptive_entropy::decode(&out, v.len(), &mut back).unwrap(), choice);
-        prop_assert_eq!(bits(&back), bits(&v));
-        for cut in 0..out.len() {
-            prop_assert!(adaptive_entropy::decode(&out[..cut], v.len(), &mut Vec::new()).is_err());
-        }
+        block_round_trip(&v)?;
     }
 
     /// Real-shaped blocks (a random walk of decimals, thousands of values:

@@ -938,17 +938,39 @@ fn try_divisor(
             return;
         }
     }
+    keep_corrected(values, Head::Divisor(scale), sc, start, out, best);
+}
+
+/// Codes `values` as integers over `head`'s divisor with corrections (in
+/// the scratch's `fewer_*` buffers), in the estimated delta order, and
+/// keeps the block if it is smaller than the best so far.
+fn keep_corrected(
+    values: &[f64],
+    head: Head,
+    sc: &mut Scratch,
+    start: usize,
+    out: &mut Vec<u8>,
+    best: &mut Choice,
+) {
     let (mut ks, mut cs) = (
         std::mem::take(&mut sc.fewer_ks),
         std::mem::take(&mut sc.fewer_corrections),
     );
+    let scale = match head {
+        Head::Decimal(e) => POW10[e as usize],
+        Head::Divisor(s) => s,
+    };
     scaled_with_corrections(values, scale, &mut ks, &mut cs);
     let order = choose_order(&ks);
     let mut candidate = std::mem::take(&mut sc.candidate);
     candidate.clear();
-    encode_decimal_entropy(Head::Divisor(scale), order, &ks, &cs, sc, &mut candidate);
+    encode_decimal_entropy(head, order, &ks, &cs, sc, &mut candidate);
     sc.candidate = candidate;
-    keep(Choice::Multiple { order }, sc, start, out, best);
+    let choice = match head {
+        Head::Decimal(_) => Choice::DecimalEntropy { order },
+        Head::Divisor(_) => Choice::Multiple { order },
+    };
+    keep(choice, sc, start, out, best);
     (sc.fewer_ks, sc.fewer_corrections) = (ks, cs);
 }
 
@@ -1024,18 +1046,7 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
         encode_decimal_entropy(Head::Decimal(e), order, &ks, &[], sc, out);
         best = Choice::DecimalEntropy { order };
         if let Some(fewer) = fewer_digits(values, e) {
-            let (mut fks, mut fcs) = (
-                std::mem::take(&mut sc.fewer_ks),
-                std::mem::take(&mut sc.fewer_corrections),
-            );
-            decimal_with_corrections(values, fewer, &mut fks, &mut fcs);
-            let order = choose_order(&fks);
-            let mut candidate = std::mem::take(&mut sc.candidate);
-            candidate.clear();
-            encode_decimal_entropy(Head::Decimal(fewer), order, &fks, &fcs, sc, &mut candidate);
-            sc.candidate = candidate;
-            keep(Choice::DecimalEntropy { order }, sc, start, out, &mut best);
-            (sc.fewer_ks, sc.fewer_corrections) = (fks, fcs);
+            keep_corrected(values, Head::Decimal(fewer), sc, start, out, &mut best);
         }
         let plan = intpack::plan_full(&ks);
         if 2 + plan.size < out.len() - start {
