@@ -673,11 +673,21 @@ const LOG2_10: f64 = std::f64::consts::LOG2_10;
 /// Per sampled value: the smallest exponent at which it is exactly
 /// `k / 10^e`, and the smallest at which it is within [`MAX_CORRECTION`]
 /// ULPs of one (19: none).
+///
+/// Most exponents are ruled out by a multiplication alone: a value within
+/// [`MAX_CORRECTION`] ULPs of `k / 10^e` has `v × 10^e` within
+/// [`near_slack`] of `k`, and only an exponent that passes
+/// pays the division that decides.
 fn digits(v: f64) -> (u8, u8) {
     let mut near = 19;
     for (e, &scale) in POW10.iter().enumerate() {
-        let k = round_half_away(v * scale);
+        let x = v * scale;
+        let k = round_half_away(x);
         if !k.is_finite() || k.abs() > intpack::LIMIT as f64 {
+            continue;
+        }
+        // `x` and `k` are finite here: the distance is a number.
+        if (x - k).abs() > near_slack(v, x) {
             continue;
         }
         let c = (k / scale).to_bits();
@@ -690,6 +700,22 @@ fn digits(v: f64) -> (u8, u8) {
         }
     }
     (19, near)
+}
+
+/// How far `x = v × s` can be from `k = round(x)` when `v` is within
+/// `M` = [`MAX_CORRECTION`] ULPs of `k / s` (the division correctly
+/// rounded): at most about `M + 2` ULPs of `x` (three roundings, and `M`
+/// steps of `v`'s spacing, at most `|v| × 2^-52` each). Twice that and
+/// more is allowed: a larger slack only costs a division. For `v` near or
+/// below the subnormal range the spacing is not relative: infinite slack,
+/// and the division decides (subnormal arithmetic would be slow, too).
+fn near_slack(v: f64, x: f64) -> f64 {
+    const NORMAL: f64 = 1e-290; // well above 2^-1022 × (1 + M)
+    if v.abs() >= NORMAL {
+        x.abs() * f64::EPSILON * (2 * MAX_CORRECTION + 8) as f64
+    } else {
+        f64::INFINITY
+    }
 }
 
 /// An exponent below `above` (at most 15) at which a sample of `values`
@@ -1891,5 +1917,76 @@ mod tests {
             })
             .collect();
         round_trip(&alternating);
+    }
+
+    /// [`digits`] as it was before the multiplication filter: a division
+    /// at every exponent.
+    fn digits_by_division(v: f64) -> (u8, u8) {
+        let mut near = 19;
+        for (e, &scale) in POW10.iter().enumerate() {
+            let k = round_half_away(v * scale);
+            if !k.is_finite() || k.abs() > intpack::LIMIT as f64 {
+                continue;
+            }
+            let (c, bits) = ((k / scale).to_bits(), v.to_bits());
+            if c == bits {
+                return (e as u8, near.min(e as u8));
+            }
+            if near == 19 && (c ^ bits) >> 63 == 0 && bits.abs_diff(c) <= MAX_CORRECTION {
+                near = e as u8;
+            }
+        }
+        (19, near)
+    }
+
+    /// Values at the edge of [`near_slack`]: a decimal moved by up to
+    /// MAX_CORRECTION ULPs and just past it, subnormals and the largest
+    /// integers.
+    #[test]
+    fn the_multiplication_filter_keeps_every_near_and_exact_exponent() {
+        let m = MAX_CORRECTION as i64;
+        for (e, &scale) in POW10.iter().enumerate() {
+            for k in [1i64, 7, 12_345, 99_999_999, 1 << 40, intpack::LIMIT - 1] {
+                let exact = k as f64 / scale;
+                for d in [0, 1, -1, m / 2, m - 1, m, m + 1, -m, -m - 1, 3 * m] {
+                    for sign in [1.0, -1.0] {
+                        let v = f64::from_bits(exact.to_bits().wrapping_add_signed(d)) * sign;
+                        assert_eq!(
+                            digits(v),
+                            digits_by_division(v),
+                            "{v:e} ({k}e-{e}, {d} ULPs)"
+                        );
+                    }
+                }
+            }
+        }
+        for bits in [
+            0u64,
+            1,
+            2,
+            1024,
+            1025,
+            0x000f_ffff_ffff_ffff,
+            0x0010_0000_0000_0000,
+        ] {
+            for v in [f64::from_bits(bits), -f64::from_bits(bits)] {
+                assert_eq!(digits(v), digits_by_division(v), "{v:e}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn digits_are_those_found_by_division(
+            bits in proptest::prelude::any::<u64>(),
+            k in -(1i64 << 52)..(1i64 << 52),
+            e in 0usize..19,
+            d in -1100i64..1100,
+        ) {
+            let near = f64::from_bits((k as f64 / POW10[e]).to_bits().wrapping_add_signed(d));
+            for v in [f64::from_bits(bits), near] {
+                proptest::prop_assert_eq!(digits(v), digits_by_division(v), "{:e}", v);
+            }
+        }
     }
 }
