@@ -702,6 +702,49 @@ fn digits(v: f64) -> (u8, u8) {
     (19, near)
 }
 
+/// Below this, [`digits_of_integer`] may answer for [`digits`].
+const DIGITS_BY_INTEGER: u64 = 1 << 50;
+
+/// [`digits`] of `v = k / 10^e` (the division correctly rounded, as the
+/// exact decimal search made it) from `k` alone, without a division:
+/// drop `k`'s trailing zeros. `None` when that cannot be proven (`|k|`
+/// of 2^50 or more, or `k` too close to a multiple of a larger power of
+/// ten); the caller then asks [`digits`].
+///
+/// Why: a value `j / 10^f` (`f < e`) within `M` = [`MAX_CORRECTION`] ULPs
+/// of `v` (or equal to it) has `|j × 10^(e-f) - k| ≤ (M + 1.01) |k| 2^-52`
+/// (two half ULPs of rounding, `M` steps of at most `|v| 2^-52`). If the
+/// distance from `k` to the nearest multiple of `10^(t+1)` (`t` trailing
+/// zeros; larger powers are farther) exceeds that, no shorter exponent is
+/// exact or near, and `k / 10^t` over `10^(e-t)` is the same correctly
+/// rounded value: `(e - t, e - t)`. Below 2^41 every `k` passes: the
+/// distance is at least 1. Checked against [`digits`] by a test.
+fn digits_of_integer(k: i64, e: u8) -> Option<(u8, u8)> {
+    let magnitude = k.unsigned_abs();
+    if magnitude >= DIGITS_BY_INTEGER {
+        return None;
+    }
+    if magnitude == 0 {
+        return Some((0, 0));
+    }
+    let (mut m, mut d) = (magnitude, e);
+    while d > 0 && m % 10 == 0 {
+        m /= 10;
+        d -= 1;
+    }
+    if d > 0 {
+        // 10^(t+1) with t + 1 = e - d + 1 <= e <= 18: fits a u64.
+        let p = 10u64.pow(u32::from(e - d) + 1);
+        let r = magnitude % p;
+        let distance = r.min(p - r) as f64;
+        let reach = (MAX_CORRECTION as f64 + 16.0) * magnitude as f64 * f64::EPSILON;
+        if distance <= reach {
+            return None;
+        }
+    }
+    Some((d, d))
+}
+
 /// How far `x = v × s` can be from `k = round(x)` when `v` is within
 /// `M` = [`MAX_CORRECTION`] ULPs of `k / s` (the division correctly
 /// rounded): at most about `M + 2` ULPs of `x` (three roundings, and `M`
@@ -728,7 +771,9 @@ fn near_slack(v: f64, x: f64) -> f64 {
 /// four decimals, are coded in cents with three corrections.
 const FEWER_SAMPLE: usize = 64;
 
-fn fewer_digits(values: &[f64], above: u8) -> Option<u8> {
+/// `ks`: the block's integers at exponent `above` when every value is
+/// exactly `k / 10^above` (then most samples take [`digits_of_integer`]).
+fn fewer_digits(values: &[f64], above: u8, ks: Option<&[i64]>) -> Option<u8> {
     if above == 0 {
         // Integers already: no exponent below.
         return None;
@@ -737,8 +782,14 @@ fn fewer_digits(values: &[f64], above: u8) -> Option<u8> {
     // At most FEWER_SAMPLE samples: no allocation per block.
     let mut held = [(0u8, 0u8); FEWER_SAMPLE];
     let mut taken = 0;
-    for (slot, &v) in held.iter_mut().zip(values.iter().step_by(stride)) {
-        *slot = digits(v);
+    for (i, slot) in (0..values.len()).step_by(stride).zip(held.iter_mut()) {
+        let of_integer = ks
+            .and_then(|ks| ks.get(i))
+            .and_then(|&k| digits_of_integer(k, above));
+        *slot = match of_integer {
+            Some(d) => d,
+            None => digits(values[i]),
+        };
         taken += 1;
     }
     let sample = &held[..taken];
@@ -1071,7 +1122,7 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
         let order = choose_order(&ks);
         encode_decimal_entropy(Head::Decimal(e), order, &ks, &[], sc, out);
         best = Choice::DecimalEntropy { order };
-        if let Some(fewer) = fewer_digits(values, e) {
+        if let Some(fewer) = fewer_digits(values, e, Some(&ks)) {
             keep_corrected(values, Head::Decimal(fewer), sc, start, out, &mut best);
         }
         let plan = intpack::plan_full(&ks);
@@ -1109,7 +1160,7 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
                 }
             }
             exponents[0] = Some((e, false));
-            if let Some(fewer) = fewer_digits(values, e) {
+            if let Some(fewer) = fewer_digits(values, e, Some(&sc.ks)) {
                 exponents[1] = Some((fewer, true));
             }
         }
@@ -1119,7 +1170,7 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
             xor::encode(values, out);
             let mut near = find_near_decimal(values, &mut sc.fewer_ks, &mut sc.fewer_corrections);
             if near.is_none() {
-                near = fewer_digits(values, 19);
+                near = fewer_digits(values, 19, None);
                 if let Some(e) = near {
                     let (mut fks, mut fcs) = (
                         std::mem::take(&mut sc.fewer_ks),
@@ -1975,7 +2026,81 @@ mod tests {
         }
     }
 
+    /// [`digits_of_integer`] against [`digits`] for a value that is
+    /// exactly `k / 10^e`, as the exact decimal search leaves it.
+    fn check_digits_of_integer(k: i64, e: usize) {
+        let v = k as f64 / POW10[e];
+        if round_half_away(v * POW10[e]) as i64 != k {
+            return; // not an integer the decimal search would hold
+        }
+        if let Some(d) = digits_of_integer(k, e as u8) {
+            assert_eq!(d, digits(v), "{v:e} = {k}e-{e}");
+        }
+    }
+
+    #[test]
+    fn digits_of_an_integer_are_its_values_digits() {
+        let big = DIGITS_BY_INTEGER as i64;
+        for (e, _) in POW10.iter().enumerate() {
+            for k in [
+                0i64,
+                1,
+                -1,
+                10,
+                1200,
+                -120_000,
+                123_456_789,
+                1_000_000_000,
+                1 << 41,
+                (1 << 41) + 1,
+                822_533_333_333,
+                5_882_352_941_180_000,
+                big - 1,
+                big - 10,
+                big - 3,
+                -(big - 1),
+                big,
+                300_000_000_000_004,
+                299_999_999_999_999,
+                100_000_000_000_001,
+            ] {
+                check_digits_of_integer(k, e);
+            }
+        }
+        assert_eq!(digits_of_integer(big, 3), None);
+        assert_eq!(digits_of_integer(300_000_000_000_004, 17), None);
+        assert_eq!(digits_of_integer(1200, 3), Some((1, 1)));
+        assert_eq!(digits_of_integer(1200, 0), Some((0, 0)));
+    }
+
     proptest::proptest! {
+        #[test]
+        fn digits_of_any_small_integer_are_its_values_digits(
+            k in -(DIGITS_BY_INTEGER as i64)..DIGITS_BY_INTEGER as i64,
+            zeros in 0u32..12,
+            e in 0usize..19,
+        ) {
+            check_digits_of_integer(k, e);
+            if let Some(z) = k.checked_mul(10i64.pow(zeros)) {
+                check_digits_of_integer(z, e);
+            }
+        }
+
+        /// Integers just off a multiple of a power of ten: the values
+        /// near a shorter decimal, which must fall back to [`digits`].
+        #[test]
+        fn digits_of_an_integer_near_a_round_one_are_its_values_digits(
+            j in 1i64..1 << 20,
+            a in 1u32..18,
+            off in -3000i64..3000,
+            e in 0usize..19,
+        ) {
+            if let Some(k) = j.checked_mul(10i64.pow(a)).and_then(|m| m.checked_add(off)) {
+                check_digits_of_integer(k, e);
+                check_digits_of_integer(-k, e);
+            }
+        }
+
         #[test]
         fn digits_are_those_found_by_division(
             bits in proptest::prelude::any::<u64>(),
