@@ -792,33 +792,36 @@ fn fewer_digits(values: &[f64], above: u8, ks: Option<&[i64]>) -> Option<u8> {
         };
         taken += 1;
     }
-    let sample = &held[..taken];
+    // How many samples are exact (near) at each exponent or below.
+    let (mut exact_at, mut near_at) = ([0u32; 20], [0u32; 20]);
+    for &(exact, near) in &held[..taken] {
+        exact_at[usize::from(exact)] += 1;
+        near_at[usize::from(near)] += 1;
+    }
+    for e in 1..20 {
+        exact_at[e] += exact_at[e - 1];
+        near_at[e] += near_at[e - 1];
+    }
+    let n = taken as f64;
+    // Bits of the sample at exponent `e`: digits, then 12 bits for a value
+    // near but not exactly a decimal there, 50 for one near none.
     let cost = |e: u8| -> f64 {
-        sample
-            .iter()
-            .map(|&(exact, near)| {
-                e as f64 * LOG2_10
-                    + if exact <= e {
-                        0.0
-                    } else if near <= e {
-                        12.0
-                    } else {
-                        50.0
-                    }
-            })
-            .sum()
+        let (exact, near) = (exact_at[usize::from(e)], near_at[usize::from(e)]);
+        n * f64::from(e) * LOG2_10
+            + 12.0 * f64::from(near - exact)
+            + 50.0 * (taken as f64 - f64::from(near))
     };
     let top = above.min(16);
     let (e, bits) = (0..top)
         .map(|e| (e, cost(e)))
         .min_by(|a, b| a.1.total_cmp(&b.1))?;
-    let far = sample.iter().filter(|&&(_, near)| near > e).count();
+    let far = taken - near_at[usize::from(e)] as usize;
     let saving = if above <= 18 {
         cost(above) - bits
     } else {
         f64::INFINITY
     };
-    (e <= 15 && 2 * far < sample.len() && saving > sample.len() as f64 * 0.5).then_some(e)
+    (e <= 15 && 2 * far < taken && saving > n * 0.5).then_some(e)
 }
 
 /// The integers `k = round(v × 10^e)` and corrections
