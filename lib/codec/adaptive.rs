@@ -75,20 +75,79 @@ pub fn round_half_away(x: f64) -> f64 {
     }
 }
 
+/// How far `x = v × s` can be from `k = round(x)` when `v` is exactly
+/// `k / s` (the division correctly rounded): `|v - k/s|` is at most half
+/// an ULP of `v`, `|v| 2^-53`, so `|v s - k| ≤ |v s| 2^-53`, and the
+/// product's rounding adds as much: `|x| 2^-52`; four times that is
+/// allowed. Near or below the subnormal range the ULP is not relative:
+/// infinite slack (the division decides).
+///
+/// An exponent whose distance exceeds this is not exact: ruled out by a
+/// multiplication, without the division that proves a match.
+#[inline(always)]
+pub(crate) fn exact_slack(v: f64, x: f64) -> f64 {
+    const NORMAL: f64 = 1e-290;
+    if v.abs() >= NORMAL {
+        x.abs() * (4.0 * f64::EPSILON)
+    } else {
+        f64::INFINITY
+    }
+}
+
 /// The smallest exponent that makes every value an exact decimal, with the integers.
+///
+/// Each exponent is first tried on eight values at a time without a
+/// branch per value, so the compiler can pair the multiplications and
+/// divisions: `k` rounded to nearest by adding and subtracting
+/// `2^52 + 2^51` (exact for `|x| < 2^50`), and `k / 10^e` compared with
+/// the value. Where all eight match, each `k` is the one
+/// [`round_half_away`] gives (`v = k / 10^e` puts `x` within
+/// [`exact_slack`] of `k`, far from a tie). A group that does not match
+/// is decided value by value as before.
 pub fn find_decimal(values: &[f64], ks: &mut Vec<i64>) -> Option<u8> {
+    const MAGIC: f64 = 6_755_399_441_055_744.0; // 2^52 + 2^51
+    const FAST: f64 = 1_125_899_906_842_624.0; // 2^50
     'exponent: for (e, &scale) in POW10.iter().enumerate() {
         ks.clear();
-        for &v in values {
-            let k = round_half_away(v * scale);
-            if k.is_nan() || k.abs() > intpack::LIMIT as f64 {
+        // A cheap look at the first value rules out most exponents.
+        if let Some(&v) = values.first() {
+            let x = v * scale;
+            let k = round_half_away(x);
+            if !k.is_nan() && k.abs() <= intpack::LIMIT as f64 && (x - k).abs() > exact_slack(v, x)
+            {
                 continue 'exponent;
             }
-            let k = k as i64;
-            if (k as f64 / scale).to_bits() != v.to_bits() {
-                continue 'exponent;
+        }
+        for group in values.chunks(8) {
+            let mut found = [0i64; 8];
+            let mut all = true;
+            for (slot, &v) in found.iter_mut().zip(group) {
+                let x = v * scale;
+                let shifted = x + MAGIC;
+                let k = shifted - MAGIC;
+                *slot = (shifted.to_bits() as i64).wrapping_sub(MAGIC.to_bits() as i64);
+                all &= x.abs() < FAST && (k / scale).to_bits() == v.to_bits();
             }
-            ks.push(k);
+            if all {
+                ks.extend_from_slice(&found[..group.len()]);
+                continue;
+            }
+            for &v in group {
+                let x = v * scale;
+                let k = round_half_away(x);
+                if k.is_nan() || k.abs() > intpack::LIMIT as f64 {
+                    continue 'exponent;
+                }
+                // Finite here: a value this far from its integer is not exact.
+                if (x - k).abs() > exact_slack(v, x) {
+                    continue 'exponent;
+                }
+                let k = k as i64;
+                if (k as f64 / scale).to_bits() != v.to_bits() {
+                    continue 'exponent;
+                }
+                ks.push(k);
+            }
         }
         return Some(e as u8);
     }
@@ -218,7 +277,86 @@ mod tests {
         }
     }
 
+    /// [`find_decimal`] before [`exact_slack`]: a division for every value.
+    fn find_decimal_by_division(values: &[f64]) -> Option<u8> {
+        let exact_at = |v: f64, scale: f64| {
+            let k = round_half_away(v * scale);
+            !(k.is_nan() || k.abs() > intpack::LIMIT as f64)
+                && ((k as i64) as f64 / scale).to_bits() == v.to_bits()
+        };
+        (0..POW10.len())
+            .find(|&e| values.iter().all(|&v| exact_at(v, POW10[e])))
+            .map(|e| e as u8)
+    }
+
+    fn check_exact_slack(v: f64) {
+        let mut ks = Vec::new();
+        assert_eq!(
+            find_decimal(&[v], &mut ks),
+            find_decimal_by_division(&[v]),
+            "{v:e}"
+        );
+    }
+
+    #[test]
+    fn the_exact_slack_keeps_every_exact_decimal() {
+        for &scale in &POW10 {
+            for k in [1i64, 7, 99_999_999, 1 << 52, (1 << 53) + 1, intpack::LIMIT] {
+                let v = k as f64 / scale;
+                for d in [-2i64, -1, 0, 1, 2] {
+                    let w = f64::from_bits(v.to_bits().wrapping_add_signed(d));
+                    check_exact_slack(w);
+                    check_exact_slack(-w);
+                }
+            }
+        }
+        for bits in [0u64, 1, 2, 0x000f_ffff_ffff_ffff, 0x0010_0000_0000_0000] {
+            check_exact_slack(f64::from_bits(bits));
+        }
+        for v in [f64::MAX, f64::MIN_POSITIVE, 1e-290, 1e-291, 0.1 + 0.2] {
+            check_exact_slack(v);
+        }
+    }
+
     proptest! {
+        #[test]
+        fn find_decimal_is_the_division_only_search(
+            bits in any::<u64>(),
+            k in -intpack::LIMIT..intpack::LIMIT,
+            e in 0usize..19,
+            d in -3i64..3,
+        ) {
+            check_exact_slack(f64::from_bits(bits));
+            let v = k as f64 / POW10[e];
+            check_exact_slack(f64::from_bits(v.to_bits().wrapping_add_signed(d)));
+        }
+
+        /// Blocks of up to 40 values (five groups of eight and a rest):
+        /// decimals at one exponent, some nudged by an ULP, some huge.
+        #[test]
+        fn find_decimal_of_a_block_is_the_division_only_search(
+            ks in proptest::collection::vec(-(1i64 << 53)..(1i64 << 53), 1..40),
+            e in 0usize..19,
+            odd in proptest::collection::vec((0usize..40, -1i64..=1, any::<bool>()), 0..3),
+        ) {
+            let mut values: Vec<f64> = ks.iter().map(|&k| k as f64 / POW10[e]).collect();
+            for (at, d, huge) in odd {
+                if let Some(v) = values.get_mut(at) {
+                    *v = if huge { *v * 1e30 } else { f64::from_bits(v.to_bits().wrapping_add_signed(d)) };
+                }
+            }
+            let mut found = Vec::new();
+            let got = find_decimal(&values, &mut found);
+            prop_assert_eq!(got, find_decimal_by_division(&values));
+            if let Some(e) = got {
+                let want: Vec<i64> = values
+                    .iter()
+                    .map(|&v| round_half_away(v * POW10[usize::from(e)]) as i64)
+                    .collect();
+                prop_assert_eq!(found, want);
+            }
+        }
+
         #[test]
         fn round_half_away_is_round_bit_for_bit(bits in any::<u64>(), scaled in -1e6f64..1e6) {
             for x in [f64::from_bits(bits), scaled, scaled.trunc() + 0.5, scaled.trunc() - 0.5] {
