@@ -929,11 +929,13 @@ fn find_divisor(values: &[f64]) -> Option<f64> {
                 }
             })
     };
-    let steps = (1..=12u32)
-        .map(|m| gap / f64::from(m))
-        .chain(std::iter::once_with(common));
+    let steps = || {
+        (1..=12u32)
+            .map(|m| gap / f64::from(m))
+            .chain(std::iter::once_with(common))
+    };
     let span = sample[n - 1] - sample[0];
-    steps.into_iter().find_map(|rough| {
+    let refined = |rough: f64| -> Option<f64> {
         // The step from the whole span (its rounding spread over every
         // step in it), then the divisor from the largest value.
         let count = round_half_away(span / rough);
@@ -951,12 +953,45 @@ fn find_divisor(values: &[f64]) -> Option<f64> {
         } else {
             scale
         };
-        let fits = |v: f64| {
-            let x = v * scale;
-            (x - round_half_away(x)).abs() <= 0.01
-        };
-        (scale.is_finite() && scale > 0.0 && sample.iter().all(|&v| fits(v))).then_some(scale)
-    })
+        (scale.is_finite() && scale > 0.0).then_some(scale)
+    };
+    let fits = |v: f64, scale: f64| {
+        let x = v * scale;
+        (x - round_half_away(x)).abs() <= 0.01
+    };
+    // Every sampled value on the step; else, in a block of more than
+    // SHORT values, three in four of them (a share of a file system that
+    // was replaced, a few readings of another source), the step then
+    // refined on the value closest to it, and the others left to their
+    // corrections.
+    steps()
+        .find_map(|rough| refined(rough).filter(|&s| sample.iter().all(|&v| fits(v, s))))
+        .or_else(|| {
+            if values.len() <= SHORT {
+                return None; // a short block's search stays cheap
+            }
+            steps().find_map(|rough| {
+                let scale = refined(rough)?;
+                let fitting = sample.iter().filter(|&&v| fits(v, scale)).count();
+                if 4 * fitting < 3 * n {
+                    return None;
+                }
+                // The rough step was refined on the largest value, maybe
+                // an outlier; the fitting value nearest the sample's median
+                // belongs to the three in four. Any value on the grid gives
+                // the step to a rounding: `top / v`.
+                let anchor = sample
+                    .iter()
+                    .enumerate()
+                    .filter(|&(_, &v)| v != 0.0 && fits(v, scale))
+                    .min_by_key(|&(i, _)| i.abs_diff(n / 2))
+                    .map(|(_, &v)| v)?;
+                let top = round_half_away(anchor.abs() * scale);
+                let scale = top / anchor.abs();
+                let fitting = sample.iter().filter(|&&v| fits(v, scale)).count();
+                ((1.0..=MAX_MULTIPLE).contains(&top) && 4 * fitting >= 3 * n).then_some(scale)
+            })
+        })
 }
 
 /// The greatest common divisor of `a` and `b` up to `tolerance`: Euclid's
@@ -984,6 +1019,8 @@ fn approximate_gcd(a: f64, b: f64, tolerance: f64) -> f64 {
 /// Blocks whose best so far takes more than this many bits a value try
 /// [`find_divisor`]: below it, a divisor has little left to win.
 const DIVISOR_MIN_BITS: usize = 10;
+/// [`DIVISOR_MIN_BITS`] for blocks of more than [`SHORT`] values.
+const DIVISOR_MIN_BITS_LONG: usize = 2;
 /// Exact decimals with fewer digits than this do not try a divisor.
 const DIVISOR_MIN_DIGITS: u8 = 9;
 
@@ -1003,8 +1040,14 @@ fn try_divisor(
 ) {
     // A step that is no power of ten shows only in values kept to (almost)
     // full precision: a decimal of 8 digits or fewer rounds it away.
+    // A long block pays for the search more easily than a short one.
+    let min_bits = if values.len() > SHORT {
+        DIVISOR_MIN_BITS_LONG
+    } else {
+        DIVISOR_MIN_BITS
+    };
     if values.len() < 8
-        || (out.len() - start) * 8 <= DIVISOR_MIN_BITS * values.len()
+        || (out.len() - start) * 8 <= min_bits * values.len()
         || decimal.is_some_and(|e| e < DIVISOR_MIN_DIGITS)
     {
         return;
@@ -1012,9 +1055,35 @@ fn try_divisor(
     let Some(scale) = find_divisor(values) else {
         return;
     };
+    // A step within a millionth of 1 / w for a whole w: values of single
+    // precision written as decimals (0.079999998 for 0.08) are k / w plus
+    // corrections that repeat with k; w, not the noisy step, makes them
+    // so. Both are tried.
+    let whole = round_half_away(scale);
+    if whole >= 1.0 && whole != scale && (scale - whole).abs() <= scale * 1e-6 {
+        try_scale(values, decimal, whole, sc, start, out, best);
+    }
+    try_scale(values, decimal, scale, sc, start, out, best);
+}
+
+/// [`try_divisor`]'s candidate `scale`, unless tag 3 codes it already.
+fn try_scale(
+    values: &[f64],
+    decimal: Option<u8>,
+    scale: f64,
+    sc: &mut Scratch,
+    start: usize,
+    out: &mut Vec<u8>,
+    best: &mut Choice,
+) {
     if let Some(e) = decimal {
-        let g = POW10[e as usize] / scale;
-        if (g - round_half_away(g)).abs() <= 1e-6 {
+        // 10^e / scale whole, every integer a multiple of it: tag 3's
+        // common divisor codes this already.
+        let g = round_half_away(POW10[e as usize] / scale);
+        if g >= 1.0
+            && (POW10[e as usize] / scale - g).abs() <= 1e-6
+            && sc.ks.iter().all(|&k| k % (g as i64) == 0)
+        {
             return;
         }
     }
@@ -1742,6 +1811,62 @@ mod tests {
         assert!(matches!(choice, Choice::Multiple { .. }), "{choice:?}");
         let (choice, _) = round_trip(&hours);
         assert!(matches!(choice, Choice::Multiple { .. }), "{choice:?}");
+    }
+
+    /// A share of one file system, then of another (bozo's `filesys.full`:
+    /// a few readings of a second size): in a long block, the step of
+    /// three in four sampled values is found and the rest corrected; a
+    /// short block keeps the cheap search, which finds none.
+    #[test]
+    fn a_divisor_is_found_where_most_values_are_multiples_of_a_step() {
+        // A slowly filling disk, then (the last tenth) another one.
+        let mixed = |n: u64| -> Vec<f64> {
+            (0..n)
+                .map(|i| {
+                    if i >= n - n / 10 {
+                        (93_000_000 + i as i64) as f64 * 100.0 / 97_651_223.0
+                    } else {
+                        (16_418 + (i / 8) as i64 + (noise(i) >> 63) as i64) as f64 * 100.0
+                            / 23_320_547.0
+                    }
+                })
+                .collect()
+        };
+        let long = mixed(400);
+        let s = find_divisor(&long).expect("a step");
+        assert!((s / 233_205.47 - 1.0).abs() < 1e-9, "{s}");
+        let (choice, bytes) = round_trip(&long);
+        assert!(matches!(choice, Choice::Multiple { .. }), "{choice:?}");
+        let mut xor_bytes = Vec::new();
+        xor::encode(&long, &mut xor_bytes);
+        assert!(
+            2 * bytes.len() < xor_bytes.len(),
+            "{} vs XOR {}",
+            bytes.len(),
+            xor_bytes.len()
+        );
+        assert_eq!(find_divisor(&mixed(SHORT as u64)), None);
+    }
+
+    /// Single-precision readings written with eight digits (PCP's
+    /// `kernel.all.load`: 0.079999998 for 0.08): an exact decimal of nine
+    /// digits, but integers over 100 with corrections that repeat with
+    /// the integer. The whole divisor is tried beside the noisy step.
+    #[test]
+    fn single_precision_written_as_decimals_codes_over_a_whole_divisor() {
+        let load: Vec<f64> = (0..600u64)
+            .map(|i| {
+                let k = 5 + (noise(i) >> 59) + (i % 50);
+                let f = (k as f32 / 100.0) as f64;
+                format!("{f:.7e}").parse::<f64>().expect("a number")
+            })
+            .collect();
+        let mut ks = Vec::new();
+        assert_eq!(find_decimal(&load, &mut ks), Some(9));
+        let (choice, bytes) = round_trip(&load);
+        assert!(matches!(choice, Choice::Multiple { .. }), "{choice:?}");
+        let per_value = bytes.len() as f64 * 8.0 / load.len() as f64;
+        assert!(per_value < 12.0, "{per_value} bits a value");
     }
 
     #[test]
