@@ -138,6 +138,25 @@ proptest! {
         prop_assert_eq!(back, v);
     }
 
+    /// `encode_distinct` over any latents, and over a few wide values
+    /// repeated (its case): the same layout, read back by `decode`.
+    #[test]
+    fn entropy_distinct_round_trips_any_latents(
+        v in prop::collection::vec(
+            prop_oneof![any::<u64>(), 0u64..8, (u64::MAX - 8)..=u64::MAX, Just(1 << 63)], 0..2000),
+        few in prop::collection::vec(any::<u64>(), 1..300),
+        picks in prop::collection::vec(any::<prop::sample::Index>(), 0..3000),
+    ) {
+        let repeated: Vec<u64> = picks.iter().map(|i| few[i.index(few.len())]).collect();
+        for latents in [v, repeated] {
+            let mut out = Vec::new();
+            entropy::encode_distinct(&latents, &mut out, &mut entropy::Scratch::default());
+            let mut back = Vec::new();
+            entropy::decode(&out, latents.len(), |x| back.push(x)).unwrap();
+            prop_assert_eq!(back, latents);
+        }
+    }
+
     #[test]
     fn entropy_prefixes_and_wrong_counts_are_errors(v in prop::collection::vec(0u64..50, 1..200)) {
         let mut out = Vec::new();

@@ -462,8 +462,10 @@ fn encode_decimal_entropy(
         latents.clear();
         latents.extend(corrections.iter().map(|&c| to_latent(c)));
         // Corrections are mostly 0 with a few wide ones: bins, even in a
-        // short block, or one wide value would widen every 0.
-        encode_latents(latents, out, &mut sc.entropy, false);
+        // short block, or one wide value would widen every 0. Wide ones
+        // that repeat (a decimal written from single precision) get a bin
+        // each.
+        entropy::encode_distinct(latents, out, &mut sc.entropy);
         return;
     }
     encode_latents(latents, out, &mut sc.entropy, one_bin);

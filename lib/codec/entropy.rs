@@ -117,6 +117,9 @@ pub struct Scratch {
     lookup: Vec<u16>,
     sample: Vec<u64>,
     bins: Vec<Bin>,
+    /// Pre-bins are the distinct values when there are at most
+    /// [`PREBINS`] of them, however wide their span ([`encode_distinct`]).
+    distinct: bool,
 }
 
 /// The histogram bucket of `v` around `centre`: buckets below the centre
@@ -199,6 +202,8 @@ fn prebins(latents: &[u64], sc: &mut Scratch) {
                 .filter(|&(_, &c)| c > 0)
                 .map(|(i, &c)| (lo + i as u64, lo + i as u64, c as u64)),
         );
+    } else if sc.distinct && distinct_units(latents, sc) {
+        // Few values far apart (corrections that repeat): each its own unit.
     } else {
         sc.sample.clear();
         let stride = n.div_ceil(63).max(1);
@@ -237,6 +242,26 @@ fn prebins(latents: &[u64], sc: &mut Scratch) {
             _ => sc.prebins.push((lo, hi, c)),
         }
     }
+}
+
+/// Sorts `latents` into `sc.units` as distinct values with counts;
+/// `false` (units cleared) when there are more than [`PREBINS`].
+fn distinct_units(latents: &[u64], sc: &mut Scratch) -> bool {
+    sc.sample.clear();
+    sc.sample.extend_from_slice(latents);
+    sc.sample.sort_unstable();
+    sc.units.clear();
+    for &v in &sc.sample {
+        if let Some(u) = sc.units.last_mut().filter(|u| u.0 == v) {
+            u.2 += 1;
+        } else if sc.units.len() == PREBINS {
+            sc.units.clear();
+            return false;
+        } else {
+            sc.units.push((v, v, 1));
+        }
+    }
+    true
 }
 
 /// The bins that minimise the estimated size of `latents`.
@@ -347,6 +372,17 @@ pub fn encode_scratch(latents: &[u64], out: &mut Vec<u8>, sc: &mut Scratch) {
     choose_bins_with(latents, sc, &mut bins);
     encode_bins(latents, &bins, out, sc);
     sc.bins = bins;
+}
+
+/// [`encode_scratch`] for latents that are likely few distinct values
+/// spread over a wide range (ULP corrections that repeat with their
+/// integer): up to [`PREBINS`] distinct values are pre-bins of their own,
+/// where the log-scale histogram would share a bin of many offset bits
+/// among them. Costs a sort of the latents. The layout is the same.
+pub fn encode_distinct(latents: &[u64], out: &mut Vec<u8>, sc: &mut Scratch) {
+    sc.distinct = true;
+    encode_scratch(latents, out, sc);
+    sc.distinct = false;
 }
 
 /// Appends `latents` coded with `bins` (sorted, disjoint, covering every latent).
@@ -881,6 +917,46 @@ mod tests {
         let payload = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
         let err = decode(&payload, 1, |_| {}).unwrap_err().to_string();
         assert!(err.contains("18446744073709551616 bins"), "{err}");
+    }
+
+    /// Half zeros, half thirty ULP corrections near 2^28, repeated: a bin
+    /// each with [`encode_distinct`], where the log-scale histogram around
+    /// 0 shares bins of about 24 offset bits among them.
+    #[test]
+    fn few_wide_values_take_a_bin_each() {
+        let few: Vec<u64> = (1..=30u64)
+            .map(|i| (1 << 28) + (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 36))
+            .collect();
+        // Half of them 0 (exact values), the others one of the thirty.
+        let latents: Vec<u64> = (0..2000u64)
+            .map(|i| {
+                if i % 2 == 0 {
+                    0
+                } else {
+                    few[((i * i + 7 * i) % 30) as usize]
+                }
+            })
+            .collect();
+        let (mut plain, mut distinct) = (Vec::new(), Vec::new());
+        encode(&latents, &mut plain);
+        let mut sc = Scratch::default();
+        encode_distinct(&latents, &mut distinct, &mut sc);
+        let mut back = Vec::new();
+        decode(&distinct, latents.len(), |v| back.push(v)).unwrap();
+        assert_eq!(back, latents);
+        // Measured: 2.4 bits a value against 7.
+        assert!(
+            distinct.len() * 2 < plain.len(),
+            "{} vs {}",
+            distinct.len(),
+            plain.len()
+        );
+        // More than PREBINS distinct values: the histogram, as `encode`.
+        let many: Vec<u64> = (0..2000u64).map(|i| (1 << 40) + i * 1_000_003).collect();
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        encode(&many, &mut a);
+        encode_distinct(&many, &mut b, &mut sc);
+        assert_eq!(a, b);
     }
 
     fn round_trip(latents: &[u64]) -> Vec<u8> {
