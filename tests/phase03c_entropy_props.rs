@@ -138,8 +138,8 @@ proptest! {
         prop_assert_eq!(back, v);
     }
 
-    /// `encode_distinct` over any latents, and over a few wide values
-    /// repeated (its case): the same layout, read back by `decode`.
+    /// `encode_distinct` and `encode_thorough` over any latents, and over
+    /// a few wide values repeated: the same layout, read back by `decode`.
     #[test]
     fn entropy_distinct_round_trips_any_latents(
         v in prop::collection::vec(
@@ -152,6 +152,11 @@ proptest! {
             let mut out = Vec::new();
             entropy::encode_distinct(&latents, &mut out, &mut entropy::Scratch::default());
             let mut back = Vec::new();
+            entropy::decode(&out, latents.len(), |x| back.push(x)).unwrap();
+            prop_assert_eq!(&back, &latents);
+            out.clear();
+            back.clear();
+            entropy::encode_thorough(&latents, &mut out, &mut entropy::Scratch::default());
             entropy::decode(&out, latents.len(), |x| back.push(x)).unwrap();
             prop_assert_eq!(back, latents);
         }

@@ -456,7 +456,7 @@ fn encode_decimal_entropy(
     let one_bin = sc.one_bin && !mostly_one_value(latents);
     if corrected {
         sc.ints.clear();
-        encode_latents(latents, &mut sc.ints, &mut sc.entropy, one_bin);
+        encode_integers(latents, &mut sc.ints, &mut sc.entropy, one_bin);
         write_u64(out, sc.ints.len() as u64);
         out.extend_from_slice(&sc.ints);
         latents.clear();
@@ -468,7 +468,17 @@ fn encode_decimal_entropy(
         entropy::encode_distinct(latents, out, &mut sc.entropy);
         return;
     }
-    encode_latents(latents, out, &mut sc.entropy, one_bin);
+    encode_integers(latents, out, &mut sc.entropy, one_bin);
+}
+
+/// [`encode_latents`] for a decimal's integers: bins checked against
+/// sorted pre-bins where they are wide ([`entropy::encode_thorough`]).
+fn encode_integers(latents: &[u64], out: &mut Vec<u8>, es: &mut entropy::Scratch, one_bin: bool) {
+    if one_bin {
+        entropy::encode_one_bin(latents, out);
+    } else {
+        entropy::encode_thorough(latents, out, es);
+    }
 }
 
 /// Whether one value is more than half of `latents` (and there are at

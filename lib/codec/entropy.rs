@@ -45,6 +45,10 @@ use crate::codec::bits::BitWriter;
 use crate::codec::varint::{len_u64, write_u64};
 use crate::error::{Error, Result};
 
+/// Bits a value above which the histogram's bins are checked against
+/// sorted pre-bins ([`choose_bins_with`]).
+const WIDE_BITS: f32 = 12.0;
+
 /// The most pre-bins the dynamic program merges.
 pub const PREBINS: usize = 256;
 /// The largest table the encoder picks (the decoder accepts up to [`ans::MAX_LOG`]).
@@ -117,6 +121,11 @@ pub struct Scratch {
     lookup: Vec<u16>,
     sample: Vec<u64>,
     bins: Vec<Bin>,
+    /// The bins of [`sorted_prebins`], when tried.
+    other_bins: Vec<Bin>,
+    /// Wide histograms are checked against sorted pre-bins
+    /// ([`encode_thorough`]).
+    thorough: bool,
     /// Pre-bins are the distinct values when there are at most
     /// [`PREBINS`] of them, however wide their span ([`encode_distinct`]).
     distinct: bool,
@@ -154,12 +163,13 @@ fn bucket(v: u64, centre: u64) -> usize {
 /// smallest and largest latent. Above [`PREBINS`] distinct values or
 /// buckets, neighbours are grouped into ranges of about `n / 128` values,
 /// as equal-count pre-bins of the sorted latents would be.
-fn prebins(latents: &[u64], sc: &mut Scratch) {
+fn prebins(latents: &[u64], sc: &mut Scratch) -> bool {
     sc.units.clear();
     sc.prebins.clear();
     let (Some(&first), n) = (latents.first(), latents.len()) else {
-        return;
+        return false;
     };
+    let mut histogram = false;
     let (mut lo, mut hi) = (first, first);
     for &v in latents {
         lo = lo.min(v);
@@ -205,6 +215,7 @@ fn prebins(latents: &[u64], sc: &mut Scratch) {
     } else if sc.distinct && distinct_units(latents, sc) {
         // Few values far apart (corrections that repeat): each its own unit.
     } else {
+        histogram = true;
         sc.sample.clear();
         let stride = n.div_ceil(63).max(1);
         sc.sample.extend(latents.iter().step_by(stride));
@@ -228,6 +239,13 @@ fn prebins(latents: &[u64], sc: &mut Scratch) {
                 .map(|b| (sc.low[b], sc.high[b], sc.counts[b] as u64)),
         );
     }
+    group_units(n, sc);
+    histogram
+}
+
+/// `sc.units` into `sc.prebins`: as they are when at most [`PREBINS`],
+/// else neighbours grouped into about `n / 128` values each.
+fn group_units(n: usize, sc: &mut Scratch) {
     if sc.units.len() <= PREBINS {
         sc.prebins.extend_from_slice(&sc.units);
         return;
@@ -242,6 +260,24 @@ fn prebins(latents: &[u64], sc: &mut Scratch) {
             _ => sc.prebins.push((lo, hi, c)),
         }
     }
+}
+
+/// Pre-bins from the sorted latents: distinct values, grouped into equal
+/// counts when there are more than [`PREBINS`] (pco's pre-bins).
+fn sorted_prebins(latents: &[u64], sc: &mut Scratch) {
+    sc.sample.clear();
+    sc.sample.extend_from_slice(latents);
+    sc.sample.sort_unstable();
+    sc.units.clear();
+    sc.prebins.clear();
+    for &v in &sc.sample {
+        if let Some(u) = sc.units.last_mut().filter(|u| u.1 == v) {
+            u.2 += 1;
+        } else {
+            sc.units.push((v, v, 1));
+        }
+    }
+    group_units(latents.len(), sc);
 }
 
 /// Sorts `latents` into `sc.units` as distinct values with counts;
@@ -279,20 +315,44 @@ pub fn choose_bins(latents: &[u64]) -> Vec<Bin> {
 /// only adds values and width, so once `META_BITS + c × width` alone
 /// exceeds the best cost found for `i`, no longer bin can win.
 pub fn choose_bins_with(latents: &[u64], sc: &mut Scratch, bins: &mut Vec<Bin>) {
+    let histogram = prebins(latents, sc);
+    let n = latents.len();
+    let cost = program(n, sc, bins);
+    // The log-scale histogram is coarse far from its centre: where its
+    // bins cost more than WIDE_BITS a value and one value is a tenth of
+    // them or more, [`encode_thorough`] tries equal-count pre-bins of the
+    // sorted latents (pco's) too, and keeps the cheaper.
+    if sc.thorough
+        && histogram
+        && cost > WIDE_BITS * n as f32
+        && sc.units.iter().any(|u| 10 * u.2 >= n as u64)
+    {
+        let mut other = std::mem::take(&mut sc.other_bins);
+        sorted_prebins(latents, sc);
+        if program(n, sc, &mut other) < cost {
+            std::mem::swap(bins, &mut other);
+        }
+        sc.other_bins = other;
+    }
+}
+
+/// The dynamic program over `sc.prebins` into `bins`; returns its
+/// estimated cost in bits.
+fn program(n: usize, sc: &mut Scratch, bins: &mut Vec<Bin>) -> f32 {
     bins.clear();
-    prebins(latents, sc);
     let pre = &sc.prebins;
     if pre.len() <= 1 {
         let (lo, hi) = pre.first().map(|p| (p.0, p.1)).unwrap_or((0, 0));
+        let bits = width(hi - lo);
         bins.push(Bin {
             lower: lo,
-            bits: width(hi - lo),
-            count: latents.len() as u64,
+            bits,
+            count: n as u64,
         });
-        return;
+        return META_BITS + n as f32 * bits as f32;
     }
     let log2 = log2_table();
-    let log_n = log2_count(log2, latents.len() as u64);
+    let log_n = log2_count(log2, n as u64);
     let b = pre.len();
     sc.best.clear();
     sc.best.resize(b + 1, f32::INFINITY);
@@ -334,6 +394,7 @@ pub fn choose_bins_with(latents: &[u64], sc: &mut Scratch, bins: &mut Vec<Bin>) 
         i = j;
     }
     bins.reverse();
+    sc.best[b]
 }
 
 /// The table log and weights for bins with these counts over `n` values:
@@ -383,6 +444,18 @@ pub fn encode_distinct(latents: &[u64], out: &mut Vec<u8>, sc: &mut Scratch) {
     sc.distinct = true;
     encode_scratch(latents, out, sc);
     sc.distinct = false;
+}
+
+/// [`encode_scratch`] that, where the bins from the log-scale histogram
+/// cost more than [`WIDE_BITS`] a value, also tries equal-count pre-bins
+/// of the sorted latents and keeps the cheaper: a wide spread of decimal
+/// integers with a few frequent values (a CPU clock at its floor, then
+/// anywhere up to its ceiling). Costs a sort where it tries. The layout is
+/// the same.
+pub fn encode_thorough(latents: &[u64], out: &mut Vec<u8>, sc: &mut Scratch) {
+    sc.thorough = true;
+    encode_scratch(latents, out, sc);
+    sc.thorough = false;
 }
 
 /// Appends `latents` coded with `bins` (sorted, disjoint, covering every latent).
@@ -957,6 +1030,35 @@ mod tests {
         encode(&many, &mut a);
         encode_distinct(&many, &mut b, &mut sc);
         assert_eq!(a, b);
+    }
+
+    /// A clock's integers (PCP's `hinv.cpu.clock` in kHz): 30 % at its
+    /// floor, the rest anywhere up to 500,000 above it, some of them
+    /// repeated. The histogram around the median has bins of about 15
+    /// offset bits far out; sorted equal-count pre-bins are cheaper.
+    #[test]
+    fn a_wide_spread_with_a_frequent_value_tries_sorted_prebins() {
+        let mix = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 20;
+        let latents: Vec<u64> = (0..1700u64)
+            .map(|i| match mix(i) % 10 {
+                0..=2 => 2 * 1_199_988,
+                3 => 2 * (1_200_000 + (mix(i) >> 30) % 64 * 7_001),
+                _ => 2 * (1_200_000 + (mix(i) >> 24) % 500_000),
+            })
+            .collect();
+        let (mut plain, mut thorough) = (Vec::new(), Vec::new());
+        encode(&latents, &mut plain);
+        encode_thorough(&latents, &mut thorough, &mut Scratch::default());
+        let mut back = Vec::new();
+        decode(&thorough, latents.len(), |v| back.push(v)).unwrap();
+        assert_eq!(back, latents);
+        // Measured: 3,180 bytes against 4,047.
+        assert!(
+            thorough.len() * 10 < plain.len() * 9,
+            "{} vs {}",
+            thorough.len(),
+            plain.len()
+        );
     }
 
     fn round_trip(latents: &[u64]) -> Vec<u8> {
