@@ -6,9 +6,9 @@
 //! bytes per value per series for 03b, 03c and pco (one chunk per column).
 //!
 //! `python3 scripts/datasets.py && cargo bench --bench adaptive`; with
-//! `SSIG_BENCH_PCP=/tmp/pcp.csv` (a PCP archive converted by
-//! `scripts/pcp_to_csv.py`) it measures that archive too, and prints its
-//! sizes as totals only.
+//! `SSIG_BENCH_PCP=/tmp/pcp.csv:/tmp/bozo.csv` (PCP archives converted by
+//! `scripts/pcp_to_csv.py`, separated by `:`) it measures those archives
+//! too, and prints their sizes as totals with the series most above pco.
 
 use std::time::Duration;
 
@@ -181,10 +181,10 @@ fn bench(c: &mut Criterion) {
         size_table(&real, true);
         all.push(("real-series".to_string(), real));
     }
-    if let Some(pcp) = common::pcp() {
-        eprintln!("PCP archive, {} series:", pcp.series.len());
+    for (name, pcp) in common::pcp() {
+        eprintln!("{name}, {} series:", pcp.series.len());
         size_table(&pcp, false);
-        all.push(("pcp".to_string(), pcp));
+        all.push((name, pcp));
     }
     for (name, d) in all {
         let n = d.sample_count();

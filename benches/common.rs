@@ -38,12 +38,22 @@ pub fn real_series() -> Option<Dataset> {
         .then(|| import_file(&path, &ImportOptions::default()).expect("series.csv imports"))
 }
 
-/// A Performance Co-Pilot archive as long CSV (`scripts/pcp_to_csv.py`),
-/// when `SSIG_BENCH_PCP` names one: thousands of real host series, mostly
-/// counters, in blocks of every length.
-pub fn pcp() -> Option<Dataset> {
-    let path = std::env::var_os("SSIG_BENCH_PCP")?;
-    Some(import_file(Path::new(&path), &ImportOptions::default()).expect("SSIG_BENCH_PCP imports"))
+/// Performance Co-Pilot archives as long CSV (`scripts/pcp_to_csv.py`),
+/// when `SSIG_BENCH_PCP` names them (one path, or several separated by
+/// `:`): thousands of real host series, mostly counters, in blocks of
+/// every length. Each is named `pcp-` and its file stem.
+pub fn pcp() -> Vec<(String, Dataset)> {
+    let Some(paths) = std::env::var_os("SSIG_BENCH_PCP") else {
+        return Vec::new();
+    };
+    std::env::split_paths(&paths)
+        .map(|path| {
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
+            let d = import_file(&path, &ImportOptions::default())
+                .unwrap_or_else(|e| panic!("SSIG_BENCH_PCP {}: {e}", path.display()));
+            (format!("pcp-{}", stem.unwrap_or_default()), d)
+        })
+        .collect()
 }
 
 /// Both datasets with their names.
