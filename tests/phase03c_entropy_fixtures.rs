@@ -114,6 +114,18 @@ fn fixtures() -> Vec<(&'static str, Vec<f64>, Choice)> {
                 .collect(),
             Choice::BinnedBits,
         ),
+        (
+            "shifted_bits",
+            // Single precision widened to double: mantissas at random over
+            // eight binades, the low 29 bits of every value 0.
+            (0..300u64)
+                .map(|i| {
+                    let exponent = 124 + (noise(i) >> 61) as u32;
+                    f64::from(f32::from_bits(exponent << 23 | (noise(i + 5) >> 41) as u32))
+                })
+                .collect(),
+            Choice::ShiftedBits,
+        ),
     ]
 }
 

@@ -189,6 +189,20 @@ proptest! {
         block_round_trip(&v)?;
     }
 
+    /// Single precision widened to double (scheme 7's case), with the odd
+    /// ones: NaN payloads, infinities, -0.0, subnormals of both widths,
+    /// and now and then a double whose low bits are not 0.
+    #[test]
+    fn block_codec_round_trips_widened_single_precision(v in prop::collection::vec(prop_oneof![
+        8 => any::<u32>().prop_map(|b| f64::from(f32::from_bits(b))),
+        4 => (-1000i32..1000).prop_map(|k| f64::from(k as f32 / 7.0)),
+        1 => Just(f64::from(f32::MIN_POSITIVE / 8.0)),
+        1 => Just(-0.0),
+        1 => any::<u64>().prop_map(f64::from_bits),
+    ], 1..600)) {
+        block_round_trip(&v)?;
+    }
+
     /// Multiples of a step that is no power of ten (`k / s` for any
     /// divisor, as a share or a rate is), with noise of a few ULPs or
     /// none, and the odd value that fits no step: bit for bit whatever

@@ -125,11 +125,14 @@ pub enum Choice {
     Multiple {
         order: u8,
     },
+    /// Bit patterns whose low `q` bits are 0 in every value (single
+    /// precision widened to double), shifted right by `q`, in bins.
+    ShiftedBits,
 }
 
 impl Choice {
     /// Rows of phase 03's table, in order; [`Choice::label`] indexes it.
-    pub const LABELS: usize = 11;
+    pub const LABELS: usize = 12;
 
     /// A dense index for statistics: 0..[`Choice::LABELS`].
     pub fn label(self) -> usize {
@@ -141,6 +144,7 @@ impl Choice {
             Self::Dictionary => 6,
             Self::BinnedBits => 7,
             Self::Multiple { order } => 8 + order.min(MAX_ORDER) as usize,
+            Self::ShiftedBits => 11,
         }
     }
 
@@ -158,6 +162,7 @@ impl Choice {
             8..=10 => Self::Multiple {
                 order: (label - 8) as u8,
             },
+            11 => Self::ShiftedBits,
             _ => return None,
         })
     }
@@ -176,6 +181,7 @@ impl Choice {
             Self::Multiple { order: 0 } => "multiple ANS, values",
             Self::Multiple { order: 1 } => "multiple ANS, deltas",
             Self::Multiple { .. } => "multiple ANS, delta-of-deltas",
+            Self::ShiftedBits => "shifted bits",
         }
     }
 
@@ -201,6 +207,9 @@ impl Choice {
             Self::Multiple { .. } => {
                 "k times a step that is no power of ten (a share, a rate, minutes / 60), corrected to the bit"
             }
+            Self::ShiftedBits => {
+                "the low bits of every value are 0 (single precision widened): bins of the rest"
+            }
         }
     }
 
@@ -213,6 +222,7 @@ impl Choice {
             Self::Dictionary => 4,
             Self::BinnedBits => 5,
             Self::Multiple { .. } => 6,
+            Self::ShiftedBits => 7,
         }
     }
 }
@@ -1042,6 +1052,10 @@ fn approximate_gcd(a: f64, b: f64, tolerance: f64) -> f64 {
     0.0
 }
 
+/// The fewest zero low bits worth a shifted-bits block (scheme 7): single
+/// precision widened to double has 29.
+const SHIFT_MIN: u32 = 8;
+
 /// Blocks whose best so far takes more than this many bits a value try
 /// [`find_divisor`]: below it, a divisor has little left to win.
 const DIVISOR_MIN_BITS: usize = 10;
@@ -1342,6 +1356,41 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
         sc.latents.extend(values.iter().map(|v| v.to_bits()));
         encode_latents(&sc.latents, &mut sc.candidate, &mut sc.entropy, sc.one_bin);
         keep(Choice::BinnedBits, sc, start, out, &mut best);
+        // Bits that are 0 in every value would widen every bin's offsets:
+        // shift them out (pco's float quantization, without adjustments).
+        let q = values
+            .iter()
+            .map(|v| v.to_bits())
+            .filter(|&b| b != 0)
+            .map(u64::trailing_zeros)
+            .min()
+            .unwrap_or(0);
+        if q >= SHIFT_MIN {
+            // As they are, then as steps between neighbours (a gauge that
+            // holds its value: mostly 0).
+            for order in 0..=u8::from(values.len() > 1) {
+                sc.candidate.clear();
+                sc.candidate.push(Choice::ShiftedBits.tag());
+                sc.candidate.push(q as u8);
+                sc.candidate.push(order);
+                sc.latents.clear();
+                let shifted = values.iter().map(|v| v.to_bits() >> q);
+                if order == 0 {
+                    sc.latents.extend(shifted);
+                } else {
+                    let first = values[0].to_bits() >> q;
+                    write_u64(&mut sc.candidate, first);
+                    sc.latents.extend(shifted.scan(first, |prev, k| {
+                        let d = k.wrapping_sub(*prev) as i64;
+                        *prev = k;
+                        Some(to_latent(d))
+                    }));
+                    sc.latents.remove(0);
+                }
+                encode_integers(&sc.latents, &mut sc.candidate, &mut sc.entropy, sc.one_bin);
+                keep(Choice::ShiftedBits, sc, start, out, &mut best);
+            }
+        }
     }
     // A dictionary stores 8 bytes a distinct value: in a short block,
     // skip it when that alone cannot beat the best so far (a block of
@@ -1690,6 +1739,58 @@ fn decode_block(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> 
             )
             .map_err(|e| e.within("value block (binned bits) at byte 1"))?;
             Ok(Choice::BinnedBits)
+        }
+        7 => {
+            let mut r = ByteReader::at_offset(rest, 1, WHAT);
+            let q = r.u8()?;
+            if !(1..=63).contains(&q) {
+                return Err(r.corrupt(format!("shifted bits: a shift of {q} (1 to 63)")));
+            }
+            let order = r.u8()?;
+            if order > 1 || (order == 1 && n == 0) {
+                return Err(r.corrupt(format!("shifted bits: order {order} for {n} values")));
+            }
+            let mut k = 0u64;
+            if order == 1 {
+                k = r.varint()?;
+            }
+            let at = 1 + r.position();
+            // A value with bits at or above 64 - q would lose them.
+            let mut wide = None;
+            let mut check = |k: u64, out: &mut Vec<f64>| {
+                if k >> (64 - q) != 0 {
+                    wide.get_or_insert(k);
+                }
+                out.push(f64::from_bits(k << q));
+            };
+            out.reserve(n.min(payload.len() * 8 + 16));
+            if order == 1 {
+                check(k, out);
+            }
+            entropy::decode_batches(
+                r.rest(),
+                n - usize::from(order),
+                #[inline(always)]
+                |batch| {
+                    for &u in batch {
+                        k = if order == 0 {
+                            u
+                        } else {
+                            k.wrapping_add(from_latent(u) as u64)
+                        };
+                        check(k, out);
+                    }
+                },
+            )
+            .map_err(|e| e.within(format!("value block (shifted bits) at byte {at}")))?;
+            if let Some(k) = wide {
+                return Err(Error::corrupt(
+                    WHAT,
+                    at as u64,
+                    format!("shifted bits: {k:#x} is wider than {} bits", 64 - q),
+                ));
+            }
+            Ok(Choice::ShiftedBits)
         }
         t => Err(Error::corrupt(
             WHAT,
@@ -2077,7 +2178,57 @@ mod tests {
             (0..64u64)
                 .map(|i| (8_625_260 + (noise(i) >> 50) as i64) as f64 * 100.0 / 12_176_504.0)
                 .collect(),
+            single_precision(64),
+            single_precision(300),
         ]
+    }
+
+    /// Single precision readings widened to double: the low 29 bits of
+    /// every value are 0, and with mantissas at random over eight binades
+    /// no decimal and no one step fits them.
+    fn single_precision(n: u64) -> Vec<f64> {
+        (0..n)
+            .map(|i| {
+                let exponent = 124 + (noise(i) >> 61) as u32; // 2^-3 ..= 2^4
+                f64::from(f32::from_bits(exponent << 23 | (noise(i + 5) >> 41) as u32))
+            })
+            .collect()
+    }
+
+    /// Scheme 7: single precision widened keeps 29 zero bits, shifted out;
+    /// the layout, and a decoder that refuses what no writer makes.
+    #[test]
+    fn single_precision_widened_codes_as_shifted_bits() {
+        for n in [64, 300] {
+            let values = single_precision(n);
+            let (choice, bytes) = round_trip(&values);
+            assert_eq!(choice, Choice::ShiftedBits, "{n} values");
+            assert_eq!(&bytes[..2], &[7, 29], "tag, then the shift");
+            // 3 bits of exponent and 23 of mantissa are left: about 27
+            // bits a value (XOR takes about 36, binned bits 29 more).
+            let bits = bytes.len() as f64 * 8.0 / n as f64;
+            assert!(bits < 29.0, "{n} values: {bits} bits a value");
+        }
+        let (_, good) = round_trip(&single_precision(64));
+        let mut back = Vec::new();
+        for (at, byte, why) in [
+            (1, 0u8, "a shift of 0"),
+            (1, 64, "a shift of 64"),
+            (2, 2, "order 2"),
+        ] {
+            let mut bad = good.clone();
+            bad[at] = byte;
+            let err = decode(&bad, 64, &mut back).unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        }
+        // A latent wider than 64 - q bits: one value, shift 63, latent 3
+        // (one bin of width 2 holding 3: one bin, lower 3, 0 offset bits).
+        let mut wide = vec![7u8, 63, 0];
+        entropy::encode_one_bin(&[3], &mut wide);
+        let err = decode(&wide, 1, &mut back).unwrap_err().to_string();
+        assert!(err.contains("wider than 1 bits"), "{err}");
+        // Order 1 with no values.
+        assert!(decode(&[7, 29, 1, 0], 0, &mut back).is_err());
     }
 
     /// The dictionary the sorting path (short blocks) and the hashing path

@@ -112,8 +112,9 @@ pub const ADAPTIVE: Flavor = Flavor {
     name: value_scheme_name,
 };
 
-/// Phase 03c: entropy-coded decimals in delta orders, dictionaries and
-/// binned bits besides 03b's schemes, per block of up to 8192.
+/// Phase 03c: entropy-coded decimals in delta orders, multiples,
+/// dictionaries, binned and shifted bits besides 03b's schemes, per block
+/// of up to 8192.
 pub const ENTROPY: Flavor = Flavor {
     magic: b"SSIGENTR",
     version: 1,
