@@ -57,6 +57,17 @@ def check(cond, what):
     print(f"ok: {what}")
 
 
+def run_ok(argv, **kw):
+    """`subprocess.run` that fails with the command's stderr in the message
+    (`check=True` with captured output says only the exit status)."""
+    done = subprocess.run(argv, capture_output=True, text=True, **kw)
+    if done.returncode != 0:
+        print(f"FAIL: {' '.join(map(str, argv))} exited {done.returncode}:\n{done.stderr}",
+              file=sys.stderr)
+        sys.exit(1)
+    return done
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=str(ROOT / "target" / "debug" / "07_gpu_tiered"))
@@ -72,9 +83,7 @@ def main():
             "wal": {"segment_mb": 0.5},
             "cold_tier": {"row_group_rows": 8192, "page_rows": 1024},
         }))
-        run = lambda *a: subprocess.run(  # noqa: E731
-            [args.bin, "--config", str(config), *a], check=True, capture_output=True, text=True
-        ).stdout
+        run = lambda *a: run_ok([args.bin, "--config", str(config), *a]).stdout  # noqa: E731
         run("demo", str(args.records), "--batch-size", "5000", "--warm-mb", "1",
             "--no-queries", "--writers", "1")
         # Then 1,000 more with idempotency keys: their WAL records carry a
@@ -247,9 +256,7 @@ def shared_table(binary, tmp):
             for i in range(20_000):
                 fh.write(f"{1704067200000000000 + i * 7_000_000_000},S{i % 7}/USD,"
                          f"{100 + i % 13}.25,{1 + i % 5},buy,kraken,{first + i},0\n")
-        run = lambda *a, c=config: subprocess.run(  # noqa: E731
-            [binary, "--config", str(c), *a], check=True, capture_output=True, text=True
-        ).stdout
+        run = lambda *a, c=config: run_ok([binary, "--config", str(c), *a]).stdout  # noqa: E731
         run("ingest", str(csv_path), "--batch-size", "1000")
         runs.append(run)
     for run in runs:
@@ -321,10 +328,9 @@ def s3_table(binary, tmp):
                 child.kill()  # SIGKILL
                 kills += 1
             child.wait()
-        subprocess.run(ingest, env=env, check=True, capture_output=True)
-        subprocess.run(cmd("migrate"), env=env, check=True, capture_output=True)
-        stats = json.loads(subprocess.run(cmd("stats", "--json"), env=env, check=True,
-                                          capture_output=True, text=True).stdout)
+        run_ok(ingest, env=env)
+        run_ok(cmd("migrate"), env=env)
+        stats = json.loads(run_ok(cmd("stats", "--json"), env=env).stdout)
         check(stats["cold_records"] == 30_000,
               f"ours, over moto's S3 server: 30000 rows after {kills} kills, all migrated")
         opts = {"AWS_ENDPOINT_URL": endpoint, "AWS_ALLOW_HTTP": "true", **creds}
