@@ -236,16 +236,23 @@ proptest! {
         seed in any::<u64>(),
         n in 1usize..6000,
         edits in prop::collection::vec((any::<u16>(), any::<u8>()), 1..6),
+        widened in any::<bool>(),
     ) {
         let mut x = seed | 1;
         let mut level = 2000i64;
+        // A decimal walk, or (scheme 7) single precision widened over
+        // several binades.
         let values: Vec<f64> = (0..n)
             .map(|_| {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
                 level += (x % 41) as i64 - 20;
-                level as f64 / 100.0
+                if widened {
+                    f64::from(level as f32 / 7.0 * (1u32 << (x >> 61)) as f32)
+                } else {
+                    level as f64 / 100.0
+                }
             })
             .collect();
         let mut block = Vec::new();
