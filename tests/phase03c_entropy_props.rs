@@ -268,7 +268,16 @@ proptest! {
     }
 
     #[test]
-    fn block_codec_arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..80), n in 0usize..300) {
+    fn block_codec_arbitrary_bytes_never_panic(
+        mut bytes in prop::collection::vec(any::<u8>(), 0..80),
+        n in 0usize..300,
+        tag in prop::option::of(0u8..8),
+    ) {
+        // Half the time a valid tag first, so every scheme's reader sees
+        // garbage after it (a random first byte names a scheme 1 in 32).
+        if let (Some(t), Some(first)) = (tag, bytes.first_mut()) {
+            *first = t;
+        }
         let mut out = Vec::new();
         if adaptive_entropy::decode(&bytes, n, &mut out).is_ok() {
             prop_assert_eq!(out.len(), n);
