@@ -1584,11 +1584,16 @@ fn decode_block(payload: &[u8], n: usize, out: &mut Vec<f64>) -> Result<Choice> 
                 )));
             }
             let g = if flags & FLAG_GCD != 0 {
+                // Stored as g - 1; a writer's g is 2 to 2^63 (differences
+                // of ±2^62 wrap to i64::MIN, whose divisor is 2^63).
                 let g = r.varint()?;
-                if g == 0 || g == u64::MAX {
-                    return Err(r.corrupt(format!("common divisor {}", g.wrapping_add(1))));
+                if g == 0 || g >= 1 << 63 {
+                    return Err(
+                        r.corrupt(format!("common divisor {} (2 to 2^63)", u128::from(g) + 1))
+                    );
                 }
-                g as i64 + 1
+                // 2^63 becomes i64::MIN, as the encoder divided by it.
+                (g + 1) as i64
             } else {
                 1
             };
@@ -2113,6 +2118,40 @@ mod tests {
             "31 of 62 is not more than half"
         );
         assert!(!mostly_one_value(&[ceiling; 7]), "too few to matter");
+    }
+
+    /// Blocks of -2^62 and +2^62: their differences wrap to i64::MIN, the
+    /// common divisor is 2^63 (stored as 2^63 - 1), and the decoder added
+    /// 1 to it in i64 (a debug build panicked; found by a break test). A
+    /// divisor above 2^63 is no writer's and is refused.
+    #[test]
+    fn a_common_divisor_of_2_pow_63_decodes() {
+        let (low, high) = (-(2f64.powi(62)), 2f64.powi(62));
+        for values in [
+            [vec![low; 512], vec![high]].concat(),
+            [vec![low; 256], vec![high; 256]].concat(),
+        ] {
+            let (choice, bytes) = round_trip(&values);
+            assert!(
+                matches!(choice, Choice::DecimalEntropy { .. }),
+                "{choice:?}"
+            );
+            assert_ne!(bytes[2] & FLAG_GCD, 0, "the common divisor is stored");
+        }
+        let mut back = Vec::new();
+        // 2^63 - 1 stored: a divisor of 2^63.
+        let stored = [
+            0x03, 0x00, 0x40, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f,
+        ];
+        let _ = decode(&[&stored[..], &[0, 0, 0]].concat(), 1, &mut back);
+        // 2^63 stored: a divisor of 2^63 + 1.
+        let above = [
+            0x03, 0x00, 0x40, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01,
+        ];
+        let err = decode(&[&above[..], &[0, 0, 0]].concat(), 1, &mut back)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("common divisor 9223372036854775809"), "{err}");
     }
 
     #[test]
