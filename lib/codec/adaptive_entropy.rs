@@ -1374,18 +1374,16 @@ pub fn encode_with(values: &[f64], out: &mut Vec<u8>, sc: &mut Scratch) -> Choic
                 sc.candidate.push(q as u8);
                 sc.candidate.push(order);
                 sc.latents.clear();
-                let shifted = values.iter().map(|v| v.to_bits() >> q);
+                let shifted = |v: &f64| v.to_bits() >> q;
                 if order == 0 {
-                    sc.latents.extend(shifted);
+                    sc.latents.extend(values.iter().map(shifted));
                 } else {
-                    let first = values[0].to_bits() >> q;
-                    write_u64(&mut sc.candidate, first);
-                    sc.latents.extend(shifted.scan(first, |prev, k| {
-                        let d = k.wrapping_sub(*prev) as i64;
-                        *prev = k;
-                        Some(to_latent(d))
-                    }));
-                    sc.latents.remove(0);
+                    write_u64(&mut sc.candidate, shifted(&values[0]));
+                    sc.latents.extend(
+                        values
+                            .windows(2)
+                            .map(|w| to_latent(shifted(&w[1]).wrapping_sub(shifted(&w[0])) as i64)),
+                    );
                 }
                 encode_integers(&sc.latents, &mut sc.candidate, &mut sc.entropy, sc.one_bin);
                 keep(Choice::ShiftedBits, sc, start, out, &mut best);

@@ -212,7 +212,7 @@ fn prebins(latents: &[u64], sc: &mut Scratch) -> bool {
                 .filter(|&(_, &c)| c > 0)
                 .map(|(i, &c)| (lo + i as u64, lo + i as u64, c as u64)),
         );
-    } else if sc.distinct && distinct_units(latents, sc) {
+    } else if sc.distinct && distinct_units(latents, sc, PREBINS) {
         // Few values far apart (corrections that repeat): each its own unit.
     } else {
         histogram = true;
@@ -265,24 +265,14 @@ fn group_units(n: usize, sc: &mut Scratch) {
 /// Pre-bins from the sorted latents: distinct values, grouped into equal
 /// counts when there are more than [`PREBINS`] (pco's pre-bins).
 fn sorted_prebins(latents: &[u64], sc: &mut Scratch) {
-    sc.sample.clear();
-    sc.sample.extend_from_slice(latents);
-    sc.sample.sort_unstable();
-    sc.units.clear();
     sc.prebins.clear();
-    for &v in &sc.sample {
-        if let Some(u) = sc.units.last_mut().filter(|u| u.1 == v) {
-            u.2 += 1;
-        } else {
-            sc.units.push((v, v, 1));
-        }
-    }
+    distinct_units(latents, sc, usize::MAX);
     group_units(latents.len(), sc);
 }
 
 /// Sorts `latents` into `sc.units` as distinct values with counts;
-/// `false` (units cleared) when there are more than [`PREBINS`].
-fn distinct_units(latents: &[u64], sc: &mut Scratch) -> bool {
+/// `false` (units cleared) when there are more than `most`.
+fn distinct_units(latents: &[u64], sc: &mut Scratch, most: usize) -> bool {
     sc.sample.clear();
     sc.sample.extend_from_slice(latents);
     sc.sample.sort_unstable();
@@ -290,7 +280,7 @@ fn distinct_units(latents: &[u64], sc: &mut Scratch) -> bool {
     for &v in &sc.sample {
         if let Some(u) = sc.units.last_mut().filter(|u| u.0 == v) {
             u.2 += 1;
-        } else if sc.units.len() == PREBINS {
+        } else if sc.units.len() == most {
             sc.units.clear();
             return false;
         } else {
